@@ -1,0 +1,11 @@
+//! upsbridge: an authenticating reverse proxy that keeps legacy UPS access-key
+//! clients (header JSON, legacy JSON, SOAP, old XML) working against UPS's
+//! OAuth 2.0 REST API.
+//!
+//! Module map (one concern each):
+//! - [`config`]: the TOML config, validated once into typed structs.
+//! - [`accounts`]: the account map file → sled store → in-memory lookup index.
+//! - [`dialect`]: one module per legacy dialect (detect, credentials, to/from REST, errors).
+//! - [`oauth`]: the token broker (client credentials, authorization code, refresh rotation).
+//! - [`proxy`]: the pingora `ProxyHttp` service wiring the steps together.
+//! - [`sim`]: a UPS simulator for tests, benches and `demo`.
