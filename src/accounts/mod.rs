@@ -1,0 +1,326 @@
+//! Accounts: the map file, imported into the store, served from an in-memory
+//! index keyed by (access key, user id).
+//!
+//! A reload builds a complete new index and swaps it in atomically, so a
+//! request sees either the old map or the new one, never a mix; an invalid map
+//! is rejected whole and the old one stays in force. Never logs a password or
+//! a client secret.
+
+pub mod map;
+pub mod password;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use secrecy::{ExposeSecret, SecretString};
+
+pub use map::{AccountRecord, Grant, MapError, MapProblem, SecretSource};
+use password::PasswordTag;
+
+use crate::store::{Store, StoreError};
+
+/// What a legacy client presented (already taken out of its request).
+pub struct LegacyCredentials {
+    pub access_key: String,
+    pub user_id: String,
+    pub password: SecretString,
+}
+
+impl std::fmt::Debug for LegacyCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegacyCredentials")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a legacy client was refused. Each maps to the UPS code old clients handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no access license number was sent")]
+    MissingAccessKey,
+    #[error("no user id or password was sent")]
+    MissingUserOrPassword,
+    #[error("the access license number is not in the account map")]
+    UnknownAccessKey,
+    #[error("user id or password does not match the account map")]
+    BadUserOrPassword,
+}
+
+/// One account as the proxy uses it.
+pub struct Account {
+    pub record: AccountRecord,
+    pub client_secret: SecretString,
+    /// Tag of the password that last verified against `record.password_hash`.
+    verified: Mutex<Option<PasswordTag>>,
+    /// Serialises argon2 work per account: concurrent first requests wait for one verification.
+    verifying: tokio::sync::Mutex<()>,
+}
+
+impl Account {
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    fn cached(&self, tag: &PasswordTag) -> bool {
+        let verified = self.verified.lock().expect("verified tag lock");
+        verified.as_ref().is_some_and(|v| v.matches(tag))
+    }
+
+    /// Verify a password: from the cache, else argon2 on the blocking pool.
+    async fn verify(&self, password: &SecretString) -> bool {
+        let tag = PasswordTag::of(password.expose_secret());
+        if self.cached(&tag) {
+            return true;
+        }
+        let _one_at_a_time = self.verifying.lock().await;
+        if self.cached(&tag) {
+            return true;
+        }
+        let phc = self.record.password_hash.clone();
+        let password = password.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            password::verify_slow(&phc, password.expose_secret())
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            *self.verified.lock().expect("verified tag lock") = Some(tag);
+        }
+        ok
+    }
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.record.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An immutable snapshot of the map, indexed for the hot path.
+#[derive(Default)]
+pub struct AccountIndex {
+    /// access key → user id → account: two levels so lookups borrow `&str`, no allocation.
+    by_login: HashMap<String, HashMap<String, Arc<Account>>>,
+    by_name: HashMap<String, Arc<Account>>,
+}
+
+impl AccountIndex {
+    pub fn build(accounts: Vec<Account>) -> AccountIndex {
+        let mut index = AccountIndex::default();
+        for a in accounts {
+            let a = Arc::new(a);
+            index
+                .by_login
+                .entry(a.record.access_license_number.clone())
+                .or_default()
+                .insert(a.record.user_id.clone(), a.clone());
+            index.by_name.insert(a.record.name.clone(), a);
+        }
+        index
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The account for these credentials, before the password check.
+    pub fn lookup(&self, access_key: &str, user_id: &str) -> Result<&Arc<Account>, AuthError> {
+        if access_key.is_empty() {
+            return Err(AuthError::MissingAccessKey);
+        }
+        let users = self
+            .by_login
+            .get(access_key)
+            .ok_or(AuthError::UnknownAccessKey)?;
+        if user_id.is_empty() {
+            return Err(AuthError::MissingUserOrPassword);
+        }
+        users.get(user_id).ok_or(AuthError::BadUserOrPassword)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Account>> {
+        self.by_name.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Account>> {
+        self.by_name.values()
+    }
+}
+
+/// Turn validated records into accounts by reading each client secret from its source.
+/// A missing secret rejects the map (with the record's line), like any other problem.
+pub fn resolve(records: Vec<AccountRecord>, file: &str) -> Result<Vec<Account>, MapError> {
+    let mut problems = Vec::new();
+    let mut accounts = Vec::new();
+    for record in records {
+        let secret = match &record.client_secret {
+            SecretSource::Env(var) => std::env::var(var).map_err(|_| {
+                format!("client_secret_env `{var}` of account `{}` is not set in upsbridge's environment", record.name)
+            }),
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| {
+                    format!(
+                        "client_secret_file {} of account `{}` cannot be read: {e}",
+                        path.display(),
+                        record.name
+                    )
+                }),
+        };
+        match secret {
+            Ok(s) if !s.is_empty() => accounts.push(Account {
+                record,
+                client_secret: SecretString::from(s),
+                verified: Mutex::new(None),
+                verifying: tokio::sync::Mutex::new(()),
+            }),
+            Ok(_) => problems.push(MapProblem {
+                line: record.line,
+                message: format!("the client secret of account `{}` is empty", record.name),
+            }),
+            Err(message) => problems.push(MapProblem {
+                line: record.line,
+                message,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(accounts)
+    } else {
+        Err(MapError {
+            file: file.to_string(),
+            problems,
+        })
+    }
+}
+
+/// Load a map file completely (parse, validate, resolve secrets).
+pub fn load_map(path: &Path) -> Result<Vec<Account>, MapError> {
+    let records = map::load(path)?;
+    resolve(records, &path.display().to_string())
+}
+
+/// State of the map file as ops see it on the admin page.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct MapStatus {
+    pub file: String,
+    pub accounts: usize,
+    pub loaded_at: Option<u64>,
+    /// Problems of the last rejected version (empty when the last load succeeded).
+    pub rejected: Vec<String>,
+    pub rejected_at: Option<u64>,
+    pub reloads: u64,
+    pub rejections: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Map(#[from] MapError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The live account map: index + store + file status.
+pub struct Accounts {
+    index: ArcSwap<AccountIndex>,
+    store: Store,
+    file: PathBuf,
+    status: Mutex<MapStatus>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Accounts {
+    /// Load the map file into the store and the index; refuses an invalid map.
+    pub fn open(file: &Path, store: Store) -> Result<Accounts, ReloadError> {
+        let accounts = load_map(file)?;
+        let records: Vec<AccountRecord> = accounts.iter().map(|a| a.record.clone()).collect();
+        store.replace_accounts(&records)?;
+        let status = MapStatus {
+            file: file.display().to_string(),
+            accounts: accounts.len(),
+            loaded_at: Some(unix_now()),
+            ..MapStatus::default()
+        };
+        Ok(Accounts {
+            index: ArcSwap::from_pointee(AccountIndex::build(accounts)),
+            store,
+            file: file.to_path_buf(),
+            status: Mutex::new(status),
+        })
+    }
+
+    /// Re-read the map file. On success the new map is in force and the names of removed
+    /// accounts are returned; on failure the old map stays and the problems are recorded.
+    /// Blocking (file read, store flush): call from a blocking context.
+    pub fn reload(&self) -> Result<Vec<String>, ReloadError> {
+        let result = load_map(&self.file).map_err(ReloadError::from).and_then(|accounts| {
+            let records: Vec<AccountRecord> = accounts.iter().map(|a| a.record.clone()).collect();
+            let removed = self.store.replace_accounts(&records)?;
+            Ok((accounts, removed))
+        });
+        let mut status = self.status.lock().expect("map status lock");
+        match result {
+            Ok((accounts, removed)) => {
+                status.accounts = accounts.len();
+                status.loaded_at = Some(unix_now());
+                status.rejected.clear();
+                status.reloads += 1;
+                self.index.store(Arc::new(AccountIndex::build(accounts)));
+                Ok(removed)
+            }
+            Err(e) => {
+                status.rejected = e.to_string().lines().map(str::to_string).collect();
+                status.rejected_at = Some(unix_now());
+                status.rejections += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// The current snapshot (cheap; hold it only for the length of a lookup).
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<AccountIndex>> {
+        self.index.load()
+    }
+
+    pub fn status(&self) -> MapStatus {
+        self.status.lock().expect("map status lock").clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Find and verify the account for these legacy credentials.
+    pub async fn authenticate(&self, creds: &LegacyCredentials) -> Result<Arc<Account>, AuthError> {
+        let account = self
+            .index
+            .load()
+            .lookup(&creds.access_key, &creds.user_id)?
+            .clone();
+        if creds.password.expose_secret().is_empty() {
+            return Err(AuthError::MissingUserOrPassword);
+        }
+        if account.verify(&creds.password).await {
+            Ok(account)
+        } else {
+            Err(AuthError::BadUserOrPassword)
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The TOML config file, validated once into typed structs.
+//!
+//! Nothing outside this module sees raw TOML: `Config::load` turns the file into
+//! [`Config`] or into a [`ConfigError`] that names `FILE:LINE` and what to fix.
+//! Unknown keys are errors (a typo must not silently fall back to a default).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// A problem with the config file; `Display` is the message ops read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config file: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: String,
+        line: usize,
+        message: String,
+    },
+}
+
+/// The validated configuration of one `upsbridge serve` process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub proxy: ProxyConfig,
+    pub admin: AdminConfig,
+    pub store: StoreConfig,
+    pub accounts: AccountsConfig,
+    pub ups: UpsConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Where legacy clients connect (port 0 = pick a free one).
+    pub listen: SocketAddr,
+    /// Proxy worker threads.
+    pub threads: usize,
+    /// How long SIGTERM waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The sled directory.
+    pub path: PathBuf,
+    /// The AEAD key for tokens at rest.
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    /// The account map file ops edit.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpsConfig {
+    /// `https://onlinetools.ups.com`, `https://wwwcie.ups.com` or a simulator's `http://…`.
+    pub base_url: Url,
+    /// Where UPS sends the account owner back after authorizing.
+    pub redirect_uri: Option<Url>,
+    /// TCP (+TLS) connect timeout to UPS.
+    pub connect_timeout: Duration,
+    /// Whole-answer timeout for one UPS API call.
+    pub request_timeout: Duration,
+    /// Timeout for one token request.
+    pub token_timeout: Duration,
+    /// Renew a token this long before it expires (capped at half its lifetime).
+    pub token_refresh_margin: Duration,
+    /// After a failed token request, answer from the failure this long before asking UPS again.
+    pub token_failure_backoff: Duration,
+    /// Largest request body accepted from a legacy client.
+    pub max_body_bytes: usize,
+}
+
+impl UpsConfig {
+    /// `host:port` to connect to and whether it is TLS.
+    pub fn authority(&self) -> (String, u16, bool) {
+        let tls = self.base_url.scheme() == "https";
+        let host = self.base_url.host_str().unwrap_or_default().to_string();
+        let port = self
+            .base_url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        (host, port, tls)
+    }
+
+    /// A URL under the configured UPS base, e.g. `/security/v1/oauth/token`.
+    pub fn url(&self, path: &str) -> Url {
+        let mut url = self.base_url.clone();
+        let base = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{base}{path}"));
+        url
+    }
+}
+
+impl Default for UpsConfig {
+    fn default() -> Self {
+        UpsConfig {
+            base_url: Url::parse("https://wwwcie.ups.com").expect("static url"),
+            redirect_uri: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            token_timeout: Duration::from_secs(10),
+            token_refresh_margin: Duration::from_secs(300),
+            token_failure_backoff: Duration::from_secs(1),
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+// ---- raw TOML shapes (private) -------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    proxy: RawProxy,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    store: RawStore,
+    accounts: RawAccounts,
+    ups: RawUps,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    listen: Option<toml::Spanned<String>>,
+    threads: Option<usize>,
+    shutdown_grace_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<toml::Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<String>,
+    key_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccounts {
+    file: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUps {
+    base_url: toml::Spanned<String>,
+    redirect_uri: Option<toml::Spanned<String>>,
+    connect_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    token_timeout_ms: Option<u64>,
+    token_refresh_margin_secs: Option<u64>,
+    token_failure_backoff_ms: Option<u64>,
+    max_body_bytes: Option<usize>,
+}
+
+/// 1-based line of a byte offset.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+impl Config {
+    /// Read and validate a config file. Relative paths inside it are relative to its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, &path.display().to_string(), dir)
+    }
+
+    /// Validate config text; `name` is used in messages, `dir` anchors relative paths.
+    pub fn parse(text: &str, name: &str, dir: &Path) -> Result<Config, ConfigError> {
+        let invalid = |offset: usize, message: String| ConfigError::Invalid {
+            path: name.to_string(),
+            line: line_of(text, offset),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            invalid(offset, e.message().to_string())
+        })?;
+
+        let addr = |field: &Option<toml::Spanned<String>>, default: &str, what: &str| {
+            match field {
+                None => Ok(default.parse().expect("static default address")),
+                Some(s) => s.get_ref().parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        s.span().start,
+                        format!("{what}: `{}` is not an IP:PORT address", s.get_ref()),
+                    )
+                }),
+            }
+        };
+        let resolve = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.join(p)
+            }
+        };
+
+        let proxy = ProxyConfig {
+            listen: addr(&raw.proxy.listen, "127.0.0.1:8080", "proxy.listen")?,
+            threads: raw.proxy.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            }),
+            shutdown_grace: Duration::from_secs(raw.proxy.shutdown_grace_secs.unwrap_or(10)),
+        };
+        if proxy.threads == 0 {
+            return Err(invalid(0, "proxy.threads must be at least 1".into()));
+        }
+        let admin = AdminConfig {
+            listen: addr(&raw.admin.listen, "127.0.0.1:9090", "admin.listen")?,
+        };
+        let store_path = resolve(raw.store.path.as_deref().unwrap_or("data/upsbridge.sled"));
+        let key_file = match &raw.store.key_file {
+            Some(k) => resolve(k),
+            None => PathBuf::from(format!("{}.key", store_path.display())),
+        };
+        let store = StoreConfig {
+            path: store_path,
+            key_file,
+        };
+        let accounts = AccountsConfig {
+            file: resolve(&raw.accounts.file),
+        };
+
+        let base_url = Url::parse(raw.ups.base_url.get_ref())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                invalid(
+                    raw.ups.base_url.span().start,
+                    format!(
+                        "ups.base_url: `{}` is not an http(s) URL such as https://onlinetools.ups.com",
+                        raw.ups.base_url.get_ref()
+                    ),
+                )
+            })?;
+        let redirect_uri = match &raw.ups.redirect_uri {
+            None => None,
+            Some(s) => Some(Url::parse(s.get_ref()).map_err(|_| {
+                invalid(
+                    s.span().start,
+                    format!("ups.redirect_uri: `{}` is not a URL", s.get_ref()),
+                )
+            })?),
+        };
+        let d = UpsConfig::default();
+        let ms = |v: Option<u64>, default: Duration| v.map(Duration::from_millis).unwrap_or(default);
+        let ups = UpsConfig {
+            base_url,
+            redirect_uri,
+            connect_timeout: ms(raw.ups.connect_timeout_ms, d.connect_timeout),
+            request_timeout: ms(raw.ups.request_timeout_ms, d.request_timeout),
+            token_timeout: ms(raw.ups.token_timeout_ms, d.token_timeout),
+            token_refresh_margin: raw
+                .ups
+                .token_refresh_margin_secs
+                .map(Duration::from_secs)
+                .unwrap_or(d.token_refresh_margin),
+            token_failure_backoff: ms(raw.ups.token_failure_backoff_ms, d.token_failure_backoff),
+            max_body_bytes: raw.ups.max_body_bytes.unwrap_or(d.max_body_bytes),
+        };
+        Ok(Config {
+            proxy,
+            admin,
+            store,
+            accounts,
+            ups,
+        })
+    }
+
+    /// The OAuth redirect URI: configured, or the admin listener's callback.
+    pub fn redirect_uri(&self, admin_addr: SocketAddr) -> Url {
+        self.ups.redirect_uri.clone().unwrap_or_else(|| {
+            Url::parse(&format!("http://{admin_addr}/oauth/callback")).expect("valid callback url")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[accounts]\nfile = \"accounts.toml\"\n[ups]\nbase_url = \"http://127.0.0.1:1\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults_and_relative_paths() {
+        let c = Config::parse(MINIMAL, "t.toml", Path::new("/etc/ub")).unwrap();
+        assert_eq!(c.accounts.file, PathBuf::from("/etc/ub/accounts.toml"));
+        assert_eq!(c.store.path, PathBuf::from("/etc/ub/data/upsbridge.sled"));
+        assert_eq!(
+            c.store.key_file,
+            PathBuf::from("/etc/ub/data/upsbridge.sled.key")
+        );
+        assert_eq!(c.ups.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(c.ups.authority(), ("127.0.0.1".into(), 1, false));
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_its_line() {
+        let text = format!("{MINIMAL}[proxy]\nlisten = \"127.0.0.1:0\"\nthreadz = 4\n");
+        let e = Config::parse(&text, "t.toml", Path::new(".")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("t.toml:7: "), "{msg}");
+        assert!(msg.contains("threadz"), "{msg}");
+    }
+
+    #[test]
+    fn bad_base_url_names_the_field() {
+        let text = "[accounts]\nfile = \"a\"\n[ups]\nbase_url = \"ftp://x\"\n";
+        let e = Config::parse(text, "t.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().starts_with("t.toml:4: ups.base_url"), "{e}");
+    }
+}

@@ -1,0 +1,104 @@
+//! The sled store: the imported account map and (encrypted) tokens.
+//!
+//! sled allows one process per store; `serve` holds it. Writes that must
+//! survive a crash are followed by a flush. This module never sees a secret in
+//! clear: token values arrive here already sealed by `oauth::vault`.
+
+use std::path::{Path, PathBuf};
+
+use crate::accounts::map::AccountRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source} (is another upsbridge using it?)")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("store I/O failed: {0}")]
+    Io(#[from] sled::Error),
+    #[error("store record `{key}` is unreadable: {detail}")]
+    Corrupt { key: String, detail: String },
+}
+
+/// Handle to the open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    accounts: sled::Tree,
+    tokens: sled::Tree,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Store {
+            accounts: db.open_tree("accounts")?,
+            tokens: db.open_tree("tokens")?,
+            db,
+        })
+    }
+
+    /// Make the stored accounts exactly `records`; drops the tokens of removed accounts.
+    /// Returns the names removed. Flushed before returning.
+    pub fn replace_accounts(&self, records: &[AccountRecord]) -> Result<Vec<String>, StoreError> {
+        let keep: std::collections::HashSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
+        let mut removed = Vec::new();
+        for key in self.accounts.iter().keys() {
+            let key = key?;
+            let name = String::from_utf8_lossy(&key).into_owned();
+            if !keep.contains(name.as_str()) {
+                self.accounts.remove(&key)?;
+                self.tokens.remove(&key)?;
+                removed.push(name);
+            }
+        }
+        for r in records {
+            let value = serde_json::to_vec(r).expect("account record serializes");
+            self.accounts.insert(r.name.as_bytes(), value)?;
+        }
+        self.db.flush()?;
+        Ok(removed)
+    }
+
+    /// The accounts as last imported.
+    pub fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.accounts
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// A sealed token record of an account, if any.
+    pub fn token(&self, account: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tokens.get(account.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Store a sealed token record and flush it to disk before returning: a rotated
+    /// refresh token must be durable before the old one could be needed again.
+    pub async fn put_token_durably(&self, account: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.tokens.insert(account.as_bytes(), sealed)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub async fn remove_token(&self, account: &str) -> Result<(), StoreError> {
+        self.tokens.remove(account.as_bytes())?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
