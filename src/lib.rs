@@ -14,3 +14,4 @@ pub mod accounts;
 pub mod config;
 pub mod oauth;
 pub mod store;
+pub mod dialect;

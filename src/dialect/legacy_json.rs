@@ -1,0 +1,301 @@
+//! Legacy JSON: `/rest/<Svc>` and `/json/<Svc>`, one object holding the
+//! credentials (`UPSSecurity`, or the older `Security` with
+//! `UPSServiceAccessToken`) next to the XOLTWS request object.
+//!
+//! The credential member is cut out of the body and every other byte is kept
+//! (values, key order, whitespace), unless the service needs its request
+//! rebuilt or the client sent `null`s, which REST refuses. Answers are UPS's
+//! bytes unchanged except for Track/TimeInTransit (rebuilt) and errors, which
+//! become the legacy `Fault` object.
+
+use bytes::Bytes;
+use secrecy::SecretString;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::services::{self, AnswerShape, Converted, RestBody, RestCall, Service};
+use super::{rest_errors, Answer, Failure, Severity, UpsError};
+use crate::accounts::LegacyCredentials;
+
+/// A legacy JSON request taken apart.
+pub struct Parsed {
+    pub credentials: LegacyCredentials,
+    /// The REST call, or why there is none (reported only after authentication).
+    pub call: Result<(RestCall, Option<Bytes>, AnswerShape), Failure>,
+}
+
+const SECURITY_KEYS: [&str; 2] = ["UPSSecurity", "Security"];
+
+/// Take a legacy JSON body apart: credentials, REST call and REST body.
+pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Failure::Empty);
+    }
+    let text = std::str::from_utf8(body).map_err(|e| Failure::Malformed(format!("not UTF-8: {e}")))?;
+    let members: Vec<(String, &RawValue)> = serde_json::from_str::<indexmap::IndexMap<String, &RawValue>>(text)
+        .map_err(|e| Failure::Malformed(format!("JSON: {e}")))?
+        .into_iter()
+        .collect();
+
+    let security = members.iter().find(|(k, _)| SECURITY_KEYS.contains(&k.as_str()));
+    let credentials = match security {
+        Some((_, raw)) => credentials(raw),
+        None => LegacyCredentials {
+            access_key: String::new(),
+            user_id: String::new(),
+            password: SecretString::from(String::new()),
+        },
+    };
+    let call = rest_call(text, &members);
+    Ok(Parsed { credentials, call })
+}
+
+fn credentials(raw: &RawValue) -> LegacyCredentials {
+    let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+    let s = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let key = s("/ServiceAccessToken/AccessLicenseNumber");
+    LegacyCredentials {
+        access_key: if key.is_empty() {
+            s("/UPSServiceAccessToken/AccessLicenseNumber")
+        } else {
+            key
+        },
+        user_id: s("/UsernameToken/Username"),
+        password: SecretString::from(s("/UsernameToken/Password")),
+    }
+}
+
+fn rest_call(
+    text: &str,
+    members: &[(String, &RawValue)],
+) -> Result<(RestCall, Option<Bytes>, AnswerShape), Failure> {
+    let (root, raw, service) = members
+        .iter()
+        .find_map(|(k, v)| Service::from_request_root(k).map(|s| (k.as_str(), *v, s)))
+        .ok_or_else(|| {
+            let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+            Failure::UnknownService(format!("no known request object among {keys:?}"))
+        })?;
+    let mut request: Value = serde_json::from_str(raw.get()).map_err(|e| Failure::Malformed(e.to_string()))?;
+    if !request.is_object() {
+        return Err(Failure::Malformed(format!("{root} is not an object")));
+    }
+    let had_nulls = strip_nulls(&mut request);
+    let (call, shape) = services::to_rest(service, &request)?;
+    let body = match &call.body {
+        RestBody::None => None,
+        RestBody::Json(v) => Some(Bytes::from(v.to_string())),
+        RestBody::Unchanged if had_nulls => Some(Bytes::from(json!({ root: request }).to_string())),
+        RestBody::Unchanged => Some(Bytes::from(without_security(text, members))),
+    };
+    Ok((call, body, shape))
+}
+
+/// Drop `null` members and array items (REST refuses them); true if any was found.
+fn strip_nulls(v: &mut Value) -> bool {
+    match v {
+        Value::Object(o) => {
+            let before = o.len();
+            o.retain(|_, x| !x.is_null());
+            let mut found = o.len() != before;
+            for x in o.values_mut() {
+                found |= strip_nulls(x);
+            }
+            found
+        }
+        Value::Array(a) => {
+            let before = a.len();
+            a.retain(|x| !x.is_null());
+            let mut found = a.len() != before;
+            for x in a.iter_mut() {
+                found |= strip_nulls(x);
+            }
+            found
+        }
+        _ => false,
+    }
+}
+
+/// The body text with the credential member cut out, every other byte kept.
+/// Falls back to re-serialising the other members if the text is not laid out as expected.
+fn without_security(text: &str, members: &[(String, &RawValue)]) -> String {
+    let mut out = text.to_string();
+    // Cut from the end so earlier offsets stay valid.
+    let mut cuts: Vec<(usize, usize)> = members
+        .iter()
+        .filter(|(k, _)| SECURITY_KEYS.contains(&k.as_str()))
+        .filter_map(|(k, raw)| member_span(text, k, raw))
+        .collect();
+    if cuts.len()
+        != members
+            .iter()
+            .filter(|(k, _)| SECURITY_KEYS.contains(&k.as_str()))
+            .count()
+    {
+        return rebuild(members);
+    }
+    cuts.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    for (start, end) in cuts {
+        out.replace_range(start..end, "");
+    }
+    out
+}
+
+/// Byte span of `"key": value` plus one adjacent comma.
+fn member_span(text: &str, key: &str, raw: &RawValue) -> Option<(usize, usize)> {
+    let value_start = (raw.get().as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let value_end = value_start + raw.get().len();
+    let bytes = text.as_bytes();
+    let before = text[..value_start].trim_end();
+    let before = before.strip_suffix(':')?.trim_end();
+    let quoted = format!("\"{key}\"");
+    let key_start = before.strip_suffix(quoted.as_str())?.len();
+    // Prefer the comma after the member; else (last member) the comma before it.
+    let after = value_end + (text[value_end..].len() - text[value_end..].trim_start().len());
+    if bytes.get(after) == Some(&b',') {
+        return Some((key_start, after + 1));
+    }
+    let lead = text[..key_start].trim_end();
+    if lead.ends_with(',') {
+        return Some((lead.len() - 1, value_end));
+    }
+    Some((key_start, value_end))
+}
+
+fn rebuild(members: &[(String, &RawValue)]) -> String {
+    let kept: Vec<String> = members
+        .iter()
+        .filter(|(k, _)| !SECURITY_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), v.get()))
+        .collect();
+    format!("{{{}}}", kept.join(","))
+}
+
+/// The legacy `Fault` object for one or more errors.
+pub fn fault(errors: &[UpsError]) -> Value {
+    let details: Vec<Value> = errors
+        .iter()
+        .map(|e| {
+            json!({"Severity": e.severity.as_str(),
+                   "PrimaryErrorCode": {"Code": e.code, "Description": e.description}})
+        })
+        .collect();
+    let transient = errors.iter().all(|e| e.severity == Severity::Transient);
+    json!({"Fault": {
+        "faultcode": if transient { "Server" } else { "Client" },
+        "faultstring": "An exception has been raised as a result of client data.",
+        "detail": {"Errors": {"ErrorDetail": services::collapse(details)}}
+    }})
+}
+
+fn json_answer(status: u16, body: Bytes, error_kind: Option<&'static str>) -> Answer {
+    Answer {
+        status,
+        content_type: "application/json",
+        body,
+        error_kind,
+    }
+}
+
+/// upsbridge's own refusal, as a legacy Fault.
+pub fn refusal(failure: &Failure) -> Answer {
+    json_answer(
+        failure.http_status(),
+        Bytes::from(fault(&[failure.ups_error()]).to_string()),
+        Some(failure.kind()),
+    )
+}
+
+/// UPS's REST answer → the legacy client's answer.
+pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
+    let ok = (200..300).contains(&status);
+    if ok && !services::needs_conversion(shape.service) {
+        return json_answer(status, body, None);
+    }
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !ok {
+        let errors = rest_errors(&parsed, status);
+        return json_answer(status, Bytes::from(fault(&errors).to_string()), None);
+    }
+    match services::from_rest(shape, &parsed) {
+        Converted::Unchanged => json_answer(status, body, None),
+        Converted::Json(v) => json_answer(status, Bytes::from(v.to_string()), None),
+        Converted::Errors(e) => json_answer(400, Bytes::from(fault(&e).to_string()), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    const RATE: &str = r#"{"UPSSecurity":{"UsernameToken":{"Username":"legacyuser","Password":"legacypass"},"ServiceAccessToken":{"AccessLicenseNumber":"ACCESSKEY123"}},
+ "RateRequest": {"Request":{"RequestOption":"Shop"},  "Shipment":{"Shipper":{"ShipperNumber":"9Y9Y9Y"}}}}"#;
+
+    #[test]
+    fn security_member_is_cut_and_every_other_byte_kept() {
+        let p = parse(RATE.as_bytes()).unwrap();
+        assert_eq!(p.credentials.access_key, "ACCESSKEY123");
+        assert_eq!(p.credentials.user_id, "legacyuser");
+        assert_eq!(p.credentials.password.expose_secret(), "legacypass");
+        let (call, body, _) = p.call.unwrap();
+        assert_eq!(call.path_and_query, "/api/rating/v2409/Shop");
+        assert_eq!(
+            std::str::from_utf8(&body.unwrap()).unwrap(),
+            "{\n \"RateRequest\": {\"Request\":{\"RequestOption\":\"Shop\"},  \"Shipment\":{\"Shipper\":{\"ShipperNumber\":\"9Y9Y9Y\"}}}}"
+        );
+    }
+
+    #[test]
+    fn security_last_and_older_shape() {
+        let body = r#"{"XAVRequest":{"AddressKeyFormat":{"AddressLine":"5 Oak Ave","CountryCode":"US"}} , "Security":{"UsernameToken":{"Username":"u","Password":"p"},"UPSServiceAccessToken":{"AccessLicenseNumber":"K"}}}"#;
+        let p = parse(body.as_bytes()).unwrap();
+        assert_eq!(p.credentials.access_key, "K");
+        let (call, body, _) = p.call.unwrap();
+        assert_eq!(call.path_and_query, "/api/addressvalidation/v2/1");
+        assert!(!String::from_utf8(body.unwrap().to_vec()).unwrap().contains("Security"));
+    }
+
+    #[test]
+    fn nulls_are_dropped_by_rebuilding() {
+        let body = r#"{"UPSSecurity":{},"ShipmentRequest":{"Shipment":{"Package":{"Dimensions":{"Height":null}}}}}"#;
+        let (_, body, _) = parse(body.as_bytes()).unwrap().call.unwrap();
+        assert_eq!(
+            std::str::from_utf8(&body.unwrap()).unwrap(),
+            r#"{"ShipmentRequest":{"Shipment":{"Package":{"Dimensions":{}}}}}"#
+        );
+    }
+
+    #[test]
+    fn bad_bodies_are_specific_failures() {
+        assert!(matches!(parse(b"  "), Err(Failure::Empty)));
+        assert!(matches!(parse(b"{\"a\":"), Err(Failure::Malformed(_))));
+        assert!(matches!(parse(b"[1]"), Err(Failure::Malformed(_))));
+        let p = parse(br#"{"UPSSecurity":{},"FooRequest":{}}"#).unwrap();
+        assert!(matches!(p.call, Err(Failure::UnknownService(_))));
+    }
+
+    #[test]
+    fn rest_errors_become_a_fault() {
+        let shape = AnswerShape {
+            service: Service::Rate,
+            customer_context: None,
+            all_activity: false,
+        };
+        let a = answer(
+            &shape,
+            400,
+            Bytes::from_static(br#"{"response":{"errors":[{"code":"111210","message":"bad"}]}}"#),
+        );
+        let v: Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(a.status, 400);
+        assert_eq!(v["Fault"]["detail"]["Errors"]["ErrorDetail"]["PrimaryErrorCode"]["Code"], "111210");
+        assert_eq!(v["Fault"]["detail"]["Errors"]["ErrorDetail"]["Severity"], "Hard");
+    }
+}

@@ -1,0 +1,311 @@
+//! Legacy dialects: how each old UPS client shape is recognised, where its
+//! credentials are, how its request becomes a REST call and how the REST answer
+//! (or our refusal) goes back in the client's own shape.
+//!
+//! - [`header`]: `AccessLicenseNumber`/`Username`/`Password` headers on the
+//!   2018–2022 JSON paths; path-only mapping, body streamed untouched.
+//! - [`legacy_json`]: `/rest/<Svc>`, `/json/<Svc>` with `UPSSecurity`/`Security`.
+//! - [`services`]: the XOLTWS-named request objects shared by legacy JSON and SOAP
+//!   → REST calls, and REST answers → XOLTWS answers.
+//!
+//! Credentials are taken out here and handed over as
+//! [`LegacyCredentials`](crate::accounts::LegacyCredentials); nothing in this
+//! module logs them or copies them into an answer.
+
+pub mod header;
+pub mod legacy_json;
+pub mod services;
+
+use bytes::Bytes;
+
+use crate::accounts::AuthError;
+use crate::oauth::TokenError;
+
+/// The legacy dialects upsbridge speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Credentials in headers on pre-OAuth JSON paths (or on `/api/…`).
+    HeaderJson,
+    /// `/rest/<Svc>` and `/json/<Svc>` with a `UPSSecurity`/`Security` member.
+    LegacyJson,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::HeaderJson => "header_json",
+            Dialect::LegacyJson => "legacy_json",
+        }
+    }
+}
+
+/// Which dialect a request speaks and the service segment of its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub dialect: Dialect,
+    /// The `<Svc>` path segment as sent (body dialects), or empty.
+    pub service: String,
+}
+
+/// Recognise the dialect from the path (and, for header style, the credential header).
+/// `None`: not a legacy UPS request upsbridge knows.
+pub fn detect(path: &str, has_access_key_header: bool) -> Option<Route> {
+    let lower = path.to_ascii_lowercase();
+    for prefix in ["/rest/", "/json/"] {
+        if let Some(rest) = lower.strip_prefix(prefix) {
+            let service = &path[prefix.len()..prefix.len() + rest.len()];
+            let service = service.trim_end_matches('/');
+            if !service.is_empty() && !service.contains('/') {
+                return Some(Route {
+                    dialect: Dialect::LegacyJson,
+                    service: service.to_string(),
+                });
+            }
+        }
+    }
+    if has_access_key_header && header::is_header_style_path(&lower) {
+        return Some(Route {
+            dialect: Dialect::HeaderJson,
+            service: String::new(),
+        });
+    }
+    None
+}
+
+/// How bad an error is, in UPS's terms (old clients branch on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Hard,
+    Transient,
+    Authentication,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Hard => "Hard",
+            Severity::Transient => "Transient",
+            Severity::Authentication => "Authentication",
+            Severity::Warning => "Warning",
+        }
+    }
+}
+
+/// One UPS-style error: what goes into `Error`, `ErrorDetail` or `errors[]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpsError {
+    pub code: String,
+    pub description: String,
+    pub severity: Severity,
+}
+
+impl UpsError {
+    pub fn new(code: &str, description: impl Into<String>, severity: Severity) -> UpsError {
+        UpsError {
+            code: code.to_string(),
+            description: description.into(),
+            severity,
+        }
+    }
+}
+
+/// Everything upsbridge itself refuses or fails with, before or instead of a UPS answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Failure {
+    #[error("authentication: {0}")]
+    Auth(#[from] AuthError),
+    #[error("no UPS token: {0}")]
+    Token(#[from] TokenError),
+    #[error("request not well formed: {0}")]
+    Malformed(String),
+    #[error("request empty")]
+    Empty,
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("unknown or unsupported service `{0}`")]
+    UnknownService(String),
+    #[error("missing required field {0}")]
+    MissingField(&'static str),
+    #[error("UPS unreachable: {0}")]
+    UpstreamUnreachable(String),
+    #[error("UPS did not answer within {0:?}")]
+    UpstreamTimeout(std::time::Duration),
+    #[error("UPS answer unusable: {0}")]
+    UpstreamGarbled(String),
+}
+
+impl Failure {
+    /// Value of `x-upsbridge-error` and the metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Auth(_) => "auth",
+            Failure::Token(e) => e.kind(),
+            Failure::Malformed(_) => "malformed",
+            Failure::Empty => "empty",
+            Failure::TooLarge(_) => "too_large",
+            Failure::UnknownService(_) => "unknown_service",
+            Failure::MissingField(_) => "missing_field",
+            Failure::UpstreamUnreachable(_) => "upstream_unreachable",
+            Failure::UpstreamTimeout(_) => "upstream_timeout",
+            Failure::UpstreamGarbled(_) => "upstream_garbled",
+        }
+    }
+
+    /// HTTP status for dialects that use HTTP statuses (header JSON, legacy JSON).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Failure::Auth(_) => 401,
+            Failure::Token(_) => 503,
+            Failure::Malformed(_) | Failure::Empty | Failure::MissingField(_) => 400,
+            Failure::TooLarge(_) => 413,
+            Failure::UnknownService(_) => 404,
+            Failure::UpstreamUnreachable(_) | Failure::UpstreamGarbled(_) => 502,
+            Failure::UpstreamTimeout(_) => 504,
+        }
+    }
+
+    /// The UPS error a legacy client understands (codes from UPS's common error list).
+    pub fn ups_error(&self) -> UpsError {
+        use Severity::*;
+        match self {
+            Failure::Auth(AuthError::MissingAccessKey | AuthError::UnknownAccessKey) => {
+                UpsError::new("250003", "Invalid Access License number", Authentication)
+            }
+            Failure::Auth(AuthError::MissingUserOrPassword | AuthError::BadUserOrPassword) => {
+                UpsError::new("250002", "Invalid Authentication Information.", Authentication)
+            }
+            // Our fault, not the client's credentials: a transient general failure that says why.
+            Failure::Token(e) => UpsError::new(
+                "20001",
+                format!("General process failure: upsbridge could not get a UPS OAuth token: {e}"),
+                Transient,
+            ),
+            Failure::Malformed(why) => UpsError::new(
+                "10001",
+                format!("The request is not well formed: {why}"),
+                Hard,
+            ),
+            Failure::Empty => UpsError::new("10003", "The request is empty or null", Hard),
+            Failure::TooLarge(limit) => UpsError::new(
+                "10002",
+                format!("The request is too large (limit {limit} bytes)"),
+                Hard,
+            ),
+            Failure::UnknownService(s) => {
+                UpsError::new("20002", format!("Invalid service name: {s}"), Hard)
+            }
+            Failure::MissingField(f) => {
+                UpsError::new("20007", format!("Missing required field {f}"), Hard)
+            }
+            Failure::UpstreamUnreachable(why) => UpsError::new(
+                "20001",
+                format!("General process failure: UPS unreachable ({why})"),
+                Transient,
+            ),
+            Failure::UpstreamTimeout(t) => UpsError::new(
+                "20001",
+                format!("General process failure: UPS did not answer within {t:?}"),
+                Transient,
+            ),
+            Failure::UpstreamGarbled(why) => UpsError::new(
+                "20001",
+                format!("General process failure: unusable UPS answer ({why})"),
+                Transient,
+            ),
+        }
+    }
+}
+
+/// A complete answer for the legacy client.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Bytes,
+    /// Set when upsbridge (not UPS) produced an error: value of `x-upsbridge-error`.
+    pub error_kind: Option<&'static str>,
+}
+
+/// Errors of a REST answer body: `{"response":{"errors":[…]}}` or TimeInTransit's `{"errors":[…]}`.
+pub fn rest_errors(body: &serde_json::Value, http_status: u16) -> Vec<UpsError> {
+    let list = body
+        .pointer("/response/errors")
+        .or_else(|| body.get("errors"))
+        .and_then(|e| e.as_array());
+    let severity = |code: &str| {
+        if code.starts_with("2500") {
+            Severity::Authentication
+        } else if http_status >= 500 || http_status == 429 {
+            Severity::Transient
+        } else {
+            Severity::Hard
+        }
+    };
+    let mut out: Vec<UpsError> = list
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let code = json_text(e.get("code"));
+            let message = json_text(e.get("message"));
+            UpsError {
+                severity: severity(&code),
+                code,
+                description: message,
+            }
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(UpsError::new(
+            if http_status == 429 { "10429" } else { "20001" },
+            format!("General process failure (UPS answered HTTP {http_status})"),
+            if http_status >= 500 || http_status == 429 {
+                Severity::Transient
+            } else {
+                Severity::Hard
+            },
+        ));
+    }
+    out
+}
+
+/// A JSON scalar as text (UPS sends codes as strings, sometimes as numbers).
+pub fn json_text(v: Option<&serde_json::Value>) -> String {
+    match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_is_by_path_then_header() {
+        let r = detect("/rest/Rate", false).unwrap();
+        assert_eq!((r.dialect, r.service.as_str()), (Dialect::LegacyJson, "Rate"));
+        assert_eq!(detect("/JSON/Track/", false).unwrap().service, "Track");
+        assert_eq!(
+            detect("/ship/v1801/shipments", true).unwrap().dialect,
+            Dialect::HeaderJson
+        );
+        assert!(detect("/ship/v1801/shipments", false).is_none());
+        assert!(detect("/favicon.ico", true).is_none());
+        assert!(detect("/rest/", false).is_none());
+    }
+
+    #[test]
+    fn rest_errors_read_both_shapes_and_classify() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"response":{"errors":[{"code":"250002","message":"Invalid Authentication Information."}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(rest_errors(&v, 401)[0].severity, Severity::Authentication);
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"errors":[{"code":9,"message":"x"}]}"#).unwrap();
+        assert_eq!(rest_errors(&v, 400)[0].code, "9");
+        assert_eq!(rest_errors(&serde_json::Value::Null, 503)[0].severity, Severity::Transient);
+    }
+}

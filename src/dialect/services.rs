@@ -1,0 +1,739 @@
+//! XOLTWS request objects (`RateRequest`, `TrackRequest`, …, as legacy JSON and
+//! SOAP clients send them) → the REST call, and REST answers → XOLTWS answers.
+//!
+//! Most services keep the XOLTWS names in REST, so the request object is sent
+//! as is (the legacy-JSON dialect even keeps its bytes). The exceptions live
+//! here: request options and ids that move into the path or query, Void and
+//! Track that lose their body, TimeInTransit and Tracking whose REST schemas
+//! are camelCase and must be rebuilt both ways.
+
+use http::Method;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{json, Map, Value};
+
+use super::{header::rating_option, json_text, Failure, Severity, UpsError};
+
+/// Characters kept verbatim in a path segment or query value built from request data.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+
+fn seg(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// The services reachable through the body dialects, named by their XOLTWS request root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Rate,
+    Ship,
+    Void,
+    Track,
+    TimeInTransit,
+    Xav,
+    PickupCreation,
+    PickupRate,
+    PickupCancel,
+    PickupPendingStatus,
+    PickupPoliticalDivision1,
+    PickupServiceCenters,
+    Locator,
+    LabelRecovery,
+    QuantumView,
+}
+
+impl Service {
+    /// The service of a request root element / top-level JSON key.
+    pub fn from_request_root(root: &str) -> Option<Service> {
+        Some(match root {
+            "RateRequest" => Service::Rate,
+            "ShipmentRequest" => Service::Ship,
+            "VoidShipmentRequest" => Service::Void,
+            "TrackRequest" => Service::Track,
+            "TimeInTransitRequest" => Service::TimeInTransit,
+            "XAVRequest" => Service::Xav,
+            "PickupCreationRequest" => Service::PickupCreation,
+            "PickupRateRequest" => Service::PickupRate,
+            "PickupCancelRequest" => Service::PickupCancel,
+            "PickupPendingStatusRequest" => Service::PickupPendingStatus,
+            "PickupGetPoliticalDivision1ListRequest" => Service::PickupPoliticalDivision1,
+            "PickupGetServiceCenterFacilitiesRequest" => Service::PickupServiceCenters,
+            "LocatorRequest" => Service::Locator,
+            "LabelRecoveryRequest" => Service::LabelRecovery,
+            "QuantumViewRequest" => Service::QuantumView,
+            _ => return None,
+        })
+    }
+
+    /// The XOLTWS answer root.
+    pub fn response_root(self) -> &'static str {
+        match self {
+            Service::Rate => "RateResponse",
+            Service::Ship => "ShipmentResponse",
+            Service::Void => "VoidShipmentResponse",
+            Service::Track => "TrackResponse",
+            Service::TimeInTransit => "TimeInTransitResponse",
+            Service::Xav => "XAVResponse",
+            Service::PickupCreation => "PickupCreationResponse",
+            Service::PickupRate => "PickupRateResponse",
+            Service::PickupCancel => "PickupCancelResponse",
+            Service::PickupPendingStatus => "PickupPendingStatusResponse",
+            Service::PickupPoliticalDivision1 => "PickupGetPoliticalDivision1ListResponse",
+            Service::PickupServiceCenters => "PickupGetServiceCenterFacilitiesResponse",
+            Service::Locator => "LocatorResponse",
+            Service::LabelRecovery => "LabelRecoveryResponse",
+            Service::QuantumView => "QuantumViewResponse",
+        }
+    }
+
+    /// Label for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Rate => "rate",
+            Service::Ship => "ship",
+            Service::Void => "void",
+            Service::Track => "track",
+            Service::TimeInTransit => "time_in_transit",
+            Service::Xav => "xav",
+            Service::PickupCreation => "pickup_create",
+            Service::PickupRate => "pickup_rate",
+            Service::PickupCancel => "pickup_cancel",
+            Service::PickupPendingStatus => "pickup_status",
+            Service::PickupPoliticalDivision1 => "pickup_countries",
+            Service::PickupServiceCenters => "pickup_service_centers",
+            Service::Locator => "locator",
+            Service::LabelRecovery => "label_recovery",
+            Service::QuantumView => "quantum_view",
+        }
+    }
+}
+
+/// The body of the REST call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestBody {
+    /// No body (GET/DELETE).
+    None,
+    /// `{"<root>": <the request object as the client sent it>}`: the caller may reuse its bytes.
+    Unchanged,
+    /// A rebuilt body.
+    Json(Value),
+}
+
+/// One REST call to UPS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestCall {
+    pub method: Method,
+    pub path_and_query: String,
+    pub body: RestBody,
+    /// Extra headers some calls take (`Prn`, `AccountNumber`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// What the answer conversion needs to remember from the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerShape {
+    pub service: Service,
+    pub customer_context: Option<String>,
+    /// Track: return every activity (`RequestOption` `1`/`activity`) or only the latest.
+    pub all_activity: bool,
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// A value that may be a string, a `{"Value": …}` wrapper or a one-element array of either.
+fn first_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Array(a) => first_text(a.first()),
+        Value::Object(o) => first_text(o.get("Value")),
+        _ => None,
+    }
+}
+
+fn as_list(v: Option<&Value>) -> Vec<&Value> {
+    match v {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(one) => vec![one],
+    }
+}
+
+fn request_option(req: &Value) -> Option<&str> {
+    text(req, "/Request/RequestOption")
+}
+
+/// Map a XOLTWS request object to its REST call.
+pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape), Failure> {
+    let customer_context = text(req, "/Request/TransactionReference/CustomerContext").map(str::to_string);
+    let shape = AnswerShape {
+        service,
+        customer_context,
+        all_activity: false,
+    };
+    let call = |method: Method, path: String, body: RestBody| RestCall {
+        method,
+        path_and_query: path,
+        body,
+        headers: vec![],
+    };
+    let post = Method::POST;
+    let rest = match service {
+        Service::Rate => {
+            let option = request_option(req).unwrap_or("Rate");
+            let option = rating_option(option)
+                .ok_or(Failure::MissingField("RateRequest/Request/RequestOption"))?;
+            call(post, format!("/api/rating/v2409/{option}"), RestBody::Unchanged)
+        }
+        Service::Ship => call(post, "/api/shipments/v2409/ship".into(), RestBody::Unchanged),
+        Service::Void => {
+            let id = first_text(req.pointer("/VoidShipment/ShipmentIdentificationNumber"))
+                .or_else(|| first_text(req.get("ShipmentIdentificationNumber")))
+                .ok_or(Failure::MissingField("VoidShipment/ShipmentIdentificationNumber"))?;
+            let numbers: Vec<String> = as_list(req.pointer("/VoidShipment/TrackingNumber"))
+                .into_iter()
+                .filter_map(|v| first_text(Some(v)))
+                .collect();
+            let query = match numbers.as_slice() {
+                [] => String::new(),
+                [one] => format!("?trackingnumber={}", seg(one)),
+                many => format!(
+                    "?trackingnumber={}",
+                    seg(&serde_json::to_string(many).expect("strings serialize"))
+                ),
+            };
+            call(
+                Method::DELETE,
+                format!("/api/shipments/v2409/void/cancel/{}{query}", seg(&id)),
+                RestBody::None,
+            )
+        }
+        Service::Track => {
+            let option = request_option(req).unwrap_or("0").to_ascii_lowercase();
+            let n = first_text(req.get("InquiryNumber"))
+                .or_else(|| first_text(req.get("TrackingNumber")))
+                .ok_or(Failure::MissingField("TrackRequest/InquiryNumber"))?;
+            return Ok((
+                call(Method::GET, format!("/api/track/v1/details/{}", seg(&n)), RestBody::None),
+                AnswerShape {
+                    all_activity: option != "0" && option != "none",
+                    ..shape
+                },
+            ));
+        }
+        Service::TimeInTransit => call(
+            post,
+            "/api/shipments/v1/transittimes".into(),
+            RestBody::Json(tnt_request(req)?),
+        ),
+        Service::Xav => {
+            let option = request_option(req).unwrap_or("1");
+            if !matches!(option, "1" | "2" | "3") {
+                return Err(Failure::MissingField("XAVRequest/Request/RequestOption (1, 2 or 3)"));
+            }
+            let mut query = vec![];
+            if let Some(n) = text(req, "/MaximumListSize") {
+                query.push(format!("maximumcandidatelistsize={}", seg(n)));
+            }
+            if req.get("RegionalRequestIndicator").is_some() {
+                query.push("regionalrequestindicator=true".to_string());
+            }
+            let mut akf = req
+                .get("AddressKeyFormat")
+                .cloned()
+                .ok_or(Failure::MissingField("XAVRequest/AddressKeyFormat"))?;
+            for a in match &mut akf {
+                Value::Array(list) => list.iter_mut().collect::<Vec<_>>(),
+                one => vec![one],
+            } {
+                if let Some(o) = a.as_object_mut() {
+                    o.shift_remove("BuildingName");
+                    if let Some(line) = o.get_mut("AddressLine") {
+                        if !line.is_array() {
+                            *line = Value::Array(vec![line.take()]);
+                        }
+                    }
+                }
+            }
+            let q = if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", query.join("&"))
+            };
+            call(
+                post,
+                format!("/api/addressvalidation/v2/{option}{q}"),
+                RestBody::Json(json!({"XAVRequest": {"AddressKeyFormat": akf}})),
+            )
+        }
+        Service::PickupCreation => {
+            let mut body = req.clone();
+            if let Some(r) = body.get_mut("Request").and_then(Value::as_object_mut) {
+                r.shift_remove("RequestOption");
+            }
+            call(
+                post,
+                "/api/pickupcreation/v2409/pickup".into(),
+                RestBody::Json(json!({"PickupCreationRequest": body})),
+            )
+        }
+        Service::PickupRate => call(
+            post,
+            "/api/shipments/v2409/pickup/oncall".into(),
+            RestBody::Unchanged,
+        ),
+        Service::PickupCancel => {
+            let by = text(req, "/CancelBy").unwrap_or("02");
+            let mut c = call(
+                Method::DELETE,
+                format!("/api/shipments/v2409/pickup/{}", seg(by)),
+                RestBody::None,
+            );
+            if let Some(prn) = text(req, "/PRN") {
+                c.headers.push(("Prn", prn.to_string()));
+            }
+            c
+        }
+        Service::PickupPendingStatus => {
+            let kind = text(req, "/PickupType").unwrap_or("01");
+            let mut c = call(
+                Method::GET,
+                format!("/api/shipments/v2409/pickup/{}", seg(kind)),
+                RestBody::None,
+            );
+            if let Some(n) = text(req, "/AccountNumber") {
+                c.headers.push(("AccountNumber", n.to_string()));
+            }
+            c
+        }
+        Service::PickupPoliticalDivision1 => {
+            let country = text(req, "/CountryCode")
+                .ok_or(Failure::MissingField("PickupGetPoliticalDivision1ListRequest/CountryCode"))?;
+            call(
+                Method::GET,
+                format!("/api/pickup/v2409/countries/{}", seg(country)),
+                RestBody::None,
+            )
+        }
+        Service::PickupServiceCenters => call(
+            post,
+            "/api/pickup/v2409/servicecenterlocations".into(),
+            RestBody::Unchanged,
+        ),
+        Service::Locator => {
+            let option = request_option(req).unwrap_or("1");
+            call(
+                post,
+                format!("/api/locations/v3/search/availabilities/{}", seg(option)),
+                RestBody::Unchanged,
+            )
+        }
+        Service::LabelRecovery => {
+            let mut body = req.clone();
+            if let Some(o) = body.as_object_mut() {
+                if !o.contains_key("TrackingNumbers") {
+                    if let Some(n) = o.get("TrackingNumber").cloned() {
+                        o.insert("TrackingNumbers".into(), Value::Array(vec![n]));
+                    }
+                }
+            }
+            call(
+                post,
+                "/api/labels/v1/recovery".into(),
+                RestBody::Json(json!({"LabelRecoveryRequest": body})),
+            )
+        }
+        Service::QuantumView => call(
+            post,
+            "/api/quantumview/v3/events".into(),
+            RestBody::Unchanged,
+        ),
+    };
+    Ok((rest, shape))
+}
+
+// ---- TimeInTransit (REST is flat camelCase) ---------------------------------------------------
+
+fn yyyymmdd_to_iso(d: &str) -> Option<String> {
+    let d = d.trim();
+    (d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..]))
+}
+
+fn hhmm_to_iso(t: &str) -> Option<String> {
+    let t = t.trim();
+    if !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match t.len() {
+        4 => Some(format!("{}:{}:00", &t[..2], &t[2..])),
+        6 => Some(format!("{}:{}:{}", &t[..2], &t[2..4], &t[4..])),
+        _ => None,
+    }
+}
+
+fn number(s: Option<&str>) -> Option<Value> {
+    let s = s?;
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(Value::from(i));
+    }
+    s.parse::<f64>().ok().map(Value::from)
+}
+
+/// XOLTWS `TimeInTransitRequest` (SOAP/legacy JSON shape) → REST transit-times body.
+fn tnt_request(req: &Value) -> Result<Value, Failure> {
+    let mut out = Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            out.insert(k.to_string(), v);
+        }
+    };
+    let s = |p: &str| text(req, p).map(|s| Value::String(s.to_string()));
+    for (side, from) in [("origin", "ShipFrom"), ("destination", "ShipTo")] {
+        let a = |f: &str| s(&format!("/{from}/Address/{f}"));
+        put(&format!("{side}CountryCode"), a("CountryCode"));
+        put(&format!("{side}StateProvince"), a("StateProvinceCode"));
+        put(&format!("{side}CityName"), a("City"));
+        put(&format!("{side}TownName"), a("Town"));
+        put(&format!("{side}PostalCode"), a("PostalCode"));
+    }
+    put(
+        "residentialIndicator",
+        Some(json!(if req.pointer("/ShipTo/Address/ResidentialAddressIndicator").is_some() {
+            "01"
+        } else {
+            "02"
+        })),
+    );
+    put(
+        "shipDate",
+        text(req, "/Pickup/Date").and_then(yyyymmdd_to_iso).map(Value::from),
+    );
+    put(
+        "shipTime",
+        text(req, "/Pickup/Time").and_then(hhmm_to_iso).map(Value::from),
+    );
+    put("weight", number(text(req, "/ShipmentWeight/Weight")));
+    put("weightUnitOfMeasure", s("/ShipmentWeight/UnitOfMeasurement/Code"));
+    put("shipmentContentsValue", number(text(req, "/InvoiceLineTotal/MonetaryValue")));
+    put("shipmentContentsCurrencyCode", s("/InvoiceLineTotal/CurrencyCode"));
+    put(
+        "billType",
+        Some(json!(if req.get("DocumentsOnlyIndicator").is_some() {
+            "02"
+        } else {
+            "03"
+        })),
+    );
+    put("numberOfPackages", number(text(req, "/TotalPackagesInShipment")));
+    put("maxList", number(text(req, "/MaximumListSize")));
+    if !out.contains_key("originCountryCode") || !out.contains_key("destinationCountryCode") {
+        return Err(Failure::MissingField("ShipFrom/Address/CountryCode and ShipTo/Address/CountryCode"));
+    }
+    Ok(Value::Object(out))
+}
+
+fn iso_to_yyyymmdd(d: &str) -> String {
+    d.replace('-', "")
+}
+
+fn iso_to_hhmmss(t: &str) -> String {
+    t.replace(':', "")
+}
+
+/// One item → the item; several → an array (the legacy single-item collapse).
+pub fn collapse(mut items: Vec<Value>) -> Value {
+    if items.len() == 1 {
+        items.pop().expect("one item")
+    } else {
+        Value::Array(items)
+    }
+}
+
+fn response_header(shape: &AnswerShape) -> Value {
+    let mut r = json!({"ResponseStatus": {"Code": "1", "Description": "Success"}});
+    if let Some(c) = &shape.customer_context {
+        r["TransactionReference"] = json!({"CustomerContext": c});
+    }
+    r
+}
+
+/// REST `emsResponse` → XOLTWS `TimeInTransitResponse`.
+fn tnt_answer(shape: &AnswerShape, rest: &Value) -> Value {
+    let ems = rest.get("emsResponse").cloned().unwrap_or(Value::Null);
+    let t = |k: &str| json_text(ems.get(k));
+    let address = |side: &str| {
+        json!({"Address": {
+            "City": t(&format!("{side}CityName")),
+            "StateProvinceCode": t(&format!("{side}StateProvince")),
+            "CountryCode": t(&format!("{side}CountryCode")),
+            "PostalCode": t(&format!("{side}PostalCode")),
+        }})
+    };
+    let services: Vec<Value> = as_list(ems.get("services"))
+        .into_iter()
+        .map(|s| {
+            let st = |k: &str| json_text(s.get(k));
+            let mut summary = json!({
+                "Service": {"Code": st("serviceLevel"), "Description": st("serviceLevelDescription")},
+                "EstimatedArrival": {
+                    "Arrival": {"Date": iso_to_yyyymmdd(&st("deliveryDate")), "Time": iso_to_hhmmss(&st("deliveryTime"))},
+                    "BusinessDaysInTransit": st("businessTransitDays"),
+                    "Pickup": {"Date": iso_to_yyyymmdd(&st("pickupDate")), "Time": iso_to_hhmmss(&st("pickupTime"))},
+                    "DayOfWeek": st("deliveryDayOfWeek"),
+                    "CustomerCenterCutoff": iso_to_hhmmss(&st("cstccutoffTime")),
+                    "DelayCount": st("delayCount"),
+                    "HolidayCount": st("holidayCount"),
+                    "RestDays": st("restDaysCount"),
+                    "TotalTransitDays": st("totalTransitDays"),
+                },
+                "SaturdayDelivery": if st("saturdayDeliveryDate").is_empty() { "0" } else { "1" },
+            });
+            if st("guaranteeIndicator") == "1" {
+                summary["GuaranteedIndicator"] = json!("");
+            }
+            summary
+        })
+        .collect();
+    let mut transit = json!({
+        "ShipFrom": address("origin"),
+        "ShipTo": address("destination"),
+        "PickupDate": iso_to_yyyymmdd(&t("shipDate")),
+        "ShipmentWeight": {"UnitOfMeasurement": {"Code": t("weightUnitOfMeasure")}, "Weight": t("weight")},
+        "ServiceSummary": collapse(services),
+        "Disclaimer": "All services are guaranteed if shipment is delivered within the time shown. Services listed as guaranteed are backed by a money-back guarantee for transportation charges only.",
+    });
+    if !t("shipmentContentsValue").is_empty() {
+        transit["InvoiceLineTotal"] = json!({"CurrencyCode": t("shipmentContentsCurrencyCode"), "MonetaryValue": t("shipmentContentsValue")});
+    }
+    json!({"TimeInTransitResponse": {"Response": response_header(shape), "TransitResponse": transit}})
+}
+
+// ---- Tracking (REST is camelCase) --------------------------------------------------------------
+
+fn track_address(a: &Value) -> Value {
+    let t = |k: &str| json_text(a.get(k));
+    let mut out = json!({
+        "City": t("city"),
+        "StateProvinceCode": t("stateProvince"),
+        "PostalCode": t("postalCode"),
+        "CountryCode": if t("countryCode").is_empty() { t("country") } else { t("countryCode") },
+    });
+    if let Some(lines) = a.get("addressLine1") {
+        out["AddressLine"] = lines.clone();
+    }
+    out
+}
+
+/// REST `trackResponse` → XOLTWS `TrackResponse`, or the legacy "not found" error.
+fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Value, Vec<UpsError>> {
+    let shipment = rest.pointer("/trackResponse/shipment/0").cloned().unwrap_or(Value::Null);
+    let Some(package) = shipment.pointer("/package/0") else {
+        let why = shipment
+            .pointer("/warnings/0/message")
+            .and_then(Value::as_str)
+            .unwrap_or("No tracking information available");
+        return Err(vec![UpsError::new("151044", why, Severity::Hard)]);
+    };
+    let p = |k: &str| json_text(package.get(k));
+    let mut addresses = vec![];
+    for a in as_list(package.get("packageAddress")) {
+        let (code, desc) = match json_text(a.get("type")).to_ascii_uppercase().as_str() {
+            "ORIGIN" | "SHIPPER" => ("01", "Shipper Address"),
+            "DESTINATION" => ("02", "ShipTo Address"),
+            _ => continue,
+        };
+        addresses.push(json!({
+            "Type": {"Code": code, "Description": desc},
+            "Address": track_address(a.get("address").unwrap_or(&Value::Null)),
+        }));
+    }
+    let mut activity: Vec<Value> = as_list(package.get("activity"))
+        .into_iter()
+        .map(|a| {
+            let status = a.get("status").cloned().unwrap_or(Value::Null);
+            json!({
+                "ActivityLocation": {"Address": track_address(a.pointer("/location/address").unwrap_or(&Value::Null))},
+                "Status": {
+                    "Type": json_text(status.get("type")),
+                    "Description": json_text(status.get("description")),
+                    "Code": json_text(status.get("code")),
+                },
+                "Date": json_text(a.get("date")),
+                "Time": json_text(a.get("time")),
+            })
+        })
+        .collect();
+    if !shape.all_activity {
+        activity.truncate(1);
+    }
+    let weight = package.get("weight").map(|w| {
+        json!({"UnitOfMeasurement": {"Code": json_text(w.get("unitOfMeasurement"))}, "Weight": json_text(w.get("weight"))})
+    });
+    let mut pkg = json!({"TrackingNumber": p("trackingNumber")});
+    if !activity.is_empty() {
+        pkg["Activity"] = collapse(activity);
+    }
+    if let Some(w) = &weight {
+        pkg["PackageWeight"] = w.clone();
+    }
+    let mut ship = json!({
+        "InquiryNumber": {"Code": "01", "Description": "ShipmentIdentificationNumber", "Value": json_text(shipment.get("inquiryNumber"))},
+    });
+    if !addresses.is_empty() {
+        ship["ShipmentAddress"] = collapse(addresses);
+    }
+    if let Some(w) = weight {
+        ship["ShipmentWeight"] = w;
+    }
+    if let Some(s) = package.get("service") {
+        ship["Service"] = json!({"Code": json_text(s.get("code")), "Description": json_text(s.get("description"))});
+    }
+    let dates: Vec<Value> = as_list(package.get("deliveryDate"))
+        .into_iter()
+        .map(|d| {
+            let (code, desc) = match json_text(d.get("type")).as_str() {
+                "SDD" => ("03", "Scheduled Delivery"),
+                "RDD" => ("02", "Rescheduled Delivery"),
+                _ => ("01", "Delivered"),
+            };
+            json!({"Type": {"Code": code, "Description": desc}, "Date": json_text(d.get("date"))})
+        })
+        .collect();
+    if !dates.is_empty() {
+        ship["DeliveryDetail"] = collapse(dates);
+    }
+    ship["Package"] = pkg;
+    Ok(json!({"TrackResponse": {"Response": response_header(shape), "Shipment": ship}}))
+}
+
+/// What to send back for a successful (2xx) REST answer.
+pub enum Converted {
+    /// The REST answer is already the XOLTWS answer: send its bytes.
+    Unchanged,
+    /// A rebuilt XOLTWS answer.
+    Json(Value),
+    /// A 2xx that is an error in legacy terms (Track "not found").
+    Errors(Vec<UpsError>),
+}
+
+/// Turn a successful REST answer into the XOLTWS answer for `shape`.
+pub fn from_rest(shape: &AnswerShape, rest: &Value) -> Converted {
+    match shape.service {
+        Service::Track => match track_answer(shape, rest) {
+            Ok(v) => Converted::Json(v),
+            Err(e) => Converted::Errors(e),
+        },
+        Service::TimeInTransit => Converted::Json(tnt_answer(shape, rest)),
+        _ => Converted::Unchanged,
+    }
+}
+
+/// Whether a REST answer must be parsed to be converted (else its bytes go back as they are).
+pub fn needs_conversion(service: Service) -> bool {
+    matches!(service, Service::Track | Service::TimeInTransit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rest(root: &str, v: Value) -> RestCall {
+        to_rest(Service::from_request_root(root).unwrap(), &v).unwrap().0
+    }
+
+    #[test]
+    fn rate_option_goes_to_the_path() {
+        let c = rest("RateRequest", json!({"Request": {"RequestOption": "shop"}}));
+        assert_eq!(c.path_and_query, "/api/rating/v2409/Shop");
+        assert_eq!(c.body, RestBody::Unchanged);
+        let c = rest("RateRequest", json!({"Shipment": {}}));
+        assert_eq!(c.path_and_query, "/api/rating/v2409/Rate");
+    }
+
+    #[test]
+    fn void_moves_ids_to_path_and_query() {
+        let c = rest(
+            "VoidShipmentRequest",
+            json!({"VoidShipment": {"ShipmentIdentificationNumber": "1Z9Y9Y9Y0000000001", "TrackingNumber": ["1ZA", "1ZB"]}}),
+        );
+        assert_eq!(c.method, Method::DELETE);
+        assert_eq!(
+            c.path_and_query,
+            "/api/shipments/v2409/void/cancel/1Z9Y9Y9Y0000000001?trackingnumber=%5B%221ZA%22%2C%221ZB%22%5D"
+        );
+        assert_eq!(c.body, RestBody::None);
+    }
+
+    #[test]
+    fn path_segments_from_request_data_are_encoded() {
+        let c = rest("TrackRequest", json!({"InquiryNumber": "../../admin?x=1"}));
+        assert_eq!(c.path_and_query, "/api/track/v1/details/..%2F..%2Fadmin%3Fx%3D1");
+    }
+
+    #[test]
+    fn xav_moves_option_and_list_size_and_makes_address_lines_arrays() {
+        let c = rest(
+            "XAVRequest",
+            json!({"Request": {"RequestOption": "3"}, "MaximumListSize": "5",
+                   "AddressKeyFormat": {"AddressLine": "5 Oak Ave", "BuildingName": "x", "CountryCode": "US"}}),
+        );
+        assert_eq!(c.path_and_query, "/api/addressvalidation/v2/3?maximumcandidatelistsize=5");
+        assert_eq!(
+            c.body,
+            RestBody::Json(json!({"XAVRequest": {"AddressKeyFormat": {"AddressLine": ["5 Oak Ave"], "CountryCode": "US"}}}))
+        );
+    }
+
+    #[test]
+    fn tnt_request_is_rebuilt_in_camel_case() {
+        let c = rest(
+            "TimeInTransitRequest",
+            json!({"ShipFrom": {"Address": {"CountryCode": "US", "PostalCode": "19901"}},
+                   "ShipTo": {"Address": {"CountryCode": "US", "PostalCode": "89501", "ResidentialAddressIndicator": ""}},
+                   "Pickup": {"Date": "20260110", "Time": "1030"},
+                   "ShipmentWeight": {"UnitOfMeasurement": {"Code": "LBS"}, "Weight": "3.5"}}),
+        );
+        let RestBody::Json(b) = c.body else { panic!() };
+        assert_eq!(b["originPostalCode"], "19901");
+        assert_eq!(b["residentialIndicator"], "01");
+        assert_eq!(b["shipDate"], "2026-01-10");
+        assert_eq!(b["shipTime"], "10:30:00");
+        assert_eq!(b["weight"], json!(3.5));
+    }
+
+    #[test]
+    fn track_answer_is_rebuilt_and_trimmed() {
+        let shape = AnswerShape {
+            service: Service::Track,
+            customer_context: Some("c1".into()),
+            all_activity: false,
+        };
+        let rest = json!({"trackResponse": {"shipment": [{"inquiryNumber": "1Z1", "package": [{
+            "trackingNumber": "1Z1",
+            "activity": [{"status": {"type": "D", "description": "DELIVERED", "code": "KB"}, "date": "20260101", "time": "101010",
+                          "location": {"address": {"city": "Reno", "countryCode": "US"}}},
+                         {"status": {"type": "I"}, "date": "20251231", "time": "090000"}]}]}]}});
+        let Converted::Json(v) = from_rest(&shape, &rest) else { panic!() };
+        let s = &v["TrackResponse"]["Shipment"];
+        assert_eq!(s["InquiryNumber"]["Value"], "1Z1");
+        assert_eq!(s["Package"]["Activity"]["Status"]["Description"], "DELIVERED");
+        assert_eq!(s["Package"]["Activity"]["ActivityLocation"]["Address"]["City"], "Reno");
+        assert_eq!(v["TrackResponse"]["Response"]["TransactionReference"]["CustomerContext"], "c1");
+    }
+
+    #[test]
+    fn track_not_found_is_an_error() {
+        let shape = AnswerShape {
+            service: Service::Track,
+            customer_context: None,
+            all_activity: true,
+        };
+        let rest = json!({"trackResponse": {"shipment": [{"warnings": [{"code": "TW0001", "message": "Tracking Information Not Found"}]}]}});
+        let Converted::Errors(e) = from_rest(&shape, &rest) else { panic!() };
+        assert_eq!(e[0].code, "151044");
+        assert_eq!(e[0].description, "Tracking Information Not Found");
+    }
+}
