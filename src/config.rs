@@ -180,7 +180,11 @@ struct RawUps {
 /// 1-based line of a byte offset.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 impl Config {
@@ -206,16 +210,14 @@ impl Config {
             invalid(offset, e.message().to_string())
         })?;
 
-        let addr = |field: &Option<toml::Spanned<String>>, default: &str, what: &str| {
-            match field {
-                None => Ok(default.parse().expect("static default address")),
-                Some(s) => s.get_ref().parse::<SocketAddr>().map_err(|_| {
-                    invalid(
-                        s.span().start,
-                        format!("{what}: `{}` is not an IP:PORT address", s.get_ref()),
-                    )
-                }),
-            }
+        let addr = |field: &Option<toml::Spanned<String>>, default: &str, what: &str| match field {
+            None => Ok(default.parse().expect("static default address")),
+            Some(s) => s.get_ref().parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    s.span().start,
+                    format!("{what}: `{}` is not an IP:PORT address", s.get_ref()),
+                )
+            }),
         };
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
@@ -276,7 +278,8 @@ impl Config {
             })?),
         };
         let d = UpsConfig::default();
-        let ms = |v: Option<u64>, default: Duration| v.map(Duration::from_millis).unwrap_or(default);
+        let ms =
+            |v: Option<u64>, default: Duration| v.map(Duration::from_millis).unwrap_or(default);
         let ups = UpsConfig {
             base_url,
             redirect_uri,
@@ -312,7 +315,8 @@ impl Config {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = "[accounts]\nfile = \"accounts.toml\"\n[ups]\nbase_url = \"http://127.0.0.1:1\"\n";
+    const MINIMAL: &str =
+        "[accounts]\nfile = \"accounts.toml\"\n[ups]\nbase_url = \"http://127.0.0.1:1\"\n";
 
     #[test]
     fn minimal_config_gets_defaults_and_relative_paths() {

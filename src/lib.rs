@@ -11,7 +11,13 @@
 //! - [`sim`]: a UPS simulator for tests, benches and `demo`.
 
 pub mod accounts;
+pub mod admin;
 pub mod config;
-pub mod oauth;
-pub mod store;
+pub mod demo;
 pub mod dialect;
+pub mod metrics;
+pub mod oauth;
+pub mod proxy;
+pub mod server;
+pub mod sim;
+pub mod store;

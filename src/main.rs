@@ -1,1 +1,163 @@
-fn main() {}
+//! `upsbridge`: command line. Parses arguments, sets up logging, hands over to
+//! the library. Nothing else lives here.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use upsbridge::{accounts, config::Config, demo, server, sim};
+
+#[derive(Parser)]
+#[command(
+    name = "upsbridge",
+    version,
+    about = "Keeps legacy UPS access-key clients working against UPS's OAuth REST API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy and the admin listener.
+    Serve {
+        #[arg(long, default_value = "config/upsbridge.toml")]
+        config: PathBuf,
+    },
+    /// Run the UPS simulator (for tests, benchmarks and trying things out).
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// A registered API client, ID:SECRET (repeatable).
+        #[arg(long = "client", value_parser = sim::parse_client)]
+        clients: Vec<(String, String)>,
+        /// Access-token lifetime in seconds.
+        #[arg(long, default_value_t = 14399)]
+        token_ttl: u64,
+    },
+    /// Start a simulator and a proxy with a demo account, print a curl line to try.
+    Demo,
+    /// Manage the account map.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Validate an account map file: every problem as FILE:LINE: message.
+    Check { file: PathBuf },
+    /// Read a legacy password on stdin, print the hash to put in the map.
+    HashPassword,
+    /// One line per account with its token state (never secrets).
+    List {
+        #[arg(long, default_value = "config/upsbridge.toml")]
+        config: PathBuf,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // With the `tracing-log` feature, try_init also routes pingora's `log` records here.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Serve { config } => match Config::load(&config) {
+            Err(e) => fail(&e.to_string()),
+            Ok(c) => match server::serve(c) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e.to_string()),
+            },
+        },
+        Command::Sim {
+            listen,
+            clients,
+            token_ttl,
+        } => run_sim(listen, clients, token_ttl),
+        Command::Demo => match demo::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Accounts { command } => match command {
+            AccountsCommand::Check { file } => match accounts::load_map(&file) {
+                Ok(a) => {
+                    println!("{}: {} accounts, no problems", file.display(), a.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            },
+            AccountsCommand::HashPassword => {
+                let mut password = String::new();
+                if let Err(e) = std::io::stdin().read_to_string(&mut password) {
+                    return fail(&format!("cannot read stdin: {e}"));
+                }
+                let password = password.trim_end_matches(['\r', '\n']);
+                if password.is_empty() {
+                    return fail("no password on stdin");
+                }
+                match accounts::password::hash(password) {
+                    Ok(h) => {
+                        println!("{h}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&format!("hashing failed: {e}")),
+                }
+            }
+            AccountsCommand::List { config } => match Config::load(&config) {
+                Err(e) => fail(&e.to_string()),
+                Ok(c) => match upsbridge::admin::list(&c) {
+                    Ok(lines) => {
+                        for l in lines {
+                            println!("{l}");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e),
+                },
+            },
+        },
+    }
+}
+
+fn run_sim(listen: SocketAddr, clients: Vec<(String, String)>, token_ttl: u64) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start runtime: {e}")),
+    };
+    rt.block_on(async {
+        let opts = sim::SimOptions {
+            clients,
+            token_ttl: Duration::from_secs(token_ttl),
+            ..sim::SimOptions::default()
+        };
+        match sim::start(listen, opts).await {
+            Err(e) => fail(&format!("cannot listen on {listen}: {e}")),
+            Ok(running) => {
+                println!("listening on {}", running.base_url());
+                let _ = tokio::signal::ctrl_c().await;
+                running.shutdown().await;
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("upsbridge: {message}");
+    ExitCode::FAILURE
+}

@@ -45,7 +45,8 @@ impl Store {
     /// Make the stored accounts exactly `records`; drops the tokens of removed accounts.
     /// Returns the names removed. Flushed before returning.
     pub fn replace_accounts(&self, records: &[AccountRecord]) -> Result<Vec<String>, StoreError> {
-        let keep: std::collections::HashSet<&str> = records.iter().map(|r| r.name.as_str()).collect();
+        let keep: std::collections::HashSet<&str> =
+            records.iter().map(|r| r.name.as_str()).collect();
         let mut removed = Vec::new();
         for key in self.accounts.iter().keys() {
             let key = key?;
@@ -85,7 +86,11 @@ impl Store {
 
     /// Store a sealed token record and flush it to disk before returning: a rotated
     /// refresh token must be durable before the old one could be needed again.
-    pub async fn put_token_durably(&self, account: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+    pub async fn put_token_durably(
+        &self,
+        account: &str,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
         self.tokens.insert(account.as_bytes(), sealed)?;
         self.db.flush_async().await?;
         Ok(())

@@ -114,7 +114,10 @@ pub fn load(path: &Path) -> Result<Vec<AccountRecord>, MapError> {
         file: file.clone(),
         problems: vec![MapProblem {
             line: 0,
-            message: format!("the account map is not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+            message: format!(
+                "the account map is not UTF-8 (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
         }],
     })?;
     parse(&text, &file, path.parent().unwrap_or(Path::new(".")))
@@ -223,7 +226,11 @@ fn validate(
         );
     }
     non_empty(&raw.ups_account_number, "ups_account_number", &mut problem);
-    non_empty(&raw.access_license_number, "access_license_number", &mut problem);
+    non_empty(
+        &raw.access_license_number,
+        "access_license_number",
+        &mut problem,
+    );
     non_empty(&raw.user_id, "user_id", &mut problem);
     non_empty(&raw.client_id, "client_id", &mut problem);
     if let Err(why) = crate::accounts::password::check_hash(raw.password_hash.get_ref()) {
@@ -296,7 +303,10 @@ fn duplicates(records: &[AccountRecord]) -> Vec<MapProblem> {
         if let Some(first) = names.insert(&r.name, r.line) {
             problems.push(MapProblem {
                 line: r.line,
-                message: format!("duplicate account name `{}` (first at line {first})", r.name),
+                message: format!(
+                    "duplicate account name `{}` (first at line {first})",
+                    r.name
+                ),
             });
         }
         if let Some(first) = logins.insert((&r.access_license_number, &r.user_id), r.line) {
@@ -329,7 +339,11 @@ mod tests {
     #[test]
     fn valid_map_parses() {
         let h = hash();
-        let text = format!("# ops map\n\n{}{}", record("a", "K1", "u", &h), record("b", "K1", "v", &h));
+        let text = format!(
+            "# ops map\n\n{}{}",
+            record("a", "K1", "u", &h),
+            record("b", "K1", "v", &h)
+        );
         let recs = parse(&text, "m.toml", Path::new(".")).unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].line, 3);
@@ -351,7 +365,10 @@ mod tests {
         let lines: Vec<usize> = err.problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, vec![9, 22, 26], "{err}");
         let msg = err.to_string();
-        assert!(msg.contains("m.toml:9: duplicate access_license_number"), "{msg}");
+        assert!(
+            msg.contains("m.toml:9: duplicate access_license_number"),
+            "{msg}"
+        );
         assert!(msg.contains("m.toml:22: password_hash"), "{msg}");
         assert!(msg.contains("m.toml:26: syntax"), "{msg}");
     }

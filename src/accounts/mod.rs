@@ -270,11 +270,14 @@ impl Accounts {
     /// accounts are returned; on failure the old map stays and the problems are recorded.
     /// Blocking (file read, store flush): call from a blocking context.
     pub fn reload(&self) -> Result<Vec<String>, ReloadError> {
-        let result = load_map(&self.file).map_err(ReloadError::from).and_then(|accounts| {
-            let records: Vec<AccountRecord> = accounts.iter().map(|a| a.record.clone()).collect();
-            let removed = self.store.replace_accounts(&records)?;
-            Ok((accounts, removed))
-        });
+        let result = load_map(&self.file)
+            .map_err(ReloadError::from)
+            .and_then(|accounts| {
+                let records: Vec<AccountRecord> =
+                    accounts.iter().map(|a| a.record.clone()).collect();
+                let removed = self.store.replace_accounts(&records)?;
+                Ok((accounts, removed))
+            });
         let mut status = self.status.lock().expect("map status lock");
         match result {
             Ok((accounts, removed)) => {

@@ -23,7 +23,10 @@ pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
 /// Check that a map's `password_hash` is an argon2 PHC string; `Err` says why not.
 pub fn check_hash(phc: &str) -> Result<(), &'static str> {
     let parsed = PasswordHash::new(phc).map_err(|_| "is not a PHC string ($argon2id$v=19$…)")?;
-    if !matches!(parsed.algorithm.as_str(), "argon2id" | "argon2i" | "argon2d") {
+    if !matches!(
+        parsed.algorithm.as_str(),
+        "argon2id" | "argon2i" | "argon2d"
+    ) {
         return Err("is not an argon2 hash");
     }
     if parsed.hash.is_none() || parsed.salt.is_none() {

@@ -120,22 +120,28 @@ pub fn map(method: &Method, path: &str, query: Option<&str>, has_body: bool) -> 
             Method::DELETE,
             format!("/api/shipments/v2409/pickup/{}", segs[3]),
         ),
-        ["track", "v1", "details", _id] => (
-            Method::GET,
-            format!("/api/track/v1/details/{}", segs[3]),
-        ),
+        ["track", "v1", "details", _id] => {
+            (Method::GET, format!("/api/track/v1/details/{}", segs[3]))
+        }
         ["track", "v1", "reference", "details", _r] => (
             Method::GET,
             format!("/api/track/v1/reference/details/{}", segs[4]),
         ),
         ["addressvalidation", v, option @ ("1" | "2" | "3")] => {
             let v = version(v)?;
-            let v = if v == "v1" || v == "v2" { v } else { "v2".into() };
+            let v = if v == "v1" || v == "v2" {
+                v
+            } else {
+                "v2".into()
+            };
             (post, format!("/api/addressvalidation/{v}/{option}"))
         }
         ["locations", v, "search", "availabilities", option] => (
             post,
-            format!("/api/locations/{}/search/availabilities/{option}", version(v)?),
+            format!(
+                "/api/locations/{}/search/availabilities/{option}",
+                version(v)?
+            ),
         ),
         _ => return None,
     };
@@ -170,15 +176,27 @@ mod tests {
     #[test]
     fn legacy_paths_map_to_rest() {
         assert_eq!(
-            m(Method::POST, "/ship/V1801/shipments", Some("additionaladdressvalidation=city")),
+            m(
+                Method::POST,
+                "/ship/V1801/shipments",
+                Some("additionaladdressvalidation=city")
+            ),
             Some("POST /api/shipments/v1801/ship?additionaladdressvalidation=city".into())
         );
         assert_eq!(
-            m(Method::DELETE, "/ship/v1/shipments/cancel/1Z9Y9Y9Y0000000001", None),
+            m(
+                Method::DELETE,
+                "/ship/v1/shipments/cancel/1Z9Y9Y9Y0000000001",
+                None
+            ),
             Some("DELETE /api/shipments/v1/void/cancel/1Z9Y9Y9Y0000000001".into())
         );
         assert_eq!(
-            m(Method::POST, "/ship/1801/rating/rate", Some("additionalinfo=timeintransit")),
+            m(
+                Method::POST,
+                "/ship/1801/rating/rate",
+                Some("additionalinfo=timeintransit")
+            ),
             Some("POST /api/rating/v2409/Rate?additionalinfo=timeintransit".into())
         );
         assert_eq!(

@@ -31,13 +31,17 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::Empty);
     }
-    let text = std::str::from_utf8(body).map_err(|e| Failure::Malformed(format!("not UTF-8: {e}")))?;
-    let members: Vec<(String, &RawValue)> = serde_json::from_str::<indexmap::IndexMap<String, &RawValue>>(text)
-        .map_err(|e| Failure::Malformed(format!("JSON: {e}")))?
-        .into_iter()
-        .collect();
+    let text =
+        std::str::from_utf8(body).map_err(|e| Failure::Malformed(format!("not UTF-8: {e}")))?;
+    let members: Vec<(String, &RawValue)> =
+        serde_json::from_str::<indexmap::IndexMap<String, &RawValue>>(text)
+            .map_err(|e| Failure::Malformed(format!("JSON: {e}")))?
+            .into_iter()
+            .collect();
 
-    let security = members.iter().find(|(k, _)| SECURITY_KEYS.contains(&k.as_str()));
+    let security = members
+        .iter()
+        .find(|(k, _)| SECURITY_KEYS.contains(&k.as_str()));
     let credentials = match security {
         Some((_, raw)) => credentials(raw),
         None => LegacyCredentials {
@@ -82,7 +86,8 @@ fn rest_call(
             let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
             Failure::UnknownService(format!("no known request object among {keys:?}"))
         })?;
-    let mut request: Value = serde_json::from_str(raw.get()).map_err(|e| Failure::Malformed(e.to_string()))?;
+    let mut request: Value =
+        serde_json::from_str(raw.get()).map_err(|e| Failure::Malformed(e.to_string()))?;
     if !request.is_object() {
         return Err(Failure::Malformed(format!("{root} is not an object")));
     }
@@ -259,7 +264,9 @@ mod tests {
         assert_eq!(p.credentials.access_key, "K");
         let (call, body, _) = p.call.unwrap();
         assert_eq!(call.path_and_query, "/api/addressvalidation/v2/1");
-        assert!(!String::from_utf8(body.unwrap().to_vec()).unwrap().contains("Security"));
+        assert!(!String::from_utf8(body.unwrap().to_vec())
+            .unwrap()
+            .contains("Security"));
     }
 
     #[test]
@@ -295,7 +302,13 @@ mod tests {
         );
         let v: Value = serde_json::from_slice(&a.body).unwrap();
         assert_eq!(a.status, 400);
-        assert_eq!(v["Fault"]["detail"]["Errors"]["ErrorDetail"]["PrimaryErrorCode"]["Code"], "111210");
-        assert_eq!(v["Fault"]["detail"]["Errors"]["ErrorDetail"]["Severity"], "Hard");
+        assert_eq!(
+            v["Fault"]["detail"]["Errors"]["ErrorDetail"]["PrimaryErrorCode"]["Code"],
+            "111210"
+        );
+        assert_eq!(
+            v["Fault"]["detail"]["Errors"]["ErrorDetail"]["Severity"],
+            "Hard"
+        );
     }
 }

@@ -63,7 +63,10 @@ pub fn detect(path: &str, has_access_key_header: bool) -> Option<Route> {
             }
         }
     }
-    if has_access_key_header && header::is_header_style_path(&lower) {
+    // A legacy JSON path is header style even without credentials (then refused as such);
+    // `/api/…` is header style only when legacy credentials are present.
+    let legacy_path = header::is_header_style_path(&lower) && !lower.starts_with("/api/");
+    if legacy_path || (has_access_key_header && lower.starts_with("/api/")) {
         return Some(Route {
             dialect: Dialect::HeaderJson,
             service: String::new(),
@@ -173,7 +176,11 @@ impl Failure {
                 UpsError::new("250003", "Invalid Access License number", Authentication)
             }
             Failure::Auth(AuthError::MissingUserOrPassword | AuthError::BadUserOrPassword) => {
-                UpsError::new("250002", "Invalid Authentication Information.", Authentication)
+                UpsError::new(
+                    "250002",
+                    "Invalid Authentication Information.",
+                    Authentication,
+                )
             }
             // Our fault, not the client's credentials: a transient general failure that says why.
             Failure::Token(e) => UpsError::new(
@@ -285,13 +292,21 @@ mod tests {
     #[test]
     fn detection_is_by_path_then_header() {
         let r = detect("/rest/Rate", false).unwrap();
-        assert_eq!((r.dialect, r.service.as_str()), (Dialect::LegacyJson, "Rate"));
+        assert_eq!(
+            (r.dialect, r.service.as_str()),
+            (Dialect::LegacyJson, "Rate")
+        );
         assert_eq!(detect("/JSON/Track/", false).unwrap().service, "Track");
         assert_eq!(
             detect("/ship/v1801/shipments", true).unwrap().dialect,
             Dialect::HeaderJson
         );
-        assert!(detect("/ship/v1801/shipments", false).is_none());
+        assert_eq!(
+            detect("/ship/v1801/shipments", false).unwrap().dialect,
+            Dialect::HeaderJson
+        );
+        assert!(detect("/api/rating/v2409/Rate", false).is_none());
+        assert!(detect("/api/rating/v2409/Rate", true).is_some());
         assert!(detect("/favicon.ico", true).is_none());
         assert!(detect("/rest/", false).is_none());
     }
@@ -306,6 +321,14 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(r#"{"errors":[{"code":9,"message":"x"}]}"#).unwrap();
         assert_eq!(rest_errors(&v, 400)[0].code, "9");
-        assert_eq!(rest_errors(&serde_json::Value::Null, 503)[0].severity, Severity::Transient);
+        assert_eq!(
+            rest_errors(&serde_json::Value::Null, 503)[0].severity,
+            Severity::Transient
+        );
     }
+}
+
+/// [`json_text`] for a value that is present.
+pub fn json_text_value(v: &serde_json::Value) -> String {
+    json_text(Some(v))
 }

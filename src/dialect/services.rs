@@ -167,7 +167,8 @@ fn request_option(req: &Value) -> Option<&str> {
 
 /// Map a XOLTWS request object to its REST call.
 pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape), Failure> {
-    let customer_context = text(req, "/Request/TransactionReference/CustomerContext").map(str::to_string);
+    let customer_context =
+        text(req, "/Request/TransactionReference/CustomerContext").map(str::to_string);
     let shape = AnswerShape {
         service,
         customer_context,
@@ -185,13 +186,23 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             let option = request_option(req).unwrap_or("Rate");
             let option = rating_option(option)
                 .ok_or(Failure::MissingField("RateRequest/Request/RequestOption"))?;
-            call(post, format!("/api/rating/v2409/{option}"), RestBody::Unchanged)
+            call(
+                post,
+                format!("/api/rating/v2409/{option}"),
+                RestBody::Unchanged,
+            )
         }
-        Service::Ship => call(post, "/api/shipments/v2409/ship".into(), RestBody::Unchanged),
+        Service::Ship => call(
+            post,
+            "/api/shipments/v2409/ship".into(),
+            RestBody::Unchanged,
+        ),
         Service::Void => {
             let id = first_text(req.pointer("/VoidShipment/ShipmentIdentificationNumber"))
                 .or_else(|| first_text(req.get("ShipmentIdentificationNumber")))
-                .ok_or(Failure::MissingField("VoidShipment/ShipmentIdentificationNumber"))?;
+                .ok_or(Failure::MissingField(
+                    "VoidShipment/ShipmentIdentificationNumber",
+                ))?;
             let numbers: Vec<String> = as_list(req.pointer("/VoidShipment/TrackingNumber"))
                 .into_iter()
                 .filter_map(|v| first_text(Some(v)))
@@ -216,7 +227,11 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
                 .or_else(|| first_text(req.get("TrackingNumber")))
                 .ok_or(Failure::MissingField("TrackRequest/InquiryNumber"))?;
             return Ok((
-                call(Method::GET, format!("/api/track/v1/details/{}", seg(&n)), RestBody::None),
+                call(
+                    Method::GET,
+                    format!("/api/track/v1/details/{}", seg(&n)),
+                    RestBody::None,
+                ),
                 AnswerShape {
                     all_activity: option != "0" && option != "none",
                     ..shape
@@ -231,7 +246,9 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
         Service::Xav => {
             let option = request_option(req).unwrap_or("1");
             if !matches!(option, "1" | "2" | "3") {
-                return Err(Failure::MissingField("XAVRequest/Request/RequestOption (1, 2 or 3)"));
+                return Err(Failure::MissingField(
+                    "XAVRequest/Request/RequestOption (1, 2 or 3)",
+                ));
             }
             let mut query = vec![];
             if let Some(n) = text(req, "/MaximumListSize") {
@@ -309,8 +326,9 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             c
         }
         Service::PickupPoliticalDivision1 => {
-            let country = text(req, "/CountryCode")
-                .ok_or(Failure::MissingField("PickupGetPoliticalDivision1ListRequest/CountryCode"))?;
+            let country = text(req, "/CountryCode").ok_or(Failure::MissingField(
+                "PickupGetPoliticalDivision1ListRequest/CountryCode",
+            ))?;
             call(
                 Method::GET,
                 format!("/api/pickup/v2409/countries/{}", seg(country)),
@@ -401,7 +419,10 @@ fn tnt_request(req: &Value) -> Result<Value, Failure> {
     }
     put(
         "residentialIndicator",
-        Some(json!(if req.pointer("/ShipTo/Address/ResidentialAddressIndicator").is_some() {
+        Some(json!(if req
+            .pointer("/ShipTo/Address/ResidentialAddressIndicator")
+            .is_some()
+        {
             "01"
         } else {
             "02"
@@ -409,16 +430,29 @@ fn tnt_request(req: &Value) -> Result<Value, Failure> {
     );
     put(
         "shipDate",
-        text(req, "/Pickup/Date").and_then(yyyymmdd_to_iso).map(Value::from),
+        text(req, "/Pickup/Date")
+            .and_then(yyyymmdd_to_iso)
+            .map(Value::from),
     );
     put(
         "shipTime",
-        text(req, "/Pickup/Time").and_then(hhmm_to_iso).map(Value::from),
+        text(req, "/Pickup/Time")
+            .and_then(hhmm_to_iso)
+            .map(Value::from),
     );
     put("weight", number(text(req, "/ShipmentWeight/Weight")));
-    put("weightUnitOfMeasure", s("/ShipmentWeight/UnitOfMeasurement/Code"));
-    put("shipmentContentsValue", number(text(req, "/InvoiceLineTotal/MonetaryValue")));
-    put("shipmentContentsCurrencyCode", s("/InvoiceLineTotal/CurrencyCode"));
+    put(
+        "weightUnitOfMeasure",
+        s("/ShipmentWeight/UnitOfMeasurement/Code"),
+    );
+    put(
+        "shipmentContentsValue",
+        number(text(req, "/InvoiceLineTotal/MonetaryValue")),
+    );
+    put(
+        "shipmentContentsCurrencyCode",
+        s("/InvoiceLineTotal/CurrencyCode"),
+    );
     put(
         "billType",
         Some(json!(if req.get("DocumentsOnlyIndicator").is_some() {
@@ -427,10 +461,15 @@ fn tnt_request(req: &Value) -> Result<Value, Failure> {
             "03"
         })),
     );
-    put("numberOfPackages", number(text(req, "/TotalPackagesInShipment")));
+    put(
+        "numberOfPackages",
+        number(text(req, "/TotalPackagesInShipment")),
+    );
     put("maxList", number(text(req, "/MaximumListSize")));
     if !out.contains_key("originCountryCode") || !out.contains_key("destinationCountryCode") {
-        return Err(Failure::MissingField("ShipFrom/Address/CountryCode and ShipTo/Address/CountryCode"));
+        return Err(Failure::MissingField(
+            "ShipFrom/Address/CountryCode and ShipTo/Address/CountryCode",
+        ));
     }
     Ok(Value::Object(out))
 }
@@ -529,7 +568,10 @@ fn track_address(a: &Value) -> Value {
 
 /// REST `trackResponse` → XOLTWS `TrackResponse`, or the legacy "not found" error.
 fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Value, Vec<UpsError>> {
-    let shipment = rest.pointer("/trackResponse/shipment/0").cloned().unwrap_or(Value::Null);
+    let shipment = rest
+        .pointer("/trackResponse/shipment/0")
+        .cloned()
+        .unwrap_or(Value::Null);
     let Some(package) = shipment.pointer("/package/0") else {
         let why = shipment
             .pointer("/warnings/0/message")
@@ -641,7 +683,9 @@ mod tests {
     use super::*;
 
     fn rest(root: &str, v: Value) -> RestCall {
-        to_rest(Service::from_request_root(root).unwrap(), &v).unwrap().0
+        to_rest(Service::from_request_root(root).unwrap(), &v)
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -670,7 +714,10 @@ mod tests {
     #[test]
     fn path_segments_from_request_data_are_encoded() {
         let c = rest("TrackRequest", json!({"InquiryNumber": "../../admin?x=1"}));
-        assert_eq!(c.path_and_query, "/api/track/v1/details/..%2F..%2Fadmin%3Fx%3D1");
+        assert_eq!(
+            c.path_and_query,
+            "/api/track/v1/details/..%2F..%2Fadmin%3Fx%3D1"
+        );
     }
 
     #[test]
@@ -680,10 +727,15 @@ mod tests {
             json!({"Request": {"RequestOption": "3"}, "MaximumListSize": "5",
                    "AddressKeyFormat": {"AddressLine": "5 Oak Ave", "BuildingName": "x", "CountryCode": "US"}}),
         );
-        assert_eq!(c.path_and_query, "/api/addressvalidation/v2/3?maximumcandidatelistsize=5");
+        assert_eq!(
+            c.path_and_query,
+            "/api/addressvalidation/v2/3?maximumcandidatelistsize=5"
+        );
         assert_eq!(
             c.body,
-            RestBody::Json(json!({"XAVRequest": {"AddressKeyFormat": {"AddressLine": ["5 Oak Ave"], "CountryCode": "US"}}}))
+            RestBody::Json(
+                json!({"XAVRequest": {"AddressKeyFormat": {"AddressLine": ["5 Oak Ave"], "CountryCode": "US"}}})
+            )
         );
     }
 
@@ -716,12 +768,23 @@ mod tests {
             "activity": [{"status": {"type": "D", "description": "DELIVERED", "code": "KB"}, "date": "20260101", "time": "101010",
                           "location": {"address": {"city": "Reno", "countryCode": "US"}}},
                          {"status": {"type": "I"}, "date": "20251231", "time": "090000"}]}]}]}});
-        let Converted::Json(v) = from_rest(&shape, &rest) else { panic!() };
+        let Converted::Json(v) = from_rest(&shape, &rest) else {
+            panic!()
+        };
         let s = &v["TrackResponse"]["Shipment"];
         assert_eq!(s["InquiryNumber"]["Value"], "1Z1");
-        assert_eq!(s["Package"]["Activity"]["Status"]["Description"], "DELIVERED");
-        assert_eq!(s["Package"]["Activity"]["ActivityLocation"]["Address"]["City"], "Reno");
-        assert_eq!(v["TrackResponse"]["Response"]["TransactionReference"]["CustomerContext"], "c1");
+        assert_eq!(
+            s["Package"]["Activity"]["Status"]["Description"],
+            "DELIVERED"
+        );
+        assert_eq!(
+            s["Package"]["Activity"]["ActivityLocation"]["Address"]["City"],
+            "Reno"
+        );
+        assert_eq!(
+            v["TrackResponse"]["Response"]["TransactionReference"]["CustomerContext"],
+            "c1"
+        );
     }
 
     #[test]
@@ -732,7 +795,9 @@ mod tests {
             all_activity: true,
         };
         let rest = json!({"trackResponse": {"shipment": [{"warnings": [{"code": "TW0001", "message": "Tracking Information Not Found"}]}]}});
-        let Converted::Errors(e) = from_rest(&shape, &rest) else { panic!() };
+        let Converted::Errors(e) = from_rest(&shape, &rest) else {
+            panic!()
+        };
         assert_eq!(e[0].code, "151044");
         assert_eq!(e[0].description, "Tracking Information Not Found");
     }

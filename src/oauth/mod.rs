@@ -33,7 +33,9 @@ use ups::{TransportError, UpsErrorResponse, UpsOAuthClient, UpsTokenResponse};
 pub enum TokenError {
     #[error("UPS token endpoint unreachable ({0}); check [ups] base_url and the network")]
     Unreachable(String),
-    #[error("UPS token endpoint did not answer within {0:?}; UPS may be down, requests will retry")]
+    #[error(
+        "UPS token endpoint did not answer within {0:?}; UPS may be down, requests will retry"
+    )]
     Timeout(Duration),
     #[error("UPS token endpoint refused account `{account}` (HTTP {status}: {detail}); check its client_id and client secret")]
     Rejected {
@@ -163,7 +165,10 @@ fn token_url(url: Url) -> TokenUrl {
 
 impl TokenBroker {
     /// `spawner` is the runtime token requests run on (keep it alive as long as the broker).
-    pub fn new(ups: &UpsConfig, spawner: tokio::runtime::Handle) -> Result<TokenBroker, reqwest::Error> {
+    pub fn new(
+        ups: &UpsConfig,
+        spawner: tokio::runtime::Handle,
+    ) -> Result<TokenBroker, reqwest::Error> {
         let http = reqwest::Client::builder()
             // OAuth endpoints must never redirect (a redirect could leak the Basic credentials).
             .redirect(reqwest::redirect::Policy::none())
@@ -256,7 +261,8 @@ impl TokenBroker {
                         .counters
                         .failures
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    *slot2.last_failure.lock().expect("failure lock") = Some((Instant::now(), e.clone()));
+                    *slot2.last_failure.lock().expect("failure lock") =
+                        Some((Instant::now(), e.clone()));
                 }
             }
             *slot2.flight.lock().expect("flight lock") = None;
@@ -329,9 +335,7 @@ impl TokenBroker {
     }
 
     fn cache(&self, answer: &UpsTokenResponse) -> CachedToken {
-        let lifetime = answer
-            .expires_in()
-            .unwrap_or(Duration::from_secs(3600));
+        let lifetime = answer.expires_in().unwrap_or(Duration::from_secs(3600));
         let margin = self.inner.margin.min(lifetime / 2);
         let now = Instant::now();
         CachedToken {

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AccessToken, EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, RefreshToken, Scope,
     StandardRevocableToken, TokenResponse,

@@ -1,0 +1,178 @@
+//! The ops HTTP surface on `[admin] listen`: health, readiness, metrics and
+//! account status. Never shows a secret: account rows carry names, numbers and
+//! token state only.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tracing::error;
+
+use crate::accounts::Accounts;
+use crate::metrics::Metrics;
+use crate::oauth::{TokenBroker, TokenStatus};
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub accounts: Arc<Accounts>,
+    pub broker: TokenBroker,
+    pub metrics: Arc<Metrics>,
+}
+
+/// One account as `/api/accounts` and `accounts list` show it.
+#[derive(Debug, Serialize)]
+pub struct AccountView {
+    pub name: String,
+    pub ups_account_number: String,
+    pub grant: &'static str,
+    pub token: TokenStatus,
+    pub last_error: Option<String>,
+}
+
+impl AdminState {
+    pub fn account_views(&self) -> Vec<AccountView> {
+        let snapshot = self.accounts.snapshot();
+        let mut views: Vec<AccountView> = snapshot
+            .iter()
+            .map(|a| {
+                let token = self.broker.status(a);
+                AccountView {
+                    name: a.record.name.clone(),
+                    ups_account_number: a.record.ups_account_number.clone(),
+                    grant: a.record.grant.as_str(),
+                    last_error: token.last_error.clone(),
+                    token,
+                }
+            })
+            .collect();
+        views.sort_by(|a, b| a.name.cmp(&b.name));
+        views
+    }
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/accounts", get(accounts))
+        .with_state(state)
+}
+
+/// Serve the admin router on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) {
+    if let Err(e) = axum::serve(listener, router(state)).await {
+        error!(error = %e, "admin listener failed");
+    }
+}
+
+async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
+    let status = s.accounts.status();
+    if status.loaded_at.is_some() {
+        (
+            StatusCode::OK,
+            format!("ready: {} accounts\n", status.accounts),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "account map not loaded\n".to_string(),
+        )
+    }
+}
+
+async fn accounts(State(s): State<AdminState>) -> Json<Vec<AccountView>> {
+    Json(s.account_views())
+}
+
+async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+    let c = s.broker.counters();
+    let map = s.accounts.status();
+    let extra = format!(
+        "# HELP upsbridge_token_requests_total Token requests sent to UPS.\n# TYPE upsbridge_token_requests_total counter\nupsbridge_token_requests_total {}\n\
+         # HELP upsbridge_token_failures_total Token requests that failed.\n# TYPE upsbridge_token_failures_total counter\nupsbridge_token_failures_total {}\n\
+         # HELP upsbridge_accounts Accounts in the map in force.\n# TYPE upsbridge_accounts gauge\nupsbridge_accounts {}\n\
+         # HELP upsbridge_map_reloads_total Successful account map reloads.\n# TYPE upsbridge_map_reloads_total counter\nupsbridge_map_reloads_total {}\n\
+         # HELP upsbridge_map_rejections_total Rejected account map versions.\n# TYPE upsbridge_map_rejections_total counter\nupsbridge_map_rejections_total {}\n",
+        c.requests.load(Ordering::Relaxed),
+        c.failures.load(Ordering::Relaxed),
+        map.accounts,
+        map.reloads,
+        map.rejections,
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(&extra),
+    )
+}
+
+/// Lines for `accounts list`: from the running server's admin listener when it is up,
+/// else from the store (sled allows one process, so never both).
+pub fn list(config: &crate::config::Config) -> Result<Vec<String>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("http://{}/api/accounts", config.admin.listen);
+    let live = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()
+            .ok()?;
+        client
+            .get(&url)
+            .send()
+            .await
+            .ok()?
+            .json::<Vec<serde_json::Value>>()
+            .await
+            .ok()
+    });
+    if let Some(rows) = live {
+        return Ok(rows
+            .iter()
+            .map(|r| {
+                let t = |p: &str| {
+                    r.pointer(p)
+                        .map(crate::dialect::json_text_value)
+                        .unwrap_or_default()
+                };
+                format!(
+                    "{}\t{}\t{}\t{}{}",
+                    t("/name"),
+                    t("/ups_account_number"),
+                    t("/grant"),
+                    t("/token/state"),
+                    match t("/token/expires_at").as_str() {
+                        "" => String::new(),
+                        e => format!(" until {e}"),
+                    }
+                )
+            })
+            .collect());
+    }
+    let store = crate::store::Store::open(&config.store.path).map_err(|e| e.to_string())?;
+    let records = store.accounts().map_err(|e| e.to_string())?;
+    Ok(records
+        .iter()
+        .map(|r| {
+            let state = match store.token(&r.name) {
+                Ok(Some(_)) => "stored token (server not running)",
+                _ if r.grant == crate::accounts::Grant::AuthorizationCode => "needs_authorization",
+                _ => "missing (server not running)",
+            };
+            format!(
+                "{}\t{}\t{}\t{}",
+                r.name,
+                r.ups_account_number,
+                r.grant.as_str(),
+                state
+            )
+        })
+        .collect())
+}

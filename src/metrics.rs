@@ -1,0 +1,80 @@
+//! Prometheus metrics: requests by dialect/service/outcome and upstream latency.
+//! Token and map counters are read from their owners at scrape time. Labels are
+//! bounded sets (dialect, service, outcome, account name): never a credential.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    upstream_seconds: HistogramVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "upsbridge_requests_total",
+                "Legacy requests by dialect, service and outcome",
+            ),
+            &["dialect", "service", "outcome"],
+        )
+        .expect("valid metric");
+        let upstream_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "upsbridge_request_seconds",
+                "Time from request to answer, for requests that reached UPS",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &[],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("register once");
+        registry
+            .register(Box::new(upstream_seconds.clone()))
+            .expect("register once");
+        Metrics {
+            registry,
+            requests,
+            upstream_seconds,
+        }
+    }
+
+    pub fn count_request(&self, dialect: &str, service: &str, outcome: &str) {
+        self.requests
+            .with_label_values(&[dialect, service, outcome])
+            .inc();
+    }
+
+    pub fn observe_upstream(&self, took: Duration) {
+        self.upstream_seconds
+            .with_label_values::<&str>(&[])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The registry in Prometheus text format, followed by `extra` lines.
+    pub fn render(&self, extra: &str) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        let mut s = String::from_utf8(out).expect("prometheus text is UTF-8");
+        s.push_str(extra);
+        s
+    }
+}

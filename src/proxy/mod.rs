@@ -1,0 +1,357 @@
+//! The pingora service: recognise the dialect, authenticate against the
+//! account map, get the account's token, and send the request to UPS.
+//!
+//! Two paths, chosen per request in `request_filter`:
+//! - header-style JSON streams through pingora's proxy loop: only headers and
+//!   path change, the body is never buffered;
+//! - body dialects (legacy JSON) must be read whole before anything is
+//!   forwarded (their credentials are inside), so the request is translated,
+//!   sent with one buffered exchange and answered here.
+//!
+//! Nothing is forwarded for a request whose credentials did not verify, and no
+//! credential, token or secret is logged.
+
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorType;
+use tracing::{info, warn};
+
+use crate::accounts::{Account, Accounts, LegacyCredentials};
+use crate::dialect::{self, header, legacy_json, Answer, Dialect, Failure};
+use crate::metrics::Metrics;
+use crate::oauth::{CachedToken, TokenBroker};
+use upstream::Upstream;
+
+/// Headers a legacy client may send that must never reach UPS.
+const STRIPPED_HEADERS: [&str; 5] = [
+    "accesslicensenumber",
+    "username",
+    "password",
+    "authorization",
+    "cookie",
+];
+
+pub struct UpsProxy {
+    pub accounts: Arc<Accounts>,
+    pub broker: TokenBroker,
+    pub upstream: Arc<Upstream>,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+}
+
+/// Per-request state.
+pub struct RequestCtx {
+    id: String,
+    started: Instant,
+    dialect: Option<Dialect>,
+    service: &'static str,
+    account: Option<Arc<Account>>,
+    /// Header style: where the request goes and with which token.
+    target: Option<header::RestTarget>,
+    token: Option<Arc<CachedToken>>,
+    /// Set when upsbridge answered with its own error.
+    error_kind: Option<&'static str>,
+    status: u16,
+}
+
+impl UpsProxy {
+    /// Answer the client directly.
+    async fn write_answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        answer: Answer,
+    ) -> Result<bool> {
+        ctx.status = answer.status;
+        ctx.error_kind = answer.error_kind;
+        let mut resp = ResponseHeader::build(answer.status, Some(4))?;
+        resp.insert_header("content-type", answer.content_type)?;
+        resp.insert_header("content-length", answer.body.len())?;
+        resp.insert_header("x-upsbridge-request-id", ctx.id.as_str())?;
+        if let Some(kind) = answer.error_kind {
+            resp.insert_header("x-upsbridge-error", kind)?;
+        }
+        if !session.is_body_done() {
+            // The client's body was not read (refused early): this connection cannot be reused.
+            session.set_keepalive(None);
+        }
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(answer.body), true).await?;
+        Ok(true)
+    }
+
+    fn refusal(dialect: Dialect, failure: &Failure) -> Answer {
+        match dialect {
+            Dialect::HeaderJson => header::refusal(failure),
+            Dialect::LegacyJson => legacy_json::refusal(failure),
+        }
+    }
+
+    /// Log a refusal in terms ops can act on.
+    fn log_refusal(ctx: &RequestCtx, failure: &Failure) {
+        let account = ctx.account.as_ref().map(|a| a.name()).unwrap_or("-");
+        warn!(request_id = %ctx.id, dialect = ctx.dialect.map(Dialect::as_str).unwrap_or("-"),
+              service = ctx.service, account, kind = failure.kind(), "refused: {failure}");
+    }
+
+    async fn authenticate(
+        &self,
+        creds: &LegacyCredentials,
+    ) -> std::result::Result<Arc<Account>, Failure> {
+        Ok(self.accounts.authenticate(creds).await?)
+    }
+
+    /// Read the whole request body, refusing more than `max_body_bytes`.
+    async fn read_body(&self, session: &mut Session) -> std::result::Result<Bytes, Failure> {
+        let declared = session
+            .req_header()
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            return Err(Failure::TooLarge(self.max_body_bytes));
+        }
+        let mut buf = BytesMut::with_capacity(declared.unwrap_or(4096).min(self.max_body_bytes));
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if buf.len() + chunk.len() > self.max_body_bytes {
+                        return Err(Failure::TooLarge(self.max_body_bytes));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(buf.freeze()),
+                Err(e) => {
+                    return Err(Failure::Malformed(format!(
+                        "request body: {}",
+                        e.etype().as_str()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Legacy JSON: read, authenticate, translate, call UPS, translate back.
+    async fn legacy_json(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<Answer, Failure> {
+        let body = self.read_body(session).await?;
+        let parsed = legacy_json::parse(&body)?;
+        let account = self.authenticate(&parsed.credentials).await?;
+        ctx.account = Some(account.clone());
+        let (call, rest_body, shape) = parsed.call?;
+        ctx.service = shape.service.name();
+        let token = self.broker.token(&account).await?;
+        let answer = self
+            .upstream
+            .exchange(&call, rest_body, &token.bearer_value(), &ctx.id)
+            .await?;
+        self.metrics.observe_upstream(ctx.started.elapsed());
+        Ok(legacy_json::answer(&shape, answer.status, answer.body))
+    }
+
+    /// Header style: authenticate and pick the target; pingora streams the rest.
+    async fn header_style(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<(), Failure> {
+        let req = session.req_header();
+        let has_body = req.headers.get("content-length").is_some_and(|v| v != "0")
+            || req.headers.get("transfer-encoding").is_some();
+        let target = header::map(&req.method, req.uri.path(), req.uri.query(), has_body)
+            .ok_or_else(|| Failure::UnknownService(req.uri.path().to_string()))?;
+        ctx.service = service_label(&target.path_and_query);
+        let creds = header::credentials(&req.headers);
+        let account = self.authenticate(&creds).await?;
+        ctx.account = Some(account.clone());
+        ctx.token = Some(self.broker.token(&account).await?);
+        ctx.target = Some(target);
+        Ok(())
+    }
+}
+
+/// `/api/rating/v2409/Rate` → `rating` (a bounded label for logs and metrics).
+fn service_label(path: &str) -> &'static str {
+    let p = path.trim_start_matches("/api/");
+    for (prefix, label) in [
+        ("rating/", "rate"),
+        ("shipments/", "ship"),
+        ("track/", "track"),
+        ("addressvalidation/", "xav"),
+        ("pickup", "pickup"),
+        ("labels/", "label_recovery"),
+        ("locations/", "locator"),
+        ("quantumview/", "quantum_view"),
+    ] {
+        if p.starts_with(prefix) {
+            return match (label, p.contains("/void/"), p.contains("/transittimes")) {
+                ("ship", true, _) => "void",
+                ("ship", _, true) => "time_in_transit",
+                ("ship", _, _) if p.contains("/pickup/") => "pickup",
+                _ => label,
+            };
+        }
+    }
+    "other"
+}
+
+#[async_trait]
+impl ProxyHttp for UpsProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            id: format!("ub{:016x}", rand::random::<u64>()),
+            started: Instant::now(),
+            dialect: None,
+            service: "-",
+            account: None,
+            target: None,
+            token: None,
+            error_kind: None,
+            status: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let has_key = req.headers.contains_key("accesslicensenumber");
+        let Some(route) = dialect::detect(req.uri.path(), has_key) else {
+            let failure = Failure::UnknownService(req.uri.path().to_string());
+            Self::log_refusal(ctx, &failure);
+            return self
+                .write_answer(session, ctx, header::refusal(&failure))
+                .await;
+        };
+        ctx.dialect = Some(route.dialect);
+        let outcome = match route.dialect {
+            Dialect::HeaderJson => match self.header_style(session, ctx).await {
+                Ok(()) => return Ok(false),
+                Err(f) => Err(f),
+            },
+            Dialect::LegacyJson => self.legacy_json(session, ctx).await,
+        };
+        let answer = match outcome {
+            Ok(answer) => answer,
+            Err(failure) => {
+                Self::log_refusal(ctx, &failure);
+                Self::refusal(route.dialect, &failure)
+            }
+        };
+        self.write_answer(session, ctx, answer).await
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(self.upstream.peer()))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(target), Some(token)) = (&ctx.target, &ctx.token) else {
+            // request_filter lets only authenticated header-style requests get here.
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "request reached upstream without authentication",
+            );
+        };
+        upstream.set_method(target.method.clone());
+        let uri = target
+            .path_and_query
+            .parse()
+            .map_err(|_| Error::explain(ErrorType::InternalError, "mapped path is not a URI"))?;
+        upstream.set_uri(uri);
+        for h in STRIPPED_HEADERS {
+            upstream.remove_header(h);
+        }
+        upstream.insert_header("host", self.upstream.host_header())?;
+        upstream.insert_header("authorization", token.bearer_value())?;
+        if !upstream.headers.contains_key("transid") {
+            upstream.insert_header("transid", ctx.id.as_str())?;
+        }
+        if !upstream.headers.contains_key("transactionsrc") {
+            upstream.insert_header("transactionsrc", "upsbridge")?;
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let failure = match e.etype() {
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout | ErrorType::ConnectTimedout => {
+                Failure::UpstreamTimeout(self.upstream.request_timeout())
+            }
+            other => Failure::UpstreamUnreachable(other.as_str().to_string()),
+        };
+        let code = match e.esource() {
+            // The client went away or sent garbage: nothing useful to answer.
+            pingora::ErrorSource::Downstream => 0,
+            _ => {
+                Self::log_refusal(ctx, &failure);
+                let answer = Self::refusal(ctx.dialect.unwrap_or(Dialect::HeaderJson), &failure);
+                let status = answer.status;
+                if self.write_answer(session, ctx, answer).await.is_err() {
+                    0
+                } else {
+                    status
+                }
+            }
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(ctx.status);
+        let dialect = ctx.dialect.map(Dialect::as_str).unwrap_or("unknown");
+        let outcome = match (ctx.error_kind, status) {
+            (Some(kind), _) => kind,
+            (None, 200..=299) => "ok",
+            (None, _) => "ups_error",
+        };
+        self.metrics.count_request(dialect, ctx.service, outcome);
+        if ctx.dialect == Some(Dialect::HeaderJson) && ctx.error_kind.is_none() {
+            self.metrics.observe_upstream(ctx.started.elapsed());
+        }
+        let account = ctx.account.as_ref().map(|a| a.name()).unwrap_or("-");
+        info!(
+            request_id = %ctx.id,
+            dialect,
+            service = ctx.service,
+            account,
+            status,
+            outcome,
+            error = e.map(|e| e.etype().as_str()).unwrap_or("-"),
+            ms = ctx.started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Assembles one `upsbridge serve` process from a validated [`Config`]:
+//! the store, the account map, the token broker, the UPS upstream, the admin
+//! listener and the pingora proxy service, then runs until SIGTERM/SIGINT.
+//!
+//! Runtimes: pingora runs the proxy on its own runtime; everything else
+//! (token requests, the admin listener, the map watcher, DNS refresh) runs on
+//! one small "control" runtime, so the token client's connections never
+//! depend on which proxy thread asked first.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pingora::proxy::http_proxy_service_with_name;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+use tracing::{error, info};
+
+use crate::accounts::{Accounts, ReloadError};
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::oauth::TokenBroker;
+use crate::proxy::upstream::Upstream;
+use crate::proxy::UpsProxy;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("the account map is invalid, not starting:\n{0}")]
+    Map(crate::accounts::MapError),
+    #[error("cannot resolve UPS host from [ups] base_url: {0}")]
+    Resolve(std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start: {0}")]
+    Start(String),
+}
+
+impl From<ReloadError> for ServeError {
+    fn from(e: ReloadError) -> Self {
+        match e {
+            ReloadError::Map(m) => ServeError::Map(m),
+            ReloadError::Store(s) => ServeError::Store(s),
+        }
+    }
+}
+
+/// Resolve port 0 to a concrete free port (pingora binds by address string).
+fn concrete(addr: SocketAddr) -> Result<SocketAddr, ServeError> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    std::net::TcpListener::bind(addr)
+        .and_then(|l| l.local_addr())
+        .map_err(|source| ServeError::Listen { addr, source })
+}
+
+/// Run the proxy and admin listeners until a shutdown signal. Prints the bound addresses
+/// on stdout (`proxy listening on http://…`, `admin listening on http://…`).
+pub fn serve(config: Config) -> Result<(), ServeError> {
+    serve_with(config, |_, _| {})
+}
+
+/// [`serve`], calling `on_listening(proxy, admin)` once the addresses are known.
+pub fn serve_with(
+    config: Config,
+    on_listening: impl FnOnce(SocketAddr, SocketAddr),
+) -> Result<(), ServeError> {
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("upsbridge-control")
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Start(e.to_string()))?;
+
+    let store = Store::open(&config.store.path)?;
+    let accounts = Arc::new(Accounts::open(&config.accounts.file, store.clone())?);
+    info!(accounts = accounts.snapshot().len(), file = %config.accounts.file.display(), "account map loaded");
+    let broker = TokenBroker::new(&config.ups, control.handle().clone())
+        .map_err(|e| ServeError::Start(format!("HTTP client for UPS OAuth: {e}")))?;
+    let upstream = Arc::new(Upstream::new(&config.ups).map_err(ServeError::Resolve)?);
+    control.spawn(upstream.clone().keep_resolving());
+    let metrics = Arc::new(Metrics::new());
+
+    let proxy_addr = concrete(config.proxy.listen)?;
+    let admin_listener = control
+        .block_on(tokio::net::TcpListener::bind(config.admin.listen))
+        .map_err(|source| ServeError::Listen {
+            addr: config.admin.listen,
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| ServeError::Start(e.to_string()))?;
+    let state = AdminState {
+        accounts: accounts.clone(),
+        broker: broker.clone(),
+        metrics: metrics.clone(),
+    };
+    control.spawn(admin::serve(admin_listener, state));
+
+    let conf = ServerConf {
+        threads: config.proxy.threads,
+        grace_period_seconds: Some(config.proxy.shutdown_grace.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.proxy.shutdown_grace.as_secs().max(1)),
+        // Per-process files so several instances (tests, blue/green) never collide.
+        pid_file: std::env::temp_dir()
+            .join(format!("upsbridge-{}.pid", std::process::id()))
+            .display()
+            .to_string(),
+        upgrade_sock: std::env::temp_dir()
+            .join(format!("upsbridge-{}.sock", std::process::id()))
+            .display()
+            .to_string(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let proxy = UpsProxy {
+        accounts: accounts.clone(),
+        broker,
+        upstream,
+        metrics,
+        max_body_bytes: config.ups.max_body_bytes,
+    };
+    let mut service = http_proxy_service_with_name(&server.configuration, proxy, "upsbridge proxy");
+    service.add_tcp(&proxy_addr.to_string());
+    server.add_service(service);
+
+    info!(%proxy_addr, %admin_addr, upstream = %config.ups.base_url, "upsbridge starting");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "proxy listening on http://{proxy_addr}");
+    let _ = writeln!(out, "admin listening on http://{admin_addr}");
+    let _ = out.flush();
+    drop(out);
+    on_listening(proxy_addr, admin_addr);
+
+    server.run(RunArgs::default());
+
+    info!("shutting down: flushing the store");
+    if let Err(e) = store.flush() {
+        error!(error = %e, "store flush at shutdown failed");
+    }
+    control.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}

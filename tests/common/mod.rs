@@ -1,0 +1,382 @@
+//! Shared harness for end-to-end tests: the real `upsbridge` binary as
+//! simulator and as proxy, on ephemeral loopback ports, with a real sled store
+//! in a temp dir and every log line captured to a file the tests can grep.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_upsbridge");
+
+/// The legacy credentials and UPS app of one test account.
+#[derive(Clone)]
+pub struct TestAccount {
+    pub name: &'static str,
+    pub shipper: &'static str,
+    pub access_key: &'static str,
+    pub user: &'static str,
+    pub password: &'static str,
+    pub client_id: &'static str,
+    pub client_secret: &'static str,
+    pub grant: &'static str,
+}
+
+pub const EAST: TestAccount = TestAccount {
+    name: "east-warehouse",
+    shipper: "9Y9Y9Y",
+    access_key: "ACCESSKEY123",
+    user: "legacyuser",
+    password: "legacypass-Xq7",
+    client_id: "east-client",
+    client_secret: "east-secret-Zr8PqL",
+    grant: "client_credentials",
+};
+
+pub const WEST: TestAccount = TestAccount {
+    name: "west-warehouse",
+    shipper: "8X8X8X",
+    access_key: "ACCESSKEY456",
+    user: "westuser",
+    password: "westpass-Lm3",
+    client_id: "west-client",
+    client_secret: "west-secret-Ty6WvB",
+    grant: "client_credentials",
+};
+
+/// A child process killed when dropped, its stderr captured to a file.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Start `upsbridge ARGS`, wait for `lines` stdout lines, return them.
+fn spawn(args: &[&str], env: &[(&str, &str)], log: PathBuf, lines: usize) -> (Proc, Vec<String>) {
+    let err = std::fs::File::create(&log).expect("log file");
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .env("RUST_LOG", "debug,h2=info,hyper=info,hyper_util=info,reqwest=info,sled=info,pingora_core=info,pingora_proxy=info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn upsbridge");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = vec![];
+    let proc = Proc { child, log };
+    while out.len() < lines {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) => out.push(l),
+            Err(_) => panic!(
+                "upsbridge {args:?} printed {out:?} and no more; log:\n{}",
+                proc.log_text()
+            ),
+        }
+    }
+    (proc, out)
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("upsbridge-test-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// The UPS simulator as a separate process.
+pub struct Sim {
+    pub proc: Proc,
+    pub url: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Sim {
+    pub fn start(dir: &Path, clients: &[&TestAccount], token_ttl: u64) -> Sim {
+        let mut args = vec!["sim".to_string(), "--listen".into(), "127.0.0.1:0".into()];
+        for c in clients {
+            args.push("--client".into());
+            args.push(format!("{}:{}", c.client_id, c.client_secret));
+        }
+        args.push("--token-ttl".into());
+        args.push(token_ttl.to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (proc, lines) = spawn(&args, &[], dir.join("sim.log"), 1);
+        let url = lines[0]
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("sim first line: {}", lines[0]))
+            .to_string();
+        Sim {
+            proc,
+            url,
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/__sim/requests", self.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    /// Requests to the REST API only (not OAuth).
+    pub fn api_requests(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["path"].as_str().unwrap_or("").starts_with("/api/"))
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        self.http
+            .delete(format!("{}/__sim/requests", self.url))
+            .send()
+            .unwrap();
+    }
+
+    pub fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/__sim/stats", self.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    pub fn token_requests(&self, grant: &str) -> u64 {
+        self.stats()["token_requests"][grant].as_u64().unwrap_or(0)
+    }
+
+    pub fn faults(&self, faults: Value) {
+        let r = self
+            .http
+            .post(format!("{}/__sim/faults", self.url))
+            .json(&faults)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "setting faults: {}", r.status());
+    }
+
+    pub fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/__sim/faults", self.url))
+            .send()
+            .unwrap();
+    }
+}
+
+/// Write an account map for these accounts (password hashes made by the binary itself).
+pub fn write_map(path: &Path, accounts: &[&TestAccount]) {
+    let mut text = String::from("# test account map\n");
+    for a in accounts {
+        text.push_str(&format!(
+            "\n[[account]]\nname = \"{}\"\nups_account_number = \"{}\"\naccess_license_number = \"{}\"\nuser_id = \"{}\"\npassword_hash = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"{}\"\ngrant = \"{}\"\n",
+            a.name, a.shipper, a.access_key, a.user, hash_password(a.password), a.client_id, secret_env(a), a.grant
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+pub fn secret_env(a: &TestAccount) -> String {
+    format!(
+        "UPSBRIDGE_TEST_SECRET_{}",
+        a.name.replace('-', "_").to_uppercase()
+    )
+}
+
+/// `upsbridge accounts hash-password`, as ops would run it.
+pub fn hash_password(password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(["accounts", "hash-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The proxy (`upsbridge serve`) as a separate process.
+pub struct Proxy {
+    pub proc: Proc,
+    pub url: String,
+    pub admin: String,
+    pub dir: PathBuf,
+    pub http: reqwest::blocking::Client,
+}
+
+/// Extra `[ups]` settings for a test config.
+pub const FAST_TIMEOUTS: &str =
+    "request_timeout_ms = 3000\ntoken_timeout_ms = 2000\nconnect_timeout_ms = 1000\n";
+
+impl Proxy {
+    /// Config + map in `dir`, secrets in the environment, started and ready.
+    pub fn start(dir: &Path, sim: &Sim, accounts: &[&TestAccount], ups_extra: &str) -> Proxy {
+        write_map(&dir.join("accounts.toml"), accounts);
+        Proxy::start_with_map(dir, sim, accounts, ups_extra)
+    }
+
+    pub fn config_text(sim_url: &str, ups_extra: &str) -> String {
+        format!(
+            "[proxy]\nlisten = \"127.0.0.1:0\"\nthreads = 2\nshutdown_grace_secs = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"store\"\n[accounts]\nfile = \"accounts.toml\"\n[ups]\nbase_url = \"{sim_url}\"\n{ups_extra}"
+        )
+    }
+
+    pub fn start_with_map(
+        dir: &Path,
+        sim: &Sim,
+        accounts: &[&TestAccount],
+        ups_extra: &str,
+    ) -> Proxy {
+        std::fs::write(
+            dir.join("upsbridge.toml"),
+            Proxy::config_text(&sim.url, ups_extra),
+        )
+        .unwrap();
+        let envs: Vec<(String, String)> = accounts
+            .iter()
+            .map(|a| (secret_env(a), a.client_secret.to_string()))
+            .collect();
+        let env: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let config = dir.join("upsbridge.toml");
+        let (proc, lines) = spawn(
+            &["serve", "--config", config.to_str().unwrap()],
+            &env,
+            dir.join("proxy.log"),
+            2,
+        );
+        let url = lines[0]
+            .strip_prefix("proxy listening on ")
+            .unwrap()
+            .to_string();
+        let admin = lines[1]
+            .strip_prefix("admin listening on ")
+            .unwrap()
+            .to_string();
+        let proxy = Proxy {
+            proc,
+            url,
+            admin,
+            dir: dir.to_path_buf(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        proxy.wait_ready();
+        proxy
+    }
+
+    /// Wait until the proxy port accepts connections and the admin says ready.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = self.url.trim_start_matches("http://").to_string();
+        loop {
+            let up = std::net::TcpStream::connect(&addr).is_ok()
+                && self
+                    .http
+                    .get(format!("{}/readyz", self.admin))
+                    .send()
+                    .is_ok_and(|r| r.status().is_success());
+            if up {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "proxy not ready; log:\n{}",
+                self.proc.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.proc.log_text()
+    }
+}
+
+/// Request helpers for the two JSON dialects.
+pub fn header_request(
+    http: &reqwest::blocking::Client,
+    method: reqwest::Method,
+    url: &str,
+    a: &TestAccount,
+    body: Option<&Value>,
+) -> reqwest::blocking::Response {
+    let mut r = http
+        .request(method, url)
+        .header("AccessLicenseNumber", a.access_key)
+        .header("Username", a.user)
+        .header("Password", a.password)
+        .header("transId", "t-123")
+        .header("transactionSrc", "shopapp");
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    r.send().unwrap()
+}
+
+pub fn ups_security(a: &TestAccount) -> Value {
+    serde_json::json!({"UsernameToken": {"Username": a.user, "Password": a.password},
+                       "ServiceAccessToken": {"AccessLicenseNumber": a.access_key}})
+}
+
+/// Assert a forwarded request carries a bearer and no legacy credential anywhere.
+pub fn assert_clean_upstream(req: &Value, a: &TestAccount) {
+    let headers = req["headers"].as_object().expect("headers");
+    let auth = headers
+        .get("authorization")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    assert!(
+        auth.starts_with("Bearer ") && auth.len() > 20,
+        "bearer: {req}"
+    );
+    for h in ["accesslicensenumber", "username", "password"] {
+        assert!(!headers.contains_key(h), "{h} forwarded: {req}");
+    }
+    let text = req.to_string();
+    for secret in [a.password, a.access_key] {
+        assert!(!text.contains(secret), "`{secret}` reached UPS: {req}");
+    }
+    let body = req["body"].as_str().unwrap_or("");
+    assert!(
+        !body.contains("UPSSecurity") && !body.contains("\"Security\""),
+        "security member forwarded: {body}"
+    );
+}
