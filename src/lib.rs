@@ -9,3 +9,4 @@
 //! - [`oauth`]: the token broker (client credentials, authorization code, refresh rotation).
 //! - [`proxy`]: the pingora `ProxyHttp` service wiring the steps together.
 //! - [`sim`]: a UPS simulator for tests, benches and `demo`.
+pub mod sim;
