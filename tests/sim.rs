@@ -1319,3 +1319,54 @@ async fn shutdown_stops_accepting() {
         "nothing listens after shutdown"
     );
 }
+
+#[tokio::test]
+async fn tokens_expire_after_their_ttl() {
+    let opts = SimOptions {
+        clients: vec![(ID.to_string(), SECRET.to_string())],
+        token_ttl: Duration::from_secs(1),
+        refresh_ttl: Duration::from_secs(1),
+    };
+    let s = sim::start("127.0.0.1:0".parse().expect("addr"), opts)
+        .await
+        .expect("start");
+    let c = http();
+    let (st, tok) = body(cc_token_raw(&c, &s, ID, SECRET).await).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(tok["expires_in"], "1");
+    let t = tok["access_token"].as_str().unwrap_or_default().to_string();
+    let (code, _) = authorize(&c, &s, "st", None).await;
+    let (_, ac) = exchange(&c, &s, &code).await;
+    assert_eq!(ac["refresh_token_expires_in"], "1");
+    let rt = ac["refresh_token"].as_str().unwrap_or_default().to_string();
+    let (st, _) = api_post(&c, &s, "/api/rating/v2409/Rate", &t, &rate_body()).await;
+    assert_eq!(st, StatusCode::OK);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (st, v) = api_post(&c, &s, "/api/rating/v2409/Rate", &t, &rate_body()).await;
+    assert_eq!(
+        (st, v),
+        (
+            StatusCode::UNAUTHORIZED,
+            ups_err("250002", "Invalid Authentication Information.")
+        )
+    );
+    let (st, v) = refresh(&c, &s, ID, SECRET, &rt).await;
+    assert_eq!(
+        (st, v),
+        (
+            StatusCode::UNAUTHORIZED,
+            ups_err("10401", "Invalid Refresh Token")
+        )
+    );
+    let live: Value = c
+        .get(format!("{}/__sim/tokens", s.base_url()))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .unwrap_or(Value::Null);
+    assert_eq!(live, json!([]), "expired tokens are not listed");
+    s.shutdown().await;
+}

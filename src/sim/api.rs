@@ -154,11 +154,11 @@ pub async fn handle(sim: &Sim, req: &Req) -> Response {
         }
     }
 
+    tracing::debug!(client_id = %client_id, method = %req.parts.method, path = %req.path(), "api call");
     let ctx = Ctx {
         sim,
         req,
         body: &body,
-        client_id: &client_id,
         unapproved: &faults.negotiated_rates_unapproved,
     };
     match op {

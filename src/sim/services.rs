@@ -18,8 +18,6 @@ pub struct Ctx<'a> {
     pub sim: &'a Sim,
     pub req: &'a Req,
     pub body: &'a Value,
-    #[allow(dead_code)]
-    pub client_id: &'a str,
     pub unapproved: &'a [String],
 }
 
