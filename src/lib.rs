@@ -5,9 +5,12 @@
 //! Module map (one concern each):
 //! - [`config`]: the TOML config, validated once into typed structs.
 //! - [`accounts`]: the account map file → sled store → in-memory lookup index.
+//! - [`store`]: the sled store (imported map, tokens).
 //! - [`dialect`]: one module per legacy dialect (detect, credentials, to/from REST, errors).
 //! - [`oauth`]: the token broker (client credentials, authorization code, refresh rotation).
-//! - [`proxy`]: the pingora `ProxyHttp` service wiring the steps together.
+//! - [`proxy`]: the pingora `ProxyHttp` service wiring the steps together, and the UPS upstream.
+//! - [`admin`]: the ops listener (health, metrics, account status).
+//! - [`server`]: assembles one `serve` process; [`demo`]: the embedded demo.
 //! - [`sim`]: a UPS simulator for tests, benches and `demo`.
 
 pub mod accounts;
