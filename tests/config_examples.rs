@@ -9,5 +9,8 @@ fn example_config_and_account_map_are_valid() {
     let records = upsbridge::accounts::map::load(&c.accounts.file).unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].access_license_number, "ACCESSKEY123");
-    assert!(upsbridge::accounts::password::verify_slow(&records[0].password_hash, "legacypass"));
+    assert!(upsbridge::accounts::password::verify_slow(
+        &records[0].password_hash,
+        "legacypass"
+    ));
 }

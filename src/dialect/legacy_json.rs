@@ -145,7 +145,7 @@ fn without_security(text: &str, members: &[(String, &RawValue)]) -> String {
     {
         return rebuild(members);
     }
-    cuts.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    cuts.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
     for (start, end) in cuts {
         out.replace_range(start..end, "");
     }

@@ -285,6 +285,11 @@ pub fn json_text(v: Option<&serde_json::Value>) -> String {
     }
 }
 
+/// [`json_text`] for a value that is present.
+pub fn json_text_value(v: &serde_json::Value) -> String {
+    json_text(Some(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,9 +331,4 @@ mod tests {
             Severity::Transient
         );
     }
-}
-
-/// [`json_text`] for a value that is present.
-pub fn json_text_value(v: &serde_json::Value) -> String {
-    json_text(Some(v))
 }

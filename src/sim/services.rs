@@ -367,7 +367,7 @@ pub fn rate(ctx: &Ctx, opt: &str) -> Response {
                             "Pickup": {"Date": dates::ymd_compact(pickup_day), "Time": "170000"},
                             "DayOfWeek": dates::weekday_name(arrival),
                             "CustomerCenterCutoff": "170000",
-                            "TotalTransitDays": (arrival - pickup_day).to_string(),
+                            "TotalTransitDays": (arrival - pickup_day).whole_days().to_string(),
                         },
                         "SaturdayDelivery": "0",
                     },
@@ -573,7 +573,7 @@ fn address(city: &str, state: &str, postal: &str) -> Value {
 }
 
 fn activity(
-    days: i64,
+    days: time::Date,
     time: &str,
     loc: Value,
     typ: &str,
@@ -622,8 +622,8 @@ pub fn track(ctx: &Ctx, number: &str, by_reference: bool) -> Response {
         "deliveryTime": {"type": "DEL", "endTime": "143000"},
         "activity": [
             activity(today, "143000", dest.clone(), "D", "DELIVERED", "FS", "011"),
-            activity(today - 1, "034500", hub, "I", "Departed from Facility", "DP", "005"),
-            activity(today - 2, "101500", origin.clone(), "M", "Shipper created a label, UPS has not received the package yet.", "MP", "003"),
+            activity(today - time::Duration::days(1), "034500", hub, "I", "Departed from Facility", "DP", "005"),
+            activity(today - time::Duration::days(2), "101500", origin.clone(), "M", "Shipper created a label, UPS has not received the package yet.", "MP", "003"),
         ],
         "currentStatus": {"type": "D", "description": "Delivered", "code": "011", "statusCode": "011", "simplifiedTextDescription": "Delivered"},
         "packageAddress": [
@@ -738,7 +738,7 @@ pub fn time_in_transit(ctx: &Ctx) -> Response {
                 "saturdayDeliveryTime": "",
                 "serviceRemarksText": "",
                 "guaranteeIndicator": if *level == "GND" { "0" } else { "1" },
-                "totalTransitDays": arrival - ship_day,
+                "totalTransitDays": (arrival - ship_day).whole_days(),
                 "businessTransitDays": days,
                 "restDaysCount": 0,
                 "holidayCount": 0,

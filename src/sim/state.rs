@@ -127,15 +127,12 @@ impl Sim {
         self.clients.contains_key(id)
     }
 
-    /// Constant-time-ish secret check (the simulator is a test tool, but cheap to do right).
+    /// Constant-time secret check (the simulator is a test tool, but cheap to do right).
     pub fn check_client(&self, id: &str, secret: &str) -> bool {
-        match self.clients.get(id) {
-            Some(s) => {
-                let (a, b) = (s.as_bytes(), secret.as_bytes());
-                a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-            }
-            None => false,
-        }
+        use subtle::ConstantTimeEq;
+        self.clients
+            .get(id)
+            .is_some_and(|s| bool::from(s.as_bytes().ct_eq(secret.as_bytes())))
     }
 
     pub fn reset_connections(&self) -> bool {
