@@ -13,15 +13,23 @@ use secrecy::SecretString;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::services::{self, AnswerShape, Converted, RestBody, RestCall, Service};
-use super::{rest_errors, Answer, Failure, Severity, UpsError};
+use super::services::{self, AnswerShape, Converted, RestBody, Service};
+use super::{rest_errors, Answer, BodyDialect, Failure, Parsed, Plan, Route, Severity, UpsError};
 use crate::accounts::LegacyCredentials;
 
-/// A legacy JSON request taken apart.
-pub struct Parsed {
-    pub credentials: LegacyCredentials,
-    /// The REST call, or why there is none (reported only after authentication).
-    pub call: Result<(RestCall, Option<Bytes>, AnswerShape), Failure>,
+/// The legacy JSON dialect.
+pub struct LegacyJson;
+
+impl BodyDialect for LegacyJson {
+    fn parse(&self, _route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
+        parse(body)
+    }
+    fn answer(&self, shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
+        answer(shape, status, body)
+    }
+    fn refusal(&self, _route: &Route, _shape: Option<&AnswerShape>, failure: &Failure) -> Answer {
+        refusal(failure)
+    }
 }
 
 const SECURITY_KEYS: [&str; 2] = ["UPSSecurity", "Security"];
@@ -50,8 +58,8 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
             password: SecretString::from(String::new()),
         },
     };
-    let call = rest_call(text, &members);
-    Ok(Parsed { credentials, call })
+    let plan = rest_call(text, &members);
+    Ok(Parsed { credentials, plan })
 }
 
 fn credentials(raw: &RawValue) -> LegacyCredentials {
@@ -75,10 +83,7 @@ fn credentials(raw: &RawValue) -> LegacyCredentials {
     }
 }
 
-fn rest_call(
-    text: &str,
-    members: &[(String, &RawValue)],
-) -> Result<(RestCall, Option<Bytes>, AnswerShape), Failure> {
+fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<(Plan, AnswerShape), Failure> {
     let (root, raw, service) = members
         .iter()
         .find_map(|(k, v)| Service::from_request_root(k).map(|s| (k.as_str(), *v, s)))
@@ -99,7 +104,7 @@ fn rest_call(
         RestBody::Unchanged if had_nulls => Some(Bytes::from(json!({ root: request }).to_string())),
         RestBody::Unchanged => Some(Bytes::from(without_security(text, members))),
     };
-    Ok((call, body, shape))
+    Ok((Plan::Call { call, body }, shape))
 }
 
 /// Drop `null` members and array items (REST refuses them); true if any was found.
@@ -249,7 +254,7 @@ mod tests {
         assert_eq!(p.credentials.access_key, "ACCESSKEY123");
         assert_eq!(p.credentials.user_id, "legacyuser");
         assert_eq!(p.credentials.password.expose_secret(), "legacypass");
-        let (call, body, _) = p.call.unwrap();
+        let (Plan::Call { call, body }, _) = p.plan.unwrap();
         assert_eq!(call.path_and_query, "/api/rating/v2409/Shop");
         assert_eq!(
             std::str::from_utf8(&body.unwrap()).unwrap(),
@@ -262,7 +267,7 @@ mod tests {
         let body = r#"{"XAVRequest":{"AddressKeyFormat":{"AddressLine":"5 Oak Ave","CountryCode":"US"}} , "Security":{"UsernameToken":{"Username":"u","Password":"p"},"UPSServiceAccessToken":{"AccessLicenseNumber":"K"}}}"#;
         let p = parse(body.as_bytes()).unwrap();
         assert_eq!(p.credentials.access_key, "K");
-        let (call, body, _) = p.call.unwrap();
+        let (Plan::Call { call, body }, _) = p.plan.unwrap();
         assert_eq!(call.path_and_query, "/api/addressvalidation/v2/1");
         assert!(!String::from_utf8(body.unwrap().to_vec())
             .unwrap()
@@ -272,7 +277,7 @@ mod tests {
     #[test]
     fn nulls_are_dropped_by_rebuilding() {
         let body = r#"{"UPSSecurity":{},"ShipmentRequest":{"Shipment":{"Package":{"Dimensions":{"Height":null}}}}}"#;
-        let (_, body, _) = parse(body.as_bytes()).unwrap().call.unwrap();
+        let (Plan::Call { body, .. }, _) = parse(body.as_bytes()).unwrap().plan.unwrap();
         assert_eq!(
             std::str::from_utf8(&body.unwrap()).unwrap(),
             r#"{"ShipmentRequest":{"Shipment":{"Package":{"Dimensions":{}}}}}"#
@@ -285,7 +290,7 @@ mod tests {
         assert!(matches!(parse(b"{\"a\":"), Err(Failure::Malformed(_))));
         assert!(matches!(parse(b"[1]"), Err(Failure::Malformed(_))));
         let p = parse(br#"{"UPSSecurity":{},"FooRequest":{}}"#).unwrap();
-        assert!(matches!(p.call, Err(Failure::UnknownService(_))));
+        assert!(matches!(p.plan, Err(Failure::UnknownService(_))));
     }
 
     #[test]

@@ -18,8 +18,9 @@ pub mod services;
 
 use bytes::Bytes;
 
-use crate::accounts::AuthError;
+use crate::accounts::{AuthError, LegacyCredentials};
 use crate::oauth::TokenError;
+use services::{AnswerShape, RestCall};
 
 /// The legacy dialects upsbridge speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +233,34 @@ pub struct Answer {
     pub body: Bytes,
     /// Set when upsbridge (not UPS) produced an error: value of `x-upsbridge-error`.
     pub error_kind: Option<&'static str>,
+}
+
+/// What a body dialect asks the proxy to do with UPS.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// One REST call; its answer goes back through [`BodyDialect::answer`].
+    Call { call: RestCall, body: Option<Bytes> },
+}
+
+/// A body-dialect request taken apart.
+pub struct Parsed {
+    pub credentials: LegacyCredentials,
+    /// What to do, or why nothing can be done (reported only after authentication, so an
+    /// unauthenticated client learns nothing about the request beyond "not authenticated").
+    pub plan: Result<(Plan, AnswerShape), Failure>,
+}
+
+/// A dialect whose credentials are inside the body: the request is read whole,
+/// taken apart, answered by the proxy. One implementation per dialect; the
+/// proxy picks one per request from [`Route::dialect`].
+pub trait BodyDialect: Send + Sync {
+    /// Take the request apart. `Err` only when not even credentials can be found
+    /// (malformed, empty): the proxy answers it with [`BodyDialect::refusal`].
+    fn parse(&self, route: &Route, body: &[u8]) -> Result<Parsed, Failure>;
+    /// UPS's REST answer → the client's answer.
+    fn answer(&self, shape: &AnswerShape, status: u16, body: Bytes) -> Answer;
+    /// upsbridge's own refusal → the client's answer (`shape` once the request was understood).
+    fn refusal(&self, route: &Route, shape: Option<&AnswerShape>, failure: &Failure) -> Answer;
 }
 
 /// Errors of a REST answer body: `{"response":{"errors":[…]}}` or TimeInTransit's `{"errors":[…]}`.

@@ -25,7 +25,10 @@ use pingora::ErrorType;
 use tracing::{info, warn};
 
 use crate::accounts::{Account, Accounts, LegacyCredentials};
-use crate::dialect::{self, header, legacy_json, Answer, Dialect, Failure};
+use crate::dialect::services::AnswerShape;
+use crate::dialect::{
+    self, header, legacy_json, Answer, BodyDialect, Dialect, Failure, Plan, Route,
+};
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker};
 use upstream::Upstream;
@@ -88,10 +91,18 @@ impl UpsProxy {
         Ok(true)
     }
 
-    fn refusal(dialect: Dialect, failure: &Failure) -> Answer {
+    /// The implementation of a body dialect (`None` for header style, which streams).
+    fn body_dialect(dialect: Dialect) -> Option<&'static dyn BodyDialect> {
         match dialect {
-            Dialect::HeaderJson => header::refusal(failure),
-            Dialect::LegacyJson => legacy_json::refusal(failure),
+            Dialect::HeaderJson => None,
+            Dialect::LegacyJson => Some(&legacy_json::LegacyJson),
+        }
+    }
+
+    fn refusal(route: &Route, shape: Option<&AnswerShape>, failure: &Failure) -> Answer {
+        match Self::body_dialect(route.dialect) {
+            None => header::refusal(failure),
+            Some(d) => d.refusal(route, shape, failure),
         }
     }
 
@@ -140,25 +151,34 @@ impl UpsProxy {
         }
     }
 
-    /// Legacy JSON: read, authenticate, translate, call UPS, translate back.
-    async fn legacy_json(
+    /// Body dialects: read, authenticate, translate, call UPS, translate back.
+    /// `shape` is filled in as soon as the request is understood, for the refusal's shape.
+    async fn body_dialect_request(
         &self,
+        dialect: &dyn BodyDialect,
+        route: &Route,
         session: &mut Session,
         ctx: &mut RequestCtx,
+        shape: &mut Option<AnswerShape>,
     ) -> std::result::Result<Answer, Failure> {
         let body = self.read_body(session).await?;
-        let parsed = legacy_json::parse(&body)?;
+        let parsed = dialect.parse(route, &body)?;
         let account = self.authenticate(&parsed.credentials).await?;
         ctx.account = Some(account.clone());
-        let (call, rest_body, shape) = parsed.call?;
-        ctx.service = shape.service.name();
+        let (plan, answer_shape) = parsed.plan?;
+        ctx.service = answer_shape.service.name();
+        let answer_shape = shape.insert(answer_shape);
         let token = self.broker.token(&account).await?;
-        let answer = self
-            .upstream
-            .exchange(&call, rest_body, &token.bearer_value(), &ctx.id)
-            .await?;
-        self.metrics.observe_upstream(ctx.started.elapsed());
-        Ok(legacy_json::answer(&shape, answer.status, answer.body))
+        match plan {
+            Plan::Call { call, body } => {
+                let answer = self
+                    .upstream
+                    .exchange(&call, body, &token.bearer_value(), &ctx.id)
+                    .await?;
+                self.metrics.observe_upstream(ctx.started.elapsed());
+                Ok(dialect.answer(answer_shape, answer.status, answer.body))
+            }
+        }
     }
 
     /// Header style: authenticate and pick the target; pingora streams the rest.
@@ -236,18 +256,22 @@ impl ProxyHttp for UpsProxy {
                 .await;
         };
         ctx.dialect = Some(route.dialect);
-        let outcome = match route.dialect {
-            Dialect::HeaderJson => match self.header_style(session, ctx).await {
+        let mut shape = None;
+        let outcome = match Self::body_dialect(route.dialect) {
+            None => match self.header_style(session, ctx).await {
                 Ok(()) => return Ok(false),
                 Err(f) => Err(f),
             },
-            Dialect::LegacyJson => self.legacy_json(session, ctx).await,
+            Some(d) => {
+                self.body_dialect_request(d, &route, session, ctx, &mut shape)
+                    .await
+            }
         };
         let answer = match outcome {
             Ok(answer) => answer,
             Err(failure) => {
                 Self::log_refusal(ctx, &failure);
-                Self::refusal(route.dialect, &failure)
+                Self::refusal(&route, shape.as_ref(), &failure)
             }
         };
         self.write_answer(session, ctx, answer).await
@@ -311,7 +335,8 @@ impl ProxyHttp for UpsProxy {
             pingora::ErrorSource::Downstream => 0,
             _ => {
                 Self::log_refusal(ctx, &failure);
-                let answer = Self::refusal(ctx.dialect.unwrap_or(Dialect::HeaderJson), &failure);
+                // Only header-style requests are proxied by pingora, so refuse in that shape.
+                let answer = header::refusal(&failure);
                 let status = answer.status;
                 if self.write_answer(session, ctx, answer).await.is_err() {
                     0
