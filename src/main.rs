@@ -42,6 +42,9 @@ enum Command {
     },
     /// Start a simulator and a proxy with a demo account, print a curl line to try.
     Demo,
+    /// (internal) one refresh-token rotation, run by `serve` as a crash-safe helper process.
+    #[command(hide = true)]
+    InternalRotate,
     /// Manage the account map.
     Accounts {
         #[command(subcommand)]
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
             clients,
             token_ttl,
         } => run_sim(listen, clients, token_ttl),
+        Command::InternalRotate => upsbridge::oauth::rotate::helper_main(),
         Command::Demo => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),

@@ -20,6 +20,8 @@ use crate::accounts::{Accounts, ReloadError};
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::oauth::rotate::Rotator;
+use crate::oauth::vault::Vault;
 use crate::oauth::TokenBroker;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::UpsProxy;
@@ -40,6 +42,8 @@ pub enum ServeError {
     },
     #[error("cannot start: {0}")]
     Start(String),
+    #[error("token key: {0}")]
+    Key(String),
 }
 
 impl From<ReloadError> for ServeError {
@@ -49,6 +53,28 @@ impl From<ReloadError> for ServeError {
             ReloadError::Store(s) => ServeError::Store(s),
         }
     }
+}
+
+/// Where rotation helpers journal new refresh tokens (beside the store).
+pub fn rotation_journal_dir(config: &Config) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{}.rotation", config.store.path.display()))
+}
+
+/// The token-sealing key; refuses a key that does not open the store.
+pub fn open_vault(config: &Config, store: &Store) -> Result<Vault, ServeError> {
+    let check = store.key_check()?;
+    let (vault, source) = Vault::load(
+        &config.store.key_file,
+        check.is_some() || store.has_tokens(),
+    )
+    .map_err(|e| ServeError::Key(e.to_string()))?;
+    match check {
+        Some(c) => vault
+            .verify_check(&c, &source)
+            .map_err(|e| ServeError::Key(e.to_string()))?,
+        None => store.set_key_check(vault.check_value())?,
+    }
+    Ok(vault)
 }
 
 /// Resolve port 0 to a concrete free port (pingora binds by address string).
@@ -80,10 +106,33 @@ pub fn serve_with(
         .map_err(|e| ServeError::Start(e.to_string()))?;
 
     let store = Store::open(&config.store.path)?;
+    let vault = open_vault(&config, &store)?;
     let accounts = Arc::new(Accounts::open(&config.accounts.file, store.clone())?);
     info!(accounts = accounts.snapshot().len(), file = %config.accounts.file.display(), "account map loaded");
-    let broker = TokenBroker::new(&config.ups, control.handle().clone())
-        .map_err(|e| ServeError::Start(format!("HTTP client for UPS OAuth: {e}")))?;
+    let journal_dir = rotation_journal_dir(&config);
+    let exe =
+        std::env::current_exe().map_err(|e| ServeError::Start(format!("own executable: {e}")))?;
+    let rotator = Rotator {
+        exe: exe.clone(),
+        journal_dir: journal_dir.clone(),
+        refresh_url: String::new(),
+        timeout: config.ups.token_timeout,
+    };
+    let names: Vec<String> = accounts
+        .snapshot()
+        .iter()
+        .map(|a| a.name().to_string())
+        .collect();
+    rotator.import(&vault, &store, &names)?;
+    let broker = TokenBroker::new(
+        &config.ups,
+        control.handle().clone(),
+        store.clone(),
+        vault,
+        exe,
+        journal_dir,
+    )
+    .map_err(|e| ServeError::Start(format!("HTTP client for UPS OAuth: {e}")))?;
     let upstream = Arc::new(Upstream::new(&config.ups).map_err(ServeError::Resolve)?);
     control.spawn(upstream.clone().keep_resolving());
     let metrics = Arc::new(Metrics::new());

@@ -24,6 +24,7 @@ pub struct Store {
     db: sled::Db,
     accounts: sled::Tree,
     tokens: sled::Tree,
+    meta: sled::Tree,
 }
 
 impl Store {
@@ -38,6 +39,7 @@ impl Store {
         Ok(Store {
             accounts: db.open_tree("accounts")?,
             tokens: db.open_tree("tokens")?,
+            meta: db.open_tree("meta")?,
             db,
         })
     }
@@ -93,6 +95,29 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.tokens.insert(account.as_bytes(), sealed)?;
         self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// [`Store::put_token_durably`] for blocking contexts (startup).
+    pub fn put_token_blocking(&self, account: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.tokens.insert(account.as_bytes(), sealed)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Whether any sealed token is stored (then the key must be the one that sealed it).
+    pub fn has_tokens(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The sealed key-check value, if the store has one.
+    pub fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get("key_check")?.map(|v| v.to_vec()))
+    }
+
+    pub fn set_key_check(&self, sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.meta.insert("key_check", sealed)?;
+        self.db.flush()?;
         Ok(())
     }
 

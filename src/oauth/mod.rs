@@ -11,25 +11,32 @@
 //!   hammering UPS's token endpoint;
 //! - never logs or displays a token, refresh token or client secret.
 
+pub mod grant;
+pub mod rotate;
 pub mod ups;
+pub mod vault;
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use oauth2::{ClientId, ClientSecret, RefreshToken, TokenResponse, TokenUrl};
+use oauth2::TokenUrl;
 use secrecy::{ExposeSecret, SecretString};
-use tracing::{info, warn};
-use url::Url;
+use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Grant};
 use crate::config::UpsConfig;
-use ups::{TransportError, UpsErrorResponse, UpsOAuthClient, UpsTokenResponse};
+use crate::store::Store;
+use grant::{unix_now, AppCredentials};
+use rotate::Rotator;
+use vault::{TokenRecord, Vault};
 
 /// Why no token could be had. `Display` says what ops must do; it never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum TokenError {
     #[error("UPS token endpoint unreachable ({0}); check [ups] base_url and the network")]
     Unreachable(String),
@@ -49,6 +56,8 @@ pub enum TokenError {
     NeedsAuthorization(String),
     #[error("UPS token answer unusable: {0}")]
     BadAnswer(String),
+    #[error("the token store failed: {0}; check the disk under [store] path")]
+    Store(String),
 }
 
 impl TokenError {
@@ -61,6 +70,7 @@ impl TokenError {
             TokenError::Unavailable { .. } => "token_unavailable",
             TokenError::NeedsAuthorization(_) => "needs_authorization",
             TokenError::BadAnswer(_) => "token_bad_answer",
+            TokenError::Store(_) => "token_store",
         }
     }
 }
@@ -75,6 +85,20 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
+    fn from_record(r: &TokenRecord, margin: Duration) -> CachedToken {
+        let now_unix = unix_now();
+        let left = Duration::from_secs(r.access_expires_at.saturating_sub(now_unix));
+        // Margin relative to a lifetime we can only estimate from what is left.
+        let margin = margin.min(left / 2);
+        let now = Instant::now();
+        CachedToken {
+            access: SecretString::from(r.access_token.clone()),
+            expires_at: now + left,
+            renew_at: now + left - margin,
+            expires_at_unix: r.access_expires_at,
+        }
+    }
+
     pub fn bearer_value(&self) -> String {
         format!("Bearer {}", self.access.expose_secret())
     }
@@ -85,11 +109,6 @@ impl CachedToken {
 
     fn fresh(&self, now: Instant) -> bool {
         now < self.renew_at
-    }
-
-    /// The raw token (for tests that must prove it never leaks).
-    pub fn expose(&self) -> &str {
-        self.access.expose_secret()
     }
 }
 
@@ -109,8 +128,19 @@ struct Slot {
     current: ArcSwapOption<CachedToken>,
     flight: Mutex<Option<Flight>>,
     last_failure: Mutex<Option<(Instant, TokenError)>>,
-    refresh_token: Mutex<Option<SecretString>>,
-    last_used_unix: std::sync::atomic::AtomicU64,
+    /// The newest record (with the refresh token), as stored.
+    record: Mutex<Option<TokenRecord>>,
+    /// `record` was read from the store.
+    loaded: AtomicBool,
+    last_used_unix: AtomicU64,
+    /// The last error UPS answered for this account's API calls, with the fix.
+    last_api_error: Mutex<Option<String>>,
+}
+
+impl Slot {
+    fn record(&self) -> Option<TokenRecord> {
+        self.record.lock().expect("record lock").clone()
+    }
 }
 
 /// Token state of one account, for `accounts list`, the admin page and `/api/accounts`.
@@ -126,13 +156,15 @@ pub struct TokenStatus {
 /// Counts for `/metrics`.
 #[derive(Default)]
 pub struct BrokerCounters {
-    pub requests: std::sync::atomic::AtomicU64,
-    pub failures: std::sync::atomic::AtomicU64,
+    pub requests: AtomicU64,
+    pub failures: AtomicU64,
 }
 
-struct Endpoints {
-    token: TokenUrl,
-    refresh: TokenUrl,
+/// Where tokens persist.
+pub struct TokenStore {
+    pub store: Store,
+    pub vault: Vault,
+    pub rotator: Rotator,
 }
 
 /// The broker. Cheap to clone.
@@ -143,24 +175,14 @@ pub struct TokenBroker {
 
 struct Inner {
     http: reqwest::Client,
-    endpoints: Endpoints,
+    token_url: TokenUrl,
     margin: Duration,
     timeout: Duration,
     backoff: Duration,
     spawner: tokio::runtime::Handle,
     slots: DashMap<String, Arc<Slot>>,
     counters: BrokerCounters,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn token_url(url: Url) -> TokenUrl {
-    TokenUrl::from_url(url)
+    persist: TokenStore,
 }
 
 impl TokenBroker {
@@ -168,6 +190,10 @@ impl TokenBroker {
     pub fn new(
         ups: &UpsConfig,
         spawner: tokio::runtime::Handle,
+        store: Store,
+        vault: Vault,
+        exe: PathBuf,
+        journal_dir: PathBuf,
     ) -> Result<TokenBroker, reqwest::Error> {
         let http = reqwest::Client::builder()
             // OAuth endpoints must never redirect (a redirect could leak the Basic credentials).
@@ -178,16 +204,23 @@ impl TokenBroker {
         Ok(TokenBroker {
             inner: Arc::new(Inner {
                 http,
-                endpoints: Endpoints {
-                    token: token_url(ups.url("/security/v1/oauth/token")),
-                    refresh: token_url(ups.url("/security/v1/oauth/refresh")),
-                },
+                token_url: TokenUrl::from_url(ups.url("/security/v1/oauth/token")),
                 margin: ups.token_refresh_margin,
                 timeout: ups.token_timeout,
                 backoff: ups.token_failure_backoff,
                 spawner,
                 slots: DashMap::new(),
                 counters: BrokerCounters::default(),
+                persist: TokenStore {
+                    store,
+                    vault,
+                    rotator: Rotator {
+                        exe,
+                        journal_dir,
+                        refresh_url: ups.url("/security/v1/oauth/refresh").to_string(),
+                        timeout: ups.token_timeout,
+                    },
+                },
             }),
         })
     }
@@ -203,11 +236,37 @@ impl TokenBroker {
             .clone()
     }
 
+    /// The slot with its stored record loaded (once per process).
+    fn loaded_slot(&self, account: &str) -> Arc<Slot> {
+        let slot = self.slot(account);
+        if !slot.loaded.swap(true, Ordering::AcqRel) {
+            let p = &self.inner.persist;
+            match p.store.token(account) {
+                Ok(Some(sealed)) => match p.vault.open_record(account, &sealed) {
+                    Ok(r) => {
+                        if r.access_expires_at > unix_now() {
+                            slot.current.store(Some(Arc::new(CachedToken::from_record(
+                                &r,
+                                self.inner.margin,
+                            ))));
+                        }
+                        *slot.record.lock().expect("record lock") = Some(r);
+                    }
+                    Err(e) => {
+                        error!(account, error = %e, "stored token does not open; the account needs new tokens")
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => error!(account, error = %e, "cannot read stored token"),
+            }
+        }
+        slot
+    }
+
     /// A usable access token for `account`: cached, renewed, or fetched now.
     pub async fn token(&self, account: &Arc<Account>) -> Result<Arc<CachedToken>, TokenError> {
-        let slot = self.slot(account.name());
-        slot.last_used_unix
-            .store(unix_now(), std::sync::atomic::Ordering::Relaxed);
+        let slot = self.loaded_slot(account.name());
+        slot.last_used_unix.store(unix_now(), Ordering::Relaxed);
         let now = Instant::now();
         if let Some(t) = slot.current.load_full() {
             if t.fresh(now) {
@@ -249,21 +308,15 @@ impl TokenBroker {
         let account = account.clone();
         let task = self.inner.spawner.spawn(async move {
             let result = broker.fetch(&slot2, &account).await;
-            match &result {
-                Ok(t) => {
-                    slot2.current.store(Some(t.clone()));
-                    *slot2.last_failure.lock().expect("failure lock") = None;
-                }
-                Err(e) => {
-                    warn!(account = %account.name(), error = %e, "token request failed");
-                    broker
-                        .inner
-                        .counters
-                        .failures
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    *slot2.last_failure.lock().expect("failure lock") =
-                        Some((Instant::now(), e.clone()));
-                }
+            if let Err(e) = &result {
+                warn!(account = %account.name(), error = %e, "token request failed");
+                broker
+                    .inner
+                    .counters
+                    .failures
+                    .fetch_add(1, Ordering::Relaxed);
+                *slot2.last_failure.lock().expect("failure lock") =
+                    Some((Instant::now(), e.clone()));
             }
             *slot2.flight.lock().expect("flight lock") = None;
             result
@@ -278,75 +331,111 @@ impl TokenBroker {
         Ok(f)
     }
 
-    /// One token request to UPS (client credentials, or refresh for authorization-code accounts).
+    /// One token request to UPS: client credentials, or a refresh-token rotation.
     async fn fetch(&self, slot: &Slot, account: &Account) -> Result<Arc<CachedToken>, TokenError> {
-        self.inner
-            .counters
-            .requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let merchant = account.record.ups_account_number.clone();
-        let http = self.inner.http.clone();
-        let client = |url: &TokenUrl| -> UpsOAuthClient {
-            oauth2::Client::new(ClientId::new(account.record.client_id.clone()))
-                .set_client_secret(ClientSecret::new(
-                    account.client_secret.expose_secret().to_string(),
-                ))
-                .set_token_uri(url.clone())
-        };
-        let status = Arc::new(std::sync::atomic::AtomicU16::new(0));
-        let send = |req| {
-            let http = http.clone();
-            let merchant = merchant.clone();
-            let status = status.clone();
-            async move {
-                let resp = ups::send(&http, Some(&merchant), req).await?;
-                status.store(resp.status().as_u16(), std::sync::atomic::Ordering::Relaxed);
-                Ok::<_, TransportError>(resp)
-            }
-        };
-        let answer = match account.record.grant {
+        self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let app = app_credentials(account);
+        let previous = slot.record();
+        let generation = previous.as_ref().map_or(0, |r| r.generation) + 1;
+        let record = match account.record.grant {
             Grant::ClientCredentials => {
-                client(&self.inner.endpoints.token)
-                    .exchange_client_credentials()
-                    .request_async(&send)
-                    .await
+                grant::request(
+                    &self.inner.http,
+                    &self.inner.token_url,
+                    &app,
+                    grant::Grant::ClientCredentials,
+                    generation,
+                )
+                .await?
             }
             Grant::AuthorizationCode => {
-                let refresh = slot.refresh_token.lock().expect("refresh lock").clone();
-                let Some(refresh) = refresh else {
-                    return Err(TokenError::NeedsAuthorization(account.name().to_string()));
-                };
-                let refresh = RefreshToken::new(refresh.expose_secret().to_string());
-                client(&self.inner.endpoints.refresh)
-                    .exchange_refresh_token(&refresh)
-                    .request_async(&send)
-                    .await
+                let current = previous
+                    .filter(|r| r.refresh_token.is_some())
+                    .ok_or_else(|| TokenError::NeedsAuthorization(account.name().to_string()))?;
+                let p = &self.inner.persist;
+                p.rotator.rotate(&p.vault, &app, &current).await?
             }
         };
-        let status = status.load(std::sync::atomic::Ordering::Relaxed);
-        let answer = answer.map_err(|e| classify(account.name(), status, e))?;
-        if let Some(r) = answer.refresh_token() {
-            *slot.refresh_token.lock().expect("refresh lock") =
-                Some(SecretString::from(r.secret().to_string()));
-        }
-        let token = self.cache(&answer);
-        info!(account = %account.name(), expires_at = token.expires_at_unix, "token obtained");
-        Ok(Arc::new(token))
+        self.install(slot, account.name(), record).await
     }
 
-    fn cache(&self, answer: &UpsTokenResponse) -> CachedToken {
-        let lifetime = answer.expires_in().unwrap_or(Duration::from_secs(3600));
-        let margin = self.inner.margin.min(lifetime / 2);
-        let now = Instant::now();
-        CachedToken {
-            access: SecretString::from(answer.access_token().secret().to_string()),
-            expires_at: now + lifetime,
-            renew_at: now + lifetime - margin,
-            expires_at_unix: unix_now() + lifetime.as_secs(),
-        }
+    /// Make `record` the account's tokens: sealed and flushed to the store first, then cached.
+    async fn install(
+        &self,
+        slot: &Slot,
+        account: &str,
+        record: TokenRecord,
+    ) -> Result<Arc<CachedToken>, TokenError> {
+        let p = &self.inner.persist;
+        p.store
+            .put_token_durably(account, p.vault.seal_record(account, &record))
+            .await
+            .map_err(|e| TokenError::Store(e.to_string()))?;
+        p.rotator.forget_up_to(&p.vault, account, record.generation);
+        let token = Arc::new(CachedToken::from_record(&record, self.inner.margin));
+        info!(
+            account,
+            expires_at = token.expires_at_unix,
+            generation = record.generation,
+            "token obtained"
+        );
+        *slot.record.lock().expect("record lock") = Some(record);
+        slot.current.store(Some(token.clone()));
+        *slot.last_failure.lock().expect("failure lock") = None;
+        Ok(token)
     }
 
-    /// Forget an account's tokens (removed from the map).
+    /// Finish authorization-code onboarding: exchange the code, store the tokens.
+    pub async fn complete_authorization(
+        &self,
+        account: &Arc<Account>,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<(), TokenError> {
+        let broker = self.clone();
+        let account = account.clone();
+        let (code, verifier, redirect_uri) = (
+            code.to_string(),
+            verifier.to_string(),
+            redirect_uri.to_string(),
+        );
+        self.inner
+            .spawner
+            .spawn(async move {
+                let slot = broker.loaded_slot(account.name());
+                let generation = slot.record().map_or(0, |r| r.generation) + 1;
+                broker
+                    .inner
+                    .counters
+                    .requests
+                    .fetch_add(1, Ordering::Relaxed);
+                let record = grant::request(
+                    &broker.inner.http,
+                    &broker.inner.token_url,
+                    &app_credentials(&account),
+                    grant::Grant::Code {
+                        code: &code,
+                        verifier: &verifier,
+                        redirect_uri: &redirect_uri,
+                    },
+                    generation,
+                )
+                .await?;
+                broker
+                    .install(&slot, account.name(), record)
+                    .await
+                    .map(|_| ())
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(TokenError::BadAnswer(format!(
+                    "authorization task ended: {e}"
+                )))
+            })
+    }
+
+    /// Forget an account's tokens (removed from the map; the store drops them too).
     pub fn forget(&self, account: &str) {
         self.inner.slots.remove(account);
     }
@@ -361,21 +450,27 @@ impl TokenBroker {
         }
     }
 
+    /// Remember the last error UPS gave this account's calls (shown on the ops page).
+    pub fn note_api_error(&self, account: &str, message: Option<String>) {
+        *self
+            .slot(account)
+            .last_api_error
+            .lock()
+            .expect("api error lock") = message;
+    }
+
     pub fn status(&self, account: &Account) -> TokenStatus {
-        let slot = self.inner.slots.get(account.name()).map(|s| s.clone());
+        let slot = self.loaded_slot(account.name());
         let now = Instant::now();
-        let current = slot.as_ref().and_then(|s| s.current.load_full());
+        let current = slot.current.load_full();
         let failure = slot
-            .as_ref()
-            .and_then(|s| s.last_failure.lock().expect("failure lock").clone())
+            .last_failure
+            .lock()
+            .expect("failure lock")
+            .clone()
             .map(|(_, e)| e);
-        let last_used = slot
-            .as_ref()
-            .map(|s| s.last_used_unix.load(std::sync::atomic::Ordering::Relaxed))
-            .filter(|&t| t > 0);
-        let has_refresh = slot
-            .as_ref()
-            .is_some_and(|s| s.refresh_token.lock().expect("refresh lock").is_some());
+        let last_used = Some(slot.last_used_unix.load(Ordering::Relaxed)).filter(|&t| t > 0);
+        let has_refresh = slot.record().is_some_and(|r| r.refresh_token.is_some());
         let state = match (&current, &failure) {
             (Some(t), _) if t.usable(now) => "valid",
             (_, Some(TokenError::NeedsAuthorization(_))) => "needs_authorization",
@@ -385,11 +480,12 @@ impl TokenBroker {
             }
             _ => "missing",
         };
+        let api_error = slot.last_api_error.lock().expect("api error lock").clone();
         TokenStatus {
             state,
             expires_at: current.filter(|t| t.usable(now)).map(|t| t.expires_at_unix),
             last_used,
-            last_error: failure.map(|e| e.to_string()),
+            last_error: failure.map(|e| e.to_string()).or(api_error),
         }
     }
 
@@ -398,39 +494,11 @@ impl TokenBroker {
     }
 }
 
-type OAuthError = oauth2::RequestTokenError<TransportError, UpsErrorResponse>;
-
-fn classify(account: &str, status: u16, e: OAuthError) -> TokenError {
-    match e {
-        oauth2::RequestTokenError::ServerResponse(r) if status == 429 || status >= 500 => {
-            TokenError::Unavailable {
-                status,
-                detail: r.to_string(),
-            }
-        }
-        oauth2::RequestTokenError::ServerResponse(r) => TokenError::Rejected {
-            account: account.to_string(),
-            status,
-            detail: r.to_string(),
-        },
-        oauth2::RequestTokenError::Request(TransportError::Http(e)) if e.is_timeout() => {
-            TokenError::Unreachable("timed out".into())
-        }
-        oauth2::RequestTokenError::Request(e) => TokenError::Unreachable(redact(&e.to_string())),
-        // A non-JSON answer (an HTML 503 page, say): report the status, never the body.
-        oauth2::RequestTokenError::Parse(_, _) if status >= 400 => TokenError::Unavailable {
-            status,
-            detail: "not a UPS JSON answer".into(),
-        },
-        oauth2::RequestTokenError::Parse(e, _) => {
-            TokenError::BadAnswer(format!("not UPS token JSON ({})", e.inner()))
-        }
-        oauth2::RequestTokenError::Other(s) => TokenError::BadAnswer(redact(&s)),
+fn app_credentials(account: &Account) -> AppCredentials<'_> {
+    AppCredentials {
+        account: account.name(),
+        client_id: &account.record.client_id,
+        client_secret: &account.client_secret,
+        merchant: &account.record.ups_account_number,
     }
-}
-
-/// Error texts from the HTTP stack can carry the URL; never its query (none of ours has secrets,
-/// but keep the rule simple).
-fn redact(s: &str) -> String {
-    s.split('?').next().unwrap_or(s).to_string()
 }
