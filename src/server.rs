@@ -17,6 +17,7 @@ use pingora::server::{RunArgs, Server};
 use tracing::{error, info};
 
 use crate::accounts::{Accounts, ReloadError};
+use crate::admin::onboarding::Onboarding;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -147,10 +148,15 @@ pub fn serve_with(
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| ServeError::Start(e.to_string()))?;
+    let onboarding = Arc::new(Onboarding::new(
+        &config.ups,
+        config.redirect_uri(admin_addr),
+    ));
     let state = AdminState {
         accounts: accounts.clone(),
         broker: broker.clone(),
         metrics: metrics.clone(),
+        onboarding,
     };
     control.spawn(admin::serve(admin_listener, state));
 

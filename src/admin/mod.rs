@@ -5,23 +5,30 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::State;
+pub mod onboarding;
+pub mod page;
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use tracing::error;
+use tracing::{error, info, warn};
 
 use crate::accounts::Accounts;
 use crate::metrics::Metrics;
 use crate::oauth::{TokenBroker, TokenStatus};
+use onboarding::{CallbackError, Onboarding};
 
 #[derive(Clone)]
 pub struct AdminState {
     pub accounts: Arc<Accounts>,
     pub broker: TokenBroker,
     pub metrics: Arc<Metrics>,
+    pub onboarding: Arc<Onboarding>,
 }
 
 /// One account as `/api/accounts` and `accounts list` show it.
@@ -57,6 +64,9 @@ impl AdminState {
 
 pub fn router(state: AdminState) -> Router {
     Router::new()
+        .route("/", get(ops_page))
+        .route("/accounts/{name}/authorize", get(authorize))
+        .route("/oauth/callback", get(callback))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -68,6 +78,105 @@ pub fn router(state: AdminState) -> Router {
 pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) {
     if let Err(e) = axum::serve(listener, router(state)).await {
         error!(error = %e, "admin listener failed");
+    }
+}
+
+async fn ops_page(
+    State(s): State<AdminState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Html<String> {
+    let flash = match (q.get("authorized"), q.get("error")) {
+        (Some(name), _) => Some((
+            format!("Account {name} is authorized; its tokens are stored."),
+            true,
+        )),
+        (_, Some(e)) => Some((e.clone(), false)),
+        _ => None,
+    };
+    Html(page::render(
+        &s.account_views(),
+        &s.accounts.status(),
+        flash.as_ref().map(|(m, ok)| (m.as_str(), *ok)),
+    ))
+}
+
+fn bad_request(title: &str, text: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Html(page::message(title, text))).into_response()
+}
+
+async fn authorize(State(s): State<AdminState>, Path(name): Path<String>) -> Response {
+    let Some(account) = s.accounts.snapshot().by_name(&name).cloned() else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page::message(
+                "Unknown account",
+                &format!("No account `{name}` in the account map."),
+            )),
+        )
+            .into_response();
+    };
+    match s.onboarding.start(&account) {
+        Ok(url) => {
+            info!(account = %name, "authorization started");
+            Redirect::to(url.as_str()).into_response()
+        }
+        Err(why) => bad_request("Nothing to authorize", &why),
+    }
+}
+
+async fn callback(
+    State(s): State<AdminState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let state = q.get("state").map(String::as_str).unwrap_or("");
+    // The state is consumed whatever happens next: a link works once.
+    let taken = s.onboarding.take(state);
+    if let Some(e) = q.get("error") {
+        let detail = q.get("error_description").map(String::as_str).unwrap_or("");
+        warn!(error = %e, "authorization refused at UPS");
+        return bad_request(
+            "Authorization not completed",
+            &CallbackError::Refused(format!("{e} {detail}")).to_string(),
+        );
+    }
+    let (name, verifier) = match taken {
+        Ok(t) => t,
+        Err(e) => {
+            warn!("authorization callback with an unknown, reused or expired state");
+            return bad_request("Authorization not completed", &e.to_string());
+        }
+    };
+    let Some(code) = q.get("code").filter(|c| !c.is_empty()) else {
+        return bad_request(
+            "Authorization not completed",
+            "UPS sent no authorization code.",
+        );
+    };
+    let account = match Onboarding::account_for(&s.accounts, &name) {
+        Ok(a) => a,
+        Err(e) => return bad_request("Authorization not completed", &e.to_string()),
+    };
+    match s
+        .broker
+        .complete_authorization(
+            &account,
+            code,
+            &verifier,
+            s.onboarding.redirect_uri.as_str(),
+        )
+        .await
+    {
+        Ok(()) => {
+            info!(account = %name, "account authorized; tokens stored");
+            Redirect::to(&format!("/?authorized={name}")).into_response()
+        }
+        Err(e) => {
+            warn!(account = %name, error = %e, "authorization code exchange failed");
+            bad_request(
+                "Authorization not completed",
+                &CallbackError::Refused(e.to_string()).to_string(),
+            )
+        }
     }
 }
 

@@ -380,3 +380,88 @@ pub fn assert_clean_upstream(req: &Value, a: &TestAccount) {
         "security member forwarded: {body}"
     );
 }
+
+pub const NORTH: TestAccount = TestAccount {
+    name: "north-dock",
+    shipper: "7W7W7W",
+    access_key: "ACCESSKEY789",
+    user: "northuser",
+    password: "northpass-Qd9",
+    client_id: "north-client",
+    client_secret: "north-secret-Hk2MxV",
+    grant: "authorization_code",
+};
+
+pub const SOUTH: TestAccount = TestAccount {
+    name: "south-dock",
+    shipper: "6V6V6V",
+    access_key: "ACCESSKEY321",
+    user: "southuser",
+    password: "southpass-Pw4",
+    client_id: "south-client",
+    client_secret: "south-secret-Jn5RtC",
+    grant: "authorization_code",
+};
+
+/// A client that never follows redirects (to look at each hop of the OAuth dance).
+pub fn no_redirects() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Start onboarding for `account` at the admin listener; returns UPS's authorize URL.
+pub fn start_authorize(proxy: &Proxy, account: &str) -> String {
+    let r = no_redirects()
+        .get(format!("{}/accounts/{account}/authorize", proxy.admin))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "authorize start: {}",
+        r.text().unwrap_or_default()
+    );
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Play the account owner at the simulator's login page: returns the callback URL UPS
+/// redirects to (with `code` and `state`).
+pub fn log_in_at_ups(authorize_url: &str) -> String {
+    let http = no_redirects();
+    let page = http.get(authorize_url).send().unwrap();
+    assert_eq!(page.status(), 200);
+    let url = url::Url::parse(authorize_url).unwrap();
+    let mut form: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    form.push(("user".into(), "owner".into()));
+    form.push(("password".into(), "owner-password".into()));
+    let post_url = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap(),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    );
+    let r = http
+        .post(format!("{post_url}/security/v1/oauth/authorize"))
+        .form(&form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302, "login: {}", r.text().unwrap_or_default());
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// `/api/accounts` row of `name`.
+pub fn account_row(proxy: &Proxy, name: &str) -> Value {
+    let rows: Vec<Value> = proxy
+        .http
+        .get(format!("{}/api/accounts", proxy.admin))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    rows.into_iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no account {name}"))
+}

@@ -1,0 +1,119 @@
+//! The ops page: one server-rendered HTML page, no JavaScript needed.
+//! Shows token state and the fix for each account's last error; never a secret.
+
+use html_escape::encode_text as esc;
+
+use super::AccountView;
+use crate::accounts::MapStatus;
+
+fn when(unix: Option<u64>) -> String {
+    unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t as i64).ok())
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| "—".to_string())
+}
+
+/// What ops should do about an account's state or last error.
+pub fn fix_for(view: &AccountView) -> Option<String> {
+    let err = view.last_error.as_deref().unwrap_or("");
+    let lower = err.to_ascii_lowercase();
+    if lower.contains("negotiated rate") {
+        return Some(format!(
+            "UPS does not give negotiated rates to shipper {n} through this app: add account {n} to the UPS.com profile that authorized the app \
+             (UPS.com → Account Summary → Add Existing Account) and verify it with data from a recent invoice; until then, \
+             rate without the negotiated-rates indicator.",
+            n = view.ups_account_number
+        ));
+    }
+    match view.token.state {
+        "needs_authorization" => Some("The account owner must authorize once: click Authorize and log in at UPS (or run `upsbridge accounts authorize NAME`).".into()),
+        "failing" if lower.contains("client_id") || lower.contains("refused account") => Some(
+            "UPS refused this app's credentials: check client_id and the client secret (developer.ups.com → My Apps) in the account map and its secret source.".into(),
+        ),
+        "failing" => Some("UPS's token endpoint is failing or unreachable; requests retry by themselves. Check connectivity to UPS if it persists.".into()),
+        _ if !err.is_empty() => Some("See UPS's message; the client received it in its own format.".into()),
+        _ => None,
+    }
+}
+
+pub fn render(views: &[AccountView], map: &MapStatus, flash: Option<(&str, bool)>) -> String {
+    let mut rows = String::new();
+    for v in views {
+        let button = if v.grant == "authorization_code" {
+            format!(
+                "<form method=\"get\" action=\"/accounts/{n}/authorize\"><button type=\"submit\" id=\"authorize-{n}\">Authorize</button></form>",
+                n = esc(&v.name)
+            )
+        } else {
+            String::new()
+        };
+        let fix = fix_for(v)
+            .map(|f| format!("<div class=\"fix\">{}</div>", esc(&f)))
+            .unwrap_or_default();
+        rows.push_str(&format!(
+            "<tr id=\"account-{name}\"><td>{name}</td><td>{number}</td><td>{grant}</td>\
+             <td><span class=\"state {state}\" data-state=\"{state}\">{state}</span></td><td>{expires}</td><td>{used}</td>\
+             <td>{error}{fix}</td><td>{button}</td></tr>\n",
+            name = esc(&v.name),
+            number = esc(&v.ups_account_number),
+            grant = v.grant,
+            state = v.token.state,
+            expires = when(v.token.expires_at),
+            used = when(v.token.last_used),
+            error = esc(v.last_error.as_deref().unwrap_or("")),
+        ));
+    }
+    let flash = flash
+        .map(|(m, ok)| {
+            format!(
+                "<p class=\"flash {}\" id=\"flash\">{}</p>",
+                if ok { "ok" } else { "bad" },
+                esc(m)
+            )
+        })
+        .unwrap_or_default();
+    let problems = if map.rejected.is_empty() {
+        String::new()
+    } else {
+        let items: String = map
+            .rejected
+            .iter()
+            .map(|p| format!("<li>{}</li>", esc(p)))
+            .collect();
+        format!(
+            "<div class=\"rejected\" id=\"map-rejected\"><b>Last change rejected at {} — the previous map stays in force:</b><ul>{items}</ul></div>",
+            when(map.rejected_at)
+        )
+    };
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>upsbridge</title><style>\
+         body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;width:100%}}\
+         td,th{{border-bottom:1px solid #ddd;padding:.5em;text-align:left;vertical-align:top}}\
+         .state{{padding:.1em .5em;border-radius:.3em;color:#fff;background:#888}}.valid{{background:#2a7d2a}}\
+         .needs_authorization{{background:#b8860b}}.failing{{background:#b22222}}.fix{{color:#555;font-size:.9em;margin-top:.3em}}\
+         .flash{{padding:.6em;border-radius:.3em}}.flash.ok{{background:#e3f4e3}}.flash.bad{{background:#f8e0e0}}\
+         .rejected{{background:#f8e0e0;padding:.6em;margin:1em 0}}</style></head><body>\
+         <h1>upsbridge</h1>{flash}\
+         <h2>Accounts</h2><table><tr><th>name</th><th>UPS account</th><th>grant</th><th>token</th><th>expires</th><th>last use</th><th>last error</th><th></th></tr>\n{rows}</table>\
+         <h2>Account map</h2><p id=\"map-status\">{file}: {n} accounts, loaded {loaded}; {reloads} reloads, {rejections} rejected</p>{problems}\
+         </body></html>",
+        file = esc(&map.file),
+        n = map.accounts,
+        loaded = when(map.loaded_at),
+        reloads = map.reloads,
+        rejections = map.rejections,
+    )
+}
+
+/// A small page for onboarding outcomes (400s).
+pub fn message(title: &str, text: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head><body><h1>{t}</h1><p id=\"message\">{m}</p><p><a href=\"/\">Back to the ops page</a></p></body></html>",
+        t = esc(title),
+        m = esc(text)
+    )
+}

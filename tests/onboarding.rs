@@ -1,0 +1,230 @@
+//! Authorization-code accounts: the Authorize flow through the admin listener
+//! and the simulator's login page, refusals of bad callbacks, rotation of
+//! refresh tokens, and tokens sealed at rest.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::Method;
+use serde_json::Value;
+
+fn track(proxy: &Proxy, a: &TestAccount) -> reqwest::blocking::Response {
+    header_request(
+        &proxy.http,
+        Method::GET,
+        &format!("{}/track/v1/details/1Z7W7W7W0300000001", proxy.url),
+        a,
+        None,
+    )
+}
+
+#[test]
+fn an_account_owner_authorizes_once_and_legacy_requests_then_work() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&NORTH], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&NORTH], FAST_TIMEOUTS);
+
+    assert_eq!(
+        account_row(&proxy, NORTH.name)["token"]["state"],
+        "needs_authorization"
+    );
+    let r = track(&proxy, &NORTH);
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().unwrap();
+    let msg = v["response"]["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("needs authorization") && msg.contains("Authorize"),
+        "{msg}"
+    );
+
+    let authorize = start_authorize(&proxy, NORTH.name);
+    assert!(
+        authorize.starts_with(&format!("{}/security/v1/oauth/authorize?", sim.url)),
+        "{authorize}"
+    );
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    let callback = log_in_at_ups(&authorize);
+    assert!(
+        callback.starts_with(&format!("{}/oauth/callback?", proxy.admin)),
+        "{callback}"
+    );
+    let r = no_redirects().get(&callback).send().unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/?authorized={}", NORTH.name).as_str()
+    );
+    assert_eq!(account_row(&proxy, NORTH.name)["token"]["state"], "valid");
+    assert_eq!(sim.token_requests("authorization_code"), 1);
+
+    let r = track(&proxy, &NORTH);
+    assert_eq!(r.status(), 200);
+    let forwarded = sim.api_requests();
+    assert_eq!(forwarded.len(), 1);
+    assert_clean_upstream(&forwarded[0], &NORTH);
+
+    // The same callback a second time: the state was single use.
+    let r = no_redirects().get(&callback).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("already used"));
+    assert_eq!(
+        sim.token_requests("authorization_code"),
+        1,
+        "a replayed callback reached UPS"
+    );
+
+    // The page shows the account as valid, with no secret on it.
+    let page = proxy
+        .http
+        .get(format!("{}/", proxy.admin))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("data-state=\"valid\""), "{page}");
+    for s in [NORTH.client_secret, NORTH.password] {
+        assert!(!page.contains(s));
+    }
+}
+
+#[test]
+fn forged_or_failed_callbacks_are_refused_and_nothing_is_stored() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&NORTH, &SOUTH], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&NORTH, &SOUTH], FAST_TIMEOUTS);
+    let http = no_redirects();
+    let cb = |q: &str| {
+        http.get(format!("{}/oauth/callback?{q}", proxy.admin))
+            .send()
+            .unwrap()
+    };
+
+    let r = cb("code=abc&state=forged-state");
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("unknown, already used or expired"));
+
+    // UPS sends the owner back with an error (they clicked Deny).
+    let authorize = start_authorize(&proxy, NORTH.name);
+    let state = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let r = cb(&format!(
+        "error=access_denied&error_description=denied&state={state}"
+    ));
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("access_denied"));
+
+    // A code UPS issued for SOUTH's app, presented with NORTH's state.
+    let south_callback = log_in_at_ups(&start_authorize(&proxy, SOUTH.name));
+    let south_code = url::Url::parse(&south_callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let north_state = url::Url::parse(&start_authorize(&proxy, NORTH.name))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let r = cb(&format!("code={south_code}&state={north_state}"));
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("UPS refused"));
+
+    // Nothing was stored: both accounts still need authorization and get no token.
+    for a in [NORTH.name, SOUTH.name] {
+        assert_eq!(
+            account_row(&proxy, a)["token"]["state"],
+            "needs_authorization"
+        );
+    }
+    assert_eq!(track(&proxy, &NORTH).status(), 503);
+    assert_eq!(sim.token_requests("refresh_token"), 0);
+}
+
+#[test]
+fn refresh_tokens_rotate_and_are_sealed_at_rest() {
+    let dir = tempdir();
+    // Access tokens live 3 s: every few requests the broker rotates the refresh token.
+    let sim = Sim::start(dir.path(), &[&NORTH], 3);
+    let proxy = Proxy::start(
+        dir.path(),
+        &sim,
+        &[&NORTH],
+        &format!("{FAST_TIMEOUTS}token_refresh_margin_secs = 1\n"),
+    );
+    let callback = log_in_at_ups(&start_authorize(&proxy, NORTH.name));
+    assert_eq!(no_redirects().get(&callback).send().unwrap().status(), 303);
+
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        assert_eq!(track(&proxy, &NORTH).status(), 200);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let refreshes = sim.token_requests("refresh_token");
+    assert!(
+        (2..=6).contains(&refreshes),
+        "{refreshes} rotations in 8 s of 3 s tokens"
+    );
+
+    // Every token value UPS issued or received, as the simulator saw them.
+    let mut secrets: Vec<String> = vec![NORTH.client_secret.into(), NORTH.password.into()];
+    for r in sim.requests() {
+        if let Some(a) = r["headers"]["authorization"].as_str() {
+            if let Some(t) = a.strip_prefix("Bearer ") {
+                secrets.push(t.to_string());
+            }
+        }
+        for (k, v) in url::form_urlencoded::parse(r["body"].as_str().unwrap_or("").as_bytes()) {
+            if k == "refresh_token" || k == "code" {
+                secrets.push(v.into_owned());
+            }
+        }
+    }
+    assert!(secrets.len() > 6);
+    let mut raw = Vec::new();
+    for entry in walk(&dir.path().join("store")) {
+        raw.extend(std::fs::read(entry).unwrap());
+    }
+    assert!(raw.len() > 1000, "the store was read");
+    let log = proxy.log_text();
+    for s in &secrets {
+        assert!(
+            !contains(&raw, s.as_bytes()),
+            "a secret is in the store in clear"
+        );
+        assert!(!log.contains(s.as_str()), "a secret is in the log");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
