@@ -134,6 +134,14 @@ pub fn serve_with(
         journal_dir,
     )
     .map_err(|e| ServeError::Start(format!("HTTP client for UPS OAuth: {e}")))?;
+    {
+        let _in_runtime = control.enter();
+        crate::accounts::watch::spawn(
+            accounts.clone(),
+            broker.clone(),
+            config.accounts.file.clone(),
+        );
+    }
     let upstream = Arc::new(Upstream::new(&config.ups).map_err(ServeError::Resolve)?);
     control.spawn(upstream.clone().keep_resolving());
     let metrics = Arc::new(Metrics::new());

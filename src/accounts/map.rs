@@ -159,6 +159,13 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Vec<AccountRecord>, M
         }
     }
     problems.extend(duplicates(&records));
+    if problems.is_empty() && records.is_empty() {
+        // Almost always a file caught mid-write (truncated to zero): never let it remove every account.
+        problems.push(MapProblem {
+            line: 1,
+            message: "the account map has no [[account]] records (a file caught mid-write?); keeping the previous map".into(),
+        });
+    }
     if problems.is_empty() {
         Ok(records)
     } else {

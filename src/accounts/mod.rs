@@ -8,6 +8,7 @@
 
 pub mod map;
 pub mod password;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -210,6 +211,20 @@ pub fn load_map(path: &Path) -> Result<Vec<Account>, MapError> {
     resolve(records, &path.display().to_string())
 }
 
+/// Wait (briefly) until two reads of the file agree, so a writer still writing is not read
+/// half-way. Gives up after about a second and lets validation judge what is there.
+fn wait_until_stable(path: &Path) {
+    let mut last = std::fs::read(path).ok();
+    for _ in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = std::fs::read(path).ok();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}
+
 /// State of the map file as ops see it on the admin page.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct MapStatus {
@@ -270,6 +285,7 @@ impl Accounts {
     /// accounts are returned; on failure the old map stays and the problems are recorded.
     /// Blocking (file read, store flush): call from a blocking context.
     pub fn reload(&self) -> Result<Vec<String>, ReloadError> {
+        wait_until_stable(&self.file);
         let result = load_map(&self.file)
             .map_err(ReloadError::from)
             .and_then(|accounts| {

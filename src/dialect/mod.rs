@@ -137,6 +137,10 @@ pub enum Failure {
     UpstreamTimeout(std::time::Duration),
     #[error("UPS answer unusable: {0}")]
     UpstreamGarbled(String),
+    #[error(
+        "UPS refused a fresh token of account `{0}`; check that its UPS app has this API product"
+    )]
+    UpstreamAuth(String),
 }
 
 impl Failure {
@@ -153,6 +157,7 @@ impl Failure {
             Failure::UpstreamUnreachable(_) => "upstream_unreachable",
             Failure::UpstreamTimeout(_) => "upstream_timeout",
             Failure::UpstreamGarbled(_) => "upstream_garbled",
+            Failure::UpstreamAuth(_) => "upstream_auth",
         }
     }
 
@@ -166,6 +171,7 @@ impl Failure {
             Failure::UnknownService(_) => 404,
             Failure::UpstreamUnreachable(_) | Failure::UpstreamGarbled(_) => 502,
             Failure::UpstreamTimeout(_) => 504,
+            Failure::UpstreamAuth(_) => 503,
         }
     }
 
@@ -219,6 +225,14 @@ impl Failure {
             Failure::UpstreamGarbled(why) => UpsError::new(
                 "20001",
                 format!("General process failure: unusable UPS answer ({why})"),
+                Transient,
+            ),
+            // Our token, not the client's credentials: never a 25000x the client would act on.
+            Failure::UpstreamAuth(account) => UpsError::new(
+                "20001",
+                format!(
+                    "General process failure: UPS refused upsbridge's token for account {account}"
+                ),
                 Transient,
             ),
         }

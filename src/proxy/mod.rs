@@ -25,13 +25,13 @@ use pingora::ErrorType;
 use tracing::{info, warn};
 
 use crate::accounts::{Account, Accounts, LegacyCredentials};
-use crate::dialect::services::AnswerShape;
+use crate::dialect::services::{AnswerShape, RestCall};
 use crate::dialect::{
     self, header, legacy_json, Answer, BodyDialect, Dialect, Failure, Plan, Route,
 };
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker};
-use upstream::Upstream;
+use upstream::{RestAnswer, Upstream};
 
 /// Headers a legacy client may send that must never reach UPS.
 const STRIPPED_HEADERS: [&str; 5] = [
@@ -63,6 +63,8 @@ pub struct RequestCtx {
     /// Set when upsbridge answered with its own error.
     error_kind: Option<&'static str>,
     status: u16,
+    /// Header style: UPS's error answer, kept (capped) to diagnose it; the client gets it as is.
+    error_body: Option<BytesMut>,
 }
 
 impl UpsProxy {
@@ -171,13 +173,65 @@ impl UpsProxy {
         let token = self.broker.token(&account).await?;
         match plan {
             Plan::Call { call, body } => {
-                let answer = self
-                    .upstream
-                    .exchange(&call, body, &token.bearer_value(), &ctx.id)
-                    .await?;
+                let answer = self.call_ups(&account, token, &call, body, ctx).await?;
                 self.metrics.observe_upstream(ctx.started.elapsed());
                 Ok(dialect.answer(answer_shape, answer.status, answer.body))
             }
+        }
+    }
+
+    /// One buffered REST call. A 401 means UPS no longer takes this token (revoked, rotated
+    /// early): drop it, get a new one and replay the call once (its body is in memory).
+    async fn call_ups(
+        &self,
+        account: &Arc<Account>,
+        token: Arc<CachedToken>,
+        call: &RestCall,
+        body: Option<Bytes>,
+        ctx: &RequestCtx,
+    ) -> std::result::Result<RestAnswer, Failure> {
+        let mut answer = self
+            .upstream
+            .exchange(call, body.clone(), &token.bearer_value(), &ctx.id)
+            .await?;
+        if answer.status == 401 {
+            warn!(request_id = %ctx.id, account = account.name(), "UPS refused the token (401); renewing it and retrying once");
+            self.broker.invalidate(account.name(), &token);
+            let token = self.broker.token(account).await?;
+            answer = self
+                .upstream
+                .exchange(call, body, &token.bearer_value(), &ctx.id)
+                .await?;
+            if answer.status == 401 {
+                return Err(Failure::UpstreamAuth(account.name().to_string()));
+            }
+        }
+        self.diagnose(account.name(), ctx.service, answer.status, &answer.body);
+        Ok(answer)
+    }
+
+    /// Keep the account's last UPS error (and its fix) for the ops page.
+    fn diagnose(&self, account: &str, service: &str, status: u16, body: &[u8]) {
+        if (200..300).contains(&status) {
+            if service == "rate" || service == "ship" {
+                self.broker.note_api_error(account, None);
+            }
+            return;
+        }
+        let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let first = dialect::rest_errors(&parsed, status).into_iter().next();
+        if let Some(e) = first {
+            let message = format!(
+                "UPS answered {status} to a {service} request: {} {}",
+                e.code, e.description
+            );
+            if e.description
+                .to_ascii_lowercase()
+                .contains("negotiated rate")
+            {
+                warn!(account, code = %e.code, "UPS refuses negotiated rates for this shipper: add the account to the UPS.com profile that authorized the app and verify it with an invoice");
+            }
+            self.broker.note_api_error(account, Some(message));
         }
     }
 
@@ -242,6 +296,7 @@ impl ProxyHttp for UpsProxy {
             token: None,
             error_kind: None,
             status: 0,
+            error_body: None,
         }
     }
 
@@ -316,6 +371,49 @@ impl ProxyHttp for UpsProxy {
             upstream.insert_header("transactionsrc", "upsbridge")?;
         }
         Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream.status.as_u16();
+        ctx.status = status;
+        if status == 401 {
+            // The token is dead at UPS: drop it so the client's next request gets a new one.
+            // (This request's body was streamed and cannot be replayed.)
+            if let (Some(a), Some(t)) = (&ctx.account, &ctx.token) {
+                self.broker.invalidate(a.name(), t);
+            }
+        }
+        if status >= 400 {
+            ctx.error_body = Some(BytesMut::new());
+        } else if let Some(a) = &ctx.account {
+            self.diagnose(a.name(), ctx.service, status, &[]);
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        const KEEP: usize = 64 * 1024;
+        if let (Some(buf), Some(chunk)) = (ctx.error_body.as_mut(), body.as_ref()) {
+            let room = KEEP.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        if end_of_stream {
+            if let (Some(buf), Some(a)) = (ctx.error_body.take(), &ctx.account) {
+                self.diagnose(a.name(), ctx.service, ctx.status, &buf);
+            }
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(

@@ -1,0 +1,359 @@
+//! Operating upsbridge: hot reload of the account map, UPS revoking tokens,
+//! the negotiated-rates diagnosis on the ops page, and metrics.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn rate_url(proxy: &Proxy) -> String {
+    format!("{}/ship/v1/rating/Rate", proxy.url)
+}
+
+fn rate_body(negotiated: bool) -> Value {
+    let mut v = json!({"RateRequest": {"Request": {"RequestOption": "Rate"},
+        "Shipment": {"Shipper": {"ShipperNumber": "9Y9Y9Y", "Address": {"CountryCode": "US", "PostalCode": "19901"}},
+                     "ShipTo": {"Address": {"CountryCode": "US", "PostalCode": "89501"}},
+                     "Service": {"Code": "03"},
+                     "Package": {"PackageWeight": {"UnitOfMeasurement": {"Code": "LBS"}, "Weight": "2"}}}}});
+    if negotiated {
+        v["RateRequest"]["Shipment"]["ShipmentRatingOptions"] =
+            json!({"NegotiatedRatesIndicator": ""});
+    }
+    v
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Parse Prometheus text into `name{labels}` → value.
+fn metrics(proxy: &Proxy) -> HashMap<String, f64> {
+    let text = proxy
+        .http
+        .get(format!("{}/metrics", proxy.admin))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST, &WEST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST, &WEST], FAST_TIMEOUTS);
+    let map = dir.path().join("accounts.toml");
+
+    // Load on EAST while the map changes (WEST's password changes): no EAST request may fail.
+    let stop = AtomicBool::new(false);
+    let failures = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let http = reqwest::blocking::Client::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = header_request(
+                        &http,
+                        Method::POST,
+                        &rate_url(&proxy),
+                        &EAST,
+                        Some(&rate_body(false)),
+                    );
+                    if r.status() != 200 {
+                        let status = r.status();
+                        eprintln!(
+                            "EAST failed during reload: {status} {}",
+                            r.text().unwrap_or_default()
+                        );
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let mut west2 = WEST.clone();
+        west2.password = "west-new-password";
+        for _ in 0..3 {
+            write_map(&map, &[&EAST, &west2]);
+            std::thread::sleep(Duration::from_millis(400));
+            write_map(&map, &[&EAST, &WEST]);
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        write_map(&map, &[&EAST, &west2]);
+        wait_for("WEST's new password", || {
+            header_request(
+                &proxy.http,
+                Method::POST,
+                &rate_url(&proxy),
+                &west2,
+                Some(&rate_body(false)),
+            )
+            .status()
+                == 200
+        });
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "of {} requests",
+        done.load(Ordering::Relaxed)
+    );
+    assert!(done.load(Ordering::Relaxed) > 50);
+    assert_eq!(
+        header_request(
+            &proxy.http,
+            Method::POST,
+            &rate_url(&proxy),
+            &WEST,
+            Some(&rate_body(false))
+        )
+        .status(),
+        401,
+        "the old password still works"
+    );
+
+    // An invalid change: rejected whole, the old map keeps serving, the page says where.
+    let before = metrics(&proxy)["upsbridge_map_rejections_total"];
+    let good = std::fs::read_to_string(&map).unwrap();
+    std::fs::write(
+        &map,
+        format!("{good}\n[[account]]\nname = \"broken\nx = 1\n"),
+    )
+    .unwrap();
+    wait_for("the rejection", || {
+        metrics(&proxy)["upsbridge_map_rejections_total"] > before
+    });
+    let page = proxy
+        .http
+        .get(format!("{}/", proxy.admin))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("id=\"map-rejected\""), "{page}");
+    assert!(
+        page.contains(&format!("{}:", map.display())) && page.contains("syntax"),
+        "{page}"
+    );
+    assert_eq!(
+        header_request(
+            &proxy.http,
+            Method::POST,
+            &rate_url(&proxy),
+            &EAST,
+            Some(&rate_body(false))
+        )
+        .status(),
+        200
+    );
+    assert!(proxy
+        .log_text()
+        .contains("account map change rejected; the previous map stays in force"));
+
+    // Removing an account refuses it at once (here via SIGHUP, as ops would after an edit).
+    let mut west2 = WEST.clone();
+    west2.password = "west-new-password";
+    assert_eq!(
+        header_request(
+            &proxy.http,
+            Method::POST,
+            &rate_url(&proxy),
+            &west2,
+            Some(&rate_body(false))
+        )
+        .status(),
+        200
+    );
+    write_map(&map, &[&EAST]);
+    let r = std::process::Command::new("kill")
+        .args(["-HUP", &proxy.proc.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(r.success());
+    wait_for("WEST removed", || {
+        header_request(
+            &proxy.http,
+            Method::POST,
+            &rate_url(&proxy),
+            &west2,
+            Some(&rate_body(false)),
+        )
+        .status()
+            == 401
+    });
+    let rows: Vec<Value> = proxy
+        .http
+        .get(format!("{}/api/accounts", proxy.admin))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        header_request(
+            &proxy.http,
+            Method::POST,
+            &rate_url(&proxy),
+            &EAST,
+            Some(&rate_body(false))
+        )
+        .status(),
+        200
+    );
+}
+
+#[test]
+fn a_token_ups_revoked_is_renewed_and_the_request_replayed() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let body = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(false)["RateRequest"].clone()});
+    let post = || {
+        proxy
+            .http
+            .post(format!("{}/rest/Rate", proxy.url))
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(post().status(), 200);
+    assert_eq!(sim.token_requests("client_credentials"), 1);
+
+    sim.faults(json!({"revoke_tokens": true}));
+    // Legacy JSON bodies are in memory: the client never sees the 401.
+    assert_eq!(post().status(), 200);
+    assert_eq!(sim.token_requests("client_credentials"), 2);
+    assert_eq!(sim.api_requests().len(), 3, "one replay after the 401");
+
+    // Header style streams its body: UPS's 401 reaches the client once, the next request works.
+    sim.faults(json!({"revoke_tokens": true}));
+    let r = header_request(
+        &proxy.http,
+        Method::POST,
+        &rate_url(&proxy),
+        &EAST,
+        Some(&rate_body(false)),
+    );
+    assert_eq!(r.status(), 401);
+    let r = header_request(
+        &proxy.http,
+        Method::POST,
+        &rate_url(&proxy),
+        &EAST,
+        Some(&rate_body(false)),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(sim.token_requests("client_credentials"), 3);
+}
+
+#[test]
+fn negotiated_rates_refusal_is_diagnosed_on_the_ops_page_and_metrics_count_requests() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    sim.faults(json!({"negotiated_rates_unapproved": [EAST.shipper]}));
+
+    let r = header_request(
+        &proxy.http,
+        Method::POST,
+        &rate_url(&proxy),
+        &EAST,
+        Some(&rate_body(true)),
+    );
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().unwrap();
+    assert!(
+        v.to_string().to_lowercase().contains("negotiated rates"),
+        "{v}"
+    );
+    let body = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(true)["RateRequest"].clone()});
+    let r = proxy
+        .http
+        .post(format!("{}/rest/Rate", proxy.url))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().unwrap();
+    assert!(
+        v["Fault"]["detail"]["Errors"]["ErrorDetail"]["PrimaryErrorCode"]["Description"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("negotiated rates")
+    );
+
+    let row = account_row(&proxy, EAST.name);
+    assert!(
+        row["last_error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("negotiated rates"),
+        "{row}"
+    );
+    let page = proxy
+        .http
+        .get(format!("{}/", proxy.admin))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains("UPS.com profile that authorized the app"),
+        "{page}"
+    );
+    assert!(page.contains("invoice"), "{page}");
+
+    // A plain rate still works and clears the error.
+    let r = header_request(
+        &proxy.http,
+        Method::POST,
+        &rate_url(&proxy),
+        &EAST,
+        Some(&rate_body(false)),
+    );
+    assert_eq!(r.status(), 200);
+    assert!(account_row(&proxy, EAST.name)["last_error"].is_null());
+
+    let m = metrics(&proxy);
+    let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
+    assert_eq!(
+        get(
+            r#"upsbridge_requests_total{dialect="header_json",outcome="ups_error",service="rate"}"#
+        ),
+        1.0,
+        "{m:?}"
+    );
+    assert_eq!(
+        get(
+            r#"upsbridge_requests_total{dialect="legacy_json",outcome="ups_error",service="rate"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(r#"upsbridge_requests_total{dialect="header_json",outcome="ok",service="rate"}"#),
+        1.0
+    );
+    assert_eq!(get("upsbridge_token_requests_total"), 1.0);
+    assert_eq!(get("upsbridge_accounts"), 1.0);
+}
