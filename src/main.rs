@@ -63,6 +63,13 @@ enum AccountsCommand {
         #[arg(long, default_value = "config/upsbridge.toml")]
         config: PathBuf,
     },
+    /// Authorization-code onboarding from a terminal: prints the UPS login URL and waits
+    /// until the account owner has allowed access (the running server receives the callback).
+    Authorize {
+        name: String,
+        #[arg(long, default_value = "config/upsbridge.toml")]
+        config: PathBuf,
+    },
 }
 
 fn init_logging() {
@@ -122,6 +129,13 @@ fn main() -> ExitCode {
                     Err(e) => fail(&format!("hashing failed: {e}")),
                 }
             }
+            AccountsCommand::Authorize { name, config } => match Config::load(&config) {
+                Err(e) => fail(&e.to_string()),
+                Ok(c) => match upsbridge::admin::authorize_from_terminal(&c, &name) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(&e),
+                },
+            },
             AccountsCommand::List { config } => match Config::load(&config) {
                 Err(e) => fail(&e.to_string()),
                 Ok(c) => match upsbridge::admin::list(&c) {

@@ -228,3 +228,42 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[test]
+fn accounts_authorize_onboards_from_a_terminal() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&NORTH], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&NORTH]);
+    // The CLI finds the server by its configured admin address, so give it a fixed one.
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = Proxy::config_text(&sim.url, FAST_TIMEOUTS).replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin_port}\""),
+    );
+    let proxy = Proxy::start_with_config(dir.path(), &[&NORTH], &config);
+
+    let mut cli = std::process::Command::new(BIN)
+        .args(["accounts", "authorize", NORTH.name, "--config"])
+        .arg(dir.path().join("upsbridge.toml"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(cli.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the CLI printed a URL").unwrap();
+        if let Some(u) = line.trim().strip_prefix(&format!("{}/security", sim.url)) {
+            break format!("{}/security{u}", sim.url);
+        }
+    };
+    let callback = log_in_at_ups(&url);
+    assert_eq!(no_redirects().get(&callback).send().unwrap().status(), 303);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(cli.wait().unwrap().success());
+    assert!(rest.iter().any(|l| l.contains("is authorized")), "{rest:?}");
+    assert_eq!(track(&proxy, &NORTH).status(), 200);
+}

@@ -285,3 +285,67 @@ pub fn list(config: &crate::config::Config) -> Result<Vec<String>, String> {
         })
         .collect())
 }
+
+/// `accounts authorize NAME`: ask the running server for a UPS login URL, print it, and wait
+/// until the account's token is valid. The callback must reach the server's admin listener.
+pub fn authorize_from_terminal(config: &crate::config::Config, name: &str) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let admin = format!("http://{}", config.admin.listen);
+    rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let r = http
+            .get(format!("{admin}/accounts/{name}/authorize"))
+            .send()
+            .await
+            .map_err(|_| format!("no upsbridge server answers at {admin}; start `upsbridge serve` first (UPS sends the account owner back to its admin listener)"))?;
+        let Some(url) = r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_string) else {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            let why = text.split("id=\"message\">").nth(1).and_then(|t| t.split('<').next()).unwrap_or("").to_string();
+            return Err(format!("the server refused ({status}): {why}"));
+        };
+        println!("Open this URL in a browser, log in as the UPS account owner and click Allow:\n\n  {url}\n\nWaiting for UPS to send you back to {admin}/oauth/callback …");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        let before = account_state(&http, &admin, name).await;
+        while std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let now = account_state(&http, &admin, name).await;
+            if now.0.as_deref() == Some("valid") && now.1 != before.1 {
+                println!("Account {name} is authorized; its tokens are stored.");
+                return Ok(());
+            }
+        }
+        Err("no authorization arrived within 10 minutes; run the command again for a new link".into())
+    })
+}
+
+/// (token state, expiry) of an account, from the running server.
+async fn account_state(
+    http: &reqwest::Client,
+    admin: &str,
+    name: &str,
+) -> (Option<String>, Option<u64>) {
+    let rows: Vec<serde_json::Value> = match http.get(format!("{admin}/api/accounts")).send().await
+    {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => vec![],
+    };
+    rows.iter()
+        .find(|r| r["name"] == name)
+        .map(|r| {
+            (
+                r.pointer("/token/state")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_string),
+                r.pointer("/token/expires_at").and_then(|s| s.as_u64()),
+            )
+        })
+        .unwrap_or((None, None))
+}

@@ -263,11 +263,12 @@ impl Proxy {
         accounts: &[&TestAccount],
         ups_extra: &str,
     ) -> Proxy {
-        std::fs::write(
-            dir.join("upsbridge.toml"),
-            Proxy::config_text(&sim.url, ups_extra),
-        )
-        .unwrap();
+        Proxy::start_with_config(dir, accounts, &Proxy::config_text(&sim.url, ups_extra))
+    }
+
+    /// Start with this exact config text (the map must already be in `dir`).
+    pub fn start_with_config(dir: &Path, accounts: &[&TestAccount], config: &str) -> Proxy {
+        std::fs::write(dir.join("upsbridge.toml"), config).unwrap();
         let envs: Vec<(String, String)> = accounts
             .iter()
             .map(|a| (secret_env(a), a.client_secret.to_string()))
