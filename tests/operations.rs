@@ -357,3 +357,60 @@ fn negotiated_rates_refusal_is_diagnosed_on_the_ops_page_and_metrics_count_reque
     assert_eq!(get("upsbridge_token_requests_total"), 1.0);
     assert_eq!(get("upsbridge_accounts"), 1.0);
 }
+
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "request_timeout_ms = 5000\n");
+    // Warm the token so the slow part is UPS's answer.
+    let r = header_request(
+        &proxy.http,
+        Method::POST,
+        &rate_url(&proxy),
+        &EAST,
+        Some(&rate_body(false)),
+    );
+    assert_eq!(r.status(), 200);
+    // The test config's grace is 1 s: a 700 ms answer must be let through.
+    sim.faults(json!({"latency_ms": 700}));
+    let mut proxy = proxy;
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let in_flight = s.spawn(|| {
+            let http = reqwest::blocking::Client::new();
+            let body = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(false)["RateRequest"].clone()});
+            http.post(format!("{}/rest/Rate", proxy.url)).json(&body).send().map(|r| r.status().as_u16())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let pid = proxy.proc.child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(
+            in_flight.join().unwrap().unwrap(),
+            200,
+            "the in-flight request was cut"
+        );
+    });
+    // New connections are refused once shutdown started.
+    std::thread::sleep(Duration::from_millis(200));
+    let addr = proxy.url.trim_start_matches("http://").to_string();
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+    let status = loop {
+        if let Some(s) = proxy.proc.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(proxy
+        .log_text()
+        .contains("shutting down: flushing the store"));
+}
