@@ -21,6 +21,7 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::oauth::TokenBroker;
+use crate::proxy::digest::ShipDigests;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::UpsProxy;
 use crate::store::{Store, StoreError};
@@ -128,6 +129,7 @@ pub fn serve_with(
         upstream,
         metrics,
         max_body_bytes: config.ups.max_body_bytes,
+        digests: Arc::new(ShipDigests::open(store.clone(), config.ups.digest_ttl)?),
     };
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "upsbridge proxy");
     service.add_tcp(&proxy_addr.to_string());
