@@ -60,6 +60,10 @@ pub enum Rule {
     SetIf(&'static str, &'static str, &'static str),
     /// Set `path` (exact) to `value` unless present.
     Default(&'static str, &'static str),
+    /// Move `from` to `to` (exact paths) unless `to` exists; `from` is removed either way.
+    Fill(&'static str, &'static str),
+    /// Rename the element at `pattern` to `new_name` and wrap its value as `{inner: value}`.
+    Wrap(&'static str, &'static str, &'static str),
 }
 
 /// Apply rules in order to a request object (the content of its root).
@@ -118,6 +122,23 @@ pub fn apply(rules: &[Rule], v: &mut Value) {
                 if get(v, path).is_none() {
                     put(v, path, Value::String(value.to_string()));
                 }
+            }
+            Rule::Fill(from, to) => {
+                if let Some(x) = take(v, from) {
+                    if get(v, to).is_none() {
+                        put(v, to, x);
+                    }
+                }
+            }
+            Rule::Wrap(pattern, new_name, inner) => {
+                let segs: Vec<&str> = pattern.split('/').collect();
+                at_pattern(v, &segs, &mut |map, key| {
+                    if let Some(x) = map.shift_remove(key) {
+                        let mut wrapped = Map::new();
+                        wrapped.insert(inner.to_string(), x);
+                        map.insert(new_name.to_string(), Value::Object(wrapped));
+                    }
+                });
             }
         }
     }
