@@ -124,6 +124,7 @@ impl OldService {
 /// Every service: routing comes from the path; `XpciVersion` is echoed, not sent.
 const COMMON: &[Rule] = &[
     Rule::Drop("Request/RequestAction"),
+    Rule::Last("Request/RequestOption"),
     Rule::Drop("Request/TransactionReference/XpciVersion"),
     Rule::Drop("Request/TransactionReference/ToolVersion"),
 ];
@@ -171,6 +172,9 @@ const RATE: &[Rule] = &[
 
 const SHIP: &[Rule] = &[
     Rule::Default("Request/RequestOption", "nonvalidate"),
+    // Rate-only members some clients (shipping-ups) also put in ShipConfirm.
+    Rule::Drop("PickupType"),
+    Rule::Drop("CustomerClassification"),
     Rule::Wrap("Shipment/*/PhoneNumber", "Phone", "Number"),
     Rule::Move(
         "Shipment/SoldTo",
@@ -703,7 +707,23 @@ pub fn request_json(svc: OldService, req: &Element) -> Value {
     for table in svc.rules() {
         schema::apply(table, &mut v);
     }
+    xmljson::prune_empty(&mut v);
+    if svc == OldService::ShipConfirm {
+        label_stock_portrait(&mut v);
+    }
     v
+}
+
+/// ClassicUPS3 sends the 4×6 stock as Height 4, Width 6; REST's is Height 6, Width 4.
+fn label_stock_portrait(v: &mut Value) {
+    if let Some(Value::Object(size)) = v.pointer_mut("/LabelSpecification/LabelStockSize") {
+        let h = size.get("Height").and_then(Value::as_str).map(str::trim);
+        let w = size.get("Width").and_then(Value::as_str).map(str::trim);
+        if h == Some("4") && w == Some("6") {
+            size.insert("Height".into(), json!("6"));
+            size.insert("Width".into(), json!("4"));
+        }
+    }
 }
 
 fn plan(route: &Route, req: &Element) -> Result<(Plan, AnswerShape), Failure> {

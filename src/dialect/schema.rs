@@ -64,6 +64,8 @@ pub enum Rule {
     Fill(&'static str, &'static str),
     /// Rename the element at `pattern` to `new_name` and wrap its value as `{inner: value}`.
     Wrap(&'static str, &'static str, &'static str),
+    /// A repeated element at `pattern` that REST takes once: keep the last occurrence.
+    Last(&'static str),
 }
 
 /// Apply rules in order to a request object (the content of its root).
@@ -129,6 +131,16 @@ pub fn apply(rules: &[Rule], v: &mut Value) {
                         put(v, to, x);
                     }
                 }
+            }
+            Rule::Last(pattern) => {
+                let segs: Vec<&str> = pattern.split('/').collect();
+                at_pattern(v, &segs, &mut |map, key| {
+                    if let Some(Value::Array(items)) = map.get_mut(key) {
+                        if let Some(last) = items.pop() {
+                            map.insert(key.to_string(), last);
+                        }
+                    }
+                });
             }
             Rule::Wrap(pattern, new_name, inner) => {
                 let segs: Vec<&str> = pattern.split('/').collect();
@@ -426,6 +438,13 @@ mod tests {
                 "ShipmentRatingOptions": {"NegotiatedRatesIndicator": ""}},
                 "Request": {"RequestOption": "nonvalidate"}})
         );
+    }
+
+    #[test]
+    fn last_keeps_the_last_of_a_repeated_element() {
+        let mut v = json!({"Request": {"RequestOption": ["Shop", "Rate"]}});
+        apply(&[Rule::Last("Request/RequestOption")], &mut v);
+        assert_eq!(v, json!({"Request": {"RequestOption": "Rate"}}));
     }
 
     #[test]

@@ -68,14 +68,17 @@ fn default_namespace(service: Service) -> (&'static str, &'static str) {
 /// Names SOAP clients send that REST spells differently (legacy-dialects §4.1).
 fn rules(service: Service) -> &'static [Rule] {
     const XPCI: Rule = Rule::Drop("Request/TransactionReference/XpciVersion");
+    // purplship sends `RequestOption` twice (`Shop`, then the `Rate` it means).
+    const ONE_OPTION: Rule = Rule::Last("Request/RequestOption");
     match service {
         Service::Ship => &[
             Rule::Rename("Shipment/Package/PackagingType", "Packaging"),
             Rule::Drop("Shipment/ShipFrom/ShipperNumber"),
             XPCI,
+            ONE_OPTION,
         ],
-        Service::QuantumView => &[],
-        _ => &[XPCI],
+        Service::QuantumView => &[ONE_OPTION],
+        _ => &[XPCI, ONE_OPTION],
     }
 }
 
@@ -146,6 +149,7 @@ pub fn request_json(request: &Element, service: Service) -> Value {
         _ => Value::Object(Map::new()),
     };
     schema::apply(rules(service), &mut v);
+    xmljson::prune_empty(&mut v);
     xmljson::normalize_arrays(
         &mut v,
         schema::arrays(&request.name).unwrap_or_else(schema::no_arrays),

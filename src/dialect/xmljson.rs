@@ -334,6 +334,30 @@ pub fn normalize_arrays(v: &mut Value, arrays: &std::collections::HashSet<String
     walk(v, &mut String::new(), arrays);
 }
 
+/// Drop empty leaves that are not presence indicators (`…Indicator`), and containers
+/// left empty: old clients send `<FaxNumber/>`, `<CustomerContext/>`, an empty
+/// `<PackageServiceOptions></PackageServiceOptions>`, which REST may refuse as values,
+/// while an empty `<NegotiatedRatesIndicator/>` means "on" and must stay.
+pub fn prune_empty(v: &mut Value) {
+    fn prune(v: &mut Value) -> bool {
+        match v {
+            Value::Object(map) => {
+                map.retain(|k, x| !prune(x) || k.ends_with("Indicator"));
+                map.is_empty()
+            }
+            Value::Array(items) => {
+                for i in items.iter_mut() {
+                    prune(i);
+                }
+                false
+            }
+            Value::String(s) => s.trim().is_empty(),
+            _ => false,
+        }
+    }
+    prune(v);
+}
+
 // ---- JSON → XML -------------------------------------------------------------------------------
 
 /// A JSON key usable as an XML element name (REST answers are trusted less than that).
@@ -450,6 +474,16 @@ mod tests {
         ));
         assert!(matches!(parse_document("  "), Err(Failure::Empty)));
         assert!(matches!(parse_document("<a>"), Err(Failure::Malformed(_))));
+    }
+
+    #[test]
+    fn empty_leaves_go_but_indicators_stay() {
+        let mut v = json!({"A": {"FaxNumber": "", "ResidentialAddressIndicator": "", "B": {"C": ""}, "D": "x"}, "E": {}});
+        prune_empty(&mut v);
+        assert_eq!(
+            v,
+            json!({"A": {"ResidentialAddressIndicator": "", "D": "x"}})
+        );
     }
 
     #[test]
