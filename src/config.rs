@@ -84,6 +84,8 @@ pub struct UpsConfig {
     pub token_failure_backoff: Duration,
     /// Largest request body accepted from a legacy client.
     pub max_body_bytes: usize,
+    /// How long an old-XML ShipConfirm digest can be accepted.
+    pub digest_ttl: Duration,
 }
 
 impl UpsConfig {
@@ -118,6 +120,7 @@ impl Default for UpsConfig {
             token_refresh_margin: Duration::from_secs(300),
             token_failure_backoff: Duration::from_secs(1),
             max_body_bytes: 10 * 1024 * 1024,
+            digest_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -175,6 +178,7 @@ struct RawUps {
     token_refresh_margin_secs: Option<u64>,
     token_failure_backoff_ms: Option<u64>,
     max_body_bytes: Option<usize>,
+    digest_ttl_secs: Option<u64>,
 }
 
 /// 1-based line of a byte offset.
@@ -293,6 +297,11 @@ impl Config {
                 .unwrap_or(d.token_refresh_margin),
             token_failure_backoff: ms(raw.ups.token_failure_backoff_ms, d.token_failure_backoff),
             max_body_bytes: raw.ups.max_body_bytes.unwrap_or(d.max_body_bytes),
+            digest_ttl: raw
+                .ups
+                .digest_ttl_secs
+                .map(|s| Duration::from_secs(s.max(1)))
+                .unwrap_or(d.digest_ttl),
         };
         Ok(Config {
             proxy,

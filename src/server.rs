@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::oauth::rotate::Rotator;
 use crate::oauth::vault::Vault;
 use crate::oauth::TokenBroker;
+use crate::proxy::digest::ShipDigests;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::UpsProxy;
 use crate::store::{Store, StoreError};
@@ -191,6 +192,7 @@ pub fn serve_with(
         upstream,
         metrics,
         max_body_bytes: config.ups.max_body_bytes,
+        digests: Arc::new(ShipDigests::open(store.clone(), config.ups.digest_ttl)?),
     };
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "upsbridge proxy");
     service.add_tcp(&proxy_addr.to_string());

@@ -1,4 +1,6 @@
-//! The sled store: the imported account map and (encrypted) tokens.
+//! The sled store: the imported account map, (encrypted) tokens, and the
+//! ShipConfirm digests of the old-XML dialect (tree `digests`, with their MAC
+//! secret in tree `meta`).
 //!
 //! sled allows one process per store; `serve` holds it. Writes that must
 //! survive a crash are followed by a flush. This module never sees a secret in
@@ -25,6 +27,7 @@ pub struct Store {
     accounts: sled::Tree,
     tokens: sled::Tree,
     meta: sled::Tree,
+    digests: sled::Tree,
 }
 
 impl Store {
@@ -40,6 +43,7 @@ impl Store {
             accounts: db.open_tree("accounts")?,
             tokens: db.open_tree("tokens")?,
             meta: db.open_tree("meta")?,
+            digests: db.open_tree("digests")?,
             db,
         })
     }
@@ -129,6 +133,62 @@ impl Store {
 
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// A 32-byte secret named `name` in the `meta` tree, created (random) on first use
+    /// and flushed before it is returned, so it never changes under a stored MAC.
+    pub fn secret(&self, name: &str) -> Result<[u8; 32], StoreError> {
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            key: format!("meta/{name}"),
+            detail: detail.to_string(),
+        };
+        if self.meta.get(name.as_bytes())?.is_none() {
+            let fresh: [u8; 32] = rand::random();
+            // Another thread may win the race; then its secret is the one.
+            let _ = self
+                .meta
+                .compare_and_swap(name.as_bytes(), None::<&[u8]>, Some(&fresh[..]))?;
+            self.db.flush()?;
+        }
+        let v = self
+            .meta
+            .get(name.as_bytes())?
+            .ok_or_else(|| corrupt("vanished"))?;
+        <[u8; 32]>::try_from(v.as_ref()).map_err(|_| corrupt("not 32 bytes"))
+    }
+
+    /// A ShipConfirm digest record.
+    pub fn digest(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.digests.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Write a digest record and flush before returning (the client gets the digest next).
+    pub async fn put_digest_durably(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        self.digests.insert(key, value)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Replace a digest record only if it still is `old` (flushed); false if it changed.
+    pub async fn swap_digest_durably(
+        &self,
+        key: &[u8],
+        old: &[u8],
+        new: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let swapped = self
+            .digests
+            .compare_and_swap(key, Some(old), Some(new))?
+            .is_ok();
+        if swapped {
+            self.db.flush_async().await?;
+        }
+        Ok(swapped)
+    }
+
+    pub fn remove_digest(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.digests.remove(key)?;
         Ok(())
     }
 }

@@ -254,7 +254,9 @@ mod tests {
         assert_eq!(p.credentials.access_key, "ACCESSKEY123");
         assert_eq!(p.credentials.user_id, "legacyuser");
         assert_eq!(p.credentials.password.expose_secret(), "legacypass");
-        let (Plan::Call { call, body }, _) = p.plan.unwrap();
+        let (Plan::Call { call, body }, _) = p.plan.unwrap() else {
+            panic!("one call")
+        };
         assert_eq!(call.path_and_query, "/api/rating/v2409/Shop");
         assert_eq!(
             std::str::from_utf8(&body.unwrap()).unwrap(),
@@ -267,7 +269,9 @@ mod tests {
         let body = r#"{"XAVRequest":{"AddressKeyFormat":{"AddressLine":"5 Oak Ave","CountryCode":"US"}} , "Security":{"UsernameToken":{"Username":"u","Password":"p"},"UPSServiceAccessToken":{"AccessLicenseNumber":"K"}}}"#;
         let p = parse(body.as_bytes()).unwrap();
         assert_eq!(p.credentials.access_key, "K");
-        let (Plan::Call { call, body }, _) = p.plan.unwrap();
+        let (Plan::Call { call, body }, _) = p.plan.unwrap() else {
+            panic!("one call")
+        };
         assert_eq!(call.path_and_query, "/api/addressvalidation/v2/1");
         assert!(!String::from_utf8(body.unwrap().to_vec())
             .unwrap()
@@ -277,7 +281,9 @@ mod tests {
     #[test]
     fn nulls_are_dropped_by_rebuilding() {
         let body = r#"{"UPSSecurity":{},"ShipmentRequest":{"Shipment":{"Package":{"Dimensions":{"Height":null}}}}}"#;
-        let (Plan::Call { body, .. }, _) = parse(body.as_bytes()).unwrap().plan.unwrap();
+        let (Plan::Call { body, .. }, _) = parse(body.as_bytes()).unwrap().plan.unwrap() else {
+            panic!("one call")
+        };
         assert_eq!(
             std::str::from_utf8(&body.unwrap()).unwrap(),
             r#"{"ShipmentRequest":{"Shipment":{"Package":{"Dimensions":{}}}}}"#
@@ -299,6 +305,7 @@ mod tests {
             service: Service::Rate,
             customer_context: None,
             all_activity: false,
+            xml: Default::default(),
         };
         let a = answer(
             &shape,

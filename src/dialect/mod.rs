@@ -5,8 +5,12 @@
 //! - [`header`]: `AccessLicenseNumber`/`Username`/`Password` headers on the
 //!   2018–2022 JSON paths; path-only mapping, body streamed untouched.
 //! - [`legacy_json`]: `/rest/<Svc>`, `/json/<Svc>` with `UPSSecurity`/`Security`.
+//! - [`soap`]: `/webservices/<Svc>`, SOAP 1.1 envelopes with `UPSSecurity`.
+//! - [`oldxml`]: `/ups.app/xml/<Svc>`, an `AccessRequest` document followed by
+//!   the old request document; ShipConfirm/ShipAccept emulated on one-phase REST.
 //! - [`services`]: the XOLTWS-named request objects shared by legacy JSON and SOAP
 //!   → REST calls, and REST answers → XOLTWS answers.
+//! - [`xmljson`] and [`schema`]: the XML ⇄ JSON engine and its data tables.
 //!
 //! Credentials are taken out here and handed over as
 //! [`LegacyCredentials`](crate::accounts::LegacyCredentials); nothing in this
@@ -14,7 +18,11 @@
 
 pub mod header;
 pub mod legacy_json;
+pub mod oldxml;
+pub mod schema;
 pub mod services;
+pub mod soap;
+pub mod xmljson;
 
 use bytes::Bytes;
 
@@ -29,6 +37,10 @@ pub enum Dialect {
     HeaderJson,
     /// `/rest/<Svc>` and `/json/<Svc>` with a `UPSSecurity`/`Security` member.
     LegacyJson,
+    /// `/webservices/<Svc>`: SOAP envelope with `UPSSecurity` in its header.
+    Soap,
+    /// `/ups.app/xml/<Svc>`: `AccessRequest` document, then the old request document.
+    Xml,
 }
 
 impl Dialect {
@@ -36,6 +48,8 @@ impl Dialect {
         match self {
             Dialect::HeaderJson => "header_json",
             Dialect::LegacyJson => "legacy_json",
+            Dialect::Soap => "soap",
+            Dialect::Xml => "xml",
         }
     }
 }
@@ -52,13 +66,18 @@ pub struct Route {
 /// `None`: not a legacy UPS request upsbridge knows.
 pub fn detect(path: &str, has_access_key_header: bool) -> Option<Route> {
     let lower = path.to_ascii_lowercase();
-    for prefix in ["/rest/", "/json/"] {
+    for (prefix, dialect) in [
+        ("/rest/", Dialect::LegacyJson),
+        ("/json/", Dialect::LegacyJson),
+        ("/webservices/", Dialect::Soap),
+        ("/ups.app/xml/", Dialect::Xml),
+    ] {
         if let Some(rest) = lower.strip_prefix(prefix) {
             let service = &path[prefix.len()..prefix.len() + rest.len()];
             let service = service.trim_end_matches('/');
             if !service.is_empty() && !service.contains('/') {
                 return Some(Route {
-                    dialect: Dialect::LegacyJson,
+                    dialect,
                     service: service.to_string(),
                 });
             }
@@ -141,6 +160,40 @@ pub enum Failure {
         "UPS refused a fresh token of account `{0}`; check that its UPS app has this API product"
     )]
     UpstreamAuth(String),
+    /// ShipAccept with a digest that is forged, unknown, expired or another account's.
+    #[error("ShipmentDigest refused: {0}")]
+    DigestRefused(DigestProblem),
+    /// ShipAccept for a digest whose ship call is under way (concurrent retry).
+    #[error("ShipmentDigest is being accepted by another request")]
+    DigestBusy,
+    /// upsbridge's own store failed.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// Why a `ShipmentDigest` was refused (the client sees one text for all but expiry,
+/// so a digest of another account cannot be told from an unknown one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestProblem {
+    /// Not one upsbridge made (MAC check failed) or not base64url.
+    Forged,
+    /// MAC fine, but no record (never stored, or removed).
+    Unknown,
+    /// Older than the digest TTL.
+    Expired,
+    /// Made for another account.
+    Foreign,
+}
+
+impl std::fmt::Display for DigestProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DigestProblem::Forged => "forged",
+            DigestProblem::Unknown => "unknown",
+            DigestProblem::Expired => "expired",
+            DigestProblem::Foreign => "bound to another account",
+        })
+    }
 }
 
 impl Failure {
@@ -158,6 +211,9 @@ impl Failure {
             Failure::UpstreamTimeout(_) => "upstream_timeout",
             Failure::UpstreamGarbled(_) => "upstream_garbled",
             Failure::UpstreamAuth(_) => "upstream_auth",
+            Failure::DigestRefused(_) => "digest_refused",
+            Failure::DigestBusy => "digest_busy",
+            Failure::Store(_) => "store",
         }
     }
 
@@ -172,6 +228,9 @@ impl Failure {
             Failure::UpstreamUnreachable(_) | Failure::UpstreamGarbled(_) => 502,
             Failure::UpstreamTimeout(_) => 504,
             Failure::UpstreamAuth(_) => 503,
+            Failure::DigestRefused(_) => 400,
+            Failure::DigestBusy => 409,
+            Failure::Store(_) => 500,
         }
     }
 
@@ -235,6 +294,26 @@ impl Failure {
                 ),
                 Transient,
             ),
+            Failure::DigestRefused(DigestProblem::Expired) => UpsError::new(
+                "10002",
+                "The XML document is well formed but the document is not valid: the ShipmentDigest has expired; send ShipConfirm again",
+                Hard,
+            ),
+            Failure::DigestRefused(_) => UpsError::new(
+                "10002",
+                "The XML document is well formed but the document is not valid: unknown ShipmentDigest",
+                Hard,
+            ),
+            Failure::DigestBusy => UpsError::new(
+                "20001",
+                "General process failure: this ShipmentDigest is being accepted by another request; retry shortly",
+                Transient,
+            ),
+            Failure::Store(_) => UpsError::new(
+                "20001",
+                "General process failure: upsbridge could not use its store",
+                Transient,
+            ),
         }
     }
 }
@@ -254,6 +333,18 @@ pub struct Answer {
 pub enum Plan {
     /// One REST call; its answer goes back through [`BodyDialect::answer`].
     Call { call: RestCall, body: Option<Bytes> },
+    /// Old-XML ShipConfirm: price the shipment with `rate` (nothing is created at UPS);
+    /// on success store `ship` + `ship_body` under a new digest, then answer the rate
+    /// through [`BodyDialect::answer`] with the digest in [`AnswerShape`]'s `xml.digest`.
+    ShipConfirm {
+        rate: RestCall,
+        rate_body: Bytes,
+        ship: RestCall,
+        ship_body: Bytes,
+    },
+    /// Old-XML ShipAccept: look the digest up (bound to the account) and make its one
+    /// ship call; a repeated accept is answered from the cached answer.
+    ShipAccept { digest: String },
 }
 
 /// A body-dialect request taken apart.
@@ -357,6 +448,14 @@ mod tests {
         assert!(detect("/api/rating/v2409/Rate", true).is_some());
         assert!(detect("/favicon.ico", true).is_none());
         assert!(detect("/rest/", false).is_none());
+        let r = detect("/UPS.APP/xml/ShipConfirm", false).unwrap();
+        assert_eq!(
+            (r.dialect, r.service.as_str()),
+            (Dialect::Xml, "ShipConfirm")
+        );
+        let r = detect("/webservices/Rate", false).unwrap();
+        assert_eq!((r.dialect, r.service.as_str()), (Dialect::Soap, "Rate"));
+        assert!(detect("/webservices/", false).is_none());
     }
 
     #[test]

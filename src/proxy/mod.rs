@@ -11,6 +11,7 @@
 //! Nothing is forwarded for a request whose credentials did not verify, and no
 //! credential, token or secret is logged.
 
+pub mod digest;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -27,10 +28,11 @@ use tracing::{info, warn};
 use crate::accounts::{Account, Accounts, LegacyCredentials};
 use crate::dialect::services::{AnswerShape, RestCall};
 use crate::dialect::{
-    self, header, legacy_json, Answer, BodyDialect, Dialect, Failure, Plan, Route,
+    self, header, legacy_json, oldxml, soap, Answer, BodyDialect, Dialect, Failure, Plan, Route,
 };
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker};
+use digest::{Accept, ShipDigests};
 use upstream::{RestAnswer, Upstream};
 
 /// Headers a legacy client may send that must never reach UPS.
@@ -48,6 +50,8 @@ pub struct UpsProxy {
     pub upstream: Arc<Upstream>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    /// Old-XML ShipConfirm digests (two-phase shipping).
+    pub digests: Arc<ShipDigests>,
 }
 
 /// Per-request state.
@@ -98,6 +102,8 @@ impl UpsProxy {
         match dialect {
             Dialect::HeaderJson => None,
             Dialect::LegacyJson => Some(&legacy_json::LegacyJson),
+            Dialect::Soap => Some(&soap::Soap),
+            Dialect::Xml => Some(&oldxml::OldXml),
         }
     }
 
@@ -165,6 +171,10 @@ impl UpsProxy {
     ) -> std::result::Result<Answer, Failure> {
         let body = self.read_body(session).await?;
         let parsed = dialect.parse(route, &body)?;
+        if let Ok((_, s)) = &parsed.plan {
+            // Lets a refusal echo the client's own CustomerContext (old XML); nothing more.
+            *shape = Some(s.clone());
+        }
         let account = self.authenticate(&parsed.credentials).await?;
         ctx.account = Some(account.clone());
         let (plan, answer_shape) = parsed.plan?;
@@ -176,6 +186,52 @@ impl UpsProxy {
                 let answer = self.call_ups(&account, token, &call, body, ctx).await?;
                 self.metrics.observe_upstream(ctx.started.elapsed());
                 Ok(dialect.answer(answer_shape, answer.status, answer.body))
+            }
+            Plan::ShipConfirm {
+                rate,
+                rate_body,
+                ship,
+                ship_body,
+            } => {
+                ctx.service = "ship_confirm";
+                let answer = self
+                    .call_ups(&account, token, &rate, Some(rate_body), ctx)
+                    .await?;
+                self.metrics.observe_upstream(ctx.started.elapsed());
+                if (200..300).contains(&answer.status) {
+                    let digest = self
+                        .digests
+                        .create(account.name(), &ship, &ship_body)
+                        .await?;
+                    answer_shape.xml.digest = Some(digest);
+                }
+                Ok(dialect.answer(answer_shape, answer.status, answer.body))
+            }
+            Plan::ShipAccept { digest } => {
+                ctx.service = "ship_accept";
+                match self.digests.begin(&digest, account.name()).await? {
+                    Accept::Cached { status, body } => {
+                        info!(request_id = %ctx.id, "ShipAccept repeated: answered from the stored shipment, not shipped again");
+                        Ok(dialect.answer(answer_shape, status, body))
+                    }
+                    Accept::Ship { key, call, body } => {
+                        let outcome = self.call_ups(&account, token, &call, Some(body), ctx).await;
+                        self.metrics.observe_upstream(ctx.started.elapsed());
+                        match outcome {
+                            Ok(answer) if (200..300).contains(&answer.status) => {
+                                self.digests
+                                    .finish(&key, answer.status, &answer.body)
+                                    .await?;
+                                Ok(dialect.answer(answer_shape, answer.status, answer.body))
+                            }
+                            other => {
+                                self.digests.release(&key).await?;
+                                let answer = other?;
+                                Ok(dialect.answer(answer_shape, answer.status, answer.body))
+                            }
+                        }
+                    }
+                }
             }
         }
     }

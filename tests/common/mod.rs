@@ -466,3 +466,84 @@ pub fn account_row(proxy: &Proxy, name: &str) -> Value {
         .find(|r| r["name"] == name)
         .unwrap_or_else(|| panic!("no account {name}"))
 }
+
+// ---- XML dialects (SOAP, old XML) ---------------------------------------------------------
+
+/// POST raw bytes with the given content type (or none), returning status, headers and text.
+pub fn post_raw(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    body: impl Into<Vec<u8>>,
+    content_type: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut r = http.post(url).body(body.into());
+    if let Some(ct) = content_type {
+        r = r.header("content-type", ct);
+    }
+    let r = r.send().unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.text().unwrap())
+}
+
+/// Text of the first element at a path of local names below the document root
+/// (namespaces ignored), e.g. `Body/RateResponse/RatedShipment/Service/Code`.
+pub fn xml_text(doc: &str, path: &str) -> Option<String> {
+    let d = roxmltree::Document::parse(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+    let mut node = d.root_element();
+    for seg in path.split('/') {
+        node = node
+            .children()
+            .find(|c| c.is_element() && c.tag_name().name() == seg)?;
+    }
+    Some(node.text().unwrap_or("").to_string())
+}
+
+/// Every element at a path (namespaces ignored): their texts.
+pub fn xml_all(doc: &str, path: &str) -> Vec<String> {
+    let d = roxmltree::Document::parse(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
+    let segs: Vec<&str> = path.split('/').collect();
+    let mut nodes = vec![d.root_element()];
+    for seg in segs {
+        nodes = nodes
+            .into_iter()
+            .flat_map(|n| {
+                n.children()
+                    .filter(|c| c.is_element() && c.tag_name().name() == seg)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+    }
+    nodes
+        .into_iter()
+        .map(|n| n.text().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Namespace URI of the first element at a path (namespaces ignored for matching).
+pub fn xml_ns(doc: &str, path: &str) -> Option<String> {
+    let d = roxmltree::Document::parse(doc).unwrap();
+    let mut node = d.root_element();
+    for seg in path.split('/') {
+        node = node
+            .children()
+            .find(|c| c.is_element() && c.tag_name().name() == seg)?;
+    }
+    node.tag_name().namespace().map(str::to_string)
+}
+
+/// A SOAP 1.1 envelope with `UPSSecurity` for `a` around `payload`.
+pub fn soap_envelope(a: &TestAccount, payload: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:upss="http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0" xmlns:common="http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0">
+<soapenv:Header><upss:UPSSecurity><upss:UsernameToken><upss:Username>{}</upss:Username><upss:Password>{}</upss:Password></upss:UsernameToken><upss:ServiceAccessToken><upss:AccessLicenseNumber>{}</upss:AccessLicenseNumber></upss:ServiceAccessToken></upss:UPSSecurity></soapenv:Header>
+<soapenv:Body>{payload}</soapenv:Body></soapenv:Envelope>"#,
+        a.user, a.password, a.access_key
+    )
+}
+
+/// The JSON body UPS received in a recorded request.
+pub fn sent_json(req: &Value) -> Value {
+    serde_json::from_str(req["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
+}

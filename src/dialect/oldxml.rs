@@ -1,0 +1,1245 @@
+//! Old XML: `/ups.app/xml/<Svc>`, the oldest UPS dialect. A body is two XML
+//! documents back to back: an `AccessRequest` (the credentials) and the service
+//! request (`RatingServiceSelectionRequest`, `TrackRequest`, …). The first is
+//! read for credentials and never forwarded; the second is converted to JSON,
+//! rewritten to XOLTWS/REST names by the declarative [`Rule`] tables below,
+//! normalised to the REST schema's arrays and mapped by [`services`]. Answers are
+//! built by the [`Field`] templates below (or code where the structure differs:
+//! Track, AV ranks), always HTTP 200 with `Response/ResponseStatusCode` 1 or 0 and
+//! `Response/Error`, echoing `CustomerContext` and `XpciVersion`.
+//!
+//! ShipConfirm/ShipAccept: confirm prices the translated ship request with one
+//! Rate call and the proxy stores it under a digest; accept ships it (see
+//! `proxy::digest`). Never log or echo `AccessRequest` content.
+
+use bytes::Bytes;
+use secrecy::SecretString;
+use serde_json::{json, Map, Value};
+
+use super::schema::{self, f, Field, Rule, Src};
+use super::services::{self, AnswerShape, RestBody, RestCall, Service, XmlShape};
+use super::xmljson::{self, Element};
+use super::{
+    json_text, rest_errors, Answer, BodyDialect, Failure, Parsed, Plan, Route, Severity, UpsError,
+};
+use crate::accounts::LegacyCredentials;
+
+const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+
+/// The old-XML services upsbridge translates, named by their path segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldService {
+    Rate,
+    Track,
+    ShipConfirm,
+    ShipAccept,
+    Void,
+    TimeInTransit,
+    /// City/state/ZIP validation, emulated with XAV.
+    Av,
+    Xav,
+}
+
+impl OldService {
+    /// From the `<Svc>` path segment (any case).
+    pub fn from_path(segment: &str) -> Option<OldService> {
+        Some(match segment.to_ascii_lowercase().as_str() {
+            "rate" => OldService::Rate,
+            "track" => OldService::Track,
+            "shipconfirm" => OldService::ShipConfirm,
+            "shipaccept" => OldService::ShipAccept,
+            "void" => OldService::Void,
+            "timeintransit" => OldService::TimeInTransit,
+            "av" => OldService::Av,
+            "xav" => OldService::Xav,
+            _ => return None,
+        })
+    }
+
+    pub fn request_root(self) -> &'static str {
+        match self {
+            OldService::Rate => "RatingServiceSelectionRequest",
+            OldService::Track => "TrackRequest",
+            OldService::ShipConfirm => "ShipmentConfirmRequest",
+            OldService::ShipAccept => "ShipmentAcceptRequest",
+            OldService::Void => "VoidShipmentRequest",
+            OldService::TimeInTransit => "TimeInTransitRequest",
+            OldService::Av | OldService::Xav => "AddressValidationRequest",
+        }
+    }
+
+    pub fn response_root(self) -> &'static str {
+        match self {
+            OldService::Rate => "RatingServiceSelectionResponse",
+            OldService::Track => "TrackResponse",
+            OldService::ShipConfirm => "ShipmentConfirmResponse",
+            OldService::ShipAccept => "ShipmentAcceptResponse",
+            OldService::Void => "VoidShipmentResponse",
+            OldService::TimeInTransit => "TimeInTransitResponse",
+            OldService::Av | OldService::Xav => "AddressValidationResponse",
+        }
+    }
+
+    /// The XOLTWS service the rewritten request is handed to, and its request root
+    /// (whose schema arrays apply).
+    fn xoltws(self) -> (Service, &'static str) {
+        match self {
+            OldService::Rate | OldService::ShipConfirm => (Service::Rate, "RateRequest"),
+            OldService::Track => (Service::Track, "TrackRequest"),
+            OldService::ShipAccept => (Service::Ship, "ShipmentRequest"),
+            OldService::Void => (Service::Void, "VoidShipmentRequest"),
+            OldService::TimeInTransit => (Service::TimeInTransit, "TimeInTransitRequest"),
+            OldService::Av | OldService::Xav => (Service::Xav, "XAVRequest"),
+        }
+    }
+
+    /// The member of the REST answer the answer template reads.
+    fn rest_root(self) -> &'static str {
+        match self {
+            OldService::Rate | OldService::ShipConfirm => "RateResponse",
+            OldService::Track => "trackResponse",
+            OldService::ShipAccept => "ShipmentResponse",
+            OldService::Void => "VoidShipmentResponse",
+            OldService::TimeInTransit => "emsResponse",
+            OldService::Av | OldService::Xav => "XAVResponse",
+        }
+    }
+
+    fn rules(self) -> &'static [&'static [Rule]] {
+        match self {
+            OldService::Rate => &[COMMON, PARTIES, RATE],
+            OldService::ShipConfirm => &[COMMON, PARTIES, SHIP],
+            OldService::ShipAccept => &[COMMON],
+            OldService::Void => &[COMMON, VOID],
+            OldService::Track => &[COMMON, TRACK],
+            OldService::TimeInTransit => &[COMMON, TNT],
+            OldService::Xav => &[COMMON],
+            OldService::Av => &[COMMON, AV],
+        }
+    }
+}
+
+// ---- request tables (legacy-dialects §4.2) ----------------------------------------------------
+
+/// Every service: routing comes from the path; `XpciVersion` is echoed, not sent.
+const COMMON: &[Rule] = &[
+    Rule::Drop("Request/RequestAction"),
+    Rule::Last("Request/RequestOption"),
+    Rule::Drop("Request/TransactionReference/XpciVersion"),
+    Rule::Drop("Request/TransactionReference/ToolVersion"),
+];
+
+/// Parties, addresses and options shared by Rate and ShipConfirm.
+const PARTIES: &[Rule] = &[
+    Rule::Rename("Shipment/*/CompanyName", "Name"),
+    Rule::Collect(
+        "**/Address",
+        &["AddressLine1", "AddressLine2", "AddressLine3"],
+        "AddressLine",
+    ),
+    Rule::Rename(
+        "**/Address/ResidentialAddress",
+        "ResidentialAddressIndicator",
+    ),
+    Rule::Move("Shipment/RateInformation", "Shipment/ShipmentRatingOptions"),
+    Rule::Rename(
+        "Shipment/ShipmentServiceOptions/SaturdayDelivery",
+        "SaturdayDeliveryIndicator",
+    ),
+    Rule::Rename(
+        "Shipment/Package/PackageServiceOptions/InsuredValue",
+        "DeclaredValue",
+    ),
+    Rule::Rename("Shipment/DocumentsOnly", "DocumentsOnlyIndicator"),
+];
+
+const RATE: &[Rule] = &[
+    Rule::Drop("Shipment/*/PhoneNumber"),
+    Rule::Drop("Shipment/*/TaxIdentificationNumber"),
+    Rule::Drop("Shipment/Description"),
+    Rule::Rename("Shipment/ShipmentWeight", "ShipmentTotalWeight"),
+    Rule::Move(
+        "Shipment/PaymentInformation/Prepaid/BillShipper",
+        "Shipment/PaymentDetails/ShipmentCharge/BillShipper",
+    ),
+    Rule::SetIf(
+        "Shipment/PaymentDetails/ShipmentCharge/BillShipper",
+        "Shipment/PaymentDetails/ShipmentCharge/Type",
+        "01",
+    ),
+    Rule::Drop("Shipment/PaymentInformation"),
+];
+
+const SHIP: &[Rule] = &[
+    Rule::Default("Request/RequestOption", "nonvalidate"),
+    // Rate-only members some clients (shipping-ups) also put in ShipConfirm.
+    Rule::Drop("PickupType"),
+    Rule::Drop("CustomerClassification"),
+    Rule::Wrap("Shipment/*/PhoneNumber", "Phone", "Number"),
+    Rule::Move(
+        "Shipment/SoldTo",
+        "Shipment/ShipmentServiceOptions/InternationalForms/Contacts/SoldTo",
+    ),
+    // Old payment shapes → ShipmentCharge[{Type "01", …}].
+    Rule::Move(
+        "Shipment/PaymentInformation/Prepaid/BillShipper",
+        "Shipment/PaymentInformation/ShipmentCharge/BillShipper",
+    ),
+    Rule::Move(
+        "Shipment/PaymentInformation/BillThirdParty/BillThirdPartyShipper",
+        "Shipment/PaymentInformation/ShipmentCharge/BillThirdParty",
+    ),
+    Rule::Move(
+        "Shipment/PaymentInformation/BillThirdParty/BillThirdPartyConsignee",
+        "Shipment/PaymentInformation/ShipmentCharge/BillThirdParty",
+    ),
+    Rule::Move(
+        "Shipment/PaymentInformation/FreightCollect/BillReceiver",
+        "Shipment/PaymentInformation/ShipmentCharge/BillReceiver",
+    ),
+    Rule::SetIf(
+        "Shipment/PaymentInformation/ConsigneeBilled",
+        "Shipment/PaymentInformation/ShipmentCharge/ConsigneeBilledIndicator",
+        "",
+    ),
+    Rule::SetIf(
+        "Shipment/PaymentInformation/ShipmentCharge",
+        "Shipment/PaymentInformation/ShipmentCharge/Type",
+        "01",
+    ),
+    Rule::Drop("Shipment/PaymentInformation/Prepaid"),
+    Rule::Drop("Shipment/PaymentInformation/BillThirdParty"),
+    Rule::Drop("Shipment/PaymentInformation/FreightCollect"),
+    Rule::Drop("Shipment/PaymentInformation/ConsigneeBilled"),
+    Rule::Fill(
+        "Shipment/ItemizedPaymentInformation/ShipmentCharge",
+        "Shipment/PaymentInformation/ShipmentCharge",
+    ),
+    Rule::Drop("Shipment/ItemizedPaymentInformation"),
+    Rule::Rename(
+        "Shipment/ShipmentServiceOptions/Notification/EMailMessage",
+        "EMail",
+    ),
+    Rule::Rename("Shipment/Package/PackagingType", "Packaging"),
+    Rule::Rename(
+        "Shipment/Package/AdditionalHandling",
+        "AdditionalHandlingIndicator",
+    ),
+    // Labels: the old print method is REST's image format; REST requires a stock size.
+    Rule::Fill(
+        "LabelSpecification/LabelPrintMethod",
+        "LabelSpecification/LabelImageFormat",
+    ),
+    Rule::Default("LabelSpecification/LabelStockSize/Height", "6"),
+    Rule::Default("LabelSpecification/LabelStockSize/Width", "4"),
+];
+
+/// A confirmed REST `ShipmentRequest` → the REST `RateRequest` that prices it.
+const SHIP_TO_RATE: &[Rule] = &[
+    Rule::Drop("Request/RequestOption"),
+    Rule::Drop("LabelSpecification"),
+    Rule::Drop("ReceiptSpecification"),
+    Rule::Rename("Shipment/Package/Packaging", "PackagingType"),
+    Rule::Drop("Shipment/Package/ReferenceNumber"),
+    Rule::Move("Shipment/PaymentInformation", "Shipment/PaymentDetails"),
+    Rule::Drop("Shipment/*/Phone"),
+    Rule::Drop("Shipment/*/TaxIdentificationNumber"),
+    Rule::Drop("Shipment/Description"),
+    Rule::Drop("Shipment/ReferenceNumber"),
+    Rule::Drop("Shipment/ShipmentServiceOptions/Notification"),
+    Rule::Drop("Shipment/ShipmentServiceOptions/InternationalForms"),
+];
+
+const VOID: &[Rule] = &[
+    Rule::Move("ExpandedVoidShipment", "VoidShipment"),
+    Rule::Move(
+        "ShipmentIdentificationNumber",
+        "VoidShipment/ShipmentIdentificationNumber",
+    ),
+];
+
+const TRACK: &[Rule] = &[Rule::Rename(
+    "ShipmentIdentificationNumber",
+    "InquiryNumber",
+)];
+
+const TNT: &[Rule] = &[
+    Rule::Move(
+        "TransitFrom/AddressArtifactFormat/CountryCode",
+        "ShipFrom/Address/CountryCode",
+    ),
+    Rule::Move(
+        "TransitFrom/AddressArtifactFormat/PoliticalDivision1",
+        "ShipFrom/Address/StateProvinceCode",
+    ),
+    Rule::Move(
+        "TransitFrom/AddressArtifactFormat/PoliticalDivision2",
+        "ShipFrom/Address/City",
+    ),
+    Rule::Move(
+        "TransitFrom/AddressArtifactFormat/PoliticalDivision3",
+        "ShipFrom/Address/Town",
+    ),
+    Rule::Move(
+        "TransitFrom/AddressArtifactFormat/PostcodePrimaryLow",
+        "ShipFrom/Address/PostalCode",
+    ),
+    Rule::Move(
+        "TransitTo/AddressArtifactFormat/CountryCode",
+        "ShipTo/Address/CountryCode",
+    ),
+    Rule::Move(
+        "TransitTo/AddressArtifactFormat/PoliticalDivision1",
+        "ShipTo/Address/StateProvinceCode",
+    ),
+    Rule::Move(
+        "TransitTo/AddressArtifactFormat/PoliticalDivision2",
+        "ShipTo/Address/City",
+    ),
+    Rule::Move(
+        "TransitTo/AddressArtifactFormat/PoliticalDivision3",
+        "ShipTo/Address/Town",
+    ),
+    Rule::Move(
+        "TransitTo/AddressArtifactFormat/PostcodePrimaryLow",
+        "ShipTo/Address/PostalCode",
+    ),
+    Rule::Move(
+        "TransitTo/AddressArtifactFormat/ResidentialAddressIndicator",
+        "ShipTo/Address/ResidentialAddressIndicator",
+    ),
+    Rule::Move("PickupDate", "Pickup/Date"),
+    Rule::Drop("TransitFrom"),
+    Rule::Drop("TransitTo"),
+];
+
+const AV: &[Rule] = &[
+    Rule::Drop("Request/RequestOption"),
+    Rule::Move("Address/City", "AddressKeyFormat/PoliticalDivision2"),
+    Rule::Move(
+        "Address/StateProvinceCode",
+        "AddressKeyFormat/PoliticalDivision1",
+    ),
+    Rule::Move("Address/PostalCode", "AddressKeyFormat/PostcodePrimaryLow"),
+    Rule::Move("Address/CountryCode", "AddressKeyFormat/CountryCode"),
+    Rule::Default("AddressKeyFormat/CountryCode", "US"),
+    Rule::Drop("Address"),
+];
+
+// ---- answer templates (paths relative to the REST answer's wrapper) ---------------------------
+
+const CHARGES: [Field; 3] = [
+    f("TransportationCharges", Src::Copy("TransportationCharges")),
+    f("ServiceOptionsCharges", Src::Copy("ServiceOptionsCharges")),
+    f("TotalCharges", Src::Copy("TotalCharges")),
+];
+
+const RATED_PACKAGE: &[Field] = &[
+    CHARGES[0],
+    CHARGES[1],
+    CHARGES[2],
+    f("Weight", Src::Copy("Weight")),
+    f("BillingWeight", Src::Copy("BillingWeight")),
+];
+
+const RATED_SHIPMENT: &[Field] = &[
+    f(
+        "Service",
+        Src::Nested(&[f("Code", Src::Copy("Service/Code"))]),
+    ),
+    f(
+        "RatedShipmentWarning",
+        Src::EachText("RatedShipmentAlert", "Description"),
+    ),
+    f("BillingWeight", Src::Copy("BillingWeight")),
+    CHARGES[0],
+    CHARGES[1],
+    CHARGES[2],
+    f(
+        "GuaranteedDaysToDelivery",
+        Src::TextOrEmpty("GuaranteedDelivery/BusinessDaysInTransit"),
+    ),
+    f(
+        "ScheduledDeliveryTime",
+        Src::TextOrEmpty("GuaranteedDelivery/DeliveryByTime"),
+    ),
+    f("RatedPackage", Src::Each("RatedPackage", RATED_PACKAGE)),
+    f(
+        "NegotiatedRates",
+        Src::Nested(&[f(
+            "NetSummaryCharges",
+            Src::Nested(&[f(
+                "GrandTotal",
+                Src::Copy("NegotiatedRateCharges/TotalCharge"),
+            )]),
+        )]),
+    ),
+];
+
+const RATE_ANSWER: &[Field] = &[f(
+    "RatedShipment",
+    Src::Each("RatedShipment", RATED_SHIPMENT),
+)];
+
+const CONFIRM_ANSWER: &[Field] = &[
+    f(
+        "ShipmentCharges",
+        Src::Nested(&[
+            f(
+                "TransportationCharges",
+                Src::Copy("RatedShipment/TransportationCharges"),
+            ),
+            f(
+                "ServiceOptionsCharges",
+                Src::Copy("RatedShipment/ServiceOptionsCharges"),
+            ),
+            f("TotalCharges", Src::Copy("RatedShipment/TotalCharges")),
+        ]),
+    ),
+    f("BillingWeight", Src::Copy("RatedShipment/BillingWeight")),
+    // Not known before the one real ship call (legacy-dialects §4.2.3 option a).
+    f("ShipmentIdentificationNumber", Src::Const("")),
+    // Filled with the stored digest.
+    f("ShipmentDigest", Src::Const("")),
+    f(
+        "NegotiatedRates",
+        Src::Nested(&[f(
+            "NetSummaryCharges",
+            Src::Nested(&[f(
+                "GrandTotal",
+                Src::Copy("RatedShipment/NegotiatedRateCharges/TotalCharge"),
+            )]),
+        )]),
+    ),
+];
+
+const LABEL_IMAGE: &[Field] = &[
+    f(
+        "LabelImageFormat",
+        Src::Nested(&[f("Code", Src::Copy("ShippingLabel/ImageFormat/Code"))]),
+    ),
+    f("GraphicImage", Src::Copy("ShippingLabel/GraphicImage")),
+    f("HTMLImage", Src::Copy("ShippingLabel/HTMLImage")),
+];
+
+const PACKAGE_RESULTS: &[Field] = &[
+    f("TrackingNumber", Src::Copy("TrackingNumber")),
+    f("ServiceOptionsCharges", Src::Copy("ServiceOptionsCharges")),
+    f("LabelImage", Src::Nested(LABEL_IMAGE)),
+];
+
+const ACCEPT_ANSWER: &[Field] = &[f(
+    "ShipmentResults",
+    Src::Nested(&[
+        f(
+            "ShipmentCharges",
+            Src::Copy("ShipmentResults/ShipmentCharges"),
+        ),
+        f(
+            "NegotiatedRates",
+            Src::Nested(&[f(
+                "NetSummaryCharges",
+                Src::Nested(&[f(
+                    "GrandTotal",
+                    Src::Copy("ShipmentResults/NegotiatedRateCharges/TotalCharge"),
+                )]),
+            )]),
+        ),
+        f("BillingWeight", Src::Copy("ShipmentResults/BillingWeight")),
+        f(
+            "ShipmentIdentificationNumber",
+            Src::Copy("ShipmentResults/ShipmentIdentificationNumber"),
+        ),
+        f(
+            "PackageResults",
+            Src::Each("ShipmentResults/PackageResults", PACKAGE_RESULTS),
+        ),
+        f("Form", Src::Copy("ShipmentResults/Form")),
+        f("CODTurnInPage", Src::Copy("ShipmentResults/CODTurnInPage")),
+        f(
+            "HighValueReport",
+            Src::Copy("ShipmentResults/HighValueReport"),
+        ),
+        f(
+            "ControlLogReceipt",
+            Src::Copy("ShipmentResults/ControlLogReceipt"),
+        ),
+    ]),
+)];
+
+const STATUS_CODE: &[Field] = &[
+    f("Code", Src::Copy("SummaryResult/Status/Code")),
+    f("Description", Src::Copy("SummaryResult/Status/Description")),
+];
+
+const VOID_ANSWER: &[Field] = &[
+    f(
+        "Status",
+        Src::Nested(&[
+            f("StatusType", Src::Nested(STATUS_CODE)),
+            f("StatusCode", Src::Nested(STATUS_CODE)),
+        ]),
+    ),
+    f(
+        "PackageLevelResults",
+        Src::Each(
+            "PackageLevelResults",
+            &[
+                f("TrackingNumber", Src::Copy("TrackingNumber")),
+                f(
+                    "StatusCode",
+                    Src::Nested(&[
+                        f("Code", Src::Copy("Status/Code")),
+                        f("Description", Src::Copy("Status/Description")),
+                    ]),
+                ),
+            ],
+        ),
+    ),
+];
+
+const XAV_ANSWER: &[Field] = &[
+    f("ValidAddressIndicator", Src::Copy("ValidAddressIndicator")),
+    f(
+        "AmbiguousAddressIndicator",
+        Src::Copy("AmbiguousAddressIndicator"),
+    ),
+    f("NoCandidatesIndicator", Src::Copy("NoCandidatesIndicator")),
+    f("AddressClassification", Src::Copy("AddressClassification")),
+    f(
+        "AddressKeyFormat",
+        Src::Each(
+            "Candidate",
+            &[
+                f("AddressClassification", Src::Copy("AddressClassification")),
+                f("", Src::Spread("AddressKeyFormat")),
+            ],
+        ),
+    ),
+];
+
+const AV_ANSWER: &[Field] = &[f(
+    "AddressValidationResult",
+    Src::Each(
+        "Candidate",
+        &[
+            f("Rank", Src::Const("")),
+            f("Quality", Src::Const("")),
+            f(
+                "Address",
+                Src::Nested(&[
+                    f("City", Src::Copy("AddressKeyFormat/PoliticalDivision2")),
+                    f(
+                        "StateProvinceCode",
+                        Src::Copy("AddressKeyFormat/PoliticalDivision1"),
+                    ),
+                ]),
+            ),
+            f(
+                "PostalCodeLowEnd",
+                Src::Copy("AddressKeyFormat/PostcodePrimaryLow"),
+            ),
+            f(
+                "PostalCodeHighEnd",
+                Src::Copy("AddressKeyFormat/PostcodePrimaryLow"),
+            ),
+        ],
+    ),
+)];
+
+const TNT_FROM: &[Field] = &[
+    f("PoliticalDivision2", Src::Copy("originCityName")),
+    f("PoliticalDivision1", Src::Copy("originStateProvince")),
+    f("Country", Src::Copy("originCountryName")),
+    f("CountryCode", Src::Copy("originCountryCode")),
+    f("PostcodePrimaryLow", Src::Copy("originPostalCode")),
+];
+
+const TNT_TO: &[Field] = &[
+    f("PoliticalDivision2", Src::Copy("destinationCityName")),
+    f("PoliticalDivision1", Src::Copy("destinationStateProvince")),
+    f("Country", Src::Copy("destinationCountryName")),
+    f("CountryCode", Src::Copy("destinationCountryCode")),
+    f("PostcodePrimaryLow", Src::Copy("destinationPostalCode")),
+];
+
+const TNT_SERVICE: &[Field] = &[
+    f(
+        "Service",
+        Src::Nested(&[
+            f("Code", Src::Copy("serviceLevel")),
+            f("Description", Src::Copy("serviceLevelDescription")),
+        ]),
+    ),
+    // `1`/`0` in REST; patched to `Y`/`N`.
+    f(
+        "Guaranteed",
+        Src::Nested(&[f("Code", Src::Copy("guaranteeIndicator"))]),
+    ),
+    f(
+        "EstimatedArrival",
+        Src::Nested(&[
+            f("BusinessTransitDays", Src::Copy("businessTransitDays")),
+            f("Time", Src::Copy("deliveryTime")),
+            f("PickupDate", Src::Copy("pickupDate")),
+            f("PickupTime", Src::Copy("pickupTime")),
+            f("HolidayCount", Src::Copy("holidayCount")),
+            f("DelayCount", Src::Copy("delayCount")),
+            f("Date", Src::Copy("deliveryDate")),
+            f("DayOfWeek", Src::Copy("deliveryDayOfWeek")),
+            f("TotalTransitDays", Src::Copy("totalTransitDays")),
+            f("CustomerCenterCutoff", Src::Copy("cstccutoffTime")),
+            f("RestDays", Src::Copy("restDaysCount")),
+        ]),
+    ),
+];
+
+const TNT_ANSWER: &[Field] = &[f(
+    "TransitResponse",
+    Src::Nested(&[
+        f("PickupDate", Src::Copy("shipDate")),
+        f(
+            "TransitFrom",
+            Src::Nested(&[f("AddressArtifactFormat", Src::Nested(TNT_FROM))]),
+        ),
+        f(
+            "TransitTo",
+            Src::Nested(&[f("AddressArtifactFormat", Src::Nested(TNT_TO))]),
+        ),
+        f(
+            "ShipmentWeight",
+            Src::Nested(&[
+                f(
+                    "UnitOfMeasurement",
+                    Src::Nested(&[f("Code", Src::Copy("weightUnitOfMeasure"))]),
+                ),
+                f("Weight", Src::Copy("weight")),
+            ]),
+        ),
+        f(
+            "InvoiceLineTotal",
+            Src::Nested(&[
+                f("CurrencyCode", Src::Copy("shipmentContentsCurrencyCode")),
+                f("MonetaryValue", Src::Copy("shipmentContentsValue")),
+            ]),
+        ),
+        f("Disclaimer", Src::Const("All services are guaranteed if shipment is delivered within the time shown. Services listed as guaranteed are backed by a money-back guarantee for transportation charges only.")),
+        f("ServiceSummary", Src::Each("services", TNT_SERVICE)),
+    ]),
+)];
+
+// ---- the dialect ------------------------------------------------------------------------------
+
+/// The old-XML dialect.
+pub struct OldXml;
+
+impl BodyDialect for OldXml {
+    fn parse(&self, route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
+        parse(route, body)
+    }
+    fn answer(&self, shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
+        answer(shape, status, body)
+    }
+    fn refusal(&self, route: &Route, shape: Option<&AnswerShape>, failure: &Failure) -> Answer {
+        let root = shape
+            .and_then(|s| s.xml.old)
+            .or_else(|| OldService::from_path(&route.service))
+            .map(|s| s.response_root().to_string())
+            .unwrap_or_else(|| unknown_root(&route.service));
+        error_document(&root, shape, &[failure.ups_error()], Some(failure.kind()))
+    }
+}
+
+/// `<Svc>Response` for a service we do not translate (when the name is usable).
+fn unknown_root(segment: &str) -> String {
+    if !segment.is_empty() && segment.chars().all(|c| c.is_ascii_alphanumeric()) {
+        format!("{segment}Response")
+    } else {
+        "Response".to_string()
+    }
+}
+
+fn no_credentials() -> LegacyCredentials {
+    LegacyCredentials {
+        access_key: String::new(),
+        user_id: String::new(),
+        password: SecretString::from(String::new()),
+    }
+}
+
+/// Take an old-XML body apart: the `AccessRequest` document, then the request document.
+pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Failure::Empty);
+    }
+    let text = xmljson::decode(body);
+    let (first, end) = xmljson::parse_document(&text)?;
+    let (credentials, request) = if first.name == "AccessRequest" {
+        let t = |p: &str| first.text_at(p).unwrap_or("").to_string();
+        let credentials = LegacyCredentials {
+            access_key: t("AccessLicenseNumber"),
+            user_id: t("UserId"),
+            password: SecretString::from(t("Password")),
+        };
+        let rest = text.get(end..).unwrap_or("");
+        let request = if rest.trim().is_empty() {
+            Err(Failure::MissingField(
+                "the service request document after AccessRequest",
+            ))
+        } else {
+            xmljson::parse_document(rest).map(|(e, _)| e)
+        };
+        (credentials, request)
+    } else {
+        // No AccessRequest: refused as missing credentials (250003).
+        (no_credentials(), Ok(first))
+    };
+    let plan = request.and_then(|r| plan(route, &r));
+    Ok(Parsed { credentials, plan })
+}
+
+/// The request document (content of its root) as JSON, rewritten by a service's tables.
+pub fn request_json(svc: OldService, req: &Element) -> Value {
+    let mut v = match xmljson::to_json(req) {
+        Some(v @ Value::Object(_)) => v,
+        _ => Value::Object(Map::new()),
+    };
+    for table in svc.rules() {
+        schema::apply(table, &mut v);
+    }
+    xmljson::prune_empty(&mut v);
+    if svc == OldService::ShipConfirm {
+        label_stock_portrait(&mut v);
+    }
+    v
+}
+
+/// ClassicUPS3 sends the 4×6 stock as Height 4, Width 6; REST's is Height 6, Width 4.
+fn label_stock_portrait(v: &mut Value) {
+    if let Some(Value::Object(size)) = v.pointer_mut("/LabelSpecification/LabelStockSize") {
+        let h = size.get("Height").and_then(Value::as_str).map(str::trim);
+        let w = size.get("Width").and_then(Value::as_str).map(str::trim);
+        if h == Some("4") && w == Some("6") {
+            size.insert("Height".into(), json!("6"));
+            size.insert("Width".into(), json!("4"));
+        }
+    }
+}
+
+fn plan(route: &Route, req: &Element) -> Result<(Plan, AnswerShape), Failure> {
+    let mut svc = OldService::from_path(&route.service)
+        .ok_or_else(|| Failure::UnknownService(route.service.clone()))?;
+    if svc == OldService::Av && req.child("AddressKeyFormat").is_some() {
+        svc = OldService::Xav;
+    }
+    if req.name != svc.request_root() {
+        return Err(Failure::UnknownService(format!(
+            "<{}> sent to /ups.app/xml/{}",
+            req.name, route.service
+        )));
+    }
+    let xml = XmlShape {
+        old: Some(svc),
+        xpci_version: req
+            .text_at("Request/TransactionReference/XpciVersion")
+            .map(str::to_string),
+        ..XmlShape::default()
+    };
+    let customer_context = req
+        .text_at("Request/TransactionReference/CustomerContext")
+        .map(str::to_string);
+    let mut v = request_json(svc, req);
+    let (service, root) = svc.xoltws();
+    match svc {
+        OldService::ShipAccept => {
+            let digest = req.text_at("ShipmentDigest").ok_or(Failure::MissingField(
+                "ShipmentAcceptRequest/ShipmentDigest",
+            ))?;
+            let shape = AnswerShape {
+                service,
+                customer_context,
+                all_activity: false,
+                xml,
+            };
+            Ok((
+                Plan::ShipAccept {
+                    digest: digest.to_string(),
+                },
+                shape,
+            ))
+        }
+        OldService::ShipConfirm => {
+            xmljson::normalize_arrays(
+                &mut v,
+                schema::arrays("ShipmentRequest").unwrap_or_else(schema::no_arrays),
+            );
+            let mut rate = v.clone();
+            schema::apply(SHIP_TO_RATE, &mut rate);
+            xmljson::normalize_arrays(
+                &mut rate,
+                schema::arrays("RateRequest").unwrap_or_else(schema::no_arrays),
+            );
+            let (rate_call, mut shape) = services::to_rest(Service::Rate, &rate)?;
+            shape.xml = xml;
+            let ship = RestCall {
+                method: http::Method::POST,
+                path_and_query: "/api/shipments/v2409/ship".into(),
+                body: RestBody::None,
+                headers: vec![],
+            };
+            Ok((
+                Plan::ShipConfirm {
+                    rate: rate_call,
+                    rate_body: Bytes::from(json!({ "RateRequest": rate }).to_string()),
+                    ship,
+                    ship_body: Bytes::from(json!({ "ShipmentRequest": v }).to_string()),
+                },
+                shape,
+            ))
+        }
+        _ => {
+            xmljson::normalize_arrays(
+                &mut v,
+                schema::arrays(root).unwrap_or_else(schema::no_arrays),
+            );
+            let (call, mut shape) = services::to_rest(service, &v)?;
+            shape.xml = xml;
+            let body = match &call.body {
+                RestBody::None => None,
+                RestBody::Unchanged => Some(Bytes::from(json!({ root: v }).to_string())),
+                RestBody::Json(j) => Some(Bytes::from(j.to_string())),
+            };
+            Ok((Plan::Call { call, body }, shape))
+        }
+    }
+}
+
+// ---- answers ----------------------------------------------------------------------------------
+
+/// `Response`: echoed reference, status 1/0, errors (or warnings).
+fn response_block(shape: Option<&AnswerShape>, ok: bool, errors: &[UpsError]) -> Value {
+    let mut r = Map::new();
+    let mut reference = Map::new();
+    if let Some(s) = shape {
+        if let Some(c) = &s.customer_context {
+            reference.insert("CustomerContext".into(), json!(c));
+        }
+        if let Some(x) = &s.xml.xpci_version {
+            reference.insert("XpciVersion".into(), json!(x));
+        }
+    }
+    if !reference.is_empty() {
+        r.insert("TransactionReference".into(), Value::Object(reference));
+    }
+    r.insert(
+        "ResponseStatusCode".into(),
+        json!(if ok { "1" } else { "0" }),
+    );
+    r.insert(
+        "ResponseStatusDescription".into(),
+        json!(if ok { "Success" } else { "Failure" }),
+    );
+    let list: Vec<Value> = errors
+        .iter()
+        .map(|e| {
+            json!({"ErrorSeverity": e.severity.as_str(), "ErrorCode": e.code, "ErrorDescription": e.description})
+        })
+        .collect();
+    if !list.is_empty() {
+        r.insert("Error".into(), Value::Array(list));
+    }
+    Value::Object(r)
+}
+
+fn document(root: &str, members: Map<String, Value>) -> Bytes {
+    let mut out = String::with_capacity(1024);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    xmljson::write_json(&mut out, None, root, &Value::Object(members));
+    Bytes::from(out)
+}
+
+/// The old error document: the service's response root, `ResponseStatusCode` 0, HTTP 200.
+pub fn error_document(
+    root: &str,
+    shape: Option<&AnswerShape>,
+    errors: &[UpsError],
+    error_kind: Option<&'static str>,
+) -> Answer {
+    let mut m = Map::new();
+    m.insert("Response".into(), response_block(shape, false, errors));
+    Answer {
+        status: 200,
+        content_type: CONTENT_TYPE,
+        body: document(root, m),
+        error_kind,
+    }
+}
+
+/// REST `Response/Alert` → old `Error` warnings.
+fn warnings(rest: &Value) -> Vec<UpsError> {
+    schema::get(rest, "Response")
+        .map(|r| {
+            let mut out = vec![];
+            let alerts = match r.get("Alert") {
+                Some(Value::Array(a)) => a.iter().collect(),
+                Some(one) => vec![one],
+                None => vec![],
+            };
+            for a in alerts {
+                out.push(UpsError::new(
+                    &json_text(a.get("Code")),
+                    json_text(a.get("Description")),
+                    Severity::Warning,
+                ));
+            }
+            out
+        })
+        .unwrap_or_default()
+}
+
+/// UPS's REST answer → the old response document.
+pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
+    let svc = shape.xml.old.unwrap_or(OldService::Rate);
+    let root = svc.response_root();
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !(200..300).contains(&status) {
+        return error_document(root, Some(shape), &rest_errors(&parsed, status), None);
+    }
+    let garbled = |why: String| {
+        let f = Failure::UpstreamGarbled(why);
+        error_document(root, Some(shape), &[f.ups_error()], Some(f.kind()))
+    };
+    let Some(rest) = parsed.get(svc.rest_root()) else {
+        return garbled(format!("no {} in a {status} answer", svc.rest_root()));
+    };
+    let (members, warn) = match svc {
+        OldService::Rate => (schema::build(RATE_ANSWER, rest), vec![]),
+        OldService::ShipConfirm => {
+            let Some(digest) = &shape.xml.digest else {
+                let f = Failure::Store("no digest was stored".into());
+                return error_document(root, Some(shape), &[f.ups_error()], Some(f.kind()));
+            };
+            let mut m = schema::build(CONFIRM_ANSWER, rest);
+            m.insert("ShipmentDigest".into(), json!(digest));
+            (m, vec![])
+        }
+        OldService::ShipAccept => (schema::build(ACCEPT_ANSWER, rest), warnings(rest)),
+        OldService::Void => (schema::build(VOID_ANSWER, rest), warnings(rest)),
+        OldService::Xav => (schema::build(XAV_ANSWER, rest), warnings(rest)),
+        OldService::Av => {
+            let mut m = schema::build(AV_ANSWER, rest);
+            let quality = if rest.get("ValidAddressIndicator").is_some() {
+                "1.0"
+            } else {
+                "0.9"
+            };
+            if let Some(Value::Array(results)) = m.get_mut("AddressValidationResult") {
+                for (i, r) in results.iter_mut().enumerate() {
+                    r["Rank"] = json!((i + 1).to_string());
+                    r["Quality"] = json!(quality);
+                }
+            }
+            (m, warnings(rest))
+        }
+        OldService::TimeInTransit => {
+            let mut m = schema::build(TNT_ANSWER, rest);
+            if let Some(Value::Array(list)) = m
+                .get_mut("TransitResponse")
+                .and_then(|t| t.get_mut("ServiceSummary"))
+            {
+                for s in list.iter_mut() {
+                    if let Some(code) = s.pointer_mut("/Guaranteed/Code") {
+                        let yes = matches!(code.as_str(), Some("1" | "Y"));
+                        *code = json!(if yes { "Y" } else { "N" });
+                    }
+                }
+            }
+            (m, vec![])
+        }
+        OldService::Track => match track(shape, rest) {
+            Ok(m) => (m, vec![]),
+            Err(e) => return error_document(root, Some(shape), &e, None),
+        },
+    };
+    let mut all = Map::new();
+    all.insert("Response".into(), response_block(Some(shape), true, &warn));
+    all.extend(members);
+    Answer {
+        status: 200,
+        content_type: CONTENT_TYPE,
+        body: document(root, all),
+        error_kind: None,
+    }
+}
+
+fn track_address(a: Option<&Value>) -> Value {
+    let a = a.unwrap_or(&Value::Null);
+    let t = |k: &str| json_text(a.get(k));
+    let mut out = Map::new();
+    if let Some(line) = a.get("addressLine1") {
+        out.insert("AddressLine1".into(), json!(json_text(Some(line))));
+    }
+    out.insert("City".into(), json!(t("city")));
+    out.insert("StateProvinceCode".into(), json!(t("stateProvince")));
+    out.insert("PostalCode".into(), json!(t("postalCode")));
+    let country = if t("countryCode").is_empty() {
+        t("country")
+    } else {
+        t("countryCode")
+    };
+    out.insert("CountryCode".into(), json!(country));
+    Value::Object(out)
+}
+
+/// REST `trackResponse` → old `TrackResponse/Shipment` (one shipment, one package).
+fn track(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>, Vec<UpsError>> {
+    let shipment = schema::get(rest, "shipment").unwrap_or(&Value::Null);
+    let Some(package) = schema::get(shipment, "package").filter(|p| p.is_object()) else {
+        let why = schema::text(shipment, "warnings/message")
+            .unwrap_or("No tracking information available");
+        return Err(vec![UpsError::new("151044", why, Severity::Hard)]);
+    };
+    let mut s = Map::new();
+    let addresses: Vec<&Value> = match package.get("packageAddress") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(one) => vec![one],
+        None => vec![],
+    };
+    for a in &addresses {
+        let kind = json_text(a.get("type")).to_ascii_uppercase();
+        let name = match kind.as_str() {
+            "ORIGIN" | "SHIPPER" => "Shipper",
+            "DESTINATION" => "ShipTo",
+            _ => continue,
+        };
+        if !s.contains_key(name) {
+            s.insert(
+                name.into(),
+                json!({"Address": track_address(a.get("address"))}),
+            );
+        }
+    }
+    let weight = package.get("weight").map(|w| {
+        json!({"UnitOfMeasurement": {"Code": json_text(w.get("unitOfMeasurement"))}, "Weight": json_text(w.get("weight"))})
+    });
+    if let Some(w) = &weight {
+        s.insert("ShipmentWeight".into(), w.clone());
+    }
+    if let Some(svc) = package.get("service") {
+        s.insert(
+            "Service".into(),
+            json!({"Code": json_text(svc.get("code")), "Description": json_text(svc.get("description"))}),
+        );
+    }
+    s.insert(
+        "ShipmentIdentificationNumber".into(),
+        json!(json_text(shipment.get("inquiryNumber"))),
+    );
+    let dates: Vec<&Value> = match package.get("deliveryDate") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(one) => vec![one],
+        None => vec![],
+    };
+    for d in dates {
+        match json_text(d.get("type")).as_str() {
+            "SDD" => {
+                s.insert(
+                    "ScheduledDeliveryDate".into(),
+                    json!(json_text(d.get("date"))),
+                );
+            }
+            "RDD" => {
+                s.insert(
+                    "RescheduledDeliveryDate".into(),
+                    json!(json_text(d.get("date"))),
+                );
+            }
+            _ => {}
+        }
+    }
+    let mut activity: Vec<Value> = match package.get("activity") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(one) => vec![one],
+        None => vec![],
+    }
+    .into_iter()
+    .map(|a| {
+        let status = a.get("status").unwrap_or(&Value::Null);
+        json!({
+            "ActivityLocation": {"Address": track_address(a.pointer("/location/address"))},
+            "Status": {
+                "StatusType": {"Code": json_text(status.get("type")), "Description": json_text(status.get("description"))},
+                "StatusCode": {"Code": json_text(status.get("code"))},
+            },
+            "Date": json_text(a.get("date")),
+            "Time": json_text(a.get("time")),
+        })
+    })
+    .collect();
+    if !shape.all_activity {
+        activity.truncate(1);
+    }
+    let mut p = Map::new();
+    p.insert(
+        "TrackingNumber".into(),
+        json!(json_text(package.get("trackingNumber"))),
+    );
+    if !activity.is_empty() {
+        p.insert("Activity".into(), Value::Array(activity));
+    }
+    if let Some(w) = weight {
+        p.insert("PackageWeight".into(), w);
+    }
+    s.insert("Package".into(), Value::Object(p));
+    let mut out = Map::new();
+    out.insert("Shipment".into(), Value::Object(s));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::Dialect;
+    use secrecy::ExposeSecret;
+
+    fn route(svc: &str) -> Route {
+        Route {
+            dialect: Dialect::Xml,
+            service: svc.to_string(),
+        }
+    }
+
+    const ACCESS: &str = r#"<?xml version="1.0"?>
+<AccessRequest xml:lang="en-US"><AccessLicenseNumber>ACCESSKEY123</AccessLicenseNumber><UserId>legacyuser</UserId><Password>legacypass</Password></AccessRequest>"#;
+
+    /// legacy-dialects Appendix A.1, verbatim.
+    const RATE: &str = r#"<?xml version="1.0"?>
+<RatingServiceSelectionRequest><Request><RequestAction>Rate</RequestAction><RequestOption>Rate</RequestOption></Request>
+<Shipment><Shipper><ShipperNumber>9Y9Y9Y</ShipperNumber><Address><AddressLine1>10 Elm Rd</AddressLine1><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper>
+<ShipTo><CompanyName>Acme</CompanyName><Address><AddressLine1>5 Oak Ave</AddressLine1><City>Reno</City><StateProvinceCode>NV</StateProvinceCode><PostalCode>89501</PostalCode><CountryCode>US</CountryCode><ResidentialAddressIndicator/></Address></ShipTo>
+<Service><Code>03</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><UnitOfMeasurement><Code>LBS</Code></UnitOfMeasurement><Weight>3</Weight></PackageWeight></Package>
+<RateInformation><NegotiatedRatesIndicator/></RateInformation></Shipment></RatingServiceSelectionRequest>"#;
+
+    #[test]
+    fn appendix_a1_becomes_the_documented_rest_body() {
+        let p = parse(&route("Rate"), format!("{ACCESS}\n{RATE}").as_bytes()).unwrap();
+        assert_eq!(p.credentials.access_key, "ACCESSKEY123");
+        assert_eq!(p.credentials.user_id, "legacyuser");
+        assert_eq!(p.credentials.password.expose_secret(), "legacypass");
+        let (Plan::Call { call, body }, _) = p.plan.unwrap() else {
+            panic!("call")
+        };
+        assert_eq!(call.path_and_query, "/api/rating/v2409/Rate");
+        let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        let expected = json!({"RateRequest":{"Request":{"RequestOption":"Rate"},
+         "Shipment":{"Shipper":{"ShipperNumber":"9Y9Y9Y","Address":{"City":"Dover","StateProvinceCode":"DE","PostalCode":"19901","CountryCode":"US","AddressLine":["10 Elm Rd"]}},
+          "ShipTo":{"Address":{"City":"Reno","StateProvinceCode":"NV","PostalCode":"89501","CountryCode":"US","ResidentialAddressIndicator":"","AddressLine":["5 Oak Ave"]},"Name":"Acme"},
+          "Service":{"Code":"03"},
+          "Package":[{"PackagingType":{"Code":"02"},"PackageWeight":{"UnitOfMeasurement":{"Code":"LBS"},"Weight":"3"}}],
+          "ShipmentRatingOptions":{"NegotiatedRatesIndicator":""}}}});
+        assert_eq!(v, expected);
+    }
+
+    #[test]
+    fn rate_answer_uses_old_names_in_old_order() {
+        let (_, shape) = parse(&route("rate"), format!("{ACCESS}{RATE}").as_bytes())
+            .unwrap()
+            .plan
+            .unwrap();
+        let rest = br#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1"}},"RatedShipment":{"Service":{"Code":"03","Description":"Ground"},
+          "RatedShipmentAlert":[{"Code":"1","Description":"w1"},{"Code":"2","Description":"w2"}],"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"9.10"},
+          "NegotiatedRateCharges":{"TotalCharge":{"CurrencyCode":"USD","MonetaryValue":"7.00"}},"RatedPackage":{"Weight":"3.0"},"ItemizedCharges":[{"Code":"x"}]}}}"#;
+        let a = answer(&shape, 200, Bytes::from_static(rest));
+        assert_eq!(a.status, 200);
+        assert_eq!(
+            std::str::from_utf8(&a.body).unwrap(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><RatingServiceSelectionResponse><Response><ResponseStatusCode>1</ResponseStatusCode><ResponseStatusDescription>Success</ResponseStatusDescription></Response>\
+<RatedShipment><Service><Code>03</Code></Service><RatedShipmentWarning>w1</RatedShipmentWarning><RatedShipmentWarning>w2</RatedShipmentWarning>\
+<TotalCharges><CurrencyCode>USD</CurrencyCode><MonetaryValue>9.10</MonetaryValue></TotalCharges><GuaranteedDaysToDelivery/><ScheduledDeliveryTime/>\
+<RatedPackage><Weight>3.0</Weight></RatedPackage><NegotiatedRates><NetSummaryCharges><GrandTotal><CurrencyCode>USD</CurrencyCode><MonetaryValue>7.00</MonetaryValue></GrandTotal></NetSummaryCharges></NegotiatedRates></RatedShipment></RatingServiceSelectionResponse>"
+        );
+    }
+
+    #[test]
+    fn ship_confirm_translates_payment_labels_and_prices_with_rate() {
+        let confirm = r#"<ShipmentConfirmRequest><Request><RequestAction>ShipConfirm</RequestAction><RequestOption>validate</RequestOption><TransactionReference><CustomerContext>o-1</CustomerContext><XpciVersion>1.0001</XpciVersion></TransactionReference></Request>
+<Shipment><Shipper><Name>East</Name><PhoneNumber>5551234</PhoneNumber><ShipperNumber>9Y9Y9Y</ShipperNumber><Address><AddressLine1>10 Elm Rd</AddressLine1><City>Dover</City><CountryCode>US</CountryCode></Address></Shipper>
+<ShipTo><CompanyName>Acme</CompanyName><Address><AddressLine1>5 Oak</AddressLine1><AddressLine2></AddressLine2><CountryCode>US</CountryCode></Address></ShipTo>
+<PaymentInformation><Prepaid><BillShipper><AccountNumber>9Y9Y9Y</AccountNumber></BillShipper></Prepaid></PaymentInformation>
+<Service><Code>03</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><Weight>5</Weight></PackageWeight></Package></Shipment>
+<LabelSpecification><LabelPrintMethod><Code>GIF</Code></LabelPrintMethod><HTTPUserAgent>Mozilla/4.5</HTTPUserAgent></LabelSpecification></ShipmentConfirmRequest>"#;
+        let p = parse(
+            &route("ShipConfirm"),
+            format!("{ACCESS}{confirm}").as_bytes(),
+        )
+        .unwrap();
+        let (
+            Plan::ShipConfirm {
+                rate,
+                rate_body,
+                ship,
+                ship_body,
+            },
+            shape,
+        ) = p.plan.unwrap()
+        else {
+            panic!("confirm")
+        };
+        assert_eq!(rate.path_and_query, "/api/rating/v2409/Rate");
+        assert_eq!(ship.path_and_query, "/api/shipments/v2409/ship");
+        assert_eq!(shape.customer_context.as_deref(), Some("o-1"));
+        assert_eq!(shape.xml.xpci_version.as_deref(), Some("1.0001"));
+        let s: Value = serde_json::from_slice(&ship_body).unwrap();
+        let sr = &s["ShipmentRequest"];
+        assert_eq!(sr["Request"]["RequestOption"], "validate");
+        assert_eq!(
+            sr["Shipment"]["PaymentInformation"],
+            json!({"ShipmentCharge": [{"BillShipper": {"AccountNumber": "9Y9Y9Y"}, "Type": "01"}]})
+        );
+        assert_eq!(
+            sr["Shipment"]["Shipper"]["Phone"],
+            json!({"Number": "5551234"})
+        );
+        assert_eq!(sr["Shipment"]["ShipTo"]["Name"], "Acme");
+        assert_eq!(
+            sr["Shipment"]["ShipTo"]["Address"]["AddressLine"],
+            json!(["5 Oak"])
+        );
+        assert_eq!(
+            sr["Shipment"]["Package"][0]["Packaging"],
+            json!({"Code": "02"})
+        );
+        assert_eq!(
+            sr["LabelSpecification"],
+            json!({"HTTPUserAgent": "Mozilla/4.5", "LabelImageFormat": {"Code": "GIF"}, "LabelStockSize": {"Height": "6", "Width": "4"}})
+        );
+        let r: Value = serde_json::from_slice(&rate_body).unwrap();
+        let rs = &r["RateRequest"]["Shipment"];
+        assert_eq!(rs["Package"][0]["PackagingType"], json!({"Code": "02"}));
+        assert_eq!(rs["PaymentDetails"]["ShipmentCharge"][0]["Type"], "01");
+        assert!(rs["Shipper"].get("Phone").is_none());
+        assert!(r["RateRequest"].get("LabelSpecification").is_none());
+    }
+
+    #[test]
+    fn errors_and_refusals_are_old_error_documents() {
+        let a = OldXml.refusal(&route("Track"), None, &Failure::Malformed("x".into()));
+        assert_eq!(a.status, 200);
+        let text = std::str::from_utf8(&a.body).unwrap();
+        assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><TrackResponse><Response><ResponseStatusCode>0</ResponseStatusCode><ResponseStatusDescription>Failure</ResponseStatusDescription><Error><ErrorSeverity>Hard</ErrorSeverity><ErrorCode>10001</ErrorCode>"), "{text}");
+        let a = OldXml.refusal(&route("Locator"), None, &Failure::Empty);
+        assert!(std::str::from_utf8(&a.body)
+            .unwrap()
+            .contains("<LocatorResponse>"));
+        // Only an AccessRequest: credentials found, the plan says what is missing.
+        let p = parse(&route("Rate"), ACCESS.as_bytes()).unwrap();
+        assert!(matches!(p.plan, Err(Failure::MissingField(_))));
+        // A request without AccessRequest: no credentials.
+        let p = parse(&route("Rate"), RATE.as_bytes()).unwrap();
+        assert_eq!(p.credentials.access_key, "");
+        assert!(matches!(
+            parse(&route("Rate"), b"<a>"),
+            Err(Failure::Malformed(_))
+        ));
+    }
+}

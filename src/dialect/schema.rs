@@ -1,0 +1,470 @@
+//! Data-driven translation: the tables and the small engines that apply them.
+//!
+//! - [`arrays`]: which JSON paths are arrays, per wrapper root (`RateRequest`,
+//!   `RateResponse`, …), generated from UPS's OpenAPI specs by
+//!   `scripts/gen-schema-tables.py` into `tables/arrays.json` and embedded here.
+//!   The XML → JSON engine never decides arrays from how often an element repeats
+//!   in one document alone.
+//! - [`Rule`]: declarative request rewrites (rename, move, collect address lines,
+//!   drop, default) that turn old-XML request trees into XOLTWS/REST names.
+//! - [`Field`]/[`Src`]: declarative answer templates that build an old-XML answer,
+//!   element by element and in the order old clients expect, from a REST answer.
+//!
+//! The tables themselves are data; no per-field code. Nothing here logs.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value};
+
+static ARRAYS_JSON: &str = include_str!("tables/arrays.json");
+
+/// The array paths below `root` (e.g. `Shipment/Package` for `RateRequest`).
+pub fn arrays(root: &str) -> Option<&'static HashSet<String>> {
+    static TABLE: OnceLock<HashMap<String, HashSet<String>>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            // Committed, generated data: a unit test proves it parses.
+            serde_json::from_str::<HashMap<String, Vec<String>>>(ARRAYS_JSON)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.into_iter().collect()))
+                .collect()
+        })
+        .get(root)
+}
+
+/// The empty set, for roots without arrays.
+pub fn no_arrays() -> &'static HashSet<String> {
+    static EMPTY: OnceLock<HashSet<String>> = OnceLock::new();
+    EMPTY.get_or_init(HashSet::new)
+}
+
+// ---- request rewrite rules --------------------------------------------------------------------
+
+/// One request rewrite. Patterns are `/`-separated element names below the request
+/// root; `*` matches one element, `**` any number (including none). Arrays along
+/// the way are entered item by item.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule {
+    /// Rename the element at `pattern` to `new_name` (same parent).
+    Rename(&'static str, &'static str),
+    /// Move the subtree at exact path `from` to exact path `to` (parents created).
+    Move(&'static str, &'static str),
+    /// Under every container at `pattern`, collect the listed children (in that
+    /// order, non-empty ones) into one array member `into`.
+    Collect(&'static str, &'static [&'static str], &'static str),
+    /// Remove the element at `pattern`.
+    Drop(&'static str),
+    /// If `when` exists (exact path), set `path` (exact) to the string `value`.
+    SetIf(&'static str, &'static str, &'static str),
+    /// Set `path` (exact) to `value` unless present.
+    Default(&'static str, &'static str),
+    /// Move `from` to `to` (exact paths) unless `to` exists; `from` is removed either way.
+    Fill(&'static str, &'static str),
+    /// Rename the element at `pattern` to `new_name` and wrap its value as `{inner: value}`.
+    Wrap(&'static str, &'static str, &'static str),
+    /// A repeated element at `pattern` that REST takes once: keep the last occurrence.
+    Last(&'static str),
+}
+
+/// Apply rules in order to a request object (the content of its root).
+pub fn apply(rules: &[Rule], v: &mut Value) {
+    for rule in rules {
+        match *rule {
+            Rule::Rename(pattern, new_name) => {
+                let segs: Vec<&str> = pattern.split('/').collect();
+                at_pattern(v, &segs, &mut |map, key| {
+                    if let Some(x) = map.shift_remove(key) {
+                        map.insert(new_name.to_string(), x);
+                    }
+                });
+            }
+            Rule::Drop(pattern) => {
+                let segs: Vec<&str> = pattern.split('/').collect();
+                at_pattern(v, &segs, &mut |map, key| {
+                    map.shift_remove(key);
+                });
+            }
+            Rule::Collect(pattern, from, into) => {
+                let segs: Vec<&str> = pattern.split('/').collect();
+                at_pattern(v, &segs, &mut |map, key| {
+                    let Some(Value::Object(container)) = map.get_mut(key) else {
+                        return;
+                    };
+                    let mut lines: Vec<Value> = match container.shift_remove(into) {
+                        Some(Value::Array(a)) => a,
+                        Some(one) => vec![one],
+                        None => vec![],
+                    };
+                    for name in from {
+                        match container.shift_remove(*name) {
+                            Some(Value::Array(a)) => lines.extend(a),
+                            Some(one) => lines.push(one),
+                            None => {}
+                        }
+                    }
+                    lines.retain(|l| l.as_str().is_some_and(|s| !s.trim().is_empty()));
+                    if !lines.is_empty() {
+                        container.insert(into.to_string(), Value::Array(lines));
+                    }
+                });
+            }
+            Rule::Move(from, to) => {
+                if let Some(x) = take(v, from) {
+                    put(v, to, x);
+                }
+            }
+            Rule::SetIf(when, path, value) => {
+                if get(v, when).is_some() {
+                    put(v, path, Value::String(value.to_string()));
+                }
+            }
+            Rule::Default(path, value) => {
+                if get(v, path).is_none() {
+                    put(v, path, Value::String(value.to_string()));
+                }
+            }
+            Rule::Fill(from, to) => {
+                if let Some(x) = take(v, from) {
+                    if get(v, to).is_none() {
+                        put(v, to, x);
+                    }
+                }
+            }
+            Rule::Last(pattern) => {
+                let segs: Vec<&str> = pattern.split('/').collect();
+                at_pattern(v, &segs, &mut |map, key| {
+                    if let Some(Value::Array(items)) = map.get_mut(key) {
+                        if let Some(last) = items.pop() {
+                            map.insert(key.to_string(), last);
+                        }
+                    }
+                });
+            }
+            Rule::Wrap(pattern, new_name, inner) => {
+                let segs: Vec<&str> = pattern.split('/').collect();
+                at_pattern(v, &segs, &mut |map, key| {
+                    if let Some(x) = map.shift_remove(key) {
+                        let mut wrapped = Map::new();
+                        wrapped.insert(inner.to_string(), x);
+                        map.insert(new_name.to_string(), Value::Object(wrapped));
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Call `f(parent, key)` for every member matching the pattern.
+fn at_pattern(v: &mut Value, segs: &[&str], f: &mut dyn FnMut(&mut Map<String, Value>, &str)) {
+    match v {
+        Value::Array(items) => {
+            for i in items {
+                at_pattern(i, segs, f);
+            }
+        }
+        Value::Object(map) => at_pattern_obj(map, segs, f),
+        _ => {}
+    }
+}
+
+fn at_pattern_obj(
+    map: &mut Map<String, Value>,
+    segs: &[&str],
+    f: &mut dyn FnMut(&mut Map<String, Value>, &str),
+) {
+    let Some((&first, rest)) = segs.split_first() else {
+        return;
+    };
+    if first == "**" {
+        // `**` stands for no element here…
+        at_pattern_obj(map, rest, f);
+        // …or for one more, still followed by `**`.
+        for child in map.values_mut() {
+            at_pattern(child, segs, f);
+        }
+        return;
+    }
+    let keys: Vec<String> = if first == "*" {
+        map.keys().cloned().collect()
+    } else if map.contains_key(first) {
+        vec![first.to_string()]
+    } else {
+        vec![]
+    };
+    for k in keys {
+        if rest.is_empty() {
+            f(map, &k);
+        } else if let Some(child) = map.get_mut(&k) {
+            at_pattern(child, rest, f);
+        }
+    }
+}
+
+/// The value at an exact path; arrays are entered at their first item.
+pub fn get<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .try_fold(v, |cur, seg| {
+            let cur = match cur {
+                Value::Array(a) => a.first()?,
+                other => other,
+            };
+            cur.get(seg)
+        })
+        .map(|found| match found {
+            Value::Array(a) if a.len() == 1 => a.first().unwrap_or(found),
+            other => other,
+        })
+}
+
+/// Trimmed non-empty text at a path.
+pub fn text<'v>(v: &'v Value, path: &str) -> Option<&'v str> {
+    get(v, path)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn take(v: &mut Value, path: &str) -> Option<Value> {
+    let (parent, last) = match path.rsplit_once('/') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, path),
+    };
+    let mut cur = v;
+    if let Some(p) = parent {
+        for seg in p.split('/') {
+            cur = match cur {
+                Value::Array(a) => a.first_mut()?.get_mut(seg)?,
+                other => other.get_mut(seg)?,
+            };
+        }
+    }
+    if let Value::Array(a) = cur {
+        cur = a.first_mut()?;
+    }
+    cur.as_object_mut()?.shift_remove(last)
+}
+
+fn put(v: &mut Value, path: &str, x: Value) {
+    let mut cur = v;
+    let segs: Vec<&str> = path.split('/').collect();
+    let Some((last, parents)) = segs.split_last() else {
+        return;
+    };
+    for seg in parents {
+        if let Value::Array(a) = cur {
+            match a.first_mut() {
+                Some(first) => cur = first,
+                None => return,
+            }
+        }
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
+        }
+        let Some(map) = cur.as_object_mut() else {
+            return;
+        };
+        cur = map
+            .entry(seg.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if let Value::Array(a) = cur {
+        match a.first_mut() {
+            Some(first) => cur = first,
+            None => return,
+        }
+    }
+    if !cur.is_object() {
+        *cur = Value::Object(Map::new());
+    }
+    if let Some(map) = cur.as_object_mut() {
+        map.insert(last.to_string(), x);
+    }
+}
+
+// ---- answer templates -------------------------------------------------------------------------
+
+/// Where an answer element's content comes from (paths relative to the current REST object).
+#[derive(Debug, Clone, Copy)]
+pub enum Src {
+    /// The subtree at a path, omitted when absent.
+    Copy(&'static str),
+    /// The text at a path; an empty element when absent.
+    TextOrEmpty(&'static str),
+    /// For every item of the (object-or-array) value at the first path, the text at
+    /// the second path: one repeated element each.
+    EachText(&'static str, &'static str),
+    /// An element built from these fields; omitted when it comes out empty.
+    Nested(&'static [Field]),
+    /// For every item of the value at a path, an element built from these fields.
+    Each(&'static str, &'static [Field]),
+    /// The members of the object at a path, spread into the current element.
+    Spread(&'static str),
+    /// A fixed text.
+    Const(&'static str),
+}
+
+/// One element of an answer template.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    pub src: Src,
+}
+
+/// Shorthand for table rows.
+pub const fn f(name: &'static str, src: Src) -> Field {
+    Field { name, src }
+}
+
+fn items_at<'v>(v: &'v Value, path: &str) -> Vec<&'v Value> {
+    let mut cur = vec![v];
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        cur = cur
+            .into_iter()
+            .flat_map(|c| match c {
+                Value::Array(a) => a.iter().collect::<Vec<_>>(),
+                o => vec![o],
+            })
+            .filter_map(|c| c.get(seg))
+            .collect();
+    }
+    cur.into_iter()
+        .flat_map(|c| match c {
+            Value::Array(a) => a.iter().collect::<Vec<_>>(),
+            o => vec![o],
+        })
+        .collect()
+}
+
+/// Build an element's members from a template against a REST object.
+pub fn build(fields: &[Field], rest: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    for field in fields {
+        let value = match field.src {
+            Src::Copy(path) => get(rest, path).cloned(),
+            Src::TextOrEmpty(path) => Some(Value::String(
+                get(rest, path)
+                    .map(super::json_text_value)
+                    .unwrap_or_default(),
+            )),
+            Src::EachText(list, path) => {
+                let texts: Vec<Value> = items_at(rest, list)
+                    .into_iter()
+                    .filter_map(|i| get(i, path).map(super::json_text_value))
+                    .map(Value::String)
+                    .collect();
+                (!texts.is_empty()).then_some(Value::Array(texts))
+            }
+            Src::Nested(sub) => {
+                let m = build(sub, rest);
+                (!m.is_empty()).then_some(Value::Object(m))
+            }
+            Src::Each(list, sub) => {
+                let built: Vec<Value> = items_at(rest, list)
+                    .into_iter()
+                    .map(|i| Value::Object(build(sub, i)))
+                    .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()))
+                    .collect();
+                (!built.is_empty()).then_some(Value::Array(built))
+            }
+            Src::Spread(path) => {
+                if let Some(Value::Object(m)) = get(rest, path) {
+                    for (k, x) in m {
+                        out.insert(k.clone(), x.clone());
+                    }
+                }
+                None
+            }
+            Src::Const(s) => Some(Value::String(s.to_string())),
+        };
+        if let Some(value) = value {
+            out.insert(field.name.to_string(), value);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn generated_array_table_is_embedded() {
+        let rate = arrays("RateRequest").expect("RateRequest arrays");
+        assert!(rate.contains("Shipment/Package"));
+        assert!(rate.contains("Shipment/ShipTo/Address/AddressLine"));
+        assert!(!rate.contains("Shipment/Service"));
+        let ship = arrays("ShipmentRequest").unwrap();
+        assert!(ship.contains("Shipment/PaymentInformation/ShipmentCharge"));
+        assert!(arrays("RateResponse")
+            .unwrap()
+            .contains("RatedShipment/RatedPackage"));
+        assert!(arrays("XAVRequest")
+            .unwrap()
+            .contains("AddressKeyFormat/AddressLine"));
+    }
+
+    #[test]
+    fn rules_rename_move_collect_drop_and_default() {
+        let mut v = json!({"Shipment": {
+            "ShipTo": {"CompanyName": "Acme", "Address": {"AddressLine1": "5 Oak", "AddressLine2": "", "AddressLine3": "Suite 2"}},
+            "Package": [{"PackagingType": {"Code": "02"}}, {"PackagingType": {"Code": "01"}}],
+            "RateInformation": {"NegotiatedRatesIndicator": ""},
+            "Junk": "x"}});
+        apply(
+            &[
+                Rule::Rename("Shipment/*/CompanyName", "Name"),
+                Rule::Collect(
+                    "**/Address",
+                    &["AddressLine1", "AddressLine2", "AddressLine3"],
+                    "AddressLine",
+                ),
+                Rule::Rename("Shipment/Package/PackagingType", "Packaging"),
+                Rule::Move("Shipment/RateInformation", "Shipment/ShipmentRatingOptions"),
+                Rule::Drop("Shipment/Junk"),
+                Rule::Default("Request/RequestOption", "nonvalidate"),
+                Rule::SetIf("Shipment/ShipTo", "Shipment/ShipTo/Flag", "1"),
+            ],
+            &mut v,
+        );
+        assert_eq!(
+            v,
+            json!({"Shipment": {
+                "ShipTo": {"Address": {"AddressLine": ["5 Oak", "Suite 2"]}, "Name": "Acme", "Flag": "1"},
+                "Package": [{"Packaging": {"Code": "02"}}, {"Packaging": {"Code": "01"}}],
+                "ShipmentRatingOptions": {"NegotiatedRatesIndicator": ""}},
+                "Request": {"RequestOption": "nonvalidate"}})
+        );
+    }
+
+    #[test]
+    fn last_keeps_the_last_of_a_repeated_element() {
+        let mut v = json!({"Request": {"RequestOption": ["Shop", "Rate"]}});
+        apply(&[Rule::Last("Request/RequestOption")], &mut v);
+        assert_eq!(v, json!({"Request": {"RequestOption": "Rate"}}));
+    }
+
+    #[test]
+    fn templates_build_in_order() {
+        const PKG: &[Field] = &[f("Weight", Src::Copy("Weight"))];
+        const T: &[Field] = &[
+            f(
+                "Service",
+                Src::Nested(&[f("Code", Src::Copy("Service/Code"))]),
+            ),
+            f("Warning", Src::EachText("Alert", "Description")),
+            f("Days", Src::TextOrEmpty("Guaranteed/Days")),
+            f("Pkg", Src::Each("Package", PKG)),
+            f("Absent", Src::Nested(&[f("X", Src::Copy("Nope"))])),
+        ];
+        let rest = json!({"Package": {"Weight": "3"}, "Alert": [{"Description": "a"}, {"Description": "b"}],
+                          "Service": {"Code": "03", "Description": "Ground"}});
+        assert_eq!(
+            Value::Object(build(T, &rest)),
+            json!({"Service": {"Code": "03"}, "Warning": ["a", "b"], "Days": "", "Pkg": [{"Weight": "3"}]})
+        );
+    }
+}

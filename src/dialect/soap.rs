@@ -1,0 +1,338 @@
+//! SOAP: `/webservices/<Svc>`, one SOAP 1.1 envelope whose `Header` carries the
+//! credentials (`UPSSecurity`, or the older xpci `AccessRequest`) and whose `Body`
+//! holds the XOLTWS request element (`RateRequest`, `ShipmentRequest`, …).
+//!
+//! Envelope, `Header` and `Body` are matched by namespace URI and local name,
+//! never by prefix. The header is read for credentials only and never forwarded:
+//! the REST body is built from `Body/<Svc>Request` alone (converted to JSON, which
+//! IS the XOLTWS object [`services`] maps, arrays per the generated schema table).
+//! Answers go back in an envelope with the service's response element in the
+//! namespace the client used for its payload; errors as SOAP Faults with UPS's
+//! `Errors/ErrorDetail`, HTTP 500. Credentials are never logged or echoed.
+
+use bytes::Bytes;
+use secrecy::SecretString;
+use serde_json::{json, Map, Value};
+
+use super::schema::{self, Rule};
+use super::services::{self, AnswerShape, Converted, RestBody, Service};
+use super::xmljson::{self, escape_text, Element};
+use super::{rest_errors, Answer, BodyDialect, Failure, Parsed, Plan, Route, Severity, UpsError};
+use crate::accounts::LegacyCredentials;
+
+pub const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
+const COMMON_NS: &str = "http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0";
+const ERROR_NS: &str = "http://www.ups.com/XMLSchema/XOLTWS/Error/v1.1";
+const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+
+/// The SOAP dialect.
+pub struct Soap;
+
+impl BodyDialect for Soap {
+    fn parse(&self, _route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
+        parse(body)
+    }
+    fn answer(&self, shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
+        answer(shape, status, body)
+    }
+    fn refusal(&self, _route: &Route, _shape: Option<&AnswerShape>, failure: &Failure) -> Answer {
+        fault(&[failure.ups_error()], Some(failure.kind()))
+    }
+}
+
+/// Payload namespace and prefix per service, when the client's request had none.
+fn default_namespace(service: Service) -> (&'static str, &'static str) {
+    match service {
+        Service::Rate => ("rate", "http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1"),
+        Service::Ship | Service::LabelRecovery => {
+            ("ship", "http://www.ups.com/XMLSchema/XOLTWS/Ship/v1.0")
+        }
+        Service::Void => ("void", "http://www.ups.com/XMLSchema/XOLTWS/Void/v1.1"),
+        Service::Track => ("trk", "http://www.ups.com/XMLSchema/XOLTWS/Track/v2.0"),
+        Service::TimeInTransit => ("tnt", "http://www.ups.com/XMLSchema/XOLTWS/tnt/v1.0"),
+        Service::Xav => ("xav", "http://www.ups.com/XMLSchema/XOLTWS/xav/v1.0"),
+        Service::PickupCreation
+        | Service::PickupRate
+        | Service::PickupCancel
+        | Service::PickupPendingStatus
+        | Service::PickupPoliticalDivision1
+        | Service::PickupServiceCenters => {
+            ("pkup", "http://www.ups.com/XMLSchema/XOLTWS/Pickup/v1.1")
+        }
+        Service::Locator => ("loc", "http://www.ups.com/XMLSchema/XOLTWS/Locator/v1.0"),
+        Service::QuantumView => ("qv", "http://www.ups.com/XMLSchema/XOLTWS/QuantumView/v1.0"),
+    }
+}
+
+/// Names SOAP clients send that REST spells differently (legacy-dialects §4.1).
+fn rules(service: Service) -> &'static [Rule] {
+    const XPCI: Rule = Rule::Drop("Request/TransactionReference/XpciVersion");
+    // purplship sends `RequestOption` twice (`Shop`, then the `Rate` it means).
+    const ONE_OPTION: Rule = Rule::Last("Request/RequestOption");
+    match service {
+        Service::Ship => &[
+            Rule::Rename("Shipment/Package/PackagingType", "Packaging"),
+            Rule::Drop("Shipment/ShipFrom/ShipperNumber"),
+            XPCI,
+            ONE_OPTION,
+        ],
+        Service::QuantumView => &[ONE_OPTION],
+        _ => &[XPCI, ONE_OPTION],
+    }
+}
+
+fn is_soap_ns(ns: Option<&str>) -> bool {
+    matches!(ns, Some(SOAP11_NS | SOAP12_NS))
+}
+
+/// Take a SOAP body apart: credentials from the header, REST call from the body.
+pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Failure::Empty);
+    }
+    let text = xmljson::decode(body);
+    let (envelope, _) = xmljson::parse_document(&text)?;
+    if envelope.name != "Envelope" || !is_soap_ns(envelope.ns.as_deref()) {
+        return Err(Failure::Malformed(format!(
+            "expected a SOAP Envelope, found <{}>",
+            envelope.name
+        )));
+    }
+    let in_envelope_ns = |e: &&Element, name: &str| e.name == name && is_soap_ns(e.ns.as_deref());
+    let header = envelope
+        .children
+        .iter()
+        .find(|e| in_envelope_ns(e, "Header"));
+    let credentials = header.map(credentials).unwrap_or_else(no_credentials);
+    let plan = envelope
+        .children
+        .iter()
+        .find(|e| in_envelope_ns(e, "Body"))
+        .ok_or_else(|| Failure::Malformed("the SOAP Envelope has no Body".into()))
+        .and_then(request_plan);
+    Ok(Parsed { credentials, plan })
+}
+
+fn no_credentials() -> LegacyCredentials {
+    LegacyCredentials {
+        access_key: String::new(),
+        user_id: String::new(),
+        password: SecretString::from(String::new()),
+    }
+}
+
+/// `UPSSecurity` (XOLTWS) or `AccessRequest` (older xpci services) in the header.
+fn credentials(header: &Element) -> LegacyCredentials {
+    let text = |e: &Element, p: &str| e.text_at(p).unwrap_or("").to_string();
+    if let Some(s) = header.child("UPSSecurity") {
+        return LegacyCredentials {
+            access_key: text(s, "ServiceAccessToken/AccessLicenseNumber"),
+            user_id: text(s, "UsernameToken/Username"),
+            password: SecretString::from(text(s, "UsernameToken/Password")),
+        };
+    }
+    if let Some(a) = header.child("AccessRequest") {
+        return LegacyCredentials {
+            access_key: text(a, "AccessLicenseNumber"),
+            user_id: text(a, "UserId"),
+            password: SecretString::from(text(a, "Password")),
+        };
+    }
+    no_credentials()
+}
+
+/// The XOLTWS request element of a SOAP body, as JSON normalised to the REST schema.
+pub fn request_json(request: &Element, service: Service) -> Value {
+    let mut v = match xmljson::to_json(request) {
+        Some(v @ Value::Object(_)) => v,
+        _ => Value::Object(Map::new()),
+    };
+    schema::apply(rules(service), &mut v);
+    xmljson::prune_empty(&mut v);
+    xmljson::normalize_arrays(
+        &mut v,
+        schema::arrays(&request.name).unwrap_or_else(schema::no_arrays),
+    );
+    v
+}
+
+fn request_plan(body: &Element) -> Result<(Plan, AnswerShape), Failure> {
+    let request = body
+        .children
+        .first()
+        .ok_or_else(|| Failure::Malformed("the SOAP Body is empty".into()))?;
+    let service = Service::from_request_root(&request.name)
+        .ok_or_else(|| Failure::UnknownService(request.name.clone()))?;
+    let v = request_json(request, service);
+    let (call, mut shape) = services::to_rest(service, &v)?;
+    shape.xml.namespace = request.ns.clone();
+    let body = match &call.body {
+        RestBody::None => None,
+        RestBody::Unchanged => Some(Bytes::from(json!({ request.name.as_str(): v }).to_string())),
+        RestBody::Json(j) => Some(Bytes::from(j.to_string())),
+    };
+    Ok((Plan::Call { call, body }, shape))
+}
+
+/// UPS's REST answer → a SOAP envelope (or Fault).
+pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !(200..300).contains(&status) {
+        return fault(&rest_errors(&parsed, status), None);
+    }
+    let doc = match services::from_rest(shape, &parsed) {
+        Converted::Unchanged => parsed,
+        Converted::Json(v) => v,
+        Converted::Errors(e) => return fault(&e, None),
+    };
+    let root = shape.service.response_root();
+    let Some(content) = doc.get(root) else {
+        let f = Failure::UpstreamGarbled(format!("no {root} in a {status} answer"));
+        return fault(&[f.ups_error()], Some(f.kind()));
+    };
+    Answer {
+        status: 200,
+        content_type: CONTENT_TYPE,
+        body: Bytes::from(envelope(shape, root, content)),
+        error_kind: None,
+    }
+}
+
+/// `soapenv:Envelope/Body/<svc>:<Root>` with `Response` in the Common namespace.
+pub fn envelope(shape: &AnswerShape, root: &str, content: &Value) -> String {
+    let (prefix, default_ns) = default_namespace(shape.service);
+    let ns = shape.xml.namespace.as_deref().unwrap_or(default_ns);
+    let mut out = String::with_capacity(1024);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    out.push_str("<soapenv:Envelope xmlns:soapenv=\"");
+    out.push_str(SOAP11_NS);
+    out.push_str("\"><soapenv:Header/><soapenv:Body><");
+    out.push_str(prefix);
+    out.push(':');
+    out.push_str(root);
+    out.push_str(" xmlns:");
+    out.push_str(prefix);
+    out.push_str("=\"");
+    out.push_str(&quick_xml::escape::escape(ns));
+    out.push_str("\" xmlns:common=\"");
+    out.push_str(COMMON_NS);
+    out.push_str("\">");
+    if let Value::Object(members) = content {
+        for (k, v) in members {
+            let p = if k == "Response" { "common" } else { prefix };
+            xmljson::write_json(&mut out, Some(p), k, v);
+        }
+    }
+    out.push_str("</");
+    out.push_str(prefix);
+    out.push(':');
+    out.push_str(root);
+    out.push_str("></soapenv:Body></soapenv:Envelope>");
+    out
+}
+
+/// A SOAP 1.1 Fault with UPS's error detail, HTTP 500.
+pub fn fault(errors: &[UpsError], error_kind: Option<&'static str>) -> Answer {
+    let transient = errors.iter().all(|e| e.severity == Severity::Transient);
+    let mut out = String::with_capacity(512);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"");
+    out.push_str(SOAP11_NS);
+    out.push_str("\"><soapenv:Header/><soapenv:Body><soapenv:Fault><faultcode>");
+    out.push_str(if transient { "Server" } else { "Client" });
+    out.push_str("</faultcode><faultstring>An exception has been raised as a result of client data.</faultstring><detail><err:Errors xmlns:err=\"");
+    out.push_str(ERROR_NS);
+    out.push_str("\">");
+    for e in errors {
+        out.push_str("<err:ErrorDetail><err:Severity>");
+        out.push_str(e.severity.as_str());
+        out.push_str("</err:Severity><err:PrimaryErrorCode><err:Code>");
+        out.push_str(&escape_text(&e.code));
+        out.push_str("</err:Code><err:Description>");
+        out.push_str(&escape_text(&e.description));
+        out.push_str("</err:Description></err:PrimaryErrorCode></err:ErrorDetail>");
+    }
+    out.push_str("</err:Errors></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>");
+    Answer {
+        status: 500,
+        content_type: CONTENT_TYPE,
+        body: Bytes::from(out),
+        error_kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    const RATE: &str = r#"<tns:Envelope xmlns:tns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:upss="http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0" xmlns:common="http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0">
+ <tns:Header><upss:UPSSecurity><upss:UsernameToken><upss:Username>legacyuser</upss:Username><upss:Password>legacypass</upss:Password></upss:UsernameToken>
+  <upss:ServiceAccessToken><upss:AccessLicenseNumber>ACCESSKEY123</upss:AccessLicenseNumber></upss:ServiceAccessToken></upss:UPSSecurity></tns:Header>
+ <ns2:Body xmlns:ns2="http://schemas.xmlsoap.org/soap/envelope/"><rate:RateRequest xmlns:rate="http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1">
+  <common:Request><common:RequestOption>Shop</common:RequestOption><common:TransactionReference><common:CustomerContext>cc-1</common:CustomerContext></common:TransactionReference></common:Request>
+  <rate:Shipment><rate:ShipTo><rate:Address><rate:AddressLine>5 Oak Ave</rate:AddressLine><rate:CountryCode>US</rate:CountryCode><rate:ResidentialAddressIndicator/></rate:Address></rate:ShipTo>
+  <rate:Package><rate:PackagingType><rate:Code>02</rate:Code></rate:PackagingType></rate:Package></rate:Shipment>
+ </rate:RateRequest></ns2:Body></tns:Envelope>"#;
+
+    #[test]
+    fn rate_request_becomes_rest_json_with_schema_arrays() {
+        let p = parse(RATE.as_bytes()).unwrap();
+        assert_eq!(p.credentials.access_key, "ACCESSKEY123");
+        assert_eq!(p.credentials.user_id, "legacyuser");
+        assert_eq!(p.credentials.password.expose_secret(), "legacypass");
+        let (Plan::Call { call, body }, shape) = p.plan.unwrap() else {
+            panic!("call")
+        };
+        assert_eq!(call.path_and_query, "/api/rating/v2409/Shop");
+        let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+        let s = &v["RateRequest"]["Shipment"];
+        assert_eq!(s["Package"], json!([{"PackagingType": {"Code": "02"}}]));
+        assert_eq!(s["ShipTo"]["Address"]["AddressLine"], json!(["5 Oak Ave"]));
+        assert_eq!(s["ShipTo"]["Address"]["ResidentialAddressIndicator"], "");
+        assert_eq!(shape.customer_context.as_deref(), Some("cc-1"));
+        assert_eq!(
+            shape.xml.namespace.as_deref(),
+            Some("http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1")
+        );
+        assert!(!v.to_string().contains("legacypass"));
+    }
+
+    #[test]
+    fn answer_is_an_envelope_in_the_clients_namespace() {
+        let p = parse(RATE.as_bytes()).unwrap();
+        let (_, shape) = p.plan.unwrap();
+        let rest = br#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":[{"Service":{"Code":"03"},"TotalCharges":{"MonetaryValue":"9.10"}},{"Service":{"Code":"02"}}]}}"#;
+        let a = answer(&shape, 200, Bytes::from_static(rest));
+        assert_eq!(a.status, 200);
+        let text = std::str::from_utf8(&a.body).unwrap();
+        assert!(
+            text.contains(
+                "<rate:RateResponse xmlns:rate=\"http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("<common:Response><common:ResponseStatus><common:Code>1</common:Code>"),
+            "{text}"
+        );
+        assert!(text.contains("<rate:RatedShipment><rate:Service><rate:Code>03</rate:Code></rate:Service><rate:TotalCharges><rate:MonetaryValue>9.10</rate:MonetaryValue></rate:TotalCharges></rate:RatedShipment><rate:RatedShipment>"), "{text}");
+    }
+
+    #[test]
+    fn errors_are_faults() {
+        let a = fault(
+            &[Failure::Malformed("x".into()).ups_error()],
+            Some("malformed"),
+        );
+        assert_eq!(a.status, 500);
+        let text = std::str::from_utf8(&a.body).unwrap();
+        assert!(text.contains("<faultcode>Client</faultcode>"));
+        assert!(text.contains("<err:Code>10001</err:Code>"));
+        assert!(matches!(parse(b"<a/>"), Err(Failure::Malformed(_))));
+        assert!(matches!(parse(b""), Err(Failure::Empty)));
+        let p = parse(br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><FooRequest/></s:Body></s:Envelope>"#).unwrap();
+        assert!(matches!(p.plan, Err(Failure::UnknownService(_))));
+        assert_eq!(p.credentials.access_key, "");
+    }
+}

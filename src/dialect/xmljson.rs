@@ -1,0 +1,515 @@
+//! XML ⇄ JSON engine shared by the SOAP and old-XML dialects (quick-xml 0.38).
+//!
+//! XML → tree: namespace-aware, local names kept with their namespace URI,
+//! text and CDATA decoded, predefined entities and character references
+//! resolved, attributes dropped except `xsi:nil`. One document is read up to the
+//! end of its root element, so two concatenated documents (old XML) are split by
+//! parsing, never by searching for `<?xml`.
+//! Tree → JSON: text → string, empty element → `""`, repeated element → array;
+//! which paths are arrays even with one element comes from [`super::schema`].
+//! JSON → XML: arrays → repeated elements, `""` → empty element.
+//!
+//! Safety: a `<!DOCTYPE` is refused outright (no DTD, no entity expansion, so a
+//! billion-laughs body costs one event), nesting is capped at [`MAX_DEPTH`] and
+//! the element count at [`MAX_ELEMENTS`]; every input error is a
+//! [`Failure::Malformed`], never a panic. This module never logs: the trees it
+//! builds may hold credentials.
+
+use std::borrow::Cow;
+
+use quick_xml::escape::{partial_escape, resolve_predefined_entity};
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+use serde_json::{Map, Value};
+
+use super::Failure;
+
+/// Deepest element nesting accepted (XOLTWS documents nest about 12 deep).
+pub const MAX_DEPTH: usize = 64;
+/// Most elements accepted in one document.
+pub const MAX_ELEMENTS: usize = 100_000;
+
+/// One XML element: namespace URI, local name, children in order, text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Element {
+    pub ns: Option<String>,
+    pub name: String,
+    pub children: Vec<Element>,
+    /// Concatenated character data (ignored when the element has children).
+    pub text: String,
+    /// `xsi:nil="true"`: the element stands for an absent value.
+    pub nil: bool,
+}
+
+impl Element {
+    /// First child with this local name.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// Descendant by a `/`-separated path of local names (first match at each step).
+    pub fn at(&self, path: &str) -> Option<&Element> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .try_fold(self, |e, seg| e.child(seg))
+    }
+
+    /// Trimmed, non-empty text of the descendant at `path` (`""` = this element).
+    pub fn text_at(&self, path: &str) -> Option<&str> {
+        let e = if path.is_empty() {
+            self
+        } else {
+            self.at(path)?
+        };
+        Some(e.text.trim()).filter(|t| !t.is_empty() && e.children.is_empty())
+    }
+}
+
+/// Decode a body to text. The encoding comes from an XML declaration if one
+/// names a non-UTF-8 encoding (`ISO-8859-1`, `windows-1252`, …, by the WHATWG
+/// labels of `encoding_rs`); otherwise UTF-8, falling back to windows-1252
+/// (a superset of Latin-1) for bytes that are not UTF-8, as old clients send
+/// Latin-1 while declaring UTF-8 or nothing.
+pub fn decode(body: &[u8]) -> Cow<'_, str> {
+    if let Some(enc) = declared_encoding(body) {
+        return enc.decode_without_bom_handling(body).0;
+    }
+    match std::str::from_utf8(body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => {
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(body)
+                .0
+        }
+    }
+}
+
+/// A non-UTF-8 encoding named by any XML declaration in the body (at most the first few).
+fn declared_encoding(body: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let mut rest = body;
+    for _ in 0..4 {
+        let start = find(rest, b"<?xml")?;
+        let decl = &rest[start..];
+        let end = find(decl, b"?>")?;
+        let decl_text = &decl[..end];
+        if let Some(label) = attr_value(decl_text, b"encoding") {
+            if let Some(enc) = encoding_rs::Encoding::for_label(label) {
+                if enc != encoding_rs::UTF_8 {
+                    return Some(enc);
+                }
+            }
+        }
+        rest = &decl[end..];
+    }
+    None
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `name="value"` or `name='value'` inside a declaration.
+fn attr_value<'a>(decl: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let at = find(decl, name)?;
+    let after = decl.get(at + name.len()..)?;
+    let after = trim_ascii_start(after).strip_prefix(b"=")?;
+    let after = trim_ascii_start(after);
+    let quote = *after.first()?;
+    if quote != b'"' && quote != b'\'' {
+        return None;
+    }
+    let value = after.get(1..)?;
+    let end = value.iter().position(|&b| b == quote)?;
+    value.get(..end)
+}
+
+fn trim_ascii_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+fn malformed(what: impl std::fmt::Display) -> Failure {
+    Failure::Malformed(format!("XML: {what}"))
+}
+
+/// Parse the first document in `text`: leading whitespace, an XML declaration,
+/// comments and processing instructions are skipped, then one root element is read
+/// to its end tag. Returns the root and the byte offset in `text` just after it.
+pub fn parse_document(text: &str) -> Result<(Element, usize), Failure> {
+    let skipped = text.len() - text.trim_start().len();
+    let doc = &text[skipped..];
+    if doc.is_empty() {
+        return Err(Failure::Empty);
+    }
+    let mut reader = NsReader::from_str(doc);
+    reader.config_mut().check_end_names = true;
+    let mut stack: Vec<Element> = Vec::new();
+    let mut count = 0usize;
+    loop {
+        let (ns, event) = match reader.read_resolved_event() {
+            Ok((ResolveResult::Bound(n), event)) => (
+                Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
+                event,
+            ),
+            Ok((_, event)) => (None, event),
+            Err(e) => {
+                return Err(malformed(format_args!(
+                    "{e} (at byte {})",
+                    skipped as u64 + reader.error_position()
+                )))
+            }
+        };
+        match event {
+            Event::Start(e) => {
+                let el = start(&e, ns, stack.len(), &mut count)?;
+                stack.push(el);
+            }
+            Event::Empty(e) => {
+                let el = start(&e, ns, stack.len(), &mut count)?;
+                if let Some(done) = close(&mut stack, el) {
+                    return Ok((done, skipped + reader.buffer_position() as usize));
+                }
+            }
+            Event::End(_) => {
+                let el = stack.pop().ok_or_else(|| malformed("unmatched end tag"))?;
+                if let Some(done) = close(&mut stack, el) {
+                    return Ok((done, skipped + reader.buffer_position() as usize));
+                }
+            }
+            Event::Text(t) => {
+                let s = t.xml_content().map_err(malformed)?;
+                push_text(&mut stack, &s)?;
+            }
+            Event::CData(t) => {
+                let s = t.xml_content().map_err(malformed)?;
+                push_text(&mut stack, &s)?;
+            }
+            Event::GeneralRef(r) => {
+                let resolved = if r.is_char_ref() {
+                    r.resolve_char_ref()
+                        .map_err(malformed)?
+                        .map(String::from)
+                        .ok_or_else(|| malformed("invalid character reference"))?
+                } else {
+                    let name = r.xml_content().map_err(malformed)?;
+                    resolve_predefined_entity(&name)
+                        .map(String::from)
+                        .ok_or_else(|| malformed(format_args!("undefined entity &{name};")))?
+                };
+                push_text(&mut stack, &resolved)?;
+            }
+            Event::DocType(_) => {
+                return Err(malformed(
+                    "a DOCTYPE is not accepted (no DTDs or entity declarations)",
+                ))
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => {
+                return Err(if stack.is_empty() && count == 0 {
+                    malformed("no root element")
+                } else {
+                    malformed("document ends before its root element is closed")
+                })
+            }
+        }
+    }
+}
+
+/// A new element from its start tag, within the depth and count limits.
+fn start(
+    e: &quick_xml::events::BytesStart,
+    ns: Option<String>,
+    depth: usize,
+    count: &mut usize,
+) -> Result<Element, Failure> {
+    if depth >= MAX_DEPTH {
+        return Err(malformed(format_args!(
+            "elements nested deeper than {MAX_DEPTH}"
+        )));
+    }
+    *count += 1;
+    if *count > MAX_ELEMENTS {
+        return Err(malformed(format_args!("more than {MAX_ELEMENTS} elements")));
+    }
+    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+    let nil = e.attributes().flatten().any(|a| {
+        a.key.local_name().as_ref() == b"nil" && matches!(a.value.as_ref(), b"true" | b"1")
+    });
+    Ok(Element {
+        ns,
+        name,
+        nil,
+        ..Element::default()
+    })
+}
+
+/// Attach a finished element to its parent; returns it when it was the root.
+fn close(stack: &mut [Element], el: Element) -> Option<Element> {
+    match stack.last_mut() {
+        Some(parent) => {
+            parent.children.push(el);
+            None
+        }
+        None => Some(el),
+    }
+}
+
+fn push_text(stack: &mut [Element], s: &str) -> Result<(), Failure> {
+    match stack.last_mut() {
+        Some(el) => {
+            el.text.push_str(s);
+            Ok(())
+        }
+        None if s.trim().is_empty() => Ok(()),
+        None => Err(malformed("text outside the root element")),
+    }
+}
+
+// ---- tree → JSON ------------------------------------------------------------------------------
+
+/// An element as JSON (no schema): `None` for `xsi:nil`.
+/// Leaves are strings (`""` when empty); repeated children become arrays, in order.
+pub fn to_json(el: &Element) -> Option<Value> {
+    if el.nil {
+        return None;
+    }
+    if el.children.is_empty() {
+        return Some(Value::String(el.text.trim().to_string()));
+    }
+    let mut map: Map<String, Value> = Map::new();
+    for c in &el.children {
+        let Some(v) = to_json(c) else { continue };
+        match map.get_mut(&c.name) {
+            None => {
+                map.insert(c.name.clone(), v);
+            }
+            // Element values are never arrays, so an array here is a repetition list.
+            Some(Value::Array(list)) => list.push(v),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, v]);
+            }
+        }
+    }
+    Some(Value::Object(map))
+}
+
+/// Make every path listed for `root` an array (one element → one-element array),
+/// and drop empty-string and null items of arrays (REST refuses an empty `AddressLine` item).
+pub fn normalize_arrays(v: &mut Value, arrays: &std::collections::HashSet<String>) {
+    fn walk(v: &mut Value, path: &mut String, arrays: &std::collections::HashSet<String>) {
+        let Value::Object(map) = v else { return };
+        let keys: Vec<String> = map.keys().cloned().collect();
+        for k in keys {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(&k);
+            let listed = arrays.contains(path.as_str());
+            if let Some(child) = map.get_mut(&k) {
+                if listed && !child.is_array() {
+                    let one = child.take();
+                    *child = Value::Array(vec![one]);
+                }
+                match child {
+                    Value::Array(items) => {
+                        if listed {
+                            items.retain(|i| !matches!(i, Value::Null) && i != "");
+                        }
+                        for i in items.iter_mut() {
+                            walk(i, path, arrays);
+                        }
+                        if items.is_empty() {
+                            map.shift_remove(&k);
+                        }
+                    }
+                    other => walk(other, path, arrays),
+                }
+            }
+            path.truncate(len);
+        }
+    }
+    walk(v, &mut String::new(), arrays);
+}
+
+/// Drop empty leaves that are not presence indicators (`…Indicator`), and containers
+/// left empty: old clients send `<FaxNumber/>`, `<CustomerContext/>`, an empty
+/// `<PackageServiceOptions></PackageServiceOptions>`, which REST may refuse as values,
+/// while an empty `<NegotiatedRatesIndicator/>` means "on" and must stay.
+pub fn prune_empty(v: &mut Value) {
+    fn prune(v: &mut Value) -> bool {
+        match v {
+            Value::Object(map) => {
+                map.retain(|k, x| !prune(x) || k.ends_with("Indicator"));
+                map.is_empty()
+            }
+            Value::Array(items) => {
+                for i in items.iter_mut() {
+                    prune(i);
+                }
+                false
+            }
+            Value::String(s) => s.trim().is_empty(),
+            _ => false,
+        }
+    }
+    prune(v);
+}
+
+// ---- JSON → XML -------------------------------------------------------------------------------
+
+/// A JSON key usable as an XML element name (REST answers are trusted less than that).
+fn is_xml_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Escape character data.
+pub fn escape_text(s: &str) -> Cow<'_, str> {
+    partial_escape(s)
+}
+
+/// Write `v` as element `name` (prefixed with `prefix:` when given, descendants too):
+/// objects → children, arrays → repeated elements, strings → text, `""` → empty
+/// element, numbers/booleans → their text, `null` → nothing.
+pub fn write_json(out: &mut String, prefix: Option<&str>, name: &str, v: &Value) {
+    if !is_xml_name(name) {
+        return;
+    }
+    match v {
+        Value::Null => {}
+        Value::Array(items) => {
+            for i in items {
+                if !i.is_array() {
+                    write_json(out, prefix, name, i);
+                }
+            }
+        }
+        Value::Object(map) => {
+            open(out, prefix, name);
+            out.push('>');
+            for (k, c) in map {
+                write_json(out, prefix, k, c);
+            }
+            close_tag(out, prefix, name);
+        }
+        Value::String(s) if s.is_empty() => {
+            open(out, prefix, name);
+            out.push_str("/>");
+        }
+        other => {
+            let text = match other {
+                Value::String(s) => Cow::Borrowed(s.as_str()),
+                n => Cow::Owned(n.to_string()),
+            };
+            open(out, prefix, name);
+            out.push('>');
+            out.push_str(&escape_text(&text));
+            close_tag(out, prefix, name);
+        }
+    }
+}
+
+fn open(out: &mut String, prefix: Option<&str>, name: &str) {
+    out.push('<');
+    if let Some(p) = prefix {
+        out.push_str(p);
+        out.push(':');
+    }
+    out.push_str(name);
+}
+
+fn close_tag(out: &mut String, prefix: Option<&str>, name: &str) {
+    out.push_str("</");
+    if let Some(p) = prefix {
+        out.push_str(p);
+        out.push(':');
+    }
+    out.push_str(name);
+    out.push('>');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn two_documents_are_split_by_parsing() {
+        let body = "   \n<?xml version=\"1.0\" ?>\n<A xml:lang=\"en-US\"><B>1</B></A><?xml version=\"1.0\"?><C><D/></C>";
+        let (a, end) = parse_document(body).unwrap();
+        assert_eq!(a.name, "A");
+        assert_eq!(a.text_at("B"), Some("1"));
+        let (c, _) = parse_document(&body[end..]).unwrap();
+        assert_eq!(to_json(&c).unwrap(), json!({"D": ""}));
+    }
+
+    #[test]
+    fn namespaces_entities_cdata_and_nil() {
+        let body = r#"<e:Env xmlns:e="urn:x" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><p:A xmlns:p="urn:p">a &amp; b &#x41;<![CDATA[<c>]]></p:A><N xsi:nil="true"/></e:Env>"#;
+        let (root, _) = parse_document(body).unwrap();
+        assert_eq!(root.ns.as_deref(), Some("urn:x"));
+        assert_eq!(root.children[0].ns.as_deref(), Some("urn:p"));
+        assert_eq!(to_json(&root).unwrap(), json!({"A": "a & b A<c>"}));
+    }
+
+    #[test]
+    fn doctype_depth_and_garbage_are_malformed() {
+        let lol = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><lolz>&lol2;</lolz>"#;
+        assert!(matches!(parse_document(lol), Err(Failure::Malformed(m)) if m.contains("DOCTYPE")));
+        let deep = "<a>".repeat(100) + &"</a>".repeat(100);
+        assert!(
+            matches!(parse_document(&deep), Err(Failure::Malformed(m)) if m.contains("deeper"))
+        );
+        assert!(matches!(
+            parse_document("<a><b></a>"),
+            Err(Failure::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_document("<a>&foo;</a>"),
+            Err(Failure::Malformed(_))
+        ));
+        assert!(matches!(parse_document("  "), Err(Failure::Empty)));
+        assert!(matches!(parse_document("<a>"), Err(Failure::Malformed(_))));
+    }
+
+    #[test]
+    fn empty_leaves_go_but_indicators_stay() {
+        let mut v = json!({"A": {"FaxNumber": "", "ResidentialAddressIndicator": "", "B": {"C": ""}, "D": "x"}, "E": {}});
+        prune_empty(&mut v);
+        assert_eq!(
+            v,
+            json!({"A": {"ResidentialAddressIndicator": "", "D": "x"}})
+        );
+    }
+
+    #[test]
+    fn latin1_is_decoded() {
+        let mut body = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><A>M".to_vec();
+        body.push(0xFC);
+        body.extend_from_slice(b"nchen</A>");
+        let text = decode(&body);
+        let (a, _) = parse_document(&text).unwrap();
+        assert_eq!(a.text, "München");
+        // Undeclared Latin-1 falls back too.
+        assert_eq!(decode(b"<A>\xE9</A>"), "<A>é</A>");
+    }
+
+    #[test]
+    fn arrays_by_schema_and_back_to_xml() {
+        let (el, _) = parse_document("<R><S><P><W>1</W></P><L>a</L><L></L><I/></S></R>").unwrap();
+        let mut v = to_json(&el).unwrap();
+        let arrays = ["S/P".to_string(), "S/L".to_string()].into_iter().collect();
+        normalize_arrays(&mut v, &arrays);
+        assert_eq!(v, json!({"S": {"P": [{"W": "1"}], "L": ["a"], "I": ""}}));
+        let mut out = String::new();
+        write_json(&mut out, Some("x"), "R", &v);
+        assert_eq!(
+            out,
+            "<x:R><x:S><x:P><x:W>1</x:W></x:P><x:L>a</x:L><x:I/></x:S></x:R>"
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! Robustness of the XML dialect parsers and answer builders: arbitrary bytes,
+//! mutated valid documents and arbitrary REST answers never panic; every
+//! refusal is a `Failure` with a UPS error code; every answer is well-formed XML.
+//! Case counts are explicit (not `PROPTEST_CASES`), 110,000 in all.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::Value;
+use upsbridge::dialect::oldxml::{self, OldService};
+use upsbridge::dialect::services::{AnswerShape, Service, XmlShape};
+use upsbridge::dialect::{soap, Dialect, Failure, Parsed, Route};
+
+const SOAP_RATE: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:upss="http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0" xmlns:common="http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0"><soapenv:Header><upss:UPSSecurity><upss:UsernameToken><upss:Username>u</upss:Username><upss:Password>p</upss:Password></upss:UsernameToken><upss:ServiceAccessToken><upss:AccessLicenseNumber>K</upss:AccessLicenseNumber></upss:ServiceAccessToken></upss:UPSSecurity></soapenv:Header><soapenv:Body><rate:RateRequest xmlns:rate="http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1"><common:Request><common:RequestOption>Shop</common:RequestOption></common:Request><rate:Shipment><rate:ShipTo><rate:Address><rate:AddressLine>5 Oak</rate:AddressLine><rate:CountryCode>US</rate:CountryCode></rate:Address></rate:ShipTo><rate:Package><rate:PackageWeight><rate:Weight>3</rate:Weight></rate:PackageWeight></rate:Package></rate:Shipment></rate:RateRequest></soapenv:Body></soapenv:Envelope>"#;
+const SOAP_VOID: &str = r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><v:VoidShipmentRequest xmlns:v="urn:v"><v:VoidShipment><v:ShipmentIdentificationNumber>1Z1</v:ShipmentIdentificationNumber><v:TrackingNumber>1Z2</v:TrackingNumber></v:VoidShipment></v:VoidShipmentRequest></e:Body></e:Envelope>"#;
+const ACCESS: &str = "<?xml version=\"1.0\"?><AccessRequest xml:lang=\"en-US\"><AccessLicenseNumber>K</AccessLicenseNumber><UserId>u</UserId><Password>p</Password></AccessRequest>";
+const OLD: [(&str, &str); 5] = [
+    ("Rate", "<?xml version=\"1.0\"?><RatingServiceSelectionRequest><Request><RequestOption>Shop</RequestOption></Request><Shipment><ShipTo><CompanyName>A</CompanyName><Address><AddressLine1>5 Oak</AddressLine1><AddressLine2/><ResidentialAddress/></Address></ShipTo><Package><PackagingType><Code>02</Code></PackagingType></Package><RateInformation><NegotiatedRatesIndicator/></RateInformation></Shipment></RatingServiceSelectionRequest>"),
+    ("ShipConfirm", "<ShipmentConfirmRequest><Request><RequestOption>validate</RequestOption></Request><Shipment><Shipper><PhoneNumber>1</PhoneNumber></Shipper><PaymentInformation><Prepaid><BillShipper><AccountNumber>9</AccountNumber></BillShipper></Prepaid></PaymentInformation><Package><PackagingType><Code>02</Code></PackagingType></Package></Shipment><LabelSpecification><LabelPrintMethod><Code>GIF</Code></LabelPrintMethod></LabelSpecification></ShipmentConfirmRequest>"),
+    ("Track", "<TrackRequest><Request><RequestAction>track</RequestAction><RequestOption>1</RequestOption></Request><TrackingNumber><Value>1Z1</Value></TrackingNumber></TrackRequest>"),
+    ("TimeInTransit", "<TimeInTransitRequest><TransitFrom><AddressArtifactFormat><CountryCode>US</CountryCode></AddressArtifactFormat></TransitFrom><TransitTo><AddressArtifactFormat><CountryCode>US</CountryCode></AddressArtifactFormat></TransitTo><PickupDate>20260101</PickupDate></TimeInTransitRequest>"),
+    ("AV", "<AddressValidationRequest><Address><City>Reno</City><PostalCode>89501</PostalCode></Address></AddressValidationRequest>"),
+];
+
+/// Fragments a mutation may splice in: markup that stresses the parser.
+const TOKENS: [&str; 16] = [
+    "<",
+    ">",
+    "</",
+    "/>",
+    "&",
+    "&amp;",
+    "&#x0;",
+    "&#1114112;",
+    "<!DOCTYPE x [<!ENTITY a \"b\">]>",
+    "<![CDATA[",
+    "]]>",
+    "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>",
+    " xmlns:p=\"\"",
+    "<p:X>",
+    "\u{0}",
+    "\u{fffd}",
+];
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(usize, u8),
+    Insert(usize, usize),
+    Delete(usize, usize),
+    Truncate(usize),
+    Duplicate(usize, usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (any::<usize>(), 0..TOKENS.len()).prop_map(|(i, t)| Mutation::Insert(i, t)),
+        (any::<usize>(), 1usize..40).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), 1usize..200).prop_map(|(i, n)| Mutation::Duplicate(i, n)),
+    ]
+}
+
+fn mutate(doc: &[u8], muts: &[Mutation]) -> Vec<u8> {
+    let mut d = doc.to_vec();
+    for m in muts {
+        let len = d.len().max(1);
+        match *m {
+            Mutation::Flip(i, b) => {
+                if !d.is_empty() {
+                    d[i % len] = b;
+                }
+            }
+            Mutation::Insert(i, t) => {
+                let at = i % (d.len() + 1);
+                d.splice(at..at, TOKENS[t].bytes());
+            }
+            Mutation::Delete(i, n) => {
+                let at = i % len;
+                let end = (at + n).min(d.len());
+                if at < end {
+                    d.drain(at..end);
+                }
+            }
+            Mutation::Truncate(i) => d.truncate(i % len),
+            Mutation::Duplicate(i, n) => {
+                let at = i % len;
+                let end = (at + n).min(d.len());
+                let piece: Vec<u8> = d.get(at..end).map(<[u8]>::to_vec).unwrap_or_default();
+                d.splice(at..at, piece);
+            }
+        }
+    }
+    d
+}
+
+/// Every `Err` is a `Failure` that maps to a UPS error code and a metrics kind.
+fn check_failure(f: &Failure) {
+    let e = f.ups_error();
+    assert!(
+        !e.code.is_empty() && e.code.bytes().all(|b| b.is_ascii_digit()),
+        "{f:?}"
+    );
+    assert!(!f.kind().is_empty());
+}
+
+fn check(parsed: Result<Parsed, Failure>) {
+    match parsed {
+        Err(f) => check_failure(&f),
+        Ok(p) => {
+            if let Err(f) = &p.plan {
+                check_failure(f);
+            }
+        }
+    }
+}
+
+fn route(dialect: Dialect, svc: &str) -> Route {
+    Route {
+        dialect,
+        service: svc.to_string(),
+    }
+}
+
+fn run<S: Strategy>(cases: u32, strategy: S, test: impl Fn(S::Value)) -> std::time::Duration
+where
+    S::Value: std::fmt::Debug,
+{
+    let started = Instant::now();
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |v| {
+            test(v);
+            Ok(())
+        })
+        .unwrap();
+    started.elapsed()
+}
+
+#[test]
+fn arbitrary_bytes_never_panic_either_parser() {
+    let t = run(
+        30_000,
+        proptest::collection::vec(any::<u8>(), 0..600),
+        |bytes| {
+            check(soap::parse(&bytes));
+            check(oldxml::parse(&route(Dialect::Xml, "Rate"), &bytes));
+        },
+    );
+    eprintln!("arbitrary bytes: 30000 cases × 2 parsers in {t:?}");
+}
+
+#[test]
+fn mutated_soap_documents_never_panic() {
+    let docs = [SOAP_RATE, SOAP_VOID];
+    let t = run(
+        30_000,
+        (0..docs.len(), proptest::collection::vec(mutation(), 1..6)),
+        |(i, muts)| check(soap::parse(&mutate(docs[i].as_bytes(), &muts))),
+    );
+    eprintln!("mutated SOAP: 30000 cases in {t:?}");
+}
+
+#[test]
+fn mutated_old_xml_documents_never_panic() {
+    let t = run(
+        30_000,
+        (0..OLD.len(), proptest::collection::vec(mutation(), 1..6)),
+        |(i, muts)| {
+            let (svc, doc) = OLD[i];
+            let body = format!("{ACCESS}\n{doc}");
+            check(oldxml::parse(
+                &route(Dialect::Xml, svc),
+                &mutate(body.as_bytes(), &muts),
+            ));
+        },
+    );
+    eprintln!("mutated old XML: 30000 cases in {t:?}");
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(Value::from),
+        "[a-zA-Z0-9 <>&\"']{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 40, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::vec(
+                (
+                    prop_oneof![
+                        Just("RatedShipment".to_string()),
+                        Just("Service".to_string()),
+                        Just("Candidate".to_string()),
+                        Just("ShipmentResults".to_string()),
+                        Just("PackageResults".to_string()),
+                        Just("services".to_string()),
+                        Just("shipment".to_string()),
+                        Just("package".to_string()),
+                        Just("activity".to_string()),
+                        "[A-Za-z<& 0-9]{1,6}",
+                    ],
+                    inner
+                ),
+                0..4
+            )
+            .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+#[test]
+fn arbitrary_rest_answers_become_well_formed_xml() {
+    const OLDS: [OldService; 8] = [
+        OldService::Rate,
+        OldService::Track,
+        OldService::ShipConfirm,
+        OldService::ShipAccept,
+        OldService::Void,
+        OldService::TimeInTransit,
+        OldService::Av,
+        OldService::Xav,
+    ];
+    const ROOTS: [&str; 8] = [
+        "RateResponse",
+        "trackResponse",
+        "RateResponse",
+        "ShipmentResponse",
+        "VoidShipmentResponse",
+        "emsResponse",
+        "XAVResponse",
+        "TrackResponse",
+    ];
+    let t = run(
+        20_000,
+        (
+            0..OLDS.len(),
+            json_value(),
+            prop_oneof![Just(200u16), Just(400u16), Just(503u16)],
+        ),
+        |(i, v, status)| {
+            let body = Bytes::from(serde_json::json!({ ROOTS[i]: v }).to_string());
+            let shape = AnswerShape {
+                service: [
+                    Service::Rate,
+                    Service::Track,
+                    Service::Rate,
+                    Service::Ship,
+                    Service::Void,
+                    Service::TimeInTransit,
+                    Service::Xav,
+                    Service::Track,
+                ][i],
+                customer_context: Some("c<&>".into()),
+                all_activity: i % 2 == 0,
+                xml: XmlShape {
+                    old: Some(OLDS[i]),
+                    digest: Some("d".into()),
+                    ..XmlShape::default()
+                },
+            };
+            for a in [
+                oldxml::answer(&shape, status, body.clone()),
+                soap::answer(&shape, status, body.clone()),
+            ] {
+                let text = std::str::from_utf8(&a.body).unwrap();
+                roxmltree::Document::parse(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            }
+        },
+    );
+    eprintln!("arbitrary REST answers: 20000 cases × 2 dialects in {t:?}");
+}

@@ -1,0 +1,185 @@
+//! Hostile XML bodies against the real proxy: a billion-laughs document and
+//! 50 MiB bodies (declared and chunked) are refused fast, in dialect, with
+//! bounded memory (peak RSS of the proxy process, VmHWM, measured before/after).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LOL: &str = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<lolz>&lol9;</lolz>"#;
+
+const FIFTY_MIB: usize = 50 * 1024 * 1024;
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Send a request head, then up to `body_len` bytes from a writer thread (chunked or not),
+/// and read the answer. Returns (head, body, elapsed).
+fn hostile(addr: &str, path: &str, body_len: usize, chunked: bool) -> (String, String, Duration) {
+    let started = Instant::now();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let framing = if chunked {
+        "Transfer-Encoding: chunked\r\n".to_string()
+    } else {
+        format!("Content-Length: {body_len}\r\n")
+    };
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n{framing}\r\n"
+    )
+    .unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let block = vec![b'<'; 64 * 1024];
+        let mut sent = 0;
+        while sent < body_len {
+            let r = if chunked {
+                write!(w, "{:x}\r\n", block.len())
+                    .and_then(|_| w.write_all(&block))
+                    .and_then(|_| w.write_all(b"\r\n"))
+            } else {
+                w.write_all(&block)
+            };
+            if r.is_err() {
+                return; // the proxy refused and closed: expected
+            }
+            sent += block.len();
+        }
+        if chunked {
+            let _ = w.write_all(b"0\r\n\r\n");
+        }
+    });
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let elapsed = started.elapsed();
+    drop(s);
+    let _ = writer.join();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_string(), body.to_string(), elapsed)
+}
+
+#[test]
+fn billion_laughs_and_50_mib_bodies_are_refused_fast_with_bounded_memory() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let pid = proxy.proc.child.id();
+    let addr = proxy.url.trim_start_matches("http://").to_string();
+    let before = vm_hwm_kib(pid);
+
+    // Billion laughs, as the old-XML service document and as a SOAP body.
+    let access = format!(
+        "<?xml version=\"1.0\"?><AccessRequest><AccessLicenseNumber>{}</AccessLicenseNumber><UserId>{}</UserId><Password>{}</Password></AccessRequest>\n",
+        EAST.access_key, EAST.user, EAST.password
+    );
+    let started = Instant::now();
+    let (status, _, text) = post_raw(
+        &proxy.http,
+        &format!("{}/ups.app/xml/Rate", proxy.url),
+        format!("{access}{LOL}"),
+        None,
+    );
+    let lol_xml = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(
+        xml_text(&text, "Response/Error/ErrorCode").as_deref(),
+        Some("10001"),
+        "{text}"
+    );
+    assert!(xml_text(&text, "Response/Error/ErrorDescription")
+        .unwrap()
+        .contains("DOCTYPE"));
+    let started = Instant::now();
+    let (status, _, text) = post_raw(
+        &proxy.http,
+        &format!("{}/webservices/Rate", proxy.url),
+        LOL,
+        None,
+    );
+    let lol_soap = started.elapsed();
+    assert_eq!(status, 500);
+    assert_eq!(
+        xml_text(
+            &text,
+            "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode/Code"
+        )
+        .as_deref(),
+        Some("10001")
+    );
+    assert!(
+        lol_xml < Duration::from_secs(1) && lol_soap < Duration::from_secs(1),
+        "{lol_xml:?} {lol_soap:?}"
+    );
+
+    // 50 MiB declared: refused from the Content-Length, before reading it.
+    let (head, body, declared) = hostile(&addr, "/ups.app/xml/Rate", FIFTY_MIB, false);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(
+        xml_text(&body, "Response/Error/ErrorCode").as_deref(),
+        Some("10002"),
+        "{body}"
+    );
+    // 50 MiB chunked (no length): read up to the 10 MiB cap, then refused.
+    let (head, body, chunked) = hostile(&addr, "/webservices/Rate", FIFTY_MIB, true);
+    assert!(head.starts_with("HTTP/1.1 500"), "{head}");
+    assert_eq!(
+        xml_text(
+            &body,
+            "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode/Code"
+        )
+        .as_deref(),
+        Some("10002")
+    );
+    assert!(declared < Duration::from_secs(2), "{declared:?}");
+    assert!(chunked < Duration::from_secs(10), "{chunked:?}");
+
+    let after = vm_hwm_kib(pid);
+    eprintln!(
+        "billion laughs refused in {lol_xml:?} (old XML) / {lol_soap:?} (SOAP); 50 MiB declared refused in {declared:?}, 50 MiB chunked in {chunked:?}; proxy VmHWM {before} kB before, {after} kB after (+{} kB)",
+        after - before
+    );
+    // The body cap is 10 MiB: peak memory grows by about one capped buffer, never by 50 MiB.
+    assert!(
+        after - before < 32 * 1024,
+        "VmHWM grew by {} kB",
+        after - before
+    );
+    // Still serving.
+    let (status, _, text) = post_raw(
+        &proxy.http,
+        &format!("{}/ups.app/xml/Track", proxy.url),
+        format!("{access}<TrackRequest><TrackingNumber>1Z9Y9Y9Y0312345678</TrackingNumber></TrackRequest>"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        xml_text(&text, "Response/ResponseStatusCode").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+}
