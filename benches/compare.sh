@@ -37,7 +37,8 @@
 #
 # Environment: RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
 # PIN_SERVER (0), PIN_LOAD (1), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
-# nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0).
+# nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
+# PERF_RECORD (0; 1: `perf record -g` of upsbridge during its throughput passes, reports in $OUT).
 #
 # Every process started here is stopped by its PID on exit, including on Ctrl-C.
 set -euo pipefail
@@ -405,10 +406,21 @@ measure() {
   local pids=("$@")
   run_wrk "$port" "$dialect" "$CONNS" "$WARMUP" >/dev/null
   reset_hwm "${pids[@]}"
-  local c0 c1 r
+  local c0 c1 r perf_pid=""
+  if [ "${PERF_RECORD:-0}" = 1 ] && [ "$server" = upsbridge ] && command -v perf >/dev/null; then
+    perf record -F 499 -g -p "${pids[0]}" -o "$OUT/perf-$dialect-run$run.data" -- sleep "$DURATION" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   c0=$(cpu_ticks "${pids[@]}")
   r=$(run_wrk "$port" "$dialect" "$CONNS" "$DURATION")
   c1=$(cpu_ticks "${pids[@]}")
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" 2>/dev/null || true
+    perf report -i "$OUT/perf-$dialect-run$run.data" --stdio --no-children --percent-limit 1 \
+      --sort dso,symbol 2>/dev/null | grep -v '^$' | head -80 >"$OUT/perf-$dialect-run$run.txt" || true
+    say "  profile: $OUT/perf-$dialect-run$run.txt"
+  fi
   local hwm
   hwm=$(hwm_kb "${pids[@]}")
   local l
