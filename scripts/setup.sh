@@ -2,6 +2,7 @@
 # Installs what building and testing upsbridge needs on a Debian machine that has a Rust
 # toolchain: cmake (pingora's zlib-ng build), and for the browser test (tests/browser.rs)
 # Debian's Chromium, Node.js and the pinned playwright-core in tests/browser.
+# `setup.sh bench` also installs what benches/compare.sh drives: nginx, wrk, curl, taskset.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -12,6 +13,12 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+if [ "${1:-}" = bench ]; then
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
+  command -v curl >/dev/null 2>&1 || need+=(curl)
+  command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

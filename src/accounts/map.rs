@@ -127,8 +127,9 @@ pub fn load(path: &Path) -> Result<Vec<AccountRecord>, MapError> {
 pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Vec<AccountRecord>, MapError> {
     let mut problems = Vec::new();
     let mut records = Vec::new();
-    for (start, block) in split_blocks(text) {
-        let at = |offset: usize| line_of(text, start + offset);
+    for (first_line, block) in split_blocks(text) {
+        // Lines are counted within the block, so a large map is read in linear time.
+        let at = |offset: usize| first_line + line_of(block, offset) - 1;
         if !block.trim_start().starts_with("[[account]]") {
             // Text before the first record: only comments and blank lines belong there.
             if let Some((i, _)) = block
@@ -137,7 +138,7 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Vec<AccountRecord>, M
                 .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
             {
                 problems.push(MapProblem {
-                    line: line_of(text, start) + i,
+                    line: first_line + i,
                     message: "only [[account]] records belong in an account map".into(),
                 });
             }
@@ -151,7 +152,7 @@ pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Vec<AccountRecord>, M
             Ok(raw) => {
                 for acc in raw.account {
                     match validate(acc, dir, &at) {
-                        Ok(r) => records.push(r.with_line(line_of(text, start))),
+                        Ok(r) => records.push(r.with_line(first_line)),
                         Err(mut p) => problems.append(&mut p),
                     }
                 }
@@ -184,21 +185,21 @@ impl AccountRecord {
     }
 }
 
-/// Split into (byte offset, text) chunks, each starting at a `[[account]]` header line
+/// Split into (first line number, text) chunks, each starting at a `[[account]]` header line
 /// (the first chunk may be a preamble).
 fn split_blocks(text: &str) -> Vec<(usize, &str)> {
-    let mut starts = vec![0];
+    let mut starts = vec![(0, 1)];
     let mut offset = 0;
-    for line in text.split_inclusive('\n') {
+    for (i, line) in text.split_inclusive('\n').enumerate() {
         if offset > 0 && line.trim_start().starts_with("[[account]]") {
-            starts.push(offset);
+            starts.push((offset, i + 1));
         }
         offset += line.len();
     }
-    starts.push(text.len());
+    starts.push((text.len(), 0));
     starts
         .windows(2)
-        .map(|w| (w[0], &text[w[0]..w[1]]))
+        .map(|w| (w[0].1, &text[w[0].0..w[1].0]))
         .filter(|(_, b)| !b.is_empty())
         .collect()
 }

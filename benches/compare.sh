@@ -1,0 +1,571 @@
+#!/usr/bin/env bash
+# upsbridge against nginx and against talking to the upstream directly, on loopback, with the
+# same load for each (design §8). One command from a clean clone:
+#
+#     bash benches/compare.sh
+#
+# What runs (all on 127.0.0.1, ports picked free):
+#   upstream  nginx answering like UPS from static bodies: POST /security/v1/oauth/token gives a
+#             UPS token JSON, anything under /api/ gives the RateResponse the simulator
+#             (`upsbridge sim`) answers for the bench's rate request (captured at start).
+#   direct    the load generator talking REST to that upstream with a bearer (no proxy).
+#   nginx     nginx as a reverse proxy doing the header swap with a static bearer: path mapped
+#             to /api/rating/v2409/Rate, AccessLicenseNumber/Username/Password removed,
+#             Authorization added, body forwarded untouched; the floor of proxy overhead.
+#   upsbridge `upsbridge serve` (release build) with [ups] base_url = the upstream: it fetches
+#             its token from the upstream's token endpoint, verifies the legacy credentials,
+#             translates, and calls the same /api/ the other two reach.
+#
+# Rows: header-style JSON, legacy JSON, SOAP rate and old XML rate. SOAP and old XML run only
+# when upsbridge answers them with 200 (those dialects are being built); otherwise the row
+# says "not available".
+#
+# Load: wrk, one thread, CONNS connections for DURATION seconds after a WARMUP (throughput,
+# p50/p99 under load), then one connection for LAT_DURATION seconds (latency without queueing:
+# the added p99 over direct of design §8 is read from this pass).
+#
+# CPU pinning on a 2-core machine: the server under test (nginx proxy or upsbridge, each with
+# one worker thread) alone on CPU $PIN_SERVER (default 0); the load generator and the static
+# upstream share CPU $PIN_LOAD (default 1). For the direct row the upstream is the server under
+# test and stays on CPU $PIN_LOAD with wrk. Override with PIN_SERVER / PIN_LOAD.
+#
+# Reported per row: requests/s, p50/p99 at CONNS connections, p50/p99 at one connection, CPU
+# seconds per 10,000 requests of the server-under-test processes (utime+stime from
+# /proc/PID/stat, all threads), peak RSS (VmHWM, reset before each measurement through
+# /proc/PID/clear_refs; nginx: master + workers), each with ratios against nginx (same request)
+# and against direct. Raw numbers go to $OUT (default target/compare/<time>).
+#
+# Environment: RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
+# PIN_SERVER (0), PIN_LOAD (1), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
+# nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
+# PERF_RECORD (0; 1: `perf record -g` of upsbridge during its throughput passes, reports in $OUT).
+#
+# Every process started here is stopped by its PID on exit, including on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+RUNS=${RUNS:-2}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-64}
+LAT_DURATION=${LAT_DURATION:-5}
+PIN_SERVER=${PIN_SERVER:-0}
+PIN_LOAD=${PIN_LOAD:-1}
+QUIET_LOGS=${QUIET_LOGS:-0}
+OUT=${OUT:-$ROOT/target/compare/$(date +%Y%m%d-%H%M%S)}
+BENCH=$ROOT/benches/compare
+
+# Bench credentials (match the bodies in benches/compare/).
+ACCESS_KEY=BENCHKEY0001
+USER_ID=benchuser
+PASSWORD=bench-pass-Q7
+CLIENT_ID=bench-client
+CLIENT_SECRET=bench-client-secret
+STATIC_BEARER=bench-static-token-0123456789abcdef0123456789abcdef
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "compare.sh: $*"; exit 1; }
+
+bash scripts/setup.sh bench
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  say "building the release binary (incremental)…"
+  cargo build --release --quiet --bin upsbridge
+fi
+BIN=${UPSBRIDGE_BIN:-$ROOT/target/release/upsbridge}
+[ -x "$BIN" ] || die "no $BIN"
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || die "nginx not found"
+command -v wrk >/dev/null || die "wrk not found"
+command -v taskset >/dev/null || die "taskset not found (util-linux)"
+CPUS=$(nproc)
+if [ "$PIN_SERVER" -ge "$CPUS" ] || [ "$PIN_LOAD" -ge "$CPUS" ]; then
+  say "only $CPUS CPU(s): everything shares CPU 0"
+  PIN_SERVER=0
+  PIN_LOAD=0
+fi
+
+mkdir -p "$OUT"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/upsbridge-compare.XXXXXX")
+PIDS=()
+
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+  local pid
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+
+cleanup() {
+  trap - EXIT INT TERM
+  stop_all
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'exit 143' TERM
+
+# A free loopback port (nothing answers a connect to it).
+free_port() {
+  local p i
+  for i in $(seq 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
+
+wait_port() {
+  local port=$1 i
+  for i in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "nothing listens on 127.0.0.1:$port"
+}
+
+# Wait for the first N lines of a file (a child's stdout); print them.
+wait_lines() {
+  local file=$1 n=$2 i
+  for i in $(seq 300); do
+    if [ "$(wc -l <"$file" 2>/dev/null || echo 0)" -ge "$n" ]; then
+      head -n "$n" "$file"
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "$file: fewer than $n lines after 30 s"
+}
+
+# utime+stime ticks of the given processes (all their threads).
+cpu_ticks() {
+  local total=0 pid t
+  for pid in "$@"; do
+    t=$(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+    total=$((total + t))
+  done
+  echo "$total"
+}
+
+reset_hwm() {
+  local pid
+  for pid in "$@"; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
+}
+
+# Sum of VmHWM in kB.
+hwm_kb() {
+  local total=0 pid k
+  for pid in "$@"; do
+    k=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+    total=$((total + k))
+  done
+  echo "$total"
+}
+
+# An nginx master and its workers.
+nginx_pids() {
+  local master=$1
+  echo "$master" $(cat /proc/"$master"/task/*/children 2>/dev/null)
+}
+
+# ---------------------------------------------------------------------------------------------
+# The UPS-shaped answers: from the simulator itself.
+capture_answers() {
+  local port url token body
+  say "capturing the simulator's RateResponse…"
+  "$BIN" sim --listen 127.0.0.1:0 --client "$CLIENT_ID:$CLIENT_SECRET" >"$TMP/sim.out" 2>"$TMP/sim.log" &
+  local sim=$!
+  PIDS+=("$sim")
+  url=$(wait_lines "$TMP/sim.out" 1 | sed 's/^listening on //')
+  token=$(curl -sf -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
+    "$url/security/v1/oauth/token") || die "simulator token request failed"
+  local access
+  access=$(printf '%s' "$token" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  [ -n "$access" ] || die "no access_token in $token"
+  curl -sf -H "Authorization: Bearer $access" -H 'Content-Type: application/json' \
+    -H 'transId: bench' -H 'transactionSrc: bench' --data-binary @"$BENCH/rate_rest.json" \
+    "$url/api/rating/v2409/Rate" >"$TMP/rate_answer.json" || die "simulator rate request failed"
+  grep -q '"RateResponse"' "$TMP/rate_answer.json" || die "unexpected rate answer: $(cat "$TMP/rate_answer.json")"
+  # The same token JSON shape as the simulator's, with the bench's static token and a long life.
+  printf '%s' "$token" | sed -e "s/\"access_token\":\"[^\"]*\"/\"access_token\":\"$STATIC_BEARER\"/" \
+    >"$TMP/token_answer.json"
+  stop_pid "$sim"
+  wait "$sim" 2>/dev/null || true
+  PIDS=()
+  for f in rate_answer token_answer; do
+    if grep -q "[\$'\\\\]" "$TMP/$f.json"; then die "$f has a character nginx's return cannot carry"; fi
+  done
+}
+
+nginx_common() {
+  local dir=$1
+  mkdir -p "$dir/tmp"
+  local user_line=""
+  [ "$(id -u)" -eq 0 ] && user_line="user root;"
+  local access="access_log $dir/access.log;"
+  [ "$QUIET_LOGS" = 1 ] && access="access_log off;"
+  cat <<EOF
+$user_line
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  $access
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+EOF
+}
+
+start_upstream() {
+  local dir=$TMP/upstream
+  UP_PORT=$(free_port)
+  mkdir -p "$dir"
+  {
+    nginx_common "$dir"
+    cat <<EOF
+  server {
+    listen 127.0.0.1:$UP_PORT;
+    location = /security/v1/oauth/token {
+      default_type application/json;
+      return 200 '$(cat "$TMP/token_answer.json")';
+    }
+    location /api/ {
+      default_type application/json;
+      return 200 '$(cat "$TMP/rate_answer.json")';
+    }
+  }
+}
+EOF
+  } >"$dir/nginx.conf"
+  taskset -c "$PIN_LOAD" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
+  UP_MASTER=$!
+  PIDS+=("$UP_MASTER")
+  wait_port "$UP_PORT"
+}
+
+start_nginx_proxy() {
+  local dir=$TMP/nginx
+  NGX_PORT=$(free_port)
+  mkdir -p "$dir"
+  {
+    nginx_common "$dir"
+    cat <<EOF
+  upstream ups { server 127.0.0.1:$UP_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGX_PORT;
+    client_max_body_size 10m;
+    location / {
+      # The same path map upsbridge applies for these rows: every rate request → REST Rate.
+      rewrite ^/ship/v?(\d+)/rating/(\w+)\$ /api/rating/v\$1/\$2 break;
+      rewrite ^/(rest|json|webservices|ups\.app/xml)/Rate\$ /api/rating/v2409/Rate break;
+      proxy_pass http://ups;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host 127.0.0.1:$UP_PORT;
+      proxy_set_header AccessLicenseNumber "";
+      proxy_set_header Username "";
+      proxy_set_header Password "";
+      proxy_set_header Authorization "Bearer $STATIC_BEARER";
+    }
+  }
+}
+EOF
+  } >"$dir/nginx.conf"
+  taskset -c "$PIN_SERVER" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
+  NGX_MASTER=$!
+  PIDS+=("$NGX_MASTER")
+  wait_port "$NGX_PORT"
+}
+
+start_upsbridge() {
+  local dir=$TMP/upsbridge hash
+  mkdir -p "$dir"
+  hash=$(printf '%s' "$PASSWORD" | "$BIN" accounts hash-password)
+  cat >"$dir/accounts.toml" <<EOF
+[[account]]
+name = "bench"
+ups_account_number = "9Y9Y9Y"
+access_license_number = "$ACCESS_KEY"
+user_id = "$USER_ID"
+password_hash = "$hash"
+client_id = "$CLIENT_ID"
+client_secret_env = "UPSBRIDGE_BENCH_SECRET"
+EOF
+  cat >"$dir/upsbridge.toml" <<EOF
+[proxy]
+listen = "127.0.0.1:0"
+threads = 1
+shutdown_grace_secs = 1
+[admin]
+listen = "127.0.0.1:0"
+[store]
+path = "store"
+[accounts]
+file = "accounts.toml"
+[ups]
+base_url = "http://127.0.0.1:$UP_PORT"
+EOF
+  local log_level=${RUST_LOG:-info}
+  [ "$QUIET_LOGS" = 1 ] && log_level=off
+  UPSBRIDGE_BENCH_SECRET=$CLIENT_SECRET RUST_LOG=$log_level \
+    taskset -c "$PIN_SERVER" "$BIN" serve --config "$dir/upsbridge.toml" >"$dir/stdout" 2>"$dir/upsbridge.log" &
+  UB_PID=$!
+  PIDS+=("$UB_PID")
+  local lines
+  lines=$(wait_lines "$dir/stdout" 2)
+  UB_PORT=$(printf '%s\n' "$lines" | sed -n 's#^proxy listening on http://127.0.0.1:##p')
+  UB_ADMIN=$(printf '%s\n' "$lines" | sed -n 's#^admin listening on ##p')
+  local i
+  for i in $(seq 100); do
+    curl -sf "$UB_ADMIN/readyz" >/dev/null && break
+    sleep 0.1
+  done
+  wait_port "$UB_PORT"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Requests: method path body content-type extra-headers (wrk's "A: b|C: d" form).
+LEGACY_HEADERS="AccessLicenseNumber: $ACCESS_KEY|Username: $USER_ID|Password: $PASSWORD"
+request_spec() {
+  case $1 in
+    direct) echo "/api/rating/v2409/Rate|$BENCH/rate_rest.json|Content-Type: application/json|Authorization: Bearer $STATIC_BEARER|transId: bench-1|transactionSrc: bench" ;;
+    header) echo "/ship/v2409/rating/Rate|$BENCH/rate_rest.json|Content-Type: application/json|$LEGACY_HEADERS|transId: bench-1|transactionSrc: bench" ;;
+    legacy_json) echo "/rest/Rate|$BENCH/rate_legacy.json|Content-Type: application/json" ;;
+    soap) echo "/webservices/Rate|$BENCH/rate_soap.xml|Content-Type: text/xml; charset=utf-8|SOAPAction: http://onlinetools.ups.com/webservices/RateBinding/v1.1" ;;
+    xml) echo "/ups.app/xml/Rate|$BENCH/rate_xml.xml|Content-Type: application/x-www-form-urlencoded" ;;
+  esac
+}
+
+dialect_label() {
+  case $1 in
+    direct) echo "REST (direct)" ;;
+    header) echo "header JSON" ;;
+    legacy_json) echo "legacy JSON" ;;
+    soap) echo "SOAP rate" ;;
+    xml) echo "old XML rate" ;;
+  esac
+}
+
+# What a successful answer of this dialect contains.
+answer_marker() {
+  case $1 in
+    direct | header | legacy_json) echo '"RateResponse"' ;;
+    soap) echo 'RateResponse' ;;
+    xml) echo '<RatingServiceSelectionResponse' ;;
+  esac
+}
+
+# One request with curl; prints the HTTP status, leaves the body in $TMP/probe.body.
+probe() {
+  local port=$1 dialect=$2 spec path body rest hdrs args=()
+  spec=$(request_spec "$dialect")
+  IFS='|' read -r path body rest <<<"$spec"
+  IFS='|' read -ra hdrs <<<"$rest"
+  local h
+  for h in "${hdrs[@]}"; do args+=(-H "$h"); done
+  curl -s -o "$TMP/probe.body" -w '%{http_code}' -X POST "${args[@]}" --data-binary @"$body" \
+    --max-time 10 "http://127.0.0.1:$port$path" || echo 000
+}
+
+# wrk against a port with a dialect's request: prints the RESULT fields.
+run_wrk() {
+  local port=$1 dialect=$2 conns=$3 secs=$4 spec path body rest
+  spec=$(request_spec "$dialect")
+  IFS='|' read -r path body rest <<<"$spec"
+  WRK_METHOD=POST WRK_PATH=$path WRK_BODY_FILE=$body WRK_HEADERS=$rest \
+    taskset -c "$PIN_LOAD" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s -s "$BENCH/wrk.lua" \
+    "http://127.0.0.1:$port" | sed -n 's/^RESULT //p'
+}
+
+field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# measure RUN DIALECT SERVER PORT PID... → one TSV line in $OUT/results.tsv
+measure() {
+  local run=$1 dialect=$2 server=$3 port=$4
+  shift 4
+  local pids=("$@")
+  run_wrk "$port" "$dialect" "$CONNS" "$WARMUP" >/dev/null
+  reset_hwm "${pids[@]}"
+  local c0 c1 r perf_pid=""
+  if [ "${PERF_RECORD:-0}" = 1 ] && [ "$server" = upsbridge ] && command -v perf >/dev/null; then
+    perf record -F 499 -g -p "${pids[0]}" -o "$OUT/perf-$dialect-run$run.data" -- sleep "$DURATION" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  c0=$(cpu_ticks "${pids[@]}")
+  r=$(run_wrk "$port" "$dialect" "$CONNS" "$DURATION")
+  c1=$(cpu_ticks "${pids[@]}")
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" 2>/dev/null || true
+    perf report -i "$OUT/perf-$dialect-run$run.data" --stdio --no-children --percent-limit 1 \
+      --sort dso,symbol 2>/dev/null | grep -v '^$' | head -80 >"$OUT/perf-$dialect-run$run.txt" || true
+    say "  profile: $OUT/perf-$dialect-run$run.txt"
+  fi
+  local hwm
+  hwm=$(hwm_kb "${pids[@]}")
+  local l
+  l=$(run_wrk "$port" "$dialect" 1 "$LAT_DURATION")
+  [ -n "$r" ] && [ -n "$l" ] || die "wrk printed no result for $dialect/$server"
+  local tck
+  tck=$(getconf CLK_TCK)
+  awk -v run="$run" -v d="$dialect" -v s="$server" -v req="$(field "$r" requests)" \
+    -v dur="$(field "$r" duration_us)" -v p50="$(field "$r" p50_us)" -v p99="$(field "$r" p99_us)" \
+    -v err="$(($(field "$r" status_errors) + $(field "$r" socket_errors) + $(field "$l" status_errors) + $(field "$l" socket_errors)))" \
+    -v ticks="$((c1 - c0))" -v tck="$tck" -v hwm="$hwm" \
+    -v lreq="$(field "$l" requests)" -v l50="$(field "$l" p50_us)" -v l99="$(field "$l" p99_us)" \
+    'BEGIN {
+       rps = req / (dur / 1e6);
+       cpu = (ticks / tck) / req * 10000;
+       printf "%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.1f\t%.3f\t%.3f\t%d\t%d\n",
+         run, d, s, rps, p50 / 1000, p99 / 1000, cpu, hwm / 1024, l50 / 1000, l99 / 1000, err, req
+     }' >>"$OUT/results.tsv"
+  tail -n 1 "$OUT/results.tsv" | awk -F'\t' '{printf "  %-12s %-9s %8s req/s  p99 %s ms  1-conn p99 %s ms  CPU %s s/10k  RSS %s MB  errors %s\n", $2, $3, $4, $6, $10, $7, $8, $11}' >&2
+}
+
+one_run() {
+  local run=$1
+  say "run $run: starting upstream, nginx proxy and upsbridge"
+  start_upstream
+  start_nginx_proxy
+  start_upsbridge
+  local code
+  code=$(probe "$UP_PORT" direct)
+  [ "$code" = 200 ] || die "upstream answered $code"
+  measure "$run" direct direct "$UP_PORT" $(nginx_pids "$UP_MASTER")
+  local d
+  for d in header legacy_json soap xml; do
+    code=$(probe "$UB_PORT" "$d")
+    if [ "$code" != 200 ] || ! grep -q -- "$(answer_marker "$d")" "$TMP/probe.body"; then
+      case $d in
+        soap | xml)
+          say "  $d: upsbridge answered HTTP $code: not available"
+          printf '%s\t%s\tupsbridge\tNA\t%s\n' "$run" "$d" "$code" >>"$OUT/results.tsv"
+          continue
+          ;;
+        *) die "upsbridge answered $d with HTTP $code: $(head -c 400 "$TMP/probe.body"); log: $(tail -n 5 "$TMP/upsbridge/upsbridge.log")" ;;
+      esac
+    fi
+    code=$(probe "$NGX_PORT" "$d")
+    [ "$code" = 200 ] || die "nginx answered $d with HTTP $code"
+    measure "$run" "$d" nginx "$NGX_PORT" $(nginx_pids "$NGX_MASTER")
+    measure "$run" "$d" upsbridge "$UB_PORT" "$UB_PID"
+  done
+  local tokens
+  tokens=$(curl -s "$UB_ADMIN/metrics" | awk '/^upsbridge_token_requests_total/ {print $2}')
+  say "  upsbridge token requests during run $run: $tokens"
+  stop_all
+}
+
+print_table() {
+  local run=$1
+  awk -F'\t' -v run="$run" '
+    function r(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
+    function label(d) {
+      return (d == "direct") ? "REST direct" : (d == "header") ? "header JSON" : (d == "legacy_json") ? "legacy JSON" : (d == "soap") ? "SOAP rate" : "old XML rate"
+    }
+    $1 != run { next }
+    $4 == "NA" { order[++n] = $2 "\tNA"; na[$2] = $5; next }
+    {
+      key = $2 "\t" $3
+      for (f = 4; f <= 11; f++) v[key, f] = $f
+      order[++n] = key
+    }
+    END {
+      dk = "direct\tdirect"
+      hdr = "%-13s %-10s %8s %7s %7s %9s %7s %7s %7s %6s\n"
+      printf hdr, "row", "server", "req/s", "p50 ms", "p99 ms", "CPU s/10k", "RSS MB", "1c p50", "1c p99", "errors"
+      for (i = 1; i <= n; i++) {
+        split(order[i], k, "\t")
+        d = k[1]; s = k[2]
+        if (s == "NA") { printf "%-13s %-10s not available (upsbridge answered HTTP %s)\n", label(d), "upsbridge", na[d]; continue }
+        key = order[i]; nk = d "\tnginx"
+        printf "%-13s %-10s %8d %7.2f %7.2f %9.3f %7.1f %7.3f %7.3f %6d\n", label(d), s,
+          v[key, 4], v[key, 5], v[key, 6], v[key, 7], v[key, 8], v[key, 9], v[key, 10], v[key, 11]
+        if (s == "upsbridge")
+          printf "%-13s %-10s %8s %7s %7s %9s %7s %7s %7s\n", "", "  x nginx",
+            r(v[key, 4], v[nk, 4]), r(v[key, 5], v[nk, 5]), r(v[key, 6], v[nk, 6]), r(v[key, 7], v[nk, 7]),
+            r(v[key, 8], v[nk, 8]), r(v[key, 9], v[nk, 9]), r(v[key, 10], v[nk, 10])
+        if (s != "direct")
+          printf "%-13s %-10s %8s %7s %7s %9s %7s %7s %7s\n", "", "  x direct",
+            r(v[key, 4], v[dk, 4]), r(v[key, 5], v[dk, 5]), r(v[key, 6], v[dk, 6]), r(v[key, 7], v[dk, 7]),
+            r(v[key, 8], v[dk, 8]), r(v[key, 9], v[dk, 9]), r(v[key, 10], v[dk, 10])
+      }
+      printf "added latency over direct at one connection (p50 / p99, ms):"
+      for (i = 1; i <= n; i++) {
+        split(order[i], k, "\t")
+        if (k[2] == "NA" || k[2] == "direct") continue
+        key = order[i]
+        printf "  %s %s %+.3f / %+.3f", label(k[1]), k[2], v[key, 9] - v[dk, 9], v[key, 10] - v[dk, 10]
+      }
+      printf "\n"
+    }' "$OUT/results.tsv"
+}
+
+# ---------------------------------------------------------------------------------------------
+say "machine: $CPUS CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
+say "load before the run: $(cut -d' ' -f1-3 /proc/loadavg)  (other work on the machine skews results)"
+say "pinning: server under test on CPU $PIN_SERVER; wrk and the static upstream on CPU $PIN_LOAD"
+say "load: wrk -t1 -c$CONNS -d${DURATION}s after ${WARMUP}s warm-up, then -c1 -d${LAT_DURATION}s"
+capture_answers
+: >"$OUT/results.tsv"
+for run in $(seq "$RUNS"); do
+  one_run "$run"
+done
+
+{
+  echo "upsbridge compare: $(date -u +%Y-%m-%dT%H:%M:%SZ), $CPUS CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "wrk -t1 -c$CONNS -d${DURATION}s (req/s, p50, p99, CPU, RSS) and -c1 -d${LAT_DURATION}s (1c p50/p99); server on CPU $PIN_SERVER, wrk+upstream on CPU $PIN_LOAD; logs $([ "$QUIET_LOGS" = 1 ] && echo off || echo 'on (defaults)')"
+  echo "x nginx: ratio to nginx doing the header swap for the same request; x direct: ratio to REST straight to the upstream"
+  echo "CPU s/10k: CPU seconds of the server under test per 10,000 requests; RSS: peak (VmHWM) during the run; 1c: one connection"
+  for run in $(seq "$RUNS"); do
+    echo
+    echo "run $run"
+    print_table "$run"
+  done
+  if [ "$RUNS" -gt 1 ]; then
+    echo
+    echo "run-to-run spread ((max-min)/mean over $RUNS runs)"
+    awk -F'\t' '
+      $4 == "NA" { next }
+      {
+        key = $2 "/" $3
+        if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+        cnt[key]++
+        for (f = 4; f <= 10; f++) {
+          v = $f + 0
+          sum[key, f] += v
+          if (cnt[key] == 1 || v < mn[key, f]) mn[key, f] = v
+          if (cnt[key] == 1 || v > mx[key, f]) mx[key, f] = v
+        }
+      }
+      function spread(k, f) { m = sum[k, f] / cnt[k]; return (m > 0) ? sprintf("%.1f%%", 100 * (mx[k, f] - mn[k, f]) / m) : "-" }
+      END {
+        printf "%-22s %8s %8s %8s %8s %8s %8s %8s\n", "row", "req/s", "p50", "p99", "CPU", "RSS", "1c p50", "1c p99"
+        for (i = 1; i <= n; i++) {
+          k = order[i]
+          printf "%-22s %8s %8s %8s %8s %8s %8s %8s\n", k, spread(k, 4), spread(k, 5), spread(k, 6), spread(k, 7), spread(k, 8), spread(k, 9), spread(k, 10)
+        }
+      }' "$OUT/results.tsv"
+  fi
+} | tee "$OUT/table.txt"
+say "raw results: $OUT/results.tsv"
