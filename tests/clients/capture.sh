@@ -8,6 +8,7 @@ cd "$(dirname "$0")/../.."
 PY=target/client-venv/bin/python
 OUT=tests/fixtures/clients
 [ -x "$PY" ] || { echo "capture: $PY missing; run bash scripts/setup.sh" >&2; exit 1; }
+[ -d tests/clients/node_modules/shipping-ups ] || { echo "capture: shipping-ups missing; run bash scripts/setup.sh" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'kill "${srv:-}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
@@ -34,4 +35,5 @@ steps() { # lib step1 step2 ...: rename NNN.http in order
 mkdir -p "$OUT"
 capture classicups3 classicups3_driver.py "$PY"; steps classicups3 shipconfirm shipaccept
 capture purplship purplship_driver.py "$PY"; steps purplship rate ship
+capture shipping-ups shipping_ups_driver.js node; steps shipping-ups rate shipconfirm shipaccept
 ls -l "$OUT" >&2
