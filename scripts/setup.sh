@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Installs what building and testing upsbridge needs on a Debian machine that has a Rust
-# toolchain: cmake (pingora's zlib-ng build). Idempotent: installs only what is missing.
+# toolchain: cmake (pingora's zlib-ng build), and for tests/legacy_clients.rs the pinned legacy
+# UPS client libraries (PyPI ones in a venv under target/client-venv, npm ones in
+# tests/clients/node_modules from the lock file). Idempotent: installs only what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
@@ -15,3 +22,21 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install a Rust toolchain (rustup) first" >&2; exit 1; }
+
+# Legacy UPS client libraries (tests/clients/): re-installed only when their pins change.
+venv=target/client-venv
+req=tests/clients/requirements.txt
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing legacy UPS client libraries (PyPI) into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  echo "$want" >"$venv/.requirements.sha256"
+fi
+lock=tests/clients/package-lock.json
+want="$(sha256sum "$lock" | cut -d' ' -f1)"
+if [ "$(cat tests/clients/node_modules/.lock.sha256 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing legacy UPS client libraries (npm) into tests/clients/node_modules" >&2
+  (cd tests/clients && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  echo "$want" >tests/clients/node_modules/.lock.sha256
+fi
