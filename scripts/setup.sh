@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing upsbridge needs on a Debian machine that has a Rust
-# toolchain: cmake (pingora's zlib-ng build), and for the browser test (tests/browser.rs)
-# Debian's Chromium, Node.js and the pinned playwright-core in tests/browser.
+# toolchain: cmake (pingora's zlib-ng build); for the browser test (tests/browser.rs) Debian's
+# Chromium, Node.js and the pinned playwright-core in tests/browser; for tests/legacy_clients.rs
+# the pinned legacy UPS client libraries (PyPI ones in a venv under target/client-venv, npm ones
+# in tests/clients/node_modules from the lock file).
 # `setup.sh bench` also installs what benches/compare.sh drives: nginx, wrk, curl, taskset.
 # Idempotent: installs only what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -13,6 +16,8 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ "${1:-}" = bench ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
@@ -30,8 +35,25 @@ fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install a Rust toolchain (rustup) first" >&2; exit 1; }
 
 # playwright-core, pinned by tests/browser/package-lock.json.
-browser_dir="$(dirname "$0")/../tests/browser"
-if [ ! -d "$browser_dir/node_modules" ]; then
+if [ ! -d tests/browser/node_modules ]; then
   echo "setup: npm ci in tests/browser" >&2
-  (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Legacy UPS client libraries (tests/clients/): re-installed only when their pins change.
+venv=target/client-venv
+req=tests/clients/requirements.txt
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing legacy UPS client libraries (PyPI) into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  echo "$want" >"$venv/.requirements.sha256"
+fi
+lock=tests/clients/package-lock.json
+want="$(sha256sum "$lock" | cut -d' ' -f1)"
+if [ "$(cat tests/clients/node_modules/.lock.sha256 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing legacy UPS client libraries (npm) into tests/clients/node_modules" >&2
+  (cd tests/clients && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  echo "$want" >tests/clients/node_modules/.lock.sha256
 fi

@@ -1,0 +1,498 @@
+//! Real legacy UPS client libraries, pinned old releases from PyPI and npm, driven through
+//! the proxy against the UPS simulator: each completes a rate and a ship with what it parses
+//! from upsbridge's answers, and what it parsed must be what the simulator produced.
+//!
+//! | library | dialect | driver |
+//! |---|---|---|
+//! | ClassicUPS3 0.1.8 (PyPI) | old XML: ShipConfirm (priced: its "rate") + ShipAccept | `tests/clients/classicups3_driver.py` |
+//! | purplship.ups 2022.2 (PyPI) | SOAP: Rate, Ship | `tests/clients/purplship_driver.py` |
+//! | shipping-ups 0.5.7 (npm) | old XML: Rate, ShipConfirm + ShipAccept | `tests/clients/shipping_ups_driver.js` |
+//!
+//! The libraries are installed by `bash scripts/setup.sh` (PyPI ones into
+//! `target/client-venv`, npm ones into `tests/clients/node_modules`); without them these
+//! tests fail and say so. What each library sends is in `tests/fixtures/clients/`.
+//!
+//! The expected values come from the simulator itself: the REST calls the proxy made are
+//! read from `/__sim/requests` and replayed to the simulator with a token of the same app,
+//! and the library's parsed rate, tracking number and label are compared with those answers.
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+use serde_json::Value;
+
+const DRIVER_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn setup_hint(what: &str) -> ! {
+    panic!(
+        "legacy client runtime missing: {what}.\nRun `bash scripts/setup.sh` (installs the pinned \
+         legacy UPS client libraries: PyPI ones into target/client-venv, npm ones into \
+         tests/clients/node_modules), then run the tests again."
+    )
+}
+
+/// The venv's python, after checking the given modules are importable there.
+fn python_with(modules: &[&str]) -> PathBuf {
+    let py = root().join("target/client-venv/bin/python");
+    if !py.exists() {
+        setup_hint(&format!("{} does not exist", py.display()));
+    }
+    let ok = Command::new(&py)
+        .arg("-c")
+        .arg("import importlib.util, sys; sys.exit(0 if all(importlib.util.find_spec(m) for m in sys.argv[1:]) else 1)")
+        .args(modules)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        setup_hint(&format!(
+            "python modules {modules:?} not installed in {}",
+            py.display()
+        ));
+    }
+    py
+}
+
+/// `node`, after checking `tests/clients/node_modules/<package>` has the pinned version.
+fn node_with(package: &str, version: &str) -> PathBuf {
+    if !Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        setup_hint("`node` is not on PATH");
+    }
+    let manifest = root()
+        .join("tests/clients/node_modules")
+        .join(package)
+        .join("package.json");
+    let installed = std::fs::read_to_string(&manifest)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_string));
+    if installed.as_deref() != Some(version) {
+        setup_hint(&format!(
+            "npm package {package}@{version} not installed ({} has {installed:?})",
+            manifest.display()
+        ));
+    }
+    PathBuf::from("node")
+}
+
+/// What one driver run left behind.
+struct Run {
+    parsed: Value,
+    sim: Sim,
+    proxy: Proxy,
+    _dir: tempfile::TempDir,
+}
+
+/// Start simulator + proxy for EAST, run `program driver BASE KEY USER PASSWORD SHIPPER`.
+/// Panics with the driver's stderr, the REST calls and the proxy log if it fails.
+fn run_driver(program: &Path, driver: &str) -> Run {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 3600);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let script = root().join("tests/clients").join(driver);
+    let mut child = Command::new(program)
+        .arg(&script)
+        .args([
+            proxy.url.as_str(),
+            EAST.access_key,
+            EAST.user,
+            EAST.password,
+            EAST.shipper,
+        ])
+        .current_dir(root().join("tests/clients"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {} {driver}: {e}", program.display()));
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + DRIVER_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = out_t.join().unwrap();
+    let stderr = err_t.join().unwrap();
+    let ctx = || context(&sim, &proxy, &stdout, &stderr);
+    match status {
+        None => panic!("{driver} did not finish in {DRIVER_TIMEOUT:?}\n{}", ctx()),
+        Some(st) if !st.success() => panic!("{driver} failed ({st})\n{}", ctx()),
+        Some(_) => {}
+    }
+    let line = stdout.lines().last().unwrap_or("");
+    let parsed: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{driver} printed no JSON line ({e})\n{}", ctx()));
+    Run {
+        parsed,
+        sim,
+        proxy,
+        _dir: dir,
+    }
+}
+
+/// Everything useful to see why a library failed.
+fn context(sim: &Sim, proxy: &Proxy, stdout: &str, stderr: &str) -> String {
+    let calls: Vec<String> = sim
+        .api_requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "  {} {}{}{} {}",
+                r["method"].as_str().unwrap_or(""),
+                r["path"].as_str().unwrap_or(""),
+                if r["query"].as_str().unwrap_or("").is_empty() {
+                    ""
+                } else {
+                    "?"
+                },
+                r["query"].as_str().unwrap_or(""),
+                r["body"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let log = proxy.log_text();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    format!(
+        "--- driver stdout:\n{stdout}\n--- driver stderr:\n{stderr}\n--- REST calls the simulator got ({}):\n{}\n--- proxy log (last 40 lines):\n{}",
+        calls.len(),
+        calls.join("\n"),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )
+}
+
+impl Run {
+    fn calls(&self) -> Vec<Value> {
+        self.sim.api_requests()
+    }
+
+    fn rate_calls(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|r| path(r).starts_with("/api/rating/"))
+            .collect()
+    }
+
+    fn ship_calls(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|r| path(r).starts_with("/api/shipments/") && path(r).ends_with("/ship"))
+            .collect()
+    }
+
+    fn ctx(&self) -> String {
+        context(&self.sim, &self.proxy, &self.parsed.to_string(), "")
+    }
+
+    /// Common checks: one ship call, every REST call clean, at least `min_rates` rate calls.
+    fn check_calls(&self, min_rates: usize) -> (Vec<Value>, Value) {
+        for r in self.calls() {
+            assert_clean_upstream(&r, &EAST);
+        }
+        let rates = self.rate_calls();
+        assert!(
+            rates.len() >= min_rates,
+            "expected at least {min_rates} REST rate call(s)\n{}",
+            self.ctx()
+        );
+        let ships = self.ship_calls();
+        assert_eq!(
+            ships.len(),
+            1,
+            "the library shipped once: exactly one REST ship call\n{}",
+            self.ctx()
+        );
+        (rates, ships[0].clone())
+    }
+
+    /// Send a recorded REST call again, straight to the simulator, with a token of EAST's app.
+    fn replay(&self, call: &Value) -> Value {
+        let http = reqwest::blocking::Client::new();
+        let token: Value = http
+            .post(format!("{}/security/v1/oauth/token", self.sim.url))
+            .basic_auth(EAST.client_id, Some(EAST.client_secret))
+            .header("x-merchant-id", EAST.shipper)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let bearer = token["access_token"].as_str().expect("sim token");
+        let query = call["query"].as_str().unwrap_or("");
+        let url = if query.is_empty() {
+            format!("{}{}", self.sim.url, path(call))
+        } else {
+            format!("{}{}?{query}", self.sim.url, path(call))
+        };
+        let method =
+            reqwest::Method::from_bytes(call["method"].as_str().unwrap().as_bytes()).unwrap();
+        let resp = http
+            .request(method, url)
+            .bearer_auth(bearer)
+            .header("transId", "replay")
+            .header("transactionSrc", "legacy-clients-test")
+            .header("Content-Type", "application/json")
+            .body(call["body"].as_str().unwrap_or("").to_string())
+            .send()
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "replay of {call} answered {}",
+            resp.status()
+        );
+        resp.json().unwrap()
+    }
+
+    /// The simulator's answer to the (one) REST ship call, and the tracking number it gave
+    /// that call. Replaying draws the next number of the simulator's counter, so the number
+    /// the library's call got is the replayed one minus one.
+    fn expected_ship(&self, ship_call: &Value) -> (Value, String) {
+        let answer = self.replay(ship_call);
+        let results = answer["ShipmentResponse"]["ShipmentResults"].clone();
+        let replayed = results["ShipmentIdentificationNumber"]
+            .as_str()
+            .expect("sim ship answer has a ShipmentIdentificationNumber")
+            .to_string();
+        let (head, counter) = replayed.split_at(replayed.len() - 8);
+        let n: u64 = counter.parse().expect("1Z counter");
+        (results, format!("{head}{:08}", n - 1))
+    }
+}
+
+fn path(r: &Value) -> &str {
+    r["path"].as_str().unwrap_or("")
+}
+
+fn one(v: &Value) -> &Value {
+    match v {
+        Value::Array(a) => a.first().unwrap_or(&Value::Null),
+        other => other,
+    }
+}
+
+fn money(v: &Value) -> f64 {
+    v["MonetaryValue"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no MonetaryValue in {v}"))
+}
+
+fn num(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a number: {v}")),
+        _ => panic!("not a number: {v}"),
+    }
+}
+
+fn label_bytes(results: &Value) -> usize {
+    let img = one(&results["PackageResults"])["ShippingLabel"]["GraphicImage"]
+        .as_str()
+        .expect("sim label");
+    base64::engine::general_purpose::STANDARD
+        .decode(img)
+        .unwrap()
+        .len()
+}
+
+fn classicups3() -> Run {
+    let py = python_with(&["ClassicUPS3", "dict2xml", "xmltodict"]);
+    run_driver(&py, "classicups3_driver.py")
+}
+
+/// ClassicUPS3: ShipConfirm (its price is the library's "rate") then ShipAccept (label).
+#[test]
+fn classicups3_old_xml_confirm_and_accept_through_proxy() {
+    let run = classicups3();
+    let p = &run.parsed;
+    let (rates, ship) = run.check_calls(1);
+    // The confirm was priced by a REST rate call; the library's cost is that call's total.
+    let rated = run.replay(&rates[0]);
+    let expected_rate = money(&one(&rated["RateResponse"]["RatedShipment"])["TotalCharges"]);
+    assert_eq!(
+        num(&p["rate_total"]),
+        expected_rate,
+        "Shipment.cost\n{}",
+        run.ctx()
+    );
+    let (results, tn) = run.expected_ship(&ship);
+    assert_eq!(
+        p["accept_shipment_id"],
+        tn.as_str(),
+        "ShipAccept's ShipmentIdentificationNumber\n{}",
+        run.ctx()
+    );
+    assert_eq!(
+        p["accept_tracking_number"],
+        tn.as_str(),
+        "ShipAccept's PackageResults/TrackingNumber\n{}",
+        run.ctx()
+    );
+    assert_eq!(
+        num(&p["accept_total"]),
+        money(&results["ShipmentCharges"]["TotalCharges"]),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(
+        p["label_is_gif"],
+        true,
+        "Shipment.get_label() is the simulator's GIF\n{}",
+        run.ctx()
+    );
+    assert_eq!(
+        p["label_bytes"].as_u64(),
+        Some(label_bytes(&results) as u64),
+        "{}",
+        run.ctx()
+    );
+}
+
+/// ClassicUPS3's `Shipment.tracking_number` is read from the *ShipmentConfirmResponse*
+/// (`ShipmentIdentificationNumber`), never from the accept answer: what its users store as
+/// the tracking number is whatever upsbridge answers at confirm time. It must be the number
+/// the shipment really got.
+#[test]
+fn classicups3_tracking_number_from_confirm_is_the_shipped_one() {
+    let run = classicups3();
+    let (_, ship) = run.check_calls(1);
+    let (_, tn) = run.expected_ship(&ship);
+    assert_eq!(
+        run.parsed["tracking_number"],
+        tn.as_str(),
+        "ClassicUPS3 reads Shipment.tracking_number from ShipmentConfirmResponse/\
+         ShipmentIdentificationNumber; it must equal the tracking number of the shipment\n{}",
+        run.ctx()
+    );
+}
+
+/// purplship.ups 2022.2: SOAP Rate then SOAP Ship (one phase).
+#[test]
+fn purplship_soap_rate_and_ship_through_proxy() {
+    let py = python_with(&["purplship", "purplship.mappers.ups", "ups_lib"]);
+    let run = run_driver(&py, "purplship_driver.py");
+    let p = &run.parsed;
+    let (rates, ship) = run.check_calls(1);
+    let rated = run.replay(&rates[0]);
+    let shipments = &rated["RateResponse"]["RatedShipment"];
+    let list: Vec<&Value> = match shipments {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let ground = list
+        .iter()
+        .find(|s| s["Service"]["Code"] == "03")
+        .unwrap_or_else(|| panic!("sim rated no ground service: {rated}"));
+    // purplship takes the negotiated total when there is one.
+    let expected = if ground["NegotiatedRateCharges"].is_object() {
+        money(&ground["NegotiatedRateCharges"]["TotalCharge"])
+    } else {
+        money(&ground["TotalCharges"])
+    };
+    assert_eq!(p["rate_service"], "ups_ground", "{}", run.ctx());
+    assert_eq!(
+        num(&p["rate_total"]),
+        expected,
+        "rate total_charge\n{}",
+        run.ctx()
+    );
+    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    let (_, tn) = run.expected_ship(&ship);
+    assert_eq!(
+        p["tracking_number"],
+        tn.as_str(),
+        "ShipmentDetails.tracking_number\n{}",
+        run.ctx()
+    );
+    assert_eq!(p["shipment_id"], tn.as_str(), "{}", run.ctx());
+    assert_eq!(
+        p["label_is_pdf"],
+        true,
+        "the simulator's GIF label, converted to PDF by purplship\n{}",
+        run.ctx()
+    );
+    assert!(
+        p["messages"].as_array().is_some_and(Vec::is_empty),
+        "no error messages\n{}",
+        run.ctx()
+    );
+}
+
+/// shipping-ups 0.5.7 (npm): old XML Rate, then ShipConfirm + ShipAccept.
+#[test]
+fn shipping_ups_old_xml_rate_confirm_accept_through_proxy() {
+    let node = node_with("shipping-ups", "0.5.7");
+    let run = run_driver(&node, "shipping_ups_driver.js");
+    let p = &run.parsed;
+    let (rates, ship) = run.check_calls(1);
+    let rated = run.replay(&rates[0]);
+    let shipment = one(&rated["RateResponse"]["RatedShipment"]);
+    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
+    // Old XML puts the list price in TotalCharges (negotiated rates go to NegotiatedRates).
+    assert_eq!(
+        num(&p["rate_total"]),
+        money(&shipment["TotalCharges"]),
+        "RatedShipment/TotalCharges\n{}",
+        run.ctx()
+    );
+    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    let (results, tn) = run.expected_ship(&ship);
+    assert_eq!(
+        p["shipment_id"],
+        tn.as_str(),
+        "ShipmentResults/ShipmentIdentificationNumber\n{}",
+        run.ctx()
+    );
+    assert_eq!(
+        p["tracking_number"],
+        tn.as_str(),
+        "PackageResults/TrackingNumber\n{}",
+        run.ctx()
+    );
+    let ship_total = money(&results["ShipmentCharges"]["TotalCharges"]);
+    assert_eq!(num(&p["accept_total"]), ship_total, "{}", run.ctx());
+    assert_eq!(
+        num(&p["confirm_total"]),
+        ship_total,
+        "the confirm priced what was shipped\n{}",
+        run.ctx()
+    );
+    assert!(p["digest_chars"].as_u64().unwrap_or(0) > 0, "{}", run.ctx());
+    assert_eq!(p["label_is_gif"], true, "{}", run.ctx());
+    assert_eq!(
+        p["label_bytes"].as_u64(),
+        Some(label_bytes(&results) as u64),
+        "{}",
+        run.ctx()
+    );
+}
