@@ -395,7 +395,12 @@ fn classicups3_confirm_time_tracking_number_is_empty_until_accept() {
         run.parsed["tracking_number"],
         run.ctx()
     );
-    assert_eq!(run.parsed["accept_tracking_number"], tn.as_str(), "{}", run.ctx());
+    assert_eq!(
+        run.parsed["accept_tracking_number"],
+        tn.as_str(),
+        "{}",
+        run.ctx()
+    );
 }
 
 /// purplship.ups 2022.2: SOAP Rate then SOAP Ship (one phase).
