@@ -145,7 +145,7 @@ fn steady_load_with_token_renewals_and_map_rewrites_has_no_error_and_bounded_mem
                 while started.elapsed() < run_for {
                     std::thread::sleep(next.saturating_duration_since(Instant::now()));
                     next += every;
-                    let shape = if i % 2 == 0 {
+                    let shape = if i.is_multiple_of(2) {
                         Shape::Header
                     } else {
                         Shape::LegacyJson
