@@ -1,7 +1,7 @@
-//! Robustness of the XML dialect parsers and answer builders: arbitrary bytes,
+//! Robustness of the body-dialect parsers and answer builders: arbitrary bytes,
 //! mutated valid documents and arbitrary REST answers never panic; every
-//! refusal is a `Failure` with a UPS error code; every answer is well-formed XML.
-//! Case counts are explicit (not `PROPTEST_CASES`), 110,000 in all.
+//! refusal is a `Failure` with a UPS error code; every XML answer is well-formed.
+//! Case counts are explicit (not `PROPTEST_CASES`), 130,000 in all.
 
 use std::time::Instant;
 
@@ -11,7 +11,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
 use upsbridge::dialect::oldxml::{self, OldService};
 use upsbridge::dialect::services::{AnswerShape, Service, XmlShape};
-use upsbridge::dialect::{soap, Dialect, Failure, Parsed, Route};
+use upsbridge::dialect::{legacy_json, soap, Dialect, Failure, Parsed, Route};
 
 const SOAP_RATE: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:upss="http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0" xmlns:common="http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0"><soapenv:Header><upss:UPSSecurity><upss:UsernameToken><upss:Username>u</upss:Username><upss:Password>p</upss:Password></upss:UsernameToken><upss:ServiceAccessToken><upss:AccessLicenseNumber>K</upss:AccessLicenseNumber></upss:ServiceAccessToken></upss:UPSSecurity></soapenv:Header><soapenv:Body><rate:RateRequest xmlns:rate="http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1"><common:Request><common:RequestOption>Shop</common:RequestOption></common:Request><rate:Shipment><rate:ShipTo><rate:Address><rate:AddressLine>5 Oak</rate:AddressLine><rate:CountryCode>US</rate:CountryCode></rate:Address></rate:ShipTo><rate:Package><rate:PackageWeight><rate:Weight>3</rate:Weight></rate:PackageWeight></rate:Package></rate:Shipment></rate:RateRequest></soapenv:Body></soapenv:Envelope>"#;
 const SOAP_VOID: &str = r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><v:VoidShipmentRequest xmlns:v="urn:v"><v:VoidShipment><v:ShipmentIdentificationNumber>1Z1</v:ShipmentIdentificationNumber><v:TrackingNumber>1Z2</v:TrackingNumber></v:VoidShipment></v:VoidShipmentRequest></e:Body></e:Envelope>"#;
@@ -128,9 +128,15 @@ fn run<S: Strategy>(cases: u32, strategy: S, test: impl Fn(S::Value)) -> std::ti
 where
     S::Value: std::fmt::Debug,
 {
+    // CI runs the counts as written; a longer run multiplies them:
+    // UPSBRIDGE_FUZZ_SCALE=20 cargo test --release --test fuzz_dialects
+    let scale: u32 = std::env::var("UPSBRIDGE_FUZZ_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let started = Instant::now();
     let mut runner = TestRunner::new(Config {
-        cases,
+        cases: cases.saturating_mul(scale.max(1)),
         failure_persistence: None,
         ..Config::default()
     });
@@ -151,9 +157,42 @@ fn arbitrary_bytes_never_panic_either_parser() {
         |bytes| {
             check(soap::parse(&bytes));
             check(oldxml::parse(&route(Dialect::Xml, "Rate"), &bytes));
+            check(legacy_json::parse(&bytes));
         },
     );
-    eprintln!("arbitrary bytes: 30000 cases × 2 parsers in {t:?}");
+    eprintln!("arbitrary bytes: 30000 cases × 3 parsers in {t:?}");
+}
+
+const LEGACY_JSON: [&str; 3] = [
+    r#"{"UPSSecurity":{"UsernameToken":{"Username":"u","Password":"p"},"ServiceAccessToken":{"AccessLicenseNumber":"K"}},"RateRequest":{"Request":{"RequestOption":"Shop"},"Shipment":{"Package":[{"PackageWeight":{"Weight":"3"}}],"ShipTo":{"Address":{"AddressLine":"5 Oak","CountryCode":"US"}}}}}"#,
+    r#"{"TrackRequest":{"Request":{"RequestOption":"1"},"InquiryNumber":"1Z1"},"Security":{"UsernameToken":{"Username":"u","Password":"p"},"UPSServiceAccessToken":{"AccessLicenseNumber":"K"}}}"#,
+    r#"{"UPSSecurity":{},"VoidShipmentRequest":{"VoidShipment":{"ShipmentIdentificationNumber":"1Z1","TrackingNumber":["1Z2",null]}},"XAVRequest":{"AddressKeyFormat":[{"AddressLine":["a"]}]}}"#,
+];
+
+/// JSON-specific splices, on top of the byte-level mutations.
+const JSON_TOKENS: [&str; 10] = [
+    "{", "}", "[", "]", ",", ":", "\"", "null", "\\u0000", "1e999",
+];
+
+#[test]
+fn mutated_legacy_json_documents_never_panic() {
+    let t = run(
+        20_000,
+        (
+            0..LEGACY_JSON.len(),
+            proptest::collection::vec(mutation(), 1..4),
+            proptest::collection::vec((any::<usize>(), 0..JSON_TOKENS.len()), 0..3),
+        ),
+        |(doc, muts, splices)| {
+            let mut bytes = mutate(LEGACY_JSON[doc].as_bytes(), &muts);
+            for (at, tok) in splices {
+                let at = at % (bytes.len() + 1);
+                bytes.splice(at..at, JSON_TOKENS[tok].bytes());
+            }
+            check(legacy_json::parse(&bytes));
+        },
+    );
+    eprintln!("mutated legacy JSON: 20000 cases in {t:?}");
 }
 
 #[test]

@@ -165,7 +165,13 @@ fn apply(text: &mut String, e: &Edit) {
 
 #[test]
 fn generated_valid_maps_parse_with_their_lines() {
-    for n in [0, 1, 2, 7] {
+    // (An empty map is refused on purpose: it is what a file caught mid-write looks like.)
+    let empty = map::parse(&valid_map(0), "m.toml", Path::new(".")).unwrap_err();
+    assert!(
+        empty.to_string().contains("no [[account]] records"),
+        "{empty}"
+    );
+    for n in [1, 2, 7] {
         let text = valid_map(n);
         let records = map::parse(&text, "m.toml", Path::new(".")).unwrap();
         assert_eq!(records.len(), n);

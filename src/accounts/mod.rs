@@ -297,6 +297,7 @@ impl Accounts {
         let mut status = self.status.lock().expect("map status lock");
         match result {
             Ok((accounts, removed)) => {
+                self.carry_verified_passwords(&accounts);
                 status.accounts = accounts.len();
                 status.loaded_at = Some(unix_now());
                 status.rejected.clear();
@@ -309,6 +310,20 @@ impl Accounts {
                 status.rejected_at = Some(unix_now());
                 status.rejections += 1;
                 Err(e)
+            }
+        }
+    }
+
+    /// A reload must not make every account pay argon2 again: keep the verified-password
+    /// cache of accounts whose password hash did not change.
+    fn carry_verified_passwords(&self, new: &[Account]) {
+        let old = self.index.load();
+        for a in new {
+            if let Some(prev) = old.by_name(&a.record.name) {
+                if prev.record.password_hash == a.record.password_hash {
+                    let tag = *prev.verified.lock().expect("verified tag lock");
+                    *a.verified.lock().expect("verified tag lock") = tag;
+                }
             }
         }
     }
