@@ -279,15 +279,24 @@ fn ship_confirm_then_accept_ships_exactly_once() {
         json!({"Height": "6", "Width": "4"})
     );
 
-    // A replayed accept (client retry) gets the same shipment back and ships nothing.
+    // A replayed accept is refused in dialect, names the shipment already made, ships nothing.
     let again = xml(
         &e,
         "ShipAccept",
         format!("{}{}", access(&EAST), accept(&digest)),
     );
     assert_eq!(
-        xml_text(&again, "ShipmentResults/ShipmentIdentificationNumber").as_deref(),
-        Some(id.as_str())
+        xml_text(&again, "Response/ResponseStatusCode").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        xml_text(&again, "Response/Error/ErrorCode").as_deref(),
+        Some("10002")
+    );
+    let why = xml_text(&again, "Response/Error/ErrorDescription").unwrap_or_default();
+    assert!(
+        why.contains("already accepted") && why.contains(id.as_str()),
+        "{why}"
     );
     let ships = e
         .sim

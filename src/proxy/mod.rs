@@ -210,9 +210,16 @@ impl UpsProxy {
             Plan::ShipAccept { digest } => {
                 ctx.service = "ship_accept";
                 match self.digests.begin(&digest, account.name()).await? {
-                    Accept::Cached { status, body } => {
-                        info!(request_id = %ctx.id, "ShipAccept repeated: answered from the stored shipment, not shipped again");
-                        Ok(dialect.answer(answer_shape, status, body))
+                    Accept::Cached { body, .. } => {
+                        // Accepting twice must not ship twice; the refusal names the shipment
+                        // the first accept created so the client's operator can find it.
+                        let shipped: serde_json::Value =
+                            serde_json::from_slice(&body).unwrap_or_default();
+                        let id = dialect::json_text(shipped.pointer(
+                            "/ShipmentResponse/ShipmentResults/ShipmentIdentificationNumber",
+                        ));
+                        info!(request_id = %ctx.id, shipment = %id, "ShipAccept repeated: refused, not shipped again");
+                        Err(Failure::DigestAlreadyAccepted(id))
                     }
                     Accept::Ship { key, call, body } => {
                         let outcome = self.call_ups(&account, token, &call, Some(body), ctx).await;
