@@ -123,13 +123,12 @@ pub fn serve_with(
     let vault = open_vault(&config, &store)?;
     let accounts = Arc::new(Accounts::open(&config.accounts.file, store.clone())?);
     info!(accounts = accounts.snapshot().len(), file = %config.accounts.file.display(), "account map loaded");
-    let journal_dir = rotation_journal_dir(&config);
     let exe =
         std::env::current_exe().map_err(|e| ServeError::Start(format!("own executable: {e}")))?;
     let rotator = Rotator {
-        exe: exe.clone(),
-        journal_dir: journal_dir.clone(),
-        refresh_url: String::new(),
+        exe,
+        journal_dir: rotation_journal_dir(&config),
+        refresh_url: config.ups.url("/security/v1/oauth/refresh").to_string(),
         timeout: config.ups.token_timeout,
     };
     let names: Vec<String> = accounts
@@ -143,8 +142,7 @@ pub fn serve_with(
         control.handle().clone(),
         store.clone(),
         vault,
-        exe,
-        journal_dir,
+        rotator,
     )
     .map_err(|e| ServeError::Start(format!("HTTP client for UPS OAuth: {e}")))?;
     {

@@ -125,12 +125,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn remove_token(&self, account: &str) -> Result<(), StoreError> {
-        self.tokens.remove(account.as_bytes())?;
-        self.db.flush_async().await?;
-        Ok(())
-    }
-
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())

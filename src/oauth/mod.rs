@@ -16,7 +16,6 @@ pub mod rotate;
 pub mod ups;
 pub mod vault;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -192,8 +191,7 @@ impl TokenBroker {
         spawner: tokio::runtime::Handle,
         store: Store,
         vault: Vault,
-        exe: PathBuf,
-        journal_dir: PathBuf,
+        rotator: Rotator,
     ) -> Result<TokenBroker, reqwest::Error> {
         let http = reqwest::Client::builder()
             // OAuth endpoints must never redirect (a redirect could leak the Basic credentials).
@@ -214,12 +212,7 @@ impl TokenBroker {
                 persist: TokenStore {
                     store,
                     vault,
-                    rotator: Rotator {
-                        exe,
-                        journal_dir,
-                        refresh_url: ups.url("/security/v1/oauth/refresh").to_string(),
-                        timeout: ups.token_timeout,
-                    },
+                    rotator,
                 },
             }),
         })
