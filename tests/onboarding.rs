@@ -79,13 +79,7 @@ fn an_account_owner_authorizes_once_and_legacy_requests_then_work() {
     );
 
     // The page shows the account as valid, with no secret on it.
-    let page = proxy
-        .http
-        .get(format!("{}/", proxy.admin))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let page = proxy.admin_text("/");
     assert!(page.contains("data-state=\"valid\""), "{page}");
     for s in [NORTH.client_secret, NORTH.password] {
         assert!(!page.contains(s));

@@ -38,13 +38,7 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 
 /// Parse Prometheus text into `name{labels}` → value.
 fn metrics(proxy: &Proxy) -> HashMap<String, f64> {
-    let text = proxy
-        .http
-        .get(format!("{}/metrics", proxy.admin))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let text = proxy.admin_text("/metrics");
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
@@ -142,13 +136,7 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
     wait_for("the rejection", || {
         metrics(&proxy)["upsbridge_map_rejections_total"] > before
     });
-    let page = proxy
-        .http
-        .get(format!("{}/", proxy.admin))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let page = proxy.admin_text("/");
     assert!(page.contains("id=\"map-rejected\""), "{page}");
     assert!(
         page.contains(&format!("{}:", map.display())) && page.contains("syntax"),
@@ -227,14 +215,7 @@ fn a_token_ups_revoked_is_renewed_and_the_request_replayed() {
     let sim = Sim::start(dir.path(), &[&EAST], 14399);
     let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
     let body = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(false)["RateRequest"].clone()});
-    let post = || {
-        proxy
-            .http
-            .post(format!("{}/rest/Rate", proxy.url))
-            .json(&body)
-            .send()
-            .unwrap()
-    };
+    let post = || proxy.post_json("/rest/Rate", &body);
     assert_eq!(post().status(), 200);
     assert_eq!(sim.token_requests("client_credentials"), 1);
 
@@ -286,12 +267,7 @@ fn negotiated_rates_refusal_is_diagnosed_on_the_ops_page_and_metrics_count_reque
         "{v}"
     );
     let body = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(true)["RateRequest"].clone()});
-    let r = proxy
-        .http
-        .post(format!("{}/rest/Rate", proxy.url))
-        .json(&body)
-        .send()
-        .unwrap();
+    let r = proxy.post_json("/rest/Rate", &body);
     assert_eq!(r.status(), 400);
     let v: Value = r.json().unwrap();
     assert!(
@@ -311,13 +287,7 @@ fn negotiated_rates_refusal_is_diagnosed_on_the_ops_page_and_metrics_count_reque
             .contains("negotiated rates"),
         "{row}"
     );
-    let page = proxy
-        .http
-        .get(format!("{}/", proxy.admin))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let page = proxy.admin_text("/");
     assert!(
         page.contains("UPS.com profile that authorized the app"),
         "{page}"

@@ -295,12 +295,7 @@ fn bad_credentials_are_refused_in_dialect_and_nothing_is_forwarded() {
             body["UPSSecurity"] = json!({"UsernameToken": {"Username": user, "Password": password},
                                          "ServiceAccessToken": {"AccessLicenseNumber": key}});
         }
-        let r = proxy
-            .http
-            .post(format!("{}/rest/Rate", proxy.url))
-            .json(&body)
-            .send()
-            .unwrap();
+        let r = proxy.post_json("/rest/Rate", &body);
         assert_eq!(r.status(), 401, "{case}");
         let v: Value = r.json().unwrap();
         let detail = &v["Fault"]["detail"]["Errors"]["ErrorDetail"];
@@ -414,12 +409,7 @@ fn a_failing_token_endpoint_gives_a_dialect_error_then_recovers_without_restart(
     );
 
     let body = with_security(rate_body(), &EAST);
-    let r = proxy
-        .http
-        .post(format!("{}/rest/Rate", proxy.url))
-        .json(&body)
-        .send()
-        .unwrap();
+    let r = proxy.post_json("/rest/Rate", &body);
     assert_eq!(r.status(), 503);
     let v: Value = r.json().unwrap();
     assert_eq!(
@@ -456,12 +446,7 @@ fn a_failing_token_endpoint_gives_a_dialect_error_then_recovers_without_restart(
         None,
     );
     assert_eq!(r.status(), 200);
-    let r = proxy
-        .http
-        .post(format!("{}/rest/Rate", proxy.url))
-        .json(&body)
-        .send()
-        .unwrap();
+    let r = proxy.post_json("/rest/Rate", &body);
     assert_eq!(r.status(), 200);
 }
 
@@ -504,12 +489,7 @@ fn unknown_paths_and_bad_bodies_get_specific_errors() {
     assert_eq!(r.status(), 413);
 
     let body = json!({"UPSSecurity": ups_security(&EAST), "FrobnicateRequest": {}});
-    let r = proxy
-        .http
-        .post(format!("{}/rest/Frobnicate", proxy.url))
-        .json(&body)
-        .send()
-        .unwrap();
+    let r = proxy.post_json("/rest/Frobnicate", &body);
     assert_eq!(r.status(), 404);
     let v: Value = r.json().unwrap();
     assert_eq!(
@@ -525,12 +505,7 @@ fn ups_errors_come_back_in_the_clients_dialect() {
     let sim = Sim::start(dir.path(), &[&EAST], 14399);
     let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
     sim.faults(json!({"api_status": 500}));
-    let r = proxy
-        .http
-        .post(format!("{}/rest/Rate", proxy.url))
-        .json(&with_security(rate_body(), &EAST))
-        .send()
-        .unwrap();
+    let r = proxy.post_json("/rest/Rate", &with_security(rate_body(), &EAST));
     assert_eq!(r.status(), 500);
     let v: Value = r.json().unwrap();
     assert_eq!(
@@ -552,12 +527,7 @@ fn ups_errors_come_back_in_the_clients_dialect() {
     sim.clear_faults();
     sim.faults(json!({"latency_ms": 6000}));
     let started = Instant::now();
-    let r = proxy
-        .http
-        .post(format!("{}/rest/Rate", proxy.url))
-        .json(&with_security(rate_body(), &EAST))
-        .send()
-        .unwrap();
+    let r = proxy.post_json("/rest/Rate", &with_security(rate_body(), &EAST));
     assert_eq!(r.status(), 504);
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -589,12 +559,7 @@ fn no_secret_reaches_any_log_line() {
             Some(&rate_body()),
         );
         assert_eq!(r.status(), 200);
-        let r = proxy
-            .http
-            .post(format!("{}/rest/Rate", proxy.url))
-            .json(&with_security(rate_body(), a))
-            .send()
-            .unwrap();
+        let r = proxy.post_json("/rest/Rate", &with_security(rate_body(), a));
         assert_eq!(r.status(), 200);
     }
     let bearers: Vec<String> = sim

@@ -329,6 +329,25 @@ impl Proxy {
     pub fn log_text(&self) -> String {
         self.proc.log_text()
     }
+
+    /// POST a JSON body to a proxy path (a body dialect's endpoint).
+    pub fn post_json(&self, path: &str, body: &Value) -> reqwest::blocking::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .unwrap()
+    }
+
+    /// The text of an admin page (`/` is the ops page).
+    pub fn admin_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.admin))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
 }
 
 /// Request helpers for the two JSON dialects.
