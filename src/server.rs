@@ -11,6 +11,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use pingora::listeners::TcpSocketOptions;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
@@ -79,14 +80,48 @@ pub fn open_vault(config: &Config, store: &Store) -> Result<Vault, ServeError> {
     Ok(vault)
 }
 
-/// Resolve port 0 to a concrete free port (pingora binds by address string).
-fn concrete(addr: SocketAddr) -> Result<SocketAddr, ServeError> {
-    if addr.port() != 0 {
-        return Ok(addr);
+/// Holds the proxy's port from start to exit so nothing else can take it before pingora
+/// binds it (pingora binds by address string, later, on its own runtime).
+///
+/// The reservation is bound but never listens, so every connection goes to pingora's
+/// listener. Both carry `SO_REUSEPORT`, which lets pingora bind next to it; a program
+/// already listening there without that option makes the reservation fail, which is
+/// the clear "address in use" error ops need at start, instead of pingora retrying
+/// and giving up while the process stays up. Port 0 never shares: the kernel picks a
+/// port no one holds.
+struct PortReservation {
+    addr: SocketAddr,
+    _socket: socket2::Socket,
+}
+
+impl PortReservation {
+    fn take(addr: SocketAddr) -> Result<PortReservation, ServeError> {
+        let err = |source| ServeError::Listen { addr, source };
+        // Another upsbridge (also SO_REUSEPORT) would otherwise silently share the port.
+        if addr.port() != 0 && std::net::TcpStream::connect(addr).is_ok() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another program is already listening there",
+            )));
+        }
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .map_err(err)?;
+        socket.set_reuse_port(true).map_err(err)?;
+        socket.bind(&addr.into()).map_err(err)?;
+        let bound = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| err(std::io::Error::other("bound socket has no address")))?;
+        Ok(PortReservation {
+            addr: bound,
+            _socket: socket,
+        })
     }
-    std::net::TcpListener::bind(addr)
-        .and_then(|l| l.local_addr())
-        .map_err(|source| ServeError::Listen { addr, source })
 }
 
 /// Run the proxy and admin listeners until a shutdown signal. Prints the bound addresses
@@ -157,7 +192,8 @@ pub fn serve_with(
     control.spawn(upstream.clone().keep_resolving());
     let metrics = Arc::new(Metrics::new());
 
-    let proxy_addr = concrete(config.proxy.listen)?;
+    let proxy_port = PortReservation::take(config.proxy.listen)?;
+    let proxy_addr = proxy_port.addr;
     let admin_listener = control
         .block_on(tokio::net::TcpListener::bind(config.admin.listen))
         .map_err(|source| ServeError::Listen {
@@ -205,7 +241,9 @@ pub fn serve_with(
         digests: Arc::new(ShipDigests::open(store.clone(), config.ups.digest_ttl)?),
     };
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "upsbridge proxy");
-    service.add_tcp(&proxy_addr.to_string());
+    let mut socket_options = TcpSocketOptions::default();
+    socket_options.so_reuseport = Some(true); // beside the PortReservation
+    service.add_tcp_with_settings(&proxy_addr.to_string(), socket_options);
     server.add_service(service);
 
     info!(%proxy_addr, %admin_addr, upstream = %config.ups.base_url, "upsbridge starting");
@@ -217,6 +255,7 @@ pub fn serve_with(
     on_listening(proxy_addr, admin_addr);
 
     server.run(RunArgs::default());
+    drop(proxy_port);
 
     info!("shutting down: flushing the store");
     if let Err(e) = store.flush() {

@@ -384,3 +384,37 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
         .log_text()
         .contains("shutting down: flushing the store"));
 }
+
+#[test]
+fn a_proxy_port_already_in_use_stops_serve_at_once_with_the_address() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&NORTH], 3600);
+    write_map(&dir.path().join("accounts.toml"), &[&NORTH]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = Proxy::config_text(&sim.url, "").replace(
+        "listen = \"127.0.0.1:0\"\nthreads",
+        &format!("listen = \"{addr}\"\nthreads"),
+    );
+    std::fs::write(dir.path().join("upsbridge.toml"), config).unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(dir.path().join("upsbridge.toml"))
+        .env(secret_env(&NORTH), NORTH.client_secret)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "stderr:\n{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    // Not pingora's retry-and-linger: refused before anything starts.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
