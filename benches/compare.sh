@@ -35,7 +35,7 @@
 # /proc/PID/clear_refs; nginx: master + workers), each with ratios against nginx (same request)
 # and against direct. Raw numbers go to $OUT (default target/compare/<time>).
 #
-# Environment: RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
+# Environment: ROWS ("header legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
 # PIN_SERVER (0), PIN_LOAD (1), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
 # PERF_RECORD (0; 1: `perf record -g` of upsbridge during its throughput passes, reports in $OUT).
@@ -53,6 +53,7 @@ LAT_DURATION=${LAT_DURATION:-5}
 PIN_SERVER=${PIN_SERVER:-0}
 PIN_LOAD=${PIN_LOAD:-1}
 QUIET_LOGS=${QUIET_LOGS:-0}
+ROWS=${ROWS:-header legacy_json soap xml}
 OUT=${OUT:-$ROOT/target/compare/$(date +%Y%m%d-%H%M%S)}
 BENCH=$ROOT/benches/compare
 
@@ -453,7 +454,7 @@ one_run() {
   [ "$code" = 200 ] || die "upstream answered $code"
   measure "$run" direct direct "$UP_PORT" $(nginx_pids "$UP_MASTER")
   local d
-  for d in header legacy_json soap xml; do
+  for d in $ROWS; do
     code=$(probe "$UB_PORT" "$d")
     if [ "$code" != 200 ] || ! grep -q -- "$(answer_marker "$d")" "$TMP/probe.body"; then
       case $d in
