@@ -11,8 +11,11 @@ use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
+use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::v1::client::{http_req_header_to_wire, HttpSession as HttpSessionV1};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::ErrorType;
+use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
 use crate::config::UpsConfig;
@@ -133,12 +136,18 @@ impl Upstream {
         may_reuse: bool,
     ) -> Result<RestAnswer, Attempt> {
         let peer = self.peer();
-        let (mut session, reused) = self.connector.get_http_session(&peer).await.map_err(|e| {
+        let (session, reused) = self.connector.get_http_session(&peer).await.map_err(|e| {
             Attempt::Failed(Failure::UpstreamUnreachable(e.etype().as_str().into()))
         })?;
+        let HttpSession::H1(mut h1) = session else {
+            // The peer offers only HTTP/1.1 in ALPN; anything else is not UPS as we know it.
+            return Err(Attempt::Failed(Failure::UpstreamGarbled(
+                "UPS did not speak HTTP/1.1".into(),
+            )));
+        };
         if reused && !may_reuse {
             // Fresh connection wanted; this one came from the pool: let it go.
-            session.shutdown().await;
+            h1.shutdown().await;
             return Err(Attempt::Stale);
         }
         let stale_or = |e: Box<pingora::Error>| {
@@ -171,17 +180,27 @@ impl Upstream {
                 .and_then(|_| req.insert_header("content-length", b.len()))
                 .map_err(|e| Attempt::Failed(Failure::UpstreamGarbled(e.to_string())))?;
         }
-        session
-            .write_request_header(Box::new(req))
-            .await
-            .map_err(stale_or)?;
-        if let Some(b) = body {
-            session
-                .write_request_body(b, true)
-                .await
-                .map_err(stale_or)?;
+        // Head and body leave in one write: pingora's client session flushes the head on its
+        // own, and on loopback or a LAN every extra send costs about as much as parsing.
+        let mut wire = http_req_header_to_wire(&req).ok_or_else(|| {
+            Attempt::Failed(Failure::Malformed("request line or header value".into()))
+        })?;
+        if let Some(b) = &body {
+            wire.extend_from_slice(b);
         }
-        session.finish_request_body().await.map_err(stale_or)?;
+        let mut stream = h1.into_inner();
+        let sent = async {
+            stream.write_all(&wire).await?;
+            stream.flush().await
+        };
+        if let Err(e) = sent.await {
+            return Err(if reused {
+                Attempt::Stale
+            } else {
+                Attempt::Failed(Failure::UpstreamUnreachable(format!("sending: {e}")))
+            });
+        }
+        let mut session = HttpSession::H1(HttpSessionV1::new_with_options(stream, &peer));
         session.read_response_header().await.map_err(stale_or)?;
         let status = session
             .response_header()
