@@ -10,6 +10,7 @@
 //! - [`oauth`]: the token broker (client credentials, authorization code, refresh rotation).
 //! - [`proxy`]: the pingora `ProxyHttp` service wiring the steps together, and the UPS upstream.
 //! - [`admin`]: the ops listener (health, metrics, account status).
+//! - [`memory`]: the process allocator.
 //! - [`server`]: assembles one `serve` process; [`demo`]: the embedded demo.
 //! - [`sim`]: a UPS simulator for tests, benches and `demo`.
 
@@ -18,6 +19,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod dialect;
+pub mod memory;
 pub mod metrics;
 pub mod oauth;
 pub mod proxy;

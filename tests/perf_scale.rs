@@ -15,7 +15,6 @@ use perf_common::*;
 /// Every generated account reads its client secret from this variable (see `shared()`).
 const SHARED_SECRET: &str = "scale-shared-secret-Hq2";
 const PASSWORD: &str = "scale-pass-Rr5";
-const RSS_LIMIT_KIB: u64 = 50 * 1024;
 
 /// A stand-in account whose only job is to put the shared secret into the proxy's
 /// environment (`UPSBRIDGE_TEST_SECRET_SHARED`).
@@ -115,28 +114,26 @@ fn ten_thousand_accounts_load_quickly_in_a_few_kib_each() {
     let small = measure(10, &hash);
     let large = measure(10_000, &hash);
     // What the accounts themselves cost: 10,000 over 10, once ready. Release measures
-    // 2.2 KiB per account (36 MB resident at 10,000, docs/performance.md); the debug build
-    // the same within noise.
+    // 2.5 KiB per account (docs/performance.md); the debug build the same within noise.
+    // Design §8 wants < 50 MB at 10,000 accounts: release starts at ~17 MB, so 3 KiB per
+    // account (29 MB) keeps the whole process inside it. The debug binary starts ~15 MB
+    // heavier, so the absolute figure is checked on release by benches/scale.sh.
     let per_account = (large.rss_ready_kib.saturating_sub(small.rss_ready_kib)) as f64 / 9_990.0;
     assert!(
         per_account < 3.0,
         "{per_account:.2} KiB per account in memory"
     );
-    // Design §8 wants < 50 MB at 10,000 accounts. The map is well inside that; what is not is
-    // argon2's 19 MiB work area, which glibc keeps after each verification (see
-    // docs/performance.md). The debug binary starts ~35 MB heavier than release, so the
-    // absolute bound is checked on the release build by benches/scale.sh; here the map's
-    // share: 10,000 accounts must fit in RSS_LIMIT / 2.
-    assert!(
-        large.rss_ready_kib - small.rss_ready_kib < RSS_LIMIT_KIB / 2,
-        "10,000 accounts took {} KiB",
-        large.rss_ready_kib - small.rss_ready_kib
-    );
+    // argon2 needs a 19 MiB work area per verification; it must go back to the system
+    // afterwards, not stay resident on the pool thread that ran it (it once added 40 MB).
+    let argon2_residue = large.rss_after_kib.saturating_sub(large.rss_ready_kib);
     eprintln!(
-        "argon2 verification of three accounts added {} KiB (10) / {} KiB (10,000); peak {} KiB",
+        "argon2 verification of three accounts left {} KiB (10) / {argon2_residue} KiB (10,000); peak {} KiB",
         small.rss_after_kib.saturating_sub(small.rss_ready_kib),
-        large.rss_after_kib.saturating_sub(large.rss_ready_kib),
         large.hwm_kib
+    );
+    assert!(
+        argon2_residue < 6 * 1024,
+        "three argon2 verifications left {argon2_residue} KiB resident"
     );
     // Debug build on a shared 2-core machine; release loads 10,000 in about half a second.
     assert!(

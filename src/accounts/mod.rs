@@ -273,12 +273,15 @@ impl Accounts {
             loaded_at: Some(unix_now()),
             ..MapStatus::default()
         };
-        Ok(Accounts {
+        let opened = Accounts {
             index: ArcSwap::from_pointee(AccountIndex::build(accounts)),
             store,
             file: file.to_path_buf(),
             status: Mutex::new(status),
-        })
+        };
+        // Parsing a large map churns through several times its final size.
+        crate::memory::return_freed_memory();
+        Ok(opened)
     }
 
     /// Re-read the map file. On success the new map is in force and the names of removed
@@ -303,6 +306,7 @@ impl Accounts {
                 status.rejected.clear();
                 status.reloads += 1;
                 self.index.store(Arc::new(AccountIndex::build(accounts)));
+                crate::memory::return_freed_memory();
                 Ok(removed)
             }
             Err(e) => {

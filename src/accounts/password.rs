@@ -37,13 +37,16 @@ pub fn check_hash(phc: &str) -> Result<(), &'static str> {
 
 /// argon2 verification; slow on purpose: call it off the async runtime.
 pub fn verify_slow(phc: &str, password: &str) -> bool {
-    PasswordHash::new(phc)
+    let ok = PasswordHash::new(phc)
         .map(|h| {
             Argon2::default()
                 .verify_password(password.as_bytes(), &h)
                 .is_ok()
         })
-        .unwrap_or(false)
+        .unwrap_or(false);
+    // argon2's 19 MiB work area would otherwise stay resident on this pool thread.
+    crate::memory::return_freed_memory();
+    ok
 }
 
 /// A keyed digest of a password, to remember "this password verified" cheaply.
