@@ -11,8 +11,20 @@ use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-fn rate_url(proxy: &Proxy) -> String {
-    format!("{}/ship/v1/rating/Rate", proxy.url)
+/// A header-style rate request for `account` (with or without negotiated rates).
+fn rate(
+    http: &reqwest::blocking::Client,
+    proxy: &Proxy,
+    account: &TestAccount,
+    negotiated: bool,
+) -> reqwest::blocking::Response {
+    header_request(
+        http,
+        Method::POST,
+        &format!("{}/ship/v1/rating/Rate", proxy.url),
+        account,
+        Some(&rate_body(negotiated)),
+    )
 }
 
 fn rate_body(negotiated: bool) -> Value {
@@ -64,13 +76,7 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
             s.spawn(|| {
                 let http = reqwest::blocking::Client::new();
                 while !stop.load(Ordering::Relaxed) {
-                    let r = header_request(
-                        &http,
-                        Method::POST,
-                        &rate_url(&proxy),
-                        &EAST,
-                        Some(&rate_body(false)),
-                    );
+                    let r = rate(&http, &proxy, &EAST, false);
                     if r.status() != 200 {
                         let status = r.status();
                         eprintln!(
@@ -93,15 +99,7 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
         }
         write_map(&map, &[&EAST, &west2]);
         wait_for("WEST's new password", || {
-            header_request(
-                &proxy.http,
-                Method::POST,
-                &rate_url(&proxy),
-                &west2,
-                Some(&rate_body(false)),
-            )
-            .status()
-                == 200
+            rate(&proxy.http, &proxy, &west2, false).status() == 200
         });
         stop.store(true, Ordering::Relaxed);
     });
@@ -113,14 +111,7 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
     );
     assert!(done.load(Ordering::Relaxed) > 50);
     assert_eq!(
-        header_request(
-            &proxy.http,
-            Method::POST,
-            &rate_url(&proxy),
-            &WEST,
-            Some(&rate_body(false))
-        )
-        .status(),
+        rate(&proxy.http, &proxy, &WEST, false).status(),
         401,
         "the old password still works"
     );
@@ -142,17 +133,7 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
         page.contains(&format!("{}:", map.display())) && page.contains("syntax"),
         "{page}"
     );
-    assert_eq!(
-        header_request(
-            &proxy.http,
-            Method::POST,
-            &rate_url(&proxy),
-            &EAST,
-            Some(&rate_body(false))
-        )
-        .status(),
-        200
-    );
+    assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
     assert!(proxy
         .log_text()
         .contains("account map change rejected; the previous map stays in force"));
@@ -160,17 +141,7 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
     // Removing an account refuses it at once (here via SIGHUP, as ops would after an edit).
     let mut west2 = WEST.clone();
     west2.password = "west-new-password";
-    assert_eq!(
-        header_request(
-            &proxy.http,
-            Method::POST,
-            &rate_url(&proxy),
-            &west2,
-            Some(&rate_body(false))
-        )
-        .status(),
-        200
-    );
+    assert_eq!(rate(&proxy.http, &proxy, &west2, false).status(), 200);
     write_map(&map, &[&EAST]);
     let r = std::process::Command::new("kill")
         .args(["-HUP", &proxy.proc.child.id().to_string()])
@@ -178,15 +149,7 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
         .unwrap();
     assert!(r.success());
     wait_for("WEST removed", || {
-        header_request(
-            &proxy.http,
-            Method::POST,
-            &rate_url(&proxy),
-            &west2,
-            Some(&rate_body(false)),
-        )
-        .status()
-            == 401
+        rate(&proxy.http, &proxy, &west2, false).status() == 401
     });
     let rows: Vec<Value> = proxy
         .http
@@ -196,17 +159,7 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
         .json()
         .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(
-        header_request(
-            &proxy.http,
-            Method::POST,
-            &rate_url(&proxy),
-            &EAST,
-            Some(&rate_body(false))
-        )
-        .status(),
-        200
-    );
+    assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
 }
 
 #[test]
@@ -227,21 +180,9 @@ fn a_token_ups_revoked_is_renewed_and_the_request_replayed() {
 
     // Header style streams its body: UPS's 401 reaches the client once, the next request works.
     sim.faults(json!({"revoke_tokens": true}));
-    let r = header_request(
-        &proxy.http,
-        Method::POST,
-        &rate_url(&proxy),
-        &EAST,
-        Some(&rate_body(false)),
-    );
+    let r = rate(&proxy.http, &proxy, &EAST, false);
     assert_eq!(r.status(), 401);
-    let r = header_request(
-        &proxy.http,
-        Method::POST,
-        &rate_url(&proxy),
-        &EAST,
-        Some(&rate_body(false)),
-    );
+    let r = rate(&proxy.http, &proxy, &EAST, false);
     assert_eq!(r.status(), 200);
     assert_eq!(sim.token_requests("client_credentials"), 3);
 }
@@ -253,13 +194,7 @@ fn negotiated_rates_refusal_is_diagnosed_on_the_ops_page_and_metrics_count_reque
     let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
     sim.faults(json!({"negotiated_rates_unapproved": [EAST.shipper]}));
 
-    let r = header_request(
-        &proxy.http,
-        Method::POST,
-        &rate_url(&proxy),
-        &EAST,
-        Some(&rate_body(true)),
-    );
+    let r = rate(&proxy.http, &proxy, &EAST, true);
     assert_eq!(r.status(), 400);
     let v: Value = r.json().unwrap();
     assert!(
@@ -295,13 +230,7 @@ fn negotiated_rates_refusal_is_diagnosed_on_the_ops_page_and_metrics_count_reque
     assert!(page.contains("invoice"), "{page}");
 
     // A plain rate still works and clears the error.
-    let r = header_request(
-        &proxy.http,
-        Method::POST,
-        &rate_url(&proxy),
-        &EAST,
-        Some(&rate_body(false)),
-    );
+    let r = rate(&proxy.http, &proxy, &EAST, false);
     assert_eq!(r.status(), 200);
     assert!(account_row(&proxy, EAST.name)["last_error"].is_null());
 
@@ -334,13 +263,7 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     let sim = Sim::start(dir.path(), &[&EAST], 14399);
     let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "request_timeout_ms = 5000\n");
     // Warm the token so the slow part is UPS's answer.
-    let r = header_request(
-        &proxy.http,
-        Method::POST,
-        &rate_url(&proxy),
-        &EAST,
-        Some(&rate_body(false)),
-    );
+    let r = rate(&proxy.http, &proxy, &EAST, false);
     assert_eq!(r.status(), 200);
     // The test config's grace is 1 s: a 700 ms answer must be let through.
     sim.faults(json!({"latency_ms": 700}));

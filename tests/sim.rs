@@ -265,74 +265,72 @@ async fn shop_rates_three_services_and_negotiated_rates_on_request() {
     s.shutdown().await;
 }
 
+/// One refused token request: what was sent, what UPS answers.
+struct TokenRefusal {
+    authorization: Option<String>,
+    form: &'static [(&'static str, &'static str)],
+    status: StatusCode,
+    /// UPS's error body, when the simulator is expected to give one.
+    error: Option<Value>,
+}
+
 #[tokio::test]
 async fn token_endpoint_refuses_bad_clients_and_grants() {
     let s = start().await;
     let c = http();
-    let (st, v) = body(cc_token_raw(&c, &s, ID, "wrong").await).await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED);
-    assert_eq!(v, ups_err("10401", "ClientId is Invalid"));
-    let (st, v) = body(cc_token_raw(&c, &s, "nobody", SECRET).await).await;
-    assert_eq!(
-        (st, v),
-        (
-            StatusCode::UNAUTHORIZED,
-            ups_err("10401", "ClientId is Invalid")
-        )
-    );
-    let r = c
-        .post(format!("{}/security/v1/oauth/token", s.base_url()))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(
-        body(r).await,
-        (
-            StatusCode::UNAUTHORIZED,
-            ups_err("10401", "ClientId is Invalid")
-        )
-    );
-    let r = c
-        .post(format!("{}/security/v1/oauth/token", s.base_url()))
-        .header("authorization", "Basic !!!notbase64")
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = c
-        .post(format!("{}/security/v1/oauth/token", s.base_url()))
-        .basic_auth(ID, Some(SECRET))
-        .form(&[("grant_type", "password")])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(
-        body(r).await,
-        (
-            StatusCode::BAD_REQUEST,
-            ups_err("10400", "Invalid/Missing grant_type")
-        )
-    );
-    let r = c
-        .post(format!("{}/security/v1/oauth/token", s.base_url()))
-        .basic_auth(ID, Some(SECRET))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", "made-up"),
-            ("redirect_uri", REDIRECT),
-        ])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(
-        body(r).await,
-        (
-            StatusCode::BAD_REQUEST,
-            ups_err("10400", "Invalid Authorization Code")
-        )
-    );
+    let basic = |id: &str, secret: &str| {
+        use base64::Engine;
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        Some(format!("Basic {pair}"))
+    };
+    const CC: &[(&str, &str)] = &[("grant_type", "client_credentials")];
+    let bad_client = |authorization| TokenRefusal {
+        authorization,
+        form: CC,
+        status: StatusCode::UNAUTHORIZED,
+        error: Some(ups_err("10401", "ClientId is Invalid")),
+    };
+    let cases = [
+        bad_client(basic(ID, "wrong")),
+        bad_client(basic("nobody", SECRET)),
+        bad_client(None),
+        TokenRefusal {
+            authorization: Some("Basic !!!notbase64".into()),
+            form: CC,
+            status: StatusCode::UNAUTHORIZED,
+            error: None,
+        },
+        TokenRefusal {
+            authorization: basic(ID, SECRET),
+            form: &[("grant_type", "password")],
+            status: StatusCode::BAD_REQUEST,
+            error: Some(ups_err("10400", "Invalid/Missing grant_type")),
+        },
+        TokenRefusal {
+            authorization: basic(ID, SECRET),
+            form: &[
+                ("grant_type", "authorization_code"),
+                ("code", "made-up"),
+                ("redirect_uri", REDIRECT),
+            ],
+            status: StatusCode::BAD_REQUEST,
+            error: Some(ups_err("10400", "Invalid Authorization Code")),
+        },
+    ];
+    for case in cases {
+        let mut req = c
+            .post(format!("{}/security/v1/oauth/token", s.base_url()))
+            .form(case.form);
+        if let Some(a) = &case.authorization {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.expect("send");
+        let what = format!("{:?} {:?}", case.authorization, case.form);
+        match case.error {
+            Some(error) => assert_eq!(body(r).await, (case.status, error), "{what}"),
+            None => assert_eq!(r.status(), case.status, "{what}"),
+        }
+    }
     s.shutdown().await;
 }
 
