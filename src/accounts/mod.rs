@@ -213,16 +213,32 @@ pub fn load_map(path: &Path) -> Result<Vec<Account>, MapError> {
 
 /// Wait (briefly) until two reads of the file agree, so a writer still writing is not read
 /// half-way. Gives up after about a second and lets validation judge what is there.
-fn wait_until_stable(path: &Path) {
+/// Returns a digest of what was read last.
+fn wait_until_stable(path: &Path) -> Option<[u8; 32]> {
     let mut last = std::fs::read(path).ok();
     for _ in 0..10 {
         std::thread::sleep(std::time::Duration::from_millis(100));
         let now = std::fs::read(path).ok();
         if now == last {
-            return;
+            break;
         }
         last = now;
     }
+    last.map(|bytes| content_digest(&bytes))
+}
+
+fn content_digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// What a reload did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The new map is in force; these accounts were removed.
+    Applied { removed: Vec<String> },
+    /// The file holds what was last loaded (or rejected): nothing to do.
+    Unchanged,
 }
 
 /// State of the map file as ops see it on the admin page.
@@ -252,6 +268,10 @@ pub struct Accounts {
     store: Store,
     file: PathBuf,
     status: Mutex<MapStatus>,
+    /// Digest of the map text last loaded or rejected. File events also fire when the file
+    /// is only read (the reload itself reads it), so a reload that would read the same text
+    /// is skipped rather than looping.
+    last_seen: Mutex<Option<[u8; 32]>>,
 }
 
 fn unix_now() -> u64 {
@@ -278,6 +298,7 @@ impl Accounts {
             store,
             file: file.to_path_buf(),
             status: Mutex::new(status),
+            last_seen: Mutex::new(std::fs::read(file).ok().map(|b| content_digest(&b))),
         };
         // Parsing a large map churns through several times its final size.
         crate::memory::return_freed_memory();
@@ -286,9 +307,18 @@ impl Accounts {
 
     /// Re-read the map file. On success the new map is in force and the names of removed
     /// accounts are returned; on failure the old map stays and the problems are recorded.
+    /// Unless `force`d (SIGHUP: ops asked, and secret files may have changed), a file that
+    /// holds the text last seen is left alone.
     /// Blocking (file read, store flush): call from a blocking context.
-    pub fn reload(&self) -> Result<Vec<String>, ReloadError> {
-        wait_until_stable(&self.file);
+    pub fn reload(&self, force: bool) -> Result<Reloaded, ReloadError> {
+        let digest = wait_until_stable(&self.file);
+        {
+            let mut last = self.last_seen.lock().expect("last seen lock");
+            if !force && digest.is_some() && *last == digest {
+                return Ok(Reloaded::Unchanged);
+            }
+            *last = digest;
+        }
         let result = load_map(&self.file)
             .map_err(ReloadError::from)
             .and_then(|accounts| {
@@ -307,7 +337,7 @@ impl Accounts {
                 status.reloads += 1;
                 self.index.store(Arc::new(AccountIndex::build(accounts)));
                 crate::memory::return_freed_memory();
-                Ok(removed)
+                Ok(Reloaded::Applied { removed })
             }
             Err(e) => {
                 status.rejected = e.to_string().lines().map(str::to_string).collect();

@@ -9,14 +9,30 @@ use std::time::Duration;
 
 use notify_debouncer_mini::{new_debouncer, notify::RecursiveMode, DebounceEventResult};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use super::Accounts;
+use super::{Accounts, Reloaded};
 use crate::oauth::TokenBroker;
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    FileChange,
+    Sighup,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::FileChange => "file change",
+            Trigger::Sighup => "SIGHUP",
+        }
+    }
+}
 
 /// Start watching; runs on the current runtime until the process ends.
 pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: std::path::PathBuf) {
-    let (tx, mut rx) = mpsc::channel::<&'static str>(1);
+    let (tx, mut rx) = mpsc::channel::<Trigger>(1);
 
     // The watcher lives on its own thread (notify's), feeding the channel; a full channel
     // means a reload is already pending, which will read the newest file anyway.
@@ -41,7 +57,7 @@ pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: std::path::Path
                     .iter()
                     .any(|e| e.path.file_name().map(|n| n.to_os_string()) == name)
                 {
-                    let _ = watch_tx.try_send("file change");
+                    let _ = watch_tx.try_send(Trigger::FileChange);
                 }
             }
         },
@@ -63,7 +79,7 @@ pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: std::path::Path
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(mut hup) => {
                 while hup.recv().await.is_some() {
-                    let _ = tx.try_send("SIGHUP");
+                    let _ = tx.try_send(Trigger::Sighup);
                 }
             }
             Err(e) => warn!(error = %e, "cannot listen for SIGHUP"),
@@ -71,14 +87,22 @@ pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: std::path::Path
     });
 
     tokio::spawn(async move {
-        while let Some(why) = rx.recv().await {
+        while let Some(trigger) = rx.recv().await {
             let a = accounts.clone();
-            match tokio::task::spawn_blocking(move || a.reload()).await {
-                Ok(Ok(removed)) => {
+            let why = trigger.as_str();
+            let force = trigger == Trigger::Sighup;
+            match tokio::task::spawn_blocking(move || a.reload(force)).await {
+                Ok(Ok(Reloaded::Applied { removed })) => {
                     for name in &removed {
                         broker.forget(name);
                     }
                     info!(trigger = why, accounts = accounts.snapshot().len(), removed = ?removed, "account map reloaded");
+                }
+                Ok(Ok(Reloaded::Unchanged)) => {
+                    debug!(
+                        trigger = why,
+                        "account map text unchanged; nothing to reload"
+                    )
                 }
                 Ok(Err(e)) => {
                     error!(
