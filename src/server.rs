@@ -205,8 +205,8 @@ pub fn serve_with(
 
     let conf = ServerConf {
         threads: config.proxy.threads,
-        // One single-threaded runtime per proxy thread: a request never migrates, so wakeups
-        // stay thread-local (no cross-thread atomics per poll); connections are spread by accept.
+        // One single-threaded runtime per proxy thread (pingora places each accepted connection
+        // on one at random): a connection never migrates, so its wakeups stay thread-local.
         work_stealing: false,
         grace_period_seconds: Some(config.proxy.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.proxy.shutdown_grace.as_secs().max(1)),
