@@ -24,7 +24,6 @@ use arc_swap::ArcSwapOption;
 use dashmap::DashMap;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use oauth2::TokenUrl;
-use secrecy::{ExposeSecret, SecretString};
 use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Grant};
@@ -76,7 +75,10 @@ impl TokenError {
 
 /// An access token ready to put in `Authorization: Bearer`.
 pub struct CachedToken {
-    access: SecretString,
+    /// The whole `Authorization` value, built once per token rather than per request (UPS
+    /// tokens run to a couple of KB) and marked sensitive so it never prints. `None` if the
+    /// token is not a valid header value.
+    authorization: Option<http::HeaderValue>,
     expires_at: Instant,
     /// Renew from this instant on (expiry minus margin).
     renew_at: Instant,
@@ -90,16 +92,24 @@ impl CachedToken {
         // Margin relative to a lifetime we can only estimate from what is left.
         let margin = margin.min(left / 2);
         let now = Instant::now();
+        let authorization = http::HeaderValue::from_str(&format!("Bearer {}", r.access_token))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         CachedToken {
-            access: SecretString::from(r.access_token.clone()),
+            authorization,
             expires_at: now + left,
             renew_at: now + left - margin,
             expires_at_unix: r.access_expires_at,
         }
     }
 
-    pub fn bearer_value(&self) -> String {
-        format!("Bearer {}", self.access.expose_secret())
+    /// `Bearer <token>` (a reference-counted copy); `None` if UPS issued a token that
+    /// cannot go in a header.
+    pub fn authorization(&self) -> Option<http::HeaderValue> {
+        self.authorization.clone()
     }
 
     fn usable(&self, now: Instant) -> bool {

@@ -255,7 +255,7 @@ impl UpsProxy {
     ) -> std::result::Result<RestAnswer, Failure> {
         let mut answer = self
             .upstream
-            .exchange(call, body.clone(), &token.bearer_value(), &ctx.id)
+            .exchange(call, body.clone(), &Self::authorization(&token)?, &ctx.id)
             .await?;
         if answer.status == 401 {
             warn!(request_id = %ctx.id, account = account.name(), "UPS refused the token (401); renewing it and retrying once");
@@ -263,7 +263,7 @@ impl UpsProxy {
             let token = self.broker.token(account).await?;
             answer = self
                 .upstream
-                .exchange(call, body, &token.bearer_value(), &ctx.id)
+                .exchange(call, body, &Self::authorization(&token)?, &ctx.id)
                 .await?;
             if answer.status == 401 {
                 return Err(Failure::UpstreamAuth(account.name().to_string()));
@@ -271,6 +271,12 @@ impl UpsProxy {
         }
         self.diagnose(account.name(), ctx.service, answer.status, &answer.body);
         Ok(answer)
+    }
+
+    fn authorization(token: &CachedToken) -> std::result::Result<http::HeaderValue, Failure> {
+        token
+            .authorization()
+            .ok_or_else(|| Failure::UpstreamGarbled("UPS token is not a valid header value".into()))
     }
 
     /// Keep the account's last UPS error (and its fix) for the ops page.
@@ -425,8 +431,14 @@ impl ProxyHttp for UpsProxy {
         for h in STRIPPED_HEADERS {
             upstream.remove_header(h);
         }
+        let authorization = token.authorization().ok_or_else(|| {
+            Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                "UPS token is not a valid header value",
+            )
+        })?;
         upstream.insert_header("host", self.upstream.host_header())?;
-        upstream.insert_header("authorization", token.bearer_value())?;
+        upstream.insert_header("authorization", authorization)?;
         if !upstream.headers.contains_key("transid") {
             upstream.insert_header("transid", ctx.id.as_str())?;
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
+use http::HeaderValue;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::client::HttpSession;
@@ -33,6 +34,7 @@ pub struct RestAnswer {
 
 pub struct Upstream {
     host: String,
+    host_header: HeaderValue,
     port: u16,
     tls: bool,
     addr: ArcSwap<SocketAddr>,
@@ -46,8 +48,19 @@ impl Upstream {
     pub fn new(ups: &UpsConfig) -> Result<Upstream, std::io::Error> {
         let (host, port, tls) = ups.authority();
         let addr = resolve_blocking(&host, port)?;
+        let authority = match (tls, port) {
+            (true, 443) | (false, 80) => host.clone(),
+            _ => format!("{host}:{port}"),
+        };
+        let host_header = HeaderValue::from_str(&authority).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{authority} is not a valid Host header"),
+            )
+        })?;
         Ok(Upstream {
             host,
+            host_header,
             port,
             tls,
             addr: ArcSwap::from_pointee(addr),
@@ -57,12 +70,9 @@ impl Upstream {
         })
     }
 
-    /// `Host` header value for UPS.
-    pub fn host_header(&self) -> String {
-        match (self.tls, self.port) {
-            (true, 443) | (false, 80) => self.host.clone(),
-            _ => format!("{}:{}", self.host, self.port),
-        }
+    /// `Host` header value for UPS (built once; cloning it is a reference count).
+    pub fn host_header(&self) -> HeaderValue {
+        self.host_header.clone()
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -107,7 +117,7 @@ impl Upstream {
         &self,
         call: &RestCall,
         body: Option<Bytes>,
-        bearer: &str,
+        bearer: &HeaderValue,
         trans_id: &str,
     ) -> Result<RestAnswer, Failure> {
         let attempt = async {
@@ -131,7 +141,7 @@ impl Upstream {
         &self,
         call: &RestCall,
         body: Option<Bytes>,
-        bearer: &str,
+        bearer: &HeaderValue,
         trans_id: &str,
         may_reuse: bool,
     ) -> Result<RestAnswer, Attempt> {
@@ -160,16 +170,20 @@ impl Upstream {
         let mut req =
             RequestHeader::build(call.method.clone(), call.path_and_query.as_bytes(), None)
                 .map_err(|e| Attempt::Failed(Failure::UpstreamGarbled(e.to_string())))?;
+        let garbled =
+            |e: &dyn std::fmt::Display| Attempt::Failed(Failure::UpstreamGarbled(e.to_string()));
         let headers = [
             ("host", self.host_header()),
-            ("authorization", bearer.to_string()),
-            ("accept", "application/json".to_string()),
-            ("transid", trans_id.to_string()),
-            ("transactionsrc", "upsbridge".to_string()),
+            ("authorization", bearer.clone()),
+            ("accept", HeaderValue::from_static("application/json")),
+            (
+                "transid",
+                HeaderValue::from_str(trans_id).map_err(|e| garbled(&e))?,
+            ),
+            ("transactionsrc", HeaderValue::from_static("upsbridge")),
         ];
         for (k, v) in headers {
-            req.insert_header(k, v)
-                .map_err(|e| Attempt::Failed(Failure::UpstreamGarbled(e.to_string())))?;
+            req.insert_header(k, v).map_err(|e| garbled(&e))?;
         }
         for (k, v) in &call.headers {
             req.insert_header(*k, v.as_str())
