@@ -151,14 +151,7 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
     wait_for("WEST removed", || {
         rate(&proxy.http, &proxy, &west2, false).status() == 401
     });
-    let rows: Vec<Value> = proxy
-        .http
-        .get(format!("{}/api/accounts", proxy.admin))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(account_rows(&proxy).len(), 1);
     assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
 }
 

@@ -472,16 +472,21 @@ pub fn log_in_at_ups(authorize_url: &str) -> String {
     r.headers()["location"].to_str().unwrap().to_string()
 }
 
-/// `/api/accounts` row of `name`.
-pub fn account_row(proxy: &Proxy, name: &str) -> Value {
-    let rows: Vec<Value> = proxy
+/// Every `/api/accounts` row.
+pub fn account_rows(proxy: &Proxy) -> Vec<Value> {
+    proxy
         .http
         .get(format!("{}/api/accounts", proxy.admin))
         .send()
         .unwrap()
         .json()
-        .unwrap();
-    rows.into_iter()
+        .unwrap()
+}
+
+/// `/api/accounts` row of `name`.
+pub fn account_row(proxy: &Proxy, name: &str) -> Value {
+    account_rows(proxy)
+        .into_iter()
         .find(|r| r["name"] == name)
         .unwrap_or_else(|| panic!("no account {name}"))
 }
@@ -503,6 +508,15 @@ pub fn post_raw(
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     (status, headers, r.text().unwrap())
+}
+
+/// An old-XML answer that says success (`Response/ResponseStatusCode` 1).
+pub fn assert_old_xml_success(doc: &str) {
+    assert_eq!(
+        xml_text(doc, "Response/ResponseStatusCode").as_deref(),
+        Some("1"),
+        "{doc}"
+    );
 }
 
 /// Text of the first element at a path of local names below the document root
