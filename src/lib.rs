@@ -23,6 +23,7 @@ pub mod memory;
 pub mod metrics;
 pub mod oauth;
 pub mod proxy;
+pub mod rest;
 pub mod server;
 pub mod sim;
 pub mod store;

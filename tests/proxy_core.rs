@@ -131,10 +131,11 @@ fn header_style_clients_reach_rest_with_a_bearer_and_no_legacy_credentials() {
         seen,
         vec![
             "POST /api/rating/v2409/Rate".to_string(),
-            "POST /api/shipments/v1801/ship".to_string(),
-            format!("DELETE /api/shipments/v1/void/cancel/{id}"),
+            // Legacy versions are replaced by the current ones (the only ones REST accepts).
+            "POST /api/shipments/v2409/ship".to_string(),
+            format!("DELETE /api/shipments/v2409/void/cancel/{id}"),
             format!("GET /api/track/v1/details/{id}"),
-            "POST /api/addressvalidation/v1/3".to_string(),
+            "POST /api/addressvalidation/v2/3".to_string(),
         ]
     );
     assert_eq!(reqs[0]["query"], "additionalinfo=timeintransit");
@@ -649,4 +650,199 @@ fn accounts_check_and_serve_report_every_map_problem_with_its_line() {
             "serve did not report `{msg}`:\n{serve_err}"
         );
     }
+}
+
+/// Every old path form in the README's table reaches the REST call the table names, with the
+/// current version, and the client gets UPS's answer.
+#[test]
+fn path_forms_from_the_readme_table_reach_the_current_rest_paths() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let id = "1Z9Y9Y9Y0300000001";
+    let pickup = json!({"PickupCreationRequest": {"RatePickupIndicator": "N", "Shipper": {"Account": {"AccountNumber": "9Y9Y9Y", "AccountCountryCode": "US"}},
+        "PickupDateInfo": {"CloseTime": "1700", "ReadyTime": "1000", "PickupDate": "20260110"},
+        "PickupAddress": {"CompanyName": "East", "ContactName": "Ann", "AddressLine": ["10 Elm Rd"], "City": "Dover", "StateProvince": "DE", "PostalCode": "19901", "CountryCode": "US", "ResidentialIndicator": "N", "Phone": {"Number": "5551234"}},
+        "AlternateAddressIndicator": "N", "PickupPiece": [{"ServiceCode": "003", "Quantity": "1", "DestinationCountryCode": "US", "ContainerCode": "01"}],
+        "OverweightIndicator": "N", "PaymentMethod": "01"}});
+    let tnt = json!({"originCountryCode": "US", "originPostalCode": "19901", "destinationCountryCode": "US", "destinationPostalCode": "89501", "weight": "3", "weightUnitOfMeasure": "LBS", "shipDate": "2026-01-10"});
+    let labels = json!({"LabelRecoveryRequest": {"LabelSpecification": {"LabelImageFormat": {"Code": "GIF"}}, "TrackingNumber": id}});
+    // (method, legacy path and query, body, expected REST method and path, expected query)
+    let cases: Vec<(Method, String, Option<Value>, String, &str)> = vec![
+        (
+            Method::POST,
+            "/ship/v1801/shipments".into(),
+            Some(ship_body()),
+            "POST /api/shipments/v2409/ship".into(),
+            "",
+        ),
+        (
+            Method::POST,
+            "/shipments/V1807/ship".into(),
+            Some(ship_body()),
+            "POST /api/shipments/v2409/ship".into(),
+            "",
+        ),
+        (
+            Method::DELETE,
+            format!("/ship/v1/shipments/cancel/{id}"),
+            None,
+            format!("DELETE /api/shipments/v2409/void/cancel/{id}"),
+            "",
+        ),
+        (
+            Method::DELETE,
+            format!("/ship/v1/shipments/void/cancel/{id}"),
+            None,
+            format!("DELETE /api/shipments/v2409/void/cancel/{id}"),
+            "",
+        ),
+        (
+            Method::DELETE,
+            format!("/shipments/v2108/void/cancel/{id}"),
+            None,
+            format!("DELETE /api/shipments/v2409/void/cancel/{id}"),
+            "",
+        ),
+        (
+            Method::POST,
+            "/ship/V1801/rating/shop".into(),
+            Some(rate_body()),
+            "POST /api/rating/v2409/Shop".into(),
+            "",
+        ),
+        (
+            Method::GET,
+            "/ship/1801/rating/Rate".into(),
+            Some(rate_body()),
+            "POST /api/rating/v2409/Rate".into(),
+            "",
+        ),
+        (
+            Method::POST,
+            "/rating/v1/Rate".into(),
+            Some(rate_body()),
+            "POST /api/rating/v2409/Rate".into(),
+            "",
+        ),
+        (
+            Method::GET,
+            format!("/track/v1/details/{id}?locale=en_US"),
+            None,
+            format!("GET /api/track/v1/details/{id}"),
+            "locale=en_US",
+        ),
+        (
+            Method::GET,
+            format!("/track/v1/details/?inquiryNumber={id}&locale=en_US"),
+            None,
+            format!("GET /api/track/v1/details/{id}"),
+            "locale=en_US",
+        ),
+        (
+            Method::GET,
+            format!("/track/V1/details?trackingNumber={id}"),
+            None,
+            format!("GET /api/track/v1/details/{id}"),
+            "",
+        ),
+        (
+            Method::GET,
+            "/track/v1/reference/details/PO-4411".into(),
+            None,
+            "GET /api/track/v1/reference/details/PO-4411".into(),
+            "",
+        ),
+        (
+            Method::POST,
+            "/addressvalidation/v1/3".into(),
+            Some(xav_body()),
+            "POST /api/addressvalidation/v2/3".into(),
+            "",
+        ),
+        (
+            Method::POST,
+            "/ship/v1/shipments/transittimes".into(),
+            Some(tnt.clone()),
+            "POST /api/shipments/v1/transittimes".into(),
+            "",
+        ),
+        (
+            Method::POST,
+            "/shipments/v1/transittimes".into(),
+            Some(tnt),
+            "POST /api/shipments/v1/transittimes".into(),
+            "",
+        ),
+        (
+            Method::POST,
+            "/ship/v1/shipments/labels".into(),
+            Some(labels.clone()),
+            "POST /api/labels/v1/recovery".into(),
+            "",
+        ),
+        (
+            Method::POST,
+            "/labels/v1903/recovery".into(),
+            Some(labels),
+            "POST /api/labels/v1/recovery".into(),
+            "",
+        ),
+        (
+            Method::POST,
+            "/ship/v1/pickups".into(),
+            Some(pickup.clone()),
+            "POST /api/pickupcreation/v2409/pickup".into(),
+            "",
+        ),
+        (
+            Method::POST,
+            "/pickupcreation/v1707/pickup".into(),
+            Some(pickup),
+            "POST /api/pickupcreation/v2409/pickup".into(),
+            "",
+        ),
+    ];
+    for (method, legacy, body, want, want_query) in cases {
+        sim.clear();
+        let r = header_request(
+            &proxy.http,
+            method,
+            &format!("{}{legacy}", proxy.url),
+            &EAST,
+            body.as_ref(),
+        );
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        assert!(status < 300, "{legacy}: {status} {text}");
+        let reqs = sim.api_requests();
+        assert_eq!(reqs.len(), 1, "{legacy}: one REST call");
+        let got = format!(
+            "{} {}",
+            reqs[0]["method"].as_str().unwrap(),
+            reqs[0]["path"].as_str().unwrap()
+        );
+        assert_eq!(got, want, "{legacy}");
+        assert_eq!(reqs[0]["query"], want_query, "{legacy}");
+        assert_clean_upstream(&reqs[0], &EAST);
+    }
+    // Not a version, not a known form: refused in REST's shape, nothing forwarded.
+    sim.clear();
+    for legacy in [
+        "/ship/vx/shipments",
+        "/track/v1/details/?locale=en_US",
+        "/ship/v1/rating/Cheapest",
+    ] {
+        let r = header_request(
+            &proxy.http,
+            Method::POST,
+            &format!("{}{legacy}", proxy.url),
+            &EAST,
+            Some(&rate_body()),
+        );
+        assert_eq!(r.status().as_u16(), 404, "{legacy}");
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["response"]["errors"][0]["code"], "20002", "{legacy}");
+    }
+    assert!(sim.api_requests().is_empty());
 }

@@ -55,100 +55,139 @@ pub fn credentials(headers: &http::HeaderMap) -> LegacyCredentials {
     }
 }
 
-/// `v1801`, `V1801`, `1801` → `v1801`; anything else → `None`.
-fn version(segment: &str) -> Option<String> {
-    let digits = segment.strip_prefix(['v', 'V']).unwrap_or(segment);
-    (!digits.is_empty() && digits.len() <= 4 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| format!("v{digits}"))
-}
-
-/// Rating only accepts these versions; anything else goes to the current default.
-const RATING_VERSIONS: [&str; 8] = [
-    "v1", "v1601", "v1607", "v1701", "v1707", "v2108", "v2205", "v2409",
-];
-const RATING_DEFAULT: &str = "v2409";
-
-/// REST spells the rating request options this way.
-pub fn rating_option(option: &str) -> Option<&'static str> {
-    match option.to_ascii_lowercase().as_str() {
-        "rate" => Some("Rate"),
-        "shop" => Some("Shop"),
-        "ratetimeintransit" => Some("Ratetimeintransit"),
-        "shoptimeintransit" => Some("Shoptimeintransit"),
-        _ => None,
-    }
-}
-
-/// Map a header-style path to the REST call (table 3.3 of legacy-dialects.md).
-/// `has_body`: a GET with a body is a rating call sent by a client that used the wrong verb.
+/// The REST call of a header-style request (legacy-dialects §3.3), or `None` when the path
+/// is not one upsbridge knows.
+///
+/// Legacy paths carry a version segment (`v1`, `v1801`, `V1801`, `1801`, `v1807`, …) that the
+/// REST API no longer has: any version-shaped segment is accepted and replaced by the
+/// current version of that operation ([`crate::rest`]). The REST paths are accepted without
+/// their `/api` prefix too (`/rating/v1/Rate`). Track also comes as
+/// `GET /track/v1/details/?inquiryNumber=…` (query parameter, trailing slash).
+/// `has_body`: a GET with a body on rating is a POST sent with the wrong verb.
 pub fn map(method: &Method, path: &str, query: Option<&str>, has_body: bool) -> Option<RestTarget> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    use crate::rest;
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
-    let q = |p: String| match query {
-        Some(q) if !q.is_empty() => format!("{p}?{q}"),
-        _ => p,
-    };
+    let version = |v: &str| rest::is_version_segment(v).then_some(());
+    let mut query = query.unwrap_or("").to_string();
     let post = Method::POST;
     let (m, p) = match l.as_slice() {
         // Already REST: credentials swapped, path kept.
         ["api", ..] => (method.clone(), format!("/{}", segs.join("/"))),
-        ["ship", v, "shipments"] => (post, format!("/api/shipments/{}/ship", version(v)?)),
-        ["ship", v, "shipments", "cancel", _id] => (
-            Method::DELETE,
-            format!("/api/shipments/{}/void/cancel/{}", version(v)?, segs[4]),
-        ),
-        ["ship", v, "shipments", "transittimes"] => {
-            (post, format!("/api/shipments/{}/transittimes", version(v)?))
+        ["ship", v, "shipments"] | ["shipments", v, "ship"] => {
+            version(v)?;
+            (post, format!("/api/shipments/{}/ship", rest::SHIPPING))
         }
-        ["ship", _v, "shipments", "labels"] => (post, "/api/labels/v1/recovery".to_string()),
-        ["ship", v, "rating", option] => {
-            let v = version(v)?;
-            let v = if RATING_VERSIONS.contains(&v.as_str()) {
-                v
-            } else {
-                RATING_DEFAULT.to_string()
-            };
+        ["ship", v, "shipments", "cancel", _]
+        | ["ship", v, "shipments", "void", "cancel", _]
+        | ["shipments", v, "void", "cancel", _] => {
+            version(v)?;
+            let id = segs[segs.len() - 1];
+            let p = format!("/api/shipments/{}/void/cancel/{id}", rest::SHIPPING);
+            (Method::DELETE, p)
+        }
+        ["ship", v, "shipments", "transittimes"] | ["shipments", v, "transittimes"] => {
+            version(v)?;
+            let p = format!("/api/shipments/{}/transittimes", rest::TIME_IN_TRANSIT);
+            (post, p)
+        }
+        ["ship", v, "shipments", "labels"] | ["labels", v, "recovery"] => {
+            version(v)?;
+            (
+                post,
+                format!("/api/labels/{}/recovery", rest::LABEL_RECOVERY),
+            )
+        }
+        ["ship", v, "rating", option] | ["rating", v, option] => {
+            version(v)?;
             if *method != Method::POST && !(*method == Method::GET && has_body) {
                 return None;
             }
-            (post, format!("/api/rating/{v}/{}", rating_option(option)?))
+            let option = rest::rating_option(option)?;
+            (post, format!("/api/rating/{}/{option}", rest::RATING))
         }
-        ["ship", v, "pickups"] => (post, format!("/api/pickupcreation/{}/pickup", version(v)?)),
-        ["ship", _v, "pickups", "rating"] => (post, "/api/shipments/v2409/pickup/oncall".into()),
-        ["ship", _v, "pickups", _cancel_by] => (
-            Method::DELETE,
-            format!("/api/shipments/v2409/pickup/{}", segs[3]),
-        ),
-        ["track", "v1", "details", _id] => {
-            (Method::GET, format!("/api/track/v1/details/{}", segs[3]))
+        ["ship", v, "pickups"] | ["pickupcreation", v, "pickup"] => {
+            version(v)?;
+            (post, format!("/api/pickupcreation/{}/pickup", rest::PICKUP))
         }
-        ["track", "v1", "reference", "details", _r] => (
-            Method::GET,
-            format!("/api/track/v1/reference/details/{}", segs[4]),
-        ),
+        ["ship", v, "pickups", "rating"] => {
+            version(v)?;
+            (
+                post,
+                format!("/api/shipments/{}/pickup/oncall", rest::PICKUP),
+            )
+        }
+        ["ship", v, "pickups", _cancel_by] => {
+            version(v)?;
+            let p = format!("/api/shipments/{}/pickup/{}", rest::PICKUP, segs[3]);
+            (Method::DELETE, p)
+        }
+        ["track", v, "details", _id] => {
+            version(v)?;
+            let p = format!("/api/track/{}/details/{}", rest::TRACKING, segs[3]);
+            (Method::GET, p)
+        }
+        ["track", v, "details"] => {
+            version(v)?;
+            let (number, others) = take_query_param(&query, &["inquirynumber", "trackingnumber"])?;
+            query = others;
+            let p = format!("/api/track/{}/details/{number}", rest::TRACKING);
+            (Method::GET, p)
+        }
+        ["track", v, "reference", "details", _r] => {
+            version(v)?;
+            let p = format!(
+                "/api/track/{}/reference/details/{}",
+                rest::TRACKING,
+                segs[4]
+            );
+            (Method::GET, p)
+        }
         ["addressvalidation", v, option @ ("1" | "2" | "3")] => {
-            let v = version(v)?;
-            let v = if v == "v1" || v == "v2" {
-                v
-            } else {
-                "v2".into()
-            };
-            (post, format!("/api/addressvalidation/{v}/{option}"))
+            version(v)?;
+            let p = format!(
+                "/api/addressvalidation/{}/{option}",
+                rest::ADDRESS_VALIDATION
+            );
+            (post, p)
         }
-        ["locations", v, "search", "availabilities", option] => (
-            post,
-            format!(
+        ["locations", v, "search", "availabilities", option] => {
+            version(v)?;
+            let p = format!(
                 "/api/locations/{}/search/availabilities/{option}",
-                version(v)?
-            ),
-        ),
+                rest::LOCATOR
+            );
+            (post, p)
+        }
         _ => return None,
+    };
+    let path_and_query = if query.is_empty() {
+        p
+    } else {
+        format!("{p}?{query}")
     };
     Some(RestTarget {
         method: m,
-        path_and_query: q(p),
+        path_and_query,
     })
+}
+
+/// The first non-empty value of one of `names` (any case) in a query string, kept
+/// percent-encoded as it came (it becomes a path segment), and the query without it.
+fn take_query_param(query: &str, names: &[&str]) -> Option<(String, String)> {
+    let mut value = None;
+    let mut kept = vec![];
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let wanted = names.iter().any(|n| k.eq_ignore_ascii_case(n));
+        if value.is_none() && wanted && !v.is_empty() {
+            value = Some(v.to_string());
+        } else {
+            kept.push(pair);
+        }
+    }
+    value.map(|v| (v, kept.join("&")))
 }
 
 /// A refusal in REST's error shape (what header-style clients already parse).
@@ -162,6 +201,7 @@ pub fn refusal(failure: &Failure) -> Answer {
         content_type: "application/json",
         body: Bytes::from(body.to_string()),
         error_kind: Some(failure.kind()),
+        dropped_fields: 0,
     }
 }
 
@@ -174,53 +214,102 @@ mod tests {
     }
 
     #[test]
-    fn legacy_paths_map_to_rest() {
-        assert_eq!(
-            m(
+    fn legacy_paths_map_to_rest_at_current_versions() {
+        let cases = [
+            (
                 Method::POST,
                 "/ship/V1801/shipments",
-                Some("additionaladdressvalidation=city")
+                Some("additionaladdressvalidation=city"),
+                "POST /api/shipments/v2409/ship?additionaladdressvalidation=city",
             ),
-            Some("POST /api/shipments/v1801/ship?additionaladdressvalidation=city".into())
-        );
-        assert_eq!(
-            m(
+            (
+                Method::POST,
+                "/ship/v1807/shipments",
+                None,
+                "POST /api/shipments/v2409/ship",
+            ),
+            (
                 Method::DELETE,
                 "/ship/v1/shipments/cancel/1Z9Y9Y9Y0000000001",
-                None
+                None,
+                "DELETE /api/shipments/v2409/void/cancel/1Z9Y9Y9Y0000000001",
             ),
-            Some("DELETE /api/shipments/v1/void/cancel/1Z9Y9Y9Y0000000001".into())
-        );
-        assert_eq!(
-            m(
+            (
                 Method::POST,
                 "/ship/1801/rating/rate",
-                Some("additionalinfo=timeintransit")
+                Some("additionalinfo=timeintransit"),
+                "POST /api/rating/v2409/Rate?additionalinfo=timeintransit",
             ),
-            Some("POST /api/rating/v2409/Rate?additionalinfo=timeintransit".into())
-        );
-        assert_eq!(
-            m(Method::POST, "/ship/v1607/rating/Shop", None),
-            Some("POST /api/rating/v1607/Shop".into())
-        );
-        assert_eq!(
-            m(Method::GET, "/track/v1/details/1Z123", Some("locale=en_US")),
-            Some("GET /api/track/v1/details/1Z123?locale=en_US".into())
-        );
-        assert_eq!(
-            m(Method::POST, "/addressvalidation/v1/3", None),
-            Some("POST /api/addressvalidation/v1/3".into())
-        );
-        assert_eq!(
-            m(Method::POST, "/ship/v1/shipments/transittimes", None),
-            Some("POST /api/shipments/v1/transittimes".into())
-        );
-        assert_eq!(
-            m(Method::POST, "/api/rating/v2409/Rate", None),
-            Some("POST /api/rating/v2409/Rate".into())
-        );
+            (
+                Method::POST,
+                "/ship/v1607/rating/Shop",
+                None,
+                "POST /api/rating/v2409/Shop",
+            ),
+            (
+                Method::POST,
+                "/rating/v1/Rate",
+                None,
+                "POST /api/rating/v2409/Rate",
+            ),
+            (
+                Method::GET,
+                "/track/v1/details/1Z123",
+                Some("locale=en_US"),
+                "GET /api/track/v1/details/1Z123?locale=en_US",
+            ),
+            (
+                Method::GET,
+                "/track/v1/details/",
+                Some("inquiryNumber=1Z123&locale=en_US"),
+                "GET /api/track/v1/details/1Z123?locale=en_US",
+            ),
+            (
+                Method::GET,
+                "/track/V1/details",
+                Some("InquiryNumber=1Z123"),
+                "GET /api/track/v1/details/1Z123",
+            ),
+            (
+                Method::POST,
+                "/addressvalidation/v1/3",
+                None,
+                "POST /api/addressvalidation/v2/3",
+            ),
+            (
+                Method::POST,
+                "/ship/v1/shipments/transittimes",
+                None,
+                "POST /api/shipments/v1/transittimes",
+            ),
+            (
+                Method::POST,
+                "/ship/v1/shipments/labels",
+                None,
+                "POST /api/labels/v1/recovery",
+            ),
+            (
+                Method::POST,
+                "/locations/v1/search/availabilities/64",
+                None,
+                "POST /api/locations/v3/search/availabilities/64",
+            ),
+            (
+                Method::POST,
+                "/api/rating/v2409/Rate",
+                None,
+                "POST /api/rating/v2409/Rate",
+            ),
+        ];
+        for (method, path, query, want) in cases {
+            assert_eq!(m(method, path, query).as_deref(), Some(want), "{path}");
+        }
         assert_eq!(m(Method::POST, "/ship/vx/shipments", None), None);
         assert_eq!(m(Method::POST, "/ship/v1/rating/Cheapest", None), None);
+        assert_eq!(
+            m(Method::GET, "/track/v1/details/", Some("locale=en_US")),
+            None
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ use http::Method;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 
-use super::{header::rating_option, json_text, Failure, Severity, UpsError};
+use super::{json_text, Failure, Severity, UpsError};
+use crate::rest::{self, rating_option};
 
 /// Characters kept verbatim in a path segment or query value built from request data.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
@@ -204,13 +205,13 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
                 .ok_or(Failure::MissingField("RateRequest/Request/RequestOption"))?;
             call(
                 post,
-                format!("/api/rating/v2409/{option}"),
+                format!("/api/rating/{}/{option}", rest::RATING),
                 RestBody::Unchanged,
             )
         }
         Service::Ship => call(
             post,
-            "/api/shipments/v2409/ship".into(),
+            format!("/api/shipments/{}/ship", rest::SHIPPING),
             RestBody::Unchanged,
         ),
         Service::Void => {
@@ -233,7 +234,11 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             };
             call(
                 Method::DELETE,
-                format!("/api/shipments/v2409/void/cancel/{}{query}", seg(&id)),
+                format!(
+                    "/api/shipments/{}/void/cancel/{}{query}",
+                    rest::SHIPPING,
+                    seg(&id)
+                ),
                 RestBody::None,
             )
         }
@@ -245,7 +250,7 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             return Ok((
                 call(
                     Method::GET,
-                    format!("/api/track/v1/details/{}", seg(&n)),
+                    format!("/api/track/{}/details/{}", rest::TRACKING, seg(&n)),
                     RestBody::None,
                 ),
                 AnswerShape {
@@ -256,7 +261,7 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
         }
         Service::TimeInTransit => call(
             post,
-            "/api/shipments/v1/transittimes".into(),
+            format!("/api/shipments/{}/transittimes", rest::TIME_IN_TRANSIT),
             RestBody::Json(tnt_request(req)?),
         ),
         Service::Xav => {
@@ -308,20 +313,20 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             }
             call(
                 post,
-                "/api/pickupcreation/v2409/pickup".into(),
+                format!("/api/pickupcreation/{}/pickup", rest::PICKUP),
                 RestBody::Json(json!({"PickupCreationRequest": body})),
             )
         }
         Service::PickupRate => call(
             post,
-            "/api/shipments/v2409/pickup/oncall".into(),
+            format!("/api/shipments/{}/pickup/oncall", rest::PICKUP),
             RestBody::Unchanged,
         ),
         Service::PickupCancel => {
             let by = text(req, "/CancelBy").unwrap_or("02");
             let mut c = call(
                 Method::DELETE,
-                format!("/api/shipments/v2409/pickup/{}", seg(by)),
+                format!("/api/shipments/{}/pickup/{}", rest::PICKUP, seg(by)),
                 RestBody::None,
             );
             if let Some(prn) = text(req, "/PRN") {
@@ -333,7 +338,7 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             let kind = text(req, "/PickupType").unwrap_or("01");
             let mut c = call(
                 Method::GET,
-                format!("/api/shipments/v2409/pickup/{}", seg(kind)),
+                format!("/api/shipments/{}/pickup/{}", rest::PICKUP, seg(kind)),
                 RestBody::None,
             );
             if let Some(n) = text(req, "/AccountNumber") {
@@ -347,20 +352,24 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             ))?;
             call(
                 Method::GET,
-                format!("/api/pickup/v2409/countries/{}", seg(country)),
+                format!("/api/pickup/{}/countries/{}", rest::PICKUP, seg(country)),
                 RestBody::None,
             )
         }
         Service::PickupServiceCenters => call(
             post,
-            "/api/pickup/v2409/servicecenterlocations".into(),
+            format!("/api/pickup/{}/servicecenterlocations", rest::PICKUP),
             RestBody::Unchanged,
         ),
         Service::Locator => {
             let option = request_option(req).unwrap_or("1");
             call(
                 post,
-                format!("/api/locations/v3/search/availabilities/{}", seg(option)),
+                format!(
+                    "/api/locations/{}/search/availabilities/{}",
+                    rest::LOCATOR,
+                    seg(option)
+                ),
                 RestBody::Unchanged,
             )
         }
@@ -375,13 +384,13 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             }
             call(
                 post,
-                "/api/labels/v1/recovery".into(),
+                format!("/api/labels/{}/recovery", rest::LABEL_RECOVERY),
                 RestBody::Json(json!({"LabelRecoveryRequest": body})),
             )
         }
         Service::QuantumView => call(
             post,
-            "/api/quantumview/v3/events".into(),
+            format!("/api/quantumview/{}/events", rest::QUANTUM_VIEW),
             RestBody::Unchanged,
         ),
     };
@@ -567,23 +576,99 @@ fn tnt_answer(shape: &AnswerShape, rest: &Value) -> Value {
 }
 
 // ---- Tracking (REST is camelCase) --------------------------------------------------------------
+//
+// One converter: REST `trackResponse` → XOLTWS `TrackResponse` (what SOAP and legacy-JSON
+// clients read). The old-XML answer is built from this one (`oldxml::track_answer`). Every
+// field below is filled when REST carries it; `docs/answers.md` lists the sources and the
+// fields REST cannot supply.
 
-fn track_address(a: &Value) -> Value {
+/// XOLTWS `Address` from a REST tracking address (`addressLine1..3` → `AddressLine[]`).
+pub fn track_address(a: Option<&Value>) -> Value {
+    let a = a.unwrap_or(&Value::Null);
     let t = |k: &str| json_text(a.get(k));
-    let mut out = json!({
-        "City": t("city"),
-        "StateProvinceCode": t("stateProvince"),
-        "PostalCode": t("postalCode"),
-        "CountryCode": if t("countryCode").is_empty() { t("country") } else { t("countryCode") },
-    });
-    if let Some(lines) = a.get("addressLine1") {
-        out["AddressLine"] = lines.clone();
+    let mut out = Map::new();
+    let lines: Vec<Value> = ["addressLine1", "addressLine2", "addressLine3"]
+        .iter()
+        .map(|k| t(k))
+        .filter(|l| !l.trim().is_empty())
+        .map(Value::String)
+        .collect();
+    if !lines.is_empty() {
+        out.insert("AddressLine".into(), Value::Array(lines));
     }
-    out
+    out.insert("City".into(), json!(t("city")));
+    out.insert("StateProvinceCode".into(), json!(t("stateProvince")));
+    out.insert("PostalCode".into(), json!(t("postalCode")));
+    let country = if t("countryCode").is_empty() {
+        t("country")
+    } else {
+        t("countryCode")
+    };
+    out.insert("CountryCode".into(), json!(country));
+    Value::Object(out)
+}
+
+/// The shipper number inside a 1Z tracking number (`1Z` + 6 characters of shipper number).
+pub fn shipper_number_of(tracking: &str) -> Option<&str> {
+    let t = tracking.trim();
+    (t.len() == 18 && t[..2].eq_ignore_ascii_case("1Z") && t.is_ascii()).then(|| &t[2..8])
+}
+
+/// REST `referenceNumber[]` items of one level (`SHIPMENT` or `PACKAGE`) → XOLTWS
+/// `ReferenceNumber[]` (`Code` `01`: UPS's generic reference code; REST gives no code).
+fn references(package: &Value, level: &str) -> Vec<Value> {
+    as_list(package.get("referenceNumber"))
+        .into_iter()
+        .filter(|r| json_text(r.get("type")).eq_ignore_ascii_case(level))
+        .map(|r| json!({"Code": "01", "Value": json_text(r.get("number"))}))
+        .collect()
+}
+
+/// REST `deliveryDate[]` (+ `deliveryTime`) → XOLTWS `DeliveryDetail[]`.
+fn delivery_details(package: &Value) -> Vec<Value> {
+    let time = package.get("deliveryTime").unwrap_or(&Value::Null);
+    as_list(package.get("deliveryDate"))
+        .into_iter()
+        .map(|d| {
+            let kind = json_text(d.get("type"));
+            let (code, desc) = match kind.as_str() {
+                "SDD" => ("03", "Scheduled Delivery"),
+                "RDD" => ("02", "Rescheduled Delivery"),
+                _ => ("01", "Delivered"),
+            };
+            let mut detail = json!({"Type": {"Code": code, "Description": desc}, "Date": json_text(d.get("date"))});
+            if json_text(time.get("type")) == kind {
+                let t = json_text(time.get("endTime"));
+                if !t.is_empty() {
+                    detail["Time"] = json!(t);
+                }
+            }
+            detail
+        })
+        .collect()
+}
+
+/// The date the package was picked up: the oldest pickup scan (status type `P`), else the
+/// oldest scan by UPS (anything but the manifest-only `M`). REST has no pickup date field.
+fn pickup_date(activities: &[&Value]) -> Option<String> {
+    let date = |a: &&Value| json_text(a.get("date"));
+    let kind = |a: &&Value| json_text(a.pointer("/status/type"));
+    activities
+        .iter()
+        .filter(|a| kind(a) == "P")
+        .min_by_key(|a| date(a))
+        .or_else(|| {
+            activities
+                .iter()
+                .filter(|a| kind(a) != "M")
+                .min_by_key(|a| date(a))
+        })
+        .map(date)
+        .filter(|d| !d.is_empty())
 }
 
 /// REST `trackResponse` → XOLTWS `TrackResponse`, or the legacy "not found" error.
-fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Value, Vec<UpsError>> {
+pub fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Value, Vec<UpsError>> {
     let shipment = rest
         .pointer("/trackResponse/shipment/0")
         .cloned()
@@ -595,7 +680,94 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Value, Vec<UpsError
             .unwrap_or("No tracking information available");
         return Err(vec![UpsError::new("151044", why, Severity::Hard)]);
     };
-    let p = |k: &str| json_text(package.get(k));
+    let tracking = json_text(package.get("trackingNumber"));
+    let activities = as_list(package.get("activity"));
+    let delivered_at = package.get("deliveryInformation");
+    let mut activity: Vec<Value> = activities
+        .iter()
+        .map(|a| {
+            let status = a.get("status").unwrap_or(&Value::Null);
+            let delivered = json_text(status.get("type")) == "D";
+            let mut location = json!({"Address": track_address(a.pointer("/location/address"))});
+            if delivered {
+                if let Some(d) = delivered_at {
+                    let place = json_text(d.get("location"));
+                    if !place.is_empty() {
+                        location["Description"] = json!(place);
+                    }
+                    let by = json_text(d.get("receivedBy"));
+                    if !by.is_empty() {
+                        location["SignedForByName"] = json!(by);
+                    }
+                }
+            }
+            let mut out = json!({
+                "ActivityLocation": location,
+                "Status": {
+                    "Type": json_text(status.get("type")),
+                    "Description": json_text(status.get("description")),
+                    "Code": json_text(status.get("code")),
+                },
+                "Date": json_text(a.get("date")),
+                "Time": json_text(a.get("time")),
+            });
+            for (rest_key, legacy) in [
+                ("gmtDate", "GMTDate"),
+                ("gmtTime", "GMTTime"),
+                ("gmtOffset", "GMTOffset"),
+            ] {
+                let v = json_text(a.get(rest_key));
+                if !v.is_empty() {
+                    out[legacy] = json!(v);
+                }
+            }
+            out
+        })
+        .collect();
+    if !shape.all_activity {
+        activity.truncate(1);
+    }
+    let weight = package.get("weight").map(|w| {
+        json!({"UnitOfMeasurement": {"Code": json_text(w.get("unitOfMeasurement"))}, "Weight": json_text(w.get("weight"))})
+    });
+    let delivered = json_text(package.pointer("/currentStatus/type")) == "D"
+        || activities
+            .iter()
+            .any(|a| json_text(a.pointer("/status/type")) == "D");
+    let details = delivery_details(package);
+
+    let mut pkg = Map::new();
+    pkg.insert("TrackingNumber".into(), json!(tracking));
+    pkg.insert(
+        "DeliveryIndicator".into(),
+        json!(if delivered { "Y" } else { "N" }),
+    );
+    if !details.is_empty() {
+        pkg.insert("DeliveryDetail".into(), collapse(details.clone()));
+    }
+    if !activity.is_empty() {
+        pkg.insert("Activity".into(), collapse(activity));
+    }
+    if let Some(w) = &weight {
+        pkg.insert("PackageWeight".into(), w.clone());
+    }
+    let package_refs = references(package, "PACKAGE");
+    if !package_refs.is_empty() {
+        pkg.insert("ReferenceNumber".into(), collapse(package_refs));
+    }
+
+    let mut ship = Map::new();
+    ship.insert(
+        "InquiryNumber".into(),
+        json!({"Code": "01", "Description": "ShipmentIdentificationNumber", "Value": json_text(shipment.get("inquiryNumber"))}),
+    );
+    ship.insert(
+        "ShipmentType".into(),
+        json!({"Code": "01", "Description": "Small Package"}),
+    );
+    if let Some(n) = shipper_number_of(&tracking) {
+        ship.insert("ShipperNumber".into(), json!(n));
+    }
     let mut addresses = vec![];
     for a in as_list(package.get("packageAddress")) {
         let (code, desc) = match json_text(a.get("type")).to_ascii_uppercase().as_str() {
@@ -605,65 +777,38 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Value, Vec<UpsError
         };
         addresses.push(json!({
             "Type": {"Code": code, "Description": desc},
-            "Address": track_address(a.get("address").unwrap_or(&Value::Null)),
+            "Address": track_address(a.get("address")),
         }));
     }
-    let mut activity: Vec<Value> = as_list(package.get("activity"))
-        .into_iter()
-        .map(|a| {
-            let status = a.get("status").cloned().unwrap_or(Value::Null);
-            json!({
-                "ActivityLocation": {"Address": track_address(a.pointer("/location/address").unwrap_or(&Value::Null))},
-                "Status": {
-                    "Type": json_text(status.get("type")),
-                    "Description": json_text(status.get("description")),
-                    "Code": json_text(status.get("code")),
-                },
-                "Date": json_text(a.get("date")),
-                "Time": json_text(a.get("time")),
-            })
-        })
-        .collect();
-    if !shape.all_activity {
-        activity.truncate(1);
-    }
-    let weight = package.get("weight").map(|w| {
-        json!({"UnitOfMeasurement": {"Code": json_text(w.get("unitOfMeasurement"))}, "Weight": json_text(w.get("weight"))})
-    });
-    let mut pkg = json!({"TrackingNumber": p("trackingNumber")});
-    if !activity.is_empty() {
-        pkg["Activity"] = collapse(activity);
-    }
-    if let Some(w) = &weight {
-        pkg["PackageWeight"] = w.clone();
-    }
-    let mut ship = json!({
-        "InquiryNumber": {"Code": "01", "Description": "ShipmentIdentificationNumber", "Value": json_text(shipment.get("inquiryNumber"))},
-    });
     if !addresses.is_empty() {
-        ship["ShipmentAddress"] = collapse(addresses);
+        ship.insert("ShipmentAddress".into(), collapse(addresses));
     }
     if let Some(w) = weight {
-        ship["ShipmentWeight"] = w;
+        ship.insert("ShipmentWeight".into(), w);
     }
     if let Some(s) = package.get("service") {
-        ship["Service"] = json!({"Code": json_text(s.get("code")), "Description": json_text(s.get("description"))});
+        ship.insert(
+            "Service".into(),
+            json!({"Code": json_text(s.get("code")), "Description": json_text(s.get("description"))}),
+        );
     }
-    let dates: Vec<Value> = as_list(package.get("deliveryDate"))
-        .into_iter()
-        .map(|d| {
-            let (code, desc) = match json_text(d.get("type")).as_str() {
-                "SDD" => ("03", "Scheduled Delivery"),
-                "RDD" => ("02", "Rescheduled Delivery"),
-                _ => ("01", "Delivered"),
-            };
-            json!({"Type": {"Code": code, "Description": desc}, "Date": json_text(d.get("date"))})
-        })
-        .collect();
-    if !dates.is_empty() {
-        ship["DeliveryDetail"] = collapse(dates);
+    let shipment_refs = references(package, "SHIPMENT");
+    if !shipment_refs.is_empty() {
+        ship.insert("ReferenceNumber".into(), collapse(shipment_refs));
     }
-    ship["Package"] = pkg;
+    if let Some(s) = package.get("currentStatus") {
+        ship.insert(
+            "CurrentStatus".into(),
+            json!({"Code": json_text(s.get("code")), "Description": json_text(s.get("description"))}),
+        );
+    }
+    if let Some(d) = pickup_date(&activities) {
+        ship.insert("PickupDate".into(), json!(d));
+    }
+    if !details.is_empty() {
+        ship.insert("DeliveryDetail".into(), collapse(details));
+    }
+    ship.insert("Package".into(), Value::Object(pkg));
     Ok(json!({"TrackResponse": {"Response": response_header(shape), "Shipment": ship}}))
 }
 
@@ -685,13 +830,20 @@ pub fn from_rest(shape: &AnswerShape, rest: &Value) -> Converted {
             Err(e) => Converted::Errors(e),
         },
         Service::TimeInTransit => Converted::Json(tnt_answer(shape, rest)),
+        Service::Void => match rest.pointer("/VoidShipmentResponse/PackageLevelResults") {
+            // REST pluralised the XOLTWS element (`PackageLevelResult`, repeated).
+            Some(results) => {
+                let mut v = rest.clone();
+                if let Some(o) = v["VoidShipmentResponse"].as_object_mut() {
+                    o.insert("PackageLevelResult".into(), results.clone());
+                    o.shift_remove("PackageLevelResults");
+                }
+                Converted::Json(v)
+            }
+            None => Converted::Unchanged,
+        },
         _ => Converted::Unchanged,
     }
-}
-
-/// Whether a REST answer must be parsed to be converted (else its bytes go back as they are).
-pub fn needs_conversion(service: Service) -> bool {
-    matches!(service, Service::Track | Service::TimeInTransit)
 }
 
 #[cfg(test)]

@@ -1,0 +1,59 @@
+//! UPS's current REST API as upsbridge calls it: one place for the paths and the
+//! API versions, read from the OpenAPI specs (`shared/ups-openapi/*.yaml`, the
+//! `Valid values` of each `{version}` path parameter). Every dialect builds its
+//! REST paths from these, so a version bump is one line.
+//!
+//! The specs list one valid version per operation today (older ones such as
+//! `v1801` or `v2205` are gone), so a version a legacy client puts in its path is
+//! recognised as a version and replaced by the current one.
+
+/// `POST /api/rating/{v}/{requestoption}`.
+pub const RATING: &str = "v2409";
+/// `POST /api/shipments/{v}/ship` and `DELETE /api/shipments/{v}/void/cancel/{id}`.
+pub const SHIPPING: &str = "v2409";
+/// `POST /api/labels/{v}/recovery`.
+pub const LABEL_RECOVERY: &str = "v1";
+/// `GET /api/track/{v}/details/{n}` (fixed in the spec).
+pub const TRACKING: &str = "v1";
+/// `POST /api/shipments/{v}/transittimes`.
+pub const TIME_IN_TRANSIT: &str = "v1";
+/// `POST /api/addressvalidation/{v}/{requestoption}`.
+pub const ADDRESS_VALIDATION: &str = "v2";
+/// Every Pickup operation.
+pub const PICKUP: &str = "v2409";
+/// `POST /api/locations/{v}/search/availabilities/{reqOption}`.
+pub const LOCATOR: &str = "v3";
+/// `POST /api/quantumview/{v}/events`.
+pub const QUANTUM_VIEW: &str = "v3";
+
+/// A legacy version path segment: `v1801`, `V1801`, `1801`, `v1`, `v2409` (1–4 digits).
+pub fn is_version_segment(segment: &str) -> bool {
+    let digits = segment.strip_prefix(['v', 'V']).unwrap_or(segment);
+    !digits.is_empty() && digits.len() <= 4 && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// REST's spelling of a rating request option (`shop` → `Shop`).
+pub fn rating_option(option: &str) -> Option<&'static str> {
+    match option.to_ascii_lowercase().as_str() {
+        "rate" => Some("Rate"),
+        "shop" => Some("Shop"),
+        "ratetimeintransit" => Some("Ratetimeintransit"),
+        "shoptimeintransit" => Some("Shoptimeintransit"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_segments() {
+        for v in ["v1", "V1801", "1801", "v1807", "v2409"] {
+            assert!(is_version_segment(v), "{v}");
+        }
+        for v in ["", "v", "vx", "v12345", "details"] {
+            assert!(!is_version_segment(v), "{v}");
+        }
+    }
+}
