@@ -2,8 +2,8 @@
 # Installs what building and testing upsbridge needs on a Debian machine that has a Rust
 # toolchain: cmake (pingora's zlib-ng build); for the browser test (tests/browser.rs) Debian's
 # Chromium, Node.js and the pinned playwright-core in tests/browser; for tests/legacy_clients.rs
-# the pinned legacy UPS client libraries (PyPI ones in a venv under target/client-venv, npm ones
-# in tests/clients/node_modules from the lock file).
+# the pinned legacy UPS client libraries (PyPI ones in venvs under target/client-venv and
+# target/client-venv2, npm ones in tests/clients/node_modules from the lock file).
 # `setup.sh bench` also installs what benches/compare.sh drives: nginx, wrk, curl, taskset.
 # Idempotent: installs only what is missing.
 set -euo pipefail
@@ -34,6 +34,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install a Rust toolchain (rustup) first" >&2; exit 1; }
 
+# UPS's legacy XSDs (target/legacy-xsd), against which the tests validate every SOAP answer.
+bash scripts/legacy-xsd.sh
+
 # playwright-core, pinned by tests/browser/package-lock.json.
 if [ ! -d tests/browser/node_modules ]; then
   echo "setup: npm ci in tests/browser" >&2
@@ -49,6 +52,17 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements.sha256" 2>/dev/n
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
   echo "$want" >"$venv/.requirements.sha256"
+fi
+# karrio (tests/clients/requirements-karrio.txt) needs a carrier.ups that conflicts with
+# purplship's, so it has its own venv.
+venv2=target/client-venv2
+req2=tests/clients/requirements-karrio.txt
+want="$(sha256sum "$req2" | cut -d' ' -f1)"
+if [ ! -x "$venv2/bin/python" ] || [ "$(cat "$venv2/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing karrio (PyPI) into $venv2" >&2
+  python3 -m venv "$venv2"
+  "$venv2/bin/pip" install -q --disable-pip-version-check -r "$req2"
+  echo "$want" >"$venv2/.requirements.sha256"
 fi
 lock=tests/clients/package-lock.json
 want="$(sha256sum "$lock" | cut -d' ' -f1)"

@@ -12,6 +12,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     upstream_seconds: HistogramVec,
+    dropped_fields: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -42,8 +43,19 @@ impl Metrics {
             &[],
         )
         .expect("valid metric");
+        let dropped_fields = IntCounterVec::new(
+            Opts::new(
+                "upsbridge_answer_fields_dropped_total",
+                "Members of UPS's REST answers left out because the client's legacy schema has no place for them (debug: a high count for a service means REST grew fields the legacy answer cannot carry)",
+            ),
+            &["dialect", "service"],
+        )
+        .expect("valid metric");
         registry
             .register(Box::new(requests.clone()))
+            .expect("register once");
+        registry
+            .register(Box::new(dropped_fields.clone()))
             .expect("register once");
         registry
             .register(Box::new(upstream_seconds.clone()))
@@ -52,6 +64,7 @@ impl Metrics {
             registry,
             requests,
             upstream_seconds,
+            dropped_fields,
         }
     }
 
@@ -59,6 +72,15 @@ impl Metrics {
         self.requests
             .with_label_values(&[dialect, service, outcome])
             .inc();
+    }
+
+    /// REST members an answer left out (legacy schema shaping).
+    pub fn count_dropped_fields(&self, dialect: &str, service: &str, n: u32) {
+        if n > 0 {
+            self.dropped_fields
+                .with_label_values(&[dialect, service])
+                .inc_by(u64::from(n));
+        }
     }
 
     pub fn observe_upstream(&self, took: Duration) {

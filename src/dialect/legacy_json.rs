@@ -11,8 +11,9 @@
 use bytes::Bytes;
 use secrecy::SecretString;
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
+use super::legacy_schema::{self, Family};
 use super::services::{self, AnswerShape, Converted, RestBody, Service};
 use super::{rest_errors, Answer, BodyDialect, Failure, Parsed, Plan, Route, Severity, UpsError};
 use crate::accounts::LegacyCredentials;
@@ -210,6 +211,7 @@ fn json_answer(status: u16, body: Bytes, error_kind: Option<&'static str>) -> An
         content_type: "application/json",
         body,
         error_kind,
+        dropped_fields: 0,
     }
 }
 
@@ -224,19 +226,31 @@ pub fn refusal(failure: &Failure) -> Answer {
 
 /// UPS's REST answer → the legacy client's answer.
 pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
-    let ok = (200..300).contains(&status);
-    if ok && !services::needs_conversion(shape.service) {
-        return json_answer(status, body, None);
-    }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if !ok {
+    if !(200..300).contains(&status) {
         let errors = rest_errors(&parsed, status);
         return json_answer(status, Bytes::from(fault(&errors).to_string()), None);
     }
-    match services::from_rest(shape, &parsed) {
-        Converted::Unchanged => json_answer(status, body, None),
-        Converted::Json(v) => json_answer(status, Bytes::from(v.to_string()), None),
-        Converted::Errors(e) => json_answer(400, Bytes::from(fault(&e).to_string()), None),
+    let doc = match services::from_rest(shape, &parsed) {
+        Converted::Unchanged => parsed,
+        Converted::Json(v) => v,
+        Converted::Errors(e) => return json_answer(400, Bytes::from(fault(&e).to_string()), None),
+    };
+    let root = shape.service.response_root();
+    let schemas = legacy_schema::schemas();
+    match (schemas.root(Family::Xoltws, root), doc.get(root)) {
+        // Shaped like the XOLTWS answer the client was written against: only its members,
+        // in its order (a typed client rejects a member its model lacks).
+        (Some(def), Some(content)) => {
+            let (shaped, report) = legacy_schema::shape_json(schemas, def, content);
+            let mut out = Map::new();
+            out.insert(root.to_string(), shaped);
+            let mut a = json_answer(status, Bytes::from(Value::Object(out).to_string()), None);
+            a.dropped_fields = report.dropped.len() as u32;
+            a
+        }
+        // No schema for this service (Locator, QuantumView): UPS's answer as it is.
+        _ => json_answer(status, body, None),
     }
 }
 

@@ -18,6 +18,7 @@
 
 pub mod header;
 pub mod legacy_json;
+pub mod legacy_schema;
 pub mod oldxml;
 pub mod schema;
 pub mod services;
@@ -336,6 +337,9 @@ pub struct Answer {
     pub body: Bytes,
     /// Set when upsbridge (not UPS) produced an error: value of `x-upsbridge-error`.
     pub error_kind: Option<&'static str>,
+    /// Members of UPS's answer the client's legacy schema has no place for, left out
+    /// (counted in `upsbridge_answer_fields_dropped_total`).
+    pub dropped_fields: u32,
 }
 
 /// What a body dialect asks the proxy to do with UPS.

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 
+use super::legacy_schema::{self, Family};
 use super::schema::{self, Rule};
 use super::services::{self, AnswerShape, Converted, RestBody, Service};
 use super::xmljson::{self, escape_text, Element};
@@ -191,23 +192,52 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
         let f = Failure::UpstreamGarbled(format!("no {root} in a {status} answer"));
         return fault(&[f.ups_error()], Some(f.kind()));
     };
+    let (body, dropped) = envelope(shape, root, content);
     Answer {
         status: 200,
         content_type: CONTENT_TYPE,
-        body: Bytes::from(envelope(shape, root, content)),
+        body: Bytes::from(body),
         error_kind: None,
+        dropped_fields: dropped,
     }
 }
 
-/// `soapenv:Envelope/Body/<svc>:<Root>` with `Response` in the Common namespace.
-pub fn envelope(shape: &AnswerShape, root: &str, content: &Value) -> String {
+const ENVELOPE_OPEN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Header/><soapenv:Body>";
+const ENVELOPE_CLOSE: &str = "</soapenv:Body></soapenv:Envelope>";
+
+/// `soapenv:Envelope/Body/<Root>`: the payload written by the service's XOLTWS schema
+/// (only elements it defines, in its order and namespaces), in the namespace the client
+/// used for its request. Returns the document and how many REST members were left out.
+pub fn envelope(shape: &AnswerShape, root: &str, content: &Value) -> (String, u32) {
+    let mut out = String::with_capacity(2048);
+    out.push_str(ENVELOPE_OPEN);
+    let schemas = legacy_schema::schemas();
+    let dropped = match schemas.root(Family::Xoltws, root) {
+        Some(def) => {
+            let shaped = legacy_schema::write_xml(
+                &mut out,
+                schemas,
+                def,
+                content,
+                shape.xml.namespace.as_deref(),
+            );
+            shaped.dropped.len() as u32
+        }
+        None => {
+            unshaped_payload(&mut out, shape, root, content);
+            0
+        }
+    };
+    out.push_str(ENVELOPE_CLOSE);
+    (out, dropped)
+}
+
+/// A payload for a service whose XOLTWS schema upsbridge does not have (Locator,
+/// QuantumView): REST's members as they are, `Response` in the Common namespace.
+fn unshaped_payload(out: &mut String, shape: &AnswerShape, root: &str, content: &Value) {
     let (prefix, default_ns) = default_namespace(shape.service);
     let ns = shape.xml.namespace.as_deref().unwrap_or(default_ns);
-    let mut out = String::with_capacity(1024);
-    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
-    out.push_str("<soapenv:Envelope xmlns:soapenv=\"");
-    out.push_str(SOAP11_NS);
-    out.push_str("\"><soapenv:Header/><soapenv:Body><");
+    out.push('<');
     out.push_str(prefix);
     out.push(':');
     out.push_str(root);
@@ -221,15 +251,14 @@ pub fn envelope(shape: &AnswerShape, root: &str, content: &Value) -> String {
     if let Value::Object(members) = content {
         for (k, v) in members {
             let p = if k == "Response" { "common" } else { prefix };
-            xmljson::write_json(&mut out, Some(p), k, v);
+            xmljson::write_json(out, Some(p), k, v);
         }
     }
     out.push_str("</");
     out.push_str(prefix);
     out.push(':');
     out.push_str(root);
-    out.push_str("></soapenv:Body></soapenv:Envelope>");
-    out
+    out.push('>');
 }
 
 /// A SOAP 1.1 Fault with UPS's error detail, HTTP 500.
@@ -258,6 +287,7 @@ pub fn fault(errors: &[UpsError], error_kind: Option<&'static str>) -> Answer {
         content_type: CONTENT_TYPE,
         body: Bytes::from(out),
         error_kind,
+        dropped_fields: 0,
     }
 }
 
@@ -299,24 +329,27 @@ mod tests {
     }
 
     #[test]
-    fn answer_is_an_envelope_in_the_clients_namespace() {
+    fn answer_is_shaped_by_the_xoltws_schema_in_the_clients_namespace() {
         let p = parse(RATE.as_bytes()).unwrap();
         let (_, shape) = p.plan.unwrap();
-        let rest = br#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":[{"Service":{"Code":"03"},"TotalCharges":{"MonetaryValue":"9.10"}},{"Service":{"Code":"02"}}]}}"#;
+        // REST order, a REST-only member (ItemizedCharges), required members missing.
+        let rest = br#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":[{"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"9.10"},"Service":{"Code":"03"},"ItemizedCharges":[{"Code":"x"}]},{"Service":{"Code":"02"}}]}}"#;
         let a = answer(&shape, 200, Bytes::from_static(rest));
         assert_eq!(a.status, 200);
         let text = std::str::from_utf8(&a.body).unwrap();
         assert!(
-            text.contains(
-                "<rate:RateResponse xmlns:rate=\"http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1\""
-            ),
+            text.contains("<rate:RateResponse ")
+                && text.contains(" xmlns:rate=\"http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1\""),
             "{text}"
         );
         assert!(
             text.contains("<common:Response><common:ResponseStatus><common:Code>1</common:Code>"),
             "{text}"
         );
-        assert!(text.contains("<rate:RatedShipment><rate:Service><rate:Code>03</rate:Code></rate:Service><rate:TotalCharges><rate:MonetaryValue>9.10</rate:MonetaryValue></rate:TotalCharges></rate:RatedShipment><rate:RatedShipment>"), "{text}");
+        // Schema order; required BillingWeight, charges and RatedPackage written empty.
+        assert!(text.contains("<rate:RatedShipment><rate:Service><rate:Code>03</rate:Code></rate:Service><rate:BillingWeight><rate:UnitOfMeasurement><rate:Code/></rate:UnitOfMeasurement><rate:Weight/></rate:BillingWeight><rate:TransportationCharges><rate:CurrencyCode/><rate:MonetaryValue/></rate:TransportationCharges><rate:ServiceOptionsCharges><rate:CurrencyCode/><rate:MonetaryValue/></rate:ServiceOptionsCharges><rate:TotalCharges><rate:CurrencyCode>USD</rate:CurrencyCode><rate:MonetaryValue>9.10</rate:MonetaryValue></rate:TotalCharges><rate:RatedPackage></rate:RatedPackage></rate:RatedShipment><rate:RatedShipment>"), "{text}");
+        assert!(!text.contains("ItemizedCharges"), "{text}");
+        assert_eq!(a.dropped_fields, 1);
     }
 
     #[test]

@@ -81,6 +81,11 @@ impl UpsProxy {
     ) -> Result<bool> {
         ctx.status = answer.status;
         ctx.error_kind = answer.error_kind;
+        if answer.dropped_fields > 0 {
+            let dialect = ctx.dialect.map(Dialect::as_str).unwrap_or("unknown");
+            self.metrics
+                .count_dropped_fields(dialect, ctx.service, answer.dropped_fields);
+        }
         let mut resp = ResponseHeader::build(answer.status, Some(4))?;
         resp.insert_header("content-type", answer.content_type)?;
         resp.insert_header("content-length", answer.body.len())?;

@@ -1,0 +1,593 @@
+//! The legacy answer schemas: what a WSDL-generated SOAP client (suds, zeep,
+//! JAX-WS, .NET), a typed legacy-JSON client and an old-XML client accept.
+//!
+//! UPS's XOLTWS XSDs (and the old XML API's, where found) are turned into
+//! `tables/legacy_schema.json` by `scripts/gen-legacy-tables.py`: for every
+//! complex type, its child elements in schema sequence order with namespace,
+//! type and occurrence bounds. Answers are written by walking that table beside
+//! the answer's JSON, so an answer holds only elements the client's schema
+//! defines, in sequence order, in the right namespace:
+//! - a member the schema does not define (a REST-only field) is dropped and
+//!   reported in [`Shaped::dropped`] (the proxy counts it);
+//! - a required element the answer lacks is written empty (every XOLTWS leaf is
+//!   an `xsd:string`), with its required children, so strict parsers accept it;
+//! - repetitions are capped by `maxOccurs`.
+//!
+//! Nothing here logs: answers are UPS's data and never hold credentials, but the
+//! engine stays quiet anyway.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::xmljson::escape_text;
+
+static TABLE_JSON: &str = include_str!("tables/legacy_schema.json");
+
+/// Which family of legacy schemas a root belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// XOLTWS: SOAP payloads and (same element names) legacy JSON.
+    Xoltws,
+    /// The old XML API (`/ups.app/xml`).
+    OldXml,
+}
+
+#[derive(Deserialize)]
+struct RawTable {
+    #[serde(default)]
+    namespaces: HashMap<String, String>,
+    roots: HashMap<String, HashMap<String, RawRoot>>,
+    types: HashMap<String, Vec<RawChild>>,
+}
+
+#[derive(Deserialize)]
+struct RawRoot {
+    ns: Option<String>,
+    #[serde(rename = "type")]
+    ty: String,
+}
+
+#[derive(Deserialize)]
+struct RawChild {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    ns: Option<String>,
+    #[serde(rename = "type", default)]
+    ty: Option<String>,
+    #[serde(default = "one")]
+    min: u32,
+    #[serde(default)]
+    max: Option<u32>,
+    #[serde(default)]
+    choice: Option<u32>,
+    #[serde(default)]
+    any: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One child element of a complex type.
+#[derive(Debug)]
+pub struct ChildDef {
+    pub name: String,
+    /// Index into [`Schemas::namespaces`]; `None` for unqualified elements.
+    pub ns: Option<usize>,
+    /// Index into [`Schemas::types`]; `None` for text content.
+    pub ty: Option<usize>,
+    pub min: u32,
+    /// `None` = unbounded.
+    pub max: Option<u32>,
+    /// Alternatives of one `xsd:choice` share a group number.
+    pub choice: Option<u32>,
+}
+
+/// A complex type: its children in sequence order.
+#[derive(Debug, Default)]
+pub struct TypeDef {
+    pub children: Vec<ChildDef>,
+    /// `xsd:any` somewhere in the content: unknown members are kept, not dropped.
+    pub open: bool,
+}
+
+/// A document (or payload) root element.
+#[derive(Debug)]
+pub struct RootDef {
+    pub name: String,
+    pub ns: Option<usize>,
+    pub ty: usize,
+    /// Every namespace used in the root's type closure (declared once on the root).
+    pub namespaces: Vec<usize>,
+}
+
+/// The compiled table.
+#[derive(Debug, Default)]
+pub struct Schemas {
+    pub namespaces: Vec<(String, String)>,
+    pub types: Vec<TypeDef>,
+    roots: HashMap<(Family, String), RootDef>,
+}
+
+/// The embedded table (generated, committed; a unit test proves it compiles).
+pub fn schemas() -> &'static Schemas {
+    static TABLE: OnceLock<Schemas> = OnceLock::new();
+    TABLE.get_or_init(|| Schemas::compile(TABLE_JSON).unwrap_or_default())
+}
+
+impl Schemas {
+    /// Compile a table; `Err` names the first inconsistency.
+    pub fn compile(json: &str) -> Result<Schemas, String> {
+        let raw: RawTable = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let mut namespaces: Vec<(String, String)> = raw
+            .namespaces
+            .iter()
+            .map(|(prefix, ns)| (prefix.clone(), ns.clone()))
+            .collect();
+        namespaces.sort();
+        let ns_index = |ns: &Option<String>, namespaces: &mut Vec<(String, String)>| {
+            ns.as_ref().map(|uri| {
+                namespaces
+                    .iter()
+                    .position(|(_, u)| u == uri)
+                    .unwrap_or_else(|| {
+                        let prefix = format!("ns{}", namespaces.len());
+                        namespaces.push((prefix, uri.clone()));
+                        namespaces.len() - 1
+                    })
+            })
+        };
+        let mut names: Vec<&String> = raw.types.keys().collect();
+        names.sort();
+        let type_index: HashMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut types = Vec::with_capacity(names.len());
+        for name in &names {
+            let mut def = TypeDef::default();
+            for c in &raw.types[*name] {
+                if c.any {
+                    def.open = true;
+                    continue;
+                }
+                let Some(child_name) = &c.name else {
+                    return Err(format!("{name}: a child without a name"));
+                };
+                let ty = match &c.ty {
+                    None => None,
+                    Some(t) => Some(
+                        *type_index
+                            .get(t.as_str())
+                            .ok_or_else(|| format!("{name}/{child_name}: unknown type {t}"))?,
+                    ),
+                };
+                def.children.push(ChildDef {
+                    name: child_name.clone(),
+                    ns: ns_index(&c.ns, &mut namespaces),
+                    ty,
+                    min: c.min,
+                    max: c.max,
+                    choice: c.choice,
+                });
+            }
+            types.push(def);
+        }
+        let mut roots = HashMap::new();
+        for (family, list) in &raw.roots {
+            let family = match family.as_str() {
+                "soap" => Family::Xoltws,
+                "oldxml" => Family::OldXml,
+                _ => continue,
+            };
+            for (name, r) in list {
+                let ty = *type_index
+                    .get(r.ty.as_str())
+                    .ok_or_else(|| format!("root {name}: unknown type {}", r.ty))?;
+                let ns = ns_index(&r.ns, &mut namespaces);
+                let mut used = BTreeSet::new();
+                used.extend(ns);
+                closure_namespaces(&types, ty, &mut vec![false; types.len()], &mut used);
+                roots.insert(
+                    (family, name.clone()),
+                    RootDef {
+                        name: name.clone(),
+                        ns,
+                        ty,
+                        namespaces: used.into_iter().collect(),
+                    },
+                );
+            }
+        }
+        Ok(Schemas {
+            namespaces,
+            types,
+            roots,
+        })
+    }
+
+    /// The root element `name` of a family, if the schemas define it.
+    pub fn root(&self, family: Family, name: &str) -> Option<&RootDef> {
+        self.roots.get(&(family, name.to_string()))
+    }
+
+    /// The children of the element at `path` (names below `root`), for tests and docs.
+    pub fn type_at(&self, root: &RootDef, path: &[&str]) -> Option<&TypeDef> {
+        let mut ty = root.ty;
+        for seg in path {
+            let c = self.types[ty].children.iter().find(|c| c.name == *seg)?;
+            ty = c.ty?;
+        }
+        Some(&self.types[ty])
+    }
+
+    fn prefix(&self, ns: usize) -> &str {
+        &self.namespaces[ns].0
+    }
+
+    fn uri(&self, ns: usize) -> &str {
+        &self.namespaces[ns].1
+    }
+}
+
+fn closure_namespaces(
+    types: &[TypeDef],
+    ty: usize,
+    seen: &mut Vec<bool>,
+    out: &mut BTreeSet<usize>,
+) {
+    if seen[ty] {
+        return;
+    }
+    seen[ty] = true;
+    for c in &types[ty].children {
+        out.extend(c.ns);
+        if let Some(t) = c.ty {
+            closure_namespaces(types, t, seen, out);
+        }
+    }
+}
+
+/// What shaping an answer left out.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Shaped {
+    /// Paths (element names from the root) of members the schema does not define.
+    pub dropped: Vec<String>,
+}
+
+/// Items of a JSON value: an array's items, or the value itself.
+fn items(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) => a.iter().filter(|i| !i.is_null()).collect(),
+        Value::Null => vec![],
+        one => vec![one],
+    }
+}
+
+fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Where shaping writes: XML text or legacy JSON.
+trait Sink {
+    fn open(&mut self, s: &Schemas, c: &ChildDef);
+    fn close(&mut self, s: &Schemas, c: &ChildDef);
+    fn text(&mut self, s: &Schemas, c: &ChildDef, text: &str);
+}
+
+struct Walk<'a> {
+    schemas: &'a Schemas,
+    shaped: Shaped,
+    depth: usize,
+}
+
+/// Deepest nesting written (schemas are not recursive; this guards a table that is).
+const MAX_DEPTH: usize = 48;
+
+impl Walk<'_> {
+    /// Write the members of `value` (an object) as the children of type `ty`.
+    fn children<S: Sink>(&mut self, sink: &mut S, ty: usize, value: &Value, path: &mut String) {
+        let def = &self.schemas.types[ty];
+        let empty = Map::new();
+        let members = value.as_object().unwrap_or(&empty);
+        let mut chosen: Vec<u32> = vec![];
+        for c in &def.children {
+            let present = members.get(&c.name).filter(|v| !v.is_null());
+            if let Some(group) = c.choice {
+                if chosen.contains(&group) {
+                    continue;
+                }
+                if present.is_some() {
+                    chosen.push(group);
+                } else {
+                    continue;
+                }
+            }
+            match present {
+                Some(v) => {
+                    let list = items(v);
+                    let cap = c.max.map(|m| m as usize).unwrap_or(usize::MAX);
+                    for item in list.into_iter().take(cap) {
+                        self.element(sink, c, item, path);
+                    }
+                }
+                None if c.min > 0 => {
+                    for _ in 0..c.min.min(1) {
+                        self.element(sink, c, &Value::Null, path);
+                    }
+                }
+                None => {}
+            }
+        }
+        if !def.open {
+            for k in members.keys() {
+                if !def.children.iter().any(|c| &c.name == k) {
+                    self.shaped.dropped.push(join(path, k));
+                }
+            }
+        }
+    }
+
+    fn element<S: Sink>(&mut self, sink: &mut S, c: &ChildDef, v: &Value, path: &mut String) {
+        let len = path.len();
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&c.name);
+        match (c.ty, v) {
+            (None, Value::Object(_) | Value::Array(_)) => {
+                // Structure where the schema has text: not the client's element.
+                self.shaped.dropped.push(path.clone());
+            }
+            (None, _) => sink.text(self.schemas, c, &text_of(v).unwrap_or_default()),
+            (Some(_), Value::String(s)) if !s.is_empty() => {
+                self.shaped.dropped.push(path.clone());
+            }
+            (Some(ty), _) => {
+                sink.open(self.schemas, c);
+                if self.depth < MAX_DEPTH {
+                    self.depth += 1;
+                    self.children(sink, ty, v, path);
+                    self.depth -= 1;
+                }
+                sink.close(self.schemas, c);
+            }
+        }
+        path.truncate(len);
+    }
+}
+
+fn join(path: &str, k: &str) -> String {
+    if path.is_empty() {
+        k.to_string()
+    } else {
+        format!("{path}/{k}")
+    }
+}
+
+/// XML output with the table's prefixes.
+struct XmlSink<'a> {
+    out: &'a mut String,
+}
+
+impl XmlSink<'_> {
+    fn tag(&mut self, s: &Schemas, c: &ChildDef) {
+        if let Some(ns) = c.ns {
+            self.out.push_str(s.prefix(ns));
+            self.out.push(':');
+        }
+        self.out.push_str(&c.name);
+    }
+}
+
+impl Sink for XmlSink<'_> {
+    fn open(&mut self, s: &Schemas, c: &ChildDef) {
+        self.out.push('<');
+        self.tag(s, c);
+        self.out.push('>');
+    }
+    fn close(&mut self, s: &Schemas, c: &ChildDef) {
+        self.out.push_str("</");
+        self.tag(s, c);
+        self.out.push('>');
+    }
+    fn text(&mut self, s: &Schemas, c: &ChildDef, text: &str) {
+        self.out.push('<');
+        self.tag(s, c);
+        if text.is_empty() {
+            self.out.push_str("/>");
+        } else {
+            self.out.push('>');
+            self.out.push_str(&escape_text(text));
+            self.close(s, c);
+        }
+    }
+}
+
+/// Write `content` (the members of the root) as the root element, declaring every
+/// namespace of the root's schema. `client_ns`: the namespace URI the client used for
+/// its request payload; when it differs from the schema's root namespace (another
+/// version of the same service), it is declared in its place.
+pub fn write_xml(
+    out: &mut String,
+    schemas: &Schemas,
+    root: &RootDef,
+    content: &Value,
+    client_ns: Option<&str>,
+) -> Shaped {
+    let root_child = ChildDef {
+        name: root.name.clone(),
+        ns: root.ns,
+        ty: Some(root.ty),
+        min: 1,
+        max: Some(1),
+        choice: None,
+    };
+    out.push('<');
+    if let Some(ns) = root.ns {
+        out.push_str(schemas.prefix(ns));
+        out.push(':');
+    }
+    out.push_str(&root.name);
+    for &ns in &root.namespaces {
+        let uri = match (client_ns, root.ns) {
+            (Some(client), Some(r)) if r == ns => client,
+            _ => schemas.uri(ns),
+        };
+        out.push_str(" xmlns:");
+        out.push_str(schemas.prefix(ns));
+        out.push_str("=\"");
+        out.push_str(&quick_xml::escape::escape(uri));
+        out.push('"');
+    }
+    out.push('>');
+    let mut walk = Walk {
+        schemas,
+        shaped: Shaped::default(),
+        depth: 0,
+    };
+    let mut sink = XmlSink { out };
+    let mut path = String::new();
+    walk.children(&mut sink, root.ty, content, &mut path);
+    sink.close(schemas, &root_child);
+    walk.shaped
+}
+
+/// Legacy JSON output: members in schema order, one item as an object and several as
+/// an array (the legacy single-item collapse), text as strings.
+struct JsonSink {
+    /// Open objects: (element name, its members).
+    stack: Vec<(String, Map<String, Value>)>,
+}
+
+impl JsonSink {
+    fn put(&mut self, name: &str, v: Value) {
+        let Some((_, top)) = self.stack.last_mut() else {
+            return;
+        };
+        match top.get_mut(name) {
+            None => {
+                top.insert(name.to_string(), v);
+            }
+            Some(Value::Array(list)) => list.push(v),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, v]);
+            }
+        }
+    }
+}
+
+impl Sink for JsonSink {
+    fn open(&mut self, _: &Schemas, c: &ChildDef) {
+        self.stack.push((c.name.clone(), Map::new()));
+    }
+    fn close(&mut self, _: &Schemas, _: &ChildDef) {
+        if self.stack.len() > 1 {
+            let (name, members) = self.stack.pop().expect("opened");
+            self.put(&name, Value::Object(members));
+        }
+    }
+    fn text(&mut self, _: &Schemas, c: &ChildDef, text: &str) {
+        self.put(&c.name, Value::String(text.to_string()));
+    }
+}
+
+/// Shape the members of a legacy-JSON answer root by the XOLTWS schema of `root`.
+pub fn shape_json(schemas: &Schemas, root: &RootDef, content: &Value) -> (Value, Shaped) {
+    let mut walk = Walk {
+        schemas,
+        shaped: Shaped::default(),
+        depth: 0,
+    };
+    let mut sink = JsonSink {
+        stack: vec![(root.name.clone(), Map::new())],
+    };
+    let mut path = String::new();
+    walk.children(&mut sink, root.ty, content, &mut path);
+    let (_, members) = sink.stack.pop().expect("root");
+    (Value::Object(members), walk.shaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TABLE: &str = r#"{
+      "namespaces": {"r": "urn:rate", "c": "urn:common"},
+      "roots": {"soap": {"RateResponse": {"ns": "urn:rate", "type": "r:RateResponse"}}},
+      "types": {
+        "r:RateResponse": [
+          {"name": "Response", "ns": "urn:common", "type": "c:Response", "min": 1, "max": 1},
+          {"name": "RatedShipment", "ns": "urn:rate", "type": "r:RatedShipment", "min": 1, "max": null}
+        ],
+        "c:Response": [
+          {"name": "ResponseStatus", "ns": "urn:common", "type": "c:Status", "min": 1, "max": 1},
+          {"name": "Alert", "ns": "urn:common", "type": "c:Status", "min": 0, "max": null}
+        ],
+        "c:Status": [
+          {"name": "Code", "ns": "urn:common", "type": null, "min": 1, "max": 1},
+          {"name": "Description", "ns": "urn:common", "type": null, "min": 1, "max": 1}
+        ],
+        "r:RatedShipment": [
+          {"name": "Service", "ns": "urn:rate", "type": "c:Status", "min": 1, "max": 1},
+          {"name": "Negotiated", "ns": "urn:rate", "type": null, "min": 0, "max": 1, "choice": 1},
+          {"name": "Published", "ns": "urn:rate", "type": null, "min": 0, "max": 1, "choice": 1},
+          {"name": "TotalCharges", "ns": "urn:rate", "type": null, "min": 1, "max": 1}
+        ]
+      }
+    }"#;
+
+    #[test]
+    fn order_namespaces_drops_and_defaults() {
+        let s = Schemas::compile(TABLE).unwrap();
+        let root = s.root(Family::Xoltws, "RateResponse").unwrap();
+        let rest = json!({
+            "RatedShipment": {"TotalCharges": "9.10", "ItemizedCharges": [{"Code": "x"}],
+                              "Service": {"Code": "03"}, "Published": "p"},
+            "Response": {"ResponseStatus": {"Description": "Success", "Code": "1"}},
+        });
+        let mut out = String::new();
+        let shaped = write_xml(&mut out, &s, root, &rest, None);
+        assert_eq!(
+            out,
+            "<r:RateResponse xmlns:c=\"urn:common\" xmlns:r=\"urn:rate\"><c:Response><c:ResponseStatus><c:Code>1</c:Code><c:Description>Success</c:Description></c:ResponseStatus></c:Response>\
+<r:RatedShipment><r:Service><c:Code>03</c:Code><c:Description/></r:Service><r:Published>p</r:Published><r:TotalCharges>9.10</r:TotalCharges></r:RatedShipment></r:RateResponse>"
+        );
+        assert_eq!(shaped.dropped, vec!["RatedShipment/ItemizedCharges"]);
+        let (v, shaped) = shape_json(&s, root, &rest);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":{"Service":{"Code":"03","Description":""},"Published":"p","TotalCharges":"9.10"}}"#
+        );
+        assert_eq!(shaped.dropped.len(), 1);
+    }
+
+    #[test]
+    fn client_namespace_replaces_the_schema_one() {
+        let s = Schemas::compile(TABLE).unwrap();
+        let root = s.root(Family::Xoltws, "RateResponse").unwrap();
+        let mut out = String::new();
+        write_xml(&mut out, &s, root, &json!({}), Some("urn:rate-v2"));
+        assert!(
+            out.starts_with("<r:RateResponse xmlns:c=\"urn:common\" xmlns:r=\"urn:rate-v2\">"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_embedded_table_compiles() {
+        Schemas::compile(TABLE_JSON).unwrap();
+    }
+}
