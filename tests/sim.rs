@@ -1101,7 +1101,7 @@ async fn tracking_needs_trans_headers_and_reports_not_found_as_a_warning() {
     assert_eq!(p["trackingNumber"], "1Z12345E0205271688");
     assert_eq!(p["deliveryDate"][0]["type"], "DEL");
     let acts = p["activity"].as_array().cloned().unwrap_or_default();
-    assert_eq!(acts.len(), 3);
+    assert_eq!(acts.len(), 4);
     let dates: Vec<&str> = acts.iter().filter_map(|a| a["date"].as_str()).collect();
     assert!(
         dates[0] > dates[1] && dates[1] > dates[2],

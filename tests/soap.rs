@@ -264,6 +264,7 @@ fn ship_void_track_and_time_in_transit_over_soap() {
         vec![
             "DELIVERED",
             "Departed from Facility",
+            "Pickup Scan",
             "Shipper created a label, UPS has not received the package yet."
         ]
     );

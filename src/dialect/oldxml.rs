@@ -24,7 +24,9 @@ use super::{
 };
 use crate::accounts::LegacyCredentials;
 
-const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
+/// What UPS sent (legacy-dialects §5.1): a Node client picks its parser by this type and
+/// reads `text/*` as a string, not as XML.
+const CONTENT_TYPE: &str = "application/xml";
 
 /// The old-XML services upsbridge translates, named by their path segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -783,7 +785,7 @@ fn plan(route: &Route, req: &Element) -> Result<(Plan, AnswerShape), Failure> {
             shape.xml = xml;
             let ship = RestCall {
                 method: http::Method::POST,
-                path_and_query: "/api/shipments/v2409/ship".into(),
+                path_and_query: format!("/api/shipments/{}/ship", crate::rest::SHIPPING),
                 body: RestBody::None,
                 headers: vec![],
             };
@@ -872,6 +874,7 @@ pub fn error_document(
         content_type: CONTENT_TYPE,
         body: document(root, m),
         error_kind,
+        dropped_fields: 0,
     }
 }
 
@@ -956,7 +959,7 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
             }
             (m, vec![])
         }
-        OldService::Track => match track(shape, rest) {
+        OldService::Track => match track_answer(shape, &parsed) {
             Ok(m) => (m, vec![]),
             Err(e) => return error_document(root, Some(shape), &e, None),
         },
@@ -969,131 +972,139 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
         content_type: CONTENT_TYPE,
         body: document(root, all),
         error_kind: None,
+        dropped_fields: 0,
     }
 }
 
-fn track_address(a: Option<&Value>) -> Value {
-    let a = a.unwrap_or(&Value::Null);
-    let t = |k: &str| json_text(a.get(k));
+/// Old-XML `Address` from a XOLTWS one: `AddressLine[]` → `AddressLine1..3`.
+fn old_address(a: &Value) -> Value {
     let mut out = Map::new();
-    if let Some(line) = a.get("addressLine1") {
-        out.insert("AddressLine1".into(), json!(json_text(Some(line))));
+    for (i, line) in schema_items(a.get("AddressLine"))
+        .into_iter()
+        .take(3)
+        .enumerate()
+    {
+        out.insert(format!("AddressLine{}", i + 1), line.clone());
     }
-    out.insert("City".into(), json!(t("city")));
-    out.insert("StateProvinceCode".into(), json!(t("stateProvince")));
-    out.insert("PostalCode".into(), json!(t("postalCode")));
-    let country = if t("countryCode").is_empty() {
-        t("country")
-    } else {
-        t("countryCode")
-    };
-    out.insert("CountryCode".into(), json!(country));
+    for k in ["City", "StateProvinceCode", "PostalCode", "CountryCode"] {
+        if let Some(v) = a.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
     Value::Object(out)
 }
 
-/// REST `trackResponse` → old `TrackResponse/Shipment` (one shipment, one package).
-fn track(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>, Vec<UpsError>> {
-    let shipment = schema::get(rest, "shipment").unwrap_or(&Value::Null);
-    let Some(package) = schema::get(shipment, "package").filter(|p| p.is_object()) else {
-        let why = schema::text(shipment, "warnings/message")
-            .unwrap_or("No tracking information available");
-        return Err(vec![UpsError::new("151044", why, Severity::Hard)]);
-    };
-    let mut s = Map::new();
-    let addresses: Vec<&Value> = match package.get("packageAddress") {
+fn schema_items(v: Option<&Value>) -> Vec<&Value> {
+    match v {
+        None | Some(Value::Null) => vec![],
         Some(Value::Array(a)) => a.iter().collect(),
         Some(one) => vec![one],
-        None => vec![],
+    }
+}
+
+/// The old `TrackResponse/Shipment`, built from the one Track converter's XOLTWS answer
+/// ([`services::track_answer`]) with the old API's names and structure on top:
+/// `ShipmentAddress` by type → `Shipper`/`ShipTo`, `InquiryNumber` →
+/// `ShipmentIdentificationNumber`, `DeliveryDetail` → `ScheduledDeliveryDate`/…,
+/// `Status/Type` → `Status/StatusType`, `AddressLine[]` → `AddressLine1..3`.
+fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>, Vec<UpsError>> {
+    let xoltws = services::track_answer(shape, rest)?;
+    let s = xoltws
+        .pointer("/TrackResponse/Shipment")
+        .unwrap_or(&Value::Null);
+    let get = |k: &str| s.get(k).cloned();
+    let mut out = Map::new();
+    let address_of = |code: &str| {
+        schema_items(s.get("ShipmentAddress"))
+            .into_iter()
+            .find(|a| json_text(a.pointer("/Type/Code")) == code)
+            .and_then(|a| a.get("Address"))
+            .map(old_address)
     };
-    for a in &addresses {
-        let kind = json_text(a.get("type")).to_ascii_uppercase();
-        let name = match kind.as_str() {
-            "ORIGIN" | "SHIPPER" => "Shipper",
-            "DESTINATION" => "ShipTo",
+    let mut shipper = Map::new();
+    if let Some(n) = get("ShipperNumber") {
+        shipper.insert("ShipperNumber".into(), n);
+    }
+    if let Some(a) = address_of("01") {
+        shipper.insert("Address".into(), a);
+    }
+    if !shipper.is_empty() {
+        out.insert("Shipper".into(), Value::Object(shipper));
+    }
+    if let Some(a) = address_of("02") {
+        out.insert("ShipTo".into(), json!({ "Address": a }));
+    }
+    for k in ["ShipmentWeight", "Service", "ReferenceNumber"] {
+        if let Some(v) = get(k) {
+            out.insert(k.into(), v);
+        }
+    }
+    out.insert(
+        "ShipmentIdentificationNumber".into(),
+        json!(json_text(s.pointer("/InquiryNumber/Value"))),
+    );
+    if let Some(d) = get("PickupDate") {
+        out.insert("PickupDate".into(), d);
+    }
+    for d in schema_items(s.get("DeliveryDetail")) {
+        let name = match json_text(d.pointer("/Type/Code")).as_str() {
+            "03" => "ScheduledDeliveryDate",
+            "02" => "RescheduledDeliveryDate",
             _ => continue,
         };
-        if !s.contains_key(name) {
-            s.insert(
-                name.into(),
-                json!({"Address": track_address(a.get("address"))}),
+        out.insert(name.into(), json!(json_text(d.get("Date"))));
+    }
+    let p = s.get("Package").unwrap_or(&Value::Null);
+    let mut pkg = Map::new();
+    for k in ["TrackingNumber", "DeliveryIndicator"] {
+        if let Some(v) = p.get(k) {
+            pkg.insert(k.into(), v.clone());
+        }
+    }
+    let activity: Vec<Value> = schema_items(p.get("Activity"))
+        .into_iter()
+        .map(|a| {
+            let loc = a.get("ActivityLocation").unwrap_or(&Value::Null);
+            let mut location = Map::new();
+            location.insert(
+                "Address".into(),
+                old_address(loc.get("Address").unwrap_or(&Value::Null)),
             );
-        }
-    }
-    let weight = package.get("weight").map(|w| {
-        json!({"UnitOfMeasurement": {"Code": json_text(w.get("unitOfMeasurement"))}, "Weight": json_text(w.get("weight"))})
-    });
-    if let Some(w) = &weight {
-        s.insert("ShipmentWeight".into(), w.clone());
-    }
-    if let Some(svc) = package.get("service") {
-        s.insert(
-            "Service".into(),
-            json!({"Code": json_text(svc.get("code")), "Description": json_text(svc.get("description"))}),
-        );
-    }
-    s.insert(
-        "ShipmentIdentificationNumber".into(),
-        json!(json_text(shipment.get("inquiryNumber"))),
-    );
-    let dates: Vec<&Value> = match package.get("deliveryDate") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(one) => vec![one],
-        None => vec![],
-    };
-    for d in dates {
-        match json_text(d.get("type")).as_str() {
-            "SDD" => {
-                s.insert(
-                    "ScheduledDeliveryDate".into(),
-                    json!(json_text(d.get("date"))),
-                );
+            for k in ["Description", "SignedForByName"] {
+                if let Some(v) = loc.get(k) {
+                    location.insert(k.into(), v.clone());
+                }
             }
-            "RDD" => {
-                s.insert(
-                    "RescheduledDeliveryDate".into(),
-                    json!(json_text(d.get("date"))),
-                );
+            let st = a.get("Status").unwrap_or(&Value::Null);
+            let mut one = Map::new();
+            one.insert("ActivityLocation".into(), Value::Object(location));
+            one.insert(
+                "Status".into(),
+                json!({
+                    "StatusType": {"Code": json_text(st.get("Type")), "Description": json_text(st.get("Description"))},
+                    "StatusCode": {"Code": json_text(st.get("Code"))},
+                }),
+            );
+            for k in ["Date", "Time", "GMTDate", "GMTTime", "GMTOffset"] {
+                if let Some(v) = a.get(k) {
+                    one.insert(k.into(), v.clone());
+                }
             }
-            _ => {}
-        }
-    }
-    let mut activity: Vec<Value> = match package.get("activity") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(one) => vec![one],
-        None => vec![],
-    }
-    .into_iter()
-    .map(|a| {
-        let status = a.get("status").unwrap_or(&Value::Null);
-        json!({
-            "ActivityLocation": {"Address": track_address(a.pointer("/location/address"))},
-            "Status": {
-                "StatusType": {"Code": json_text(status.get("type")), "Description": json_text(status.get("description"))},
-                "StatusCode": {"Code": json_text(status.get("code"))},
-            },
-            "Date": json_text(a.get("date")),
-            "Time": json_text(a.get("time")),
+            Value::Object(one)
         })
-    })
-    .collect();
-    if !shape.all_activity {
-        activity.truncate(1);
-    }
-    let mut p = Map::new();
-    p.insert(
-        "TrackingNumber".into(),
-        json!(json_text(package.get("trackingNumber"))),
-    );
+        .collect();
     if !activity.is_empty() {
-        p.insert("Activity".into(), Value::Array(activity));
+        pkg.insert("Activity".into(), Value::Array(activity));
     }
-    if let Some(w) = weight {
-        p.insert("PackageWeight".into(), w);
+    for k in ["PackageWeight", "ReferenceNumber"] {
+        if let Some(v) = p.get(k) {
+            pkg.insert(k.into(), v.clone());
+        }
     }
-    s.insert("Package".into(), Value::Object(p));
-    let mut out = Map::new();
-    out.insert("Shipment".into(), Value::Object(s));
-    Ok(out)
+    out.insert("Package".into(), Value::Object(pkg));
+    let mut doc = Map::new();
+    doc.insert("Shipment".into(), Value::Object(out));
+    Ok(doc)
 }
 
 #[cfg(test)]

@@ -572,6 +572,7 @@ fn address(city: &str, state: &str, postal: &str) -> Value {
     })
 }
 
+/// One scan. Local times are US Eastern (GMT-05:00); the GMT fields are derived from them.
 fn activity(
     days: time::Date,
     time: &str,
@@ -581,11 +582,21 @@ fn activity(
     code: &str,
     sc: &str,
 ) -> Value {
+    let h: i64 = time.get(..2).and_then(|h| h.parse().ok()).unwrap_or(0);
+    let gmt_hour = h + 5;
+    let (gmt_day, gmt_hour) = if gmt_hour >= 24 {
+        (days + time::Duration::days(1), gmt_hour - 24)
+    } else {
+        (days, gmt_hour)
+    };
     json!({
         "location": {"address": loc, "slic": "8199"},
-        "status": {"type": typ, "description": desc, "code": code, "statusCode": sc},
+        "status": {"type": typ, "description": desc, "code": code, "statusCode": sc, "simplifiedTextDescription": desc},
         "date": dates::ymd_compact(days),
         "time": time,
+        "gmtDate": dates::ymd_compact(gmt_day),
+        "gmtTime": format!("{gmt_hour:02}:{}:{}", &time[2..4], &time[4..6]),
+        "gmtOffset": "-05:00",
     })
 }
 
@@ -623,8 +634,15 @@ pub fn track(ctx: &Ctx, number: &str, by_reference: bool) -> Response {
         "activity": [
             activity(today, "143000", dest.clone(), "D", "DELIVERED", "FS", "011"),
             activity(today - time::Duration::days(1), "034500", hub, "I", "Departed from Facility", "DP", "005"),
+            activity(today - time::Duration::days(2), "163000", origin.clone(), "P", "Pickup Scan", "PU", "038"),
             activity(today - time::Duration::days(2), "101500", origin.clone(), "M", "Shipper created a label, UPS has not received the package yet.", "MP", "003"),
         ],
+        "deliveryInformation": {"location": "Front Door", "receivedBy": "JSMITH"},
+        "referenceNumber": [
+            {"type": "SHIPMENT", "number": "PO-4411"},
+            {"type": "PACKAGE", "number": "BOX-1"},
+        ],
+        "milestones": [{"category": "Delivered", "code": "011", "current": true, "description": "Delivered", "state": "completed"}],
         "currentStatus": {"type": "D", "description": "Delivered", "code": "011", "statusCode": "011", "simplifiedTextDescription": "Delivered"},
         "packageAddress": [
             {"type": "ORIGIN", "name": "SHIPPER", "address": origin},
@@ -635,12 +653,7 @@ pub fn track(ctx: &Ctx, number: &str, by_reference: bool) -> Response {
         "packageCount": 1,
     });
     if by_reference {
-        if let Some(o) = pkg.as_object_mut() {
-            o.insert(
-                "referenceNumber".into(),
-                json!([{"type": "SHIPMENT", "number": number}]),
-            );
-        }
+        pkg["referenceNumber"] = json!([{"type": "SHIPMENT", "number": number}]);
     }
     ok(&json!({"trackResponse": {"shipment": [{
         "inquiryNumber": number,
