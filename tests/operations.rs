@@ -283,7 +283,7 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     });
     // New connections are refused once shutdown started.
     std::thread::sleep(Duration::from_millis(200));
-    let addr = proxy.url.trim_start_matches("http://").to_string();
+    let addr = proxy.direct_url.trim_start_matches("http://").to_string();
     assert!(
         std::net::TcpStream::connect(&addr).is_err(),
         "still accepting after SIGTERM"

@@ -3,6 +3,8 @@
 //! in a temp dir and every log line captured to a file the tests can grep.
 #![allow(dead_code)]
 
+pub mod answers;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -234,7 +236,12 @@ pub fn hash_password(password: &str) -> String {
 /// The proxy (`upsbridge serve`) as a separate process.
 pub struct Proxy {
     pub proc: Proc,
+    /// Where tests send legacy requests: a recording relay in front of the proxy, so that
+    /// every answer is checked against the legacy schemas when the `Proxy` is dropped.
     pub url: String,
+    /// The proxy's own listener (for tests about its sockets: accept, refuse, close).
+    pub direct_url: String,
+    pub relay: answers::Relay,
     pub admin: String,
     pub dir: PathBuf,
     pub http: reqwest::blocking::Client,
@@ -281,10 +288,12 @@ impl Proxy {
             dir.join("proxy.log"),
             2,
         );
-        let url = lines[0]
+        let direct_url = lines[0]
             .strip_prefix("proxy listening on ")
             .unwrap()
             .to_string();
+        let relay = answers::Relay::start(direct_url.trim_start_matches("http://"));
+        let url = format!("http://{}", relay.addr);
         let admin = lines[1]
             .strip_prefix("admin listening on ")
             .unwrap()
@@ -292,6 +301,8 @@ impl Proxy {
         let proxy = Proxy {
             proc,
             url,
+            direct_url,
+            relay,
             admin,
             dir: dir.to_path_buf(),
             http: reqwest::blocking::Client::builder()
@@ -306,7 +317,7 @@ impl Proxy {
     /// Wait until the proxy port accepts connections and the admin says ready.
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = self.url.trim_start_matches("http://").to_string();
+        let addr = self.direct_url.trim_start_matches("http://").to_string();
         loop {
             let up = std::net::TcpStream::connect(&addr).is_ok()
                 && self
@@ -330,6 +341,12 @@ impl Proxy {
         self.proc.log_text()
     }
 
+    /// Every problem the legacy schemas find in the answers received so far (and stop
+    /// recording). Dropping the `Proxy` fails the test on any.
+    pub fn answer_problems(&self) -> Vec<String> {
+        self.relay.problems()
+    }
+
     /// POST a JSON body to a proxy path (a body dialect's endpoint).
     pub fn post_json(&self, path: &str, body: &Value) -> reqwest::blocking::Response {
         self.http
@@ -347,6 +364,21 @@ impl Proxy {
             .unwrap()
             .text()
             .unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let problems = self.relay.problems();
+        assert!(
+            problems.is_empty(),
+            "{} answer(s) a strict legacy client would reject:\n{}",
+            problems.len(),
+            problems.join("\n\n")
+        );
     }
 }
 
