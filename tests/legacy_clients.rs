@@ -7,9 +7,17 @@
 //! | ClassicUPS3 0.1.8 (PyPI) | old XML: ShipConfirm (priced: its "rate") + ShipAccept | `tests/clients/classicups3_driver.py` |
 //! | purplship.ups 2022.2 (PyPI) | SOAP: Rate, Ship | `tests/clients/purplship_driver.py` |
 //! | shipping-ups 0.5.7 (npm) | old XML: Rate, ShipConfirm + ShipAccept | `tests/clients/shipping_ups_driver.js` |
+//! | suds 1.1.2 + python-ups 0.0.4's RateWS.wsdl (PyPI) | SOAP, WSDL-strict: Rate | `tests/clients/suds_rate_driver.py` |
+//! | zeep 4.2.1 + python-ups 0.0.4's RateWS.wsdl (PyPI) | SOAP, WSDL-strict: Rate | `tests/clients/zeep_rate_driver.py` |
+//! | karrio.ups 2023.3 (PyPI, target/client-venv2) | SOAP: Rate, Ship; header JSON: Track | `tests/clients/karrio_driver.py` |
+//! | py-ups-rest 0.0.5 (PyPI) | header JSON: Ship, Track | `tests/clients/py_ups_rest_driver.py` |
+//! | darbiadev-ups 0.6.5 (PyPI) | legacy JSON: Track | `tests/clients/darbiadev_ups_driver.py` |
+//! | ups-shipping 1.0.0 (npm) | old XML: Rate, ShipConfirm + ShipAccept, Track | `tests/clients/ups_shipping_driver.js` |
+//! | ups-shipping-api 1.0.0 (npm) | legacy JSON: Rate | `tests/clients/ups_shipping_api_driver.js` |
+//! | shipit 1.2.0 (npm) | old XML: Track | `tests/clients/shipit_driver.js` |
 //!
 //! The libraries are installed by `bash scripts/setup.sh` (PyPI ones into
-//! `target/client-venv`, npm ones into `tests/clients/node_modules`); without them these
+//! `target/client-venv`, karrio into `target/client-venv2`, npm ones into `tests/clients/node_modules`); without them these
 //! tests fail and say so. What each library sends is in `tests/fixtures/clients/`.
 //!
 //! The expected values come from the simulator itself: the REST calls the proxy made are
@@ -42,7 +50,13 @@ fn setup_hint(what: &str) -> ! {
 
 /// The venv's python, after checking the given modules are importable there.
 fn python_with(modules: &[&str]) -> PathBuf {
-    let py = root().join("target/client-venv/bin/python");
+    python_in("target/client-venv", modules)
+}
+
+/// The python of the venv at `venv` (relative to the repo), after checking the given
+/// modules are importable there.
+fn python_in(venv: &str, modules: &[&str]) -> PathBuf {
+    let py = root().join(venv).join("bin/python");
     if !py.exists() {
         setup_hint(&format!("{} does not exist", py.display()));
     }
@@ -233,6 +247,74 @@ impl Run {
             self.ctx()
         );
         (rates, ships[0].clone())
+    }
+
+    fn track_calls(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|r| path(r).starts_with("/api/track/"))
+            .collect()
+    }
+
+    /// For libraries without a ship call: every REST call clean, no ship call, and at least
+    /// `min_rates` rate and `min_tracks` track calls. Returns (rate calls, track calls).
+    fn check_calls_no_ship(&self, min_rates: usize, min_tracks: usize) -> (Vec<Value>, Vec<Value>) {
+        for r in self.calls() {
+            assert_clean_upstream(&r, &EAST);
+        }
+        assert!(
+            self.ship_calls().is_empty(),
+            "the library did not ship: no REST ship call\n{}",
+            self.ctx()
+        );
+        let rates = self.rate_calls();
+        assert!(
+            rates.len() >= min_rates,
+            "expected at least {min_rates} REST rate call(s)\n{}",
+            self.ctx()
+        );
+        let tracks = self.track_calls();
+        assert!(
+            tracks.len() >= min_tracks,
+            "expected at least {min_tracks} REST track call(s)\n{}",
+            self.ctx()
+        );
+        (rates, tracks)
+    }
+
+    /// The simulator's answer to a REST track call (replayed; tracking answers do not change
+    /// the simulator's state): (tracking number, first activity's status description, its
+    /// status type, number of activities) of the first package.
+    fn expected_track(&self, track_call: &Value) -> (String, String, String, usize) {
+        let answer = self.replay(track_call);
+        let pkg = one(&one(&answer["trackResponse"]["shipment"])["package"]).clone();
+        let activity: Vec<Value> = match &pkg["activity"] {
+            Value::Array(a) => a.clone(),
+            Value::Null => vec![],
+            other => vec![other.clone()],
+        };
+        let first = activity.first().cloned().unwrap_or(Value::Null);
+        (
+            pkg["trackingNumber"].as_str().unwrap_or("").to_string(),
+            first["status"]["description"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            first["status"]["type"].as_str().unwrap_or("").to_string(),
+            activity.len(),
+        )
+    }
+
+    /// The simulator's ground (service 03) rated shipment for a REST rate call (replayed).
+    fn expected_ground(&self, rate_call: &Value) -> Value {
+        let rated = self.replay(rate_call);
+        let list: Vec<Value> = match &rated["RateResponse"]["RatedShipment"] {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        };
+        list.into_iter()
+            .find(|s| s["Service"]["Code"] == "03")
+            .unwrap_or_else(|| panic!("sim rated no ground service: {rated}"))
     }
 
     /// Send a recorded REST call again, straight to the simulator, with a token of EAST's app.
@@ -500,6 +582,303 @@ fn shipping_ups_old_xml_rate_confirm_accept_through_proxy() {
         p["label_bytes"].as_u64(),
         Some(label_bytes(&results) as u64),
         "{}",
+        run.ctx()
+    );
+}
+
+/// The number the track-only drivers (darbiadev-ups, shipit) ask for.
+fn first_number() -> String {
+    format!("1Z{}0300000001", EAST.shipper)
+}
+
+/// suds 1.1.2 with UPS's RateWS.wsdl (python-ups 0.0.4's copy): SOAP ProcessRate, unmarshalled
+/// by suds against the WSDL's schema.
+#[test]
+fn suds_wsdl_strict_soap_rate_through_proxy() {
+    let py = python_with(&["suds", "ups"]);
+    let run = run_driver(&py, "suds_rate_driver.py");
+    let p = &run.parsed;
+    let (rates, _) = run.check_calls_no_ship(1, 0);
+    let rated = run.replay(&rates[0]);
+    let shipment = one(&rated["RateResponse"]["RatedShipment"]);
+    assert_eq!(p["rate_status_code"], "1", "{}", run.ctx());
+    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
+    assert_eq!(
+        num(&p["rate_total"]),
+        money(&shipment["TotalCharges"]),
+        "RatedShipment/TotalCharges\n{}",
+        run.ctx()
+    );
+    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+}
+
+/// zeep 4.2.1 (strict) with UPS's RateWS.wsdl (python-ups 0.0.4's copy): SOAP ProcessRate,
+/// parsed into zeep's typed objects; unknown or misplaced elements are errors.
+#[test]
+fn zeep_wsdl_strict_soap_rate_through_proxy() {
+    let py = python_with(&["zeep", "ups"]);
+    let run = run_driver(&py, "zeep_rate_driver.py");
+    let p = &run.parsed;
+    let (rates, _) = run.check_calls_no_ship(1, 0);
+    let rated = run.replay(&rates[0]);
+    let shipment = one(&rated["RateResponse"]["RatedShipment"]);
+    assert_eq!(p["rate_status_code"], "1", "{}", run.ctx());
+    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
+    assert_eq!(
+        num(&p["rate_total"]),
+        money(&shipment["TotalCharges"]),
+        "RatedShipment/TotalCharges\n{}",
+        run.ctx()
+    );
+    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    assert!(
+        p["rate_packages"].as_u64().unwrap_or(0) >= 1,
+        "RatedPackage (required by the 2007 schema)\n{}",
+        run.ctx()
+    );
+}
+
+/// karrio.ups 2023.3 (target/client-venv2): SOAP Rate and Ship into generated classes, then
+/// header-style JSON track of the shipped number into karrio's TrackingDetails.
+#[test]
+fn karrio_soap_rate_ship_and_header_json_track_through_proxy() {
+    let py = python_in(
+        "target/client-venv2",
+        &["karrio", "karrio.mappers.ups", "ups_lib"],
+    );
+    let run = run_driver(&py, "karrio_driver.py");
+    let p = &run.parsed;
+    let (rates, ship) = run.check_calls(1);
+    let ground = run.expected_ground(&rates[0]);
+    // karrio (like purplship) takes the negotiated total when there is one.
+    let expected = if ground["NegotiatedRateCharges"].is_object() {
+        money(&ground["NegotiatedRateCharges"]["TotalCharge"])
+    } else {
+        money(&ground["TotalCharges"])
+    };
+    assert_eq!(p["rate_service"], "ups_ground", "{}", run.ctx());
+    assert_eq!(
+        num(&p["rate_total"]),
+        expected,
+        "rate total_charge\n{}",
+        run.ctx()
+    );
+    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    let tracks = run.track_calls();
+    assert_eq!(tracks.len(), 1, "one REST track call\n{}", run.ctx());
+    let (track_tn, status, status_type, activities) = run.expected_track(&tracks[0]);
+    let (_, tn) = run.expected_ship(&ship);
+    assert_eq!(p["tracking_number"], tn.as_str(), "{}", run.ctx());
+    assert_eq!(p["shipment_id"], tn.as_str(), "{}", run.ctx());
+    assert_eq!(p["label_is_pdf"], true, "{}", run.ctx());
+    assert_eq!(p["track_number"], track_tn.as_str(), "{}", run.ctx());
+    assert_eq!(
+        track_tn,
+        tn,
+        "karrio tracked the number it shipped\n{}",
+        run.ctx()
+    );
+    assert_eq!(
+        p["track_activity_count"].as_u64(),
+        Some(activities as u64),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(p["track_first_event"], status.as_str(), "{}", run.ctx());
+    assert_eq!(
+        p["track_delivered"],
+        status_type == "D",
+        "delivered iff an activity has status type D (the first one here)\n{}",
+        run.ctx()
+    );
+    assert!(
+        p["messages"].as_array().is_some_and(Vec::is_empty),
+        "no error messages\n{}",
+        run.ctx()
+    );
+}
+
+/// py-ups-rest 0.0.5: header-style JSON ship, then track of the shipped number.
+#[test]
+fn py_ups_rest_header_json_ship_and_track_through_proxy() {
+    let py = python_with(&["pyups", "requests"]);
+    let run = run_driver(&py, "py_ups_rest_driver.py");
+    let p = &run.parsed;
+    let (_, ship) = run.check_calls(0);
+    let tracks = run.track_calls();
+    assert_eq!(tracks.len(), 1, "one REST track call\n{}", run.ctx());
+    let (track_tn, status, status_type, activities) = run.expected_track(&tracks[0]);
+    let (results, tn) = run.expected_ship(&ship);
+    assert_eq!(p["shipment_id"], tn.as_str(), "{}", run.ctx());
+    assert_eq!(p["tracking_number"], tn.as_str(), "{}", run.ctx());
+    assert_eq!(
+        num(&p["ship_total"]),
+        money(&results["ShipmentCharges"]["TotalCharges"]),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(p["label_is_gif"], true, "{}", run.ctx());
+    assert_eq!(
+        p["label_bytes"].as_u64(),
+        Some(label_bytes(&results) as u64),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(
+        track_tn,
+        tn,
+        "the shipped number was tracked\n{}",
+        run.ctx()
+    );
+    assert_eq!(p["track_number"], track_tn.as_str(), "{}", run.ctx());
+    assert_eq!(p["track_status"], status.as_str(), "{}", run.ctx());
+    assert_eq!(
+        p["track_status_type"],
+        status_type.as_str(),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(
+        p["track_activity_count"].as_u64(),
+        Some(activities as u64),
+        "{}",
+        run.ctx()
+    );
+}
+
+/// darbiadev-ups 0.6.5: legacy JSON /rest/Track, parsed by its parse_tracking_response
+/// (which needs Shipment/ReferenceNumber and Package/ReferenceNumber).
+#[test]
+fn darbiadev_ups_legacy_json_track_through_proxy() {
+    let py = python_with(&["darbiadev_ups", "requests"]);
+    let run = run_driver(&py, "darbiadev_ups_driver.py");
+    let p = &run.parsed;
+    let (_, tracks) = run.check_calls_no_ship(0, 1);
+    let (track_tn, status, _, _) = run.expected_track(&tracks[0]);
+    assert_eq!(track_tn, first_number(), "{}", run.ctx());
+    assert_eq!(p["track_number"], first_number().as_str(), "{}", run.ctx());
+    assert_eq!(
+        p["track_packages"],
+        serde_json::json!([first_number()]),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(
+        p["track_status"],
+        status.as_str(),
+        "Package/Activity[0]/Status/Description\n{}",
+        run.ctx()
+    );
+}
+
+/// ups-shipping 1.0.0 (npm): old XML Rate, ShipConfirm + ShipAccept, then Track of the
+/// accepted number.
+#[test]
+fn ups_shipping_old_xml_rate_ship_track_through_proxy() {
+    let node = node_with("ups-shipping", "1.0.0");
+    let run = run_driver(&node, "ups_shipping_driver.js");
+    let p = &run.parsed;
+    let (rates, ship) = run.check_calls(1);
+    let rated = run.replay(&rates[0]);
+    let shipment = one(&rated["RateResponse"]["RatedShipment"]);
+    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
+    assert_eq!(
+        num(&p["rate_total"]),
+        money(&shipment["TotalCharges"]),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    let tracks = run.track_calls();
+    assert_eq!(tracks.len(), 1, "one REST track call\n{}", run.ctx());
+    let (track_tn, status, status_type, activities) = run.expected_track(&tracks[0]);
+    let (results, tn) = run.expected_ship(&ship);
+    assert!(p["digest_chars"].as_u64().unwrap_or(0) > 0, "{}", run.ctx());
+    assert_eq!(p["shipment_id"], tn.as_str(), "{}", run.ctx());
+    assert_eq!(p["tracking_number"], tn.as_str(), "{}", run.ctx());
+    assert_eq!(
+        num(&p["accept_total"]),
+        money(&results["ShipmentCharges"]["TotalCharges"]),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(p["label_is_gif"], true, "{}", run.ctx());
+    assert_eq!(
+        p["label_bytes"].as_u64(),
+        Some(label_bytes(&results) as u64),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(track_tn, tn, "{}", run.ctx());
+    assert_eq!(p["track_number"], tn.as_str(), "{}", run.ctx());
+    assert_eq!(p["track_status"], status.as_str(), "{}", run.ctx());
+    assert_eq!(
+        p["track_status_type"],
+        status_type.as_str(),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(
+        p["track_activity_count"].as_u64(),
+        Some(activities as u64),
+        "{}",
+        run.ctx()
+    );
+}
+
+/// ups-shipping-api 1.0.0 (npm): legacy JSON /json/Rate (Shop).
+#[test]
+fn ups_shipping_api_legacy_json_rate_through_proxy() {
+    let node = node_with("ups-shipping-api", "1.0.0");
+    let run = run_driver(&node, "ups_shipping_api_driver.js");
+    let p = &run.parsed;
+    let (rates, _) = run.check_calls_no_ship(1, 0);
+    let ground = run.expected_ground(&rates[0]);
+    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
+    assert_eq!(
+        num(&p["rate_total"]),
+        money(&ground["TotalCharges"]),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    let rated = run.replay(&rates[0]);
+    let n = match &rated["RateResponse"]["RatedShipment"] {
+        Value::Array(a) => a.len(),
+        _ => 1,
+    };
+    assert_eq!(p["rate_count"].as_u64(), Some(n as u64), "{}", run.ctx());
+}
+
+/// shipit 1.2.0 (npm): old XML Track (RequestOption 3), presented as status + activities.
+#[test]
+fn shipit_old_xml_track_through_proxy() {
+    let node = node_with("shipit", "1.2.0");
+    let run = run_driver(&node, "shipit_driver.js");
+    let p = &run.parsed;
+    let (_, tracks) = run.check_calls_no_ship(0, 1);
+    let (track_tn, _, status_type, activities) = run.expected_track(&tracks[0]);
+    assert_eq!(track_tn, first_number(), "{}", run.ctx());
+    // shipit maps the first activity's status type: D delivered, P en route, M shipping.
+    let expected = match status_type.as_str() {
+        "D" => "DELIVERED",
+        "P" | "I" => "EN_ROUTE",
+        "M" => "SHIPPING",
+        _ => "UNKNOWN",
+    };
+    if status_type != "I" {
+        assert_eq!(p["track_status"], expected, "{}", run.ctx());
+    }
+    assert_eq!(
+        p["track_first_status_type"],
+        status_type.as_str(),
+        "{}",
+        run.ctx()
+    );
+    assert_eq!(
+        p["track_activity_count"].as_u64(),
+        Some(activities as u64),
+        "activities with a date, time and StatusType description\n{}",
         run.ctx()
     );
 }
