@@ -319,40 +319,7 @@ impl Run {
 
     /// Send a recorded REST call again, straight to the simulator, with a token of EAST's app.
     fn replay(&self, call: &Value) -> Value {
-        let http = reqwest::blocking::Client::new();
-        let token: Value = http
-            .post(format!("{}/security/v1/oauth/token", self.sim.url))
-            .basic_auth(EAST.client_id, Some(EAST.client_secret))
-            .header("x-merchant-id", EAST.shipper)
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let bearer = token["access_token"].as_str().expect("sim token");
-        let query = call["query"].as_str().unwrap_or("");
-        let url = if query.is_empty() {
-            format!("{}{}", self.sim.url, path(call))
-        } else {
-            format!("{}{}?{query}", self.sim.url, path(call))
-        };
-        let method =
-            reqwest::Method::from_bytes(call["method"].as_str().unwrap().as_bytes()).unwrap();
-        let resp = http
-            .request(method, url)
-            .bearer_auth(bearer)
-            .header("transId", "replay")
-            .header("transactionSrc", "legacy-clients-test")
-            .header("Content-Type", "application/json")
-            .body(call["body"].as_str().unwrap_or("").to_string())
-            .send()
-            .unwrap();
-        assert!(
-            resp.status().is_success(),
-            "replay of {call} answered {}",
-            resp.status()
-        );
-        resp.json().unwrap()
+        self.sim.replay(&EAST, call)
     }
 
     /// The simulator's answer to the (one) REST ship call, and the tracking number it gave

@@ -377,9 +377,16 @@ pub fn rate(ctx: &Ctx, opt: &str) -> Response {
         if !is_ground(code) {
             s.insert(
                 "GuaranteedDelivery".into(),
-                json!({"BusinessDaysInTransit": days.to_string()}),
+                json!({"BusinessDaysInTransit": days.to_string(), "DeliveryByTime": if code == "01" { "10:30 A.M." } else { "End of Day" }}),
             );
         }
+        // Members UPS's REST Rate has and the XOLTWS Rate v1.1 answer does not.
+        s.insert("RatingMethod".into(), json!("01"));
+        s.insert("BillableWeightCalculationMethod".into(), json!("02"));
+        s.insert(
+            "ItemizedCharges".into(),
+            json!([{"Code": "270", "CurrencyCode": "USD", "MonetaryValue": "0.00"}]),
+        );
         rated.push(Value::Object(s));
     }
     let rated = if opt.starts_with("shop") {
@@ -450,8 +457,10 @@ pub fn ship(ctx: &Ctx) -> Response {
             let tn = one_z(&shipper, &code, ctx.sim.next_counter());
             json!({
                 "TrackingNumber": tn,
+                "BaseServiceCharge": money(p.transport / packages.len().max(1) as u64),
                 "ServiceOptionsCharges": money(0),
                 "ShippingLabel": label(&tn),
+                "ItemizedCharges": [{"Code": "270", "CurrencyCode": "USD", "MonetaryValue": "0.00"}],
             })
         })
         .collect();
@@ -461,6 +470,10 @@ pub fn ship(ctx: &Ctx) -> Response {
         .cloned()
         .unwrap_or(Value::Null);
     let mut res = Map::new();
+    res.insert(
+        "Disclaimer".into(),
+        json!([{"Code": "01", "Description": "Taxes are included in the shipping cost and apply to the transportation charges but additional duties/taxes may apply and are not reflected in the total amount due."}]),
+    );
     res.insert(
         "ShipmentCharges".into(),
         json!({
@@ -472,6 +485,8 @@ pub fn ship(ctx: &Ctx) -> Response {
     if wants_negotiated {
         res.insert("NegotiatedRateCharges".into(), negotiated(p.transport));
     }
+    res.insert("RatingMethod".into(), json!("01"));
+    res.insert("BillableWeightCalculationMethod".into(), json!("02"));
     res.insert("BillingWeight".into(), billing_weight(&p));
     res.insert("ShipmentIdentificationNumber".into(), id);
     res.insert("PackageResults".into(), collapse(results));

@@ -176,6 +176,48 @@ impl Sim {
         self.stats()["token_requests"][grant].as_u64().unwrap_or(0)
     }
 
+    /// Send a recorded REST call (from [`Sim::api_requests`]) again, straight to the
+    /// simulator with a token of `a`'s app: UPS's answer to it, the oracle for what the
+    /// legacy client should have been told.
+    pub fn replay(&self, a: &TestAccount, call: &Value) -> Value {
+        let token: Value = self
+            .http
+            .post(format!("{}/security/v1/oauth/token", self.url))
+            .basic_auth(a.client_id, Some(a.client_secret))
+            .header("x-merchant-id", a.shipper)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let bearer = token["access_token"].as_str().expect("sim token");
+        let path = call["path"].as_str().unwrap_or("");
+        let query = call["query"].as_str().unwrap_or("");
+        let url = if query.is_empty() {
+            format!("{}{path}", self.url)
+        } else {
+            format!("{}{path}?{query}", self.url)
+        };
+        let method =
+            reqwest::Method::from_bytes(call["method"].as_str().unwrap().as_bytes()).unwrap();
+        let resp = self
+            .http
+            .request(method, url)
+            .bearer_auth(bearer)
+            .header("transId", "replay")
+            .header("transactionSrc", "upsbridge-tests")
+            .header("Content-Type", "application/json")
+            .body(call["body"].as_str().unwrap_or("").to_string())
+            .send()
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "replay of {call} answered {}",
+            resp.status()
+        );
+        resp.json().unwrap()
+    }
+
     pub fn faults(&self, faults: Value) {
         let r = self
             .http
