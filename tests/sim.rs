@@ -1142,7 +1142,7 @@ async fn tracking_needs_trans_headers_and_reports_not_found_as_a_warning() {
         v["trackResponse"]["shipment"][0]["package"][0]["activity"]
             .as_array()
             .map(Vec::len),
-        Some(3)
+        Some(4)
     );
     s.shutdown().await;
 }
