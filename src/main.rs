@@ -72,15 +72,26 @@ enum AccountsCommand {
     },
 }
 
+/// Logs to stderr, `RUST_LOG` respected (default `info`).
+///
+/// pingora's own debug and trace records are never emitted, whatever `RUST_LOG` says: they
+/// print raw request bytes and whole request headers (a malformed request's first 2 KB, every
+/// `Password:` header at trace). upsbridge's own records carry the same events without secrets.
 fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // With the `tracing-log` feature, try_init also routes pingora's `log` records here.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{filter, fmt, EnvFilter, Layer};
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let no_raw_bytes = filter::filter_fn(|meta| {
+        !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
+    });
+    let out = fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_filter(env)
+        .with_filter(no_raw_bytes);
+    // With the `tracing-log` feature, try_init also routes pingora's `log` records here.
+    let _ = tracing_subscriber::registry().with(out).try_init();
 }
 
 fn main() -> ExitCode {

@@ -13,6 +13,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     upstream_seconds: HistogramVec,
     dropped_fields: IntCounterVec,
+    auth_refusals: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -57,6 +58,17 @@ impl Metrics {
         registry
             .register(Box::new(dropped_fields.clone()))
             .expect("register once");
+        let auth_refusals = IntCounterVec::new(
+            Opts::new(
+                "upsbridge_auth_refusals_total",
+                "Legacy credentials refused, by reason (backing_off: refused unchecked after repeated failures from one address)",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(auth_refusals.clone()))
+            .expect("register once");
         registry
             .register(Box::new(upstream_seconds.clone()))
             .expect("register once");
@@ -65,6 +77,7 @@ impl Metrics {
             requests,
             upstream_seconds,
             dropped_fields,
+            auth_refusals,
         }
     }
 
@@ -72,6 +85,10 @@ impl Metrics {
         self.requests
             .with_label_values(&[dialect, service, outcome])
             .inc();
+    }
+
+    pub fn count_auth_refusal(&self, reason: &str) {
+        self.auth_refusals.with_label_values(&[reason]).inc();
     }
 
     /// REST members an answer left out (legacy schema shaping).

@@ -135,6 +135,11 @@ pub fn serve_with(
     config: Config,
     on_listening: impl FnOnce(SocketAddr, SocketAddr),
 ) -> Result<(), ServeError> {
+    // Every file serve and its rotation helpers create (store, journal, key) is private.
+    // SAFETY: umask only sets this process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("upsbridge-control")

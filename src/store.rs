@@ -32,6 +32,10 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        private_dir(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source: sled::Error::Io(source),
+        })?;
         let db = sled::Config::new()
             .path(path)
             .open()
@@ -185,4 +189,29 @@ impl Store {
         self.digests.remove(key)?;
         Ok(())
     }
+}
+
+/// Make `dir` (created if missing) readable by this user only: 0700, and its files 0600.
+/// The store holds argon2 hashes, access keys, sealed tokens and ShipConfirm records; files
+/// created later are private too (serve runs with umask 077).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fn tighten(dir: &Path, depth: usize) -> std::io::Result<()> {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() && depth > 0 {
+                tighten(&entry.path(), depth - 1)?;
+            } else if kind.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+        Ok(())
+    }
+    tighten(dir, 2)
 }

@@ -6,6 +6,7 @@
 //! is rejected whole and the old one stays in force. Never logs a password or
 //! a client secret.
 
+pub mod guard;
 pub mod map;
 pub mod password;
 pub mod watch;
@@ -39,7 +40,7 @@ impl std::fmt::Debug for LegacyCredentials {
 }
 
 /// Why a legacy client was refused. Each maps to the UPS code old clients handle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("no access license number was sent")]
     MissingAccessKey,
@@ -49,6 +50,36 @@ pub enum AuthError {
     UnknownAccessKey,
     #[error("user id or password does not match the account map")]
     BadUserOrPassword,
+    /// Refused unchecked: this address failed too often for this login.
+    #[error(
+        "{0}; this address failed too often for this login, so it is refused unchecked for a while"
+    )]
+    BackingOff(Box<AuthError>),
+    /// This failure started (or lengthened) a backoff.
+    #[error("{0}; refusing this login from this address unchecked for {1:?}")]
+    NowBackingOff(Box<AuthError>, std::time::Duration),
+}
+
+impl AuthError {
+    /// The refusal the client sees (a backoff answers as the failure that caused it).
+    pub fn cause(&self) -> &AuthError {
+        match self {
+            AuthError::BackingOff(e) | AuthError::NowBackingOff(e, _) => e.cause(),
+            other => other,
+        }
+    }
+
+    /// Metrics label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingAccessKey => "missing_access_key",
+            AuthError::MissingUserOrPassword => "missing_user_or_password",
+            AuthError::UnknownAccessKey => "unknown_access_key",
+            AuthError::BadUserOrPassword => "bad_user_or_password",
+            AuthError::BackingOff(_) => "backing_off",
+            AuthError::NowBackingOff(e, _) => e.reason(),
+        }
+    }
 }
 
 /// One account as the proxy uses it.
@@ -57,8 +88,6 @@ pub struct Account {
     pub client_secret: SecretString,
     /// Tag of the password that last verified against `record.password_hash`.
     verified: Mutex<Option<PasswordTag>>,
-    /// Serialises argon2 work per account: concurrent first requests wait for one verification.
-    verifying: tokio::sync::Mutex<()>,
 }
 
 impl Account {
@@ -66,32 +95,14 @@ impl Account {
         &self.record.name
     }
 
+    /// Some password has verified against this account's hash.
+    fn has_verified(&self) -> bool {
+        self.verified.lock().expect("verified tag lock").is_some()
+    }
+
     fn cached(&self, tag: &PasswordTag) -> bool {
         let verified = self.verified.lock().expect("verified tag lock");
         verified.as_ref().is_some_and(|v| v.matches(tag))
-    }
-
-    /// Verify a password: from the cache, else argon2 on the blocking pool.
-    async fn verify(&self, password: &SecretString) -> bool {
-        let tag = PasswordTag::of(password.expose_secret());
-        if self.cached(&tag) {
-            return true;
-        }
-        let _one_at_a_time = self.verifying.lock().await;
-        if self.cached(&tag) {
-            return true;
-        }
-        let phc = self.record.password_hash.clone();
-        let password = password.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            password::verify_slow(&phc, password.expose_secret())
-        })
-        .await
-        .unwrap_or(false);
-        if ok {
-            *self.verified.lock().expect("verified tag lock") = Some(tag);
-        }
-        ok
     }
 }
 
@@ -183,7 +194,6 @@ pub fn resolve(records: Vec<AccountRecord>, file: &str) -> Result<Vec<Account>, 
                 record,
                 client_secret: SecretString::from(s),
                 verified: Mutex::new(None),
-                verifying: tokio::sync::Mutex::new(()),
             }),
             Ok(_) => problems.push(MapProblem {
                 line: record.line,
@@ -272,6 +282,8 @@ pub struct Accounts {
     /// is only read (the reload itself reads it), so a reload that would read the same text
     /// is skipped rather than looping.
     last_seen: Mutex<Option<[u8; 32]>>,
+    /// Password checks: dummy work for unknown logins, backoff, one argon2 at a time.
+    guard: guard::LoginGuard,
 }
 
 fn unix_now() -> u64 {
@@ -299,6 +311,7 @@ impl Accounts {
             file: file.to_path_buf(),
             status: Mutex::new(status),
             last_seen: Mutex::new(std::fs::read(file).ok().map(|b| content_digest(&b))),
+            guard: guard::LoginGuard::new(),
         };
         // Parsing a large map churns through several times its final size.
         crate::memory::return_freed_memory();
@@ -375,20 +388,73 @@ impl Accounts {
         &self.store
     }
 
-    /// Find and verify the account for these legacy credentials.
-    pub async fn authenticate(&self, creds: &LegacyCredentials) -> Result<Arc<Account>, AuthError> {
-        let account = self
-            .index
-            .load()
-            .lookup(&creds.access_key, &creds.user_id)?
-            .clone();
-        if creds.password.expose_secret().is_empty() {
-            return Err(AuthError::MissingUserOrPassword);
+    /// Find and verify the account for these legacy credentials, sent from `peer`.
+    ///
+    /// The refusal for an unknown user and for a wrong password costs the same argon2 run
+    /// (see [`guard`]), and a login that failed [`guard::FREE_FAILURES`] times from one
+    /// address is refused unchecked for a while ([`AuthError::BackingOff`]).
+    pub async fn authenticate(
+        &self,
+        creds: &LegacyCredentials,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Arc<Account>, AuthError> {
+        let index = self.index.load();
+        let found = index.lookup(&creds.access_key, &creds.user_id);
+        let password = creds.password.expose_secret();
+        match found {
+            Err(AuthError::MissingAccessKey) => return Err(AuthError::MissingAccessKey),
+            Err(AuthError::MissingUserOrPassword) => return Err(AuthError::MissingUserOrPassword),
+            _ if password.is_empty() => return Err(AuthError::MissingUserOrPassword),
+            _ => {}
         }
-        if account.verify(&creds.password).await {
-            Ok(account)
-        } else {
-            Err(AuthError::BadUserOrPassword)
+        let tag = PasswordTag::of(password);
+        if let Ok(account) = found {
+            if account.cached(&tag) {
+                return Ok(account.clone());
+            }
+        }
+        // Unknown logins are counted under what was attempted (never the password).
+        let login = match found {
+            Ok(a) => a.name().to_string(),
+            Err(_) => format!("{}\u{0}{}", creds.access_key, creds.user_id),
+        };
+        let refusal = match &found {
+            Err(e) => e.clone(),
+            Ok(_) => AuthError::BadUserOrPassword,
+        };
+        if self.guard.gate(&login, peer) == guard::Gate::BackingOff {
+            return Err(AuthError::BackingOff(Box::new(refusal)));
+        }
+        // The map's hash accepts one password; if another one already verified against it,
+        // this one cannot: refused without argon2 (a guess flood costs no argon2 at all for
+        // an account in use).
+        let known_other = found.as_ref().is_ok_and(|a| a.has_verified());
+        let phc = found
+            .as_ref()
+            .ok()
+            .filter(|_| !known_other)
+            .map(|a| a.record.password_hash.as_str());
+        if known_other {
+            self.guard.pretend().await;
+            return Err(match self.guard.failed(&login, peer) {
+                Some(wait) => AuthError::NowBackingOff(Box::new(refusal), wait),
+                None => refusal,
+            });
+        }
+        // Concurrent first requests of one client queue for argon2; once one verified, the
+        // rest find the tag and skip the work.
+        let already = || found.as_ref().is_ok_and(|a| a.cached(&tag));
+        if self.guard.argon2(phc, password, already).await {
+            let account = found
+                .expect("argon2 succeeds only for a known account")
+                .clone();
+            *account.verified.lock().expect("verified tag lock") = Some(tag);
+            self.guard.succeeded(&login, peer);
+            return Ok(account);
+        }
+        match self.guard.failed(&login, peer) {
+            Some(wait) => Err(AuthError::NowBackingOff(Box::new(refusal), wait)),
+            None => Err(refusal),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! process, never the password. Comparisons are constant-time.
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
-use argon2::{Argon2, PasswordVerifier};
+use argon2::Argon2;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::OnceLock;
@@ -35,16 +35,11 @@ pub fn check_hash(phc: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// argon2 verification; slow on purpose: call it off the async runtime.
+/// argon2 verification; slow on purpose: call it off the async runtime. (The proxy checks
+/// passwords through [`super::guard::LoginGuard`], which adds backoff and a concurrency cap.)
 pub fn verify_slow(phc: &str, password: &str) -> bool {
-    let ok = PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false);
-    // argon2's 19 MiB work area would otherwise stay resident on this pool thread.
+    let ok = super::guard::verify_in(phc, password, &mut Vec::new());
+    // argon2's 19 MiB work area would otherwise stay resident on this thread.
     crate::memory::return_freed_memory();
     ok
 }

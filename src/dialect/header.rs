@@ -38,6 +38,13 @@ pub fn is_header_style_path(lower: &str) -> bool {
     .any(|p| lower.starts_with(p))
 }
 
+/// A credential header sent twice (`None` when each is sent at most once).
+pub fn repeated_credential_header(headers: &http::HeaderMap) -> Option<&'static str> {
+    ["AccessLicenseNumber", "Username", "Password"]
+        .into_iter()
+        .find(|h| headers.get_all(*h).iter().count() > 1)
+}
+
 /// Credentials from the request headers (missing ones are empty).
 pub fn credentials(headers: &http::HeaderMap) -> LegacyCredentials {
     let get = |name: &str| {

@@ -42,15 +42,30 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
     }
     let text =
         std::str::from_utf8(body).map_err(|e| Failure::Malformed(format!("not UTF-8: {e}")))?;
-    let members: Vec<(String, &RawValue)> =
-        serde_json::from_str::<indexmap::IndexMap<String, &RawValue>>(text)
-            .map_err(|e| Failure::Malformed(format!("JSON: {e}")))?
-            .into_iter()
-            .collect();
-
-    let security = members
+    let members = serde_json::from_str::<Members>(text)
+        .map_err(|e| Failure::Malformed(format!("JSON: {e}")))?
+        .0;
+    // A member given twice is ambiguous: which copy authenticates and which is forwarded
+    // must never differ, so neither is chosen.
+    for (i, (k, _)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(seen, _)| seen == k) {
+            return Err(Failure::Malformed(format!("member `{k}` appears twice")));
+        }
+    }
+    let mut securities = members
         .iter()
-        .find(|(k, _)| SECURITY_KEYS.contains(&k.as_str()));
+        .filter(|(k, _)| SECURITY_KEYS.contains(&k.as_str()));
+    let security = securities.next();
+    if securities.next().is_some() {
+        return Err(Failure::Malformed(
+            "both `UPSSecurity` and `Security` are present".into(),
+        ));
+    }
+    if let Some((name, raw)) = security {
+        if let Some(dup) = duplicate_member(raw, 4) {
+            return Err(Failure::Malformed(format!("`{name}` has `{dup}` twice")));
+        }
+    }
     let credentials = match security {
         Some((_, raw)) => credentials(raw),
         None => LegacyCredentials {
@@ -61,6 +76,48 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
     };
     let plan = rest_call(text, &members);
     Ok(Parsed { credentials, plan })
+}
+
+/// The members of the top-level object in order, duplicates kept (a map would hide them).
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Members<'a>, M::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// The first member name given twice in an object or its nested objects (to `depth`).
+fn duplicate_member(raw: &RawValue, depth: usize) -> Option<String> {
+    let members = serde_json::from_str::<Members>(raw.get()).ok()?.0;
+    for (i, (k, v)) in members.iter().enumerate() {
+        if members[..i].iter().any(|(seen, _)| seen == k) {
+            return Some(k.clone());
+        }
+        if depth > 0 && v.get().starts_with('{') {
+            if let Some(d) = duplicate_member(v, depth - 1) {
+                return Some(d);
+            }
+        }
+    }
+    None
 }
 
 fn credentials(raw: &RawValue) -> LegacyCredentials {

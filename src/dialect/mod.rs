@@ -96,6 +96,16 @@ pub fn detect(path: &str, has_access_key_header: bool) -> Option<Route> {
     None
 }
 
+/// A `.` or `..` path segment, raw or percent-encoded (`%2e`, `.%2E`, …). Such a path is
+/// refused: forwarded as it is, with a bearer, it could reach another UPS path than the
+/// one the mapping chose.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let decoded = percent_encoding::percent_decode_str(seg).collect::<Vec<u8>>();
+        decoded == b"." || decoded == b".."
+    })
+}
+
 /// How bad an error is, in UPS's terms (old clients branch on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -244,16 +254,16 @@ impl Failure {
     pub fn ups_error(&self) -> UpsError {
         use Severity::*;
         match self {
-            Failure::Auth(AuthError::MissingAccessKey | AuthError::UnknownAccessKey) => {
-                UpsError::new("250003", "Invalid Access License number", Authentication)
-            }
-            Failure::Auth(AuthError::MissingUserOrPassword | AuthError::BadUserOrPassword) => {
-                UpsError::new(
+            Failure::Auth(e) => match e.cause() {
+                AuthError::MissingAccessKey | AuthError::UnknownAccessKey => {
+                    UpsError::new("250003", "Invalid Access License number", Authentication)
+                }
+                _ => UpsError::new(
                     "250002",
                     "Invalid Authentication Information.",
                     Authentication,
-                )
-            }
+                ),
+            },
             // Our fault, not the client's credentials: a transient general failure that says why.
             Failure::Token(e) => UpsError::new(
                 "20001",
@@ -470,6 +480,27 @@ mod tests {
         let r = detect("/webservices/Rate", false).unwrap();
         assert_eq!((r.dialect, r.service.as_str()), (Dialect::Soap, "Rate"));
         assert!(detect("/webservices/", false).is_none());
+    }
+
+    #[test]
+    fn dot_segments_raw_or_encoded() {
+        for p in [
+            "/api/../admin",
+            "/api/./x",
+            "/api/%2e%2E/x",
+            "/api/.%2e/x",
+            "/rest/%2E",
+        ] {
+            assert!(has_dot_segment(p), "{p}");
+        }
+        for p in [
+            "/api/rating/v2409/Rate",
+            "/ups.app/xml/Rate",
+            "/a/.../b",
+            "/a/.b",
+        ] {
+            assert!(!has_dot_segment(p), "{p}");
+        }
     }
 
     #[test]

@@ -677,6 +677,11 @@ pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
     let text = xmljson::decode(body);
     let (first, end) = xmljson::parse_document(&text)?;
     let (credentials, request) = if first.name == "AccessRequest" {
+        if let Some(name) = first.repeated_child() {
+            return Err(Failure::Malformed(format!(
+                "AccessRequest has `{name}` twice"
+            )));
+        }
         let t = |p: &str| first.text_at(p).unwrap_or("").to_string();
         let credentials = LegacyCredentials {
             access_key: t("AccessLicenseNumber"),

@@ -105,7 +105,10 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
         .children
         .iter()
         .find(|e| in_envelope_ns(e, "Header"));
-    let credentials = header.map(credentials).unwrap_or_else(no_credentials);
+    let credentials = match header {
+        Some(h) => credentials(h)?,
+        None => no_credentials(),
+    };
     let plan = envelope
         .children
         .iter()
@@ -124,23 +127,43 @@ fn no_credentials() -> LegacyCredentials {
 }
 
 /// `UPSSecurity` (XOLTWS) or `AccessRequest` (older xpci services) in the header.
-fn credentials(header: &Element) -> LegacyCredentials {
+/// A credential block given twice, or a credential given twice inside it, is refused: the
+/// copy that authenticates must be the only one.
+fn credentials(header: &Element) -> Result<LegacyCredentials, Failure> {
     let text = |e: &Element, p: &str| e.text_at(p).unwrap_or("").to_string();
-    if let Some(s) = header.child("UPSSecurity") {
-        return LegacyCredentials {
-            access_key: text(s, "ServiceAccessToken/AccessLicenseNumber"),
-            user_id: text(s, "UsernameToken/Username"),
-            password: SecretString::from(text(s, "UsernameToken/Password")),
-        };
+    let blocks: Vec<&Element> = header
+        .children
+        .iter()
+        .filter(|c| c.name == "UPSSecurity" || c.name == "AccessRequest")
+        .collect();
+    let block = match blocks.as_slice() {
+        [] => return Ok(no_credentials()),
+        [one] => *one,
+        _ => {
+            return Err(Failure::Malformed(
+                "the SOAP Header has two credential blocks".into(),
+            ))
+        }
+    };
+    if let Some(name) = block.repeated_child() {
+        return Err(Failure::Malformed(format!(
+            "{} has `{name}` twice",
+            block.name
+        )));
     }
-    if let Some(a) = header.child("AccessRequest") {
-        return LegacyCredentials {
-            access_key: text(a, "AccessLicenseNumber"),
-            user_id: text(a, "UserId"),
-            password: SecretString::from(text(a, "Password")),
-        };
-    }
-    no_credentials()
+    Ok(if block.name == "UPSSecurity" {
+        LegacyCredentials {
+            access_key: text(block, "ServiceAccessToken/AccessLicenseNumber"),
+            user_id: text(block, "UsernameToken/Username"),
+            password: SecretString::from(text(block, "UsernameToken/Password")),
+        }
+    } else {
+        LegacyCredentials {
+            access_key: text(block, "AccessLicenseNumber"),
+            user_id: text(block, "UserId"),
+            password: SecretString::from(text(block, "Password")),
+        }
+    })
 }
 
 /// The XOLTWS request element of a SOAP body, as JSON normalised to the REST schema.

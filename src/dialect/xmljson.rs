@@ -55,6 +55,20 @@ impl Element {
             .try_fold(self, |e, seg| e.child(seg))
     }
 
+    /// The name of the first element that has two children of the same name, in this
+    /// element or below it (credential documents must say each thing once).
+    pub fn repeated_child(&self) -> Option<&str> {
+        for (i, c) in self.children.iter().enumerate() {
+            if self.children[..i].iter().any(|seen| seen.name == c.name) {
+                return Some(&c.name);
+            }
+            if let Some(r) = c.repeated_child() {
+                return Some(r);
+            }
+        }
+        None
+    }
+
     /// Trimmed, non-empty text of the descendant at `path` (`""` = this element).
     pub fn text_at(&self, path: &str) -> Option<&str> {
         let e = if path.is_empty() {

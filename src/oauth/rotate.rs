@@ -128,7 +128,7 @@ async fn helper_inner(input: &HelperInput) -> Result<Vec<u8>, TokenError> {
     };
     let vault = Vault::from_b64(&input.key_b64)
         .ok_or_else(|| TokenError::BadAnswer("helper key".into()))?;
-    std::fs::create_dir_all(&input.journal_dir).map_err(|e| io("directory", e))?;
+    crate::store::private_dir(&input.journal_dir).map_err(|e| io("directory", e))?;
     // One rotation per account at a time, across processes (a killed serve's helper included).
     let lock = std::fs::OpenOptions::new()
         .create(true)

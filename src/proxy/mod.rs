@@ -69,6 +69,9 @@ pub struct RequestCtx {
     status: u16,
     /// Header style: UPS's error answer, kept (capped) to diagnose it; the client gets it as is.
     error_body: Option<BytesMut>,
+    /// Reading the request body failed (bad chunk size, early close, too large): the
+    /// connection is closed after the answer.
+    framing_error: bool,
 }
 
 impl UpsProxy {
@@ -93,8 +96,9 @@ impl UpsProxy {
         if let Some(kind) = answer.error_kind {
             resp.insert_header("x-upsbridge-error", kind)?;
         }
-        if !session.is_body_done() {
-            // The client's body was not read (refused early): this connection cannot be reused.
+        if !session.is_body_done() || ctx.framing_error {
+            // The client's body was not read (refused early) or its framing was broken: the
+            // next bytes on this connection cannot be trusted to start a request (smuggling).
             session.set_keepalive(None);
         }
         session.write_response_header(Box::new(resp), false).await?;
@@ -128,9 +132,24 @@ impl UpsProxy {
 
     async fn authenticate(
         &self,
+        session: &Session,
         creds: &LegacyCredentials,
     ) -> std::result::Result<Arc<Account>, Failure> {
-        Ok(self.accounts.authenticate(creds).await?)
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        match self.accounts.authenticate(creds, peer).await {
+            Ok(a) => Ok(a),
+            Err(e) => {
+                // Who tried what, from where (never the password): what ops need to act.
+                let peer = peer.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+                warn!(peer = %peer, access_key = %creds.access_key, user = %creds.user_id,
+                      reason = e.reason(), "legacy credentials refused: {e}");
+                self.metrics.count_auth_refusal(e.reason());
+                Err(e.into())
+            }
+        }
     }
 
     /// Read the whole request body, refusing more than `max_body_bytes`.
@@ -174,13 +193,16 @@ impl UpsProxy {
         ctx: &mut RequestCtx,
         shape: &mut Option<AnswerShape>,
     ) -> std::result::Result<Answer, Failure> {
-        let body = self.read_body(session).await?;
+        let body = self
+            .read_body(session)
+            .await
+            .inspect_err(|_| ctx.framing_error = true)?;
         let parsed = dialect.parse(route, &body)?;
         if let Ok((_, s)) = &parsed.plan {
             // Lets a refusal echo the client's own CustomerContext (old XML); nothing more.
             *shape = Some(s.clone());
         }
-        let account = self.authenticate(&parsed.credentials).await?;
+        let account = self.authenticate(session, &parsed.credentials).await?;
         ctx.account = Some(account.clone());
         let (plan, answer_shape) = parsed.plan?;
         ctx.service = answer_shape.service.name();
@@ -321,8 +343,11 @@ impl UpsProxy {
         let target = header::map(&req.method, req.uri.path(), req.uri.query(), has_body)
             .ok_or_else(|| Failure::UnknownService(req.uri.path().to_string()))?;
         ctx.service = service_label(&target.path_and_query);
+        if let Some(h) = header::repeated_credential_header(&req.headers) {
+            return Err(Failure::Malformed(format!("the {h} header is sent twice")));
+        }
         let creds = header::credentials(&req.headers);
-        let account = self.authenticate(&creds).await?;
+        let account = self.authenticate(session, &creds).await?;
         ctx.account = Some(account.clone());
         ctx.token = Some(self.broker.token(&account).await?);
         ctx.target = Some(target);
@@ -371,6 +396,7 @@ impl ProxyHttp for UpsProxy {
             error_kind: None,
             status: 0,
             error_body: None,
+            framing_error: false,
         }
     }
 
@@ -385,6 +411,12 @@ impl ProxyHttp for UpsProxy {
                 .await;
         };
         ctx.dialect = Some(route.dialect);
+        if dialect::has_dot_segment(req.uri.path()) {
+            let failure = Failure::Malformed("a `.` or `..` path segment".into());
+            Self::log_refusal(ctx, &failure);
+            let answer = Self::refusal(&route, None, &failure);
+            return self.write_answer(session, ctx, answer).await;
+        }
         let mut shape = None;
         let outcome = match Self::body_dialect(route.dialect) {
             None => match self.header_style(session, ctx).await {

@@ -317,11 +317,26 @@ impl Proxy {
 
     /// Start with this exact config text (the map must already be in `dir`).
     pub fn start_with_config(dir: &Path, accounts: &[&TestAccount], config: &str) -> Proxy {
+        Proxy::start_with_env(dir, accounts, config, &[])
+    }
+
+    /// [`Proxy::start_with_config`] with extra environment (e.g. `RUST_LOG=trace`).
+    pub fn start_with_env(
+        dir: &Path,
+        accounts: &[&TestAccount],
+        config: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Proxy {
         std::fs::write(dir.join("upsbridge.toml"), config).unwrap();
-        let envs: Vec<(String, String)> = accounts
+        let mut envs: Vec<(String, String)> = accounts
             .iter()
             .map(|a| (secret_env(a), a.client_secret.to_string()))
             .collect();
+        envs.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         let env: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let config = dir.join("upsbridge.toml");
         let (proc, lines) = spawn(

@@ -1,0 +1,437 @@
+//! Findings of the attacker's and the flaky client's probe (hardening issue), each as a test
+//! that failed before its fix: password guessing as a CPU, memory and timing oracle; raw
+//! request bytes in debug/trace logs; a connection kept open after a body-framing error;
+//! a store readable by other users; duplicated credentials; dot segments forwarded with a
+//! bearer.
+
+mod common;
+#[path = "perf_common/mod.rs"]
+mod perf_common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use perf_common::{heavy, rss_kib};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn rate_body() -> Value {
+    json!({"RateRequest": {"Request": {"RequestOption": "Rate"},
+        "Shipment": {"Shipper": {"ShipperNumber": "9Y9Y9Y", "Address": {"AddressLine": ["10 Elm Rd"], "City": "Dover", "StateProvinceCode": "DE", "PostalCode": "19901", "CountryCode": "US"}},
+                     "ShipTo": {"Name": "Acme", "Address": {"AddressLine": ["5 Oak Ave"], "City": "Reno", "StateProvinceCode": "NV", "PostalCode": "89501", "CountryCode": "US"}},
+                     "Service": {"Code": "03"},
+                     "Package": {"PackagingType": {"Code": "02"}, "PackageWeight": {"UnitOfMeasurement": {"Code": "LBS"}, "Weight": "3"}}}}})
+}
+
+/// A header-style rate with these credentials: (status, time taken).
+fn rate_as(proxy: &Proxy, key: &str, user: &str, password: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let r = proxy
+        .http
+        .post(format!("{}/ship/v1/rating/Rate", proxy.url))
+        .header("AccessLicenseNumber", key)
+        .header("Username", user)
+        .header("Password", password)
+        .json(&rate_body())
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let _ = r.bytes();
+    (status, started.elapsed())
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+fn env() -> (tempfile::TempDir, Sim, Proxy) {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST, &WEST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST, &WEST], FAST_TIMEOUTS);
+    (dir, sim, proxy)
+}
+
+#[test]
+fn a_thousand_wrong_passwords_cost_no_argon2_and_never_slow_another_account() {
+    let _heavy = heavy();
+    let (_dir, sim, proxy) = env();
+    // EAST's real client is in use (its password verified once).
+    assert_eq!(
+        rate_as(&proxy, EAST.access_key, EAST.user, EAST.password).0,
+        200
+    );
+    let pid = proxy.proc.child.id();
+    let cpu_before = cpu_seconds(pid);
+    let (rss_before, _) = rss_kib(pid);
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (rss, _) = rss_kib(pid);
+                peak.fetch_max(rss, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let flood = |proxy: &Proxy, round: u32| -> Vec<std::thread::JoinHandle<()>> {
+        (0..4)
+            .map(|t| {
+                let (url, http) = (proxy.url.clone(), proxy.http.clone());
+                std::thread::spawn(move || {
+                    for i in 0..250 {
+                        let r = http
+                            .post(format!("{url}/ship/v1/rating/Rate"))
+                            .header("AccessLicenseNumber", EAST.access_key)
+                            .header("Username", EAST.user)
+                            .header("Password", format!("guess-{round}-{t}-{i}"))
+                            .json(&rate_body())
+                            .send()
+                            .unwrap();
+                        assert_eq!(r.status().as_u16(), 401);
+                        let v: Value = r.json().unwrap();
+                        assert_eq!(v["response"]["errors"][0]["code"], "250002");
+                    }
+                })
+            })
+            .collect()
+    };
+    // 1: the flood alone, measured.
+    let started = Instant::now();
+    for t in flood(&proxy, 1) {
+        t.join().unwrap();
+    }
+    let flood_took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    sampler.join().unwrap();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let growth_kib = peak
+        .load(std::sync::atomic::Ordering::SeqCst)
+        .saturating_sub(rss_before);
+    // 2: another flood, and WEST's first login ever in the middle of it.
+    let second = flood(&proxy, 2);
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, west_took) = rate_as(&proxy, WEST.access_key, WEST.user, WEST.password);
+    assert_eq!(status, 200);
+    for t in second {
+        t.join().unwrap();
+    }
+    eprintln!(
+        "1000 wrong passwords in {flood_took:?}: proxy CPU {cpu:.2} s, peak RSS growth {growth_kib} KiB; \
+         another account's first login during a flood took {west_took:?}"
+    );
+    assert!(cpu < 3.0, "{cpu:.2} CPU seconds for 1000 wrong passwords");
+    assert!(growth_kib < 10 * 1024, "peak RSS grew {growth_kib} KiB");
+    assert!(
+        west_took < Duration::from_millis(200),
+        "first login took {west_took:?}"
+    );
+    // The real client still works, nothing was forwarded for the guesses.
+    assert_eq!(
+        rate_as(&proxy, EAST.access_key, EAST.user, EAST.password).0,
+        200
+    );
+    assert_eq!(sim.api_requests().len(), 3);
+    // Refusals say who tried what from where (never the password), and are counted.
+    let log = proxy.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("legacy credentials refused"))
+        .expect("a refusal line");
+    assert!(
+        line.contains("peer=127.0.0.1")
+            && line.contains("access_key=ACCESSKEY123")
+            && line.contains("user=legacyuser"),
+        "{line}"
+    );
+    assert!(
+        !log.contains("guess-"),
+        "a guessed password reached the log"
+    );
+    let metrics = proxy.admin_text("/metrics");
+    let refused: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("upsbridge_auth_refusals_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(refused, 2000.0, "{metrics}");
+    assert!(
+        metrics.contains("upsbridge_auth_refusals_total{reason=\"backing_off\"}"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn unknown_users_and_wrong_passwords_are_refused_in_the_same_time() {
+    let _heavy = heavy();
+    let (_dir, _sim, proxy) = env();
+    assert_eq!(
+        rate_as(&proxy, EAST.access_key, EAST.user, EAST.password).0,
+        200
+    );
+    let mut unknown = vec![];
+    let mut wrong = vec![];
+    for i in 0..61 {
+        let (s, t) = rate_as(&proxy, EAST.access_key, "nobody", &format!("x{i}"));
+        assert_eq!(s, 401);
+        unknown.push(t);
+        let (s, t) = rate_as(&proxy, EAST.access_key, EAST.user, &format!("x{i}"));
+        assert_eq!(s, 401);
+        wrong.push(t);
+    }
+    // The first tries (before the backoff) are the oracle an attacker would use: each
+    // costs one argon2 run's time, whether the user exists or not.
+    for i in 0..3 {
+        let (u, w) = (unknown[i].as_secs_f64(), wrong[i].as_secs_f64());
+        assert!(
+            (u - w).abs() / u.max(w) < 0.5,
+            "try {i}: unknown {u:.4}s, known {w:.4}s"
+        );
+    }
+    unknown.sort();
+    wrong.sort();
+    let (mu, mw) = (unknown[30].as_secs_f64(), wrong[30].as_secs_f64());
+    eprintln!("median refusal: unknown user {mu:.5}s, known user wrong password {mw:.5}s");
+    assert!(
+        (mu - mw).abs() / mu.max(mw) < 0.2,
+        "medians {mu:.5}s and {mw:.5}s"
+    );
+}
+
+#[test]
+fn no_secret_reaches_the_log_at_trace_level_even_for_malformed_requests() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let proxy = Proxy::start_with_env(
+        dir.path(),
+        &[&EAST],
+        &Proxy::config_text(&sim.url, FAST_TIMEOUTS),
+        &[("RUST_LOG", "trace")],
+    );
+    let addr = proxy.direct_url.trim_start_matches("http://").to_string();
+    let raw = |bytes: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(bytes.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let creds = format!(
+        "AccessLicenseNumber: {}\r\nUsername: {}\r\nPassword: {}\r\n",
+        EAST.access_key, EAST.user, EAST.password
+    );
+    // Malformed request lines and headers, a bad chunk size, an oversize header: pingora's
+    // debug records would print these bytes.
+    raw(&format!(
+        "POST /ship/v1/rating/Rate HTTP/1.1 junk\r\nHost: x\r\n{creds}\r\n"
+    ));
+    raw(&format!(
+        "GET /track/v1/details/1Z HTTP/1.1\r\nHost: x\r\n{creds}Bad Header\r\n\r\n"
+    ));
+    raw(&format!("POST /rest/Rate HTTP/1.1\r\nHost: x\r\n{creds}Transfer-Encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n"));
+    raw(&format!(
+        "GET / HTTP/1.1\r\nHost: x\r\n{creds}X-Big: {}\r\n\r\n",
+        "a".repeat(70_000)
+    ));
+    // And good requests in every dialect (tokens, client secrets and bearers in play).
+    let r = header_request(
+        &proxy.http,
+        Method::POST,
+        &format!("{}/ship/v1/rating/Rate", proxy.url),
+        &EAST,
+        Some(&rate_body()),
+    );
+    assert_eq!(r.status(), 200);
+    let mut legacy = rate_body();
+    legacy["UPSSecurity"] = ups_security(&EAST);
+    assert_eq!(proxy.post_json("/rest/Rate", &legacy).status(), 200);
+    let bearer = sim.api_requests()[0]["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_string();
+    let log = proxy.log_text();
+    assert!(
+        log.contains("TRACE") || log.contains("trace"),
+        "the log is at trace level"
+    );
+    for secret in [EAST.password, EAST.client_secret, bearer.as_str()] {
+        assert!(!log.contains(secret), "secret `{secret}` in the trace log");
+    }
+    let key = std::fs::read_to_string(dir.path().join("store.key")).unwrap_or_default();
+    if !key.trim().is_empty() {
+        assert!(!log.contains(key.trim()), "the store key is in the log");
+    }
+}
+
+#[test]
+fn a_body_framing_error_closes_the_connection() {
+    let (_dir, sim, proxy) = env();
+    let addr = proxy.direct_url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // A bad chunk size, then what would be a second request on the same connection.
+    let second = format!(
+        "POST /rest/Rate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        serde_json::to_string(&json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body()["RateRequest"]})).unwrap().len(),
+        serde_json::to_string(&json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body()["RateRequest"]})).unwrap()
+    );
+    let first = "POST /rest/Rate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+    s.write_all(format!("{first}{second}").as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert_eq!(
+        out.matches("HTTP/1.1 ").count(),
+        1,
+        "one answer, then the connection closed:\n{out}"
+    );
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("\"Fault\""), "{out}");
+    assert!(
+        sim.api_requests().is_empty(),
+        "the smuggled request was not served"
+    );
+}
+
+#[test]
+fn the_store_the_key_and_the_rotation_journal_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, _sim, proxy) = env();
+    assert_eq!(
+        rate_as(&proxy, EAST.access_key, EAST.user, EAST.password).0,
+        200
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let store = dir.path().join("store");
+    assert_eq!(mode(&store), 0o700, "store directory");
+    for entry in std::fs::read_dir(&store).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+    let key = dir.path().join("store.key");
+    assert_eq!(mode(&key), 0o600, "key file");
+}
+
+#[test]
+fn duplicated_credentials_are_refused_as_malformed_and_nothing_is_forwarded() {
+    let (_dir, sim, proxy) = env();
+    // Header style: a credential header sent twice.
+    let r = proxy
+        .http
+        .post(format!("{}/ship/v1/rating/Rate", proxy.url))
+        .header("AccessLicenseNumber", EAST.access_key)
+        .header("Username", EAST.user)
+        .header("Password", "first")
+        .header("Password", EAST.password)
+        .json(&rate_body())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Legacy JSON: UPSSecurity twice (the first copy would have been forwarded).
+    let sec = serde_json::to_string(&ups_security(&EAST)).unwrap();
+    let other = sec.replace(EAST.password, "other-password");
+    let body = format!(
+        "{{\"UPSSecurity\":{other},\"RateRequest\":{},\"UPSSecurity\":{sec}}}",
+        rate_body()["RateRequest"]
+    );
+    let (status, _, text) = post_raw(
+        &proxy.http,
+        &format!("{}/rest/Rate", proxy.url),
+        body,
+        Some("application/json"),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("10001") && text.contains("twice"), "{text}");
+    // Legacy JSON: a Password twice inside UPSSecurity; both UPSSecurity and Security.
+    let inner = sec.replacen("\"Password\"", "\"Password\":\"x\",\"Password\"", 1);
+    let body = format!(
+        "{{\"UPSSecurity\":{inner},\"RateRequest\":{}}}",
+        rate_body()["RateRequest"]
+    );
+    let (status, _, _) = post_raw(
+        &proxy.http,
+        &format!("{}/rest/Rate", proxy.url),
+        body,
+        Some("application/json"),
+    );
+    assert_eq!(status, 400);
+    let body = format!(
+        "{{\"UPSSecurity\":{sec},\"Security\":{sec},\"RateRequest\":{}}}",
+        rate_body()["RateRequest"]
+    );
+    let (status, _, _) = post_raw(
+        &proxy.http,
+        &format!("{}/rest/Rate", proxy.url),
+        body,
+        Some("application/json"),
+    );
+    assert_eq!(status, 400);
+    // SOAP: two UPSSecurity blocks.
+    let one = format!("<upss:UPSSecurity><upss:UsernameToken><upss:Username>{}</upss:Username><upss:Password>{}</upss:Password></upss:UsernameToken><upss:ServiceAccessToken><upss:AccessLicenseNumber>{}</upss:AccessLicenseNumber></upss:ServiceAccessToken></upss:UPSSecurity>", EAST.user, EAST.password, EAST.access_key);
+    let envelope = format!("<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:upss=\"http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0\"><soapenv:Header>{one}{one}</soapenv:Header><soapenv:Body><rate:RateRequest xmlns:rate=\"http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1\"/></soapenv:Body></soapenv:Envelope>");
+    let (status, _, text) = post_raw(
+        &proxy.http,
+        &format!("{}/webservices/Rate", proxy.url),
+        envelope,
+        Some("text/xml"),
+    );
+    assert_eq!(status, 500);
+    assert!(text.contains("<err:Code>10001</err:Code>"), "{text}");
+    // Old XML: the Password twice in AccessRequest.
+    let access = format!("<?xml version=\"1.0\"?><AccessRequest><AccessLicenseNumber>{}</AccessLicenseNumber><UserId>{}</UserId><Password>x</Password><Password>{}</Password></AccessRequest>", EAST.access_key, EAST.user, EAST.password);
+    let (status, _, text) = post_raw(
+        &proxy.http,
+        &format!("{}/ups.app/xml/Rate", proxy.url),
+        format!("{access}<RatingServiceSelectionRequest/>"),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        xml_text(&text, "Response/Error/ErrorCode").as_deref(),
+        Some("10001"),
+        "{text}"
+    );
+    assert!(sim.api_requests().is_empty(), "nothing reached UPS");
+}
+
+#[test]
+fn dot_segments_are_refused_raw_or_encoded_and_never_forwarded() {
+    let (_dir, sim, proxy) = env();
+    let addr = proxy.direct_url.trim_start_matches("http://").to_string();
+    for path in [
+        "/api/rating/v2409/../../security/v1/oauth/token",
+        "/api/rating/v2409/%2e%2e/Rate",
+        "/api/./rating/v2409/Rate",
+        "/ship/v1/rating/.%2E/Rate",
+    ] {
+        // Raw socket: an HTTP client would normalise the path before sending it.
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let body = rate_body().to_string();
+        s.write_all(format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAccessLicenseNumber: {}\r\nUsername: {}\r\nPassword: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            EAST.access_key, EAST.user, EAST.password, body.len()
+        ).as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
+        assert!(out.contains("10001"), "{path}: {out}");
+    }
+    assert!(sim.api_requests().is_empty());
+    assert_eq!(
+        sim.token_requests("client_credentials"),
+        0,
+        "refused before any token was asked for"
+    );
+}
