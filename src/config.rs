@@ -50,6 +50,12 @@ pub struct ProxyConfig {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// argon2 hash of the admin password; without it only /healthz and /readyz answer.
+    pub password_hash: Option<String>,
+    /// Extra host names the admin listener is reached by (behind a reverse proxy).
+    pub hosts: Vec<String>,
+    /// Serve /metrics without the admin password.
+    pub metrics_public: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +158,11 @@ struct RawProxy {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     listen: Option<toml::Spanned<String>>,
+    password_hash: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    metrics_public: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -244,8 +255,23 @@ impl Config {
         if proxy.threads == 0 {
             return Err(invalid(0, "proxy.threads must be at least 1".into()));
         }
+        let password_hash = match &raw.admin.password_hash {
+            None => None,
+            Some(h) => {
+                crate::accounts::password::check_hash(h.get_ref()).map_err(|why| {
+                    invalid(
+                        h.span().start,
+                        format!("admin.password_hash {why}; make one with `printf '%s' PASSWORD | upsbridge accounts hash-password`"),
+                    )
+                })?;
+                Some(h.get_ref().clone())
+            }
+        };
         let admin = AdminConfig {
             listen: addr(&raw.admin.listen, "127.0.0.1:9090", "admin.listen")?,
+            password_hash,
+            hosts: raw.admin.hosts.clone(),
+            metrics_public: raw.admin.metrics_public,
         };
         let store_path = resolve(raw.store.path.as_deref().unwrap_or("data/upsbridge.sled"));
         let key_file = match &raw.store.key_file {

@@ -50,6 +50,9 @@ pub fn run() -> Result<(), String> {
         .map_err(|_| "the simulator did not start".to_string())??;
 
     let hash = crate::accounts::password::hash(DEMO_PASSWORD).map_err(|e| e.to_string())?;
+    // The ops page needs a password: a fresh one per demo, printed below.
+    let admin_password = crate::admin::auth::hex(&rand::random::<[u8; 8]>());
+    let admin_hash = crate::accounts::password::hash(&admin_password).map_err(|e| e.to_string())?;
     std::fs::write(dir.path().join("client-secret"), DEMO_CLIENT.1).map_err(|e| e.to_string())?;
     let map = format!(
         "[[account]]\nname = \"demo\"\nups_account_number = \"{DEMO_SHIPPER}\"\naccess_license_number = \"{DEMO_ACCESS_KEY}\"\nuser_id = \"{DEMO_USER}\"\npassword_hash = \"{hash}\"\nclient_id = \"{}\"\nclient_secret_file = \"client-secret\"\n",
@@ -57,7 +60,7 @@ pub fn run() -> Result<(), String> {
     );
     std::fs::write(dir.path().join("accounts.toml"), map).map_err(|e| e.to_string())?;
     let config = format!(
-        "[proxy]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"store\"\n[accounts]\nfile = \"accounts.toml\"\n[ups]\nbase_url = \"{sim_url}\"\n"
+        "[proxy]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 1\n[admin]\nlisten = \"127.0.0.1:0\"\npassword_hash = \"{admin_hash}\"\n[store]\npath = \"store\"\n[accounts]\nfile = \"accounts.toml\"\n[ups]\nbase_url = \"{sim_url}\"\n"
     );
     let config_path = dir.path().join("upsbridge.toml");
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -66,7 +69,7 @@ pub fn run() -> Result<(), String> {
     crate::server::serve_with(config, |proxy, admin| {
         println!();
         println!("upsbridge demo: a UPS simulator at {sim_url} and the proxy at http://{proxy}");
-        println!("ops page and status: http://{admin}/   (JSON: http://{admin}/api/accounts)");
+        println!("ops page and status: http://{admin}/   (JSON: http://{admin}/api/accounts); admin password {admin_password}");
         println!("demo legacy credentials: access key {DEMO_ACCESS_KEY}, user {DEMO_USER}, password {DEMO_PASSWORD}");
         println!();
         println!("Try a header-style rate request, exactly as an old client sends it:");

@@ -144,7 +144,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string()),
                 Ok(c) => match upsbridge::admin::authorize_from_terminal(&c, &name) {
                     Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => fail(&e),
+                    Err(e) => fail(&e.to_string()),
                 },
             },
             AccountsCommand::List { config } => match Config::load(&config) {
@@ -156,7 +156,7 @@ fn main() -> ExitCode {
                         }
                         ExitCode::SUCCESS
                     }
-                    Err(e) => fail(&e),
+                    Err(e) => fail(&e.to_string()),
                 },
             },
         },

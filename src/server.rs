@@ -200,11 +200,29 @@ pub fn serve_with(
         &config.ups,
         config.redirect_uri(admin_addr),
     ));
+    let redirect = config.redirect_uri(admin_addr);
+    let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()];
+    if !admin_addr.ip().is_unspecified() {
+        hosts.push(match admin_addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        });
+    }
+    hosts.extend(redirect.host_str().map(str::to_string));
+    hosts.extend(config.admin.hosts.iter().cloned());
+    if config.admin.password_hash.is_none() {
+        tracing::warn!("no [admin] password_hash: the admin listener answers only /healthz and /readyz until one is set (printf '%s' PASSWORD | upsbridge accounts hash-password)");
+    }
     let state = AdminState {
         accounts: accounts.clone(),
         broker: broker.clone(),
         metrics: metrics.clone(),
         onboarding,
+        auth: Arc::new(admin::auth::AdminAuth::new(
+            config.admin.password_hash.clone(),
+            hosts,
+            config.admin.metrics_public,
+        )),
     };
     control.spawn(admin::serve(admin_listener, state));
 

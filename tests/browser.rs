@@ -62,6 +62,7 @@ fn run_driver(
         .arg(before)
         .arg(after)
         .current_dir(repo().join("tests/browser"))
+        .env("UPSBRIDGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()

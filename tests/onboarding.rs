@@ -53,11 +53,11 @@ fn an_account_owner_authorizes_once_and_legacy_requests_then_work() {
         callback.starts_with(&format!("{}/oauth/callback?", proxy.admin)),
         "{callback}"
     );
-    let r = no_redirects().get(&callback).send().unwrap();
+    let r = follow_callback(&callback);
     assert_eq!(r.status(), 303);
     assert_eq!(
         r.headers()["location"],
-        format!("/?authorized={}", NORTH.name).as_str()
+        format!("/?flash=authorized&account={}", NORTH.name).as_str()
     );
     assert_eq!(account_row(&proxy, NORTH.name)["token"]["state"], "valid");
     assert_eq!(sim.token_requests("authorization_code"), 1);
@@ -69,7 +69,7 @@ fn an_account_owner_authorizes_once_and_legacy_requests_then_work() {
     assert_clean_upstream(&forwarded[0], &NORTH);
 
     // The same callback a second time: the state was single use.
-    let r = no_redirects().get(&callback).send().unwrap();
+    let r = follow_callback(&callback);
     assert_eq!(r.status(), 400);
     assert!(r.text().unwrap().contains("already used"));
     assert_eq!(
@@ -91,12 +91,8 @@ fn forged_or_failed_callbacks_are_refused_and_nothing_is_stored() {
     let dir = tempdir();
     let sim = Sim::start(dir.path(), &[&NORTH, &SOUTH], 14399);
     let proxy = Proxy::start(dir.path(), &sim, &[&NORTH, &SOUTH], FAST_TIMEOUTS);
-    let http = no_redirects();
-    let cb = |q: &str| {
-        http.get(format!("{}/oauth/callback?{q}", proxy.admin))
-            .send()
-            .unwrap()
-    };
+    // The owner's browser, with the flow cookie of the last flow it started.
+    let cb = |q: &str| follow_callback(&format!("{}/oauth/callback?{q}", proxy.admin));
 
     let r = cb("code=abc&state=forged-state");
     assert_eq!(r.status(), 400);
@@ -163,7 +159,7 @@ fn refresh_tokens_rotate_and_are_sealed_at_rest() {
         &format!("{FAST_TIMEOUTS}token_refresh_margin_secs = 1\n"),
     );
     let callback = log_in_at_ups(&start_authorize(&proxy, NORTH.name));
-    assert_eq!(no_redirects().get(&callback).send().unwrap().status(), 303);
+    assert_eq!(follow_callback(&callback).status(), 303);
 
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(8) {
@@ -244,18 +240,27 @@ fn accounts_authorize_onboards_from_a_terminal() {
     let mut cli = std::process::Command::new(BIN)
         .args(["accounts", "authorize", NORTH.name, "--config"])
         .arg(dir.path().join("upsbridge.toml"))
+        .env("UPSBRIDGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(cli.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("the CLI printed a URL").unwrap();
-        if let Some(u) = line.trim().strip_prefix(&format!("{}/security", sim.url)) {
-            break format!("{}/security{u}", sim.url);
+    let start = loop {
+        let line = lines.next().expect("the CLI printed a start link").unwrap();
+        if line
+            .trim()
+            .starts_with(&format!("{}/oauth/start/", proxy.admin))
+        {
+            break line.trim().to_string();
         }
     };
+    let url = open_start_link(&start);
+    assert!(
+        url.starts_with(&format!("{}/security/v1/oauth/authorize", sim.url)),
+        "{url}"
+    );
     let callback = log_in_at_ups(&url);
-    assert_eq!(no_redirects().get(&callback).send().unwrap().status(), 303);
+    assert_eq!(follow_callback(&callback).status(), 303);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(cli.wait().unwrap().success());
     assert!(rest.iter().any(|l| l.contains("is authorized")), "{rest:?}");

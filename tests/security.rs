@@ -435,3 +435,144 @@ fn dot_segments_are_refused_raw_or_encoded_and_never_forwarded() {
         "refused before any token was asked for"
     );
 }
+
+#[test]
+fn the_admin_listener_wants_the_password_its_own_host_and_csrf_tokens() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&NORTH], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&NORTH], FAST_TIMEOUTS);
+    let http = no_redirects();
+    let a = |p: &str| format!("{}{p}", proxy.admin);
+    // Without credentials only health and readiness answer.
+    for p in ["/healthz", "/readyz"] {
+        assert_eq!(http.get(a(p)).send().unwrap().status(), 200, "{p}");
+    }
+    for p in [
+        "/",
+        "/api/accounts",
+        "/metrics",
+        "/accounts/north-dock/authorize",
+    ] {
+        assert_eq!(http.get(a(p)).send().unwrap().status(), 401, "{p}");
+    }
+    let r = http
+        .post(a("/accounts/north-dock/authorize"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A browser is sent to the login form; a wrong password is refused.
+    let r = http
+        .get(a("/"))
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login");
+    let r = http
+        .post(a("/login"))
+        .form(&[("password", "wrong")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The forged-Host attack: refused before anything else, whatever the credentials.
+    let r = http
+        .post(a("/accounts/north-dock/authorize"))
+        .header("host", "evil.example")
+        .header("origin", "http://evil.example")
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 421);
+    // Log in as a browser: a session cookie, HttpOnly and SameSite=Lax.
+    let r = http
+        .post(a("/login"))
+        .form(&[("password", ADMIN_PASSWORD)])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    let session = set.split(';').next().unwrap().to_string();
+    let page = http
+        .get(a("/"))
+        .header("cookie", &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("the ops page carries a CSRF token")
+        .to_string();
+    // A cross-site POST with the session cookie but no CSRF token: 403, no flow started.
+    let r = http
+        .post(a("/accounts/north-dock/authorize"))
+        .header("cookie", &session)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .post(a("/accounts/north-dock/authorize"))
+        .header("cookie", &session)
+        .header("origin", "http://evil.example")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "a foreign Origin is refused even with the token"
+    );
+    // The same POST from the ops page: off to UPS, with the flow bound to this browser.
+    let r = http
+        .post(a("/accounts/north-dock/authorize"))
+        .header("cookie", &session)
+        .header("origin", proxy.admin.as_str())
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let ups = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        ups.starts_with(&format!("{}/security/v1/oauth/authorize", sim.url)),
+        "{ups}"
+    );
+    let flow = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        flow.starts_with("ub_oauth=") && flow.contains("HttpOnly"),
+        "{flow}"
+    );
+    // Someone else (another browser, another UPS login) finishes that flow: refused.
+    let callback = log_in_at_ups(&ups);
+    let r = http.get(&callback).send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("another browser"));
+    assert_eq!(
+        account_row(&proxy, NORTH.name)["token"]["state"],
+        "needs_authorization"
+    );
+    assert_eq!(
+        sim.token_requests("authorization_code"),
+        0,
+        "nothing was exchanged"
+    );
+    // Flash messages are codes: text from the URL is never shown.
+    let page = http
+        .get(a(
+            "/?error=UPS%20says%3A%20call%20555-0100&flash=authorized&account=nobody",
+        ))
+        .header("cookie", &session)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        !page.contains("555-0100") && !page.contains("id=\"flash\""),
+        "{page}"
+    );
+}

@@ -5,16 +5,18 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+pub mod auth;
 pub mod onboarding;
 pub mod page;
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Json, Router};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
@@ -29,6 +31,7 @@ pub struct AdminState {
     pub broker: TokenBroker,
     pub metrics: Arc<Metrics>,
     pub onboarding: Arc<Onboarding>,
+    pub auth: Arc<auth::AdminAuth>,
 }
 
 /// One account as `/api/accounts` and `accounts list` show it.
@@ -63,14 +66,30 @@ impl AdminState {
 }
 
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let admin_only = middleware::from_fn_with_state(state.clone(), require_admin);
+    let mut protected = Router::new()
         .route("/", get(ops_page))
-        .route("/accounts/{name}/authorize", get(authorize))
-        .route("/oauth/callback", get(callback))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route(
+            "/accounts/{name}/authorize",
+            get(authorize_confirm).post(authorize),
+        )
         .route("/api/accounts", get(accounts))
+        .route("/logout", post(logout));
+    let mut open = Router::new()
+        .route("/login", get(login_form).post(login))
+        .route("/oauth/callback", get(callback))
+        .route("/oauth/start/{ticket}", get(start_from_ticket))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz));
+    if state.auth.metrics_public {
+        open = open.route("/metrics", get(metrics));
+    } else {
+        protected = protected.route("/metrics", get(metrics));
+    }
+    protected
+        .layer(admin_only)
+        .merge(open)
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .with_state(state)
 }
 
@@ -81,22 +100,100 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) {
     }
 }
 
-async fn ops_page(
-    State(s): State<AdminState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Html<String> {
-    let flash = match (q.get("authorized"), q.get("error")) {
-        (Some(name), _) => Some((
+/// Requests must name this listener in `Host` (health probes excepted).
+async fn check_host(State(s): State<AdminState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/healthz" || path == "/readyz" || s.auth.host_allowed(req.headers()) {
+        return next.run(req).await;
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    warn!(host = %host, path, "admin request for another host refused; add the name to [admin] hosts if it is this listener's");
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        Html(page::message(
+            "Wrong host",
+            "This admin listener does not answer for that host name. If it is reached by that name on purpose, add it to [admin] hosts.",
+        )),
+    )
+        .into_response()
+}
+
+/// The admin password (session cookie or HTTP Basic) for everything but the open routes;
+/// a browser POST must come from this host's pages (`Origin`).
+async fn require_admin(State(s): State<AdminState>, mut req: Request, next: Next) -> Response {
+    if !s.auth.configured() {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(page::message(
+                "Admin password not set",
+                "Set [admin] password_hash in the config (printf '%s' PASSWORD | upsbridge accounts hash-password) and restart; until then only /healthz and /readyz answer.",
+            )),
+        )
+            .into_response();
+    }
+    let who = s.auth.who(req.headers()).await;
+    if who == auth::Who::Nobody {
+        let browser = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+        if browser && req.method() == http::Method::GET {
+            return Redirect::to("/login").into_response();
+        }
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"upsbridge admin\"")],
+            "admin password required (log in at /login, or HTTP Basic admin:PASSWORD)\n",
+        )
+            .into_response();
+    }
+    if req.method() == http::Method::POST
+        && matches!(who, auth::Who::Session(_))
+        && !s.auth.origin_allowed(req.headers())
+    {
+        warn!("cross-site admin POST refused (Origin names another site)");
+        return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
+    }
+    req.extensions_mut().insert(who);
+    next.run(req).await
+}
+
+/// What the ops page may announce: codes, never text taken from the URL.
+fn flash_for(s: &AdminState, q: &HashMap<String, String>) -> Option<(String, bool)> {
+    let account = q
+        .get("account")
+        .filter(|n| s.accounts.snapshot().by_name(n).is_some());
+    match (q.get("flash").map(String::as_str), account) {
+        (Some("authorized"), Some(name)) => Some((
             format!("Account {name} is authorized; its tokens are stored."),
             true,
         )),
-        (_, Some(e)) => Some((e.clone(), false)),
+        (Some("logged_in"), _) => Some(("Logged in.".into(), true)),
         _ => None,
+    }
+}
+
+async fn ops_page(
+    State(s): State<AdminState>,
+    Extension(who): Extension<auth::Who>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Html<String> {
+    let flash = flash_for(&s, &q);
+    let csrf = match &who {
+        auth::Who::Session(id) => s.auth.csrf_token(id),
+        _ => String::new(),
     };
     Html(page::render(
         &s.account_views(),
         &s.accounts.status(),
         flash.as_ref().map(|(m, ok)| (m.as_str(), *ok)),
+        &csrf,
     ))
 }
 
@@ -104,45 +201,160 @@ fn bad_request(title: &str, text: &str) -> Response {
     (StatusCode::BAD_REQUEST, Html(page::message(title, text))).into_response()
 }
 
-async fn authorize(State(s): State<AdminState>, Path(name): Path<String>) -> Response {
-    let Some(account) = s.accounts.snapshot().by_name(&name).cloned() else {
+async fn login_form() -> Html<String> {
+    Html(page::login(None))
+}
+
+async fn login(State(s): State<AdminState>, Form(f): Form<HashMap<String, String>>) -> Response {
+    let password = zeroize::Zeroizing::new(f.get("password").cloned().unwrap_or_default());
+    if !s.auth.configured() || !s.auth.password_ok(&password).await {
+        warn!("admin login refused (wrong password)");
         return (
-            StatusCode::NOT_FOUND,
-            Html(page::message(
-                "Unknown account",
-                &format!("No account `{name}` in the account map."),
-            )),
+            StatusCode::UNAUTHORIZED,
+            Html(page::login(Some("Wrong password."))),
         )
             .into_response();
+    }
+    let id = s.auth.new_session();
+    info!("admin logged in");
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, auth::AdminAuth::session_cookie(&id)),
+            (header::LOCATION, "/?flash=logged_in".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+async fn logout(State(s): State<AdminState>, Extension(who): Extension<auth::Who>) -> Response {
+    if let auth::Who::Session(id) = who {
+        s.auth.end_session(&id);
+    }
+    Redirect::to("/login").into_response()
+}
+
+fn unknown_account(name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(page::message(
+            "Unknown account",
+            &format!("No account `{name}` in the account map."),
+        )),
+    )
+        .into_response()
+}
+
+/// A GET (bookmark, old link) only shows the button: starting a flow is a POST.
+async fn authorize_confirm(
+    State(s): State<AdminState>,
+    Extension(who): Extension<auth::Who>,
+    Path(name): Path<String>,
+) -> Response {
+    if s.accounts.snapshot().by_name(&name).is_none() {
+        return unknown_account(&name);
+    }
+    let csrf = match &who {
+        auth::Who::Session(id) => s.auth.csrf_token(id),
+        _ => String::new(),
+    };
+    Html(page::confirm_authorize(&name, &csrf)).into_response()
+}
+
+/// Start authorization-code onboarding. A browser (session + CSRF token) is sent to UPS
+/// with the flow cookie; the CLI (Basic) gets a start link as JSON for the owner's browser.
+async fn authorize(
+    State(s): State<AdminState>,
+    Extension(who): Extension<auth::Who>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(account) = s.accounts.snapshot().by_name(&name).cloned() else {
+        return unknown_account(&name);
+    };
+    match who {
+        auth::Who::Session(id) => {
+            let token = url::form_urlencoded::parse(&body)
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v.into_owned());
+            if !token.is_some_and(|t| s.auth.csrf_ok(&id, &t)) {
+                warn!(account = %name, "authorize POST without a valid CSRF token refused");
+                return (StatusCode::FORBIDDEN, Html(page::message("Refused", "This form is stale or came from another site; open the ops page and click Authorize again."))).into_response();
+            }
+            match s.onboarding.start(&account) {
+                Ok((url, browser)) => {
+                    info!(account = %name, "authorization started");
+                    (
+                        StatusCode::SEE_OTHER,
+                        [
+                            (header::SET_COOKIE, Onboarding::flow_cookie(&browser)),
+                            (header::LOCATION, url.to_string()),
+                        ],
+                    )
+                        .into_response()
+                }
+                Err(why) => bad_request("Nothing to authorize", &why),
+            }
+        }
+        _ => match s.onboarding.ticket(&account) {
+            Ok(url) => {
+                info!(account = %name, "authorization start link issued");
+                Json(serde_json::json!({"start_url": url.as_str()})).into_response()
+            }
+            Err(why) => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": why})),
+            )
+                .into_response(),
+        },
+    }
+}
+
+/// A terminal-issued start link: bind this browser to a new flow and go to UPS.
+async fn start_from_ticket(State(s): State<AdminState>, Path(ticket): Path<String>) -> Response {
+    let Some(name) = s.onboarding.take_ticket(&ticket) else {
+        return bad_request(
+            "Authorization not started",
+            "This start link is unknown, already used or expired; run `upsbridge accounts authorize` again.",
+        );
+    };
+    let Some(account) = s.accounts.snapshot().by_name(&name).cloned() else {
+        return unknown_account(&name);
     };
     match s.onboarding.start(&account) {
-        Ok(url) => {
-            info!(account = %name, "authorization started");
-            Redirect::to(url.as_str()).into_response()
-        }
+        Ok((url, browser)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, Onboarding::flow_cookie(&browser)),
+                (header::LOCATION, url.to_string()),
+            ],
+        )
+            .into_response(),
         Err(why) => bad_request("Nothing to authorize", &why),
     }
 }
 
 async fn callback(
     State(s): State<AdminState>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let state = q.get("state").map(String::as_str).unwrap_or("");
     // The state is consumed whatever happens next: a link works once.
-    let taken = s.onboarding.take(state);
+    let taken = s
+        .onboarding
+        .take(state, auth::cookie(&headers, onboarding::FLOW_COOKIE));
     if let Some(e) = q.get("error") {
-        let detail = q.get("error_description").map(String::as_str).unwrap_or("");
         warn!(error = %e, "authorization refused at UPS");
         return bad_request(
             "Authorization not completed",
-            &CallbackError::Refused(format!("{e} {detail}")).to_string(),
+            &CallbackError::Refused(format!("UPS answered `{e}`")).to_string(),
         );
     }
     let (name, verifier) = match taken {
         Ok(t) => t,
         Err(e) => {
-            warn!("authorization callback with an unknown, reused or expired state");
+            warn!(error = %e, "authorization callback refused");
             return bad_request("Authorization not completed", &e.to_string());
         }
     };
@@ -168,7 +380,7 @@ async fn callback(
     {
         Ok(()) => {
             info!(account = %name, "account authorized; tokens stored");
-            Redirect::to(&format!("/?authorized={name}")).into_response()
+            Redirect::to(&format!("/?flash=authorized&account={name}")).into_response()
         }
         Err(e) => {
             warn!(account = %name, error = %e, "authorization code exchange failed");
@@ -220,30 +432,79 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     )
 }
 
-/// Lines for `accounts list`: from the running server's admin listener when it is up,
-/// else from the store (sled allows one process, so never both).
-pub fn list(config: &crate::config::Config) -> Result<Vec<String>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// The admin password for the CLI: `UPSBRIDGE_ADMIN_PASSWORD`, else asked on the terminal.
+fn cli_password() -> Option<String> {
+    if let Ok(p) = std::env::var("UPSBRIDGE_ADMIN_PASSWORD") {
+        return Some(p);
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return None;
+    }
+    eprint!("upsbridge admin password: ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).ok()?;
+    Some(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Why the CLI could not use the running server.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot start: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("no upsbridge server answers at {0}; start `upsbridge serve` first (UPS sends the account owner back to its admin listener)")]
+    NotRunning(String),
+    #[error("the admin listener refused the admin password; set UPSBRIDGE_ADMIN_PASSWORD to the password whose hash is [admin] password_hash")]
+    Unauthorized,
+    #[error("the server refused ({0}): {1}")]
+    Refused(u16, String),
+    #[error("no authorization arrived within 10 minutes; run the command again for a new link")]
+    TimedOut,
+    #[error("cannot read the store: {0}")]
+    Store(String),
+}
+
+fn cli_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(CliError::Runtime)
+}
+
+/// An HTTP client for the admin JSON API, with the admin password when there is one.
+fn cli_client() -> Result<(reqwest::Client, Option<String>), CliError> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| CliError::Runtime(std::io::Error::other(e)))?;
+    Ok((http, cli_password()))
+}
+
+fn with_password(r: reqwest::RequestBuilder, password: &Option<String>) -> reqwest::RequestBuilder {
+    match password {
+        Some(p) => r.basic_auth("admin", Some(p)),
+        None => r,
+    }
+}
+
+/// Lines for `accounts list`: from the running server's admin JSON API when it is up,
+/// else from the store (sled allows one process, so never both).
+pub fn list(config: &crate::config::Config) -> Result<Vec<String>, CliError> {
+    let rt = cli_runtime()?;
     let url = format!("http://{}/api/accounts", config.admin.listen);
     let live = rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(3))
-            .build()
-            .ok()?;
-        client
-            .get(&url)
+        let (client, password) = cli_client().ok()?;
+        let r = with_password(client.get(&url), &password)
             .send()
             .await
-            .ok()?
-            .json::<Vec<serde_json::Value>>()
-            .await
-            .ok()
+            .ok()?;
+        if r.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Some(Err(CliError::Unauthorized));
+        }
+        r.json::<Vec<serde_json::Value>>().await.ok().map(Ok)
     });
     if let Some(rows) = live {
-        return Ok(rows
+        return Ok(rows?
             .iter()
             .map(|r| {
                 let t = |p: &str| {
@@ -265,8 +526,11 @@ pub fn list(config: &crate::config::Config) -> Result<Vec<String>, String> {
             })
             .collect());
     }
-    let store = crate::store::Store::open(&config.store.path).map_err(|e| e.to_string())?;
-    let records = store.accounts().map_err(|e| e.to_string())?;
+    let store = crate::store::Store::open(&config.store.path)
+        .map_err(|e| CliError::Store(e.to_string()))?;
+    let records = store
+        .accounts()
+        .map_err(|e| CliError::Store(e.to_string()))?;
     Ok(records
         .iter()
         .map(|r| {
@@ -286,57 +550,61 @@ pub fn list(config: &crate::config::Config) -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// `accounts authorize NAME`: ask the running server for a UPS login URL, print it, and wait
-/// until the account's token is valid. The callback must reach the server's admin listener.
-pub fn authorize_from_terminal(config: &crate::config::Config, name: &str) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+/// `accounts authorize NAME`: ask the running server for a start link, print it, and wait
+/// until the account's token is valid. The owner opens the link in the browser they log in
+/// with; the callback must reach the server's admin listener.
+pub fn authorize_from_terminal(config: &crate::config::Config, name: &str) -> Result<(), CliError> {
+    let rt = cli_runtime()?;
     let admin = format!("http://{}", config.admin.listen);
     rt.block_on(async {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let r = http
-            .get(format!("{admin}/accounts/{name}/authorize"))
-            .send()
-            .await
-            .map_err(|_| format!("no upsbridge server answers at {admin}; start `upsbridge serve` first (UPS sends the account owner back to its admin listener)"))?;
-        let Some(url) = r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_string) else {
-            let status = r.status();
-            let text = r.text().await.unwrap_or_default();
-            let why = text.split("id=\"message\">").nth(1).and_then(|t| t.split('<').next()).unwrap_or("").to_string();
-            return Err(format!("the server refused ({status}): {why}"));
+        let (http, password) = cli_client()?;
+        let r = with_password(
+            http.post(format!("{admin}/accounts/{name}/authorize"))
+                .header(header::ACCEPT, "application/json"),
+            &password,
+        )
+        .send()
+        .await
+        .map_err(|_| CliError::NotRunning(admin.clone()))?;
+        let status = r.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(CliError::Unauthorized);
+        }
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        let Some(url) = v["start_url"].as_str().map(str::to_string) else {
+            let why = v["error"].as_str().unwrap_or("no start link in the answer").to_string();
+            return Err(CliError::Refused(status.as_u16(), why));
         };
-        println!("Open this URL in a browser, log in as the UPS account owner and click Allow:\n\n  {url}\n\nWaiting for UPS to send you back to {admin}/oauth/callback …");
+        println!("Open this link in the browser the UPS account owner logs in with, log in at UPS and click Allow:\n\n  {url}\n\nWaiting for UPS to send the owner back to {admin}/oauth/callback …");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        let before = account_state(&http, &admin, name).await;
+        let before = account_state(&http, &password, &admin, name).await;
         while std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            let now = account_state(&http, &admin, name).await;
+            let now = account_state(&http, &password, &admin, name).await;
             if now.0.as_deref() == Some("valid") && now.1 != before.1 {
                 println!("Account {name} is authorized; its tokens are stored.");
                 return Ok(());
             }
         }
-        Err("no authorization arrived within 10 minutes; run the command again for a new link".into())
+        Err(CliError::TimedOut)
     })
 }
 
 /// (token state, expiry) of an account, from the running server.
 async fn account_state(
     http: &reqwest::Client,
+    password: &Option<String>,
     admin: &str,
     name: &str,
 ) -> (Option<String>, Option<u64>) {
-    let rows: Vec<serde_json::Value> = match http.get(format!("{admin}/api/accounts")).send().await
-    {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(_) => vec![],
-    };
+    let rows: Vec<serde_json::Value> =
+        match with_password(http.get(format!("{admin}/api/accounts")), password)
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => vec![],
+        };
     rows.iter()
         .find(|r| r["name"] == name)
         .map(|r| {

@@ -40,14 +40,17 @@ pub fn fix_for(view: &AccountView) -> Option<String> {
     }
 }
 
-pub fn render(views: &[AccountView], map: &MapStatus, flash: Option<(&str, bool)>) -> String {
+/// The ops page. `csrf`: the session's token, put in every form that changes something.
+pub fn render(
+    views: &[AccountView],
+    map: &MapStatus,
+    flash: Option<(&str, bool)>,
+    csrf: &str,
+) -> String {
     let mut rows = String::new();
     for v in views {
         let button = if v.grant == "authorization_code" {
-            format!(
-                "<form method=\"get\" action=\"/accounts/{n}/authorize\"><button type=\"submit\" id=\"authorize-{n}\">Authorize</button></form>",
-                n = esc(&v.name)
-            )
+            authorize_form(&v.name, csrf)
         } else {
             String::new()
         };
@@ -106,6 +109,36 @@ pub fn render(views: &[AccountView], map: &MapStatus, flash: Option<(&str, bool)
         loaded = when(map.loaded_at),
         reloads = map.reloads,
         rejections = map.rejections,
+    )
+}
+
+fn authorize_form(name: &str, csrf: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"/accounts/{n}/authorize\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button type=\"submit\" id=\"authorize-{n}\">Authorize</button></form>",
+        n = esc(name),
+        c = esc(csrf)
+    )
+}
+
+/// The login form (`problem`: why the last try failed).
+pub fn login(problem: Option<&str>) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>upsbridge: log in</title></head><body><h1>upsbridge</h1>{p}\
+         <form method=\"post\" action=\"/login\"><label>Admin password <input type=\"password\" name=\"password\" id=\"password\" autofocus></label> \
+         <button type=\"submit\" id=\"login\">Log in</button></form></body></html>",
+        p = problem
+            .map(|m| format!("<p class=\"flash bad\" id=\"flash\">{}</p>", esc(m)))
+            .unwrap_or_default()
+    )
+}
+
+/// Starting a flow is a POST: a GET of the authorize URL shows the button.
+pub fn confirm_authorize(name: &str, csrf: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Authorize {n}</title></head><body><h1>Authorize {n}</h1>\
+         <p>The account owner logs in at UPS and allows upsbridge to use the account.</p>{f}<p><a href=\"/\">Back to the ops page</a></p></body></html>",
+        n = esc(name),
+        f = authorize_form(name, csrf)
     )
 }
 

@@ -1,6 +1,7 @@
 // Drives the ops page's Authorize flow in headless Chromium, as an ops person would:
-// open the ops page, click Authorize, log in on UPS's (the simulator's) login page,
-// and land back on the ops page with the account valid. Run by tests/browser.rs:
+// log in to the ops page with the admin password, click Authorize, log in on UPS's (the
+// simulator's) login page, and land back on the ops page with the account valid. Run by
+// tests/browser.rs with the admin password in UPSBRIDGE_ADMIN_PASSWORD:
 //
 //   node tests/browser/authorize.mjs <admin-url> <account> <before.png> <after.png>
 //
@@ -81,6 +82,18 @@ function expectStatus(resp, what) {
   if (resp.status() !== 200) throw new Error(`${what}: HTTP ${resp.status()} at ${resp.url()}`);
 }
 
+await step('log in to the ops page', async () => {
+  // The ops page sends a browser without a session to the login form.
+  expectStatus(await page.goto(`${admin}/`), 'login page');
+  if (new URL(page.url()).pathname !== '/login') throw new Error(`expected the login form, got ${page.url()}`);
+  await page.locator('#password').fill(process.env.UPSBRIDGE_ADMIN_PASSWORD || '');
+  const [resp] = await Promise.all([
+    page.waitForNavigation({ url: (u) => u.pathname === '/' }),
+    page.locator('#login').click(),
+  ]);
+  expectStatus(resp, 'ops page after logging in');
+});
+
 await step('open the ops page', async () => {
   expectStatus(await page.goto(`${admin}/`), 'ops page');
   const state = await page.locator(`${row} [data-state]`).getAttribute('data-state');
@@ -101,10 +114,10 @@ await step('click Authorize', async () => {
 await step('log in on the UPS login page', async () => {
   await page.locator('#user').fill('owner');
   await page.locator('#password').fill('owner-password');
-  // Allow -> 302 to the admin callback -> 303 to /?authorized=<account>.
+  // Allow -> 302 to the admin callback -> 303 to /?flash=authorized&account=<account>.
   const [resp] = await Promise.all([
     page.waitForNavigation({
-      url: (u) => u.origin === new URL(admin).origin && u.pathname === '/' && u.searchParams.get('authorized') === account,
+      url: (u) => u.origin === new URL(admin).origin && u.pathname === '/' && u.searchParams.get('flash') === 'authorized' && u.searchParams.get('account') === account,
     }),
     page.locator('#allow').click(),
   ]);

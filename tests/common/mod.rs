@@ -256,6 +256,15 @@ pub fn secret_env(a: &TestAccount) -> String {
 }
 
 /// `upsbridge accounts hash-password`, as ops would run it.
+/// The admin password every test config sets (`[admin] password_hash`).
+pub const ADMIN_PASSWORD: &str = "admin-pw-Kd82";
+
+/// Its hash, made once per test binary.
+pub fn admin_password_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(ADMIN_PASSWORD))
+}
+
 pub fn hash_password(password: &str) -> String {
     use std::io::Write;
     let mut child = Command::new(BIN)
@@ -302,7 +311,8 @@ impl Proxy {
 
     pub fn config_text(sim_url: &str, ups_extra: &str) -> String {
         format!(
-            "[proxy]\nlisten = \"127.0.0.1:0\"\nthreads = 2\nshutdown_grace_secs = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"store\"\n[accounts]\nfile = \"accounts.toml\"\n[ups]\nbase_url = \"{sim_url}\"\n{ups_extra}"
+            "[proxy]\nlisten = \"127.0.0.1:0\"\nthreads = 2\nshutdown_grace_secs = 1\n[admin]\nlisten = \"127.0.0.1:0\"\npassword_hash = \"{}\"\n[store]\npath = \"store\"\n[accounts]\nfile = \"accounts.toml\"\n[ups]\nbase_url = \"{sim_url}\"\n{ups_extra}",
+            admin_password_hash()
         )
     }
 
@@ -413,10 +423,11 @@ impl Proxy {
             .unwrap()
     }
 
-    /// The text of an admin page (`/` is the ops page).
+    /// The text of an admin page (`/` is the ops page), with the admin password.
     pub fn admin_text(&self, path: &str) -> String {
         self.http
             .get(format!("{}{path}", self.admin))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
             .send()
             .unwrap()
             .text()
@@ -521,19 +532,55 @@ pub fn no_redirects() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-/// Start onboarding for `account` at the admin listener; returns UPS's authorize URL.
+thread_local! {
+    /// The flow cookie the (simulated) owner's browser got when it started onboarding.
+    static FLOW_COOKIE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Start onboarding for `account` as `accounts authorize` does (admin password → start
+/// link), then open the start link as the owner's browser; returns UPS's authorize URL.
+/// The browser's flow cookie is kept for [`follow_callback`].
 pub fn start_authorize(proxy: &Proxy, account: &str) -> String {
     let r = no_redirects()
-        .get(format!("{}/accounts/{account}/authorize", proxy.admin))
+        .post(format!("{}/accounts/{account}/authorize", proxy.admin))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("accept", "application/json")
         .send()
         .unwrap();
     assert_eq!(
         r.status(),
-        303,
+        200,
         "authorize start: {}",
         r.text().unwrap_or_default()
     );
+    let v: Value = r.json().unwrap();
+    open_start_link(v["start_url"].as_str().expect("a start link"))
+}
+
+/// The owner's browser opening a start link: keeps the flow cookie, returns UPS's URL.
+pub fn open_start_link(start: &str) -> String {
+    let r = no_redirects().get(start).send().unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "start link: {}",
+        r.text().unwrap_or_default()
+    );
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let pair = cookie.split(';').next().unwrap().to_string();
+    assert!(pair.starts_with("ub_oauth="), "{cookie}");
+    FLOW_COOKIE.with(|c| *c.borrow_mut() = pair);
     r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// The owner's browser following UPS's redirect to the callback (with its flow cookie).
+pub fn follow_callback(callback: &str) -> reqwest::blocking::Response {
+    let cookie = FLOW_COOKIE.with(|c| c.borrow().clone());
+    no_redirects()
+        .get(callback)
+        .header("cookie", cookie)
+        .send()
+        .unwrap()
 }
 
 /// Play the account owner at the simulator's login page: returns the callback URL UPS
@@ -566,6 +613,7 @@ pub fn account_rows(proxy: &Proxy) -> Vec<Value> {
     proxy
         .http
         .get(format!("{}/api/accounts", proxy.admin))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
         .send()
         .unwrap()
         .json()

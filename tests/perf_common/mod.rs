@@ -301,6 +301,7 @@ pub fn metrics(admin: &str) -> Vec<Sample> {
         .build()
         .unwrap()
         .get(format!("{admin}/metrics"))
+        .basic_auth("admin", Some(crate::common::ADMIN_PASSWORD))
         .send()
         .expect("GET /metrics")
         .text()
