@@ -45,6 +45,8 @@ pub struct ProxyConfig {
     pub threads: usize,
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// How long an answer a client was gone for is kept for its retry.
+    pub replay_window: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +154,7 @@ struct RawProxy {
     listen: Option<toml::Spanned<String>>,
     threads: Option<usize>,
     shutdown_grace_secs: Option<u64>,
+    replay_window_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -251,6 +254,7 @@ impl Config {
                     .unwrap_or(2)
             }),
             shutdown_grace: Duration::from_secs(raw.proxy.shutdown_grace_secs.unwrap_or(10)),
+            replay_window: Duration::from_secs(raw.proxy.replay_window_secs.unwrap_or(600).max(1)),
         };
         if proxy.threads == 0 {
             return Err(invalid(0, "proxy.threads must be at least 1".into()));

@@ -14,6 +14,8 @@ pub struct Metrics {
     upstream_seconds: HistogramVec,
     dropped_fields: IntCounterVec,
     auth_refusals: IntCounterVec,
+    kept_answers: prometheus::IntCounter,
+    replayed_answers: prometheus::IntCounter,
 }
 
 impl Default for Metrics {
@@ -72,8 +74,25 @@ impl Metrics {
         registry
             .register(Box::new(upstream_seconds.clone()))
             .expect("register once");
+        let kept_answers = prometheus::IntCounter::new(
+            "upsbridge_answers_kept_total",
+            "Answers to ship/void/pickup calls whose client had gone, kept for its retry",
+        )
+        .expect("valid metric");
+        let replayed_answers = prometheus::IntCounter::new(
+            "upsbridge_answers_replayed_total",
+            "Retried ship/void/pickup calls answered from a kept answer instead of calling UPS again",
+        )
+        .expect("valid metric");
+        for c in [&kept_answers, &replayed_answers] {
+            registry
+                .register(Box::new(c.clone()))
+                .expect("register once");
+        }
         Metrics {
             registry,
+            kept_answers,
+            replayed_answers,
             requests,
             upstream_seconds,
             dropped_fields,
@@ -85,6 +104,14 @@ impl Metrics {
         self.requests
             .with_label_values(&[dialect, service, outcome])
             .inc();
+    }
+
+    pub fn count_kept_answer(&self) {
+        self.kept_answers.inc();
+    }
+
+    pub fn count_replay(&self) {
+        self.replayed_answers.inc();
     }
 
     pub fn count_auth_refusal(&self, reason: &str) {

@@ -26,6 +26,7 @@ use crate::oauth::rotate::Rotator;
 use crate::oauth::vault::Vault;
 use crate::oauth::TokenBroker;
 use crate::proxy::digest::ShipDigests;
+use crate::proxy::replay::Replays;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::UpsProxy;
 use crate::store::{Store, StoreError};
@@ -149,6 +150,7 @@ pub fn serve_with(
 
     let store = Store::open(&config.store.path)?;
     let vault = open_vault(&config, &store)?;
+    let replay_vault = vault.clone();
     let accounts = Arc::new(Accounts::open(&config.accounts.file, store.clone())?);
     info!(accounts = accounts.snapshot().len(), file = %config.accounts.file.display(), "account map loaded");
     let exe =
@@ -253,6 +255,11 @@ pub fn serve_with(
         metrics,
         max_body_bytes: config.ups.max_body_bytes,
         digests: Arc::new(ShipDigests::open(store.clone(), config.ups.digest_ttl)?),
+        replays: Arc::new(Replays::new(
+            store.clone(),
+            replay_vault,
+            config.proxy.replay_window,
+        )),
     };
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "upsbridge proxy");
     let mut socket_options = TcpSocketOptions::default();

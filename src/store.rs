@@ -28,6 +28,8 @@ pub struct Store {
     tokens: sled::Tree,
     meta: sled::Tree,
     digests: sled::Tree,
+    /// Sealed answers kept for retried shipments (`proxy::replay`).
+    replays: sled::Tree,
 }
 
 impl Store {
@@ -48,6 +50,7 @@ impl Store {
             tokens: db.open_tree("tokens")?,
             meta: db.open_tree("meta")?,
             digests: db.open_tree("digests")?,
+            replays: db.open_tree("replays")?,
             db,
         })
     }
@@ -188,6 +191,28 @@ impl Store {
     pub fn remove_digest(&self, key: &[u8]) -> Result<(), StoreError> {
         self.digests.remove(key)?;
         Ok(())
+    }
+
+    /// A kept answer (sealed).
+    pub fn replay(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.replays.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Keep an answer and flush before returning (a kill -9 right after must not lose it).
+    pub async fn put_replay_durably(&self, key: &[u8], sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.replays.insert(key, sealed)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn remove_replay(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.replays.remove(key)?;
+        Ok(())
+    }
+
+    /// How many answers are kept.
+    pub fn replays_kept(&self) -> usize {
+        self.replays.len()
     }
 }
 

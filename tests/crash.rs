@@ -60,7 +60,7 @@ fn a_hundred_kill_9_during_rotation_lose_no_refresh_token() {
     {
         let proxy = Proxy::start(dir.path(), &sim, &[&NORTH], &extra);
         let callback = log_in_at_ups(&start_authorize(&proxy, NORTH.name));
-        assert_eq!(no_redirects().get(&callback).send().unwrap().status(), 303);
+        assert_eq!(follow_callback(&callback).status(), 303);
         assert_eq!(track(&proxy), 200);
     }
     sim.faults(serde_json::json!({"token_latency_ms": 400}));

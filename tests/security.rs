@@ -576,3 +576,226 @@ fn the_admin_listener_wants_the_password_its_own_host_and_csrf_tokens() {
         "{page}"
     );
 }
+
+// ---- retries of calls that create or destroy something -------------------------------------
+
+/// A proxy whose UPS calls may take 3 s (its own timeout is 10 s).
+fn slow_env() -> (tempfile::TempDir, Sim, Proxy) {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "request_timeout_ms = 10000\n");
+    (dir, sim, proxy)
+}
+
+/// A client with a 1 s read timeout that re-sends the same request up to 3 times, as the
+/// retrying client in the probe did. Returns (attempts, status, body) of the first answer.
+fn retrying_client(
+    send: impl Fn(&reqwest::blocking::Client) -> reqwest::Result<reqwest::blocking::Response>,
+) -> (usize, u16, String) {
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    for attempt in 1..=4 {
+        match send(&http) {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                if let Ok(body) = r.text() {
+                    return (attempt, status, body);
+                }
+            }
+            Err(e) => assert!(e.is_timeout(), "attempt {attempt}: {e}"),
+        }
+    }
+    panic!("no answer after 4 attempts");
+}
+
+fn count(sim: &Sim, method: &str, ends: &str) -> usize {
+    sim.api_requests()
+        .iter()
+        .filter(|r| r["method"] == method && r["path"].as_str().unwrap().contains(ends))
+        .count()
+}
+
+fn ship_json(a: &TestAccount) -> Value {
+    json!({"UPSSecurity": ups_security(a), "ShipmentRequest": {"Request": {"RequestOption": "nonvalidate"},
+        "Shipment": {"Description": "parts",
+            "Shipper": {"Name": "East", "ShipperNumber": a.shipper, "Address": {"AddressLine": ["10 Elm Rd"], "City": "Dover", "StateProvinceCode": "DE", "PostalCode": "19901", "CountryCode": "US"}},
+            "ShipTo": {"Name": "Acme", "Address": {"AddressLine": ["5 Oak Ave"], "City": "Reno", "StateProvinceCode": "NV", "PostalCode": "89501", "CountryCode": "US"}},
+            "PaymentInformation": {"ShipmentCharge": {"Type": "01", "BillShipper": {"AccountNumber": a.shipper}}},
+            "Service": {"Code": "03"},
+            "Package": {"Packaging": {"Code": "02"}, "PackageWeight": {"UnitOfMeasurement": {"Code": "LBS"}, "Weight": "5"}}},
+        "LabelSpecification": {"LabelImageFormat": {"Code": "GIF"}}}})
+}
+
+#[test]
+fn a_ship_retried_after_timeouts_ships_once_and_the_retry_gets_the_label() {
+    let (_dir, sim, proxy) = slow_env();
+    sim.faults(json!({"latency_ms": 3000}));
+    // Header style: the body as the 2018-2022 JSON API took it.
+    let mut body = ship_json(&EAST);
+    body.as_object_mut().unwrap().remove("UPSSecurity");
+    let url = format!("{}/ship/v1801/shipments", proxy.url);
+    let (attempts, status, text) = retrying_client(|http| {
+        http.post(&url)
+            .header("AccessLicenseNumber", EAST.access_key)
+            .header("Username", EAST.user)
+            .header("Password", EAST.password)
+            .json(&body)
+            .send()
+    });
+    assert!(attempts > 1, "the first attempt timed out");
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        v["ShipmentResponse"]["ShipmentResults"]["PackageResults"]["ShippingLabel"]["GraphicImage"]
+            .is_string(),
+        "{text}"
+    );
+    assert_eq!(
+        count(&sim, "POST", "/ship"),
+        1,
+        "exactly one shipment at UPS\n{}",
+        proxy
+            .log_text()
+            .lines()
+            .filter(|l| !l.contains("DEBUG"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // Legacy JSON, the same way.
+    sim.clear();
+    let url = format!("{}/rest/Ship", proxy.url);
+    let body = ship_json(&EAST);
+    let (attempts, status, text) = retrying_client(|http| http.post(&url).json(&body).send());
+    assert!(attempts > 1);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("GraphicImage"), "{text}");
+    assert_eq!(
+        count(&sim, "POST", "/ship"),
+        1,
+        "exactly one shipment at UPS"
+    );
+    let m = proxy.admin_text("/metrics");
+    assert!(m.contains("upsbridge_answers_kept_total 2"), "{m}");
+}
+
+#[test]
+fn two_identical_ships_whose_answers_were_delivered_are_two_shipments() {
+    let (_dir, sim, proxy) = slow_env();
+    let body = ship_json(&EAST);
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let r = proxy.post_json("/rest/Ship", &body);
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().unwrap();
+            v["ShipmentResponse"]["ShipmentResults"]["ShipmentIdentificationNumber"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_ne!(ids[0], ids[1], "two boxes, two shipments");
+    assert_eq!(count(&sim, "POST", "/ship"), 2);
+}
+
+#[test]
+fn a_retried_ship_accept_and_a_retried_void_act_once() {
+    let (_dir, sim, proxy) = slow_env();
+    let access = format!(
+        "<?xml version=\"1.0\"?><AccessRequest><AccessLicenseNumber>{}</AccessLicenseNumber><UserId>{}</UserId><Password>{}</Password></AccessRequest>",
+        EAST.access_key, EAST.user, EAST.password
+    );
+    let confirm = format!("{access}<ShipmentConfirmRequest><Request><RequestAction>ShipConfirm</RequestAction><RequestOption>nonvalidate</RequestOption></Request><Shipment><Shipper><Name>East</Name><ShipperNumber>9Y9Y9Y</ShipperNumber><Address><AddressLine1>10 Elm Rd</AddressLine1><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper><ShipTo><CompanyName>Acme</CompanyName><Address><AddressLine1>5 Oak Ave</AddressLine1><City>Reno</City><StateProvinceCode>NV</StateProvinceCode><PostalCode>89501</PostalCode><CountryCode>US</CountryCode></Address></ShipTo><PaymentInformation><Prepaid><BillShipper><AccountNumber>9Y9Y9Y</AccountNumber></BillShipper></Prepaid></PaymentInformation><Service><Code>03</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><Weight>5</Weight></PackageWeight></Package></Shipment><LabelSpecification><LabelPrintMethod><Code>GIF</Code></LabelPrintMethod></LabelSpecification></ShipmentConfirmRequest>");
+    let (_, _, text) = post_raw(
+        &proxy.http,
+        &format!("{}/ups.app/xml/ShipConfirm", proxy.url),
+        confirm,
+        None,
+    );
+    let digest = xml_text(&text, "ShipmentDigest").expect("a digest");
+    sim.faults(json!({"latency_ms": 3000}));
+    let accept = format!("{access}<ShipmentAcceptRequest><Request><RequestAction>ShipAccept</RequestAction></Request><ShipmentDigest>{digest}</ShipmentDigest></ShipmentAcceptRequest>");
+    let url = format!("{}/ups.app/xml/ShipAccept", proxy.url);
+    let (attempts, status, text) =
+        retrying_client(|http| http.post(&url).body(accept.clone()).send());
+    assert!(attempts > 1);
+    assert_eq!(status, 200);
+    assert_old_xml_success(&text);
+    assert!(
+        xml_text(
+            &text,
+            "ShipmentResults/PackageResults/LabelImage/GraphicImage"
+        )
+        .is_some_and(|g| !g.is_empty()),
+        "{text}"
+    );
+    assert_eq!(
+        count(&sim, "POST", "/ship"),
+        1,
+        "exactly one shipment at UPS"
+    );
+    let id = xml_text(&text, "ShipmentResults/ShipmentIdentificationNumber").unwrap();
+    // Void, legacy JSON, retried: one void at UPS, the client told it is voided.
+    let void = json!({"UPSSecurity": ups_security(&EAST), "VoidShipmentRequest": {"Request": {"RequestOption": "1"}, "VoidShipment": {"ShipmentIdentificationNumber": id}}});
+    let url = format!("{}/rest/Void", proxy.url);
+    let (attempts, status, text) = retrying_client(|http| http.post(&url).json(&void).send());
+    assert!(attempts > 1);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("VoidShipmentResponse"), "{text}");
+    assert_eq!(
+        count(&sim, "DELETE", "/void/cancel/"),
+        1,
+        "exactly one void at UPS"
+    );
+    // Voiding again later is the same void: the same answer, no second call.
+    sim.clear_faults();
+    let r = proxy.post_json("/rest/Void", &void);
+    assert_eq!(r.status(), 200);
+    assert_eq!(count(&sim, "DELETE", "/void/cancel/"), 1);
+}
+
+#[test]
+fn a_kept_answer_survives_kill_9_and_is_replayed_after_restart() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    sim.faults(json!({"latency_ms": 2000}));
+    let body = ship_json(&EAST);
+    {
+        let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "request_timeout_ms = 10000\n");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .unwrap();
+        let e = http
+            .post(format!("{}/rest/Ship", proxy.url))
+            .json(&body)
+            .send()
+            .unwrap_err();
+        assert!(e.is_timeout());
+        // UPS answers after 2 s; the proxy keeps the answer, then dies hard.
+        let kept = perf_common::wait_for(Duration::from_secs(10), || {
+            proxy
+                .admin_text("/metrics")
+                .contains("upsbridge_answers_kept_total 1")
+                .then_some(())
+        });
+        assert!(kept.is_some(), "the undelivered answer was kept");
+        let pid = proxy.proc.child.id().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+    sim.clear_faults();
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "request_timeout_ms = 10000\n");
+    let r = proxy.post_json("/rest/Ship", &body);
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("GraphicImage"));
+    assert_eq!(
+        count(&sim, "POST", "/ship"),
+        1,
+        "replayed after the restart, not shipped again"
+    );
+}

@@ -174,9 +174,6 @@ pub enum Failure {
     /// ShipAccept with a digest that is forged, unknown, expired or another account's.
     #[error("ShipmentDigest refused: {0}")]
     DigestRefused(DigestProblem),
-    /// ShipAccept for a digest that was already accepted (the shipment it created).
-    #[error("ShipmentDigest already accepted (shipment {0})")]
-    DigestAlreadyAccepted(String),
     /// ShipAccept for a digest whose ship call is under way (concurrent retry).
     #[error("ShipmentDigest is being accepted by another request")]
     DigestBusy,
@@ -226,7 +223,6 @@ impl Failure {
             Failure::UpstreamGarbled(_) => "upstream_garbled",
             Failure::UpstreamAuth(_) => "upstream_auth",
             Failure::DigestRefused(_) => "digest_refused",
-            Failure::DigestAlreadyAccepted(_) => "digest_already_accepted",
             Failure::DigestBusy => "digest_busy",
             Failure::Store(_) => "store",
         }
@@ -244,7 +240,6 @@ impl Failure {
             Failure::UpstreamTimeout(_) => 504,
             Failure::UpstreamAuth(_) => 503,
             Failure::DigestRefused(_) => 400,
-            Failure::DigestAlreadyAccepted(_) => 400,
             Failure::DigestBusy => 409,
             Failure::Store(_) => 500,
         }
@@ -318,11 +313,6 @@ impl Failure {
             Failure::DigestRefused(_) => UpsError::new(
                 "10002",
                 "The XML document is well formed but the document is not valid: unknown ShipmentDigest",
-                Hard,
-            ),
-            Failure::DigestAlreadyAccepted(id) => UpsError::new(
-                "10002",
-                format!("The XML document is well formed but the document is not valid: this ShipmentDigest was already accepted (shipment {id}); it is not shipped again"),
                 Hard,
             ),
             Failure::DigestBusy => UpsError::new(

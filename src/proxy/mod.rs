@@ -12,6 +12,7 @@
 //! credential, token or secret is logged.
 
 pub mod digest;
+pub mod replay;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Accounts, LegacyCredentials};
 use crate::dialect::services::{AnswerShape, RestCall};
@@ -33,6 +34,7 @@ use crate::dialect::{
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker};
 use digest::{Accept, ShipDigests};
+use replay::{Begin, Replays};
 use upstream::{RestAnswer, Upstream};
 
 /// Headers a legacy client may send that must never reach UPS.
@@ -52,6 +54,18 @@ pub struct UpsProxy {
     pub max_body_bytes: usize,
     /// Old-XML ShipConfirm digests (two-phase shipping).
     pub digests: Arc<ShipDigests>,
+    /// Answers kept for retried shipments.
+    pub replays: Arc<Replays>,
+}
+
+/// An effectful call's answer, to keep if the client does not get it.
+struct Keep {
+    ticket: Option<replay::Ticket>,
+    key: replay::Key,
+    account: String,
+    method: http::Method,
+    status: u16,
+    body: Bytes,
 }
 
 /// Per-request state.
@@ -72,6 +86,10 @@ pub struct RequestCtx {
     /// Reading the request body failed (bad chunk size, early close, too large): the
     /// connection is closed after the answer.
     framing_error: bool,
+    /// An effectful call's answer, kept if the client is gone.
+    keep: Option<Keep>,
+    /// This answer is a kept one, replayed (forgotten once delivered).
+    replayed: Option<(replay::Key, http::Method)>,
 }
 
 impl UpsProxy {
@@ -210,7 +228,12 @@ impl UpsProxy {
         let token = self.broker.token(&account).await?;
         match plan {
             Plan::Call { call, body } => {
-                let answer = self.call_ups(&account, token, &call, body, ctx).await?;
+                let answer = if replay::is_effectful(&call.method, &call.path_and_query) {
+                    self.effectful_call(session, &account, token, &call, body, ctx)
+                        .await?
+                } else {
+                    self.call_ups(&account, token, &call, body, ctx).await?
+                };
                 self.metrics.observe_upstream(ctx.started.elapsed());
                 Ok(dialect.answer(answer_shape, answer.status, answer.body))
             }
@@ -236,17 +259,29 @@ impl UpsProxy {
             }
             Plan::ShipAccept { digest } => {
                 ctx.service = "ship_accept";
-                match self.digests.begin(&digest, account.name()).await? {
-                    Accept::Cached { body, .. } => {
-                        // Accepting twice must not ship twice; the refusal names the shipment
-                        // the first accept created so the client's operator can find it.
+                // A concurrent retry of an accept in progress waits for it, then gets its answer.
+                let started = Instant::now();
+                let accept = loop {
+                    match self.digests.begin(&digest, account.name()).await {
+                        Err(Failure::DigestBusy)
+                            if started.elapsed() < self.upstream.request_timeout() =>
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        }
+                        other => break other?,
+                    }
+                };
+                match accept {
+                    Accept::Cached { status, body } => {
+                        // The same digest is the same shipment: a retried accept gets the
+                        // first accept's answer (label included) and never ships twice.
                         let shipped: serde_json::Value =
                             serde_json::from_slice(&body).unwrap_or_default();
                         let id = dialect::json_text(shipped.pointer(
                             "/ShipmentResponse/ShipmentResults/ShipmentIdentificationNumber",
                         ));
-                        info!(request_id = %ctx.id, shipment = %id, "ShipAccept repeated: refused, not shipped again");
-                        Err(Failure::DigestAlreadyAccepted(id))
+                        info!(request_id = %ctx.id, shipment = %id, "ShipAccept repeated: the first accept's answer replayed, not shipped again");
+                        Ok(dialect.answer(answer_shape, status, body))
                     }
                     Accept::Ship { key, call, body } => {
                         let outcome = self.call_ups(&account, token, &call, Some(body), ctx).await;
@@ -267,6 +302,124 @@ impl UpsProxy {
                     }
                 }
             }
+        }
+    }
+
+    /// A call that creates or destroys something (ship, void, pickup): answered from a kept
+    /// answer when this is the retry of a call whose client had gone, else made once and
+    /// run to completion even if the client leaves; the answer goes to `ctx.keep` so that
+    /// the writer keeps it when the client did not get it (see [`replay`]).
+    async fn effectful_call(
+        &self,
+        session: &mut Session,
+        account: &Arc<Account>,
+        token: Arc<CachedToken>,
+        call: &RestCall,
+        body: Option<Bytes>,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<RestAnswer, Failure> {
+        let key = Replays::key(account.name(), call, body.as_deref());
+        if let Some(kept) = self.kept_answer(&key, account, call, ctx)? {
+            return Ok(kept);
+        }
+        let ticket = match self.replays.begin(key).await {
+            Begin::Call(t) => Some(t),
+            Begin::Answered(status, body) => {
+                info!(request_id = %ctx.id, account = account.name(), "a retry that waited for the identical call in flight gets its answer (not sent to UPS again)");
+                self.metrics.count_replay();
+                ctx.replayed = Some((key, call.method.clone()));
+                return Ok(RestAnswer { status, body });
+            }
+            Begin::Separate => {
+                if let Some(kept) = self.kept_answer(&key, account, call, ctx)? {
+                    return Ok(kept);
+                }
+                None
+            }
+        };
+        let answer = {
+            let exchange = self.call_ups(account, token, call, body, ctx);
+            tokio::pin!(exchange);
+            let mut watching = true;
+            loop {
+                tokio::select! {
+                    a = &mut exchange => break a,
+                    // The body is read: the next event on the client connection is its close.
+                    r = session.downstream_session.read_body_or_idle(true), if watching => {
+                        watching = false;
+                        if r.is_err() {
+                            if let Some(t) = &ticket {
+                                t.client_gone();
+                            }
+                            warn!(request_id = %ctx.id, "the client left while UPS was working; the call runs on and its answer is kept for the client's retry");
+                        }
+                    }
+                }
+            }
+        };
+        let answer = answer?;
+        ctx.keep = Some(Keep {
+            ticket,
+            key,
+            account: account.name().to_string(),
+            method: call.method.clone(),
+            status: answer.status,
+            body: answer.body.clone(),
+        });
+        Ok(answer)
+    }
+
+    fn kept_answer(
+        &self,
+        key: &replay::Key,
+        account: &Account,
+        call: &RestCall,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<Option<RestAnswer>, Failure> {
+        Ok(self.replays.kept(key, account.name())?.map(|(status, body)| {
+            info!(request_id = %ctx.id, account = account.name(), "a retried call answered with the answer its first attempt's client never got (not sent to UPS again)");
+            self.metrics.count_replay();
+            ctx.replayed = Some((*key, call.method.clone()));
+            RestAnswer { status, body }
+        }))
+    }
+
+    /// After the answer was written (or not): keep an effectful call's answer the client did
+    /// not get, forget a replayed one it did get.
+    async fn settle(&self, ctx: &mut RequestCtx, delivered: bool) {
+        if let Some((key, method)) = ctx.replayed.take() {
+            if delivered {
+                self.replays.delivered_replay(&key, &method);
+            }
+        }
+        let Some(keep) = ctx.keep.take() else { return };
+        let gone = keep.ticket.as_ref().is_some_and(|t| t.is_client_gone());
+        let delivered = delivered && !gone;
+        let ok = (200..300).contains(&keep.status);
+        let outcome = if ok && (!delivered || Replays::keeps_delivered(&keep.method)) {
+            match self
+                .replays
+                .keep(&keep.key, &keep.account, keep.status, &keep.body)
+                .await
+            {
+                Ok(()) if delivered => replay::Outcome::Delivered,
+                Ok(()) => {
+                    warn!(request_id = %ctx.id, account = %keep.account, "answer not delivered (the client had gone): kept for its retry");
+                    self.metrics.count_kept_answer();
+                    replay::Outcome::Kept(keep.status, keep.body.clone())
+                }
+                Err(e) => {
+                    error!(request_id = %ctx.id, error = %e, "could not keep an undelivered answer");
+                    replay::Outcome::Failed
+                }
+            }
+        } else if delivered {
+            replay::Outcome::Delivered
+        } else {
+            replay::Outcome::Failed
+        };
+        if let Some(t) = keep.ticket {
+            t.finish(outcome);
         }
     }
 
@@ -355,6 +508,59 @@ impl UpsProxy {
     }
 }
 
+impl UpsProxy {
+    /// Header style, a call that creates or destroys something: read whole, sent once,
+    /// UPS's answer passed back as it is (and kept if the client is gone).
+    async fn header_style_effectful(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<Answer, Failure> {
+        let (Some(target), Some(token), Some(account)) =
+            (ctx.target.clone(), ctx.token.clone(), ctx.account.clone())
+        else {
+            return Err(Failure::Store(
+                "header-style request without its target".into(),
+            ));
+        };
+        let body = self
+            .read_body(session)
+            .await
+            .inspect_err(|_| ctx.framing_error = true)?;
+        let call = RestCall {
+            method: target.method.clone(),
+            path_and_query: target.path_and_query.clone(),
+            body: crate::dialect::services::RestBody::Unchanged,
+            headers: vec![],
+        };
+        let body = (!body.is_empty()).then_some(body);
+        let answer = self
+            .effectful_call(session, &account, token, &call, body, ctx)
+            .await?;
+        self.metrics.observe_upstream(ctx.started.elapsed());
+        Ok(Answer {
+            status: answer.status,
+            content_type: "application/json",
+            body: answer.body,
+            error_kind: None,
+            dropped_fields: 0,
+        })
+    }
+}
+
+/// Has the client closed its connection (its request body is read, so the next event on
+/// the connection is its close)? Never waits.
+fn client_gone_now(session: &mut Session) -> bool {
+    use futures::FutureExt;
+    matches!(
+        session
+            .downstream_session
+            .read_body_or_idle(true)
+            .now_or_never(),
+        Some(Err(_)) | Some(Ok(None))
+    )
+}
+
 /// `/api/rating/v2409/Rate` → `rating` (a bounded label for logs and metrics).
 fn service_label(path: &str) -> &'static str {
     let p = path.trim_start_matches("/api/");
@@ -397,6 +603,8 @@ impl ProxyHttp for UpsProxy {
             status: 0,
             error_body: None,
             framing_error: false,
+            keep: None,
+            replayed: None,
         }
     }
 
@@ -420,6 +628,16 @@ impl ProxyHttp for UpsProxy {
         let mut shape = None;
         let outcome = match Self::body_dialect(route.dialect) {
             None => match self.header_style(session, ctx).await {
+                // A call that creates or destroys something is buffered (its answer may have
+                // to be kept for a retry); everything else streams through pingora.
+                Ok(())
+                    if ctx
+                        .target
+                        .as_ref()
+                        .is_some_and(|t| replay::is_effectful(&t.method, &t.path_and_query)) =>
+                {
+                    self.header_style_effectful(session, ctx).await
+                }
                 Ok(()) => return Ok(false),
                 Err(f) => Err(f),
             },
@@ -435,7 +653,17 @@ impl ProxyHttp for UpsProxy {
                 Self::refusal(&route, shape.as_ref(), &failure)
             }
         };
-        self.write_answer(session, ctx, answer).await
+        // An answer that may have to be kept is only given to a client that is still there:
+        // a write into a connection the client closed can succeed and lose the answer.
+        let gone = (ctx.keep.is_some() || ctx.replayed.is_some()) && client_gone_now(session);
+        let written = if gone {
+            session.set_keepalive(None);
+            Ok(true)
+        } else {
+            self.write_answer(session, ctx, answer).await
+        };
+        self.settle(ctx, written.is_ok() && !gone).await;
+        written
     }
 
     async fn upstream_peer(
