@@ -94,6 +94,9 @@ pub struct UpsConfig {
     pub max_body_bytes: usize,
     /// How long an old-XML ShipConfirm digest can be accepted.
     pub digest_ttl: Duration,
+    /// Rate/ship answers in a row without asked-for negotiated rates before the ops page
+    /// diagnoses an unverified shipper account.
+    pub negotiated_missing_threshold: u32,
 }
 
 impl UpsConfig {
@@ -129,6 +132,7 @@ impl Default for UpsConfig {
             token_failure_backoff: Duration::from_secs(1),
             max_body_bytes: 10 * 1024 * 1024,
             digest_ttl: Duration::from_secs(24 * 3600),
+            negotiated_missing_threshold: 3,
         }
     }
 }
@@ -193,6 +197,7 @@ struct RawUps {
     token_failure_backoff_ms: Option<u64>,
     max_body_bytes: Option<usize>,
     digest_ttl_secs: Option<u64>,
+    negotiated_missing_threshold: Option<u32>,
 }
 
 /// 1-based line of a byte offset.
@@ -332,6 +337,11 @@ impl Config {
                 .digest_ttl_secs
                 .map(|s| Duration::from_secs(s.max(1)))
                 .unwrap_or(d.digest_ttl),
+            negotiated_missing_threshold: raw
+                .ups
+                .negotiated_missing_threshold
+                .unwrap_or(d.negotiated_missing_threshold)
+                .max(1),
         };
         Ok(Config {
             proxy,

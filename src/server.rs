@@ -220,6 +220,7 @@ pub fn serve_with(
         broker: broker.clone(),
         metrics: metrics.clone(),
         onboarding,
+        negotiated_threshold: config.ups.negotiated_missing_threshold,
         auth: Arc::new(admin::auth::AdminAuth::new(
             config.admin.password_hash.clone(),
             hosts,

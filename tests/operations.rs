@@ -334,3 +334,56 @@ fn a_proxy_port_already_in_use_stops_serve_at_once_with_the_address() {
         started.elapsed()
     );
 }
+
+/// UPS leaves negotiated rates out, without an error, for a shipper that is on the UPS.com
+/// login but not verified: after a few such answers the ops page says what to do. Requests
+/// that did not ask for negotiated rates never count; the client's answers are unchanged.
+#[test]
+fn silently_missing_negotiated_rates_are_diagnosed_for_that_account_only() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST, &WEST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST, &WEST], FAST_TIMEOUTS);
+    sim.faults(json!({"negotiated_rates_unverified": [EAST.shipper]}));
+    let diagnosis = |name: &str| account_row(&proxy, name)["diagnosis"].clone();
+    // Without the indicator: nothing to diagnose, in any dialect.
+    for _ in 0..3 {
+        assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
+        let body = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(false)["RateRequest"].clone()});
+        assert_eq!(proxy.post_json("/rest/Rate", &body).status(), 200);
+    }
+    assert_eq!(diagnosis(EAST.name), Value::Null);
+    // With it: header style (streamed), legacy JSON and SOAP, each answered unchanged.
+    let r = rate(&proxy.http, &proxy, &EAST, true);
+    assert_eq!(r.status(), 200);
+    assert!(!r.text().unwrap().contains("NegotiatedRateCharges"));
+    assert_eq!(
+        diagnosis(EAST.name),
+        Value::Null,
+        "one answer is not yet a pattern"
+    );
+    let body = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(true)["RateRequest"].clone()});
+    assert_eq!(proxy.post_json("/rest/Rate", &body).status(), 200);
+    let payload = "<rate:RateRequest xmlns:rate=\"http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1\"><rate:Shipment><rate:Shipper><rate:ShipperNumber>9Y9Y9Y</rate:ShipperNumber></rate:Shipper><rate:Service><rate:Code>03</rate:Code></rate:Service><rate:ShipmentRatingOptions><rate:NegotiatedRatesIndicator/></rate:ShipmentRatingOptions></rate:Shipment></rate:RateRequest>";
+    let (status, _, _) = post_raw(
+        &proxy.http,
+        &format!("{}/webservices/Rate", proxy.url),
+        soap_envelope(&EAST, payload),
+        Some("text/xml"),
+    );
+    assert_eq!(status, 200);
+    let d = diagnosis(EAST.name);
+    let text = d.as_str().expect("the account is diagnosed");
+    assert!(
+        text.contains("View Account Details") && text.contains(EAST.shipper),
+        "{text}"
+    );
+    let page = proxy.admin_text("/");
+    assert!(page.contains("View Account Details"), "{page}");
+    // Another account with negotiated rates given: nothing.
+    assert_eq!(rate(&proxy.http, &proxy, &WEST, true).status(), 200);
+    assert_eq!(diagnosis(WEST.name), Value::Null);
+    // Once UPS gives them again, the diagnosis goes.
+    sim.clear_faults();
+    assert_eq!(rate(&proxy.http, &proxy, &EAST, true).status(), 200);
+    assert_eq!(diagnosis(EAST.name), Value::Null);
+}

@@ -660,6 +660,9 @@ fn path_forms_from_the_readme_table_reach_the_current_rest_paths() {
     let sim = Sim::start(dir.path(), &[&EAST], 14399);
     let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
     let id = "1Z9Y9Y9Y0300000001";
+    // Voiding one shipment twice is the same void (answered again, not sent again): each
+    // void form voids its own shipment.
+    let (id2, id3) = ("1Z9Y9Y9Y0300000002", "1Z9Y9Y9Y0300000003");
     let pickup = json!({"PickupCreationRequest": {"RatePickupIndicator": "N", "Shipper": {"Account": {"AccountNumber": "9Y9Y9Y", "AccountCountryCode": "US"}},
         "PickupDateInfo": {"CloseTime": "1700", "ReadyTime": "1000", "PickupDate": "20260110"},
         "PickupAddress": {"CompanyName": "East", "ContactName": "Ann", "AddressLine": ["10 Elm Rd"], "City": "Dover", "StateProvince": "DE", "PostalCode": "19901", "CountryCode": "US", "ResidentialIndicator": "N", "Phone": {"Number": "5551234"}},
@@ -692,16 +695,16 @@ fn path_forms_from_the_readme_table_reach_the_current_rest_paths() {
         ),
         (
             Method::DELETE,
-            format!("/ship/v1/shipments/void/cancel/{id}"),
+            format!("/ship/v1/shipments/void/cancel/{id2}"),
             None,
-            format!("DELETE /api/shipments/v2409/void/cancel/{id}"),
+            format!("DELETE /api/shipments/v2409/void/cancel/{id2}"),
             "",
         ),
         (
             Method::DELETE,
-            format!("/shipments/v2108/void/cancel/{id}"),
+            format!("/shipments/v2108/void/cancel/{id3}"),
             None,
-            format!("DELETE /api/shipments/v2409/void/cancel/{id}"),
+            format!("DELETE /api/shipments/v2409/void/cancel/{id3}"),
             "",
         ),
         (

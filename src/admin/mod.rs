@@ -32,6 +32,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub onboarding: Arc<Onboarding>,
     pub auth: Arc<auth::AdminAuth>,
+    /// Answers in a row without asked-for negotiated rates before the page says why.
+    pub negotiated_threshold: u32,
 }
 
 /// One account as `/api/accounts` and `accounts list` show it.
@@ -42,6 +44,8 @@ pub struct AccountView {
     pub grant: &'static str,
     pub token: TokenStatus,
     pub last_error: Option<String>,
+    /// What the account's traffic says is wrong, and the fix (never from a client's input).
+    pub diagnosis: Option<String>,
 }
 
 impl AdminState {
@@ -51,11 +55,19 @@ impl AdminState {
             .iter()
             .map(|a| {
                 let token = self.broker.status(a);
+                let diagnosis =
+                    (token.negotiated_rates_missing >= self.negotiated_threshold).then(|| {
+                        page::silent_negotiated_rates_fix(
+                            &a.record.ups_account_number,
+                            token.negotiated_rates_missing,
+                        )
+                    });
                 AccountView {
                     name: a.record.name.clone(),
                     ups_account_number: a.record.ups_account_number.clone(),
                     grant: a.record.grant.as_str(),
                     last_error: token.last_error.clone(),
+                    diagnosis,
                     token,
                 }
             })

@@ -17,8 +17,20 @@ fn when(unix: Option<u64>) -> String {
         .unwrap_or_else(|| "—".to_string())
 }
 
+/// The diagnosis for negotiated rates that are asked for and silently not given.
+pub fn silent_negotiated_rates_fix(account_number: &str, in_a_row: u32) -> String {
+    format!(
+        "The last {in_a_row} rate/ship answers asked for negotiated rates and UPS returned none, without an error: \
+         shipper {account_number} is on the UPS.com login that authorized the app but not verified. \
+         Verify it on UPS.com under \"Accounts and Payment\" → \"View Account Details\" with data from a recent invoice."
+    )
+}
+
 /// What ops should do about an account's state or last error.
 pub fn fix_for(view: &AccountView) -> Option<String> {
+    if let Some(d) = &view.diagnosis {
+        return Some(d.clone());
+    }
     let err = view.last_error.as_deref().unwrap_or("");
     let lower = err.to_ascii_lowercase();
     if lower.contains("negotiated rate") {

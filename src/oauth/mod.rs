@@ -144,6 +144,8 @@ struct Slot {
     last_used_unix: AtomicU64,
     /// The last error UPS answered for this account's API calls, with the fix.
     last_api_error: Mutex<Option<String>>,
+    /// Rate/ship answers in a row that lacked the negotiated rates the request asked for.
+    negotiated_missing: std::sync::atomic::AtomicU32,
 }
 
 impl Slot {
@@ -160,6 +162,8 @@ pub struct TokenStatus {
     pub expires_at: Option<u64>,
     pub last_used: Option<u64>,
     pub last_error: Option<String>,
+    /// Rate/ship answers in a row without the negotiated rates the request asked for.
+    pub negotiated_rates_missing: u32,
 }
 
 /// Counts for `/metrics`.
@@ -489,6 +493,22 @@ impl TokenBroker {
             expires_at: current.filter(|t| t.usable(now)).map(|t| t.expires_at_unix),
             last_used,
             last_error: failure.map(|e| e.to_string()).or(api_error),
+            negotiated_rates_missing: slot.negotiated_missing.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A rate or ship answer for `account`: whether its request asked for negotiated rates
+    /// and whether UPS's answer has them. UPS gives none, silently, when the shipper account
+    /// is on the UPS.com login but not verified; a run of such answers is the diagnosis.
+    pub fn note_negotiated_rates(&self, account: &str, asked: bool, got: bool) {
+        if !asked {
+            return;
+        }
+        let slot = self.slot(account);
+        if got {
+            slot.negotiated_missing.store(0, Ordering::Relaxed);
+        } else {
+            slot.negotiated_missing.fetch_add(1, Ordering::Relaxed);
         }
     }
 

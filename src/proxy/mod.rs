@@ -90,6 +90,57 @@ pub struct RequestCtx {
     keep: Option<Keep>,
     /// This answer is a kept one, replayed (forgotten once delivered).
     replayed: Option<(replay::Key, http::Method)>,
+    /// Header-style rate: did the request ask for negotiated rates, did UPS give them?
+    negotiated: Option<NegotiatedScan>,
+}
+
+/// What a streamed rate request asked for and what its answer gave (both scanned in
+/// passing, chunk by chunk; nothing is buffered).
+struct NegotiatedScan {
+    asked: Needle,
+    given: Needle,
+}
+
+const NEGOTIATED_ASKED: &[u8] = b"NegotiatedRatesIndicator";
+const NEGOTIATED_GIVEN: &[u8] = b"NegotiatedRateCharges";
+
+/// Finds a byte string in a stream of chunks, across chunk boundaries.
+struct Needle {
+    needle: &'static [u8],
+    tail: Vec<u8>,
+    found: bool,
+}
+
+impl Needle {
+    fn new(needle: &'static [u8]) -> Needle {
+        Needle {
+            needle,
+            tail: Vec::new(),
+            found: false,
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.found {
+            return;
+        }
+        let keep = self.needle.len() - 1;
+        let head = &chunk[..chunk.len().min(keep)];
+        let mut seam = std::mem::take(&mut self.tail);
+        seam.extend_from_slice(head);
+        self.found = memchr::memmem::find(&seam, self.needle).is_some()
+            || memchr::memmem::find(chunk, self.needle).is_some();
+        let from = if chunk.len() >= keep {
+            seam.clear();
+            &chunk[chunk.len() - keep..]
+        } else {
+            let drop = seam.len().saturating_sub(keep);
+            seam.drain(..drop);
+            &[][..]
+        };
+        seam.extend_from_slice(from);
+        self.tail = seam;
+    }
 }
 
 impl UpsProxy {
@@ -433,6 +484,9 @@ impl UpsProxy {
         body: Option<Bytes>,
         ctx: &RequestCtx,
     ) -> std::result::Result<RestAnswer, Failure> {
+        let asks_negotiated = body
+            .as_deref()
+            .is_some_and(|b| memchr::memmem::find(b, NEGOTIATED_ASKED).is_some());
         let mut answer = self
             .upstream
             .exchange(call, body.clone(), &Self::authorization(&token)?, &ctx.id)
@@ -450,6 +504,11 @@ impl UpsProxy {
             }
         }
         self.diagnose(account.name(), ctx.service, answer.status, &answer.body);
+        if (200..300).contains(&answer.status) && matches!(ctx.service, "rate" | "ship") {
+            let got = memchr::memmem::find(&answer.body, NEGOTIATED_GIVEN).is_some();
+            self.broker
+                .note_negotiated_rates(account.name(), asks_negotiated, got);
+        }
         Ok(answer)
     }
 
@@ -503,6 +562,12 @@ impl UpsProxy {
         let account = self.authenticate(session, &creds).await?;
         ctx.account = Some(account.clone());
         ctx.token = Some(self.broker.token(&account).await?);
+        if ctx.service == "rate" {
+            ctx.negotiated = Some(NegotiatedScan {
+                asked: Needle::new(NEGOTIATED_ASKED),
+                given: Needle::new(NEGOTIATED_GIVEN),
+            });
+        }
         ctx.target = Some(target);
         Ok(())
     }
@@ -586,6 +651,33 @@ fn service_label(path: &str) -> &'static str {
     "other"
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_needle_is_found_across_chunks() {
+        for split in 0..30 {
+            let text = b"{\"ShipmentRatingOptions\":{\"NegotiatedRatesIndicator\":\"\"}}";
+            let (a, b) = text.split_at(split.min(text.len()));
+            let mut n = Needle::new(NEGOTIATED_ASKED);
+            n.feed(a);
+            n.feed(b);
+            assert!(n.found, "split at {split}");
+        }
+        let mut n = Needle::new(NEGOTIATED_ASKED);
+        for c in b"NegotiatedRates Indicator".chunks(3) {
+            n.feed(c);
+        }
+        assert!(!n.found);
+        let mut n = Needle::new(NEGOTIATED_ASKED);
+        for c in b"xxNegotiatedRatesIndicator".chunks(1) {
+            n.feed(c);
+        }
+        assert!(n.found, "one byte at a time");
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for UpsProxy {
     type CTX = RequestCtx;
@@ -605,6 +697,7 @@ impl ProxyHttp for UpsProxy {
             framing_error: false,
             keep: None,
             replayed: None,
+            negotiated: None,
         }
     }
 
@@ -748,12 +841,34 @@ impl ProxyHttp for UpsProxy {
             let room = KEEP.saturating_sub(buf.len());
             buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
+        if let (Some(scan), Some(chunk)) = (ctx.negotiated.as_mut(), body.as_ref()) {
+            scan.given.feed(chunk);
+        }
         if end_of_stream {
             if let (Some(buf), Some(a)) = (ctx.error_body.take(), &ctx.account) {
                 self.diagnose(a.name(), ctx.service, ctx.status, &buf);
             }
+            if let (Some(scan), Some(a)) = (ctx.negotiated.take(), &ctx.account) {
+                if (200..300).contains(&ctx.status) {
+                    self.broker
+                        .note_negotiated_rates(a.name(), scan.asked.found, scan.given.found);
+                }
+            }
         }
         Ok(None)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(scan), Some(chunk)) = (ctx.negotiated.as_mut(), body.as_ref()) {
+            scan.asked.feed(chunk);
+        }
+        Ok(())
     }
 
     async fn fail_to_proxy(

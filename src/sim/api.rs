@@ -160,6 +160,7 @@ pub async fn handle(sim: &Sim, req: &Req) -> Response {
         req,
         body: &body,
         unapproved: &faults.negotiated_rates_unapproved,
+        unverified: &faults.negotiated_rates_unverified,
     };
     match op {
         Op::Rate(opt) => services::rate(&ctx, &opt),

@@ -95,6 +95,24 @@ fn bool_value(key: &str, v: &Value) -> Result<bool, String> {
     }
 }
 
+/// A list of shipper numbers (`null` clears it).
+fn shippers(k: &str, v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::Null => Ok(vec![]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{k} must hold strings, found {i}"))
+            })
+            .collect(),
+        other => Err(format!(
+            "{k} must be an array of shipper numbers, found {other}"
+        )),
+    }
+}
+
 /// Merge a faults object into the current faults.
 fn post_faults(sim: &Sim, body: &[u8]) -> axum::response::Response {
     let obj = match serde_json::from_slice::<Value>(body) {
@@ -112,24 +130,12 @@ fn post_faults(sim: &Sim, body: &[u8]) -> axum::response::Response {
             "token_latency_ms" => ms_value(k, v).map(|ms| f.token_latency_ms = ms),
             "revoke_tokens" => bool_value(k, v).map(|b| revoke = b),
             "reset_connections" => bool_value(k, v).map(|b| f.reset_connections = b),
-            "negotiated_rates_unapproved" => match v {
-                Value::Null => {
-                    f.negotiated_rates_unapproved.clear();
-                    Ok(())
-                }
-                Value::Array(items) => items
-                    .iter()
-                    .map(|i| {
-                        i.as_str().map(str::to_string).ok_or_else(|| {
-                            format!("negotiated_rates_unapproved must hold strings, found {i}")
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|list| f.negotiated_rates_unapproved = list),
-                other => Err(format!(
-                    "negotiated_rates_unapproved must be an array of shipper numbers, found {other}"
-                )),
-            },
+            "negotiated_rates_unapproved" => {
+                shippers(k, v).map(|list| f.negotiated_rates_unapproved = list)
+            }
+            "negotiated_rates_unverified" => {
+                shippers(k, v).map(|list| f.negotiated_rates_unverified = list)
+            }
             other => Err(format!("unknown fault {other:?}")),
         };
         if let Err(msg) = r {

@@ -19,6 +19,8 @@ pub struct Ctx<'a> {
     pub req: &'a Req,
     pub body: &'a Value,
     pub unapproved: &'a [String],
+    /// Shippers for whom UPS silently leaves negotiated rates out.
+    pub unverified: &'a [String],
 }
 
 /// A 1×1 GIF89a.
@@ -347,7 +349,7 @@ pub fn rate(ctx: &Ctx, opt: &str) -> Response {
         s.insert("BaseServiceCharge".into(), money(p.transport));
         s.insert("ServiceOptionsCharges".into(), money(0));
         s.insert("TotalCharges".into(), money(p.transport));
-        if wants_negotiated {
+        if wants_negotiated && !ctx.unverified.contains(&shipper) {
             s.insert("NegotiatedRateCharges".into(), negotiated(p.transport));
         }
         s.insert("RatedPackage".into(), collapse(p.packages));
@@ -482,7 +484,7 @@ pub fn ship(ctx: &Ctx) -> Response {
             "TotalCharges": money(p.transport),
         }),
     );
-    if wants_negotiated {
+    if wants_negotiated && !ctx.unverified.contains(&shipper) {
         res.insert("NegotiatedRateCharges".into(), negotiated(p.transport));
     }
     res.insert("RatingMethod".into(), json!("01"));

@@ -60,6 +60,8 @@ pub struct Faults {
     pub token_latency_ms: u64,
     pub reset_connections: bool,
     pub negotiated_rates_unapproved: Vec<String>,
+    /// Shippers whose negotiated rates are silently left out (on the login, not verified).
+    pub negotiated_rates_unverified: Vec<String>,
 }
 
 #[derive(Default)]
