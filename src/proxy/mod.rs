@@ -651,33 +651,6 @@ fn service_label(path: &str) -> &'static str {
     "other"
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_needle_is_found_across_chunks() {
-        for split in 0..30 {
-            let text = b"{\"ShipmentRatingOptions\":{\"NegotiatedRatesIndicator\":\"\"}}";
-            let (a, b) = text.split_at(split.min(text.len()));
-            let mut n = Needle::new(NEGOTIATED_ASKED);
-            n.feed(a);
-            n.feed(b);
-            assert!(n.found, "split at {split}");
-        }
-        let mut n = Needle::new(NEGOTIATED_ASKED);
-        for c in b"NegotiatedRates Indicator".chunks(3) {
-            n.feed(c);
-        }
-        assert!(!n.found);
-        let mut n = Needle::new(NEGOTIATED_ASKED);
-        for c in b"xxNegotiatedRatesIndicator".chunks(1) {
-            n.feed(c);
-        }
-        assert!(n.found, "one byte at a time");
-    }
-}
-
 #[async_trait]
 impl ProxyHttp for UpsProxy {
     type CTX = RequestCtx;
@@ -931,5 +904,32 @@ impl ProxyHttp for UpsProxy {
             ms = ctx.started.elapsed().as_millis() as u64,
             "request"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_needle_is_found_across_chunks() {
+        for split in 0..30 {
+            let text = b"{\"ShipmentRatingOptions\":{\"NegotiatedRatesIndicator\":\"\"}}";
+            let (a, b) = text.split_at(split.min(text.len()));
+            let mut n = Needle::new(NEGOTIATED_ASKED);
+            n.feed(a);
+            n.feed(b);
+            assert!(n.found, "split at {split}");
+        }
+        let mut n = Needle::new(NEGOTIATED_ASKED);
+        for c in b"NegotiatedRates Indicator".chunks(3) {
+            n.feed(c);
+        }
+        assert!(!n.found);
+        let mut n = Needle::new(NEGOTIATED_ASKED);
+        for c in b"xxNegotiatedRatesIndicator".chunks(1) {
+            n.feed(c);
+        }
+        assert!(n.found, "one byte at a time");
     }
 }
