@@ -16,6 +16,8 @@ pub struct Metrics {
     auth_refusals: IntCounterVec,
     kept_answers: prometheus::IntCounter,
     replayed_answers: prometheus::IntCounter,
+    /// Per-account traffic for the ops page (not exported: unbounded label sets).
+    pub traffic: traffic::Traffic,
 }
 
 impl Default for Metrics {
@@ -93,6 +95,7 @@ impl Metrics {
             registry,
             kept_answers,
             replayed_answers,
+            traffic: traffic::Traffic::default(),
             requests,
             upstream_seconds,
             dropped_fields,
@@ -142,5 +145,223 @@ impl Metrics {
         let mut s = String::from_utf8(out).expect("prometheus text is UTF-8");
         s.push_str(extra);
         s
+    }
+}
+
+/// Per-account traffic for the ops page's account view: requests and errors by dialect and
+/// service per minute for the last day, recent latencies, and the last refusals. In memory
+/// (a restart starts over); bounded per account.
+pub mod traffic {
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::Mutex;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use dashmap::DashMap;
+    use serde::Serialize;
+
+    /// Minutes kept (one day).
+    const MINUTES: u64 = 24 * 60;
+    /// Latencies kept for percentiles.
+    const LATENCIES: usize = 2048;
+    /// Refusals kept.
+    const REFUSALS: usize = 10;
+
+    #[derive(Default)]
+    struct Account {
+        /// (minute, (dialect, service)) → (requests, errors), oldest first.
+        minutes: VecDeque<(u64, BTreeMap<(&'static str, &'static str), (u64, u64)>)>,
+        latencies_ms: VecDeque<(u64, f64)>,
+        refusals: VecDeque<Refusal>,
+    }
+
+    /// One refused request, as the account view lists it.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct Refusal {
+        pub at: u64,
+        pub dialect: &'static str,
+        pub service: &'static str,
+        pub reason: String,
+    }
+
+    /// Requests and errors of one dialect and service.
+    #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+    pub struct Counts {
+        pub dialect: &'static str,
+        pub service: &'static str,
+        pub requests_last_hour: u64,
+        pub errors_last_hour: u64,
+        pub requests_last_day: u64,
+        pub errors_last_day: u64,
+    }
+
+    /// The account view's traffic block.
+    #[derive(Debug, Clone, Serialize, Default)]
+    pub struct Summary {
+        pub by_service: Vec<Counts>,
+        /// Latency of the last day's requests (ms): p50, p95, p99.
+        pub latency_ms: Option<[f64; 3]>,
+        pub last_refusals: Vec<Refusal>,
+    }
+
+    #[derive(Default)]
+    pub struct Traffic {
+        accounts: DashMap<String, Mutex<Account>>,
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    impl Traffic {
+        fn with(&self, account: &str, f: impl FnOnce(&mut Account)) {
+            if !self.accounts.contains_key(account) {
+                self.accounts.entry(account.to_string()).or_default();
+            }
+            if let Some(a) = self.accounts.get(account) {
+                f(&mut a.lock().expect("traffic lock"));
+            }
+        }
+
+        /// One request of `account` ended (`error`: refused, or UPS answered an error).
+        pub fn record(
+            &self,
+            account: &str,
+            dialect: &'static str,
+            service: &'static str,
+            error: bool,
+            took: Duration,
+        ) {
+            let t = now();
+            let minute = t / 60;
+            self.with(account, |a| {
+                if a.minutes.back().map(|(m, _)| *m) != Some(minute) {
+                    a.minutes.push_back((minute, BTreeMap::new()));
+                }
+                while a
+                    .minutes
+                    .front()
+                    .is_some_and(|(m, _)| *m + MINUTES <= minute)
+                {
+                    a.minutes.pop_front();
+                }
+                let (_, bucket) = a.minutes.back_mut().expect("pushed above");
+                let c = bucket.entry((dialect, service)).or_default();
+                c.0 += 1;
+                c.1 += u64::from(error);
+                if a.latencies_ms.len() == LATENCIES {
+                    a.latencies_ms.pop_front();
+                }
+                a.latencies_ms.push_back((t, took.as_secs_f64() * 1000.0));
+            });
+        }
+
+        /// A request of `account` was refused (why, in ops terms; never a credential).
+        pub fn refused(
+            &self,
+            account: &str,
+            dialect: &'static str,
+            service: &'static str,
+            reason: String,
+        ) {
+            self.with(account, |a| {
+                if a.refusals.len() == REFUSALS {
+                    a.refusals.pop_front();
+                }
+                a.refusals.push_back(Refusal {
+                    at: now(),
+                    dialect,
+                    service,
+                    reason,
+                });
+            });
+        }
+
+        pub fn summary(&self, account: &str) -> Summary {
+            let Some(a) = self.accounts.get(account) else {
+                return Summary::default();
+            };
+            let a = a.lock().expect("traffic lock");
+            let t = now();
+            let minute = t / 60;
+            let mut totals: BTreeMap<(&'static str, &'static str), [u64; 4]> = BTreeMap::new();
+            for (m, bucket) in &a.minutes {
+                if *m + MINUTES <= minute {
+                    continue;
+                }
+                let in_hour = *m + 60 > minute;
+                for (k, (req, err)) in bucket {
+                    let c = totals.entry(*k).or_default();
+                    c[2] += req;
+                    c[3] += err;
+                    if in_hour {
+                        c[0] += req;
+                        c[1] += err;
+                    }
+                }
+            }
+            let by_service = totals
+                .into_iter()
+                .map(|((dialect, service), c)| Counts {
+                    dialect,
+                    service,
+                    requests_last_hour: c[0],
+                    errors_last_hour: c[1],
+                    requests_last_day: c[2],
+                    errors_last_day: c[3],
+                })
+                .collect();
+            let mut day: Vec<f64> = a
+                .latencies_ms
+                .iter()
+                .filter(|(at, _)| *at + MINUTES * 60 > t)
+                .map(|(_, ms)| *ms)
+                .collect();
+            day.sort_by(|x, y| x.total_cmp(y));
+            let pct = |p: f64| day[((day.len() - 1) as f64 * p).round() as usize];
+            Summary {
+                by_service,
+                latency_ms: (!day.is_empty()).then(|| [pct(0.5), pct(0.95), pct(0.99)]),
+                last_refusals: a.refusals.iter().rev().cloned().collect(),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn counts_by_dialect_and_service_and_percentiles() {
+            let t = Traffic::default();
+            for i in 0..10 {
+                t.record(
+                    "east",
+                    "soap",
+                    "rate",
+                    i % 5 == 0,
+                    Duration::from_millis(10 + i),
+                );
+            }
+            t.record("east", "xml", "track", false, Duration::from_millis(100));
+            t.refused("east", "soap", "rate", "wrong password".into());
+            let s = t.summary("east");
+            assert_eq!(s.by_service.len(), 2);
+            let soap = s.by_service.iter().find(|c| c.dialect == "soap").unwrap();
+            assert_eq!(
+                (
+                    soap.requests_last_hour,
+                    soap.errors_last_hour,
+                    soap.requests_last_day
+                ),
+                (10, 2, 10)
+            );
+            let [p50, _, p99] = s.latency_ms.unwrap();
+            assert!(p50 >= 10.0 && p99 >= 99.0, "{p50} {p99}");
+            assert_eq!(s.last_refusals.len(), 1);
+            assert!(t.summary("west").by_service.is_empty());
+        }
     }
 }

@@ -221,6 +221,12 @@ pub fn serve_with(
         metrics: metrics.clone(),
         onboarding,
         negotiated_threshold: config.ups.negotiated_missing_threshold,
+        environment: match config.ups.base_url.host_str() {
+            Some("onlinetools.ups.com") => "production".into(),
+            Some("wwwcie.ups.com") => "cie".into(),
+            Some(other) => format!("other UPS at {other}"),
+            None => "unknown".into(),
+        },
         auth: Arc::new(admin::auth::AdminAuth::new(
             config.admin.password_hash.clone(),
             hosts,

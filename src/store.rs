@@ -137,6 +137,28 @@ impl Store {
         Ok(())
     }
 
+    /// Names of the accounts ops disabled on the ops page.
+    pub fn disabled_accounts(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = vec![];
+        for key in self.meta.scan_prefix("disabled/").keys() {
+            let key = key?;
+            out.push(String::from_utf8_lossy(&key["disabled/".len()..]).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Disable or enable an account (flushed before returning).
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
+        let key = format!("disabled/{name}");
+        if disabled {
+            self.meta.insert(key, &b"1"[..])?;
+        } else {
+            self.meta.remove(key)?;
+        }
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
     /// A 32-byte secret named `name` in the `meta` tree, created (random) on first use
     /// and flushed before it is returned, so it never changes under a stored MAC.
     pub fn secret(&self, name: &str) -> Result<[u8; 32], StoreError> {

@@ -387,3 +387,144 @@ fn silently_missing_negotiated_rates_are_diagnosed_for_that_account_only() {
     assert_eq!(rate(&proxy.http, &proxy, &EAST, true).status(), 200);
     assert_eq!(diagnosis(EAST.name), Value::Null);
 }
+
+/// Disable on the ops page: the account's next request is refused in each dialect with the
+/// dialect's authentication error and nothing reaches UPS; the account stays in the map;
+/// Enable brings it back. The state survives a restart.
+#[test]
+fn a_disabled_account_is_refused_in_every_dialect_and_nothing_is_forwarded() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let set = |proxy: &Proxy, action: &str| {
+        let r = proxy
+            .http
+            .post(format!("{}/accounts/{}/{action}", proxy.admin, EAST.name))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{action}");
+    };
+    let legacy = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(false)["RateRequest"].clone()});
+    let soap_rate = soap_envelope(&EAST, "<rate:RateRequest xmlns:rate=\"http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1\"><rate:Shipment><rate:Service><rate:Code>03</rate:Code></rate:Service></rate:Shipment></rate:RateRequest>");
+    let old_rate = format!("<?xml version=\"1.0\"?><AccessRequest><AccessLicenseNumber>{}</AccessLicenseNumber><UserId>{}</UserId><Password>{}</Password></AccessRequest><RatingServiceSelectionRequest><Request><RequestAction>Rate</RequestAction></Request><Shipment><Service><Code>03</Code></Service></Shipment></RatingServiceSelectionRequest>", EAST.access_key, EAST.user, EAST.password);
+    {
+        let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+        assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
+        set(&proxy, "disable");
+        assert_eq!(account_row(&proxy, EAST.name)["disabled"], true);
+        sim.clear();
+        let r = rate(&proxy.http, &proxy, &EAST, false);
+        assert_eq!(r.status(), 401);
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["response"]["errors"][0]["code"], "250002");
+        let r = proxy.post_json("/rest/Rate", &legacy);
+        let v: Value = r.json().unwrap();
+        assert_eq!(
+            v["Fault"]["detail"]["Errors"]["ErrorDetail"]["PrimaryErrorCode"]["Code"],
+            "250002"
+        );
+        let (status, _, text) = post_raw(
+            &proxy.http,
+            &format!("{}/webservices/Rate", proxy.url),
+            soap_rate.clone(),
+            Some("text/xml"),
+        );
+        assert_eq!(status, 500);
+        assert!(text.contains("<err:Code>250002</err:Code>"), "{text}");
+        let (_, _, text) = post_raw(
+            &proxy.http,
+            &format!("{}/ups.app/xml/Rate", proxy.url),
+            old_rate.clone(),
+            None,
+        );
+        assert_eq!(
+            xml_text(&text, "Response/Error/ErrorCode").as_deref(),
+            Some("250002"),
+            "{text}"
+        );
+        assert!(sim.api_requests().is_empty(), "nothing reached UPS");
+        assert!(proxy.log_text().contains("is disabled on the ops page"));
+    }
+    // After a restart it is still disabled; Enable brings it back.
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 401);
+    set(&proxy, "enable");
+    assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
+    let (status, _, _) = post_raw(
+        &proxy.http,
+        &format!("{}/webservices/Rate", proxy.url),
+        soap_rate,
+        Some("text/xml"),
+    );
+    assert_eq!(status, 200);
+}
+
+/// The account view counts exactly what was sent, by dialect and service, lists the last
+/// refusals and shows who the account is (never its password).
+#[test]
+fn the_account_view_counts_what_the_account_sent() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST, &WEST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST, &WEST], FAST_TIMEOUTS);
+    for _ in 0..3 {
+        assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
+    }
+    let legacy = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(false)["RateRequest"].clone()});
+    for _ in 0..2 {
+        assert_eq!(proxy.post_json("/rest/Rate", &legacy).status(), 200);
+    }
+    // One UPS error (counted as an error of that dialect and service).
+    sim.faults(json!({"api_status": 500}));
+    assert_eq!(proxy.post_json("/rest/Rate", &legacy).status(), 500);
+    sim.clear_faults();
+    // WEST's traffic is WEST's.
+    assert_eq!(rate(&proxy.http, &proxy, &WEST, false).status(), 200);
+    // A wrong password for EAST's login: a refusal on EAST's view.
+    let mut wrong = EAST.clone();
+    wrong.password = "not-it";
+    assert_eq!(rate(&proxy.http, &proxy, &wrong, false).status(), 401);
+
+    let v: Value = proxy
+        .http
+        .get(format!("{}/api/accounts/{}", proxy.admin, EAST.name))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let rows = v["traffic"]["by_service"].as_array().unwrap();
+    let row = |d: &str| {
+        rows.iter()
+            .find(|r| r["dialect"] == d && r["service"] == "rate")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(row("header_json")["requests_last_hour"], 3, "{v}");
+    assert_eq!(row("header_json")["errors_last_hour"], 0);
+    assert_eq!(row("legacy_json")["requests_last_hour"], 3);
+    assert_eq!(row("legacy_json")["errors_last_hour"], 1);
+    assert_eq!(row("legacy_json")["requests_last_day"], 3);
+    assert_eq!(rows.len(), 2, "only what EAST sent: {v}");
+    assert!(v["traffic"]["latency_ms"]
+        .as_array()
+        .is_some_and(|l| l.len() == 3));
+    let refusals = v["traffic"]["last_refusals"].to_string();
+    assert!(
+        refusals.contains("bad user or password") && refusals.contains("127.0.0.1"),
+        "{refusals}"
+    );
+    assert_eq!(v["access_license_number"], EAST.access_key);
+    assert_eq!(v["user_id"], EAST.user);
+    assert_eq!(v["environment"], "other UPS at 127.0.0.1");
+    let page = proxy.admin_text(&format!("/accounts/{}", EAST.name));
+    assert!(
+        page.contains(EAST.access_key)
+            && page.contains(EAST.user)
+            && page.contains("id=\"traffic\""),
+        "{page}"
+    );
+    assert!(page.contains("Disable"), "{page}");
+    for secret in [EAST.password, EAST.client_secret] {
+        assert!(!page.contains(secret) && !v.to_string().contains(secret));
+    }
+}

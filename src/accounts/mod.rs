@@ -55,6 +55,9 @@ pub enum AuthError {
         "{0}; this address failed too often for this login, so it is refused unchecked for a while"
     )]
     BackingOff(Box<AuthError>),
+    /// The credentials verified, but ops disabled the account on the ops page.
+    #[error("account `{0}` is disabled on the ops page")]
+    Disabled(String),
     /// This failure started (or lengthened) a backoff.
     #[error("{0}; refusing this login from this address unchecked for {1:?}")]
     NowBackingOff(Box<AuthError>, std::time::Duration),
@@ -77,6 +80,7 @@ impl AuthError {
             AuthError::UnknownAccessKey => "unknown_access_key",
             AuthError::BadUserOrPassword => "bad_user_or_password",
             AuthError::BackingOff(_) => "backing_off",
+            AuthError::Disabled(_) => "disabled",
             AuthError::NowBackingOff(e, _) => e.reason(),
         }
     }
@@ -284,6 +288,8 @@ pub struct Accounts {
     last_seen: Mutex<Option<[u8; 32]>>,
     /// Password checks: dummy work for unknown logins, backoff, one argon2 at a time.
     guard: guard::LoginGuard,
+    /// Accounts ops disabled (kept in the map, refused at the proxy); persisted in the store.
+    disabled: dashmap::DashSet<String>,
 }
 
 fn unix_now() -> u64 {
@@ -307,11 +313,12 @@ impl Accounts {
         };
         let opened = Accounts {
             index: ArcSwap::from_pointee(AccountIndex::build(accounts)),
-            store,
+            store: store.clone(),
             file: file.to_path_buf(),
             status: Mutex::new(status),
             last_seen: Mutex::new(std::fs::read(file).ok().map(|b| content_digest(&b))),
             guard: guard::LoginGuard::new(),
+            disabled: store.disabled_accounts()?.into_iter().collect(),
         };
         // Parsing a large map churns through several times its final size.
         crate::memory::return_freed_memory();
@@ -384,8 +391,43 @@ impl Accounts {
         self.status.lock().expect("map status lock").clone()
     }
 
+    /// Disable (or enable) an account: its requests are refused in their dialect, nothing
+    /// is forwarded, the account stays in the map. Survives restarts.
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
+        self.store.set_disabled(name, disabled).await?;
+        if disabled {
+            self.disabled.insert(name.to_string());
+        } else {
+            self.disabled.remove(name);
+        }
+        Ok(())
+    }
+
+    /// The account a legacy login names, if the map has it.
+    pub fn name_for(&self, access_key: &str, user_id: &str) -> Option<String> {
+        self.index
+            .load()
+            .lookup(access_key, user_id)
+            .ok()
+            .map(|a| a.name().to_string())
+    }
+
+    pub fn is_disabled(&self, name: &str) -> bool {
+        self.disabled.contains(name)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// A verified account, unless ops disabled it (checked only after the password verified,
+    /// so a disabled account cannot be told apart by a guesser).
+    fn unless_disabled(&self, account: &Arc<Account>) -> Result<Arc<Account>, AuthError> {
+        if self.is_disabled(account.name()) {
+            Err(AuthError::Disabled(account.name().to_string()))
+        } else {
+            Ok(account.clone())
+        }
     }
 
     /// Find and verify the account for these legacy credentials, sent from `peer`.
@@ -410,7 +452,7 @@ impl Accounts {
         let tag = PasswordTag::of(password);
         if let Ok(account) = found {
             if account.cached(&tag) {
-                return Ok(account.clone());
+                return self.unless_disabled(account);
             }
         }
         // Unknown logins are counted under what was attempted (never the password).
@@ -450,7 +492,7 @@ impl Accounts {
                 .clone();
             *account.verified.lock().expect("verified tag lock") = Some(tag);
             self.guard.succeeded(&login, peer);
-            return Ok(account);
+            return self.unless_disabled(&account);
         }
         match self.guard.failed(&login, peer) {
             Some(wait) => Err(AuthError::NowBackingOff(Box::new(refusal), wait)),

@@ -34,6 +34,20 @@ pub struct AdminState {
     pub auth: Arc<auth::AdminAuth>,
     /// Answers in a row without asked-for negotiated rates before the page says why.
     pub negotiated_threshold: u32,
+    /// Which UPS the accounts use (`production`, `cie` or the host of another base URL).
+    pub environment: String,
+}
+
+/// One account in detail: what the account view and `/api/accounts/{name}` show.
+#[derive(Debug, Serialize)]
+pub struct AccountDetail {
+    #[serde(flatten)]
+    pub view: AccountView,
+    pub environment: String,
+    /// What the legacy program sends (never its password).
+    pub access_license_number: String,
+    pub user_id: String,
+    pub traffic: crate::metrics::traffic::Summary,
 }
 
 /// One account as `/api/accounts` and `accounts list` show it.
@@ -46,6 +60,8 @@ pub struct AccountView {
     pub last_error: Option<String>,
     /// What the account's traffic says is wrong, and the fix (never from a client's input).
     pub diagnosis: Option<String>,
+    /// Ops disabled it: its requests are refused.
+    pub disabled: bool,
 }
 
 impl AdminState {
@@ -68,6 +84,7 @@ impl AdminState {
                     grant: a.record.grant.as_str(),
                     last_error: token.last_error.clone(),
                     diagnosis,
+                    disabled: self.accounts.is_disabled(&a.record.name),
                     token,
                 }
             })
@@ -86,6 +103,10 @@ pub fn router(state: AdminState) -> Router {
             get(authorize_confirm).post(authorize),
         )
         .route("/api/accounts", get(accounts))
+        .route("/accounts/{name}", get(account_page))
+        .route("/api/accounts/{name}", get(account_detail))
+        .route("/accounts/{name}/disable", post(disable))
+        .route("/accounts/{name}/enable", post(enable))
         .route("/logout", post(logout));
     let mut open = Router::new()
         .route("/login", get(login_form).post(login))
@@ -187,6 +208,13 @@ fn flash_for(s: &AdminState, q: &HashMap<String, String>) -> Option<(String, boo
             true,
         )),
         (Some("logged_in"), _) => Some(("Logged in.".into(), true)),
+        (Some("disabled"), Some(name)) => Some((
+            format!(
+                "Account {name} is disabled: its requests are refused until it is enabled again."
+            ),
+            true,
+        )),
+        (Some("enabled"), Some(name)) => Some((format!("Account {name} is enabled."), true)),
         _ => None,
     }
 }
@@ -322,6 +350,82 @@ async fn authorize(
     }
 }
 
+/// The CSRF check for a form POST from a browser session (Basic callers are not CSRF-able).
+fn csrf_refused(s: &AdminState, who: &auth::Who, body: &[u8]) -> Option<Response> {
+    let auth::Who::Session(id) = who else {
+        return None;
+    };
+    let token = url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned());
+    if token.is_some_and(|t| s.auth.csrf_ok(id, &t)) {
+        return None;
+    }
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            Html(page::message(
+                "Refused",
+                "This form is stale or came from another site; open the ops page and try again.",
+            )),
+        )
+            .into_response(),
+    )
+}
+
+async fn disable(
+    State(s): State<AdminState>,
+    Extension(who): Extension<auth::Who>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    set_disabled(s, who, name, body, true).await
+}
+
+async fn enable(
+    State(s): State<AdminState>,
+    Extension(who): Extension<auth::Who>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    set_disabled(s, who, name, body, false).await
+}
+
+/// Disable or enable an account: a browser goes back to the page, the CLI gets JSON.
+async fn set_disabled(
+    s: AdminState,
+    who: auth::Who,
+    name: String,
+    body: axum::body::Bytes,
+    disabled: bool,
+) -> Response {
+    if let Some(refused) = csrf_refused(&s, &who, &body) {
+        return refused;
+    }
+    if s.accounts.snapshot().by_name(&name).is_none() {
+        return unknown_account(&name);
+    }
+    if let Err(e) = s.accounts.set_disabled(&name, disabled).await {
+        error!(account = %name, error = %e, "could not record the account's state");
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Html(page::message(
+                "Not saved",
+                "upsbridge could not write its store; see its log.",
+            )),
+        )
+            .into_response();
+    }
+    info!(account = %name, disabled, "account {} on the ops page", if disabled { "disabled" } else { "enabled" });
+    match who {
+        auth::Who::Session(_) => {
+            let code = if disabled { "disabled" } else { "enabled" };
+            Redirect::to(&format!("/?flash={code}&account={name}")).into_response()
+        }
+        _ => Json(serde_json::json!({"name": name, "disabled": disabled})).into_response(),
+    }
+}
+
 /// A terminal-issued start link: bind this browser to a new flow and go to UPS.
 async fn start_from_ticket(State(s): State<AdminState>, Path(ticket): Path<String>) -> Response {
     let Some(name) = s.onboarding.take_ticket(&ticket) else {
@@ -402,6 +506,40 @@ async fn callback(
             )
         }
     }
+}
+
+fn account_detail_of(s: &AdminState, name: &str) -> Option<AccountDetail> {
+    let account = s.accounts.snapshot().by_name(name).cloned()?;
+    let view = s.account_views().into_iter().find(|v| v.name == name)?;
+    Some(AccountDetail {
+        view,
+        environment: s.environment.clone(),
+        access_license_number: account.record.access_license_number.clone(),
+        user_id: account.record.user_id.clone(),
+        traffic: s.metrics.traffic.summary(name),
+    })
+}
+
+async fn account_detail(State(s): State<AdminState>, Path(name): Path<String>) -> Response {
+    match account_detail_of(&s, &name) {
+        Some(d) => Json(d).into_response(),
+        None => unknown_account(&name),
+    }
+}
+
+async fn account_page(
+    State(s): State<AdminState>,
+    Extension(who): Extension<auth::Who>,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(d) = account_detail_of(&s, &name) else {
+        return unknown_account(&name);
+    };
+    let csrf = match &who {
+        auth::Who::Session(id) => s.auth.csrf_token(id),
+        _ => String::new(),
+    };
+    Html(page::account(&d, &csrf)).into_response()
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {

@@ -3,7 +3,7 @@
 
 use html_escape::encode_text as esc;
 
-use super::AccountView;
+use super::{AccountDetail, AccountView};
 use crate::accounts::MapStatus;
 
 fn when(unix: Option<u64>) -> String {
@@ -61,17 +61,18 @@ pub fn render(
 ) -> String {
     let mut rows = String::new();
     for v in views {
-        let button = if v.grant == "authorization_code" {
+        let mut button = if v.grant == "authorization_code" {
             authorize_form(&v.name, csrf)
         } else {
             String::new()
         };
+        button.push_str(&disable_form(&v.name, v.disabled, csrf));
         let fix = fix_for(v)
             .map(|f| format!("<div class=\"fix\">{}</div>", esc(&f)))
             .unwrap_or_default();
         rows.push_str(&format!(
-            "<tr id=\"account-{name}\"><td>{name}</td><td>{number}</td><td>{grant}</td>\
-             <td><span class=\"state {state}\" data-state=\"{state}\">{state}</span></td><td>{expires}</td><td>{used}</td>\
+            "<tr id=\"account-{name}\"><td><a href=\"/accounts/{name}\">{name}</a></td><td>{number}</td><td>{grant}</td>\
+             <td><span class=\"state {state}\" data-state=\"{state}\">{state}</span>{off}</td><td>{expires}</td><td>{used}</td>\
              <td>{error}{fix}</td><td>{button}</td></tr>\n",
             name = esc(&v.name),
             number = esc(&v.ups_account_number),
@@ -80,6 +81,11 @@ pub fn render(
             expires = when(v.token.expires_at),
             used = when(v.token.last_used),
             error = esc(v.last_error.as_deref().unwrap_or("")),
+            off = if v.disabled {
+                " <span class=\"state failing\" data-disabled=\"true\">disabled</span>"
+            } else {
+                ""
+            },
         ));
     }
     let flash = flash
@@ -129,6 +135,82 @@ fn authorize_form(name: &str, csrf: &str) -> String {
         "<form method=\"post\" action=\"/accounts/{n}/authorize\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button type=\"submit\" id=\"authorize-{n}\">Authorize</button></form>",
         n = esc(name),
         c = esc(csrf)
+    )
+}
+
+/// Disable or Enable, as a form.
+fn disable_form(name: &str, disabled: bool, csrf: &str) -> String {
+    let (action, label) = if disabled {
+        ("enable", "Enable")
+    } else {
+        ("disable", "Disable")
+    };
+    format!(
+        "<form method=\"post\" action=\"/accounts/{n}/{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{c}\"><button type=\"submit\" id=\"{action}-{n}\">{label}</button></form>",
+        n = esc(name),
+        c = esc(csrf)
+    )
+}
+
+/// One account: who it is at UPS and for the legacy program, its token, its traffic by
+/// dialect and service, latency, the last refusals, and Re-authorize / Disable.
+pub fn account(d: &AccountDetail, csrf: &str) -> String {
+    let v = &d.view;
+    let mut rows = String::new();
+    for c in &d.traffic.by_service {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            c.dialect, c.service, c.requests_last_hour, c.errors_last_hour, c.requests_last_day, c.errors_last_day
+        ));
+    }
+    let latency = d
+        .traffic
+        .latency_ms
+        .map(|[p50, p95, p99]| format!("p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms"))
+        .unwrap_or_else(|| "no requests yet".into());
+    let refusals: String = d
+        .traffic
+        .last_refusals
+        .iter()
+        .map(|r| {
+            format!(
+                "<li>{} {} {}: {}</li>",
+                when(Some(r.at)),
+                r.dialect,
+                r.service,
+                esc(&r.reason)
+            )
+        })
+        .collect();
+    let mut buttons = String::new();
+    if v.grant == "authorization_code" {
+        buttons.push_str(&authorize_form(&v.name, csrf).replace(">Authorize<", ">Re-authorize<"));
+    }
+    buttons.push_str(&disable_form(&v.name, v.disabled, csrf));
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>upsbridge: {n}</title><style>\
+         body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{border-bottom:1px solid #ddd;padding:.4em .8em;text-align:left}}\
+         .n{{text-align:right}}form{{display:inline;margin-right:.5em}}.fix{{color:#555}}</style></head><body>\
+         <p><a href=\"/\">← all accounts</a></p><h1 id=\"account\">{n}</h1>\
+         <table><tr><th>UPS account</th><td>{number}</td></tr><tr><th>environment</th><td id=\"environment\">{env}</td></tr>\
+         <tr><th>grant</th><td>{grant}</td></tr><tr><th>legacy access key</th><td id=\"access-key\">{key}</td></tr><tr><th>legacy user id</th><td id=\"user-id\">{user}</td></tr>\
+         <tr><th>token</th><td><span data-state=\"{state}\">{state}</span>, expires {expires}</td></tr><tr><th>state</th><td id=\"enabled\">{enabled}</td></tr>\
+         <tr><th>last error</th><td>{error}<div class=\"fix\">{fix}</div></td></tr></table>\
+         <p>{buttons}</p>\
+         <h2>Traffic</h2><table id=\"traffic\"><tr><th>dialect</th><th>service</th><th>requests, last hour</th><th>errors, last hour</th><th>requests, last day</th><th>errors, last day</th></tr>{rows}</table>\
+         <p id=\"latency\">Latency over the last day: {latency}</p>\
+         <h2>Last refusals</h2><ul id=\"refusals\">{refusals}</ul></body></html>",
+        n = esc(&v.name),
+        number = esc(&v.ups_account_number),
+        env = esc(&d.environment),
+        grant = v.grant,
+        key = esc(&d.access_license_number),
+        user = esc(&d.user_id),
+        state = v.token.state,
+        expires = when(v.token.expires_at),
+        enabled = if v.disabled { "disabled" } else { "enabled" },
+        error = esc(v.last_error.as_deref().unwrap_or("")),
+        fix = esc(&fix_for(v).unwrap_or_default()),
     )
 }
 

@@ -216,6 +216,15 @@ impl UpsProxy {
                 warn!(peer = %peer, access_key = %creds.access_key, user = %creds.user_id,
                       reason = e.reason(), "legacy credentials refused: {e}");
                 self.metrics.count_auth_refusal(e.reason());
+                // Wrong password or disabled for a known login: shown on that account's view.
+                if let Some(name) = self.accounts.name_for(&creds.access_key, &creds.user_id) {
+                    self.metrics.traffic.refused(
+                        &name,
+                        "-",
+                        "-",
+                        format!("{} (from {peer})", e.reason().replace('_', " ")),
+                    );
+                }
                 Err(e.into())
             }
         }
@@ -891,6 +900,24 @@ impl ProxyHttp for UpsProxy {
         self.metrics.count_request(dialect, ctx.service, outcome);
         if ctx.dialect == Some(Dialect::HeaderJson) && ctx.error_kind.is_none() {
             self.metrics.observe_upstream(ctx.started.elapsed());
+        }
+        if let Some(a) = &ctx.account {
+            let error = outcome != "ok";
+            self.metrics.traffic.record(
+                a.name(),
+                dialect,
+                ctx.service,
+                error,
+                ctx.started.elapsed(),
+            );
+            if let Some(kind) = ctx.error_kind {
+                self.metrics.traffic.refused(
+                    a.name(),
+                    dialect,
+                    ctx.service,
+                    kind.replace('_', " "),
+                );
+            }
         }
         let account = ctx.account.as_ref().map(|a| a.name()).unwrap_or("-");
         info!(
