@@ -166,10 +166,13 @@ pub mod traffic {
     /// Refusals kept.
     const REFUSALS: usize = 10;
 
+    /// (dialect, service) → (requests, errors) in one minute.
+    type Minute = BTreeMap<(&'static str, &'static str), (u64, u64)>;
+
     #[derive(Default)]
     struct Account {
-        /// (minute, (dialect, service)) → (requests, errors), oldest first.
-        minutes: VecDeque<(u64, BTreeMap<(&'static str, &'static str), (u64, u64)>)>,
+        /// (minute number, its counts), oldest first.
+        minutes: VecDeque<(u64, Minute)>,
         latencies_ms: VecDeque<(u64, f64)>,
         refusals: VecDeque<Refusal>,
     }
