@@ -58,6 +58,8 @@ pub struct AdminConfig {
     pub hosts: Vec<String>,
     /// Serve /metrics without the admin password.
     pub metrics_public: bool,
+    /// May the New-account form write the map file? `None`: when the file is writable.
+    pub map_writable: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +172,7 @@ struct RawAdmin {
     hosts: Vec<String>,
     #[serde(default)]
     metrics_public: bool,
+    map_writable: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -281,6 +284,7 @@ impl Config {
             password_hash,
             hosts: raw.admin.hosts.clone(),
             metrics_public: raw.admin.metrics_public,
+            map_writable: raw.admin.map_writable,
         };
         let store_path = resolve(raw.store.path.as_deref().unwrap_or("data/upsbridge.sled"));
         let key_file = match &raw.store.key_file {

@@ -58,6 +58,28 @@ enum AccountsCommand {
     Check { file: PathBuf },
     /// Read a legacy password on stdin, print the hash to put in the map.
     HashPassword,
+    /// Add an account to the map file (the legacy password is read on stdin and stored only
+    /// as its hash); the running server picks the change up.
+    Add {
+        #[arg(long, default_value = "config/upsbridge.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        ups_account_number: String,
+        /// client_credentials or authorization_code.
+        #[arg(long, default_value = "client_credentials")]
+        grant: String,
+        #[arg(long)]
+        client_id: String,
+        /// env:VARIABLE or file:PATH.
+        #[arg(long)]
+        client_secret: String,
+        #[arg(long)]
+        access_license_number: String,
+        #[arg(long)]
+        user_id: String,
+    },
     /// One line per account with its token state (never secrets).
     List {
         #[arg(long, default_value = "config/upsbridge.toml")]
@@ -123,6 +145,51 @@ fn main() -> ExitCode {
                 }
                 Err(e) => fail(&e.to_string()),
             },
+            AccountsCommand::Add {
+                config,
+                name,
+                ups_account_number,
+                grant,
+                client_id,
+                client_secret,
+                access_license_number,
+                user_id,
+            } => {
+                let c = match Config::load(&config) {
+                    Ok(c) => c,
+                    Err(e) => return fail(&e.to_string()),
+                };
+                let grant = match grant.as_str() {
+                    "client_credentials" => accounts::Grant::ClientCredentials,
+                    "authorization_code" => accounts::Grant::AuthorizationCode,
+                    other => {
+                        return fail(&format!(
+                            "--grant `{other}`: client_credentials or authorization_code"
+                        ))
+                    }
+                };
+                let mut password = String::new();
+                if let Err(e) = std::io::stdin().read_to_string(&mut password) {
+                    return fail(&format!("cannot read the password on stdin: {e}"));
+                }
+                let new = accounts::add::NewAccount {
+                    name: name.clone(),
+                    ups_account_number,
+                    grant,
+                    client_id,
+                    secret_source: client_secret,
+                    access_license_number,
+                    user_id,
+                };
+                let password = password.trim_end_matches(['\r', '\n']);
+                match accounts::add::add_to_file(&c.accounts.file, None, &new, password) {
+                    Ok(()) => {
+                        println!("{name} added to {}", c.accounts.file.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e.to_string()),
+                }
+            }
             AccountsCommand::HashPassword => {
                 let mut password = String::new();
                 if let Err(e) = std::io::stdin().read_to_string(&mut password) {

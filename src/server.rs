@@ -221,6 +221,7 @@ pub fn serve_with(
         metrics: metrics.clone(),
         onboarding,
         negotiated_threshold: config.ups.negotiated_missing_threshold,
+        map_writable: config.admin.map_writable,
         environment: match config.ups.base_url.host_str() {
             Some("onlinetools.ups.com") => "production".into(),
             Some("wwwcie.ups.com") => "cie".into(),

@@ -156,3 +156,122 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// The ops page's New-account form in a real browser: a client-credentials account and an
+/// authorization-code account (authorized at the simulator's login page) are added; a
+/// legacy request then works for each; the map file stays valid, keeps its comments and
+/// holds no clear password; a form opened before a hand edit of the map is refused.
+#[test]
+fn ops_adds_accounts_in_headless_chromium_then_legacy_requests_work() {
+    if let Err(why) = preflight() {
+        panic!("browser test cannot run: {why}");
+    }
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&WEST, &EAST, &NORTH], 14399);
+    // The map starts with WEST only; EAST's and NORTH's client secrets are in the environment.
+    let map = dir.path().join("accounts.toml");
+    write_map(&map, &[&WEST]);
+    let config = Proxy::config_text(&sim.url, FAST_TIMEOUTS);
+    let (east_env, north_env) = (secret_env(&EAST), secret_env(&NORTH));
+    let proxy = Proxy::start_with_env(
+        dir.path(),
+        &[&WEST],
+        &config,
+        &[
+            (east_env.as_str(), EAST.client_secret),
+            (north_env.as_str(), NORTH.client_secret),
+        ],
+    );
+    let form = |a: &TestAccount| {
+        serde_json::json!({"name": a.name, "ups_account_number": a.shipper, "grant": a.grant, "client_id": a.client_id,
+            "secret_source": format!("env:{}", secret_env(a)), "access_license_number": a.access_key,
+            "user_id": a.user, "password": a.password})
+    };
+    let accounts = dir.path().join("new-accounts.json");
+    std::fs::write(
+        &accounts,
+        serde_json::json!([form(&EAST), form(&NORTH)]).to_string(),
+    )
+    .unwrap();
+    let shots = if std::env::var("UPSBRIDGE_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        repo().join("docs")
+    } else {
+        dir.path().to_path_buf()
+    };
+    let out = Command::new("node")
+        .arg(repo().join("tests/browser/add_accounts.mjs"))
+        .arg(&proxy.admin)
+        .arg(&accounts)
+        .arg(&map)
+        .arg(&shots)
+        .current_dir(repo().join("tests/browser"))
+        .env("UPSBRIDGE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .expect("spawn node");
+    assert!(
+        out.status.success(),
+        "browser driver failed:\n{}{}\n--- proxy log (tail) ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        tail(&proxy.log_text(), 40)
+    );
+    for shot in [
+        "ops-1-accounts",
+        "ops-2-new-account",
+        "ops-3-added",
+        "ops-4-authorized",
+        "ops-5-account-view",
+        "ops-6-concurrent-edit",
+    ] {
+        assert_png(&shots.join(format!("{shot}.png")));
+    }
+    // A legacy request works for each added account.
+    for a in [&EAST, &NORTH] {
+        let r = header_request(
+            &proxy.http,
+            Method::GET,
+            &format!("{}/track/v1/details/1Z9Y9Y9Y0300000001", proxy.url),
+            a,
+            None,
+        );
+        assert_eq!(
+            r.status(),
+            200,
+            "{}: {}",
+            a.name,
+            r.text().unwrap_or_default()
+        );
+    }
+    // The map is valid, kept its comments, and holds hashes, never passwords.
+    let text = std::fs::read_to_string(&map).unwrap();
+    assert!(text.starts_with("# test account map\n"), "{text}");
+    assert!(
+        text.contains("# edited by hand meanwhile"),
+        "the hand edit stayed: {text}"
+    );
+    for a in [&WEST, &EAST, &NORTH] {
+        assert!(
+            !text.contains(a.password),
+            "clear password of {} in the map",
+            a.name
+        );
+    }
+    assert!(
+        !text.contains("late-edit"),
+        "the refused form wrote nothing"
+    );
+    let check = Command::new(BIN)
+        .args(["accounts", "check"])
+        .arg(&map)
+        .env(&east_env, EAST.client_secret)
+        .env(&north_env, NORTH.client_secret)
+        .env(secret_env(&WEST), WEST.client_secret)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("3 accounts"));
+}

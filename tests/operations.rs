@@ -528,3 +528,90 @@ fn the_account_view_counts_what_the_account_sent() {
         assert!(!page.contains(secret) && !v.to_string().contains(secret));
     }
 }
+
+/// `[admin] map_writable = false` (a map under configuration management): the New-account
+/// form only makes the block to paste (hashed password, never the clear one) and writes
+/// nothing. `upsbridge accounts add` writes the block from a terminal.
+#[test]
+fn a_read_only_map_gets_a_block_to_paste_and_the_cli_adds_accounts() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST, &WEST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let config = Proxy::config_text(&sim.url, FAST_TIMEOUTS)
+        .replace("[store]", "map_writable = false\n[store]");
+    let proxy = Proxy::start_with_env(dir.path(), &[&EAST, &WEST], &config, &[]);
+    let before = std::fs::read_to_string(dir.path().join("accounts.toml")).unwrap();
+    let r = proxy
+        .http
+        .post(format!("{}/accounts/new", proxy.admin))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .form(&[
+            ("name", WEST.name),
+            ("ups_account_number", WEST.shipper),
+            ("grant", "client_credentials"),
+            ("client_id", WEST.client_id),
+            ("secret_source", &format!("env:{}", secret_env(&WEST))),
+            ("access_license_number", WEST.access_key),
+            ("user_id", WEST.user),
+            ("password", WEST.password),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().unwrap();
+    let block = page
+        .split("<pre id=\"block\">")
+        .nth(1)
+        .expect("a block to paste");
+    assert!(
+        block.contains("[[account]]") && block.contains("$argon2id$") && block.contains(WEST.name),
+        "{block}"
+    );
+    assert!(!page.contains(WEST.password));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("accounts.toml")).unwrap(),
+        before,
+        "nothing written"
+    );
+    drop(proxy);
+
+    // From a terminal: the password on stdin, the hash in the file.
+    use std::io::Write;
+    let mut cli = std::process::Command::new(BIN)
+        .args(["accounts", "add", "--config"])
+        .arg(dir.path().join("upsbridge.toml"))
+        .args([
+            "--name",
+            WEST.name,
+            "--ups-account-number",
+            WEST.shipper,
+            "--client-id",
+            WEST.client_id,
+        ])
+        .args(["--client-secret", &format!("env:{}", secret_env(&WEST))])
+        .args([
+            "--access-license-number",
+            WEST.access_key,
+            "--user-id",
+            WEST.user,
+        ])
+        .env(secret_env(&EAST), EAST.client_secret)
+        .env(secret_env(&WEST), WEST.client_secret)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cli.stdin
+        .take()
+        .unwrap()
+        .write_all(WEST.password.as_bytes())
+        .unwrap();
+    let out = cli.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(dir.path().join("accounts.toml")).unwrap();
+    assert!(
+        text.starts_with("# test account map\n") && text.contains(WEST.access_key),
+        "{text}"
+    );
+    assert!(!text.contains(WEST.password));
+}

@@ -6,6 +6,7 @@
 //! is rejected whole and the old one stays in force. Never logs a password or
 //! a client secret.
 
+pub mod add;
 pub mod guard;
 pub mod map;
 pub mod password;
@@ -410,6 +411,11 @@ impl Accounts {
             .lookup(access_key, user_id)
             .ok()
             .map(|a| a.name().to_string())
+    }
+
+    /// The account map file.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
     pub fn is_disabled(&self, name: &str) -> bool {

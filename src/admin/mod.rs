@@ -36,6 +36,8 @@ pub struct AdminState {
     pub negotiated_threshold: u32,
     /// Which UPS the accounts use (`production`, `cie` or the host of another base URL).
     pub environment: String,
+    /// `[admin] map_writable` (`None`: write when the map file is writable).
+    pub map_writable: Option<bool>,
 }
 
 /// One account in detail: what the account view and `/api/accounts/{name}` show.
@@ -103,6 +105,7 @@ pub fn router(state: AdminState) -> Router {
             get(authorize_confirm).post(authorize),
         )
         .route("/api/accounts", get(accounts))
+        .route("/accounts/new", get(new_account_form).post(new_account))
         .route("/accounts/{name}", get(account_page))
         .route("/api/accounts/{name}", get(account_detail))
         .route("/accounts/{name}/disable", post(disable))
@@ -215,6 +218,10 @@ fn flash_for(s: &AdminState, q: &HashMap<String, String>) -> Option<(String, boo
             true,
         )),
         (Some("enabled"), Some(name)) => Some((format!("Account {name} is enabled."), true)),
+        (Some("added"), Some(name)) => Some((
+            format!("Account {name} is added to the account map and in force."),
+            true,
+        )),
         _ => None,
     }
 }
@@ -540,6 +547,165 @@ async fn account_page(
         _ => String::new(),
     };
     Html(page::account(&d, &csrf)).into_response()
+}
+
+/// May the form write the map file?
+fn map_writable(s: &AdminState) -> bool {
+    s.map_writable.unwrap_or_else(|| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(s.accounts.file())
+            .is_ok()
+    })
+}
+
+async fn new_account_form(
+    State(s): State<AdminState>,
+    Extension(who): Extension<auth::Who>,
+) -> Response {
+    let csrf = match &who {
+        auth::Who::Session(id) => s.auth.csrf_token(id),
+        _ => String::new(),
+    };
+    let digest = std::fs::read(s.accounts.file())
+        .map(|b| crate::accounts::add::file_digest(&b))
+        .unwrap_or_default();
+    Html(page::new_account(
+        &csrf,
+        &digest,
+        map_writable(&s),
+        None,
+        &[],
+    ))
+    .into_response()
+}
+
+/// The New-account form: validated like `accounts check` plus the live map, then appended to
+/// the map file (or, when the file is not ours to write, the block to paste is shown). An
+/// authorization-code account goes straight on to UPS to be authorized.
+async fn new_account(
+    State(s): State<AdminState>,
+    Extension(who): Extension<auth::Who>,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::accounts::add::{self, AddError, NewAccount};
+    if let Some(refused) = csrf_refused(&s, &who, &body) {
+        return refused;
+    }
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let f = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let csrf = match &who {
+        auth::Who::Session(id) => s.auth.csrf_token(id),
+        _ => String::new(),
+    };
+    let grant = match f("grant").as_str() {
+        "authorization_code" => crate::accounts::Grant::AuthorizationCode,
+        _ => crate::accounts::Grant::ClientCredentials,
+    };
+    let new = NewAccount {
+        name: f("name"),
+        ups_account_number: f("ups_account_number"),
+        grant,
+        client_id: f("client_id"),
+        secret_source: f("secret_source"),
+        access_license_number: f("access_license_number"),
+        user_id: f("user_id"),
+    };
+    let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
+    let refuse = |status: StatusCode, problem: String| {
+        let digest = std::fs::read(s.accounts.file())
+            .map(|b| add::file_digest(&b))
+            .unwrap_or_default();
+        (
+            status,
+            Html(page::new_account(
+                &csrf,
+                &digest,
+                map_writable(&s),
+                Some(&problem),
+                &[],
+            )),
+        )
+            .into_response()
+    };
+    // Duplicates against the map in force too (the file may hold a change not yet loaded).
+    let live = s.accounts.snapshot();
+    if live.by_name(&new.name).is_some() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "an account named `{}` is already in the map in force",
+                new.name
+            ),
+        );
+    }
+    if live
+        .lookup(&new.access_license_number, &new.user_id)
+        .is_ok()
+    {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "that access license number and user id already belong to an account in force".into(),
+        );
+    }
+    if !map_writable(&s) {
+        // Not ours to write: hand ops the block (with the hash, never the password) to paste.
+        let current = std::fs::read_to_string(s.accounts.file()).unwrap_or_default();
+        let result = crate::accounts::password::hash(&password)
+            .map_err(|e| AddError::Invalid(e.to_string()))
+            .and_then(|hash| {
+                let text = add::with_account(&current, &new, &hash)?;
+                add::validate(&text, s.accounts.file())?;
+                Ok(text[current.len()..].to_string())
+            });
+        return match result {
+            Ok(block) => Html(page::new_account(&csrf, "", false, None, &[block])).into_response(),
+            Err(e) => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+    }
+    let file = s.accounts.file().to_path_buf();
+    let expected = f("map_digest");
+    let (n, pw) = (new.clone(), password.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        add::add_to_file(&file, Some(expected.as_str()), &n, &pw)
+    })
+    .await
+    .unwrap_or_else(|e| Err(AddError::Invalid(e.to_string())));
+    match written {
+        Ok(()) => {}
+        Err(e @ AddError::Changed) => return refuse(StatusCode::CONFLICT, e.to_string()),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+    info!(account = %new.name, "account added to the map on the ops page");
+    let accounts = s.accounts.clone();
+    let reloaded = tokio::task::spawn_blocking(move || accounts.reload(true)).await;
+    if !matches!(reloaded, Ok(Ok(_))) {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the account was written to the map, but the map did not reload; see the log".into(),
+        );
+    }
+    let added = s.accounts.snapshot().by_name(&new.name).cloned();
+    match (grant, added) {
+        (crate::accounts::Grant::AuthorizationCode, Some(account)) => {
+            match s.onboarding.start(&account) {
+                Ok((url, browser)) => (
+                    StatusCode::SEE_OTHER,
+                    [
+                        (header::SET_COOKIE, Onboarding::flow_cookie(&browser)),
+                        (header::LOCATION, url.to_string()),
+                    ],
+                )
+                    .into_response(),
+                Err(why) => bad_request("Nothing to authorize", &why),
+            }
+        }
+        _ => Redirect::to(&format!("/?flash=added&account={}", new.name)).into_response(),
+    }
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {

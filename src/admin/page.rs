@@ -119,7 +119,7 @@ pub fn render(
          .flash{{padding:.6em;border-radius:.3em}}.flash.ok{{background:#e3f4e3}}.flash.bad{{background:#f8e0e0}}\
          .rejected{{background:#f8e0e0;padding:.6em;margin:1em 0}}</style></head><body>\
          <h1>upsbridge</h1>{flash}\
-         <h2>Accounts</h2><table><tr><th>name</th><th>UPS account</th><th>grant</th><th>token</th><th>expires</th><th>last use</th><th>last error</th><th></th></tr>\n{rows}</table>\
+         <h2>Accounts</h2><p><a href=\"/accounts/new\" id=\"new-account\">New account</a></p><table><tr><th>name</th><th>UPS account</th><th>grant</th><th>token</th><th>expires</th><th>last use</th><th>last error</th><th></th></tr>\n{rows}</table>\
          <h2>Account map</h2><p id=\"map-status\">{file}: {n} accounts, loaded {loaded}; {reloads} reloads, {rejections} rejected</p>{problems}\
          </body></html>",
         file = esc(&map.file),
@@ -211,6 +211,47 @@ pub fn account(d: &AccountDetail, csrf: &str) -> String {
         enabled = if v.disabled { "disabled" } else { "enabled" },
         error = esc(v.last_error.as_deref().unwrap_or("")),
         fix = esc(&fix_for(v).unwrap_or_default()),
+    )
+}
+
+/// The New-account form; `blocks`: `[[account]]` text to paste when the map is not writable.
+pub fn new_account(
+    csrf: &str,
+    map_digest: &str,
+    writable: bool,
+    problem: Option<&str>,
+    blocks: &[String],
+) -> String {
+    let problem = problem
+        .map(|p| format!("<p class=\"flash bad\" id=\"flash\">{}</p>", esc(p)))
+        .unwrap_or_default();
+    let paste: String = blocks
+        .iter()
+        .map(|b| format!("<p>The account map is not written from here ([admin] map_writable = false): add this block to it yourself.</p><pre id=\"block\">{}</pre>", esc(b)))
+        .collect();
+    let field = |id: &str, label: &str, kind: &str, hint: &str| {
+        format!("<p><label>{label}<br><input type=\"{kind}\" name=\"{id}\" id=\"{id}\" size=\"40\"></label> <small>{hint}</small></p>")
+    };
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>upsbridge: new account</title><style>body{{font-family:sans-serif;margin:2em}}\
+         .flash{{padding:.6em}}.bad{{background:#f8e0e0}}pre{{background:#eee;padding:1em}}</style></head><body>\
+         <p><a href=\"/\">← all accounts</a></p><h1>New account</h1>{problem}{paste}\
+         <form method=\"post\" action=\"/accounts/new\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"map_digest\" value=\"{digest}\">\
+         <h2>At UPS</h2>{name}{number}\
+         <p><label>Grant<br><select name=\"grant\" id=\"grant\"><option value=\"client_credentials\">client credentials</option><option value=\"authorization_code\">authorization code (the owner logs in at UPS)</option></select></label></p>\
+         {client}{secret}\
+         <h2>What the legacy program sends</h2>{key}{user}{password}\
+         <p><button type=\"submit\" id=\"add\">{action}</button></p></form></body></html>",
+        csrf = esc(csrf),
+        digest = esc(map_digest),
+        name = field("name", "Name", "text", "lower case, digits and -"),
+        number = field("ups_account_number", "UPS account (shipper) number", "text", ""),
+        client = field("client_id", "Client id of the UPS app", "text", "developer.ups.com → My Apps"),
+        secret = field("secret_source", "Where the client secret comes from", "text", "env:VARIABLE (set for upsbridge) or file:PATH"),
+        key = field("access_license_number", "Access license number", "text", ""),
+        user = field("user_id", "User id", "text", ""),
+        password = field("password", "Password", "password", "hashed here, never stored or shown in clear"),
+        action = if writable { "Add to the account map" } else { "Make the block to paste" },
     )
 }
 
