@@ -35,6 +35,7 @@ fn records(n: usize) -> Vec<AccountRecord> {
             client_id: format!("bench-client-{i}"),
             client_secret: SecretSource::Env(SECRET_ENV.to_string()),
             grant: Grant::ClientCredentials,
+            environment: None,
             line: 1 + 9 * i,
         })
         .collect()

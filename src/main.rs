@@ -79,6 +79,9 @@ enum AccountsCommand {
         access_license_number: String,
         #[arg(long)]
         user_id: String,
+        /// production or cie (default: the one [ups] base_url names).
+        #[arg(long)]
+        environment: Option<String>,
     },
     /// One line per account with its token state (never secrets).
     List {
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
                 client_secret,
                 access_license_number,
                 user_id,
+                environment,
             } => {
                 let c = match Config::load(&config) {
                     Ok(c) => c,
@@ -180,6 +184,7 @@ fn main() -> ExitCode {
                     secret_source: client_secret,
                     access_license_number,
                     user_id,
+                    environment,
                 };
                 let password = password.trim_end_matches(['\r', '\n']);
                 match accounts::add::add_to_file(&c.accounts.file, None, &new, password) {

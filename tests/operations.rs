@@ -524,6 +524,17 @@ fn the_account_view_counts_what_the_account_sent() {
         "{page}"
     );
     assert!(page.contains("Disable"), "{page}");
+    // The page shows the same numbers: legacy JSON rate 3 requests, 1 error (hour and day).
+    assert!(
+        page.contains("<td>legacy_json</td><td>rate</td><td class=\"n\">3</td><td class=\"n\">1</td><td class=\"n\">3</td><td class=\"n\">1</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "<td>header_json</td><td>rate</td><td class=\"n\">3</td><td class=\"n\">0</td>"
+        ),
+        "{page}"
+    );
     for secret in [EAST.password, EAST.client_secret] {
         assert!(!page.contains(secret) && !v.to_string().contains(secret));
     }

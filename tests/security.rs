@@ -207,6 +207,8 @@ fn unknown_users_and_wrong_passwords_are_refused_in_the_same_time() {
 
 #[test]
 fn no_secret_reaches_the_log_at_trace_level_even_for_malformed_requests() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     let dir = tempdir();
     let sim = Sim::start(dir.path(), &[&EAST], 14399);
     write_map(&dir.path().join("accounts.toml"), &[&EAST]);
@@ -275,6 +277,8 @@ fn no_secret_reaches_the_log_at_trace_level_even_for_malformed_requests() {
 
 #[test]
 fn a_body_framing_error_closes_the_connection() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     let (_dir, sim, proxy) = env();
     let addr = proxy.direct_url.trim_start_matches("http://").to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
@@ -304,6 +308,8 @@ fn a_body_framing_error_closes_the_connection() {
 
 #[test]
 fn the_store_the_key_and_the_rotation_journal_are_private() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     use std::os::unix::fs::PermissionsExt;
     let (dir, _sim, proxy) = env();
     assert_eq!(
@@ -325,6 +331,8 @@ fn the_store_the_key_and_the_rotation_journal_are_private() {
 
 #[test]
 fn duplicated_credentials_are_refused_as_malformed_and_nothing_is_forwarded() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     let (_dir, sim, proxy) = env();
     // Header style: a credential header sent twice.
     let r = proxy
@@ -407,6 +415,8 @@ fn duplicated_credentials_are_refused_as_malformed_and_nothing_is_forwarded() {
 
 #[test]
 fn dot_segments_are_refused_raw_or_encoded_and_never_forwarded() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     let (_dir, sim, proxy) = env();
     let addr = proxy.direct_url.trim_start_matches("http://").to_string();
     for path in [
@@ -438,6 +448,8 @@ fn dot_segments_are_refused_raw_or_encoded_and_never_forwarded() {
 
 #[test]
 fn the_admin_listener_wants_the_password_its_own_host_and_csrf_tokens() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     let dir = tempdir();
     let sim = Sim::start(dir.path(), &[&NORTH], 14399);
     let proxy = Proxy::start(dir.path(), &sim, &[&NORTH], FAST_TIMEOUTS);
@@ -630,6 +642,8 @@ fn ship_json(a: &TestAccount) -> Value {
 
 #[test]
 fn a_ship_retried_after_timeouts_ships_once_and_the_retry_gets_the_label() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     let (_dir, sim, proxy) = slow_env();
     sim.faults(json!({"latency_ms": 3000}));
     // Header style: the body as the 2018-2022 JSON API took it.
@@ -682,6 +696,8 @@ fn a_ship_retried_after_timeouts_ships_once_and_the_retry_gets_the_label() {
 
 #[test]
 fn two_identical_ships_whose_answers_were_delivered_are_two_shipments() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     let (_dir, sim, proxy) = slow_env();
     let body = ship_json(&EAST);
     let ids: Vec<String> = (0..2)
@@ -701,6 +717,8 @@ fn two_identical_ships_whose_answers_were_delivered_are_two_shipments() {
 
 #[test]
 fn a_retried_ship_accept_and_a_retried_void_act_once() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     let (_dir, sim, proxy) = slow_env();
     let access = format!(
         "<?xml version=\"1.0\"?><AccessRequest><AccessLicenseNumber>{}</AccessLicenseNumber><UserId>{}</UserId><Password>{}</Password></AccessRequest>",
@@ -757,6 +775,8 @@ fn a_retried_ship_accept_and_a_retried_void_act_once() {
 
 #[test]
 fn a_kept_answer_survives_kill_9_and_is_replayed_after_restart() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
     let dir = tempdir();
     let sim = Sim::start(dir.path(), &[&EAST], 14399);
     sim.faults(json!({"latency_ms": 2000}));

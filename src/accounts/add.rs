@@ -26,6 +26,8 @@ pub struct NewAccount {
     pub secret_source: String,
     pub access_license_number: String,
     pub user_id: String,
+    /// `production` or `cie` (`None`: the one `[ups] base_url` names).
+    pub environment: Option<String>,
 }
 
 /// Why an account could not be added (shown to ops as is: never holds a secret).
@@ -76,6 +78,9 @@ pub fn with_account(
         }
     }
     t["grant"] = value(new.grant.as_str());
+    if let Some(env) = &new.environment {
+        t["environment"] = value(env);
+    }
     // A map with no account yet holds its comments as the document's trailing text: keep
     // them in front of the first block.
     let lead = if doc.get("account").is_none() {
@@ -166,6 +171,7 @@ mod tests {
             secret_source: "env:HOME".into(),
             access_license_number: key.into(),
             user_id: "u".into(),
+            environment: Some("cie".into()),
         }
     }
 

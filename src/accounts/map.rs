@@ -51,6 +51,9 @@ pub struct AccountRecord {
     pub client_id: String,
     pub client_secret: SecretSource,
     pub grant: Grant,
+    /// `production` or `cie` when the map says (else the one `[ups] base_url` names).
+    #[serde(default)]
+    pub environment: Option<String>,
     /// Line of the record's `[[account]]` header (for messages).
     pub line: usize,
 }
@@ -92,6 +95,7 @@ struct RawAccount {
     client_secret_env: Option<Spanned<String>>,
     client_secret_file: Option<Spanned<String>>,
     grant: Option<Spanned<String>>,
+    environment: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -260,6 +264,21 @@ fn validate(
             Grant::ClientCredentials
         }
     };
+    let environment = match raw
+        .environment
+        .as_ref()
+        .map(|e| (e.get_ref().as_str(), e.span()))
+    {
+        None => None,
+        Some((e @ ("production" | "cie"), _)) => Some(e.to_string()),
+        Some((other, span)) => {
+            problem(
+                span.start,
+                format!("environment `{other}` is neither `production` nor `cie`"),
+            );
+            None
+        }
+    };
     let client_secret = match (&raw.client_secret_env, &raw.client_secret_file) {
         (Some(env), None) if !env.get_ref().trim().is_empty() => {
             Some(SecretSource::Env(env.get_ref().clone()))
@@ -297,6 +316,7 @@ fn validate(
             client_id: raw.client_id.into_inner(),
             client_secret,
             grant,
+            environment,
             line: 0,
         }),
         _ => Err(problems),

@@ -520,7 +520,11 @@ fn account_detail_of(s: &AdminState, name: &str) -> Option<AccountDetail> {
     let view = s.account_views().into_iter().find(|v| v.name == name)?;
     Some(AccountDetail {
         view,
-        environment: s.environment.clone(),
+        environment: account
+            .record
+            .environment
+            .clone()
+            .unwrap_or_else(|| s.environment.clone()),
         access_license_number: account.record.access_license_number.clone(),
         user_id: account.record.user_id.clone(),
         traffic: s.metrics.traffic.summary(name),
@@ -614,6 +618,7 @@ async fn new_account(
         secret_source: f("secret_source"),
         access_license_number: f("access_license_number"),
         user_id: f("user_id"),
+        environment: Some(f("environment")).filter(|e| !e.is_empty()),
     };
     let password = zeroize::Zeroizing::new(form.get("password").cloned().unwrap_or_default());
     let refuse = |status: StatusCode, problem: String| {
@@ -632,6 +637,12 @@ async fn new_account(
         )
             .into_response()
     };
+    // One upsbridge talks to one UPS ([ups] base_url) until accounts are routed by host.
+    if let Some(env) = &new.environment {
+        if (s.environment == "production" || s.environment == "cie") && *env != s.environment {
+            return refuse(StatusCode::BAD_REQUEST, format!("this upsbridge talks to UPS {} ([ups] base_url); an account for {env} needs an upsbridge whose base_url is that environment's", s.environment));
+        }
+    }
     // Duplicates against the map in force too (the file may hold a change not yet loaded).
     let live = s.accounts.snapshot();
     if live.by_name(&new.name).is_some() {

@@ -238,6 +238,7 @@ pub fn new_account(
          <p><a href=\"/\">← all accounts</a></p><h1>New account</h1>{problem}{paste}\
          <form method=\"post\" action=\"/accounts/new\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"map_digest\" value=\"{digest}\">\
          <h2>At UPS</h2>{name}{number}\
+         <p><label>Environment<br><select name=\"environment\" id=\"environment\"><option value=\"\">the one [ups] base_url names</option><option value=\"production\">production (onlinetools.ups.com)</option><option value=\"cie\">CIE test (wwwcie.ups.com)</option></select></label></p>\
          <p><label>Grant<br><select name=\"grant\" id=\"grant\"><option value=\"client_credentials\">client credentials</option><option value=\"authorization_code\">authorization code (the owner logs in at UPS)</option></select></label></p>\
          {client}{secret}\
          <h2>What the legacy program sends</h2>{key}{user}{password}\
