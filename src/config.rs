@@ -60,6 +60,10 @@ pub struct AdminConfig {
     pub metrics_public: bool,
     /// May the New-account form write the map file? `None`: when the file is writable.
     pub map_writable: Option<bool>,
+    /// A request head (or a kept-alive connection's next one) within this, else closed.
+    pub header_read_timeout: Duration,
+    /// Admin connections at once.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +177,8 @@ struct RawAdmin {
     #[serde(default)]
     metrics_public: bool,
     map_writable: Option<bool>,
+    header_read_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -285,6 +291,10 @@ impl Config {
             hosts: raw.admin.hosts.clone(),
             metrics_public: raw.admin.metrics_public,
             map_writable: raw.admin.map_writable,
+            header_read_timeout: Duration::from_secs(
+                raw.admin.header_read_timeout_secs.unwrap_or(10).max(1),
+            ),
+            max_connections: raw.admin.max_connections.unwrap_or(64).max(1),
         };
         let store_path = resolve(raw.store.path.as_deref().unwrap_or("data/upsbridge.sled"));
         let key_file = match &raw.store.key_file {

@@ -234,7 +234,14 @@ pub fn serve_with(
             config.admin.metrics_public,
         )),
     };
-    control.spawn(admin::serve(admin_listener, state));
+    control.spawn(admin::serve(
+        admin_listener,
+        state,
+        admin::Limits {
+            header_read_timeout: config.admin.header_read_timeout,
+            max_connections: config.admin.max_connections,
+        },
+    ));
 
     let conf = ServerConf {
         threads: config.proxy.threads,

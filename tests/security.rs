@@ -819,3 +819,68 @@ fn a_kept_answer_survives_kill_9_and_is_replayed_after_restart() {
         "replayed after the restart, not shipped again"
     );
 }
+
+/// The admin listener closes a connection whose request head is not complete in time (also
+/// the idle wait for a kept-alive connection's next request) and caps open connections.
+#[test]
+fn the_admin_listener_times_out_slow_heads_and_idle_connections_and_caps_connections() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let config = Proxy::config_text(&sim.url, FAST_TIMEOUTS).replace(
+        "[store]",
+        "header_read_timeout_secs = 1\nmax_connections = 4\n[store]",
+    );
+    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
+    let addr = proxy.admin.trim_start_matches("http://").to_string();
+    let closed_within = |s: &mut std::net::TcpStream, limit: Duration| {
+        s.set_read_timeout(Some(limit)).unwrap();
+        let started = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return Some(started.elapsed()),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Some(started.elapsed())
+                }
+                Err(_) => return None,
+            }
+        }
+    };
+    // A head sent a byte at a time and never finished: closed after about a second.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let took =
+        closed_within(&mut slow, Duration::from_secs(5)).expect("the slow head was not closed");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    // A kept-alive connection that stays idle: closed too.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let took = closed_within(&mut idle, Duration::from_secs(5))
+        .expect("the idle connection was not closed");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    // Four connections open at once at most: a fifth is closed at once.
+    let mut held: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fifth = std::net::TcpStream::connect(&addr).unwrap();
+    let took = closed_within(&mut fifth, Duration::from_millis(800))
+        .expect("a fifth connection was served");
+    assert!(took < Duration::from_millis(800));
+    held.clear();
+    // Once they are gone, the listener answers again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = proxy
+        .http
+        .get(format!("{}/healthz", proxy.admin))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(proxy.log_text().contains("too many open"));
+}

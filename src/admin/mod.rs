@@ -129,10 +129,45 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// Serve the admin router on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) {
-    if let Err(e) = axum::serve(listener, router(state)).await {
-        error!(error = %e, "admin listener failed");
+/// Limits on admin connections (an exposed admin listener must not be held open by a slow
+/// or idle client).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Whole request head within this (also the idle wait for a kept-alive connection's
+    /// next request).
+    pub header_read_timeout: std::time::Duration,
+    /// Connections at once; more are closed at accept.
+    pub max_connections: usize,
+}
+
+/// Serve the admin router on `listener` until the process ends, with `limits`.
+pub async fn serve(listener: tokio::net::TcpListener, state: AdminState, limits: Limits) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let app = router(state);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                error!(error = %e, "admin listener: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            warn!(%peer, max = limits.max_connections, "admin connection refused: too many open; raise [admin] max_connections if this is legitimate");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(%peer, error = %e, "admin connection ended");
+            }
+        });
     }
 }
 
