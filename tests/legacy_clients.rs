@@ -224,6 +224,14 @@ impl Run {
             .collect()
     }
 
+    /// The rate the library parsed: its service label, the total and USD.
+    fn assert_rate(&self, service: &str, total: f64) {
+        let p = &self.parsed;
+        assert_eq!(p["rate_service"], service, "{}", self.ctx());
+        assert_eq!(num(&p["rate_total"]), total, "rate total\n{}", self.ctx());
+        assert_eq!(p["rate_currency"], "USD", "{}", self.ctx());
+    }
+
     fn ctx(&self) -> String {
         context(&self.sim, &self.proxy, &self.parsed.to_string(), "")
     }
@@ -349,6 +357,15 @@ fn one(v: &Value) -> &Value {
     }
 }
 
+/// The price a client that prefers negotiated rates shows: negotiated when UPS gave one.
+fn negotiated_or_list(rated_shipment: &Value) -> f64 {
+    if rated_shipment["NegotiatedRateCharges"].is_object() {
+        money(&rated_shipment["NegotiatedRateCharges"]["TotalCharge"])
+    } else {
+        money(&rated_shipment["TotalCharges"])
+    }
+}
+
 fn money(v: &Value) -> f64 {
     v["MonetaryValue"]
         .as_str()
@@ -470,19 +487,8 @@ fn purplship_soap_rate_and_ship_through_proxy() {
         .find(|s| s["Service"]["Code"] == "03")
         .unwrap_or_else(|| panic!("sim rated no ground service: {rated}"));
     // purplship takes the negotiated total when there is one.
-    let expected = if ground["NegotiatedRateCharges"].is_object() {
-        money(&ground["NegotiatedRateCharges"]["TotalCharge"])
-    } else {
-        money(&ground["TotalCharges"])
-    };
-    assert_eq!(p["rate_service"], "ups_ground", "{}", run.ctx());
-    assert_eq!(
-        num(&p["rate_total"]),
-        expected,
-        "rate total_charge\n{}",
-        run.ctx()
-    );
-    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    let expected = negotiated_or_list(ground);
+    run.assert_rate("ups_ground", expected);
     let (_, tn) = run.expected_ship(&ship);
     assert_eq!(
         p["tracking_number"],
@@ -513,15 +519,8 @@ fn shipping_ups_old_xml_rate_confirm_accept_through_proxy() {
     let (rates, ship) = run.check_calls(1);
     let rated = run.replay(&rates[0]);
     let shipment = one(&rated["RateResponse"]["RatedShipment"]);
-    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
     // Old XML puts the list price in TotalCharges (negotiated rates go to NegotiatedRates).
-    assert_eq!(
-        num(&p["rate_total"]),
-        money(&shipment["TotalCharges"]),
-        "RatedShipment/TotalCharges\n{}",
-        run.ctx()
-    );
-    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    run.assert_rate("03", money(&shipment["TotalCharges"]));
     let (results, tn) = run.expected_ship(&ship);
     assert_eq!(
         p["shipment_id"],
@@ -569,14 +568,7 @@ fn suds_wsdl_strict_soap_rate_through_proxy() {
     let rated = run.replay(&rates[0]);
     let shipment = one(&rated["RateResponse"]["RatedShipment"]);
     assert_eq!(p["rate_status_code"], "1", "{}", run.ctx());
-    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
-    assert_eq!(
-        num(&p["rate_total"]),
-        money(&shipment["TotalCharges"]),
-        "RatedShipment/TotalCharges\n{}",
-        run.ctx()
-    );
-    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    run.assert_rate("03", money(&shipment["TotalCharges"]));
 }
 
 /// zeep 4.2.1 (strict) with UPS's RateWS.wsdl (python-ups 0.0.4's copy): SOAP ProcessRate,
@@ -590,14 +582,7 @@ fn zeep_wsdl_strict_soap_rate_through_proxy() {
     let rated = run.replay(&rates[0]);
     let shipment = one(&rated["RateResponse"]["RatedShipment"]);
     assert_eq!(p["rate_status_code"], "1", "{}", run.ctx());
-    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
-    assert_eq!(
-        num(&p["rate_total"]),
-        money(&shipment["TotalCharges"]),
-        "RatedShipment/TotalCharges\n{}",
-        run.ctx()
-    );
-    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    run.assert_rate("03", money(&shipment["TotalCharges"]));
     assert!(
         p["rate_packages"].as_u64().unwrap_or(0) >= 1,
         "RatedPackage (required by the 2007 schema)\n{}",
@@ -618,19 +603,8 @@ fn karrio_soap_rate_ship_and_header_json_track_through_proxy() {
     let (rates, ship) = run.check_calls(1);
     let ground = run.expected_ground(&rates[0]);
     // karrio (like purplship) takes the negotiated total when there is one.
-    let expected = if ground["NegotiatedRateCharges"].is_object() {
-        money(&ground["NegotiatedRateCharges"]["TotalCharge"])
-    } else {
-        money(&ground["TotalCharges"])
-    };
-    assert_eq!(p["rate_service"], "ups_ground", "{}", run.ctx());
-    assert_eq!(
-        num(&p["rate_total"]),
-        expected,
-        "rate total_charge\n{}",
-        run.ctx()
-    );
-    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    let expected = negotiated_or_list(&ground);
+    run.assert_rate("ups_ground", expected);
     let tracks = run.track_calls();
     assert_eq!(tracks.len(), 1, "one REST track call\n{}", run.ctx());
     let (track_tn, status, status_type, activities) = run.expected_track(&tracks[0]);
@@ -748,14 +722,7 @@ fn ups_shipping_old_xml_rate_ship_track_through_proxy() {
     let (rates, ship) = run.check_calls(1);
     let rated = run.replay(&rates[0]);
     let shipment = one(&rated["RateResponse"]["RatedShipment"]);
-    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
-    assert_eq!(
-        num(&p["rate_total"]),
-        money(&shipment["TotalCharges"]),
-        "{}",
-        run.ctx()
-    );
-    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    run.assert_rate("03", money(&shipment["TotalCharges"]));
     let tracks = run.track_calls();
     assert_eq!(tracks.len(), 1, "one REST track call\n{}", run.ctx());
     let (track_tn, status, status_type, activities) = run.expected_track(&tracks[0]);
@@ -801,14 +768,7 @@ fn ups_shipping_api_legacy_json_rate_through_proxy() {
     let p = &run.parsed;
     let (rates, _) = run.check_calls_no_ship(1, 0);
     let ground = run.expected_ground(&rates[0]);
-    assert_eq!(p["rate_service"], "03", "{}", run.ctx());
-    assert_eq!(
-        num(&p["rate_total"]),
-        money(&ground["TotalCharges"]),
-        "{}",
-        run.ctx()
-    );
-    assert_eq!(p["rate_currency"], "USD", "{}", run.ctx());
+    run.assert_rate("03", money(&ground["TotalCharges"]));
     let rated = run.replay(&rates[0]);
     let n = match &rated["RateResponse"]["RatedShipment"] {
         Value::Array(a) => a.len(),

@@ -267,10 +267,7 @@ async fn ops_page(
     Query(q): Query<HashMap<String, String>>,
 ) -> Html<String> {
     let flash = flash_for(&s, &q);
-    let csrf = match &who {
-        auth::Who::Session(id) => s.auth.csrf_token(id),
-        _ => String::new(),
-    };
+    let csrf = csrf_for(&s, &who);
     Html(page::render(
         &s.account_views(),
         &s.accounts.status(),
@@ -336,10 +333,7 @@ async fn authorize_confirm(
     if s.accounts.snapshot().by_name(&name).is_none() {
         return unknown_account(&name);
     }
-    let csrf = match &who {
-        auth::Who::Session(id) => s.auth.csrf_token(id),
-        _ => String::new(),
-    };
+    let csrf = csrf_for(&s, &who);
     Html(page::confirm_authorize(&name, &csrf)).into_response()
 }
 
@@ -355,28 +349,13 @@ async fn authorize(
         return unknown_account(&name);
     };
     match who {
-        auth::Who::Session(id) => {
-            let token = url::form_urlencoded::parse(&body)
-                .find(|(k, _)| k == "csrf")
-                .map(|(_, v)| v.into_owned());
-            if !token.is_some_and(|t| s.auth.csrf_ok(&id, &t)) {
+        auth::Who::Session(_) => {
+            if let Some(refused) = csrf_refused(&s, &who, &body) {
                 warn!(account = %name, "authorize POST without a valid CSRF token refused");
-                return (StatusCode::FORBIDDEN, Html(page::message("Refused", "This form is stale or came from another site; open the ops page and click Authorize again."))).into_response();
+                return refused;
             }
-            match s.onboarding.start(&account) {
-                Ok((url, browser)) => {
-                    info!(account = %name, "authorization started");
-                    (
-                        StatusCode::SEE_OTHER,
-                        [
-                            (header::SET_COOKIE, Onboarding::flow_cookie(&browser)),
-                            (header::LOCATION, url.to_string()),
-                        ],
-                    )
-                        .into_response()
-                }
-                Err(why) => bad_request("Nothing to authorize", &why),
-            }
+            info!(account = %name, "authorization started");
+            to_ups(&s, &account)
         }
         _ => match s.onboarding.ticket(&account) {
             Ok(url) => {
@@ -389,6 +368,29 @@ async fn authorize(
             )
                 .into_response(),
         },
+    }
+}
+
+/// The CSRF token to put in this caller's forms (none for Basic callers).
+fn csrf_for(s: &AdminState, who: &auth::Who) -> String {
+    match who {
+        auth::Who::Session(id) => s.auth.csrf_token(id),
+        _ => String::new(),
+    }
+}
+
+/// Start an authorization flow bound to this browser: 303 to UPS's login with the flow cookie.
+fn to_ups(s: &AdminState, account: &crate::accounts::Account) -> Response {
+    match s.onboarding.start(account) {
+        Ok((url, browser)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, Onboarding::flow_cookie(&browser)),
+                (header::LOCATION, url.to_string()),
+            ],
+        )
+            .into_response(),
+        Err(why) => bad_request("Nothing to authorize", &why),
     }
 }
 
@@ -479,17 +481,7 @@ async fn start_from_ticket(State(s): State<AdminState>, Path(ticket): Path<Strin
     let Some(account) = s.accounts.snapshot().by_name(&name).cloned() else {
         return unknown_account(&name);
     };
-    match s.onboarding.start(&account) {
-        Ok((url, browser)) => (
-            StatusCode::SEE_OTHER,
-            [
-                (header::SET_COOKIE, Onboarding::flow_cookie(&browser)),
-                (header::LOCATION, url.to_string()),
-            ],
-        )
-            .into_response(),
-        Err(why) => bad_request("Nothing to authorize", &why),
-    }
+    to_ups(&s, &account)
 }
 
 async fn callback(
@@ -581,10 +573,7 @@ async fn account_page(
     let Some(d) = account_detail_of(&s, &name) else {
         return unknown_account(&name);
     };
-    let csrf = match &who {
-        auth::Who::Session(id) => s.auth.csrf_token(id),
-        _ => String::new(),
-    };
+    let csrf = csrf_for(&s, &who);
     Html(page::account(&d, &csrf)).into_response()
 }
 
@@ -602,10 +591,7 @@ async fn new_account_form(
     State(s): State<AdminState>,
     Extension(who): Extension<auth::Who>,
 ) -> Response {
-    let csrf = match &who {
-        auth::Who::Session(id) => s.auth.csrf_token(id),
-        _ => String::new(),
-    };
+    let csrf = csrf_for(&s, &who);
     let digest = std::fs::read(s.accounts.file())
         .map(|b| crate::accounts::add::file_digest(&b))
         .unwrap_or_default();
@@ -637,10 +623,7 @@ async fn new_account(
             .map(|v| v.trim().to_string())
             .unwrap_or_default()
     };
-    let csrf = match &who {
-        auth::Who::Session(id) => s.auth.csrf_token(id),
-        _ => String::new(),
-    };
+    let csrf = csrf_for(&s, &who);
     let grant = match f("grant").as_str() {
         "authorization_code" => crate::accounts::Grant::AuthorizationCode,
         _ => crate::accounts::Grant::ClientCredentials,
@@ -737,19 +720,7 @@ async fn new_account(
     }
     let added = s.accounts.snapshot().by_name(&new.name).cloned();
     match (grant, added) {
-        (crate::accounts::Grant::AuthorizationCode, Some(account)) => {
-            match s.onboarding.start(&account) {
-                Ok((url, browser)) => (
-                    StatusCode::SEE_OTHER,
-                    [
-                        (header::SET_COOKIE, Onboarding::flow_cookie(&browser)),
-                        (header::LOCATION, url.to_string()),
-                    ],
-                )
-                    .into_response(),
-                Err(why) => bad_request("Nothing to authorize", &why),
-            }
-        }
+        (crate::accounts::Grant::AuthorizationCode, Some(account)) => to_ups(&s, &account),
         _ => Redirect::to(&format!("/?flash=added&account={}", new.name)).into_response(),
     }
 }

@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::services::as_list;
 use super::xmljson::escape_text;
 
 static TABLE_JSON: &str = include_str!("tables/legacy_schema.json");
@@ -110,7 +111,8 @@ pub struct RootDef {
 pub struct Schemas {
     pub namespaces: Vec<(String, String)>,
     pub types: Vec<TypeDef>,
-    roots: HashMap<(Family, String), RootDef>,
+    /// By family, then name (looked up by `&str` on every answer: no allocation).
+    roots: HashMap<Family, HashMap<String, RootDef>>,
 }
 
 /// The embedded table (generated, committed; a unit test proves it compiles).
@@ -178,7 +180,7 @@ impl Schemas {
             }
             types.push(def);
         }
-        let mut roots = HashMap::new();
+        let mut roots: HashMap<Family, HashMap<String, RootDef>> = HashMap::new();
         for (family, list) in &raw.roots {
             let family = match family.as_str() {
                 "soap" => Family::Xoltws,
@@ -193,8 +195,8 @@ impl Schemas {
                 let mut used = BTreeSet::new();
                 used.extend(ns);
                 closure_namespaces(&types, ty, &mut vec![false; types.len()], &mut used);
-                roots.insert(
-                    (family, name.clone()),
+                roots.entry(family).or_default().insert(
+                    name.clone(),
                     RootDef {
                         name: name.clone(),
                         ns,
@@ -213,7 +215,7 @@ impl Schemas {
 
     /// The root element `name` of a family, if the schemas define it.
     pub fn root(&self, family: Family, name: &str) -> Option<&RootDef> {
-        self.roots.get(&(family, name.to_string()))
+        self.roots.get(&family)?.get(name)
     }
 
     /// The children of the element at `path` (names below `root`), for tests and docs.
@@ -258,15 +260,6 @@ fn closure_namespaces(
 pub struct Shaped {
     /// Paths (element names from the root) of members the schema does not define.
     pub dropped: Vec<String>,
-}
-
-/// Items of a JSON value: an array's items, or the value itself.
-fn items(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().filter(|i| !i.is_null()).collect(),
-        Value::Null => vec![],
-        one => vec![one],
-    }
 }
 
 fn text_of(v: &Value) -> Option<String> {
@@ -315,9 +308,9 @@ impl Walk<'_> {
             }
             match present {
                 Some(v) => {
-                    let list = items(v);
                     let cap = c.max.map(|m| m as usize).unwrap_or(usize::MAX);
-                    for item in list.into_iter().take(cap) {
+                    let list = as_list(Some(v)).into_iter().filter(|i| !i.is_null());
+                    for item in list.take(cap) {
                         self.element(sink, c, item, path);
                     }
                 }

@@ -888,12 +888,7 @@ fn warnings(rest: &Value) -> Vec<UpsError> {
     schema::get(rest, "Response")
         .map(|r| {
             let mut out = vec![];
-            let alerts = match r.get("Alert") {
-                Some(Value::Array(a)) => a.iter().collect(),
-                Some(one) => vec![one],
-                None => vec![],
-            };
-            for a in alerts {
+            for a in services::as_list(r.get("Alert")) {
                 out.push(UpsError::new(
                     &json_text(a.get("Code")),
                     json_text(a.get("Description")),
@@ -984,7 +979,7 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
 /// Old-XML `Address` from a XOLTWS one: `AddressLine[]` → `AddressLine1..3`.
 fn old_address(a: &Value) -> Value {
     let mut out = Map::new();
-    for (i, line) in schema_items(a.get("AddressLine"))
+    for (i, line) in services::as_list(a.get("AddressLine"))
         .into_iter()
         .take(3)
         .enumerate()
@@ -997,14 +992,6 @@ fn old_address(a: &Value) -> Value {
         }
     }
     Value::Object(out)
-}
-
-fn schema_items(v: Option<&Value>) -> Vec<&Value> {
-    match v {
-        None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(one) => vec![one],
-    }
 }
 
 /// The old `TrackResponse/Shipment`, built from the one Track converter's XOLTWS answer
@@ -1020,7 +1007,7 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>,
     let get = |k: &str| s.get(k).cloned();
     let mut out = Map::new();
     let address_of = |code: &str| {
-        schema_items(s.get("ShipmentAddress"))
+        services::as_list(s.get("ShipmentAddress"))
             .into_iter()
             .find(|a| json_text(a.pointer("/Type/Code")) == code)
             .and_then(|a| a.get("Address"))
@@ -1051,7 +1038,7 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>,
     if let Some(d) = get("PickupDate") {
         out.insert("PickupDate".into(), d);
     }
-    for d in schema_items(s.get("DeliveryDetail")) {
+    for d in services::as_list(s.get("DeliveryDetail")) {
         let name = match json_text(d.pointer("/Type/Code")).as_str() {
             "03" => "ScheduledDeliveryDate",
             "02" => "RescheduledDeliveryDate",
@@ -1066,7 +1053,7 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>,
             pkg.insert(k.into(), v.clone());
         }
     }
-    let activity: Vec<Value> = schema_items(p.get("Activity"))
+    let activity: Vec<Value> = services::as_list(p.get("Activity"))
         .into_iter()
         .map(|a| {
             let loc = a.get("ActivityLocation").unwrap_or(&Value::Null);

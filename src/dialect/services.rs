@@ -169,7 +169,8 @@ fn first_text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-fn as_list(v: Option<&Value>) -> Vec<&Value> {
+/// The items of a value that may be one item, an array of them, absent or null.
+pub fn as_list(v: Option<&Value>) -> Vec<&Value> {
     match v {
         None | Some(Value::Null) => vec![],
         Some(Value::Array(a)) => a.iter().collect(),

@@ -9,90 +9,16 @@
 // prints which step failed, the page it was on and what that page said, and exits 1.
 // Chromium is Debian's (/usr/bin/chromium, or $UPSBRIDGE_CHROMIUM); never a download.
 
-import { existsSync } from 'node:fs';
+import { byId, expectStatus, failer, logIn, startBrowser } from './harness.mjs';
 
 const USAGE = 'usage: node authorize.mjs <admin-url> <account> <before.png> <after.png>';
 const [adminArg, account, beforePng, afterPng] = process.argv.slice(2);
-if (!adminArg || !account || !beforePng || !afterPng) fail(USAGE);
+if (!adminArg || !account || !beforePng || !afterPng) failer('authorize.mjs')(USAGE);
 const admin = adminArg.replace(/\/+$/, '');
-const executablePath = process.env.UPSBRIDGE_CHROMIUM || '/usr/bin/chromium';
-if (!existsSync(executablePath)) {
-  fail(`Chromium not found at ${executablePath}: run \`bash scripts/setup.sh\``);
-}
-
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch (e) {
-  fail(`playwright-core is not installed in tests/browser: run \`bash scripts/setup.sh\` (${e.message})`);
-}
-
-// Any account name, whatever characters it has, as an exact id match.
-const byId = (id) => `[id=${JSON.stringify(id)}]`;
 const row = byId(`account-${account}`);
-const STEP_MS = 10_000;
+const { page, step, finish } = await startBrowser('authorize.mjs', { width: 1100, height: 360 });
 
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  timeout: 20_000,
-  // Root on a closed network: no sandbox, no background connections to Google.
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--disable-dev-shm-usage',
-  ],
-}).catch((e) => fail(`Chromium (${executablePath}) did not start: ${e.message}`));
-
-const context = await browser.newContext({ viewport: { width: 1100, height: 360 }, deviceScaleFactor: 1 });
-const page = await context.newPage();
-page.setDefaultTimeout(STEP_MS);
-page.setDefaultNavigationTimeout(STEP_MS);
-const seen = []; // every document the browser was sent to, with its status
-page.on('response', (r) => {
-  if (r.request().isNavigationRequest()) seen.push(`${r.status()} ${r.request().method()} ${redact(r.url())}`);
-});
-page.on('pageerror', (e) => seen.push(`page error: ${e.message}`));
-
-async function step(name, fn) {
-  try {
-    return await fn();
-  } catch (e) {
-    let body = '';
-    try {
-      body = (await page.locator('body').innerText({ timeout: 1000 })).trim().slice(0, 1500);
-    } catch {}
-    await browser.close().catch(() => {});
-    fail(
-      `step "${name}" failed: ${e.message.split('\n')[0]}\n` +
-        `  page: ${page.url()}\n` +
-        `  navigations:\n${seen.map((s) => '    ' + s).join('\n') || '    (none)'}\n` +
-        `  page text:\n${body.replace(/^/gm, '    ') || '    (empty)'}`
-    );
-  }
-}
-
-function expectStatus(resp, what) {
-  if (!resp) throw new Error(`${what}: no response`);
-  if (resp.status() !== 200) throw new Error(`${what}: HTTP ${resp.status()} at ${resp.url()}`);
-}
-
-await step('log in to the ops page', async () => {
-  // The ops page sends a browser without a session to the login form.
-  expectStatus(await page.goto(`${admin}/`), 'login page');
-  if (new URL(page.url()).pathname !== '/login') throw new Error(`expected the login form, got ${page.url()}`);
-  await page.locator('#password').fill(process.env.UPSBRIDGE_ADMIN_PASSWORD || '');
-  const [resp] = await Promise.all([
-    page.waitForNavigation({ url: (u) => u.pathname === '/' }),
-    page.locator('#login').click(),
-  ]);
-  expectStatus(resp, 'ops page after logging in');
-});
+await step('log in to the ops page', () => logIn(page, admin));
 
 await step('open the ops page', async () => {
   expectStatus(await page.goto(`${admin}/`), 'ops page');
@@ -131,16 +57,4 @@ await step('see the account valid', async () => {
 });
 await step('screenshot after', () => page.screenshot({ path: afterPng, fullPage: true }));
 
-await browser.close();
-console.log(`authorize.mjs: ${account} authorized in the browser; screenshots ${beforePng} ${afterPng}`);
-for (const s of seen) console.log(`  ${s}`);
-
-// Codes and PKCE values are one-time test values, but keep them out of logs anyway.
-function redact(url) {
-  return url.replace(/([?&](?:code|code_challenge|state)=)[^&]*/g, '$1…');
-}
-
-function fail(msg) {
-  console.error(`authorize.mjs: ${msg}`);
-  process.exit(1);
-}
+await finish(`${account} authorized in the browser; screenshots ${beforePng} ${afterPng}`);

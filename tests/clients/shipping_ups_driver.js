@@ -18,19 +18,8 @@
 //   Only the Host header differs (BASE_URL's host:port).
 'use strict';
 
-const http = require('http');
-const https = require('https');
-
 const [base, accessKey, userId, password, shipperNumber] = process.argv.slice(2, 7);
-const target = new URL(base);
-https.request = function redirected(params) {
-  return http.request(Object.assign({}, params, {
-    protocol: 'http:',
-    host: target.hostname,
-    hostname: target.hostname,
-    port: target.port || 80,
-  }));
-};
+require('./redirect_https')(base);
 
 const UPS = require('shipping-ups');
 

@@ -18,20 +18,12 @@
 // One documented adjustment, not touching how the library builds or parses XML:
 // * base URL: no URL option; each class calls `https.request({host, path, method})` with the
 //   host a module constant (onlinetools.ups.com / wwwcie.ups.com). As in
-//   shipping_ups_driver.js, `https.request` is replaced in this process by `http.request` to
+//   shipping_ups_driver.js, `https.request` is replaced (redirect_https.js) by `http.request` to
 //   BASE_URL's host and port with the same path, method, headers and body.
 'use strict';
 
-const http = require('http');
-const https = require('https');
-
 const [base, accessKey, userId, password, shipperNumber] = process.argv.slice(2, 7);
-const target = new URL(base);
-https.request = function redirected(params) {
-  return http.request(Object.assign({}, params, {
-    protocol: 'http:', host: target.hostname, hostname: target.hostname, port: target.port || 80,
-  }));
-};
+require('./redirect_https')(base);
 
 // The package's index.js requires './lib/AddressValidation' (the file is addressValidation.js),
 // which fails on a case-sensitive file system; the README has users require each tool's module
