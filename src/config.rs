@@ -47,6 +47,10 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     /// How long an answer a client was gone for is kept for its retry.
     pub replay_window: Duration,
+    /// A request head (or a kept-alive connection's next one) within this, else closed.
+    pub header_read_timeout: Duration,
+    /// Client connections at once; more are closed at accept.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +169,8 @@ struct RawProxy {
     threads: Option<usize>,
     shutdown_grace_secs: Option<u64>,
     replay_window_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -269,6 +275,12 @@ impl Config {
             }),
             shutdown_grace: Duration::from_secs(raw.proxy.shutdown_grace_secs.unwrap_or(10)),
             replay_window: Duration::from_secs(raw.proxy.replay_window_secs.unwrap_or(600).max(1)),
+            // Legacy clients pool connections for up to a minute or two (.NET: 100 s idle);
+            // closing an idle one sooner only costs them a reconnect.
+            header_read_timeout: Duration::from_secs(
+                raw.proxy.header_read_timeout_secs.unwrap_or(30).max(1),
+            ),
+            max_connections: raw.proxy.max_connections.unwrap_or(4096).max(1),
         };
         if proxy.threads == 0 {
             return Err(invalid(0, "proxy.threads must be at least 1".into()));

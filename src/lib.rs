@@ -8,7 +8,9 @@
 //! - [`store`]: the sled store (imported map, tokens).
 //! - [`dialect`]: one module per legacy dialect (detect, credentials, to/from REST, errors).
 //! - [`oauth`]: the token broker (client credentials, authorization code, refresh rotation).
-//! - [`proxy`]: the pingora `ProxyHttp` service wiring the steps together, and the UPS upstream.
+//! - [`pipeline`]: one request, transport-independent: dialect, authentication, token,
+//!   the UPS call, the answer, the record.
+//! - [`proxy`]: the listener (a pingora service served by hyper) and the UPS upstream.
 //! - [`admin`]: the ops listener (health, metrics, account status).
 //! - [`memory`]: the process allocator.
 //! - [`server`]: assembles one `serve` process; [`demo`]: the embedded demo.
@@ -22,6 +24,7 @@ pub mod dialect;
 pub mod memory;
 pub mod metrics;
 pub mod oauth;
+pub mod pipeline;
 pub mod proxy;
 pub mod rest;
 pub mod server;

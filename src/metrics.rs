@@ -16,6 +16,7 @@ pub struct Metrics {
     auth_refusals: IntCounterVec,
     kept_answers: prometheus::IntCounter,
     replayed_answers: prometheus::IntCounter,
+    connections_refused: IntCounterVec,
     /// Per-account traffic for the ops page (not exported: unbounded label sets).
     pub traffic: traffic::Traffic,
 }
@@ -86,6 +87,17 @@ impl Metrics {
             "Retried ship/void/pickup calls answered from a kept answer instead of calling UPS again",
         )
         .expect("valid metric");
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "upsbridge_connections_refused_total",
+                "Connections closed at accept because the listener had max_connections open",
+            ),
+            &["listener"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(connections_refused.clone()))
+            .expect("register once");
         for c in [&kept_answers, &replayed_answers] {
             registry
                 .register(Box::new(c.clone()))
@@ -95,6 +107,7 @@ impl Metrics {
             registry,
             kept_answers,
             replayed_answers,
+            connections_refused,
             traffic: traffic::Traffic::default(),
             requests,
             upstream_seconds,
@@ -111,6 +124,12 @@ impl Metrics {
 
     pub fn count_kept_answer(&self) {
         self.kept_answers.inc();
+    }
+
+    pub fn count_connection_refused(&self, listener: &str) {
+        self.connections_refused
+            .with_label_values(&[listener])
+            .inc();
     }
 
     pub fn count_replay(&self) {

@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use pingora::listeners::TcpSocketOptions;
-use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
+use pingora::services::listening::Service as ListeningService;
 use tracing::{error, info};
 
 use crate::accounts::{Accounts, ReloadError};
@@ -25,10 +25,11 @@ use crate::metrics::Metrics;
 use crate::oauth::rotate::Rotator;
 use crate::oauth::vault::Vault;
 use crate::oauth::TokenBroker;
+use crate::pipeline::Pipeline;
 use crate::proxy::digest::ShipDigests;
 use crate::proxy::replay::Replays;
 use crate::proxy::upstream::Upstream;
-use crate::proxy::UpsProxy;
+use crate::proxy::{Limits, ProxyApp};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +264,7 @@ pub fn serve_with(
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let proxy = UpsProxy {
+    let pipeline = Pipeline {
         accounts: accounts.clone(),
         broker,
         upstream,
@@ -276,7 +277,14 @@ pub fn serve_with(
             config.proxy.replay_window,
         )),
     };
-    let mut service = http_proxy_service_with_name(&server.configuration, proxy, "upsbridge proxy");
+    let app = ProxyApp::new(
+        Arc::new(pipeline),
+        Limits {
+            header_read_timeout: config.proxy.header_read_timeout,
+            max_connections: config.proxy.max_connections,
+        },
+    );
+    let mut service = ListeningService::new("upsbridge proxy".to_string(), app);
     let mut socket_options = TcpSocketOptions::default();
     socket_options.so_reuseport = Some(true); // beside the PortReservation
     service.add_tcp_with_settings(&proxy_addr.to_string(), socket_options);

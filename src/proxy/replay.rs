@@ -94,6 +94,11 @@ impl Ticket {
         self.flight.client_gone.store(true, Ordering::SeqCst);
     }
 
+    /// A handle that can say "the client is gone" while this ticket travels elsewhere.
+    pub fn client_watch(&self) -> ClientGone {
+        ClientGone(self.flight.clone())
+    }
+
     pub fn is_client_gone(&self) -> bool {
         self.flight.client_gone.load(Ordering::SeqCst)
     }
@@ -106,6 +111,15 @@ impl Ticket {
     fn end(&self, outcome: Outcome) {
         self.replays.inflight.remove(&self.key);
         let _ = self.flight.done.send(Some(outcome));
+    }
+}
+
+/// See [`Ticket::client_watch`].
+pub struct ClientGone(Arc<InFlight>);
+
+impl ClientGone {
+    pub fn client_gone(&self) {
+        self.0.client_gone.store(true, Ordering::SeqCst);
     }
 }
 

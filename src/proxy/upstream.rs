@@ -1,22 +1,27 @@
-//! The UPS origin: where REST calls go (production, CIE or the simulator), the
-//! pingora peer that reaches it (TLS with SNI and certificate checks when
-//! `https`), and one buffered exchange for the dialects whose answers must be
-//! translated. Both paths share pingora's connection pooling.
+//! The UPS origin: where REST calls go (production, CIE or the simulator) and the
+//! one pooled hyper client that reaches it (TLS with SNI and certificate checks
+//! when `https`). Two ways to call it: [`Upstream::send`] streams (header style)
+//! and [`Upstream::exchange`] buffers (the dialects whose answers are translated).
+//!
+//! UPS's address is resolved here, at start and every 30 s in the background,
+//! so no request ever waits on DNS.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::{Bytes, BytesMut};
-use http::HeaderValue;
-use pingora::connectors::http::Connector;
-use pingora::http::RequestHeader;
-use pingora::protocols::http::client::HttpSession;
-use pingora::protocols::http::v1::client::{http_req_header_to_wire, HttpSession as HttpSessionV1};
-use pingora::upstreams::peer::HttpPeer;
-use pingora::ErrorType;
-use tokio::io::AsyncWriteExt;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use tracing::{debug, warn};
 
 use crate::config::UpsConfig;
@@ -32,14 +37,82 @@ pub struct RestAnswer {
     pub body: Bytes,
 }
 
+/// Sees each chunk of a streamed body on its way.
+pub type Tap = Box<dyn FnMut(&[u8]) + Send>;
+
+/// What goes to UPS: a body in memory, or the client's body streamed through (with a tap
+/// that sees each chunk on its way).
+pub enum UpstreamBody {
+    Full(Option<Bytes>),
+    Stream { body: Incoming, tap: Option<Tap> },
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            UpstreamBody::Stream { body, tap } => {
+                let frame = std::task::ready!(Pin::new(body).poll_frame(cx));
+                if let (Some(Ok(f)), Some(tap)) = (&frame, tap.as_mut()) {
+                    if let Some(chunk) = f.data_ref() {
+                        tap(chunk);
+                    }
+                }
+                Poll::Ready(frame)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Full(b) => b.is_none(),
+            UpstreamBody::Stream { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            UpstreamBody::Full(None) => SizeHint::with_exact(0),
+            UpstreamBody::Stream { body, .. } => body.size_hint(),
+        }
+    }
+}
+
+/// Resolves UPS's host to the address kept in [`Upstream`] (never blocks, never waits).
+#[derive(Clone)]
+struct PinnedResolver(Arc<ArcSwap<SocketAddr>>);
+
+impl tower::Service<Name> for PinnedResolver {
+    type Response = std::iter::Once<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Name) -> Self::Future {
+        std::future::ready(Ok(std::iter::once(**self.0.load())))
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<PinnedResolver>>;
+
 pub struct Upstream {
     host: String,
     host_header: HeaderValue,
     port: u16,
-    tls: bool,
-    addr: ArcSwap<SocketAddr>,
-    connector: Connector,
-    connect_timeout: Duration,
+    /// `http://host:port` or `https://host`, the front of every URI sent.
+    origin: String,
+    addr: Arc<ArcSwap<SocketAddr>>,
+    client: Client<Connector, UpstreamBody>,
     request_timeout: Duration,
 }
 
@@ -47,7 +120,7 @@ impl Upstream {
     /// Resolve the configured UPS host (blocking: call at startup, not on the proxy runtime).
     pub fn new(ups: &UpsConfig) -> Result<Upstream, std::io::Error> {
         let (host, port, tls) = ups.authority();
-        let addr = resolve_blocking(&host, port)?;
+        let addr = Arc::new(ArcSwap::from_pointee(resolve_blocking(&host, port)?));
         let authority = match (tls, port) {
             (true, 443) | (false, 80) => host.clone(),
             _ => format!("{host}:{port}"),
@@ -58,14 +131,45 @@ impl Upstream {
                 format!("{authority} is not a valid Host header"),
             )
         })?;
+        let mut http = HttpConnector::new_with_resolver(PinnedResolver(addr.clone()));
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(ups.connect_timeout));
+        let tls_config = hyper_rustls::ConfigBuilderExt::with_native_roots(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(std::io::Error::other)?,
+        )
+        .unwrap_or_else(|e| {
+            warn!(error = %e, "no system CA certificates; trusting the Mozilla roots built in");
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(rustls::RootCertStore::from_iter(
+                webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+            ))
+        })
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(55))
+            .pool_max_idle_per_host(256)
+            .build(connector);
         Ok(Upstream {
+            origin: format!("{}://{authority}", if tls { "https" } else { "http" }),
             host,
             host_header,
             port,
-            tls,
-            addr: ArcSwap::from_pointee(addr),
-            connector: Connector::new(None),
-            connect_timeout: ups.connect_timeout,
+            addr,
+            client,
             request_timeout: ups.request_timeout,
         })
     }
@@ -79,16 +183,12 @@ impl Upstream {
         self.request_timeout
     }
 
-    /// The peer for one request (cheap; addresses are re-resolved in the background).
-    pub fn peer(&self) -> HttpPeer {
-        let mut peer = HttpPeer::new(**self.addr.load(), self.tls, self.host.clone());
-        let o = &mut peer.options;
-        o.connection_timeout = Some(self.connect_timeout);
-        o.total_connection_timeout = Some(self.connect_timeout * 2);
-        o.read_timeout = Some(self.request_timeout);
-        o.write_timeout = Some(self.request_timeout);
-        o.idle_timeout = Some(Duration::from_secs(55));
-        peer
+    /// The absolute URI of a REST path on UPS.
+    pub fn uri(&self, path_and_query: &str) -> Result<Uri, Failure> {
+        let mut s = String::with_capacity(self.origin.len() + path_and_query.len());
+        s.push_str(&self.origin);
+        s.push_str(path_and_query);
+        Uri::try_from(s).map_err(|_| Failure::Malformed("request path".into()))
     }
 
     /// Re-resolve UPS's host now and then, so a DNS change is followed without a restart.
@@ -111,8 +211,18 @@ impl Upstream {
         }
     }
 
-    /// One REST call with a fully buffered answer. A stale pooled connection is retried once
-    /// on a fresh one (nothing reached UPS in that case).
+    /// Send one request; the answer's head within the request timeout, its body streamed.
+    /// A pooled connection UPS had closed is retried on a fresh one by the client (nothing
+    /// reached UPS in that case).
+    pub async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, Failure> {
+        match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
+            Err(_) => Err(Failure::UpstreamTimeout(self.request_timeout)),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(classify(&e)),
+        }
+    }
+
+    /// One REST call with a fully buffered answer, all within the request timeout.
     pub async fn exchange(
         &self,
         call: &RestCall,
@@ -120,153 +230,75 @@ impl Upstream {
         bearer: &HeaderValue,
         trans_id: &str,
     ) -> Result<RestAnswer, Failure> {
-        let attempt = async {
-            match self
-                .attempt(call, body.clone(), bearer, trans_id, true)
+        let mut req = Request::builder()
+            .method(call.method.clone())
+            .uri(self.uri(&call.path_and_query)?)
+            .header(http::header::HOST, self.host_header())
+            .header(http::header::AUTHORIZATION, bearer.clone())
+            .header(
+                http::header::ACCEPT,
+                HeaderValue::from_static("application/json"),
+            )
+            .header("transid", trans_id)
+            .header("transactionsrc", HeaderValue::from_static("upsbridge"));
+        for (k, v) in &call.headers {
+            let v = HeaderValue::from_str(v)
+                .map_err(|_| Failure::Malformed(format!("{k} header value")))?;
+            req = req.header(*k, v);
+        }
+        if let Some(b) = &body {
+            req = req
+                .header(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )
+                .header(http::header::CONTENT_LENGTH, b.len());
+        }
+        let req = req
+            .body(UpstreamBody::Full(body))
+            .map_err(|e| Failure::Malformed(format!("request to UPS: {e}")))?;
+        let exchange = async {
+            let resp = self.client.request(req).await.map_err(|e| classify(&e))?;
+            let status = resp.status().as_u16();
+            let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+                .collect()
                 .await
-            {
-                Err(Attempt::Stale) => self
-                    .attempt(call, body.clone(), bearer, trans_id, false)
-                    .await
-                    .map_err(Attempt::into_failure),
-                other => other.map_err(Attempt::into_failure),
-            }
+                .map_err(|e| match e.downcast::<hyper::Error>() {
+                    Ok(e) => Failure::UpstreamUnreachable(format!("reading the answer: {e}")),
+                    Err(_) => Failure::UpstreamGarbled("answer larger than 50 MiB".into()),
+                })?
+                .to_bytes();
+            Ok(RestAnswer { status, body })
         };
-        tokio::time::timeout(self.request_timeout, attempt)
+        tokio::time::timeout(self.request_timeout, exchange)
             .await
             .unwrap_or(Err(Failure::UpstreamTimeout(self.request_timeout)))
     }
+}
 
-    async fn attempt(
-        &self,
-        call: &RestCall,
-        body: Option<Bytes>,
-        bearer: &HeaderValue,
-        trans_id: &str,
-        may_reuse: bool,
-    ) -> Result<RestAnswer, Attempt> {
-        let peer = self.peer();
-        let (session, reused) = self.connector.get_http_session(&peer).await.map_err(|e| {
-            Attempt::Failed(Failure::UpstreamUnreachable(e.etype().as_str().into()))
-        })?;
-        let HttpSession::H1(mut h1) = session else {
-            // The peer offers only HTTP/1.1 in ALPN; anything else is not UPS as we know it.
-            return Err(Attempt::Failed(Failure::UpstreamGarbled(
-                "UPS did not speak HTTP/1.1".into(),
-            )));
-        };
-        if reused && !may_reuse {
-            // Fresh connection wanted; this one came from the pool: let it go.
-            h1.shutdown().await;
-            return Err(Attempt::Stale);
-        }
-        let stale_or = |e: Box<pingora::Error>| {
-            if reused {
-                Attempt::Stale
-            } else {
-                Attempt::from_pingora(&e)
+/// What a failed UPS call means, in one place.
+fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
+    use std::error::Error as _;
+    if e.is_connect() {
+        let why = e.source().map(|s| s.to_string()).unwrap_or_default();
+        return Failure::UpstreamUnreachable(format!("cannot connect: {why}"));
+    }
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper::Error>() {
+            if h.is_user() {
+                // Our side of the exchange failed: the client's body broke off mid-way.
+                return Failure::Malformed("request body broke off".into());
             }
-        };
-        let mut req =
-            RequestHeader::build(call.method.clone(), call.path_and_query.as_bytes(), None)
-                .map_err(|e| Attempt::Failed(Failure::UpstreamGarbled(e.to_string())))?;
-        let garbled =
-            |e: &dyn std::fmt::Display| Attempt::Failed(Failure::UpstreamGarbled(e.to_string()));
-        let headers = [
-            ("host", self.host_header()),
-            ("authorization", bearer.clone()),
-            ("accept", HeaderValue::from_static("application/json")),
-            (
-                "transid",
-                HeaderValue::from_str(trans_id).map_err(|e| garbled(&e))?,
-            ),
-            ("transactionsrc", HeaderValue::from_static("upsbridge")),
-        ];
-        for (k, v) in headers {
-            req.insert_header(k, v).map_err(|e| garbled(&e))?;
-        }
-        for (k, v) in &call.headers {
-            req.insert_header(*k, v.as_str())
-                .map_err(|_| Attempt::Failed(Failure::Malformed(format!("{k} header value"))))?;
-        }
-        if let Some(b) = &body {
-            req.insert_header("content-type", "application/json")
-                .and_then(|_| req.insert_header("content-length", b.len()))
-                .map_err(|e| Attempt::Failed(Failure::UpstreamGarbled(e.to_string())))?;
-        }
-        // Head and body leave in one write: pingora's client session flushes the head on its
-        // own, and on loopback or a LAN every extra send costs about as much as parsing.
-        let mut wire = http_req_header_to_wire(&req).ok_or_else(|| {
-            Attempt::Failed(Failure::Malformed("request line or header value".into()))
-        })?;
-        if let Some(b) = &body {
-            wire.extend_from_slice(b);
-        }
-        let mut stream = h1.into_inner();
-        let sent = async {
-            stream.write_all(&wire).await?;
-            stream.flush().await
-        };
-        if let Err(e) = sent.await {
-            return Err(if reused {
-                Attempt::Stale
+            return Failure::UpstreamUnreachable(if h.is_incomplete_message() {
+                "connection closed before the answer".into()
             } else {
-                Attempt::Failed(Failure::UpstreamUnreachable(format!("sending: {e}")))
+                h.to_string()
             });
         }
-        let mut session = HttpSession::H1(HttpSessionV1::new_with_options(stream, &peer));
-        session.read_response_header().await.map_err(stale_or)?;
-        let status = session
-            .response_header()
-            .map(|h| h.status.as_u16())
-            .unwrap_or(502);
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = session
-            .read_response_body()
-            .await
-            .map_err(|e| Attempt::from_pingora(&e))?
-        {
-            if buf.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(Attempt::Failed(Failure::UpstreamGarbled(
-                    "answer larger than 50 MiB".into(),
-                )));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        if session.response_done() {
-            self.connector
-                .release_http_session(session, &peer, peer.options.idle_timeout)
-                .await;
-        }
-        Ok(RestAnswer {
-            status,
-            body: buf.freeze(),
-        })
+        cause = c.source();
     }
-}
-
-enum Attempt {
-    /// A pooled connection turned out dead before UPS answered.
-    Stale,
-    Failed(Failure),
-}
-
-impl Attempt {
-    fn from_pingora(e: &pingora::Error) -> Attempt {
-        Attempt::Failed(match e.etype() {
-            ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                Failure::UpstreamTimeout(Duration::ZERO)
-            }
-            other => Failure::UpstreamUnreachable(other.as_str().to_string()),
-        })
-    }
-
-    fn into_failure(self) -> Failure {
-        match self {
-            Attempt::Stale => Failure::UpstreamUnreachable("connection closed".into()),
-            Attempt::Failed(f) => f,
-        }
-    }
+    Failure::UpstreamUnreachable(e.to_string())
 }
 
 fn resolve_blocking(host: &str, port: u16) -> Result<SocketAddr, std::io::Error> {

@@ -1,0 +1,848 @@
+//! One request, independent of the transport: recognise the dialect, authenticate,
+//! get the account's token, call UPS (or say how to stream to it), translate the
+//! answer back, and record the request once. The proxy adapter ([`crate::proxy`])
+//! only moves bytes between sockets and this module.
+//!
+//! Rules kept here, once: a 401 from UPS renews the token and retries a buffered
+//! call once; effectful calls (ship, void, pickup) run to completion even when the
+//! client has gone and their answers are kept for the retry ([`replay`]); every
+//! request gets one metrics record and one log line, at its end.
+//!
+//! Nothing is forwarded for a request whose credentials did not verify, and no
+//! credential, token or secret is logged.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method};
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use crate::accounts::{Account, Accounts, LegacyCredentials};
+use crate::dialect::header::RestTarget;
+use crate::dialect::services::{AnswerShape, RestBody, RestCall};
+use crate::dialect::{
+    self, header, legacy_json, oldxml, soap, Answer, BodyDialect, Dialect, Failure, Plan, Route,
+};
+use crate::metrics::Metrics;
+use crate::oauth::{CachedToken, TokenBroker};
+use crate::proxy::digest::{Accept, ShipDigests};
+use crate::proxy::replay::{self, Begin, Replays};
+use crate::proxy::upstream::{RestAnswer, Tap, Upstream};
+
+/// Seen in a rate request: the client asked for negotiated rates.
+pub const NEGOTIATED_ASKED: &[u8] = b"NegotiatedRatesIndicator";
+/// Seen in a rate answer: UPS gave them.
+pub const NEGOTIATED_GIVEN: &[u8] = b"NegotiatedRateCharges";
+
+pub struct Pipeline {
+    pub accounts: Arc<Accounts>,
+    pub broker: TokenBroker,
+    pub upstream: Arc<Upstream>,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+    /// Old-XML ShipConfirm digests (two-phase shipping).
+    pub digests: Arc<ShipDigests>,
+    /// Answers kept for retried shipments.
+    pub replays: Arc<Replays>,
+}
+
+/// An effectful call's answer, to keep if the client does not get it.
+pub struct Keep {
+    ticket: Option<replay::Ticket>,
+    key: replay::Key,
+    account: String,
+    method: Method,
+    status: u16,
+    body: Bytes,
+}
+
+/// What one request has become so far (recorded at its end by [`Pipeline::finish`]).
+pub struct Exchange {
+    pub id: String,
+    pub started: Instant,
+    pub peer: Option<IpAddr>,
+    pub dialect: Option<Dialect>,
+    pub service: &'static str,
+    pub account: Option<Arc<Account>>,
+    /// Set when upsbridge answered with its own error.
+    pub error_kind: Option<&'static str>,
+    pub status: u16,
+    /// Reading the request body failed (bad chunk size, early close, too large): the
+    /// connection is closed after the answer.
+    pub framing_error: bool,
+    /// An effectful call's answer, kept if the client is gone.
+    keep: Option<Keep>,
+    /// This answer is a kept one, replayed (forgotten once delivered).
+    replayed: Option<(replay::Key, Method)>,
+}
+
+impl Exchange {
+    pub fn new(peer: Option<IpAddr>) -> Exchange {
+        Exchange {
+            id: format!("ub{:016x}", rand::random::<u64>()),
+            started: Instant::now(),
+            peer,
+            dialect: None,
+            service: "-",
+            account: None,
+            error_kind: None,
+            status: 0,
+            framing_error: false,
+            keep: None,
+            replayed: None,
+        }
+    }
+
+    fn account_name(&self) -> &str {
+        self.account.as_ref().map(|a| a.name()).unwrap_or("-")
+    }
+}
+
+/// A header-style request that may go to UPS: where, as whom, with which token.
+pub struct Authorized {
+    pub target: RestTarget,
+    pub account: Arc<Account>,
+    pub token: Arc<CachedToken>,
+}
+
+impl Authorized {
+    pub fn is_effectful(&self) -> bool {
+        replay::is_effectful(&self.target.method, &self.target.path_and_query)
+    }
+}
+
+/// The implementation of a body dialect (`None` for header style, which streams).
+fn body_dialect(dialect: Dialect) -> Option<&'static dyn BodyDialect> {
+    match dialect {
+        Dialect::HeaderJson => None,
+        Dialect::LegacyJson => Some(&legacy_json::LegacyJson),
+        Dialect::Soap => Some(&soap::Soap),
+        Dialect::Xml => Some(&oldxml::OldXml),
+    }
+}
+
+/// Says "the client is gone" to the replay registry when dropped before disarmed: the
+/// transport drops a request's future when its client closes the connection.
+struct ClientWatch(Option<replay::ClientGone>);
+
+impl Drop for ClientWatch {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.client_gone();
+        }
+    }
+}
+
+impl Pipeline {
+    /// The dialect of a request, or the refusal to answer at once.
+    pub fn route(
+        &self,
+        path: &str,
+        has_access_key: bool,
+        ex: &mut Exchange,
+    ) -> Result<Route, Answer> {
+        let Some(route) = dialect::detect(path, has_access_key) else {
+            let failure = Failure::UnknownService(path.to_string());
+            self.log_refusal(ex, &failure);
+            return Err(header::refusal(&failure));
+        };
+        ex.dialect = Some(route.dialect);
+        if dialect::has_dot_segment(path) {
+            let failure = Failure::Malformed("a `.` or `..` path segment".into());
+            self.log_refusal(ex, &failure);
+            return Err(Self::refusal(&route, None, &failure));
+        }
+        Ok(route)
+    }
+
+    pub fn is_body_dialect(route: &Route) -> bool {
+        body_dialect(route.dialect).is_some()
+    }
+
+    /// The refusal of `failure` in the route's dialect.
+    pub fn refusal(route: &Route, shape: Option<&AnswerShape>, failure: &Failure) -> Answer {
+        match body_dialect(route.dialect) {
+            None => header::refusal(failure),
+            Some(d) => d.refusal(route, shape, failure),
+        }
+    }
+
+    /// Log a refusal in terms ops can act on.
+    pub fn log_refusal(&self, ex: &Exchange, failure: &Failure) {
+        warn!(request_id = %ex.id, dialect = ex.dialect.map(Dialect::as_str).unwrap_or("-"),
+              service = ex.service, account = ex.account_name(), kind = failure.kind(), "refused: {failure}");
+    }
+
+    async fn authenticate(
+        &self,
+        creds: &LegacyCredentials,
+        ex: &Exchange,
+    ) -> Result<Arc<Account>, Failure> {
+        match self.accounts.authenticate(creds, ex.peer).await {
+            Ok(a) => Ok(a),
+            Err(e) => {
+                // Who tried what, from where (never the password): what ops need to act.
+                let peer = ex.peer.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+                warn!(peer = %peer, access_key = %creds.access_key, user = %creds.user_id,
+                      reason = e.reason(), "legacy credentials refused: {e}");
+                self.metrics.count_auth_refusal(e.reason());
+                // Wrong password or disabled for a known login: shown on that account's view.
+                if let Some(name) = self.accounts.name_for(&creds.access_key, &creds.user_id) {
+                    self.metrics.traffic.refused(
+                        &name,
+                        "-",
+                        "-",
+                        format!("{} (from {peer})", e.reason().replace('_', " ")),
+                    );
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Header style: map the path, authenticate, get the token. The body is not read.
+    pub async fn header_style(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        ex: &mut Exchange,
+    ) -> Result<Authorized, Failure> {
+        let has_body = headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v != "0")
+            || headers.contains_key(http::header::TRANSFER_ENCODING);
+        let target = header::map(method, uri.path(), uri.query(), has_body)
+            .ok_or_else(|| Failure::UnknownService(uri.path().to_string()))?;
+        ex.service = service_label(&target.path_and_query);
+        if let Some(h) = header::repeated_credential_header(headers) {
+            return Err(Failure::Malformed(format!("the {h} header is sent twice")));
+        }
+        let account = self.authenticate(&header::credentials(headers), ex).await?;
+        ex.account = Some(account.clone());
+        let token = self.broker.token(&account).await?;
+        Ok(Authorized {
+            target,
+            account,
+            token,
+        })
+    }
+
+    /// Header style, a call that creates or destroys something: sent once with its whole
+    /// body, UPS's answer passed back as it is (and kept if the client is gone).
+    pub async fn header_style_effectful(
+        self: &Arc<Self>,
+        auth: Authorized,
+        body: Bytes,
+        ex: &mut Exchange,
+    ) -> Result<Answer, Failure> {
+        let call = RestCall {
+            method: auth.target.method,
+            path_and_query: auth.target.path_and_query,
+            body: RestBody::Unchanged,
+            headers: vec![],
+        };
+        let body = (!body.is_empty()).then_some(body);
+        let answer = self
+            .effectful_call(&auth.account, auth.token, &call, body, ex)
+            .await?;
+        self.metrics.observe_upstream(ex.started.elapsed());
+        Ok(Answer {
+            status: answer.status,
+            content_type: "application/json",
+            body: answer.body,
+            error_kind: None,
+            dropped_fields: 0,
+        })
+    }
+
+    /// Header style, streamed: what to watch on the way (nothing is buffered but the
+    /// first 64 KiB of an error answer).
+    pub fn scan(&self, auth: &Authorized, ex: &Exchange) -> Scan {
+        let rate = ex.service == "rate";
+        Scan {
+            account: auth.account.clone(),
+            token: auth.token.clone(),
+            asked: rate.then(|| Arc::new(AtomicBool::new(false))),
+            given: rate.then(|| Needle::new(NEGOTIATED_GIVEN)),
+            error_body: None,
+        }
+    }
+
+    /// Header style, streamed: UPS answered with `status` (its body still to come).
+    pub fn header_style_answered(&self, scan: &mut Scan, status: u16, ex: &mut Exchange) {
+        ex.status = status;
+        if status == 401 {
+            // The token is dead at UPS: drop it so the client's next request gets a new one.
+            // (This request's body was streamed and cannot be replayed.)
+            warn!(request_id = %ex.id, account = scan.account.name(), "UPS refused the token (401); renewing it for the next request");
+            self.broker.invalidate(scan.account.name(), &scan.token);
+        }
+        if status >= 400 {
+            scan.error_body = Some(Vec::new());
+        }
+    }
+
+    /// Header style, streamed: the answer's body has passed.
+    pub fn header_style_done(&self, scan: Scan, ex: &Exchange) {
+        let account = scan.account.name();
+        self.diagnose(
+            account,
+            ex.service,
+            ex.status,
+            scan.error_body.as_deref().unwrap_or(&[]),
+        );
+        if let (Some(asked), Some(given)) = (scan.asked, scan.given) {
+            if (200..300).contains(&ex.status) {
+                self.broker.note_negotiated_rates(
+                    account,
+                    asked.load(Ordering::Relaxed),
+                    given.found,
+                );
+            }
+        }
+    }
+
+    /// Body dialects: parse, authenticate, translate, call UPS, translate back, answering
+    /// any failure in the client's dialect.
+    pub async fn body_dialect(
+        self: &Arc<Self>,
+        route: &Route,
+        body: Result<Bytes, Failure>,
+        ex: &mut Exchange,
+    ) -> Answer {
+        let Some(d) = body_dialect(route.dialect) else {
+            return header::refusal(&Failure::UnknownService(route.service.clone()));
+        };
+        let mut shape = None;
+        match self.body_dialect_call(d, route, body, ex, &mut shape).await {
+            Ok(answer) => answer,
+            Err(failure) => {
+                self.log_refusal(ex, &failure);
+                d.refusal(route, shape.as_ref(), &failure)
+            }
+        }
+    }
+
+    /// `shape` is filled in as soon as the request is understood, for the refusal's shape.
+    async fn body_dialect_call(
+        self: &Arc<Self>,
+        dialect: &dyn BodyDialect,
+        route: &Route,
+        body: Result<Bytes, Failure>,
+        ex: &mut Exchange,
+        shape: &mut Option<AnswerShape>,
+    ) -> Result<Answer, Failure> {
+        let body = body.inspect_err(|_| ex.framing_error = true)?;
+        let parsed = dialect.parse(route, &body)?;
+        if let Ok((_, s)) = &parsed.plan {
+            // Lets a refusal echo the client's own CustomerContext (old XML); nothing more.
+            *shape = Some(s.clone());
+        }
+        let account = self.authenticate(&parsed.credentials, ex).await?;
+        ex.account = Some(account.clone());
+        let (plan, answer_shape) = parsed.plan?;
+        ex.service = answer_shape.service.name();
+        let answer_shape = shape.insert(answer_shape);
+        let token = self.broker.token(&account).await?;
+        match plan {
+            Plan::Call { call, body } => {
+                let answer = if replay::is_effectful(&call.method, &call.path_and_query) {
+                    self.effectful_call(&account, token, &call, body, ex)
+                        .await?
+                } else {
+                    self.call_ups(&account, token, &call, body, &ex.id, ex.service)
+                        .await?
+                };
+                self.metrics.observe_upstream(ex.started.elapsed());
+                Ok(dialect.answer(answer_shape, answer.status, answer.body))
+            }
+            Plan::ShipConfirm {
+                rate,
+                rate_body,
+                ship,
+                ship_body,
+            } => {
+                ex.service = "ship_confirm";
+                let answer = self
+                    .call_ups(&account, token, &rate, Some(rate_body), &ex.id, ex.service)
+                    .await?;
+                self.metrics.observe_upstream(ex.started.elapsed());
+                if (200..300).contains(&answer.status) {
+                    let digest = self
+                        .digests
+                        .create(account.name(), &ship, &ship_body)
+                        .await?;
+                    answer_shape.xml.digest = Some(digest);
+                }
+                Ok(dialect.answer(answer_shape, answer.status, answer.body))
+            }
+            Plan::ShipAccept { digest } => {
+                ex.service = "ship_accept";
+                let (status, body) = self.ship_accept(&account, token, &digest, ex).await?;
+                Ok(dialect.answer(answer_shape, status, body))
+            }
+        }
+    }
+
+    /// Old XML's second phase: ship what the digest's ShipConfirm priced, once.
+    async fn ship_accept(
+        self: &Arc<Self>,
+        account: &Arc<Account>,
+        token: Arc<CachedToken>,
+        digest: &str,
+        ex: &Exchange,
+    ) -> Result<(u16, Bytes), Failure> {
+        // A concurrent retry of an accept in progress waits for it, then gets its answer.
+        let started = Instant::now();
+        let accept = loop {
+            match self.digests.begin(digest, account.name()).await {
+                Err(Failure::DigestBusy) if started.elapsed() < self.upstream.request_timeout() => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                other => break other?,
+            }
+        };
+        match accept {
+            Accept::Cached { status, body } => {
+                // The same digest is the same shipment: a retried accept gets the first
+                // accept's answer (label included) and never ships twice.
+                let shipped: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let id = dialect::json_text(
+                    shipped
+                        .pointer("/ShipmentResponse/ShipmentResults/ShipmentIdentificationNumber"),
+                );
+                info!(request_id = %ex.id, shipment = %id, "ShipAccept repeated: the first accept's answer replayed, not shipped again");
+                Ok((status, body))
+            }
+            Accept::Ship { key, call, body } => {
+                // In its own task: the shipment is made and recorded under its digest even
+                // when this client leaves (the transport then drops this future), so the
+                // client's retry gets it instead of a digest stuck half-accepted.
+                let (this, account, id, service) =
+                    (self.clone(), account.clone(), ex.id.clone(), ex.service);
+                let ship = async move {
+                    let outcome = this
+                        .call_ups(&account, token, &call, Some(body), &id, service)
+                        .await;
+                    match outcome {
+                        Ok(answer) if (200..300).contains(&answer.status) => {
+                            this.digests
+                                .finish(&key, answer.status, &answer.body)
+                                .await?;
+                            Ok((answer.status, answer.body))
+                        }
+                        other => {
+                            this.digests.release(&key).await?;
+                            let answer = other?;
+                            Ok((answer.status, answer.body))
+                        }
+                    }
+                };
+                let shipped = tokio::spawn(ship).await.map_err(|_| {
+                    Failure::UpstreamUnreachable("the call to UPS was cut short".into())
+                });
+                self.metrics.observe_upstream(ex.started.elapsed());
+                shipped?
+            }
+        }
+    }
+
+    /// A call that creates or destroys something (ship, void, pickup): answered from a kept
+    /// answer when this is the retry of a call whose client had gone, else made once. The
+    /// call runs in its own task, so it completes even when the client leaves (the
+    /// transport then drops this future); its answer is kept for the retry.
+    async fn effectful_call(
+        self: &Arc<Self>,
+        account: &Arc<Account>,
+        token: Arc<CachedToken>,
+        call: &RestCall,
+        body: Option<Bytes>,
+        ex: &mut Exchange,
+    ) -> Result<RestAnswer, Failure> {
+        let key = Replays::key(account.name(), call, body.as_deref());
+        if let Some(kept) = self.kept_answer(&key, account, call, ex)? {
+            return Ok(kept);
+        }
+        let ticket = match self.replays.begin(key).await {
+            Begin::Call(t) => Some(t),
+            Begin::Answered(status, body) => {
+                info!(request_id = %ex.id, account = account.name(), "a retry that waited for the identical call in flight gets its answer (not sent to UPS again)");
+                self.metrics.count_replay();
+                ex.replayed = Some((key, call.method.clone()));
+                return Ok(RestAnswer { status, body });
+            }
+            Begin::Separate => {
+                if let Some(kept) = self.kept_answer(&key, account, call, ex)? {
+                    return Ok(kept);
+                }
+                None
+            }
+        };
+        let mut watch = ClientWatch(ticket.as_ref().map(replay::Ticket::client_watch));
+        let (tx, rx) = oneshot::channel();
+        let task = {
+            let (this, account, call, id, service) = (
+                self.clone(),
+                account.clone(),
+                call.clone(),
+                ex.id.clone(),
+                ex.service,
+            );
+            async move {
+                let answer = this
+                    .call_ups(&account, token, &call, body, &id, service)
+                    .await;
+                let keep = |a: &RestAnswer| Keep {
+                    ticket,
+                    key,
+                    account: account.name().to_string(),
+                    method: call.method.clone(),
+                    status: a.status,
+                    body: a.body.clone(),
+                };
+                let outcome = match answer {
+                    Ok(a) => Ok((keep(&a), a)),
+                    Err(f) => Err(f),
+                };
+                if let Err(Ok((keep, _))) = tx.send(outcome) {
+                    // The client left while UPS was working: keep the answer for its retry.
+                    warn!(request_id = %id, "the client left while UPS was working; the call ran on and its answer is kept for the client's retry");
+                    this.settle(Some(keep), None, false, &id).await;
+                }
+            }
+        };
+        tokio::spawn(task);
+        let outcome = rx
+            .await
+            .map_err(|_| Failure::UpstreamUnreachable("the call to UPS was cut short".into()))?;
+        watch.0 = None;
+        let (keep, answer) = outcome?;
+        ex.keep = Some(keep);
+        Ok(answer)
+    }
+
+    fn kept_answer(
+        &self,
+        key: &replay::Key,
+        account: &Account,
+        call: &RestCall,
+        ex: &mut Exchange,
+    ) -> Result<Option<RestAnswer>, Failure> {
+        Ok(self.replays.kept(key, account.name())?.map(|(status, body)| {
+            info!(request_id = %ex.id, account = account.name(), "a retried call answered with the answer its first attempt's client never got (not sent to UPS again)");
+            self.metrics.count_replay();
+            ex.replayed = Some((*key, call.method.clone()));
+            RestAnswer { status, body }
+        }))
+    }
+
+    /// After the answer was written (or not): keep an effectful call's answer the client did
+    /// not get, forget a replayed one it did get.
+    async fn settle(
+        &self,
+        keep: Option<Keep>,
+        replayed: Option<(replay::Key, Method)>,
+        delivered: bool,
+        id: &str,
+    ) {
+        if let Some((key, method)) = replayed {
+            if delivered {
+                self.replays.delivered_replay(&key, &method);
+            }
+        }
+        let Some(keep) = keep else { return };
+        let gone = keep.ticket.as_ref().is_some_and(|t| t.is_client_gone());
+        let delivered = delivered && !gone;
+        let ok = (200..300).contains(&keep.status);
+        let outcome = if ok && (!delivered || Replays::keeps_delivered(&keep.method)) {
+            match self
+                .replays
+                .keep(&keep.key, &keep.account, keep.status, &keep.body)
+                .await
+            {
+                Ok(()) if delivered => replay::Outcome::Delivered,
+                Ok(()) => {
+                    warn!(request_id = %id, account = %keep.account, "answer not delivered (the client had gone): kept for its retry");
+                    self.metrics.count_kept_answer();
+                    replay::Outcome::Kept(keep.status, keep.body.clone())
+                }
+                Err(e) => {
+                    error!(request_id = %id, error = %e, "could not keep an undelivered answer");
+                    replay::Outcome::Failed
+                }
+            }
+        } else if delivered {
+            replay::Outcome::Delivered
+        } else {
+            replay::Outcome::Failed
+        };
+        if let Some(t) = keep.ticket {
+            t.finish(outcome);
+        }
+    }
+
+    /// One buffered REST call. A 401 means UPS no longer takes this token (revoked, rotated
+    /// early): drop it, get a new one and replay the call once (its body is in memory).
+    async fn call_ups(
+        &self,
+        account: &Arc<Account>,
+        token: Arc<CachedToken>,
+        call: &RestCall,
+        body: Option<Bytes>,
+        id: &str,
+        service: &'static str,
+    ) -> Result<RestAnswer, Failure> {
+        let asks_negotiated = body
+            .as_deref()
+            .is_some_and(|b| memchr::memmem::find(b, NEGOTIATED_ASKED).is_some());
+        let mut answer = self
+            .upstream
+            .exchange(call, body.clone(), &authorization(&token)?, id)
+            .await?;
+        if answer.status == 401 {
+            warn!(request_id = %id, account = account.name(), "UPS refused the token (401); renewing it and retrying once");
+            self.broker.invalidate(account.name(), &token);
+            let token = self.broker.token(account).await?;
+            answer = self
+                .upstream
+                .exchange(call, body, &authorization(&token)?, id)
+                .await?;
+            if answer.status == 401 {
+                return Err(Failure::UpstreamAuth(account.name().to_string()));
+            }
+        }
+        self.diagnose(account.name(), service, answer.status, &answer.body);
+        if (200..300).contains(&answer.status) && matches!(service, "rate" | "ship") {
+            let got = memchr::memmem::find(&answer.body, NEGOTIATED_GIVEN).is_some();
+            self.broker
+                .note_negotiated_rates(account.name(), asks_negotiated, got);
+        }
+        Ok(answer)
+    }
+
+    /// Keep the account's last UPS error (and its fix) for the ops page.
+    fn diagnose(&self, account: &str, service: &str, status: u16, body: &[u8]) {
+        if (200..300).contains(&status) {
+            if service == "rate" || service == "ship" {
+                self.broker.note_api_error(account, None);
+            }
+            return;
+        }
+        let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let first = dialect::rest_errors(&parsed, status).into_iter().next();
+        if let Some(e) = first {
+            let message = format!(
+                "UPS answered {status} to a {service} request: {} {}",
+                e.code, e.description
+            );
+            if e.description
+                .to_ascii_lowercase()
+                .contains("negotiated rate")
+            {
+                warn!(account, code = %e.code, "UPS refuses negotiated rates for this shipper: add the account to the UPS.com profile that authorized the app and verify it with an invoice");
+            }
+            self.broker.note_api_error(account, Some(message));
+        }
+    }
+
+    /// Note what `answer` says about the request before it is written.
+    pub fn answering(&self, ex: &mut Exchange, answer: &Answer) {
+        ex.status = answer.status;
+        ex.error_kind = answer.error_kind;
+        if answer.dropped_fields > 0 {
+            let dialect = ex.dialect.map(Dialect::as_str).unwrap_or("unknown");
+            self.metrics
+                .count_dropped_fields(dialect, ex.service, answer.dropped_fields);
+        }
+    }
+
+    /// The end of a request, whatever became of it: settle a kept or replayed answer, then
+    /// one metrics record and one log line. `delivered`: the answer's last byte was handed
+    /// to the client's connection. Called once per request, from the transport.
+    pub fn finish(self: &Arc<Self>, mut ex: Exchange, delivered: bool) {
+        if ex.keep.is_some() || ex.replayed.is_some() {
+            let (keep, replayed, this, id) = (
+                ex.keep.take(),
+                ex.replayed.take(),
+                self.clone(),
+                ex.id.clone(),
+            );
+            tokio::spawn(async move { this.settle(keep, replayed, delivered, &id).await });
+        }
+        let dialect = ex.dialect.map(Dialect::as_str).unwrap_or("unknown");
+        let outcome = match (ex.error_kind, ex.status, delivered) {
+            (Some(kind), _, _) => kind,
+            (None, 200..=299, true) => "ok",
+            (None, 200..=299, false) => "client_gone",
+            (None, _, _) => "ups_error",
+        };
+        self.metrics.count_request(dialect, ex.service, outcome);
+        if ex.dialect == Some(Dialect::HeaderJson) && ex.error_kind.is_none() {
+            self.metrics.observe_upstream(ex.started.elapsed());
+        }
+        if let Some(a) = &ex.account {
+            self.metrics.traffic.record(
+                a.name(),
+                dialect,
+                ex.service,
+                outcome != "ok",
+                ex.started.elapsed(),
+            );
+            if let Some(kind) = ex.error_kind {
+                self.metrics
+                    .traffic
+                    .refused(a.name(), dialect, ex.service, kind.replace('_', " "));
+            }
+        }
+        info!(
+            request_id = %ex.id,
+            dialect,
+            service = ex.service,
+            account = ex.account_name(),
+            status = ex.status,
+            outcome,
+            ms = ex.started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
+}
+
+/// What a streamed header-style exchange watches as its bytes pass.
+pub struct Scan {
+    account: Arc<Account>,
+    token: Arc<CachedToken>,
+    /// Rate: the request asked for negotiated rates (set by the request tap).
+    asked: Option<Arc<AtomicBool>>,
+    /// Rate: UPS's answer carries them.
+    given: Option<Needle>,
+    /// The start of an error answer, to diagnose it for the ops page.
+    error_body: Option<Vec<u8>>,
+}
+
+impl Scan {
+    /// Sees each chunk of the client's body on its way to UPS (`None`: nothing to watch).
+    pub fn request_tap(&self) -> Option<Tap> {
+        let asked = self.asked.clone()?;
+        let mut needle = Needle::new(NEGOTIATED_ASKED);
+        Some(Box::new(move |chunk| {
+            needle.feed(chunk);
+            if needle.found {
+                asked.store(true, Ordering::Relaxed);
+            }
+        }))
+    }
+
+    /// Sees each chunk of UPS's answer on its way to the client.
+    pub fn answer_chunk(&mut self, chunk: &[u8]) {
+        const KEEP: usize = 64 * 1024;
+        if let Some(buf) = self.error_body.as_mut() {
+            let room = KEEP.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        if let Some(n) = self.given.as_mut() {
+            n.feed(chunk);
+        }
+    }
+}
+
+/// Finds a byte string in a stream of chunks, across chunk boundaries.
+struct Needle {
+    needle: &'static [u8],
+    tail: Vec<u8>,
+    found: bool,
+}
+
+impl Needle {
+    fn new(needle: &'static [u8]) -> Needle {
+        Needle {
+            needle,
+            tail: Vec::new(),
+            found: false,
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.found {
+            return;
+        }
+        let keep = self.needle.len() - 1;
+        let head = &chunk[..chunk.len().min(keep)];
+        let mut seam = std::mem::take(&mut self.tail);
+        seam.extend_from_slice(head);
+        self.found = memchr::memmem::find(&seam, self.needle).is_some()
+            || memchr::memmem::find(chunk, self.needle).is_some();
+        let from = if chunk.len() >= keep {
+            seam.clear();
+            &chunk[chunk.len() - keep..]
+        } else {
+            let drop = seam.len().saturating_sub(keep);
+            seam.drain(..drop);
+            &[][..]
+        };
+        seam.extend_from_slice(from);
+        self.tail = seam;
+    }
+}
+
+fn authorization(token: &CachedToken) -> Result<HeaderValue, Failure> {
+    token
+        .authorization()
+        .ok_or_else(|| Failure::UpstreamGarbled("UPS token is not a valid header value".into()))
+}
+
+/// `/api/rating/v2409/Rate` → `rating` (a bounded label for logs and metrics).
+fn service_label(path: &str) -> &'static str {
+    let p = path.trim_start_matches("/api/");
+    for (prefix, label) in [
+        ("rating/", "rate"),
+        ("shipments/", "ship"),
+        ("track/", "track"),
+        ("addressvalidation/", "xav"),
+        ("pickup", "pickup"),
+        ("labels/", "label_recovery"),
+        ("locations/", "locator"),
+        ("quantumview/", "quantum_view"),
+    ] {
+        if p.starts_with(prefix) {
+            return match (label, p.contains("/void/"), p.contains("/transittimes")) {
+                ("ship", true, _) => "void",
+                ("ship", _, true) => "time_in_transit",
+                ("ship", _, _) if p.contains("/pickup/") => "pickup",
+                _ => label,
+            };
+        }
+    }
+    "other"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_needle_is_found_across_chunks() {
+        for split in 0..30 {
+            let text = b"{\"ShipmentRatingOptions\":{\"NegotiatedRatesIndicator\":\"\"}}";
+            let (a, b) = text.split_at(split.min(text.len()));
+            let mut n = Needle::new(NEGOTIATED_ASKED);
+            n.feed(a);
+            n.feed(b);
+            assert!(n.found, "split at {split}");
+        }
+        let mut n = Needle::new(NEGOTIATED_ASKED);
+        for c in b"NegotiatedRates Indicator".chunks(3) {
+            n.feed(c);
+        }
+        assert!(!n.found);
+        let mut n = Needle::new(NEGOTIATED_ASKED);
+        for c in b"xxNegotiatedRatesIndicator".chunks(1) {
+            n.feed(c);
+        }
+        assert!(n.found, "one byte at a time");
+    }
+}
