@@ -38,7 +38,10 @@
 # Environment: ROWS ("header legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
 # PIN_SERVER (0), PIN_LOAD (1), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
-# PERF_RECORD (0; 1: `perf record -g` of upsbridge during its throughput passes, reports in $OUT).
+# PERF_RECORD (0; 1: `perf record -g` of upsbridge during its throughput passes, reports in $OUT),
+# BASELINE_BIN (unset; another upsbridge binary, e.g. the previous commit's, measured in the same
+# run as "baseline": the A/B of a change), FLOORS (1: also measure benches/floors/ hyper_floor and
+# pingora_floor on the header row: the bare header swap on hyper and on pingora's proxy loop).
 #
 # Every process started here is stopped by its PID on exit, including on Ctrl-C.
 set -euo pipefail
@@ -74,6 +77,16 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release --quiet --bin upsbridge
 fi
 BIN=${UPSBRIDGE_BIN:-$ROOT/target/release/upsbridge}
+FLOORS=${FLOORS:-1}
+FLOOR_DIR=$ROOT/target/release/examples
+if [ "$FLOORS" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
+  say "building the floors (hyper_floor, pingora_floor)…"
+  cargo build --release --quiet --example hyper_floor --example pingora_floor
+fi
+if [ "$FLOORS" = 1 ] && ! [ -x "$FLOOR_DIR/hyper_floor" ]; then
+  say "no floor binaries in $FLOOR_DIR: floor rows skipped"
+  FLOORS=0
+fi
 [ -x "$BIN" ] || die "no $BIN"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || die "nginx not found"
@@ -298,10 +311,12 @@ EOF
   wait_port "$NGX_PORT"
 }
 
+# start_upsbridge [BIN [NAME]]: sets UB_PORT, UB_PID, UB_ADMIN.
 start_upsbridge() {
-  local dir=$TMP/upsbridge hash
+  local bin=${1:-$BIN} name=${2:-upsbridge}
+  local dir=$TMP/$name hash
   mkdir -p "$dir"
-  hash=$(printf '%s' "$PASSWORD" | "$BIN" accounts hash-password)
+  hash=$(printf '%s' "$PASSWORD" | "$bin" accounts hash-password)
   cat >"$dir/accounts.toml" <<EOF
 [[account]]
 name = "bench"
@@ -329,7 +344,7 @@ EOF
   local log_level=${RUST_LOG:-info}
   [ "$QUIET_LOGS" = 1 ] && log_level=off
   UPSBRIDGE_BENCH_SECRET=$CLIENT_SECRET RUST_LOG=$log_level \
-    taskset -c "$PIN_SERVER" "$BIN" serve --config "$dir/upsbridge.toml" >"$dir/stdout" 2>"$dir/upsbridge.log" &
+    taskset -c "$PIN_SERVER" "$bin" serve --config "$dir/upsbridge.toml" >"$dir/stdout" 2>"$dir/upsbridge.log" &
   UB_PID=$!
   PIDS+=("$UB_PID")
   local lines
@@ -344,12 +359,25 @@ EOF
   wait_port "$UB_PORT"
 }
 
+# start_floor NAME: one of the floor binaries (benches/floors/), on the server CPU.
+start_floor() {
+  local name=$1 port
+  port=$(free_port)
+  CANDIDATE_PORT=$port UPSTREAM_PORT=$UP_PORT BENCH_TOKEN=$STATIC_BEARER \
+    taskset -c "$PIN_SERVER" "$FLOOR_DIR/$name" >"$TMP/$name.log" 2>&1 &
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+  wait_port "$port"
+  FLOOR_PORT=$port
+}
+
 # ---------------------------------------------------------------------------------------------
 # Requests: method path body content-type extra-headers (wrk's "A: b|C: d" form).
 LEGACY_HEADERS="AccessLicenseNumber: $ACCESS_KEY|Username: $USER_ID|Password: $PASSWORD"
 request_spec() {
   case $1 in
     direct) echo "/api/rating/v2409/Rate|$BENCH/rate_rest.json|Content-Type: application/json|Authorization: Bearer $STATIC_BEARER|transId: bench-1|transactionSrc: bench" ;;
+    floor) echo "/api/rating/v2409/Rate|$BENCH/rate_rest.json|Content-Type: application/json|$LEGACY_HEADERS|transId: bench-1|transactionSrc: bench" ;;
     header) echo "/ship/v2409/rating/Rate|$BENCH/rate_rest.json|Content-Type: application/json|$LEGACY_HEADERS|transId: bench-1|transactionSrc: bench" ;;
     legacy_json) echo "/rest/Rate|$BENCH/rate_legacy.json|Content-Type: application/json" ;;
     soap) echo "/webservices/Rate|$BENCH/rate_soap.xml|Content-Type: text/xml; charset=utf-8|SOAPAction: http://onlinetools.ups.com/webservices/RateBinding/v1.1" ;;
@@ -370,7 +398,7 @@ dialect_label() {
 # What a successful answer of this dialect contains.
 answer_marker() {
   case $1 in
-    direct | header | legacy_json) echo '"RateResponse"' ;;
+    direct | floor | header | legacy_json) echo '"RateResponse"' ;;
     soap) echo 'RateResponse' ;;
     xml) echo '<RatingServiceSelectionResponse' ;;
   esac
@@ -402,10 +430,10 @@ field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 # measure RUN DIALECT SERVER PORT PID... → one TSV line in $OUT/results.tsv
 measure() {
-  local run=$1 dialect=$2 server=$3 port=$4
+  local run=$1 dialect=$2 server=$3 port=$4 spec_of=${SPEC_OF:-$2}
   shift 4
   local pids=("$@")
-  run_wrk "$port" "$dialect" "$CONNS" "$WARMUP" >/dev/null
+  run_wrk "$port" "$spec_of" "$CONNS" "$WARMUP" >/dev/null
   reset_hwm "${pids[@]}"
   local c0 c1 r perf_pid=""
   if [ "${PERF_RECORD:-0}" = 1 ] && [ "$server" = upsbridge ] && command -v perf >/dev/null; then
@@ -414,7 +442,7 @@ measure() {
     perf_pid=$!
   fi
   c0=$(cpu_ticks "${pids[@]}")
-  r=$(run_wrk "$port" "$dialect" "$CONNS" "$DURATION")
+  r=$(run_wrk "$port" "$spec_of" "$CONNS" "$DURATION")
   c1=$(cpu_ticks "${pids[@]}")
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" 2>/dev/null || true
@@ -425,7 +453,7 @@ measure() {
   local hwm
   hwm=$(hwm_kb "${pids[@]}")
   local l
-  l=$(run_wrk "$port" "$dialect" 1 "$LAT_DURATION")
+  l=$(run_wrk "$port" "$spec_of" 1 "$LAT_DURATION")
   [ -n "$r" ] && [ -n "$l" ] || die "wrk printed no result for $dialect/$server"
   local tck
   tck=$(getconf CLK_TCK)
@@ -449,6 +477,12 @@ one_run() {
   start_upstream
   start_nginx_proxy
   start_upsbridge
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    local ub=($UB_PORT $UB_PID $UB_ADMIN)
+    start_upsbridge "$BASELINE_BIN" baseline
+    BASE_PORT=$UB_PORT BASE_PID=$UB_PID
+    UB_PORT=${ub[0]} UB_PID=${ub[1]} UB_ADMIN=${ub[2]}
+  fi
   local code
   code=$(probe "$UP_PORT" direct)
   [ "$code" = 200 ] || die "upstream answered $code"
@@ -470,6 +504,19 @@ one_run() {
     [ "$code" = 200 ] || die "nginx answered $d with HTTP $code"
     measure "$run" "$d" nginx "$NGX_PORT" $(nginx_pids "$NGX_MASTER")
     measure "$run" "$d" upsbridge "$UB_PORT" "$UB_PID"
+    if [ -n "${BASELINE_BIN:-}" ]; then
+      measure "$run" "$d" baseline "$BASE_PORT" "$BASE_PID"
+    fi
+    if [ "$d" = header ] && [ "$FLOORS" = 1 ]; then
+      local f
+      for f in hyper_floor pingora_floor; do
+        start_floor "$f"
+        code=$(probe "$FLOOR_PORT" floor)
+        [ "$code" = 200 ] || die "$f answered HTTP $code"
+        SPEC_OF=floor measure "$run" header "$f" "$FLOOR_PORT" "$FLOOR_PID"
+        stop_pid "$FLOOR_PID"
+      done
+    fi
   done
   local tokens
   tokens=$(curl -s "$UB_ADMIN/metrics" | awk '/^upsbridge_token_requests_total/ {print $2}')
@@ -493,21 +540,21 @@ print_table() {
     }
     END {
       dk = "direct\tdirect"
-      hdr = "%-13s %-10s %8s %7s %7s %9s %7s %7s %7s %6s\n"
+      hdr = "%-13s %-13s %8s %7s %7s %9s %7s %7s %7s %6s\n"
       printf hdr, "row", "server", "req/s", "p50 ms", "p99 ms", "CPU s/10k", "RSS MB", "1c p50", "1c p99", "errors"
       for (i = 1; i <= n; i++) {
         split(order[i], k, "\t")
         d = k[1]; s = k[2]
-        if (s == "NA") { printf "%-13s %-10s not available (upsbridge answered HTTP %s)\n", label(d), "upsbridge", na[d]; continue }
+        if (s == "NA") { printf "%-13s %-13s not available (upsbridge answered HTTP %s)\n", label(d), "upsbridge", na[d]; continue }
         key = order[i]; nk = d "\tnginx"
-        printf "%-13s %-10s %8d %7.2f %7.2f %9.3f %7.1f %7.3f %7.3f %6d\n", label(d), s,
+        printf "%-13s %-13s %8d %7.2f %7.2f %9.3f %7.1f %7.3f %7.3f %6d\n", label(d), s,
           v[key, 4], v[key, 5], v[key, 6], v[key, 7], v[key, 8], v[key, 9], v[key, 10], v[key, 11]
-        if (s == "upsbridge")
-          printf "%-13s %-10s %8s %7s %7s %9s %7s %7s %7s\n", "", "  x nginx",
+        if (s != "nginx" && s != "direct")
+          printf "%-13s %-13s %8s %7s %7s %9s %7s %7s %7s\n", "", "  x nginx",
             r(v[key, 4], v[nk, 4]), r(v[key, 5], v[nk, 5]), r(v[key, 6], v[nk, 6]), r(v[key, 7], v[nk, 7]),
             r(v[key, 8], v[nk, 8]), r(v[key, 9], v[nk, 9]), r(v[key, 10], v[nk, 10])
         if (s != "direct")
-          printf "%-13s %-10s %8s %7s %7s %9s %7s %7s %7s\n", "", "  x direct",
+          printf "%-13s %-13s %8s %7s %7s %9s %7s %7s %7s\n", "", "  x direct",
             r(v[key, 4], v[dk, 4]), r(v[key, 5], v[dk, 5]), r(v[key, 6], v[dk, 6]), r(v[key, 7], v[dk, 7]),
             r(v[key, 8], v[dk, 8]), r(v[key, 9], v[dk, 9]), r(v[key, 10], v[dk, 10])
       }

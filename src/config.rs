@@ -35,6 +35,19 @@ pub struct Config {
     pub store: StoreConfig,
     pub accounts: AccountsConfig,
     pub ups: UpsConfig,
+    pub tls: TlsConfig,
+}
+
+/// The TLS listener's certificates (`upsbridge tls init` writes them).
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// `ca.pem`, `ca.key`, `leaf.pem`, `leaf.key`, and `certs/NAME.pem` + `certs/NAME.key`
+    /// for extra certificates chosen by SNI.
+    pub dir: PathBuf,
+    /// Lifetime of a leaf `tls init` or the renewal issues.
+    pub leaf_validity: Duration,
+    /// `serve` renews the leaf (when the CA key is here) this long before it expires.
+    pub renew_before: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +64,11 @@ pub struct ProxyConfig {
     pub header_read_timeout: Duration,
     /// Client connections at once; more are closed at accept.
     pub max_connections: usize,
+    /// A TLS listener, for programs that call `https://onlinetools.ups.com` itself.
+    pub tls_listen: Option<SocketAddr>,
+    /// Accept `CONNECT onlinetools.ups.com:443` (and the CIE host) on the plain listener,
+    /// for programs that honour `HTTPS_PROXY`.
+    pub connect_proxy: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +125,9 @@ pub struct UpsConfig {
     /// Rate/ship answers in a row without asked-for negotiated rates before the ops page
     /// diagnoses an unverified shipper account.
     pub negotiated_missing_threshold: u32,
+    /// Addresses pinned per host name (lower case), like `curl --resolve`: UPS is reached
+    /// there whatever DNS or a hosts file says (needed when the UPS names point at upsbridge).
+    pub resolve: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
 }
 
 impl UpsConfig {
@@ -119,6 +140,20 @@ impl UpsConfig {
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
         (host, port, tls)
+    }
+
+    /// `[ups] resolve` as (host, addresses) for an HTTP client's DNS override (port 0: the
+    /// URL's port is used).
+    pub fn pins(&self) -> Vec<(String, Vec<SocketAddr>)> {
+        self.resolve
+            .iter()
+            .map(|(h, ips)| {
+                (
+                    h.clone(),
+                    ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect(),
+                )
+            })
+            .collect()
     }
 
     /// A URL under the configured UPS base, e.g. `/security/v1/oauth/token`.
@@ -143,6 +178,7 @@ impl Default for UpsConfig {
             max_body_bytes: 10 * 1024 * 1024,
             digest_ttl: Duration::from_secs(24 * 3600),
             negotiated_missing_threshold: 3,
+            resolve: Default::default(),
         }
     }
 }
@@ -160,6 +196,8 @@ struct RawConfig {
     store: RawStore,
     accounts: RawAccounts,
     ups: RawUps,
+    #[serde(default)]
+    tls: RawTls,
 }
 
 #[derive(Deserialize, Default)]
@@ -171,6 +209,20 @@ struct RawProxy {
     replay_window_secs: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    tls_listen: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    connect_proxy: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    dir: Option<String>,
+    leaf_validity_days: Option<u64>,
+    /// Seconds; for tests of the renewal (not in the README).
+    leaf_validity_secs: Option<u64>,
+    renew_before_days: Option<u64>,
+    renew_before_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -213,6 +265,8 @@ struct RawUps {
     max_body_bytes: Option<usize>,
     digest_ttl_secs: Option<u64>,
     negotiated_missing_threshold: Option<u32>,
+    #[serde(default)]
+    resolve: std::collections::BTreeMap<String, Vec<toml::Spanned<String>>>,
 }
 
 /// 1-based line of a byte offset.
@@ -281,6 +335,15 @@ impl Config {
                 raw.proxy.header_read_timeout_secs.unwrap_or(30).max(1),
             ),
             max_connections: raw.proxy.max_connections.unwrap_or(4096).max(1),
+            tls_listen: match &raw.proxy.tls_listen {
+                None => None,
+                Some(_) => Some(addr(
+                    &raw.proxy.tls_listen,
+                    "127.0.0.1:443",
+                    "proxy.tls_listen",
+                )?),
+            },
+            connect_proxy: raw.proxy.connect_proxy,
         };
         if proxy.threads == 0 {
             return Err(invalid(0, "proxy.threads must be at least 1".into()));
@@ -342,6 +405,39 @@ impl Config {
                 )
             })?),
         };
+        let mut pins = std::collections::BTreeMap::new();
+        for (host, ips) in &raw.ups.resolve {
+            let mut addrs = Vec::new();
+            for ip in ips {
+                addrs.push(ip.get_ref().parse::<std::net::IpAddr>().map_err(|_| {
+                    invalid(
+                        ip.span().start,
+                        format!(
+                            "ups.resolve.\"{host}\": `{}` is not an IP address",
+                            ip.get_ref()
+                        ),
+                    )
+                })?);
+            }
+            if addrs.is_empty() {
+                return Err(invalid(
+                    0,
+                    format!("ups.resolve.\"{host}\" lists no address"),
+                ));
+            }
+            pins.insert(host.to_ascii_lowercase(), addrs);
+        }
+        let tls = TlsConfig {
+            dir: resolve(raw.tls.dir.as_deref().unwrap_or("tls")),
+            leaf_validity: match (raw.tls.leaf_validity_secs, raw.tls.leaf_validity_days) {
+                (Some(s), _) => Duration::from_secs(s.max(60)),
+                (None, d) => Duration::from_secs(d.unwrap_or(90).max(1) * 86400),
+            },
+            renew_before: match (raw.tls.renew_before_secs, raw.tls.renew_before_days) {
+                (Some(s), _) => Duration::from_secs(s),
+                (None, d) => Duration::from_secs(d.unwrap_or(30) * 86400),
+            },
+        };
         let d = UpsConfig::default();
         let ms =
             |v: Option<u64>, default: Duration| v.map(Duration::from_millis).unwrap_or(default);
@@ -368,6 +464,7 @@ impl Config {
                 .negotiated_missing_threshold
                 .unwrap_or(d.negotiated_missing_threshold)
                 .max(1),
+            resolve: pins,
         };
         Ok(Config {
             proxy,
@@ -375,6 +472,7 @@ impl Config {
             store,
             accounts,
             ups,
+            tls,
         })
     }
 

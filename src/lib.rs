@@ -30,3 +30,4 @@ pub mod rest;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod tls;

@@ -50,6 +50,24 @@ enum Command {
         #[command(subcommand)]
         command: AccountsCommand,
     },
+    /// Certificates for the TLS listener and CONNECT tunnels.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Make a private CA limited to UPS's names (kept if it exists) and a leaf for them in
+    /// [tls] dir; prints the CA certificate's path last, for the clients' trust stores.
+    Init {
+        #[arg(long, default_value = "config/upsbridge.toml")]
+        config: PathBuf,
+        /// Another name or IP the CA may certify (repeatable; only when the CA is made).
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -136,6 +154,18 @@ fn main() -> ExitCode {
             token_ttl,
         } => run_sim(listen, clients, token_ttl),
         Command::InternalRotate => upsbridge::oauth::rotate::helper_main(),
+        Command::Tls {
+            command: TlsCommand::Init { config, names },
+        } => match Config::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|c| upsbridge::tls::init(&c.tls, &names).map_err(|e| e.to_string()))
+        {
+            Ok(ca) => {
+                println!("{}", ca.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::Demo => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),

@@ -17,6 +17,7 @@ pub struct Metrics {
     kept_answers: prometheus::IntCounter,
     replayed_answers: prometheus::IntCounter,
     connections_refused: IntCounterVec,
+    connect_refused: prometheus::IntCounter,
     /// Per-account traffic for the ops page (not exported: unbounded label sets).
     pub traffic: traffic::Traffic,
 }
@@ -98,7 +99,12 @@ impl Metrics {
         registry
             .register(Box::new(connections_refused.clone()))
             .expect("register once");
-        for c in [&kept_answers, &replayed_answers] {
+        let connect_refused = prometheus::IntCounter::new(
+            "upsbridge_connect_refused_total",
+            "CONNECT requests refused (a target other than UPS's names on port 443, or CONNECT not enabled)",
+        )
+        .expect("valid metric");
+        for c in [&kept_answers, &replayed_answers, &connect_refused] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("register once");
@@ -108,6 +114,7 @@ impl Metrics {
             kept_answers,
             replayed_answers,
             connections_refused,
+            connect_refused,
             traffic: traffic::Traffic::default(),
             requests,
             upstream_seconds,
@@ -130,6 +137,10 @@ impl Metrics {
         self.connections_refused
             .with_label_values(&[listener])
             .inc();
+    }
+
+    pub fn count_connect_refused(&self) {
+        self.connect_refused.inc();
     }
 
     pub fn count_replay(&self) {

@@ -29,8 +29,9 @@ use crate::pipeline::Pipeline;
 use crate::proxy::digest::ShipDigests;
 use crate::proxy::replay::Replays;
 use crate::proxy::upstream::Upstream;
-use crate::proxy::{Limits, ProxyApp};
+use crate::proxy::{Entry, Limits, ProxyApp};
 use crate::store::{Store, StoreError};
+use crate::tls::{Certificates, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -38,13 +39,15 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("the account map is invalid, not starting:\n{0}")]
     Map(crate::accounts::MapError),
-    #[error("cannot resolve UPS host from [ups] base_url: {0}")]
-    Resolve(std::io::Error),
+    #[error("{0}")]
+    Upstream(#[from] crate::proxy::upstream::UpstreamError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     #[error("cannot start: {0}")]
     Start(String),
     #[error("token key: {0}")]
@@ -161,6 +164,7 @@ pub fn serve_with(
         journal_dir: rotation_journal_dir(&config),
         refresh_url: config.ups.url("/security/v1/oauth/refresh").to_string(),
         timeout: config.ups.token_timeout,
+        pins: config.ups.pins(),
     };
     let names: Vec<String> = accounts
         .snapshot()
@@ -184,12 +188,27 @@ pub fn serve_with(
             config.accounts.file.clone(),
         );
     }
-    let upstream = Arc::new(Upstream::new(&config.ups).map_err(ServeError::Resolve)?);
-    control.spawn(upstream.clone().keep_resolving());
     let metrics = Arc::new(Metrics::new());
 
     let proxy_port = PortReservation::take(config.proxy.listen)?;
     let proxy_addr = proxy_port.addr;
+    let tls_port = config
+        .proxy
+        .tls_listen
+        .map(PortReservation::take)
+        .transpose()?;
+    let tls_addr = tls_port.as_ref().map(|p| p.addr);
+    // TLS (the listener, CONNECT tunnels): the certificates must be there before we listen.
+    let certificates = if tls_addr.is_some() || config.proxy.connect_proxy {
+        let certs = Certificates::load(&config.tls)?;
+        control.spawn(certs.clone().keep_fresh(std::time::Duration::from_secs(2)));
+        Some(certs)
+    } else {
+        None
+    };
+    let own: Vec<SocketAddr> = std::iter::once(proxy_addr).chain(tls_addr).collect();
+    let upstream = Arc::new(Upstream::new(&config.ups, &own)?);
+    control.spawn(upstream.clone().keep_resolving());
     let admin_listener = control
         .block_on(tokio::net::TcpListener::bind(config.admin.listen))
         .map_err(|source| ServeError::Listen {
@@ -277,29 +296,58 @@ pub fn serve_with(
             config.proxy.replay_window,
         )),
     };
-    let app = ProxyApp::new(
-        Arc::new(pipeline),
-        Limits {
-            header_read_timeout: config.proxy.header_read_timeout,
-            max_connections: config.proxy.max_connections,
-        },
-    );
-    let mut service = ListeningService::new("upsbridge proxy".to_string(), app);
-    let mut socket_options = TcpSocketOptions::default();
-    socket_options.so_reuseport = Some(true); // beside the PortReservation
-    service.add_tcp_with_settings(&proxy_addr.to_string(), socket_options);
-    server.add_service(service);
+    let pipeline = Arc::new(pipeline);
+    let limits = Limits {
+        header_read_timeout: config.proxy.header_read_timeout,
+        max_connections: config.proxy.max_connections,
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let tls_config = certificates
+        .as_ref()
+        .map(|c| c.server_config())
+        .transpose()?;
+    let connect_names: Arc<[String]> = crate::tls::connect_names(&config.tls).into();
+    let plain = Entry {
+        tls: None,
+        connect: tls_config.clone().filter(|_| config.proxy.connect_proxy),
+        connect_names: connect_names.clone(),
+    };
+    let listeners = [
+        (Some(proxy_addr), plain, "upsbridge proxy"),
+        (
+            tls_addr,
+            Entry {
+                tls: tls_config.clone(),
+                connect: None,
+                connect_names,
+            },
+            "upsbridge tls",
+        ),
+    ];
+    for (addr, entry, name) in listeners {
+        let Some(addr) = addr else { continue };
+        let app = ProxyApp::new(pipeline.clone(), limits, entry, slots.clone());
+        let mut service = ListeningService::new(name.to_string(), app);
+        let mut socket_options = TcpSocketOptions::default();
+        socket_options.so_reuseport = Some(true); // beside the PortReservation
+        service.add_tcp_with_settings(&addr.to_string(), socket_options);
+        server.add_service(service);
+    }
 
-    info!(%proxy_addr, %admin_addr, upstream = %config.ups.base_url, "upsbridge starting");
+    info!(%proxy_addr, %admin_addr, tls = ?tls_addr, upstream = %config.ups.base_url, "upsbridge starting");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "proxy listening on http://{proxy_addr}");
     let _ = writeln!(out, "admin listening on http://{admin_addr}");
+    if let Some(addr) = tls_addr {
+        let _ = writeln!(out, "tls listening on https://{addr}");
+    }
     let _ = out.flush();
     drop(out);
     on_listening(proxy_addr, admin_addr);
 
     server.run(RunArgs::default());
     drop(proxy_port);
+    drop(tls_port);
 
     info!("shutting down: flushing the store");
     if let Err(e) = store.flush() {

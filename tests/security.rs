@@ -835,6 +835,74 @@ fn the_admin_listener_times_out_slow_heads_and_idle_connections_and_caps_connect
     );
     let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
     let addr = proxy.admin.trim_start_matches("http://").to_string();
+    assert_listener_limits(
+        &addr,
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        || {
+            proxy
+                .http
+                .get(format!("{}/healthz", proxy.admin))
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        },
+    );
+    assert!(proxy.log_text().contains("too many open"));
+}
+
+#[test]
+fn the_proxy_listener_times_out_slow_heads_and_idle_connections_and_caps_connections() {
+    // Timing is measured here: no two tests of this file run at once.
+    let _heavy = heavy();
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let config = Proxy::config_text(&sim.url, FAST_TIMEOUTS).replace(
+        "[admin]",
+        "header_read_timeout_secs = 1\nmax_connections = 4\n[admin]",
+    );
+    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
+    let addr = proxy.direct_url.trim_start_matches("http://").to_string();
+    let track = format!(
+        "GET /track/v1/details/1Z12345E0205271688 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccessLicenseNumber: {}\r\nUsername: {}\r\nPassword: {}\r\n",
+        EAST.access_key, EAST.user, EAST.password
+    );
+    assert_listener_limits(&addr, &track, || {
+        proxy
+            .http
+            .get(format!(
+                "{}/track/v1/details/1Z12345E0205271688",
+                proxy.direct_url
+            ))
+            .header("AccessLicenseNumber", EAST.access_key)
+            .header("Username", EAST.user)
+            .header("Password", EAST.password)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert!(proxy.log_text().contains("too many open"));
+    let metrics = proxy
+        .http
+        .get(format!("{}/metrics", proxy.admin))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("upsbridge_connections_refused_total{listener=\"proxy\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// A listener with `header_read_timeout_secs = 1` and `max_connections = 4`: a head that never
+/// ends and an idle kept-alive connection are closed within about a second; a fifth connection
+/// is closed at once; once the four are gone, `serves()` gets 200 again. `head` is a request
+/// without its final empty line.
+fn assert_listener_limits(addr: &str, head: &str, serves: impl Fn() -> u16) {
     let closed_within = |s: &mut std::net::TcpStream, limit: Duration| {
         s.set_read_timeout(Some(limit)).unwrap();
         let started = Instant::now();
@@ -850,37 +918,29 @@ fn the_admin_listener_times_out_slow_heads_and_idle_connections_and_caps_connect
             }
         }
     };
-    // A head sent a byte at a time and never finished: closed after about a second.
-    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        .unwrap();
+    // A head sent and never finished: closed after about a second.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.write_all(head.as_bytes()).unwrap();
     let took =
         closed_within(&mut slow, Duration::from_secs(5)).expect("the slow head was not closed");
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
-    // A kept-alive connection that stays idle: closed too.
-    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .unwrap();
+    // A kept-alive connection that stays idle after its answer: closed too.
+    let mut idle = std::net::TcpStream::connect(addr).unwrap();
+    idle.write_all(format!("{head}\r\n").as_bytes()).unwrap();
     let took = closed_within(&mut idle, Duration::from_secs(5))
         .expect("the idle connection was not closed");
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
     // Four connections open at once at most: a fifth is closed at once.
     let mut held: Vec<std::net::TcpStream> = (0..4)
-        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(100));
-    let mut fifth = std::net::TcpStream::connect(&addr).unwrap();
+    let mut fifth = std::net::TcpStream::connect(addr).unwrap();
     let took = closed_within(&mut fifth, Duration::from_millis(800))
         .expect("a fifth connection was served");
     assert!(took < Duration::from_millis(800));
     held.clear();
     // Once they are gone, the listener answers again.
     std::thread::sleep(Duration::from_millis(1500));
-    let r = proxy
-        .http
-        .get(format!("{}/healthz", proxy.admin))
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(proxy.log_text().contains("too many open"));
+    assert_eq!(serves(), 200);
 }

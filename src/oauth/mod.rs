@@ -207,7 +207,7 @@ impl TokenBroker {
         vault: Vault,
         rotator: Rotator,
     ) -> Result<TokenBroker, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let http = rotate::pinned(reqwest::Client::builder(), &ups.pins())
             // OAuth endpoints must never redirect (a redirect could leak the Basic credentials).
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(ups.connect_timeout)

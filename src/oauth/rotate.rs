@@ -42,6 +42,9 @@ struct HelperInput {
     journal_dir: PathBuf,
     key_b64: String,
     timeout_ms: u64,
+    /// `[ups] resolve`: the helper reaches UPS where `serve` does.
+    #[serde(default)]
+    pins: Vec<(String, Vec<std::net::SocketAddr>)>,
 }
 
 /// What the helper answers (one JSON line on stdout).
@@ -156,7 +159,7 @@ async fn helper_inner(input: &HelperInput) -> Result<Vec<u8>, TokenError> {
         .refresh_token
         .as_deref()
         .ok_or_else(|| TokenError::NeedsAuthorization(input.account.clone()))?;
-    let http = reqwest::Client::builder()
+    let http = pinned(reqwest::Client::builder(), &input.pins)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_millis(input.timeout_ms))
         .build()
@@ -200,6 +203,19 @@ pub struct Rotator {
     pub journal_dir: PathBuf,
     pub refresh_url: String,
     pub timeout: Duration,
+    /// `[ups] resolve`, handed to the helper.
+    pub pins: Vec<(String, Vec<std::net::SocketAddr>)>,
+}
+
+/// An HTTP client that reaches the pinned hosts at their pinned addresses.
+pub fn pinned(
+    mut builder: reqwest::ClientBuilder,
+    pins: &[(String, Vec<std::net::SocketAddr>)],
+) -> reqwest::ClientBuilder {
+    for (host, addrs) in pins {
+        builder = builder.resolve_to_addrs(host, addrs);
+    }
+    builder
 }
 
 impl Rotator {
@@ -221,6 +237,7 @@ impl Rotator {
             journal_dir: self.journal_dir.clone(),
             key_b64: vault.key_b64().to_string(),
             timeout_ms: self.timeout.as_millis() as u64,
+            pins: self.pins.clone(),
         };
         let fail = |e: std::io::Error| TokenError::BadAnswer(format!("rotation helper: {e}"));
         let mut child = tokio::process::Command::new(&self.exe)

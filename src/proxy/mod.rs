@@ -54,28 +54,171 @@ const STRIPPED_HEADERS: [HeaderName; 11] = [
     header::EXPECT,
 ];
 
-/// Downstream limits of the proxy listener.
+/// Downstream limits of the proxy listeners.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
 }
 
+/// One listener's way in: plain HTTP (optionally with `CONNECT` tunnels to UPS's names),
+/// or TLS.
+#[derive(Clone, Default)]
+pub struct Entry {
+    /// Terminate TLS on every connection (the TLS listener).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Accept `CONNECT <UPS name>:443` and terminate TLS inside with this config.
+    pub connect: Option<Arc<rustls::ServerConfig>>,
+    /// The host names a CONNECT may name (UPS's, and the names the CA was made for).
+    pub connect_names: Arc<[String]>,
+}
+
 pub struct ProxyApp {
     pipeline: Arc<Pipeline>,
     limits: Limits,
+    entry: Entry,
+    /// Shared by every listener: the cap is on the process.
     slots: Arc<Semaphore>,
     request_id: HeaderName,
 }
 
 impl ProxyApp {
-    pub fn new(pipeline: Arc<Pipeline>, limits: Limits) -> ProxyApp {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        limits: Limits,
+        entry: Entry,
+        slots: Arc<Semaphore>,
+    ) -> ProxyApp {
         ProxyApp {
             pipeline,
-            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             limits,
+            entry,
+            slots,
             request_id: HeaderName::from_static("x-upsbridge-request-id"),
         }
+    }
+
+    /// Serve HTTP/1.1 on one connection (plain, TLS, or inside a CONNECT tunnel).
+    async fn serve<I>(self: &Arc<Self>, io: I, peer: Option<IpAddr>, shutdown: &ShutdownWatch)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        let app = self.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+        });
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout);
+        let conn = http
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        let mut shutdown = shutdown.clone();
+        let ended = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = shutdown.changed() => {
+                // Finish the request in flight, then close.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = ended {
+            debug!(?peer, error = %e, "client connection ended");
+        }
+    }
+
+    /// The TLS handshake, within the header-read deadline.
+    async fn accept_tls<I>(
+        &self,
+        config: Arc<rustls::ServerConfig>,
+        io: I,
+        peer: Option<IpAddr>,
+    ) -> Option<tokio_rustls::server::TlsStream<I>>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
+        match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
+            Ok(Ok(tls)) => Some(tls),
+            Ok(Err(e)) => {
+                // Most often: the client does not trust the CA, or speaks no TLS 1.2.
+                warn!(?peer, error = %e, "TLS handshake failed (does the client trust upsbridge's CA? see docs/tls.md)");
+                None
+            }
+            Err(_) => {
+                debug!(?peer, "TLS handshake timed out");
+                None
+            }
+        }
+    }
+
+    /// `CONNECT host:443`: only to UPS's names, then TLS as that name inside the tunnel.
+    /// Anything else is refused: upsbridge is never an open proxy.
+    fn connect(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: Option<IpAddr>,
+    ) -> Response<AnswerBody> {
+        let target = req
+            .uri()
+            .authority()
+            .map(|a| (a.host().to_ascii_lowercase(), a.port_u16()));
+        let allowed = match (&self.entry.connect, &target) {
+            (Some(config), Some((host, Some(443))))
+                if self.entry.connect_names.iter().any(|n| n == host) =>
+            {
+                Some(config.clone())
+            }
+            _ => None,
+        };
+        let Some(config) = allowed else {
+            let shown = req
+                .uri()
+                .authority()
+                .map(|a| a.as_str())
+                .unwrap_or("-")
+                .to_string();
+            warn!(?peer, target = %shown, "CONNECT refused: upsbridge tunnels only to UPS's host names on port 443, and only with [proxy] connect_proxy = true");
+            self.pipeline.metrics.count_connect_refused();
+            let mut resp = self.bare(Some(Bytes::from_static(
+                b"upsbridge tunnels only to onlinetools.ups.com:443 and wwwcie.ups.com:443\n",
+            )));
+            *resp.status_mut() = http::StatusCode::FORBIDDEN;
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        };
+        let upgrade = hyper::upgrade::on(&mut req);
+        let app = self.clone();
+        tokio::spawn(async move {
+            let tunnel = match upgrade.await {
+                Ok(u) => hyper_util::rt::TokioIo::new(u),
+                Err(e) => return debug!(?peer, error = %e, "CONNECT tunnel not opened"),
+            };
+            if let Some(tls) = app.accept_tls(config, tunnel, peer).await {
+                // The tunnel lives as long as its client connection; shutdown closes that.
+                let (_keep, never) = tokio::sync::watch::channel(false);
+                app.serve(tls, peer, &never).await;
+            }
+        });
+        self.bare(None)
+    }
+
+    /// An answer that is not a request of ours (CONNECT's): nothing is recorded for it.
+    fn bare(&self, body: Option<Bytes>) -> Response<AnswerBody> {
+        Response::new(AnswerBody::new(
+            Inner::Full(body),
+            Done {
+                pipeline: self.pipeline.clone(),
+                ex: None,
+                scan: None,
+                delivered: false,
+            },
+        ))
     }
 
     async fn handle(
@@ -83,6 +226,9 @@ impl ProxyApp {
         req: Request<Incoming>,
         peer: Option<IpAddr>,
     ) -> Response<AnswerBody> {
+        if req.method() == http::Method::CONNECT {
+            return self.connect(req, peer);
+        }
         let mut ex = Exchange::new(peer);
         let (parts, body) = req.into_parts();
         let has_key = parts.headers.contains_key("accesslicensenumber");
@@ -253,7 +399,6 @@ impl ServerApp for ProxyApp {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        use hyper_util::rt::{TokioIo, TokioTimer};
         let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
             warn!(max = self.limits.max_connections, "client connection refused: too many open; raise [proxy] max_connections if this is legitimate");
             self.pipeline.metrics.count_connection_refused("proxy");
@@ -262,27 +407,13 @@ impl ServerApp for ProxyApp {
         let peer = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let app = self.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
-        });
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_read_timeout);
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        tokio::pin!(conn);
-        let mut shutdown = shutdown.clone();
-        let ended = tokio::select! {
-            r = conn.as_mut() => r,
-            _ = shutdown.changed() => {
-                // Finish the request in flight, then close.
-                conn.as_mut().graceful_shutdown();
-                conn.await
+        match &self.entry.tls {
+            None => self.serve(stream, peer, shutdown).await,
+            Some(config) => {
+                if let Some(tls) = self.accept_tls(config.clone(), stream, peer).await {
+                    self.serve(tls, peer, shutdown).await;
+                }
             }
-        };
-        if let Err(e) = ended {
-            debug!(?peer, error = %e, "client connection ended");
         }
         None
     }

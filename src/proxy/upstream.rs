@@ -22,7 +22,7 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::config::UpsConfig;
 use crate::dialect::services::RestCall;
@@ -112,24 +112,41 @@ pub struct Upstream {
     /// `http://host:port` or `https://host`, the front of every URI sent.
     origin: String,
     addr: Arc<ArcSwap<SocketAddr>>,
+    /// `[ups] resolve` pins the address: DNS is never asked.
+    pinned: bool,
+    /// upsbridge's own listeners: UPS is never "found" there (a hosts file pointing the UPS
+    /// names at this machine must not make upsbridge call itself).
+    own: Vec<SocketAddr>,
     client: Client<Connector, UpstreamBody>,
     request_timeout: Duration,
 }
 
 impl Upstream {
     /// Resolve the configured UPS host (blocking: call at startup, not on the proxy runtime).
-    pub fn new(ups: &UpsConfig) -> Result<Upstream, std::io::Error> {
+    /// Refuses an address that is one of `own` listeners unless it is pinned on purpose.
+    pub fn new(ups: &UpsConfig, own: &[SocketAddr]) -> Result<Upstream, UpstreamError> {
         let (host, port, tls) = ups.authority();
-        let addr = Arc::new(ArcSwap::from_pointee(resolve_blocking(&host, port)?));
+        let pin = ups.resolve.get(&host.to_ascii_lowercase());
+        let first = match pin {
+            Some(ips) => SocketAddr::new(ips[0], port),
+            None => {
+                let addrs = resolve_blocking(&host, port).map_err(UpstreamError::Resolve)?;
+                if let Some(a) = addrs.iter().find(|a| is_own(a, own)) {
+                    return Err(UpstreamError::Loop { host, addr: *a });
+                }
+                addrs[0]
+            }
+        };
+        let addr = Arc::new(ArcSwap::from_pointee(first));
         let authority = match (tls, port) {
             (true, 443) | (false, 80) => host.clone(),
             _ => format!("{host}:{port}"),
         };
         let host_header = HeaderValue::from_str(&authority).map_err(|_| {
-            std::io::Error::new(
+            UpstreamError::Resolve(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("{authority} is not a valid Host header"),
-            )
+            ))
         })?;
         let mut http = HttpConnector::new_with_resolver(PinnedResolver(addr.clone()));
         http.enforce_http(false);
@@ -140,7 +157,7 @@ impl Upstream {
                 rustls::crypto::ring::default_provider(),
             ))
             .with_safe_default_protocol_versions()
-            .map_err(std::io::Error::other)?,
+            .map_err(|e| UpstreamError::Resolve(std::io::Error::other(e)))?,
         )
         .unwrap_or_else(|e| {
             warn!(error = %e, "no system CA certificates; trusting the Mozilla roots built in");
@@ -169,6 +186,8 @@ impl Upstream {
             host_header,
             port,
             addr,
+            pinned: pin.is_some(),
+            own: own.to_vec(),
             client,
             request_timeout: ups.request_timeout,
         })
@@ -193,11 +212,19 @@ impl Upstream {
 
     /// Re-resolve UPS's host now and then, so a DNS change is followed without a restart.
     pub async fn keep_resolving(self: Arc<Self>) {
+        if self.pinned {
+            return;
+        }
         loop {
             tokio::time::sleep(Duration::from_secs(30)).await;
             match tokio::net::lookup_host((self.host.as_str(), self.port)).await {
-                Ok(mut addrs) => {
-                    if let Some(a) = addrs.next() {
+                Ok(addrs) => {
+                    let addrs: Vec<SocketAddr> = addrs.collect();
+                    if let Some(own) = addrs.iter().find(|a| is_own(a, &self.own)) {
+                        error!(host = %self.host, addr = %own, "UPS's host name now resolves to upsbridge itself (a hosts file or DNS change); keeping the last real address. Pin UPS's addresses: [ups] resolve = {{ \"{}\" = [\"IP\"] }}", self.host);
+                        continue;
+                    }
+                    if let Some(&a) = addrs.first() {
                         if a != **self.addr.load() {
                             debug!(host = %self.host, addr = %a, "UPS address changed");
                             self.addr.store(Arc::new(a));
@@ -301,12 +328,37 @@ fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
     Failure::UpstreamUnreachable(e.to_string())
 }
 
-fn resolve_blocking(host: &str, port: u16) -> Result<SocketAddr, std::io::Error> {
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot resolve UPS host from [ups] base_url: {0}")]
+    Resolve(std::io::Error),
+    #[error("UPS host {host} resolves to {addr}, which is upsbridge's own listener (a hosts file or DNS entry pointing the UPS names here); upsbridge would call itself. Pin UPS's real addresses in the config: [ups] resolve = {{ \"{host}\" = [\"IP\", …] }} (find them with `dig +short {host} @1.1.1.1` from a machine without the override)")]
+    Loop { host: String, addr: SocketAddr },
+}
+
+/// Is `a` one of upsbridge's own listeners (the same port on the same address, or on any
+/// local address when the listener is on the unspecified address)?
+fn is_own(a: &SocketAddr, own: &[SocketAddr]) -> bool {
+    own.iter().any(|o| {
+        o.port() == a.port()
+            && (o.ip() == a.ip()
+                || (o.ip().is_unspecified() && (a.ip().is_loopback() || is_local(a))))
+    })
+}
+
+/// Is this address one of this machine's (bindable here)?
+fn is_local(a: &SocketAddr) -> bool {
+    std::net::TcpListener::bind(SocketAddr::new(a.ip(), 0)).is_ok()
+}
+
+fn resolve_blocking(host: &str, port: u16) -> Result<Vec<SocketAddr>, std::io::Error> {
     use std::net::ToSocketAddrs;
-    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-        std::io::Error::new(
+    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!("{host} has no address"),
-        )
-    })
+        ));
+    }
+    Ok(addrs)
 }

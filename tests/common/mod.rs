@@ -294,6 +294,8 @@ pub struct Proxy {
     pub direct_url: String,
     pub relay: answers::Relay,
     pub admin: String,
+    /// The TLS listener (`https://ADDR`), when the config has `tls_listen`.
+    pub tls_url: Option<String>,
     pub dir: PathBuf,
     pub http: reqwest::blocking::Client,
 }
@@ -349,12 +351,19 @@ impl Proxy {
         );
         let env: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let config = dir.join("upsbridge.toml");
+        let tls = std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("tls_listen");
         let (proc, lines) = spawn(
             &["serve", "--config", config.to_str().unwrap()],
             &env,
             dir.join("proxy.log"),
-            2,
+            if tls { 3 } else { 2 },
         );
+        let tls_url = lines
+            .get(2)
+            .and_then(|l| l.strip_prefix("tls listening on "))
+            .map(str::to_string);
         let direct_url = lines[0]
             .strip_prefix("proxy listening on ")
             .unwrap()
@@ -371,6 +380,7 @@ impl Proxy {
             direct_url,
             relay,
             admin,
+            tls_url,
             dir: dir.to_path_buf(),
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))

@@ -1,0 +1,370 @@
+//! TLS for programs with UPS's host names built in (issue 9): the private CA and its name
+//! constraints, the TLS listener, CONNECT tunnels, leaf renewal under load and the loop guard.
+//! Real binary, real TLS (rustls on both sides), the simulator as UPS.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+const UPS: &str = "onlinetools.ups.com";
+
+fn tls_init(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "tls".to_string(),
+        "init".to_string(),
+        "--config".to_string(),
+        dir.join("upsbridge.toml").display().to_string(),
+    ];
+    for n in extra {
+        args.push("--name".into());
+        args.push(n.to_string());
+    }
+    std::process::Command::new(BIN)
+        .args(&args)
+        .output()
+        .unwrap()
+}
+
+fn pem_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    rustls_pemfile::certs(&mut &pem[..])
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// rustls's WebPKI verifier (what browsers-grade clients do) with only our CA trusted.
+fn verify(ca_pem: &[u8], chain: &[CertificateDer<'static>], name: &str) -> Result<(), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(ca_pem) {
+        roots.add(c).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+    verifier
+        .verify_server_cert(
+            &chain[0],
+            &chain[1..],
+            &ServerName::try_from(name.to_string()).unwrap(),
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn config_with(sim: &Sim, proxy_extra: &str, tls_extra: &str) -> String {
+    Proxy::config_text(&sim.url, FAST_TIMEOUTS).replace("[admin]", &format!("{proxy_extra}[admin]"))
+        + &format!("[tls]\ndir = \"tls\"\n{tls_extra}")
+}
+
+/// A blocking client that trusts only the CA in `ca_pem` and reaches UPS's name at `addr`.
+fn ups_client(ca_pem: Option<&[u8]>, addr: &str) -> reqwest::blocking::Client {
+    let mut b = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .resolve(UPS, addr.parse().unwrap());
+    if let Some(pem) = ca_pem {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
+    }
+    b.build().unwrap()
+}
+
+fn track(
+    http: &reqwest::blocking::Client,
+    url: &str,
+) -> reqwest::Result<reqwest::blocking::Response> {
+    http.get(format!("{url}/track/v1/details/1Z12345E0205271688"))
+        .header("AccessLicenseNumber", EAST.access_key)
+        .header("Username", EAST.user)
+        .header("Password", EAST.password)
+        .send()
+}
+
+#[test]
+fn tls_init_makes_a_ca_limited_to_ups_names_and_never_replaces_it() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    std::fs::write(dir.path().join("upsbridge.toml"), config_with(&sim, "", "")).unwrap();
+    let out = tls_init(dir.path(), &["ups.internal.example", "10.1.2.3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let ca_path = stdout.lines().last().unwrap().trim().to_string();
+    let tls = dir.path().join("tls");
+    assert_eq!(Path::new(&ca_path), tls.join("ca.pem"));
+    use std::os::unix::fs::PermissionsExt;
+    for (file, mode) in [("ca.key", 0o600), ("leaf.key", 0o600)] {
+        let m = std::fs::metadata(tls.join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(m, mode, "{file}");
+    }
+    assert_eq!(
+        std::fs::metadata(&tls).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let ca_pem = std::fs::read(&ca_path).unwrap();
+    let ca_key = std::fs::read(tls.join("ca.key")).unwrap();
+    let leaf = pem_certs(&std::fs::read(tls.join("leaf.pem")).unwrap());
+    // The issued leaf verifies for every name it was made for.
+    for name in [UPS, "wwwcie.ups.com", "ups.internal.example", "10.1.2.3"] {
+        verify(&ca_pem, &leaf, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    assert!(verify(&ca_pem, &leaf, "www.google.com").is_err());
+
+    // A certificate made by hand with the CA's own key for another site: WebPKI refuses it
+    // (name constraints), for a DNS name and for an IP address alike.
+    let key = rcgen::KeyPair::from_pem(&String::from_utf8(ca_key.clone()).unwrap()).unwrap();
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&String::from_utf8(ca_pem.clone()).unwrap(), &key).unwrap();
+    for forged_name in ["www.google.com", "login.ups.com.evil.example", "192.0.2.7"] {
+        let params = rcgen::CertificateParams::new(vec![forged_name.to_string()]).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let forged = params.signed_by(&leaf_key, &issuer).unwrap();
+        let chain = vec![forged.der().clone(), pem_certs(&ca_pem)[0].clone()];
+        let e = verify(&ca_pem, &chain, forged_name).expect_err(forged_name);
+        assert!(e.to_lowercase().contains("name"), "{forged_name}: {e}");
+    }
+
+    // Running init again keeps the CA (clients trust it) and refuses a name it cannot cover.
+    let again = tls_init(dir.path(), &[]);
+    assert!(again.status.success());
+    assert_eq!(std::fs::read(&ca_path).unwrap(), ca_pem);
+    assert_eq!(std::fs::read(tls.join("ca.key")).unwrap(), ca_key);
+    let outside = tls_init(dir.path(), &["other.example"]);
+    assert!(!outside.status.success());
+    let err = String::from_utf8_lossy(&outside.stderr);
+    assert!(err.contains("outside its name constraints"), "{err}");
+    assert_eq!(std::fs::read(&ca_path).unwrap(), ca_pem);
+}
+
+#[test]
+fn a_client_calling_ups_by_name_reaches_upsbridge_over_tls_and_an_untrusting_one_fails() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let config = config_with(&sim, "tls_listen = \"127.0.0.1:0\"\n", "");
+    std::fs::write(dir.path().join("upsbridge.toml"), &config).unwrap();
+    assert!(tls_init(dir.path(), &[]).status.success());
+    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
+    let addr = proxy
+        .tls_url
+        .as_ref()
+        .unwrap()
+        .trim_start_matches("https://")
+        .to_string();
+    let port = addr.rsplit(':').next().unwrap();
+    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+    let url = format!("https://{UPS}:{port}");
+    let r = track(&ups_client(Some(&ca), &addr), &url).unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("trackResponse"));
+    // The simulator got the REST call with a bearer and no legacy credential.
+    let seen = sim.api_requests();
+    let last = seen.last().unwrap();
+    assert!(
+        last["path"].as_str().unwrap().starts_with("/api/track/"),
+        "{last}"
+    );
+    // Without the CA: the handshake fails, nothing is served.
+    let e = track(&ups_client(None, &addr), &url).unwrap_err();
+    assert!(
+        e.is_connect() || e.to_string().contains("certificate"),
+        "{e}"
+    );
+    assert_eq!(sim.api_requests().len(), seen.len());
+    // TLS 1.2 only clients (old stacks) are served too.
+    let tls12 = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .no_proxy()
+        .resolve(UPS, addr.parse().unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(track(&tls12, &url).unwrap().status(), 200);
+}
+
+#[test]
+fn connect_tunnels_only_to_ups_names_on_443_and_refuses_everything_else() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let config = config_with(&sim, "connect_proxy = true\n", "");
+    std::fs::write(dir.path().join("upsbridge.toml"), &config).unwrap();
+    assert!(tls_init(dir.path(), &[]).status.success());
+    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
+    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+    // HTTPS_PROXY-style client: CONNECT onlinetools.ups.com:443, TLS inside, no hosts entry.
+    let via_proxy = reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .proxy(reqwest::Proxy::https(&proxy.direct_url).unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = track(&via_proxy, &format!("https://{UPS}")).unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("trackResponse"));
+    let before = sim.api_requests().len();
+    // Any other target, or another port: 403, and nothing is reached.
+    let addr = proxy.direct_url.trim_start_matches("http://").to_string();
+    for target in [
+        "example.com:443",
+        "onlinetools.ups.com:8443",
+        "127.0.0.1:22",
+        "wwwcie.ups.com",
+    ] {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 403"), "{target}: {answer}");
+    }
+    assert_eq!(sim.api_requests().len(), before);
+    let log = proxy.log_text();
+    assert!(
+        log.contains("CONNECT refused") && log.contains("example.com:443"),
+        "{log}"
+    );
+    let metrics = proxy
+        .http
+        .get(format!("{}/metrics", proxy.admin))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("upsbridge_connect_refused_total 4"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn connect_is_refused_when_not_enabled() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let addr = proxy.direct_url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "CONNECT {UPS}:443 HTTP/1.1\r\nHost: {UPS}:443\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+}
+
+#[test]
+fn serve_renews_a_leaf_near_expiry_under_load_with_no_failed_request() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    // Leaves live 2 minutes and are renewed in their last 115 s: the first one is renewed
+    // about 5 s after it is issued.
+    let config = config_with(
+        &sim,
+        "tls_listen = \"127.0.0.1:0\"\n",
+        "leaf_validity_secs = 120\nrenew_before_secs = 115\n",
+    );
+    std::fs::write(dir.path().join("upsbridge.toml"), &config).unwrap();
+    assert!(tls_init(dir.path(), &[]).status.success());
+    let first = std::fs::read(dir.path().join("tls/leaf.pem")).unwrap();
+    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
+    let addr = proxy
+        .tls_url
+        .as_ref()
+        .unwrap()
+        .trim_start_matches("https://")
+        .to_string();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+    let started = Instant::now();
+    let mut served = 0;
+    let mut renewed_seen = None;
+    // New connections throughout (every handshake picks the current leaf).
+    while started.elapsed() < Duration::from_secs(14) {
+        let http = ups_client(Some(&ca), &addr);
+        let r = track(&http, &format!("https://{UPS}:{port}")).expect("a request failed");
+        assert_eq!(r.status(), 200);
+        served += 1;
+        if renewed_seen.is_none()
+            && std::fs::read(dir.path().join("tls/leaf.pem")).unwrap() != first
+        {
+            renewed_seen = Some(started.elapsed());
+        }
+    }
+    assert!(served > 20, "{served}");
+    let when = renewed_seen.expect("the leaf was not renewed");
+    assert!(when < Duration::from_secs(12), "{when:?}");
+    let log = proxy.log_text();
+    assert!(
+        log.contains("leaf certificate renewed") && log.contains("TLS certificates reloaded"),
+        "{log}"
+    );
+    // The renewed leaf verifies under the same CA.
+    let leaf = pem_certs(&std::fs::read(dir.path().join("tls/leaf.pem")).unwrap());
+    verify(&ca, &leaf, UPS).unwrap();
+}
+
+#[test]
+fn serve_refuses_to_call_itself_and_starts_with_a_pin() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // UPS's base URL names this very listener (as a hosts file would): refused at start.
+    let looped = Proxy::config_text(&format!("http://localhost:{port}"), FAST_TIMEOUTS).replace(
+        "listen = \"127.0.0.1:0\"\nthreads",
+        &format!("listen = \"127.0.0.1:{port}\"\nthreads"),
+    );
+    std::fs::write(dir.path().join("upsbridge.toml"), &looped).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            dir.path().join("upsbridge.toml").to_str().unwrap(),
+        ])
+        .env(secret_env(&EAST), EAST.client_secret)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("upsbridge's own listener") && err.contains("[ups] resolve"),
+        "{err}"
+    );
+    // The UPS name pinned to the real UPS (the simulator here): starts and reaches it.
+    let sim_port = sim
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let pinned = Proxy::config_text(&format!("http://{UPS}:{sim_port}"), FAST_TIMEOUTS)
+        + &format!("resolve = {{ \"{UPS}\" = [\"127.0.0.1\"] }}\n");
+    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &pinned, &[]);
+    let r = track(&proxy.http, &proxy.url).unwrap();
+    assert_eq!(r.status(), 200);
+}
