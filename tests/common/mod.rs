@@ -63,8 +63,20 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// The log so far. upsbridge writes its log from a log thread in batches, so a line
+    /// logged just before an answer may reach the file just after it: read until the file
+    /// has not grown for 50 ms (at most 2 s).
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if now.len() == text.len() || Instant::now() > deadline {
+                return now;
+            }
+            text = now;
+        }
     }
 }
 
