@@ -514,6 +514,8 @@ one_run() {
         code=$(probe "$FLOOR_PORT" floor)
         [ "$code" = 200 ] || die "$f answered HTTP $code"
         SPEC_OF=floor measure "$run" header "$f" "$FLOOR_PORT" "$FLOOR_PID"
+        # SIGINT: pingora's fast shutdown (SIGTERM would wait out its grace period).
+        kill -INT "$FLOOR_PID" 2>/dev/null || true
         stop_pid "$FLOOR_PID"
       done
     fi

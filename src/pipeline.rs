@@ -14,7 +14,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method};
@@ -28,7 +28,7 @@ use crate::dialect::{
     self, header, legacy_json, oldxml, soap, Answer, BodyDialect, Dialect, Failure, Plan, Route,
 };
 use crate::metrics::Metrics;
-use crate::oauth::{CachedToken, TokenBroker};
+use crate::oauth::{CachedToken, TokenBroker, TokenError};
 use crate::proxy::digest::{Accept, ShipDigests};
 use crate::proxy::replay::{self, Begin, Replays};
 use crate::proxy::upstream::{RestAnswer, Tap, Upstream};
@@ -38,10 +38,67 @@ pub const NEGOTIATED_ASKED: &[u8] = b"NegotiatedRatesIndicator";
 /// Seen in a rate answer: UPS gave them.
 pub const NEGOTIATED_GIVEN: &[u8] = b"NegotiatedRateCharges";
 
+/// What the pipeline needs of UPS's REST API: one buffered call ([`Upstream`] in `serve`).
+#[async_trait::async_trait]
+pub trait RestApi: Send + Sync {
+    async fn exchange(
+        &self,
+        call: &RestCall,
+        body: Option<Bytes>,
+        bearer: &HeaderValue,
+        trans_id: &str,
+    ) -> Result<RestAnswer, Failure>;
+    fn request_timeout(&self) -> Duration;
+}
+
+#[async_trait::async_trait]
+impl RestApi for Upstream {
+    async fn exchange(
+        &self,
+        call: &RestCall,
+        body: Option<Bytes>,
+        bearer: &HeaderValue,
+        trans_id: &str,
+    ) -> Result<RestAnswer, Failure> {
+        Upstream::exchange(self, call, body, bearer, trans_id).await
+    }
+
+    fn request_timeout(&self) -> Duration {
+        Upstream::request_timeout(self)
+    }
+}
+
+/// What the pipeline needs of the token broker ([`TokenBroker`] in `serve`).
+#[async_trait::async_trait]
+pub trait Tokens: Send + Sync {
+    async fn token(&self, account: &Arc<Account>) -> Result<Arc<CachedToken>, TokenError>;
+    /// UPS refused this token: never hand it out again.
+    fn invalidate(&self, account: &str, token: &Arc<CachedToken>);
+    /// The account's last UPS error (`None`: it works), for the ops page.
+    fn note_api_error(&self, account: &str, message: Option<String>);
+    fn note_negotiated_rates(&self, account: &str, asked: bool, got: bool);
+}
+
+#[async_trait::async_trait]
+impl Tokens for TokenBroker {
+    async fn token(&self, account: &Arc<Account>) -> Result<Arc<CachedToken>, TokenError> {
+        TokenBroker::token(self, account).await
+    }
+    fn invalidate(&self, account: &str, token: &Arc<CachedToken>) {
+        TokenBroker::invalidate(self, account, token)
+    }
+    fn note_api_error(&self, account: &str, message: Option<String>) {
+        TokenBroker::note_api_error(self, account, message)
+    }
+    fn note_negotiated_rates(&self, account: &str, asked: bool, got: bool) {
+        TokenBroker::note_negotiated_rates(self, account, asked, got)
+    }
+}
+
 pub struct Pipeline {
     pub accounts: Arc<Accounts>,
-    pub broker: TokenBroker,
-    pub upstream: Arc<Upstream>,
+    pub tokens: Arc<dyn Tokens>,
+    pub rest: Arc<dyn RestApi>,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     /// Old-XML ShipConfirm digests (two-phase shipping).
@@ -224,7 +281,7 @@ impl Pipeline {
         }
         let account = self.authenticate(&header::credentials(headers), ex).await?;
         ex.account = Some(account.clone());
-        let token = self.broker.token(&account).await?;
+        let token = self.tokens.token(&account).await?;
         Ok(Authorized {
             target,
             account,
@@ -280,7 +337,7 @@ impl Pipeline {
             // The token is dead at UPS: drop it so the client's next request gets a new one.
             // (This request's body was streamed and cannot be replayed.)
             warn!(request_id = %ex.id, account = scan.account.name(), "UPS refused the token (401); renewing it for the next request");
-            self.broker.invalidate(scan.account.name(), &scan.token);
+            self.tokens.invalidate(scan.account.name(), &scan.token);
         }
         if status >= 400 {
             scan.error_body = Some(Vec::new());
@@ -298,7 +355,7 @@ impl Pipeline {
         );
         if let (Some(asked), Some(given)) = (scan.asked, scan.given) {
             if (200..300).contains(&ex.status) {
-                self.broker.note_negotiated_rates(
+                self.tokens.note_negotiated_rates(
                     account,
                     asked.load(Ordering::Relaxed),
                     given.found,
@@ -348,7 +405,7 @@ impl Pipeline {
         let (plan, answer_shape) = parsed.plan?;
         ex.service = answer_shape.service.name();
         let answer_shape = shape.insert(answer_shape);
-        let token = self.broker.token(&account).await?;
+        let token = self.tokens.token(&account).await?;
         match plan {
             Plan::Call { call, body } => {
                 let answer = if replay::is_effectful(&call.method, &call.path_and_query) {
@@ -401,7 +458,7 @@ impl Pipeline {
         let started = Instant::now();
         let accept = loop {
             match self.digests.begin(digest, account.name()).await {
-                Err(Failure::DigestBusy) if started.elapsed() < self.upstream.request_timeout() => {
+                Err(Failure::DigestBusy) if started.elapsed() < self.rest.request_timeout() => {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 }
                 other => break other?,
@@ -601,15 +658,15 @@ impl Pipeline {
             .as_deref()
             .is_some_and(|b| memchr::memmem::find(b, NEGOTIATED_ASKED).is_some());
         let mut answer = self
-            .upstream
+            .rest
             .exchange(call, body.clone(), &authorization(&token)?, id)
             .await?;
         if answer.status == 401 {
             warn!(request_id = %id, account = account.name(), "UPS refused the token (401); renewing it and retrying once");
-            self.broker.invalidate(account.name(), &token);
-            let token = self.broker.token(account).await?;
+            self.tokens.invalidate(account.name(), &token);
+            let token = self.tokens.token(account).await?;
             answer = self
-                .upstream
+                .rest
                 .exchange(call, body, &authorization(&token)?, id)
                 .await?;
             if answer.status == 401 {
@@ -619,7 +676,7 @@ impl Pipeline {
         self.diagnose(account.name(), service, answer.status, &answer.body);
         if (200..300).contains(&answer.status) && matches!(service, "rate" | "ship") {
             let got = memchr::memmem::find(&answer.body, NEGOTIATED_GIVEN).is_some();
-            self.broker
+            self.tokens
                 .note_negotiated_rates(account.name(), asks_negotiated, got);
         }
         Ok(answer)
@@ -629,7 +686,7 @@ impl Pipeline {
     fn diagnose(&self, account: &str, service: &str, status: u16, body: &[u8]) {
         if (200..300).contains(&status) {
             if service == "rate" || service == "ship" {
-                self.broker.note_api_error(account, None);
+                self.tokens.note_api_error(account, None);
             }
             return;
         }
@@ -646,7 +703,7 @@ impl Pipeline {
             {
                 warn!(account, code = %e.code, "UPS refuses negotiated rates for this shipper: add the account to the UPS.com profile that authorized the app and verify it with an invoice");
             }
-            self.broker.note_api_error(account, Some(message));
+            self.tokens.note_api_error(account, Some(message));
         }
     }
 
@@ -822,7 +879,292 @@ fn service_label(path: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    //! The pipeline without sockets: a fake UPS REST API and a fake token broker around the
+    //! real account store (sled in a temp dir), replays and metrics.
+
     use super::*;
+    use std::collections::VecDeque;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    const RATE_ANSWER: &str = r#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":{"Service":{"Code":"02"},"BillingWeight":{"UnitOfMeasurement":{"Code":"LBS"},"Weight":"3.0"},"TransportationCharges":{"CurrencyCode":"USD","MonetaryValue":"21.50"},"ServiceOptionsCharges":{"CurrencyCode":"USD","MonetaryValue":"0.00"},"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"21.50"}}}}"#;
+
+    /// Answers from a script, one per call, and remembers the bearer of each call.
+    #[derive(Default)]
+    struct FakeUps {
+        script: Mutex<VecDeque<Result<(u16, &'static str), Failure>>>,
+        bearers: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl RestApi for FakeUps {
+        async fn exchange(
+            &self,
+            _call: &RestCall,
+            _body: Option<Bytes>,
+            bearer: &HeaderValue,
+            _trans_id: &str,
+        ) -> Result<RestAnswer, Failure> {
+            self.bearers
+                .lock()
+                .unwrap()
+                .push(bearer.to_str().unwrap().to_string());
+            let next = self.script.lock().unwrap().pop_front();
+            let (status, body) = next.expect("a UPS call the test did not script")?;
+            Ok(RestAnswer {
+                status,
+                body: Bytes::from_static(body.as_bytes()),
+            })
+        }
+        fn request_timeout(&self) -> Duration {
+            Duration::from_millis(1234)
+        }
+    }
+
+    /// Hands out t1, t2, … (or fails), counting requests and invalidations.
+    #[derive(Default)]
+    struct FakeTokens {
+        fail: bool,
+        issued: AtomicUsize,
+        invalidated: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Tokens for FakeTokens {
+        async fn token(&self, _: &Arc<Account>) -> Result<Arc<CachedToken>, TokenError> {
+            if self.fail {
+                return Err(TokenError::Unreachable("connection refused".into()));
+            }
+            let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(Arc::new(CachedToken::bearer(
+                &format!("t{n}"),
+                Duration::from_secs(3600),
+            )))
+        }
+        fn invalidate(&self, _: &str, _: &Arc<CachedToken>) {
+            self.invalidated.fetch_add(1, Ordering::SeqCst);
+        }
+        fn note_api_error(&self, _: &str, _: Option<String>) {}
+        fn note_negotiated_rates(&self, _: &str, _: bool, _: bool) {}
+    }
+
+    struct Bench {
+        _dir: tempfile::TempDir,
+        pipeline: Arc<Pipeline>,
+        ups: Arc<FakeUps>,
+        tokens: Arc<FakeTokens>,
+    }
+
+    /// The pipeline for the account of benches/compare/ (its request bodies are reused).
+    fn bench(ups: FakeUps, tokens: FakeTokens) -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let map = dir.path().join("accounts.toml");
+        let hash = crate::accounts::password::hash("bench-pass-Q7").unwrap();
+        std::fs::write(
+            &map,
+            format!(
+                "[[account]]\nname = \"bench\"\nups_account_number = \"9Y9Y9Y\"\naccess_license_number = \"BENCHKEY0001\"\nuser_id = \"benchuser\"\npassword_hash = \"{hash}\"\nclient_id = \"c\"\nclient_secret_env = \"UPSBRIDGE_PIPELINE_TEST_SECRET\"\n"
+            ),
+        )
+        .unwrap();
+        // SAFETY: every test sets the same value; nothing reads it concurrently otherwise.
+        unsafe { std::env::set_var("UPSBRIDGE_PIPELINE_TEST_SECRET", "s") };
+        let store = crate::store::Store::open(&dir.path().join("store")).unwrap();
+        let accounts = Arc::new(Accounts::open(&map, store.clone()).unwrap());
+        let (ups, tokens) = (Arc::new(ups), Arc::new(tokens));
+        let pipeline = Arc::new(Pipeline {
+            accounts,
+            tokens: tokens.clone(),
+            rest: ups.clone(),
+            metrics: Arc::new(Metrics::new()),
+            max_body_bytes: 1 << 20,
+            digests: Arc::new(ShipDigests::open(store.clone(), Duration::from_secs(60)).unwrap()),
+            replays: Arc::new(Replays::new(
+                store,
+                crate::oauth::vault::Vault::from_key(&[7; 32]),
+                Duration::from_secs(60),
+            )),
+        });
+        Bench {
+            _dir: dir,
+            pipeline,
+            ups,
+            tokens,
+        }
+    }
+
+    /// Every body dialect's rate request: (path, body, what a success answer contains).
+    fn dialects() -> [(&'static str, &'static str, &'static str); 3] {
+        [
+            (
+                "/rest/Rate",
+                include_str!("../benches/compare/rate_legacy.json"),
+                "\"RateResponse\"",
+            ),
+            (
+                "/webservices/Rate",
+                include_str!("../benches/compare/rate_soap.xml"),
+                "RateResponse",
+            ),
+            (
+                "/ups.app/xml/Rate",
+                include_str!("../benches/compare/rate_xml.xml"),
+                "<RatingServiceSelectionResponse",
+            ),
+        ]
+    }
+
+    /// The HTTP status a dialect gives a failure: SOAP 1.1 answers every fault with 500, old
+    /// XML every error with 200 (as UPS did), legacy JSON with the failure's own status.
+    fn failure_status(path: &str, own: u16) -> u16 {
+        match path {
+            p if p.starts_with("/webservices/") => 500,
+            p if p.starts_with("/ups.app/xml/") => 200,
+            _ => own,
+        }
+    }
+
+    /// One request through the pipeline, recorded as the transport records it.
+    async fn send(b: &Bench, path: &str, body: &str) -> Answer {
+        let mut ex = Exchange::new(None);
+        let route = b.pipeline.route(path, false, &mut ex).unwrap();
+        let answer = b
+            .pipeline
+            .body_dialect(&route, Ok(Bytes::from(body.to_string())), &mut ex)
+            .await;
+        b.pipeline.answering(&mut ex, &answer);
+        b.pipeline.finish(ex, true);
+        answer
+    }
+
+    fn text(a: &Answer) -> &str {
+        std::str::from_utf8(&a.body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn wrong_credentials_are_refused_in_dialect_and_nothing_reaches_ups_or_the_broker() {
+        for (path, body, _) in dialects() {
+            let b = bench(FakeUps::default(), FakeTokens::default());
+            let answer = send(&b, path, &body.replace("bench-pass-Q7", "guess")).await;
+            assert_eq!(answer.error_kind, Some("auth"), "{path}: {}", text(&answer));
+            assert!(
+                text(&answer).contains("250002"),
+                "{path}: {}",
+                text(&answer)
+            );
+            assert!(!text(&answer).contains("guess"), "{path}");
+            assert!(b.ups.bearers.lock().unwrap().is_empty(), "{path}");
+            assert_eq!(b.tokens.issued.load(Ordering::SeqCst), 0, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_failure_is_a_transient_error_in_dialect_and_nothing_reaches_ups() {
+        for (path, body, _) in dialects() {
+            let b = bench(
+                FakeUps::default(),
+                FakeTokens {
+                    fail: true,
+                    ..FakeTokens::default()
+                },
+            );
+            let answer = send(&b, path, body).await;
+            assert_eq!(answer.status, failure_status(path, 503), "{path}");
+            assert!(
+                text(&answer).contains("could not get a UPS OAuth token"),
+                "{path}: {}",
+                text(&answer)
+            );
+            assert!(b.ups.bearers.lock().unwrap().is_empty(), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_401_renews_the_token_and_retries_once_in_every_body_dialect() {
+        for (path, body, success) in dialects() {
+            let ups = FakeUps::default();
+            ups.script.lock().unwrap().extend([
+                Ok((401, r#"{"response":{"errors":[{"code":"250002","message":"Invalid Authentication Information."}]}}"#)),
+                Ok((200, RATE_ANSWER)),
+            ]);
+            let b = bench(ups, FakeTokens::default());
+            let answer = send(&b, path, body).await;
+            assert_eq!(answer.status, 200, "{path}: {}", text(&answer));
+            assert!(text(&answer).contains(success), "{path}: {}", text(&answer));
+            assert_eq!(
+                *b.ups.bearers.lock().unwrap(),
+                ["Bearer t1", "Bearer t2"],
+                "{path}"
+            );
+            assert_eq!(b.tokens.invalidated.load(Ordering::SeqCst), 1, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_401_is_reported_not_retried_again() {
+        let ups = FakeUps::default();
+        ups.script
+            .lock()
+            .unwrap()
+            .extend([Ok((401, "{}")), Ok((401, "{}"))]);
+        let b = bench(ups, FakeTokens::default());
+        let (path, body, _) = dialects()[0];
+        let answer = send(&b, path, body).await;
+        assert_eq!(
+            answer.error_kind,
+            Some("upstream_auth"),
+            "{}",
+            text(&answer)
+        );
+        assert_eq!(b.ups.bearers.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_timeout_names_the_real_timeout() {
+        for (path, body, _) in dialects() {
+            let ups = FakeUps::default();
+            ups.script
+                .lock()
+                .unwrap()
+                .push_back(Err(Failure::UpstreamTimeout(Duration::from_millis(1234))));
+            let b = bench(ups, FakeTokens::default());
+            let answer = send(&b, path, body).await;
+            assert_eq!(answer.status, failure_status(path, 504), "{path}");
+            assert_eq!(answer.error_kind, Some("upstream_timeout"), "{path}");
+            assert!(
+                text(&answer).contains("1.234s"),
+                "{path}: {}",
+                text(&answer)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn each_request_is_counted_exactly_once() {
+        let ups = FakeUps::default();
+        ups.script
+            .lock()
+            .unwrap()
+            .extend([Ok((200, RATE_ANSWER)), Ok((200, RATE_ANSWER))]);
+        let b = bench(ups, FakeTokens::default());
+        let (path, body, _) = dialects()[0];
+        send(&b, path, body).await;
+        send(&b, path, &body.replace("bench-pass-Q7", "guess")).await;
+        send(&b, path, body).await;
+        let text = b.pipeline.metrics.render("");
+        let count = |outcome: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("upsbridge_requests_total")
+                        && l.contains("dialect=\"legacy_json\"")
+                        && l.contains(&format!("outcome=\"{outcome}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(|n| n.parse::<u64>().unwrap())
+        };
+        assert_eq!(count("ok"), Some(2), "{text}");
+        assert_eq!(count("auth"), Some(1), "{text}");
+    }
 
     #[test]
     fn a_needle_is_found_across_chunks() {

@@ -285,8 +285,8 @@ pub fn serve_with(
     server.bootstrap();
     let pipeline = Pipeline {
         accounts: accounts.clone(),
-        broker,
-        upstream,
+        tokens: Arc::new(broker),
+        rest: upstream.clone(),
         metrics,
         max_body_bytes: config.ups.max_body_bytes,
         digests: Arc::new(ShipDigests::open(store.clone(), config.ups.digest_ttl)?),
@@ -326,7 +326,13 @@ pub fn serve_with(
     ];
     for (addr, entry, name) in listeners {
         let Some(addr) = addr else { continue };
-        let app = ProxyApp::new(pipeline.clone(), limits, entry, slots.clone());
+        let app = ProxyApp::new(
+            pipeline.clone(),
+            upstream.clone(),
+            limits,
+            entry,
+            slots.clone(),
+        );
         let mut service = ListeningService::new(name.to_string(), app);
         let mut socket_options = TcpSocketOptions::default();
         socket_options.so_reuseport = Some(true); // beside the PortReservation

@@ -106,6 +106,21 @@ impl CachedToken {
         }
     }
 
+    /// A token from somewhere other than UPS's token endpoint (a fake UPS in tests).
+    pub fn bearer(access_token: &str, lifetime: Duration) -> CachedToken {
+        let mut authorization = http::HeaderValue::from_str(&format!("Bearer {access_token}")).ok();
+        if let Some(v) = authorization.as_mut() {
+            v.set_sensitive(true);
+        }
+        let now = Instant::now();
+        CachedToken {
+            authorization,
+            expires_at: now + lifetime,
+            renew_at: now + lifetime / 2,
+            expires_at_unix: unix_now() + lifetime.as_secs(),
+        }
+    }
+
     /// `Bearer <token>` (a reference-counted copy); `None` if UPS issued a token that
     /// cannot go in a header.
     pub fn authorization(&self) -> Option<http::HeaderValue> {

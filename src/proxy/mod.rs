@@ -75,6 +75,8 @@ pub struct Entry {
 
 pub struct ProxyApp {
     pipeline: Arc<Pipeline>,
+    /// Where header style streams to.
+    upstream: Arc<upstream::Upstream>,
     limits: Limits,
     entry: Entry,
     /// Shared by every listener: the cap is on the process.
@@ -85,12 +87,14 @@ pub struct ProxyApp {
 impl ProxyApp {
     pub fn new(
         pipeline: Arc<Pipeline>,
+        upstream: Arc<upstream::Upstream>,
         limits: Limits,
         entry: Entry,
         slots: Arc<Semaphore>,
     ) -> ProxyApp {
         ProxyApp {
             pipeline,
+            upstream,
             limits,
             entry,
             slots,
@@ -252,7 +256,7 @@ impl ProxyApp {
                 for h in &STRIPPED_HEADERS {
                     headers.remove(h);
                 }
-                headers.insert(header::HOST, p.upstream.host_header());
+                headers.insert(header::HOST, self.upstream.host_header());
                 let Some(bearer) = auth.token.authorization() else {
                     let f =
                         Failure::UpstreamGarbled("UPS token is not a valid header value".into());
@@ -271,11 +275,11 @@ impl ProxyApp {
                 });
                 *up.method_mut() = auth.target.method.clone();
                 *up.headers_mut() = headers;
-                match p.upstream.uri(&auth.target.path_and_query) {
+                match self.upstream.uri(&auth.target.path_and_query) {
                     Ok(uri) => *up.uri_mut() = uri,
                     Err(f) => return self.refuse(ex, f),
                 }
-                match p.upstream.send(up).await {
+                match self.upstream.send(up).await {
                     Ok(resp) => return self.stream(ex, scan, resp),
                     Err(f) => f,
                 }
