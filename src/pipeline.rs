@@ -199,10 +199,10 @@ impl Pipeline {
     pub fn route(
         &self,
         path: &str,
-        has_access_key: bool,
+        headers: &http::HeaderMap,
         ex: &mut Exchange,
     ) -> Result<Route, Answer> {
-        let Some(route) = dialect::detect(path, has_access_key) else {
+        let Some(route) = dialect::detect(path, header::has_access_key(headers)) else {
             let failure = Failure::UnknownService(path.to_string());
             self.log_refusal(ex, &failure);
             return Err(header::refusal(&failure));
@@ -315,6 +315,30 @@ impl Pipeline {
             error_kind: None,
             dropped_fields: 0,
         })
+    }
+
+    /// Header style, streamed: the client's headers become UPS's. Every legacy credential
+    /// and hop-by-hop header goes; UPS's host, the account's bearer and a transaction id
+    /// come in.
+    pub fn headers_for_ups(
+        &self,
+        auth: &Authorized,
+        headers: &mut http::HeaderMap,
+        host: HeaderValue,
+        ex: &Exchange,
+    ) -> Result<(), Failure> {
+        header::strip_for_ups(headers);
+        headers.insert(http::header::HOST, host);
+        headers.insert(http::header::AUTHORIZATION, authorization(&auth.token)?);
+        if !headers.contains_key("transid") {
+            let id = HeaderValue::from_str(&ex.id)
+                .map_err(|_| Failure::Malformed("request id".into()))?;
+            headers.insert("transid", id);
+        }
+        if !headers.contains_key("transactionsrc") {
+            headers.insert("transactionsrc", HeaderValue::from_static("upsbridge"));
+        }
+        Ok(())
     }
 
     /// Header style, streamed: what to watch on the way (nothing is buffered but the
@@ -1027,7 +1051,10 @@ mod tests {
     /// One request through the pipeline, recorded as the transport records it.
     async fn send(b: &Bench, path: &str, body: &str) -> Answer {
         let mut ex = Exchange::new(None);
-        let route = b.pipeline.route(path, false, &mut ex).unwrap();
+        let route = b
+            .pipeline
+            .route(path, &http::HeaderMap::new(), &mut ex)
+            .unwrap();
         let answer = b
             .pipeline
             .body_dialect(&route, Ok(Bytes::from(body.to_string())), &mut ex)

@@ -10,8 +10,33 @@ use secrecy::SecretString;
 use super::{Answer, Failure};
 use crate::accounts::LegacyCredentials;
 
-/// The legacy credential headers; every one is removed before forwarding.
-pub const CREDENTIAL_HEADERS: [&str; 3] = ["accesslicensenumber", "username", "password"];
+/// Headers a client may send that must never reach UPS: its legacy credentials, anything
+/// that authenticates elsewhere, and hop-by-hop headers of its own connection.
+const STRIPPED_HEADERS: [http::HeaderName; 11] = [
+    http::HeaderName::from_static("accesslicensenumber"),
+    http::HeaderName::from_static("username"),
+    http::HeaderName::from_static("password"),
+    http::header::AUTHORIZATION,
+    http::header::COOKIE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::CONNECTION,
+    http::HeaderName::from_static("keep-alive"),
+    http::header::TE,
+    http::header::UPGRADE,
+    http::header::EXPECT,
+];
+
+/// Remove every header that must not reach UPS (see [`STRIPPED_HEADERS`]).
+pub fn strip_for_ups(headers: &mut http::HeaderMap) {
+    for h in &STRIPPED_HEADERS {
+        headers.remove(h);
+    }
+}
+
+/// Does the request carry a legacy access key header (header style on `/api/…`)?
+pub fn has_access_key(headers: &http::HeaderMap) -> bool {
+    headers.contains_key("accesslicensenumber")
+}
 
 /// The REST call a header-style request becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]

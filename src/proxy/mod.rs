@@ -10,22 +10,23 @@
 //! Why hyper and not pingora's proxy loop: measured in one run against nginx, the
 //! loop alone cost about twice nginx's CPU per request (docs/performance.md).
 
+mod body;
 pub mod digest;
 pub mod replay;
+mod tunnel;
 pub mod upstream;
 
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use pingora::apps::ServerApp;
@@ -36,23 +37,8 @@ use tracing::{debug, warn};
 
 use crate::dialect::{header::refusal, Answer, Failure};
 use crate::pipeline::{Exchange, Pipeline, Scan};
+use body::{AnswerBody, Done, Inner};
 use upstream::UpstreamBody;
-
-/// Headers a client may send that must never reach UPS: its legacy credentials, anything
-/// that authenticates elsewhere, and hop-by-hop headers of its own connection.
-const STRIPPED_HEADERS: [HeaderName; 11] = [
-    HeaderName::from_static("accesslicensenumber"),
-    HeaderName::from_static("username"),
-    HeaderName::from_static("password"),
-    header::AUTHORIZATION,
-    header::COOKIE,
-    header::PROXY_AUTHORIZATION,
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::TE,
-    header::UPGRADE,
-    header::EXPECT,
-];
 
 /// Downstream limits of the proxy listeners.
 #[derive(Debug, Clone, Copy)]
@@ -134,97 +120,6 @@ impl ProxyApp {
         }
     }
 
-    /// The TLS handshake, within the header-read deadline.
-    async fn accept_tls<I>(
-        &self,
-        config: Arc<rustls::ServerConfig>,
-        io: I,
-        peer: Option<IpAddr>,
-    ) -> Option<tokio_rustls::server::TlsStream<I>>
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
-        let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
-        match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
-            Ok(Ok(tls)) => Some(tls),
-            Ok(Err(e)) => {
-                // Most often: the client does not trust the CA, or speaks no TLS 1.2.
-                warn!(?peer, error = %e, "TLS handshake failed (does the client trust upsbridge's CA? see docs/tls.md)");
-                None
-            }
-            Err(_) => {
-                debug!(?peer, "TLS handshake timed out");
-                None
-            }
-        }
-    }
-
-    /// `CONNECT host:443`: only to UPS's names, then TLS as that name inside the tunnel.
-    /// Anything else is refused: upsbridge is never an open proxy.
-    fn connect(
-        self: &Arc<Self>,
-        mut req: Request<Incoming>,
-        peer: Option<IpAddr>,
-    ) -> Response<AnswerBody> {
-        let target = req
-            .uri()
-            .authority()
-            .map(|a| (a.host().to_ascii_lowercase(), a.port_u16()));
-        let allowed = match (&self.entry.connect, &target) {
-            (Some(config), Some((host, Some(443))))
-                if self.entry.connect_names.iter().any(|n| n == host) =>
-            {
-                Some(config.clone())
-            }
-            _ => None,
-        };
-        let Some(config) = allowed else {
-            let shown = req
-                .uri()
-                .authority()
-                .map(|a| a.as_str())
-                .unwrap_or("-")
-                .to_string();
-            warn!(?peer, target = %shown, "CONNECT refused: upsbridge tunnels only to UPS's host names on port 443, and only with [proxy] connect_proxy = true");
-            self.pipeline.metrics.count_connect_refused();
-            let mut resp = self.bare(Some(Bytes::from_static(
-                b"upsbridge tunnels only to onlinetools.ups.com:443 and wwwcie.ups.com:443\n",
-            )));
-            *resp.status_mut() = http::StatusCode::FORBIDDEN;
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return resp;
-        };
-        let upgrade = hyper::upgrade::on(&mut req);
-        let app = self.clone();
-        tokio::spawn(async move {
-            let tunnel = match upgrade.await {
-                Ok(u) => hyper_util::rt::TokioIo::new(u),
-                Err(e) => return debug!(?peer, error = %e, "CONNECT tunnel not opened"),
-            };
-            if let Some(tls) = app.accept_tls(config, tunnel, peer).await {
-                // The tunnel lives as long as its client connection; shutdown closes that.
-                let (_keep, never) = tokio::sync::watch::channel(false);
-                app.serve(tls, peer, &never).await;
-            }
-        });
-        self.bare(None)
-    }
-
-    /// An answer that is not a request of ours (CONNECT's): nothing is recorded for it.
-    fn bare(&self, body: Option<Bytes>) -> Response<AnswerBody> {
-        Response::new(AnswerBody::new(
-            Inner::Full(body),
-            Done {
-                pipeline: self.pipeline.clone(),
-                ex: None,
-                scan: None,
-                delivered: false,
-            },
-        ))
-    }
-
     async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
@@ -235,8 +130,10 @@ impl ProxyApp {
         }
         let mut ex = Exchange::new(peer);
         let (parts, body) = req.into_parts();
-        let has_key = parts.headers.contains_key("accesslicensenumber");
-        let route = match self.pipeline.route(parts.uri.path(), has_key, &mut ex) {
+        let route = match self
+            .pipeline
+            .route(parts.uri.path(), &parts.headers, &mut ex)
+        {
             Ok(route) => route,
             Err(answer) => return self.answer(ex, answer, !body.is_end_stream()),
         };
@@ -253,21 +150,10 @@ impl ProxyApp {
             Ok(auth) if !auth.is_effectful() => {
                 let scan = p.scan(&auth, &ex);
                 let mut headers = parts.headers;
-                for h in &STRIPPED_HEADERS {
-                    headers.remove(h);
-                }
-                headers.insert(header::HOST, self.upstream.host_header());
-                let Some(bearer) = auth.token.authorization() else {
-                    let f =
-                        Failure::UpstreamGarbled("UPS token is not a valid header value".into());
+                if let Err(f) =
+                    p.headers_for_ups(&auth, &mut headers, self.upstream.host_header(), &ex)
+                {
                     return self.refuse(ex, f);
-                };
-                headers.insert(header::AUTHORIZATION, bearer);
-                if !headers.contains_key("transid") {
-                    headers.insert("transid", HeaderValue::from_str(&ex.id).expect("hex id"));
-                }
-                if !headers.contains_key("transactionsrc") {
-                    headers.insert("transactionsrc", HeaderValue::from_static("upsbridge"));
                 }
                 let mut up = Request::new(UpstreamBody::Stream {
                     body,
@@ -420,83 +306,5 @@ impl ServerApp for ProxyApp {
             }
         }
         None
-    }
-}
-
-/// The body of every answer: ours, in memory, or UPS's, streamed. When hyper drops it
-/// (written, or the connection gone) the request is recorded, once.
-pub struct AnswerBody {
-    inner: Inner,
-    done: Done,
-}
-
-enum Inner {
-    Full(Option<Bytes>),
-    Stream(Incoming),
-}
-
-struct Done {
-    pipeline: Arc<Pipeline>,
-    ex: Option<Exchange>,
-    scan: Option<Scan>,
-    /// The last byte was handed to the connection.
-    delivered: bool,
-}
-
-impl Drop for Done {
-    fn drop(&mut self) {
-        let Some(ex) = self.ex.take() else { return };
-        if let Some(scan) = self.scan.take() {
-            self.pipeline.header_style_done(scan, &ex);
-        }
-        self.pipeline.finish(ex, self.delivered);
-    }
-}
-
-impl AnswerBody {
-    fn new(inner: Inner, done: Done) -> AnswerBody {
-        AnswerBody { inner, done }
-    }
-}
-
-impl Body for AnswerBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let frame = match &mut this.inner {
-            Inner::Full(b) => b.take().map(|b| Ok(Frame::data(b))),
-            Inner::Stream(s) => std::task::ready!(Pin::new(s).poll_frame(cx)),
-        };
-        match &frame {
-            Some(Ok(f)) => {
-                if let (Some(chunk), Some(scan)) = (f.data_ref(), this.done.scan.as_mut()) {
-                    scan.answer_chunk(chunk);
-                }
-                this.done.delivered = this.is_end_stream();
-            }
-            None => this.done.delivered = true,
-            Some(Err(_)) => {}
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Inner::Full(b) => b.is_none(),
-            Inner::Stream(s) => s.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            Inner::Full(None) => SizeHint::with_exact(0),
-            Inner::Stream(s) => s.size_hint(),
-        }
     }
 }

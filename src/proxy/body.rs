@@ -1,0 +1,91 @@
+//! The body of every answer the proxy writes, and the record of its request: hyper drops
+//! the body when it is written or the connection is gone, and that is when the request is
+//! recorded, once.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::pipeline::{Exchange, Pipeline, Scan};
+
+/// The body of every answer: ours, in memory, or UPS's, streamed. When hyper drops it
+/// (written, or the connection gone) the request is recorded, once.
+pub struct AnswerBody {
+    inner: Inner,
+    pub(super) done: Done,
+}
+
+pub(super) enum Inner {
+    Full(Option<Bytes>),
+    Stream(Incoming),
+}
+
+pub(super) struct Done {
+    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) ex: Option<Exchange>,
+    pub(super) scan: Option<Scan>,
+    /// The last byte was handed to the connection.
+    pub(super) delivered: bool,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let Some(ex) = self.ex.take() else { return };
+        if let Some(scan) = self.scan.take() {
+            self.pipeline.header_style_done(scan, &ex);
+        }
+        self.pipeline.finish(ex, self.delivered);
+    }
+}
+
+impl AnswerBody {
+    pub(super) fn new(inner: Inner, done: Done) -> AnswerBody {
+        AnswerBody { inner, done }
+    }
+}
+
+impl Body for AnswerBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = match &mut this.inner {
+            Inner::Full(b) => b.take().map(|b| Ok(Frame::data(b))),
+            Inner::Stream(s) => std::task::ready!(Pin::new(s).poll_frame(cx)),
+        };
+        match &frame {
+            Some(Ok(f)) => {
+                if let (Some(chunk), Some(scan)) = (f.data_ref(), this.done.scan.as_mut()) {
+                    scan.answer_chunk(chunk);
+                }
+                this.done.delivered = this.is_end_stream();
+            }
+            None => this.done.delivered = true,
+            Some(Err(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Full(b) => b.is_none(),
+            Inner::Stream(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Inner::Full(None) => SizeHint::with_exact(0),
+            Inner::Stream(s) => s.size_hint(),
+        }
+    }
+}

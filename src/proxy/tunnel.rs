@@ -1,0 +1,108 @@
+//! TLS on the proxy's connections: the TLS listener's handshake, and `CONNECT` tunnels to
+//! UPS's names for programs that honour `HTTPS_PROXY`. upsbridge is never an open proxy:
+//! a tunnel is opened only to UPS's names on port 443, and TLS is terminated inside it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tracing::{debug, warn};
+
+use super::body::{AnswerBody, Done, Inner};
+use super::ProxyApp;
+
+impl ProxyApp {
+    /// The TLS handshake, within the header-read deadline.
+    pub(super) async fn accept_tls<I>(
+        &self,
+        config: Arc<rustls::ServerConfig>,
+        io: I,
+        peer: Option<IpAddr>,
+    ) -> Option<tokio_rustls::server::TlsStream<I>>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
+        match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
+            Ok(Ok(tls)) => Some(tls),
+            Ok(Err(e)) => {
+                // Most often: the client does not trust the CA, or speaks no TLS 1.2.
+                warn!(?peer, error = %e, "TLS handshake failed (does the client trust upsbridge's CA? see docs/tls.md)");
+                None
+            }
+            Err(_) => {
+                debug!(?peer, "TLS handshake timed out");
+                None
+            }
+        }
+    }
+
+    /// `CONNECT host:443`: only to UPS's names, then TLS as that name inside the tunnel.
+    /// Anything else is refused: upsbridge is never an open proxy.
+    pub(super) fn connect(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: Option<IpAddr>,
+    ) -> Response<AnswerBody> {
+        let target = req
+            .uri()
+            .authority()
+            .map(|a| (a.host().to_ascii_lowercase(), a.port_u16()));
+        let allowed = match (&self.entry.connect, &target) {
+            (Some(config), Some((host, Some(443))))
+                if self.entry.connect_names.iter().any(|n| n == host) =>
+            {
+                Some(config.clone())
+            }
+            _ => None,
+        };
+        let Some(config) = allowed else {
+            let shown = req
+                .uri()
+                .authority()
+                .map(|a| a.as_str())
+                .unwrap_or("-")
+                .to_string();
+            warn!(?peer, target = %shown, "CONNECT refused: upsbridge tunnels only to UPS's host names on port 443, and only with [proxy] connect_proxy = true");
+            self.pipeline.metrics.count_connect_refused();
+            let mut resp = self.bare(Some(Bytes::from_static(
+                b"upsbridge tunnels only to onlinetools.ups.com:443 and wwwcie.ups.com:443\n",
+            )));
+            *resp.status_mut() = http::StatusCode::FORBIDDEN;
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        };
+        let upgrade = hyper::upgrade::on(&mut req);
+        let app = self.clone();
+        tokio::spawn(async move {
+            let tunnel = match upgrade.await {
+                Ok(u) => hyper_util::rt::TokioIo::new(u),
+                Err(e) => return debug!(?peer, error = %e, "CONNECT tunnel not opened"),
+            };
+            if let Some(tls) = app.accept_tls(config, tunnel, peer).await {
+                // The tunnel lives as long as its client connection; shutdown closes that.
+                let (_keep, never) = tokio::sync::watch::channel(false);
+                app.serve(tls, peer, &never).await;
+            }
+        });
+        self.bare(None)
+    }
+
+    /// An answer that is not a request of ours (CONNECT's): nothing is recorded for it.
+    fn bare(&self, body: Option<Bytes>) -> Response<AnswerBody> {
+        Response::new(AnswerBody::new(
+            Inner::Full(body),
+            Done {
+                pipeline: self.pipeline.clone(),
+                ex: None,
+                scan: None,
+                delivered: false,
+            },
+        ))
+    }
+}
