@@ -135,6 +135,8 @@ fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     });
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // 8k lines in flight at most (the default 128k slots cost ~4 MB of RSS).
+        .buffered_lines_limit(8192)
         .thread_name("upsbridge-log")
         .finish(std::io::BufWriter::with_capacity(
             64 * 1024,

@@ -884,14 +884,7 @@ fn the_proxy_listener_times_out_slow_heads_and_idle_connections_and_caps_connect
             .as_u16()
     });
     assert!(proxy.log_text().contains("too many open"));
-    let metrics = proxy
-        .http
-        .get(format!("{}/metrics", proxy.admin))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = proxy.metrics_text();
     assert!(
         metrics.contains("upsbridge_connections_refused_total{listener=\"proxy\"} 1"),
         "{metrics}"

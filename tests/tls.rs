@@ -91,6 +91,19 @@ fn track(
         .send()
 }
 
+/// A simulator and a proxy with `tls init` done first: (dir, sim, proxy, the CA's PEM).
+fn tls_env(proxy_extra: &str, tls_extra: &str) -> (tempfile::TempDir, Sim, Proxy, Vec<u8>) {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let config = config_with(&sim, proxy_extra, tls_extra);
+    std::fs::write(dir.path().join("upsbridge.toml"), &config).unwrap();
+    assert!(tls_init(dir.path(), &[]).status.success());
+    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
+    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+    (dir, sim, proxy, ca)
+}
+
 #[test]
 fn tls_init_makes_a_ca_limited_to_ups_names_and_never_replaces_it() {
     let dir = tempdir();
@@ -156,13 +169,7 @@ fn tls_init_makes_a_ca_limited_to_ups_names_and_never_replaces_it() {
 
 #[test]
 fn a_client_calling_ups_by_name_reaches_upsbridge_over_tls_and_an_untrusting_one_fails() {
-    let dir = tempdir();
-    let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
-    let config = config_with(&sim, "tls_listen = \"127.0.0.1:0\"\n", "");
-    std::fs::write(dir.path().join("upsbridge.toml"), &config).unwrap();
-    assert!(tls_init(dir.path(), &[]).status.success());
-    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
+    let (_dir, sim, proxy, ca) = tls_env("tls_listen = \"127.0.0.1:0\"\n", "");
     let addr = proxy
         .tls_url
         .as_ref()
@@ -170,7 +177,6 @@ fn a_client_calling_ups_by_name_reaches_upsbridge_over_tls_and_an_untrusting_one
         .trim_start_matches("https://")
         .to_string();
     let port = addr.rsplit(':').next().unwrap();
-    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
     let url = format!("https://{UPS}:{port}");
     let r = track(&ups_client(Some(&ca), &addr), &url).unwrap();
     assert_eq!(r.status(), 200);
@@ -203,14 +209,7 @@ fn a_client_calling_ups_by_name_reaches_upsbridge_over_tls_and_an_untrusting_one
 
 #[test]
 fn connect_tunnels_only_to_ups_names_on_443_and_refuses_everything_else() {
-    let dir = tempdir();
-    let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
-    let config = config_with(&sim, "connect_proxy = true\n", "");
-    std::fs::write(dir.path().join("upsbridge.toml"), &config).unwrap();
-    assert!(tls_init(dir.path(), &[]).status.success());
-    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
-    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+    let (_dir, sim, proxy, ca) = tls_env("connect_proxy = true\n", "");
     // HTTPS_PROXY-style client: CONNECT onlinetools.ups.com:443, TLS inside, no hosts entry.
     let via_proxy = reqwest::blocking::Client::builder()
         .tls_built_in_root_certs(false)
@@ -244,14 +243,7 @@ fn connect_tunnels_only_to_ups_names_on_443_and_refuses_everything_else() {
         log.contains("CONNECT refused") && log.contains("example.com:443"),
         "{log}"
     );
-    let metrics = proxy
-        .http
-        .get(format!("{}/metrics", proxy.admin))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = proxy.metrics_text();
     assert!(
         metrics.contains("upsbridge_connect_refused_total 4"),
         "{metrics}"
@@ -274,20 +266,13 @@ fn connect_is_refused_when_not_enabled() {
 
 #[test]
 fn serve_renews_a_leaf_near_expiry_under_load_with_no_failed_request() {
-    let dir = tempdir();
-    let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
     // Leaves live 2 minutes and are renewed in their last 115 s: the first one is renewed
-    // about 5 s after it is issued.
-    let config = config_with(
-        &sim,
+    // about 5 s after it is issued (`tls init` wrote it just before `serve` started).
+    let (dir, _sim, proxy, ca) = tls_env(
         "tls_listen = \"127.0.0.1:0\"\n",
         "leaf_validity_secs = 120\nrenew_before_secs = 115\n",
     );
-    std::fs::write(dir.path().join("upsbridge.toml"), &config).unwrap();
-    assert!(tls_init(dir.path(), &[]).status.success());
     let first = std::fs::read(dir.path().join("tls/leaf.pem")).unwrap();
-    let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
     let addr = proxy
         .tls_url
         .as_ref()
@@ -295,7 +280,6 @@ fn serve_renews_a_leaf_near_expiry_under_load_with_no_failed_request() {
         .trim_start_matches("https://")
         .to_string();
     let port = addr.rsplit(':').next().unwrap().to_string();
-    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
     let started = Instant::now();
     let mut served = 0;
     let mut renewed_seen = None;

@@ -430,6 +430,17 @@ impl Proxy {
         self.proc.log_text()
     }
 
+    /// The admin listener's `/metrics` text (with the admin password).
+    pub fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.admin))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
     /// Every problem the legacy schemas find in the answers received so far (and stop
     /// recording). Dropping the `Proxy` fails the test on any.
     pub fn answer_problems(&self) -> Vec<String> {
