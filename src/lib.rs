@@ -14,6 +14,8 @@
 //! - [`admin`]: the ops listener (health, metrics, account status).
 //! - [`memory`]: the process allocator.
 //! - [`server`]: assembles one `serve` process; [`demo`]: the embedded demo.
+//! - [`tls`]: the private CA, certificates by SNI, reload and renewal; [`doctor`]: the
+//!   set-up checklist.
 //! - [`sim`]: a UPS simulator for tests, benches and `demo`.
 
 pub mod accounts;
@@ -21,6 +23,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod dialect;
+pub mod doctor;
 pub mod memory;
 pub mod metrics;
 pub mod oauth;

@@ -50,6 +50,12 @@ enum Command {
         #[command(subcommand)]
         command: AccountsCommand,
     },
+    /// Check the set-up: config, map, listeners, TLS, how UPS resolves, UPS reachable,
+    /// accounts authorized, clock. Exits non-zero when something blocks traffic.
+    Doctor {
+        #[arg(long, default_value = "config/upsbridge.toml")]
+        config: PathBuf,
+    },
     /// Certificates for the TLS listener and CONNECT tunnels.
     Tls {
         #[command(subcommand)]
@@ -169,6 +175,23 @@ fn main() -> ExitCode {
             token_ttl,
         } => run_sim(listen, clients, token_ttl),
         Command::InternalRotate => upsbridge::oauth::rotate::helper_main(),
+        Command::Doctor { config } => {
+            let lines = upsbridge::doctor::run(&config);
+            for l in &lines {
+                println!("{l}");
+            }
+            let failed = lines
+                .iter()
+                .filter(|l| l.verdict == upsbridge::doctor::Verdict::Fail)
+                .count();
+            if failed == 0 {
+                println!("nothing blocks traffic");
+                ExitCode::SUCCESS
+            } else {
+                println!("{failed} problem(s) block traffic: fix the FAIL lines above");
+                ExitCode::FAILURE
+            }
+        }
         Command::Tls {
             command: TlsCommand::Init { config, names },
         } => match Config::load(&config)

@@ -282,6 +282,66 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
+/// What `doctor` reports about `[tls] dir`.
+pub struct Health {
+    pub ca_key_present: bool,
+    pub leaf_not_after: SystemTime,
+    /// Each name the CA was made for, and whether the leaf verifies for it under the CA
+    /// (rustls's WebPKI verifier: chain, validity, name constraints, name).
+    pub names: Vec<(String, Result<(), String>)>,
+}
+
+/// Check the CA and the leaf the way a client would.
+pub fn health(cfg: &TlsConfig) -> Result<Health, TlsError> {
+    use rustls::client::danger::ServerCertVerifier;
+    let p = Paths::of(&cfg.dir);
+    if !p.leaf_pem.exists() || !p.ca_pem.exists() {
+        return Err(TlsError::Missing {
+            dir: cfg.dir.clone(),
+        });
+    }
+    let (leaf, leaf_not_after) = certified_key(&p.leaf_pem, &p.leaf_key)?;
+    let ca_bytes = std::fs::read(&p.ca_pem).map_err(io_err(&p.ca_pem))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_bytes.as_slice()).flatten() {
+        roots.add(c).map_err(|e| TlsError::Invalid {
+            path: p.ca_pem.clone(),
+            why: e.to_string(),
+        })?;
+    }
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|e| TlsError::Invalid {
+        path: p.ca_pem.clone(),
+        why: e.to_string(),
+    })?;
+    let names =
+        read_names(&p).unwrap_or_else(|_| UPS_NAMES.iter().map(|n| n.to_string()).collect());
+    let now = rustls::pki_types::UnixTime::now();
+    let names = names
+        .into_iter()
+        .map(|n| {
+            let verdict = rustls::pki_types::ServerName::try_from(n.clone())
+                .map_err(|e| e.to_string())
+                .and_then(|name| {
+                    verifier
+                        .verify_server_cert(&leaf.cert[0], &leaf.cert[1..], &name, &[], now)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                });
+            (n, verdict)
+        })
+        .collect();
+    Ok(Health {
+        ca_key_present: p.ca_key.exists(),
+        leaf_not_after,
+        names,
+    })
+}
+
 // ---- serving ---------------------------------------------------------------------------
 
 /// The certificates in use, swapped whole on reload.

@@ -352,3 +352,156 @@ fn serve_refuses_to_call_itself_and_starts_with_a_pin() {
     let r = track(&proxy.http, &proxy.url).unwrap();
     assert_eq!(r.status(), 200);
 }
+
+fn doctor(dir: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["doctor", "--config"])
+        .arg(dir.join("upsbridge.toml"))
+        .env(secret_env(&EAST), EAST.client_secret)
+        .env(secret_env(&NORTH), NORTH.client_secret);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The line of `item` in doctor's output (panics when absent).
+fn doctor_line<'a>(out: &'a str, item: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.get(6..).is_some_and(|rest| rest.starts_with(item)))
+        .unwrap_or_else(|| panic!("no `{item}` line in:\n{out}"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn doctor_passes_a_good_set_up_and_names_each_broken_item_with_its_fix() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let good = config_with(&sim, "tls_listen = \"127.0.0.1:0\"\n", "");
+    let write = |text: &str| std::fs::write(dir.path().join("upsbridge.toml"), text).unwrap();
+    write(&good);
+
+    // No certificates yet, for a TLS listener: blocks traffic, says what to run.
+    let (ok, out) = doctor(dir.path(), &[]);
+    assert!(!ok, "{out}");
+    let l = doctor_line(&out, "TLS certificates");
+    assert!(
+        l.starts_with("FAIL") && l.contains("upsbridge tls init"),
+        "{l}"
+    );
+
+    // After tls init, against the simulator: nothing blocks (the store does not exist yet).
+    assert!(tls_init(dir.path(), &[]).status.success());
+    let (ok, out) = doctor(dir.path(), &[]);
+    assert!(ok, "{out}");
+    for item in [
+        "config",
+        "account map",
+        "proxy listener",
+        "TLS leaf",
+        "TLS CA key",
+        "UPS reachable",
+        "clock",
+    ] {
+        assert!(doctor_line(&out, item).starts_with("ok"), "{item}:\n{out}");
+    }
+    assert!(
+        doctor_line(&out, "TLS name onlinetools.ups.com").starts_with("ok"),
+        "{out}"
+    );
+    assert!(
+        doctor_line(&out, "UPS address of 127.0.0.1").contains("not upsbridge itself"),
+        "{out}"
+    );
+
+    // An expired leaf (made by hand under the CA) blocks traffic; a missing CA key warns.
+    let tls = dir.path().join("tls");
+    let ca_pem = std::fs::read_to_string(tls.join("ca.pem")).unwrap();
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(tls.join("ca.key")).unwrap()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, &ca_key).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![UPS.to_string()]).unwrap();
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    params.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let expired = params.signed_by(&leaf_key, &issuer).unwrap();
+    std::fs::write(tls.join("leaf.pem"), format!("{}{ca_pem}", expired.pem())).unwrap();
+    std::fs::write(tls.join("leaf.key"), leaf_key.serialize_pem()).unwrap();
+    std::fs::remove_file(tls.join("ca.key")).unwrap();
+    let (ok, out) = doctor(dir.path(), &[]);
+    assert!(!ok, "{out}");
+    let l = doctor_line(&out, "TLS leaf");
+    assert!(
+        l.starts_with("FAIL") && l.contains("expired") && l.contains("tls init"),
+        "{l}"
+    );
+    let l = doctor_line(&out, "TLS CA key");
+    assert!(
+        l.starts_with("WARN") && l.contains("cannot be renewed"),
+        "{l}"
+    );
+
+    // UPS down, and UPS's name pointing at upsbridge itself.
+    let closed = free_port();
+    write(&Proxy::config_text(
+        &format!("http://127.0.0.1:{closed}"),
+        FAST_TIMEOUTS,
+    ));
+    let (ok, out) = doctor(dir.path(), &[]);
+    assert!(!ok, "{out}");
+    let l = doctor_line(&out, "UPS reachable");
+    assert!(l.starts_with("FAIL") && l.contains("firewall"), "{l}");
+    let own = free_port();
+    write(
+        &Proxy::config_text(&format!("http://localhost:{own}"), FAST_TIMEOUTS).replace(
+            "listen = \"127.0.0.1:0\"\nthreads",
+            &format!("listen = \"127.0.0.1:{own}\"\nthreads"),
+        ),
+    );
+    let (ok, out) = doctor(dir.path(), &[]);
+    assert!(!ok, "{out}");
+    let l = doctor_line(&out, "UPS address of localhost");
+    assert!(l.starts_with("FAIL") && l.contains("[ups] resolve"), "{l}");
+}
+
+#[test]
+fn doctor_names_an_account_that_is_not_authorized_at_ups() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST, &NORTH], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST, &NORTH]);
+    let admin = free_port();
+    let config = Proxy::config_text(&sim.url, FAST_TIMEOUTS).replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin}\""),
+    );
+    let _proxy = Proxy::start_with_env(dir.path(), &[&EAST, &NORTH], &config, &[]);
+    let (ok, out) = doctor(dir.path(), &[("UPSBRIDGE_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
+    assert!(!ok, "{out}");
+    let l = doctor_line(&out, &format!("account {}", NORTH.name));
+    assert!(
+        l.starts_with("FAIL")
+            && l.contains(&format!("upsbridge accounts authorize {}", NORTH.name)),
+        "{l}"
+    );
+    assert!(
+        !doctor_line(&out, &format!("account {}", EAST.name)).starts_with("FAIL"),
+        "{out}"
+    );
+    // The running server's listeners are in use by it: not a problem.
+    assert!(
+        doctor_line(&out, "admin listener").starts_with("ok"),
+        "{out}"
+    );
+}

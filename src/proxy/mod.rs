@@ -95,9 +95,18 @@ impl ProxyApp {
     {
         use hyper_util::rt::{TokioIo, TokioTimer};
         let app = self.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let on_shutdown = shutdown.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+            // A CONNECT tunnel outlives this connection's serve: it gets its own watch.
+            let tunnel_shutdown =
+                (req.method() == http::Method::CONNECT).then(|| on_shutdown.clone());
+            async move {
+                Ok::<_, Infallible>(match tunnel_shutdown {
+                    Some(shutdown) => app.connect(req, peer, shutdown),
+                    None => app.handle(req, peer).await,
+                })
+            }
         });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -125,9 +134,6 @@ impl ProxyApp {
         req: Request<Incoming>,
         peer: Option<IpAddr>,
     ) -> Response<AnswerBody> {
-        if req.method() == http::Method::CONNECT {
-            return self.connect(req, peer);
-        }
         let mut ex = Exchange::new(peer);
         let (parts, body) = req.into_parts();
         let route = match self

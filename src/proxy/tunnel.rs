@@ -12,6 +12,8 @@ use hyper::body::Incoming;
 use tracing::{debug, warn};
 
 use super::body::{AnswerBody, Done, Inner};
+use pingora::server::ShutdownWatch;
+
 use super::ProxyApp;
 
 impl ProxyApp {
@@ -46,6 +48,7 @@ impl ProxyApp {
         self: &Arc<Self>,
         mut req: Request<Incoming>,
         peer: Option<IpAddr>,
+        shutdown: ShutdownWatch,
     ) -> Response<AnswerBody> {
         let target = req
             .uri()
@@ -77,17 +80,27 @@ impl ProxyApp {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
             return resp;
         };
+        // The tunnel is a connection of its own for the cap (the client's CONNECT connection
+        // ends its HTTP life once upgraded).
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            warn!(?peer, "CONNECT refused: too many connections open; raise [proxy] max_connections if this is legitimate");
+            self.pipeline.metrics.count_connection_refused("proxy");
+            let mut resp = self.bare(None);
+            *resp.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        };
         let upgrade = hyper::upgrade::on(&mut req);
         let app = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let tunnel = match upgrade.await {
                 Ok(u) => hyper_util::rt::TokioIo::new(u),
                 Err(e) => return debug!(?peer, error = %e, "CONNECT tunnel not opened"),
             };
             if let Some(tls) = app.accept_tls(config, tunnel, peer).await {
-                // The tunnel lives as long as its client connection; shutdown closes that.
-                let (_keep, never) = tokio::sync::watch::channel(false);
-                app.serve(tls, peer, &never).await;
+                app.serve(tls, peer, &shutdown).await;
             }
         });
         self.bare(None)

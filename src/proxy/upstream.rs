@@ -338,7 +338,7 @@ pub enum UpstreamError {
 
 /// Is `a` one of upsbridge's own listeners (the same port on the same address, or on any
 /// local address when the listener is on the unspecified address)?
-fn is_own(a: &SocketAddr, own: &[SocketAddr]) -> bool {
+pub fn is_own(a: &SocketAddr, own: &[SocketAddr]) -> bool {
     own.iter().any(|o| {
         o.port() == a.port()
             && (o.ip() == a.ip()
