@@ -12,7 +12,7 @@
 //!   the UPS call, the answer, the record.
 //! - [`proxy`]: the listener (a pingora service served by hyper) and the UPS upstream.
 //! - [`admin`]: the ops listener (health, metrics, account status).
-//! - [`memory`]: the process allocator.
+//! - [`memory`]: the process allocator; [`logbuf`]: the batched log writer.
 //! - [`server`]: assembles one `serve` process; [`demo`]: the embedded demo.
 //! - [`tls`]: the private CA, certificates by SNI, reload and renewal; [`doctor`]: the
 //!   set-up checklist.
@@ -24,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod dialect;
 pub mod doctor;
+pub mod logbuf;
 pub mod memory;
 pub mod metrics;
 pub mod oauth;

@@ -121,17 +121,14 @@ enum AccountsCommand {
     },
 }
 
-/// Logs to stderr, `RUST_LOG` respected (default `info`). Returns the guard that flushes the
-/// log when dropped (keep it for the life of the process).
-///
-/// Lines are formatted on the thread that logs and written by a log thread in batches: one
-/// `write` per request on the proxy thread cost a third of its throughput (benches/compare.sh,
-/// same run with logs on and off). The queue blocks rather than drops when full.
+/// Logs to stderr, `RUST_LOG` respected (default `info`). Lines are batched
+/// ([`upsbridge::logbuf`]); the returned guard flushes them when dropped (keep it for the life
+/// of the process).
 ///
 /// pingora's own debug and trace records are never emitted, whatever `RUST_LOG` says: they
 /// print raw request bytes and whole request headers (a malformed request's first 2 KB, every
 /// `Password:` header at trace). upsbridge's own records carry the same events without secrets.
-fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logging() -> FlushOnExit {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{filter, fmt, EnvFilter, Layer};
@@ -139,23 +136,24 @@ fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let no_raw_bytes = filter::filter_fn(|meta| {
         !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
     });
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        // 8k lines in flight at most (the default 128k slots cost ~4 MB of RSS).
-        .buffered_lines_limit(8192)
-        .thread_name("upsbridge-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    upsbridge::logbuf::start_flusher();
     let out = fmt::layer()
-        .with_writer(writer)
+        .with_writer(upsbridge::logbuf::BatchedStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(env)
         .with_filter(no_raw_bytes);
     // With the `tracing-log` feature, try_init also routes pingora's `log` records here.
     let _ = tracing_subscriber::registry().with(out).try_init();
-    guard
+    FlushOnExit
+}
+
+/// Flushes the batched log when `main` returns.
+struct FlushOnExit;
+
+impl Drop for FlushOnExit {
+    fn drop(&mut self) {
+        upsbridge::logbuf::flush();
+    }
 }
 
 fn main() -> ExitCode {
@@ -327,6 +325,8 @@ fn run_sim(listen: SocketAddr, clients: Vec<(String, String)>, token_ttl: u64) -
 }
 
 fn fail(message: &str) -> ExitCode {
+    // The log lines that led here come first.
+    upsbridge::logbuf::flush();
     eprintln!("upsbridge: {message}");
     ExitCode::FAILURE
 }

@@ -110,7 +110,9 @@ impl ProxyApp {
         });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(self.limits.header_read_timeout);
+            .header_read_timeout(self.limits.header_read_timeout)
+            // `Content-Type`, as UPS writes it: some old clients match header names exactly.
+            .title_case_headers(true);
         let conn = http
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
