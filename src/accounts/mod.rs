@@ -32,6 +32,17 @@ pub struct LegacyCredentials {
     pub password: SecretString,
 }
 
+impl LegacyCredentials {
+    /// A request that carried no credentials at all (refused as such).
+    pub fn none() -> LegacyCredentials {
+        LegacyCredentials {
+            access_key: String::new(),
+            user_id: String::new(),
+            password: SecretString::from(String::new()),
+        }
+    }
+}
+
 impl std::fmt::Debug for LegacyCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LegacyCredentials")

@@ -68,11 +68,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
     }
     let credentials = match security {
         Some((_, raw)) => credentials(raw),
-        None => LegacyCredentials {
-            access_key: String::new(),
-            user_id: String::new(),
-            password: SecretString::from(String::new()),
-        },
+        None => LegacyCredentials::none(),
     };
     let plan = rest_call(text, &members);
     Ok(Parsed { credentials, plan })

@@ -661,14 +661,6 @@ fn unknown_root(segment: &str) -> String {
     }
 }
 
-fn no_credentials() -> LegacyCredentials {
-    LegacyCredentials {
-        access_key: String::new(),
-        user_id: String::new(),
-        password: SecretString::from(String::new()),
-    }
-}
-
 /// Take an old-XML body apart: the `AccessRequest` document, then the request document.
 pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -699,7 +691,7 @@ pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
         (credentials, request)
     } else {
         // No AccessRequest: refused as missing credentials (250003).
-        (no_credentials(), Ok(first))
+        (LegacyCredentials::none(), Ok(first))
     };
     let plan = request.and_then(|r| plan(route, &r));
     Ok(Parsed { credentials, plan })

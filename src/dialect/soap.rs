@@ -107,7 +107,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
         .find(|e| in_envelope_ns(e, "Header"));
     let credentials = match header {
         Some(h) => credentials(h)?,
-        None => no_credentials(),
+        None => LegacyCredentials::none(),
     };
     let plan = envelope
         .children
@@ -116,14 +116,6 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
         .ok_or_else(|| Failure::Malformed("the SOAP Envelope has no Body".into()))
         .and_then(request_plan);
     Ok(Parsed { credentials, plan })
-}
-
-fn no_credentials() -> LegacyCredentials {
-    LegacyCredentials {
-        access_key: String::new(),
-        user_id: String::new(),
-        password: SecretString::from(String::new()),
-    }
 }
 
 /// `UPSSecurity` (XOLTWS) or `AccessRequest` (older xpci services) in the header.
@@ -137,7 +129,7 @@ fn credentials(header: &Element) -> Result<LegacyCredentials, Failure> {
         .filter(|c| c.name == "UPSSecurity" || c.name == "AccessRequest")
         .collect();
     let block = match blocks.as_slice() {
-        [] => return Ok(no_credentials()),
+        [] => return Ok(LegacyCredentials::none()),
         [one] => *one,
         _ => {
             return Err(Failure::Malformed(

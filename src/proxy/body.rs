@@ -8,20 +8,15 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
+use super::upstream::Payload;
 use crate::pipeline::{Exchange, Pipeline, Scan};
 
 /// The body of every answer: ours, in memory, or UPS's, streamed. When hyper drops it
 /// (written, or the connection gone) the request is recorded, once.
 pub struct AnswerBody {
-    inner: Inner,
+    inner: Payload,
     pub(super) done: Done,
-}
-
-pub(super) enum Inner {
-    Full(Option<Bytes>),
-    Stream(Incoming),
 }
 
 pub(super) struct Done {
@@ -43,7 +38,8 @@ impl Drop for Done {
 }
 
 impl AnswerBody {
-    pub(super) fn new(inner: Inner, done: Done) -> AnswerBody {
+    /// Our own answer, or UPS's streamed back (`Stream` without a tap: the scan sees it).
+    pub(super) fn new(inner: Payload, done: Done) -> AnswerBody {
         AnswerBody { inner, done }
     }
 }
@@ -57,16 +53,13 @@ impl Body for AnswerBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let frame = match &mut this.inner {
-            Inner::Full(b) => b.take().map(|b| Ok(Frame::data(b))),
-            Inner::Stream(s) => std::task::ready!(Pin::new(s).poll_frame(cx)),
-        };
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
                 if let (Some(chunk), Some(scan)) = (f.data_ref(), this.done.scan.as_mut()) {
                     scan.answer_chunk(chunk);
                 }
-                this.done.delivered = this.is_end_stream();
+                this.done.delivered = this.inner.is_end_stream();
             }
             None => this.done.delivered = true,
             Some(Err(_)) => {}
@@ -75,17 +68,10 @@ impl Body for AnswerBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Inner::Full(b) => b.is_none(),
-            Inner::Stream(s) => s.is_end_stream(),
-        }
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            Inner::Full(None) => SizeHint::with_exact(0),
-            Inner::Stream(s) => s.size_hint(),
-        }
+        self.inner.size_hint()
     }
 }

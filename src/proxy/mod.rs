@@ -37,8 +37,8 @@ use tracing::{debug, warn};
 
 use crate::dialect::{header::refusal, Answer, Failure};
 use crate::pipeline::{Exchange, Pipeline, Scan};
-use body::{AnswerBody, Done, Inner};
-use upstream::UpstreamBody;
+use body::{AnswerBody, Done};
+use upstream::Payload;
 
 /// Downstream limits of the proxy listeners.
 #[derive(Debug, Clone, Copy)]
@@ -163,7 +163,7 @@ impl ProxyApp {
                 {
                     return self.refuse(ex, f);
                 }
-                let mut up = Request::new(UpstreamBody::Stream {
+                let mut up = Request::new(Payload::Stream {
                     body,
                     tap: scan.request_tap(),
                 });
@@ -225,7 +225,7 @@ impl ProxyApp {
     fn answer(&self, mut ex: Exchange, answer: Answer, close: bool) -> Response<AnswerBody> {
         self.pipeline.answering(&mut ex, &answer);
         let mut resp = Response::new(AnswerBody::new(
-            Inner::Full(Some(answer.body)),
+            Payload::Full(Some(answer.body)),
             Done {
                 pipeline: self.pipeline.clone(),
                 ex: None,
@@ -263,7 +263,7 @@ impl ProxyApp {
             parts.headers.remove(h);
         }
         let body = AnswerBody::new(
-            Inner::Stream(body),
+            Payload::Stream { body, tap: None },
             Done {
                 pipeline: self.pipeline.clone(),
                 ex: None,

@@ -11,7 +11,8 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tracing::{debug, warn};
 
-use super::body::{AnswerBody, Done, Inner};
+use super::body::{AnswerBody, Done};
+use super::upstream::Payload;
 use pingora::server::ShutdownWatch;
 
 use super::ProxyApp;
@@ -109,7 +110,7 @@ impl ProxyApp {
     /// An answer that is not a request of ours (CONNECT's): nothing is recorded for it.
     fn bare(&self, body: Option<Bytes>) -> Response<AnswerBody> {
         Response::new(AnswerBody::new(
-            Inner::Full(body),
+            Payload::Full(body),
             Done {
                 pipeline: self.pipeline.clone(),
                 ex: None,

@@ -40,14 +40,14 @@ pub struct RestAnswer {
 /// Sees each chunk of a streamed body on its way.
 pub type Tap = Box<dyn FnMut(&[u8]) + Send>;
 
-/// What goes to UPS: a body in memory, or the client's body streamed through (with a tap
-/// that sees each chunk on its way).
-pub enum UpstreamBody {
+/// A body in memory, or one streamed through from the other side (the client's on its way
+/// to UPS, with a tap that sees each chunk; UPS's on its way back).
+pub enum Payload {
     Full(Option<Bytes>),
     Stream { body: Incoming, tap: Option<Tap> },
 }
 
-impl Body for UpstreamBody {
+impl Body for Payload {
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -56,8 +56,8 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            UpstreamBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            UpstreamBody::Stream { body, tap } => {
+            Payload::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Payload::Stream { body, tap } => {
                 let frame = std::task::ready!(Pin::new(body).poll_frame(cx));
                 if let (Some(Ok(f)), Some(tap)) = (&frame, tap.as_mut()) {
                     if let Some(chunk) = f.data_ref() {
@@ -71,16 +71,16 @@ impl Body for UpstreamBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            UpstreamBody::Full(b) => b.is_none(),
-            UpstreamBody::Stream { body, .. } => body.is_end_stream(),
+            Payload::Full(b) => b.is_none(),
+            Payload::Stream { body, .. } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            UpstreamBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            UpstreamBody::Full(None) => SizeHint::with_exact(0),
-            UpstreamBody::Stream { body, .. } => body.size_hint(),
+            Payload::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Payload::Full(None) => SizeHint::with_exact(0),
+            Payload::Stream { body, .. } => body.size_hint(),
         }
     }
 }
@@ -117,7 +117,7 @@ pub struct Upstream {
     /// upsbridge's own listeners: UPS is never "found" there (a hosts file pointing the UPS
     /// names at this machine must not make upsbridge call itself).
     own: Vec<SocketAddr>,
-    client: Client<Connector, UpstreamBody>,
+    client: Client<Connector, Payload>,
     request_timeout: Duration,
 }
 
@@ -241,7 +241,7 @@ impl Upstream {
     /// Send one request; the answer's head within the request timeout, its body streamed.
     /// A pooled connection UPS had closed is retried on a fresh one by the client (nothing
     /// reached UPS in that case).
-    pub async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, Failure> {
+    pub async fn send(&self, req: Request<Payload>) -> Result<Response<Incoming>, Failure> {
         match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
             Err(_) => Err(Failure::UpstreamTimeout(self.request_timeout)),
             Ok(Ok(r)) => Ok(r),
@@ -282,7 +282,7 @@ impl Upstream {
                 .header(http::header::CONTENT_LENGTH, b.len());
         }
         let req = req
-            .body(UpstreamBody::Full(body))
+            .body(Payload::Full(body))
             .map_err(|e| Failure::Malformed(format!("request to UPS: {e}")))?;
         let exchange = async {
             let resp = self.client.request(req).await.map_err(|e| classify(&e))?;
