@@ -28,7 +28,7 @@ pub struct Store {
     tokens: sled::Tree,
     meta: sled::Tree,
     digests: sled::Tree,
-    /// Sealed answers kept for retried shipments (`proxy::replay`).
+    /// Sealed answers kept for retried shipments (`pipeline::replay`).
     replays: sled::Tree,
 }
 

@@ -22,10 +22,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::PasswordHash;
-use argon2::{Algorithm, Argon2, Block, Params, Version};
 use dashmap::DashMap;
-use subtle::ConstantTimeEq;
 
 /// Failures from one address for one login before checks are refused unchecked.
 pub const FREE_FAILURES: u32 = 3;
@@ -146,7 +143,7 @@ impl LoginGuard {
         let started = Instant::now();
         let ok = tokio::task::spawn_blocking(move || {
             let mut area = Vec::new();
-            let ok = verify_in(&phc, &password, &mut area);
+            let ok = super::password::verify_in(&phc, &password, &mut area);
             drop(area);
             // The 19 MiB work area would otherwise stay resident on this pool thread.
             crate::memory::return_freed_memory();
@@ -170,42 +167,6 @@ impl LoginGuard {
     }
 }
 
-/// argon2 verification of a PHC string in a caller-owned work area (grown as needed).
-pub fn verify_in(phc: &str, password: &str, area: &mut Vec<Block>) -> bool {
-    let Ok(h) = PasswordHash::new(phc) else {
-        return false;
-    };
-    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
-        Algorithm::try_from(h.algorithm),
-        Params::try_from(&h),
-        h.salt,
-        h.hash,
-    ) else {
-        return false;
-    };
-    let version = h
-        .version
-        .and_then(|v| Version::try_from(v).ok())
-        .unwrap_or_default();
-    let mut salt_buf = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
-        return false;
-    };
-    let blocks = params.block_count();
-    if area.len() < blocks {
-        area.resize(blocks, Block::default());
-    }
-    let mut out = vec![0u8; expected.len()];
-    let argon = Argon2::new(algorithm, version, params);
-    if argon
-        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut area[..blocks])
-        .is_err()
-    {
-        return false;
-    }
-    out.ct_eq(expected.as_bytes()).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,11 +175,23 @@ mod tests {
     fn verifies_like_argon2_in_a_reused_area() {
         let h = super::super::password::hash("legacypass").unwrap();
         let mut area = Vec::new();
-        assert!(verify_in(&h, "legacypass", &mut area));
+        assert!(super::super::password::verify_in(
+            &h,
+            "legacypass",
+            &mut area
+        ));
         let size = area.len();
-        assert!(!verify_in(&h, "legacypasS", &mut area));
+        assert!(!super::super::password::verify_in(
+            &h,
+            "legacypasS",
+            &mut area
+        ));
         assert_eq!(area.len(), size, "the work area is reused");
-        assert!(!verify_in("not a hash", "x", &mut area));
+        assert!(!super::super::password::verify_in(
+            "not a hash",
+            "x",
+            &mut area
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! process, never the password. Comparisons are constant-time.
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::OnceLock;
@@ -38,7 +38,7 @@ pub fn check_hash(phc: &str) -> Result<(), &'static str> {
 /// argon2 verification; slow on purpose: call it off the async runtime. (The proxy checks
 /// passwords through [`super::guard::LoginGuard`], which adds backoff and a concurrency cap.)
 pub fn verify_slow(phc: &str, password: &str) -> bool {
-    let ok = super::guard::verify_in(phc, password, &mut Vec::new());
+    let ok = verify_in(phc, password, &mut Vec::new());
     // argon2's 19 MiB work area would otherwise stay resident on this thread.
     crate::memory::return_freed_memory();
     ok
@@ -66,6 +66,42 @@ impl std::fmt::Debug for PasswordTag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordTag(..)")
     }
+}
+
+/// argon2 verification of a PHC string in a caller-owned work area (grown as needed).
+pub fn verify_in(phc: &str, password: &str, area: &mut Vec<Block>) -> bool {
+    let Ok(h) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(h.algorithm),
+        Params::try_from(&h),
+        h.salt,
+        h.hash,
+    ) else {
+        return false;
+    };
+    let version = h
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or_default();
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if area.len() < blocks {
+        area.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params);
+    if argon
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut area[..blocks])
+        .is_err()
+    {
+        return false;
+    }
+    out.ct_eq(expected.as_bytes()).into()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //!
 //! ShipConfirm/ShipAccept: confirm prices the translated ship request with one
 //! Rate call and the proxy stores it under a digest; accept ships it (see
-//! `proxy::digest`). Never log or echo `AccessRequest` content.
+//! `pipeline::digest`). Never log or echo `AccessRequest` content.
 
 use bytes::Bytes;
 use secrecy::SecretString;

@@ -11,8 +11,6 @@
 //! loop alone cost about twice nginx's CPU per request (docs/performance.md).
 
 mod body;
-pub mod digest;
-pub mod replay;
 mod tunnel;
 pub mod upstream;
 

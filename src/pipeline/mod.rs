@@ -11,6 +11,9 @@
 //! Nothing is forwarded for a request whose credentials did not verify, and no
 //! credential, token or secret is logged.
 
+pub mod digest;
+pub mod replay;
+
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,9 +32,9 @@ use crate::dialect::{
 };
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker, TokenError};
-use crate::proxy::digest::{Accept, ShipDigests};
-use crate::proxy::replay::{self, Begin, Replays};
 use crate::proxy::upstream::{RestAnswer, Tap, Upstream};
+use digest::{Accept, ShipDigests};
+use replay::{Begin, Replays};
 
 /// Seen in a rate request: the client asked for negotiated rates.
 pub const NEGOTIATED_ASKED: &[u8] = b"NegotiatedRatesIndicator";
@@ -1022,17 +1025,17 @@ mod tests {
         [
             (
                 "/rest/Rate",
-                include_str!("../benches/compare/rate_legacy.json"),
+                include_str!("../../benches/compare/rate_legacy.json"),
                 "\"RateResponse\"",
             ),
             (
                 "/webservices/Rate",
-                include_str!("../benches/compare/rate_soap.xml"),
+                include_str!("../../benches/compare/rate_soap.xml"),
                 "RateResponse",
             ),
             (
                 "/ups.app/xml/Rate",
-                include_str!("../benches/compare/rate_xml.xml"),
+                include_str!("../../benches/compare/rate_xml.xml"),
                 "<RatingServiceSelectionResponse",
             ),
         ]
