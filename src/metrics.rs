@@ -139,6 +139,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Add metrics kept elsewhere (the token broker's counters, the account map's state).
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        if let Err(e) = self.registry.register(collector) {
+            tracing::error!(error = %e, "metric not registered");
+        }
+    }
+
     pub fn count_connect_refused(&self) {
         self.connect_refused.inc();
     }

@@ -189,6 +189,9 @@ pub fn serve_with(
         );
     }
     let metrics = Arc::new(Metrics::new());
+    metrics.register(Box::new(broker.counters().requests.clone()));
+    metrics.register(Box::new(broker.counters().failures.clone()));
+    metrics.register(Box::new(crate::accounts::MapMetrics::new(accounts.clone())));
 
     let proxy_port = PortReservation::take(config.proxy.listen)?;
     let proxy_addr = proxy_port.addr;

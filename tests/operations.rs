@@ -246,7 +246,14 @@ fn negotiated_rates_refusal_is_diagnosed_on_the_ops_page_and_metrics_count_reque
         get(r#"upsbridge_requests_total{dialect="header_json",outcome="ok",service="rate"}"#),
         1.0
     );
-    assert_eq!(get("upsbridge_token_requests_total"), 1.0);
+    assert_eq!(
+        get(&format!(
+            "upsbridge_token_requests_total{{account=\"{}\"}}",
+            EAST.name
+        )),
+        1.0,
+        "{m:?}"
+    );
     assert_eq!(get("upsbridge_accounts"), 1.0);
 }
 

@@ -32,6 +32,63 @@ pub struct LegacyCredentials {
     pub password: SecretString,
 }
 
+/// The account map's state as metrics, read at each scrape.
+pub struct MapMetrics {
+    accounts: Arc<Accounts>,
+    descs: Vec<prometheus::core::Desc>,
+}
+
+impl MapMetrics {
+    const METRICS: [(&'static str, &'static str); 3] = [
+        ("upsbridge_accounts", "Accounts in the map in force"),
+        (
+            "upsbridge_map_reloads_total",
+            "Successful account map reloads",
+        ),
+        (
+            "upsbridge_map_rejections_total",
+            "Rejected account map versions (the previous one stayed in force)",
+        ),
+    ];
+
+    pub fn new(accounts: Arc<Accounts>) -> MapMetrics {
+        let descs = Self::METRICS
+            .iter()
+            .map(|(name, help)| {
+                prometheus::core::Desc::new(
+                    name.to_string(),
+                    help.to_string(),
+                    vec![],
+                    Default::default(),
+                )
+                .expect("valid metric")
+            })
+            .collect();
+        MapMetrics { accounts, descs }
+    }
+}
+
+impl prometheus::core::Collector for MapMetrics {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let status = self.accounts.status();
+        let [(a, ah), (r, rh), (j, jh)] = Self::METRICS;
+        let gauge = prometheus::IntGauge::new(a, ah).expect("valid metric");
+        gauge.set(status.accounts as i64);
+        let reloads = prometheus::IntCounter::new(r, rh).expect("valid metric");
+        reloads.inc_by(status.reloads);
+        let rejections = prometheus::IntCounter::new(j, jh).expect("valid metric");
+        rejections.inc_by(status.rejections);
+        [gauge.collect(), reloads.collect(), rejections.collect()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
 impl LegacyCredentials {
     /// A request that carried no credentials at all (refused as such).
     pub fn none() -> LegacyCredentials {

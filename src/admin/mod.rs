@@ -2,7 +2,6 @@
 //! account status. Never shows a secret: account rows carry names, numbers and
 //! token state only.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub mod auth;
@@ -745,23 +744,9 @@ async fn accounts(State(s): State<AdminState>) -> Json<Vec<AccountView>> {
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
-    let c = s.broker.counters();
-    let map = s.accounts.status();
-    let extra = format!(
-        "# HELP upsbridge_token_requests_total Token requests sent to UPS.\n# TYPE upsbridge_token_requests_total counter\nupsbridge_token_requests_total {}\n\
-         # HELP upsbridge_token_failures_total Token requests that failed.\n# TYPE upsbridge_token_failures_total counter\nupsbridge_token_failures_total {}\n\
-         # HELP upsbridge_accounts Accounts in the map in force.\n# TYPE upsbridge_accounts gauge\nupsbridge_accounts {}\n\
-         # HELP upsbridge_map_reloads_total Successful account map reloads.\n# TYPE upsbridge_map_reloads_total counter\nupsbridge_map_reloads_total {}\n\
-         # HELP upsbridge_map_rejections_total Rejected account map versions.\n# TYPE upsbridge_map_rejections_total counter\nupsbridge_map_rejections_total {}\n",
-        c.requests.load(Ordering::Relaxed),
-        c.failures.load(Ordering::Relaxed),
-        map.accounts,
-        map.reloads,
-        map.rejections,
-    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(&extra),
+        s.metrics.render(""),
     )
 }
 

@@ -182,10 +182,30 @@ pub struct TokenStatus {
 }
 
 /// Counts for `/metrics`.
-#[derive(Default)]
 pub struct BrokerCounters {
-    pub requests: AtomicU64,
-    pub failures: AtomicU64,
+    /// Token requests sent to UPS, per account.
+    pub requests: prometheus::IntCounterVec,
+    /// Token requests that failed, per account.
+    pub failures: prometheus::IntCounterVec,
+}
+
+impl Default for BrokerCounters {
+    fn default() -> Self {
+        let vec = |name: &str, help: &str| {
+            prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), &["account"])
+                .expect("valid metric")
+        };
+        BrokerCounters {
+            requests: vec(
+                "upsbridge_token_requests_total",
+                "Token requests sent to UPS (client credentials or refresh), per account",
+            ),
+            failures: vec(
+                "upsbridge_token_failures_total",
+                "Token requests that failed, per account",
+            ),
+        }
+    }
 }
 
 /// Where tokens persist.
@@ -336,7 +356,8 @@ impl TokenBroker {
                     .inner
                     .counters
                     .failures
-                    .fetch_add(1, Ordering::Relaxed);
+                    .with_label_values(&[account.name()])
+                    .inc();
                 *slot2.last_failure.lock().expect("failure lock") =
                     Some((Instant::now(), e.clone()));
             }
@@ -355,7 +376,12 @@ impl TokenBroker {
 
     /// One token request to UPS: client credentials, or a refresh-token rotation.
     async fn fetch(&self, slot: &Slot, account: &Account) -> Result<Arc<CachedToken>, TokenError> {
-        self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+        // (Failures are counted by the caller, which also keeps them for the backoff.)
+        self.inner
+            .counters
+            .requests
+            .with_label_values(&[account.name()])
+            .inc();
         let app = app_credentials(account);
         let previous = slot.record();
         let generation = previous.as_ref().map_or(0, |r| r.generation) + 1;
@@ -431,7 +457,8 @@ impl TokenBroker {
                     .inner
                     .counters
                     .requests
-                    .fetch_add(1, Ordering::Relaxed);
+                    .with_label_values(&[account.name()])
+                    .inc();
                 let record = grant::request(
                     &broker.inner.http,
                     &broker.inner.token_url,
