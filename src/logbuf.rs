@@ -65,7 +65,10 @@ pub fn start_flusher() {
         });
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        flush();
+        // try_lock: the panicking thread may be the one holding the buffer.
+        if let Ok(mut buffer) = buffer().try_lock() {
+            let _ = buffer.flush();
+        }
         default_hook(info);
     }));
 }

@@ -104,6 +104,14 @@ fn tls_env(proxy_extra: &str, tls_extra: &str) -> (tempfile::TempDir, Sim, Proxy
     (dir, sim, proxy, ca)
 }
 
+/// The TLS listener's `IP:PORT`, and its port.
+fn tls_listener(proxy: &Proxy) -> (String, String) {
+    let addr = proxy.tls_url.as_ref().expect("a TLS listener");
+    let addr = addr.trim_start_matches("https://").to_string();
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    (addr, port)
+}
+
 #[test]
 fn tls_init_makes_a_ca_limited_to_ups_names_and_never_replaces_it() {
     let dir = tempdir();
@@ -170,13 +178,7 @@ fn tls_init_makes_a_ca_limited_to_ups_names_and_never_replaces_it() {
 #[test]
 fn a_client_calling_ups_by_name_reaches_upsbridge_over_tls_and_an_untrusting_one_fails() {
     let (_dir, sim, proxy, ca) = tls_env("tls_listen = \"127.0.0.1:0\"\n", "");
-    let addr = proxy
-        .tls_url
-        .as_ref()
-        .unwrap()
-        .trim_start_matches("https://")
-        .to_string();
-    let port = addr.rsplit(':').next().unwrap();
+    let (addr, port) = tls_listener(&proxy);
     let url = format!("https://{UPS}:{port}");
     let r = track(&ups_client(Some(&ca), &addr), &url).unwrap();
     assert_eq!(r.status(), 200);
@@ -273,13 +275,7 @@ fn serve_renews_a_leaf_near_expiry_under_load_with_no_failed_request() {
         "leaf_validity_secs = 120\nrenew_before_secs = 115\n",
     );
     let first = std::fs::read(dir.path().join("tls/leaf.pem")).unwrap();
-    let addr = proxy
-        .tls_url
-        .as_ref()
-        .unwrap()
-        .trim_start_matches("https://")
-        .to_string();
-    let port = addr.rsplit(':').next().unwrap().to_string();
+    let (addr, port) = tls_listener(&proxy);
     let started = Instant::now();
     let mut served = 0;
     let mut renewed_seen = None;

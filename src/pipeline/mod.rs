@@ -32,7 +32,6 @@ use crate::dialect::{
 };
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker, TokenError};
-use crate::proxy::upstream::{RestAnswer, Tap, Upstream};
 use digest::{Accept, ShipDigests};
 use replay::{Begin, Replays};
 
@@ -41,7 +40,17 @@ pub const NEGOTIATED_ASKED: &[u8] = b"NegotiatedRatesIndicator";
 /// Seen in a rate answer: UPS gave them.
 pub const NEGOTIATED_GIVEN: &[u8] = b"NegotiatedRateCharges";
 
-/// What the pipeline needs of UPS's REST API: one buffered call ([`Upstream`] in `serve`).
+/// An answer from UPS, fully read.
+pub struct RestAnswer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// Sees each chunk of a streamed body on its way.
+pub type Tap = Box<dyn FnMut(&[u8]) + Send>;
+
+/// What the pipeline needs of UPS's REST API: one buffered call (the proxy's `Upstream`
+/// in `serve`).
 #[async_trait::async_trait]
 pub trait RestApi: Send + Sync {
     async fn exchange(
@@ -52,23 +61,6 @@ pub trait RestApi: Send + Sync {
         trans_id: &str,
     ) -> Result<RestAnswer, Failure>;
     fn request_timeout(&self) -> Duration;
-}
-
-#[async_trait::async_trait]
-impl RestApi for Upstream {
-    async fn exchange(
-        &self,
-        call: &RestCall,
-        body: Option<Bytes>,
-        bearer: &HeaderValue,
-        trans_id: &str,
-    ) -> Result<RestAnswer, Failure> {
-        Upstream::exchange(self, call, body, bearer, trans_id).await
-    }
-
-    fn request_timeout(&self) -> Duration {
-        Upstream::request_timeout(self)
-    }
 }
 
 /// What the pipeline needs of the token broker ([`TokenBroker`] in `serve`).
@@ -123,6 +115,8 @@ pub struct Keep {
 /// What one request has become so far (recorded at its end by [`Pipeline::finish`]).
 pub struct Exchange {
     pub id: String,
+    /// `id` as a header value (UPS's `transId`, the client's `X-Upsbridge-Request-Id`).
+    pub id_header: HeaderValue,
     pub started: Instant,
     pub peer: Option<IpAddr>,
     pub dialect: Option<Dialect>,
@@ -142,8 +136,10 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn new(peer: Option<IpAddr>) -> Exchange {
+        let id = format!("ub{:016x}", rand::random::<u64>());
         Exchange {
-            id: format!("ub{:016x}", rand::random::<u64>()),
+            id_header: HeaderValue::from_str(&id).expect("hex is a header value"),
+            id,
             started: Instant::now(),
             peer,
             dialect: None,
@@ -334,9 +330,7 @@ impl Pipeline {
         headers.insert(http::header::HOST, host);
         headers.insert(http::header::AUTHORIZATION, authorization(&auth.token)?);
         if !headers.contains_key("transid") {
-            let id = HeaderValue::from_str(&ex.id)
-                .map_err(|_| Failure::Malformed("request id".into()))?;
-            headers.insert("transid", id);
+            headers.insert("transid", ex.id_header.clone());
         }
         if !headers.contains_key("transactionsrc") {
             headers.insert("transactionsrc", HeaderValue::from_static("upsbridge"));

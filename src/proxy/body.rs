@@ -16,15 +16,15 @@ use crate::pipeline::{Exchange, Pipeline, Scan};
 /// (written, or the connection gone) the request is recorded, once.
 pub struct AnswerBody {
     inner: Payload,
-    pub(super) done: Done,
+    done: Done,
 }
 
-pub(super) struct Done {
-    pub(super) pipeline: Arc<Pipeline>,
-    pub(super) ex: Option<Exchange>,
-    pub(super) scan: Option<Scan>,
+struct Done {
+    pipeline: Arc<Pipeline>,
+    ex: Option<Exchange>,
+    scan: Option<Scan>,
     /// The last byte was handed to the connection.
-    pub(super) delivered: bool,
+    delivered: bool,
 }
 
 impl Drop for Done {
@@ -39,8 +39,22 @@ impl Drop for Done {
 
 impl AnswerBody {
     /// Our own answer, or UPS's streamed back (`Stream` without a tap: the scan sees it).
-    pub(super) fn new(inner: Payload, done: Done) -> AnswerBody {
-        AnswerBody { inner, done }
+    /// `ex`: the request to record when the body is dropped (`None`: not a request of ours).
+    pub(super) fn new(
+        inner: Payload,
+        pipeline: Arc<Pipeline>,
+        ex: Option<Exchange>,
+        scan: Option<Scan>,
+    ) -> AnswerBody {
+        AnswerBody {
+            inner,
+            done: Done {
+                pipeline,
+                ex,
+                scan,
+                delivered: false,
+            },
+        }
     }
 }
 

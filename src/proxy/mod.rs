@@ -35,7 +35,7 @@ use tracing::{debug, warn};
 
 use crate::dialect::{header::refusal, Answer, Failure};
 use crate::pipeline::{Exchange, Pipeline, Scan};
-use body::{AnswerBody, Done};
+use body::AnswerBody;
 use upstream::Payload;
 
 /// Downstream limits of the proxy listeners.
@@ -65,8 +65,9 @@ pub struct ProxyApp {
     entry: Entry,
     /// Shared by every listener: the cap is on the process.
     slots: Arc<Semaphore>,
-    request_id: HeaderName,
 }
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-upsbridge-request-id");
 
 impl ProxyApp {
     pub fn new(
@@ -82,7 +83,6 @@ impl ProxyApp {
             limits,
             entry,
             slots,
-            request_id: HeaderName::from_static("x-upsbridge-request-id"),
         }
     }
 
@@ -222,18 +222,10 @@ impl ProxyApp {
     /// so the next bytes on this connection cannot be trusted to start a request.
     fn answer(&self, mut ex: Exchange, answer: Answer, close: bool) -> Response<AnswerBody> {
         self.pipeline.answering(&mut ex, &answer);
-        let mut resp = Response::new(AnswerBody::new(
-            Payload::Full(Some(answer.body)),
-            Done {
-                pipeline: self.pipeline.clone(),
-                ex: None,
-                scan: None,
-                delivered: false,
-            },
-        ));
-        *resp.status_mut() =
+        let mut head = Response::new(());
+        *head.status_mut() =
             http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-        let h = resp.headers_mut();
+        let h = head.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(answer.content_type),
@@ -244,7 +236,7 @@ impl ProxyApp {
         if close || ex.framing_error {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        self.finish_head(resp, ex, None)
+        self.respond(head, Payload::Full(Some(answer.body)), Some(ex), None)
     }
 
     /// UPS's answer, streamed back as it comes.
@@ -260,31 +252,27 @@ impl ProxyApp {
         for h in [header::CONNECTION, HeaderName::from_static("keep-alive")] {
             parts.headers.remove(h);
         }
-        let body = AnswerBody::new(
+        let head = Response::from_parts(parts, ());
+        self.respond(
+            head,
             Payload::Stream { body, tap: None },
-            Done {
-                pipeline: self.pipeline.clone(),
-                ex: None,
-                scan: None,
-                delivered: false,
-            },
-        );
-        self.finish_head(Response::from_parts(parts, body), ex, Some(scan))
+            Some(ex),
+            Some(scan),
+        )
     }
 
-    fn finish_head(
+    /// The answer to write: `head` with `payload`, recording `ex` (if any) once written.
+    fn respond(
         &self,
-        mut resp: Response<AnswerBody>,
-        ex: Exchange,
+        mut head: Response<()>,
+        payload: Payload,
+        ex: Option<Exchange>,
         scan: Option<Scan>,
     ) -> Response<AnswerBody> {
-        if let Ok(v) = HeaderValue::from_str(&ex.id) {
-            resp.headers_mut().insert(self.request_id.clone(), v);
+        if let Some(ex) = &ex {
+            head.headers_mut().insert(REQUEST_ID, ex.id_header.clone());
         }
-        let done = &mut resp.body_mut().done;
-        done.ex = Some(ex);
-        done.scan = scan;
-        resp
+        head.map(|()| AnswerBody::new(payload, self.pipeline.clone(), ex, scan))
     }
 }
 

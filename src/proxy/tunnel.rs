@@ -11,7 +11,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tracing::{debug, warn};
 
-use super::body::{AnswerBody, Done};
+use super::body::AnswerBody;
 use super::upstream::Payload;
 use pingora::server::ShutdownWatch;
 
@@ -64,12 +64,12 @@ impl ProxyApp {
             _ => None,
         };
         let Some(config) = allowed else {
-            let shown = req
-                .uri()
-                .authority()
-                .map(|a| a.as_str())
-                .unwrap_or("-")
-                .to_string();
+            // Host and port only: an authority may carry `user:password@`.
+            let shown = match (req.uri().host(), req.uri().port_u16()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => "-".into(),
+            };
             warn!(?peer, target = %shown, "CONNECT refused: upsbridge tunnels only to UPS's host names on port 443, and only with [proxy] connect_proxy = true");
             self.pipeline.metrics.count_connect_refused();
             let mut resp = self.bare(Some(Bytes::from_static(
@@ -109,14 +109,6 @@ impl ProxyApp {
 
     /// An answer that is not a request of ours (CONNECT's): nothing is recorded for it.
     fn bare(&self, body: Option<Bytes>) -> Response<AnswerBody> {
-        Response::new(AnswerBody::new(
-            Payload::Full(body),
-            Done {
-                pipeline: self.pipeline.clone(),
-                ex: None,
-                scan: None,
-                delivered: false,
-            },
-        ))
+        self.respond(Response::new(()), Payload::Full(body), None, None)
     }
 }

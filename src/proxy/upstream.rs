@@ -27,18 +27,10 @@ use tracing::{debug, error, warn};
 use crate::config::UpsConfig;
 use crate::dialect::services::RestCall;
 use crate::dialect::Failure;
+use crate::pipeline::{RestAnswer, RestApi, Tap};
 
 /// Largest UPS answer we buffer for translation (labels are base64 images; 50 MiB is ample).
 const MAX_ANSWER_BYTES: usize = 50 * 1024 * 1024;
-
-/// An answer from UPS, fully read.
-pub struct RestAnswer {
-    pub status: u16,
-    pub body: Bytes,
-}
-
-/// Sees each chunk of a streamed body on its way.
-pub type Tap = Box<dyn FnMut(&[u8]) + Send>;
 
 /// A body in memory, or one streamed through from the other side (the client's on its way
 /// to UPS, with a tap that sees each chunk; UPS's on its way back).
@@ -152,25 +144,21 @@ impl Upstream {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(ups.connect_timeout));
-        let tls_config = hyper_rustls::ConfigBuilderExt::with_native_roots(
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| UpstreamError::Resolve(std::io::Error::other(e)))?,
-        )
-        .unwrap_or_else(|e| {
-            warn!(error = %e, "no system CA certificates; trusting the Mozilla roots built in");
+        let builder = || {
             rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),
             ))
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
-            .with_root_certificates(rustls::RootCertStore::from_iter(
-                webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
-            ))
-        })
-        .with_no_client_auth();
+        };
+        let tls_config = hyper_rustls::ConfigBuilderExt::with_native_roots(builder())
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "no system CA certificates; trusting the Mozilla roots built in");
+                builder().with_root_certificates(rustls::RootCertStore::from_iter(
+                    webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+                ))
+            })
+            .with_no_client_auth();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config)
             .https_or_http()
@@ -361,4 +349,21 @@ fn resolve_blocking(host: &str, port: u16) -> Result<Vec<SocketAddr>, std::io::E
         ));
     }
     Ok(addrs)
+}
+
+#[async_trait::async_trait]
+impl RestApi for Upstream {
+    async fn exchange(
+        &self,
+        call: &RestCall,
+        body: Option<Bytes>,
+        bearer: &HeaderValue,
+        trans_id: &str,
+    ) -> Result<RestAnswer, Failure> {
+        Upstream::exchange(self, call, body, bearer, trans_id).await
+    }
+
+    fn request_timeout(&self) -> Duration {
+        Upstream::request_timeout(self)
+    }
 }
