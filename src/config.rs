@@ -128,6 +128,83 @@ pub struct UpsConfig {
     /// Addresses pinned per host name (lower case), like `curl --resolve`: UPS is reached
     /// there whatever DNS or a hosts file says (needed when the UPS names point at upsbridge).
     pub resolve: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
+    /// Where CIE accounts' calls go when that is not where `base_url` points.
+    pub cie_url: Option<Url>,
+    /// Where production accounts' calls go when that is not where `base_url` points.
+    pub production_url: Option<Url>,
+    /// What wins when the UPS host a client called disagrees with its account's environment.
+    pub host_policy: HostPolicy,
+}
+
+/// One of UPS's two worlds: each has its own API host and its own OAuth server, and a
+/// token of one is worthless on the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    Production,
+    Cie,
+}
+
+impl Environment {
+    pub const ALL: [Environment; 2] = [Environment::Production, Environment::Cie];
+
+    /// UPS's host name for this environment.
+    pub fn ups_host(self) -> &'static str {
+        match self {
+            Environment::Production => "onlinetools.ups.com",
+            Environment::Cie => "wwwcie.ups.com",
+        }
+    }
+
+    /// The environment a UPS host name belongs to (`None`: not a UPS name).
+    pub fn of_host(host: &str) -> Option<Environment> {
+        let host = host.trim_end_matches('.');
+        Environment::ALL
+            .into_iter()
+            .find(|e| host.eq_ignore_ascii_case(e.ups_host()))
+    }
+
+    /// Its place in a per-environment array (in `ALL`'s order).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `production` or `cie`, as the account map spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Production => "production",
+            Environment::Cie => "cie",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Environment> {
+        Environment::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[ups] host_policy`: a client that called `wwwcie.ups.com` with a production account's
+/// credentials (or the other way round) goes where its account says (`account`) or where
+/// it called (`client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostPolicy {
+    #[default]
+    Account,
+    Client,
+}
+
+impl HostPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostPolicy::Account => "account",
+            HostPolicy::Client => "client",
+        }
+    }
 }
 
 impl UpsConfig {
@@ -158,11 +235,55 @@ impl UpsConfig {
 
     /// A URL under the configured UPS base, e.g. `/security/v1/oauth/token`.
     pub fn url(&self, path: &str) -> Url {
-        let mut url = self.base_url.clone();
-        let base = url.path().trim_end_matches('/').to_string();
-        url.set_path(&format!("{base}{path}"));
-        url
+        join(&self.base_url, path)
     }
+
+    /// The environment of accounts whose map entry names none: the one `base_url` is
+    /// (production for a simulator or any other host).
+    pub fn default_environment(&self) -> Environment {
+        self.base_url
+            .host_str()
+            .and_then(Environment::of_host)
+            .unwrap_or(Environment::Production)
+    }
+
+    /// Where an environment's API and OAuth server are: `cie_url`/`production_url` when
+    /// set; else `base_url` for the default environment, and for the other one UPS's own
+    /// host when `base_url` is UPS, or `base_url` again when it is not (a simulator).
+    pub fn base_of(&self, env: Environment) -> &Url {
+        let set = match env {
+            Environment::Production => self.production_url.as_ref(),
+            Environment::Cie => self.cie_url.as_ref(),
+        };
+        if let Some(url) = set {
+            return url;
+        }
+        if env == self.default_environment() {
+            return &self.base_url;
+        }
+        static UPS: std::sync::OnceLock<[Url; 2]> = std::sync::OnceLock::new();
+        let [production, cie] = UPS.get_or_init(|| {
+            Environment::ALL
+                .map(|e| Url::parse(&format!("https://{}", e.ups_host())).expect("static url"))
+        });
+        match self.base_url.host_str().and_then(Environment::of_host) {
+            Some(_) if env == Environment::Production => production,
+            Some(_) => cie,
+            None => &self.base_url,
+        }
+    }
+
+    /// A URL under an environment's base.
+    pub fn url_in(&self, env: Environment, path: &str) -> Url {
+        join(self.base_of(env), path)
+    }
+}
+
+fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let prefix = url.path().trim_end_matches('/').to_string();
+    url.set_path(&format!("{prefix}{path}"));
+    url
 }
 
 impl Default for UpsConfig {
@@ -179,6 +300,9 @@ impl Default for UpsConfig {
             digest_ttl: Duration::from_secs(24 * 3600),
             negotiated_missing_threshold: 3,
             resolve: Default::default(),
+            cie_url: None,
+            production_url: None,
+            host_policy: HostPolicy::Account,
         }
     }
 }
@@ -267,6 +391,9 @@ struct RawUps {
     negotiated_missing_threshold: Option<u32>,
     #[serde(default)]
     resolve: std::collections::BTreeMap<String, Vec<toml::Spanned<String>>>,
+    cie_url: Option<toml::Spanned<String>>,
+    production_url: Option<toml::Spanned<String>>,
+    host_policy: Option<toml::Spanned<String>>,
 }
 
 /// 1-based line of a byte offset.
@@ -384,18 +511,46 @@ impl Config {
             file: resolve(&raw.accounts.file),
         };
 
-        let base_url = Url::parse(raw.ups.base_url.get_ref())
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or_else(|| {
-                invalid(
-                    raw.ups.base_url.span().start,
-                    format!(
-                        "ups.base_url: `{}` is not an http(s) URL such as https://onlinetools.ups.com",
-                        raw.ups.base_url.get_ref()
-                    ),
-                )
-            })?;
+        let ups_url = |key: &str, text: &toml::Spanned<String>| {
+            Url::parse(text.get_ref())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+                .ok_or_else(|| {
+                    invalid(
+                        text.span().start,
+                        format!(
+                            "ups.{key}: `{}` is not an http(s) URL such as https://onlinetools.ups.com",
+                            text.get_ref()
+                        ),
+                    )
+                })
+        };
+        let base_url = ups_url("base_url", &raw.ups.base_url)?;
+        let cie_url = raw
+            .ups
+            .cie_url
+            .as_ref()
+            .map(|u| ups_url("cie_url", u))
+            .transpose()?;
+        let production_url = raw
+            .ups
+            .production_url
+            .as_ref()
+            .map(|u| ups_url("production_url", u))
+            .transpose()?;
+        let host_policy = match raw.ups.host_policy.as_ref() {
+            None => HostPolicy::Account,
+            Some(p) => match p.get_ref().as_str() {
+                "account" => HostPolicy::Account,
+                "client" => HostPolicy::Client,
+                other => {
+                    return Err(invalid(
+                        p.span().start,
+                        format!("ups.host_policy: `{other}` is neither `account` nor `client`"),
+                    ))
+                }
+            },
+        };
         let redirect_uri = match &raw.ups.redirect_uri {
             None => None,
             Some(s) => Some(Url::parse(s.get_ref()).map_err(|_| {
@@ -465,6 +620,9 @@ impl Config {
                 .unwrap_or(d.negotiated_missing_threshold)
                 .max(1),
             resolve: pins,
+            cie_url,
+            production_url,
+            host_policy,
         };
         Ok(Config {
             proxy,
@@ -502,6 +660,49 @@ mod tests {
         );
         assert_eq!(c.ups.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(c.ups.authority(), ("127.0.0.1".into(), 1, false));
+    }
+
+    #[test]
+    fn each_environment_has_a_base_and_the_default_follows_base_url() {
+        let ups = |extra: &str, base: &str| {
+            let text =
+                format!("[accounts]\nfile = \"a.toml\"\n[ups]\nbase_url = \"{base}\"\n{extra}");
+            Config::parse(&text, "t.toml", Path::new(".")).map(|c| c.ups)
+        };
+        let base = |u: &UpsConfig, e| u.base_of(e).as_str().trim_end_matches('/').to_string();
+        // UPS itself: the other environment is UPS's other host.
+        let u = ups("", "https://wwwcie.ups.com").unwrap();
+        assert_eq!(u.default_environment(), Environment::Cie);
+        assert_eq!(
+            base(&u, Environment::Production),
+            "https://onlinetools.ups.com"
+        );
+        assert_eq!(base(&u, Environment::Cie), "https://wwwcie.ups.com");
+        assert_eq!(u.host_policy, HostPolicy::Account);
+        // A simulator plays both, unless told otherwise.
+        let u = ups("", "http://127.0.0.1:1").unwrap();
+        assert_eq!(u.default_environment(), Environment::Production);
+        assert_eq!(base(&u, Environment::Cie), "http://127.0.0.1:1");
+        let u = ups(
+            "cie_url = \"http://127.0.0.1:2\"\nhost_policy = \"client\"\n",
+            "http://127.0.0.1:1",
+        )
+        .unwrap();
+        assert_eq!(base(&u, Environment::Cie), "http://127.0.0.1:2");
+        assert_eq!(base(&u, Environment::Production), "http://127.0.0.1:1");
+        assert_eq!(u.host_policy, HostPolicy::Client);
+        let e = ups("host_policy = \"sni\"\n", "http://127.0.0.1:1").unwrap_err();
+        assert!(
+            e.to_string().contains("neither `account` nor `client`"),
+            "{e}"
+        );
+        let e = ups("cie_url = \"wwwcie\"\n", "http://127.0.0.1:1").unwrap_err();
+        assert!(e.to_string().contains("ups.cie_url"), "{e}");
+        assert_eq!(
+            Environment::of_host("WWWCIE.ups.com."),
+            Some(Environment::Cie)
+        );
+        assert_eq!(Environment::of_host("ups.com"), None);
     }
 
     #[test]

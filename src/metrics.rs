@@ -18,6 +18,7 @@ pub struct Metrics {
     replayed_answers: prometheus::IntCounter,
     connections_refused: IntCounterVec,
     connect_refused: prometheus::IntCounter,
+    host_mismatches: IntCounterVec,
     /// Per-account traffic for the ops page (not exported: unbounded label sets).
     pub traffic: traffic::Traffic,
 }
@@ -104,6 +105,17 @@ impl Metrics {
             "CONNECT requests refused (a target other than UPS's names on port 443, or CONNECT not enabled)",
         )
         .expect("valid metric");
+        let host_mismatches = IntCounterVec::new(
+            Opts::new(
+                "upsbridge_host_mismatch_total",
+                "Requests whose UPS host (TLS name, CONNECT target or Host) is the other environment than their account's, by account, the environment called, and where [ups] host_policy sent them",
+            ),
+            &["account", "called", "sent_to"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(host_mismatches.clone()))
+            .expect("register once");
         for c in [&kept_answers, &replayed_answers, &connect_refused] {
             registry
                 .register(Box::new(c.clone()))
@@ -115,6 +127,7 @@ impl Metrics {
             replayed_answers,
             connections_refused,
             connect_refused,
+            host_mismatches,
             traffic: traffic::Traffic::default(),
             requests,
             upstream_seconds,
@@ -127,6 +140,29 @@ impl Metrics {
         self.requests
             .with_label_values(&[dialect, service, outcome])
             .inc();
+    }
+
+    /// A client called the other environment's host than its account's.
+    pub fn count_host_mismatch(&self, account: &str, called: &str, sent_to: &str) {
+        self.host_mismatches
+            .with_label_values(&[account, called, sent_to])
+            .inc();
+    }
+
+    /// Host mismatches of one account so far (for the ops page).
+    pub fn host_mismatches_of(&self, account: &str) -> u64 {
+        use prometheus::core::Collector;
+        self.host_mismatches
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "account" && l.value() == account)
+            })
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
     }
 
     pub fn count_kept_answer(&self) {

@@ -20,7 +20,7 @@ use tracing::{error, info};
 use crate::accounts::{Accounts, ReloadError};
 use crate::admin::onboarding::Onboarding;
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, Environment};
 use crate::metrics::Metrics;
 use crate::oauth::rotate::Rotator;
 use crate::oauth::vault::Vault;
@@ -28,7 +28,7 @@ use crate::oauth::TokenBroker;
 use crate::pipeline::digest::ShipDigests;
 use crate::pipeline::replay::Replays;
 use crate::pipeline::Pipeline;
-use crate::proxy::upstream::Upstream;
+use crate::proxy::upstream::Upstreams;
 use crate::proxy::{Entry, Limits, ProxyApp};
 use crate::store::{Store, StoreError};
 use crate::tls::{Certificates, TlsError};
@@ -162,7 +162,6 @@ pub fn serve_with(
     let rotator = Rotator {
         exe,
         journal_dir: rotation_journal_dir(&config),
-        refresh_url: config.ups.url("/security/v1/oauth/refresh").to_string(),
         timeout: config.ups.token_timeout,
         pins: config.ups.pins(),
     };
@@ -210,8 +209,10 @@ pub fn serve_with(
         None
     };
     let own: Vec<SocketAddr> = std::iter::once(proxy_addr).chain(tls_addr).collect();
-    let upstream = Arc::new(Upstream::new(&config.ups, &own)?);
-    control.spawn(upstream.clone().keep_resolving());
+    let upstreams = Arc::new(Upstreams::new(&config.ups, &own)?);
+    for resolving in upstreams.keep_resolving() {
+        control.spawn(resolving);
+    }
     let admin_listener = control
         .block_on(tokio::net::TcpListener::bind(config.admin.listen))
         .map_err(|source| ServeError::Listen {
@@ -245,12 +246,7 @@ pub fn serve_with(
         onboarding,
         negotiated_threshold: config.ups.negotiated_missing_threshold,
         map_writable: config.admin.map_writable,
-        environment: match config.ups.base_url.host_str() {
-            Some("onlinetools.ups.com") => "production".into(),
-            Some("wwwcie.ups.com") => "cie".into(),
-            Some(other) => format!("other UPS at {other}"),
-            None => "unknown".into(),
-        },
+        ups: Arc::new(config.ups.clone()),
         auth: Arc::new(admin::auth::AdminAuth::new(
             config.admin.password_hash.clone(),
             hosts,
@@ -289,7 +285,7 @@ pub fn serve_with(
     let pipeline = Pipeline {
         accounts: accounts.clone(),
         tokens: Arc::new(broker),
-        rest: upstream.clone(),
+        rest: upstreams.clone(),
         metrics,
         max_body_bytes: config.ups.max_body_bytes,
         digests: Arc::new(ShipDigests::open(store.clone(), config.ups.digest_ttl)?),
@@ -298,6 +294,8 @@ pub fn serve_with(
             replay_vault,
             config.proxy.replay_window,
         )),
+        host_policy: config.ups.host_policy,
+        default_env: config.ups.default_environment(),
     };
     let pipeline = Arc::new(pipeline);
     let limits = Limits {
@@ -331,7 +329,7 @@ pub fn serve_with(
         let Some(addr) = addr else { continue };
         let app = ProxyApp::new(
             pipeline.clone(),
-            upstream.clone(),
+            upstreams.clone(),
             limits,
             entry,
             slots.clone(),
@@ -343,7 +341,9 @@ pub fn serve_with(
         server.add_service(service);
     }
 
-    info!(%proxy_addr, %admin_addr, tls = ?tls_addr, upstream = %config.ups.base_url, "upsbridge starting");
+    info!(%proxy_addr, %admin_addr, tls = ?tls_addr, production = %config.ups.base_of(Environment::Production),
+          cie = %config.ups.base_of(Environment::Cie), default_environment = %config.ups.default_environment(),
+          host_policy = config.ups.host_policy.as_str(), "upsbridge starting");
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "proxy listening on http://{proxy_addr}");
     let _ = writeln!(out, "admin listening on http://{admin_addr}");

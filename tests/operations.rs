@@ -522,7 +522,13 @@ fn the_account_view_counts_what_the_account_sent() {
     );
     assert_eq!(v["access_license_number"], EAST.access_key);
     assert_eq!(v["user_id"], EAST.user);
-    assert_eq!(v["environment"], "other UPS at 127.0.0.1");
+    // A simulator base URL counts as production, and both environments go there.
+    assert_eq!(v["environment"], "production");
+    assert!(v["ups_base"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert_eq!(v["host_mismatches"], 0);
     let page = proxy.admin_text(&format!("/accounts/{}", EAST.name));
     assert!(
         page.contains(EAST.access_key)

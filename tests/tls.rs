@@ -14,6 +14,7 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 const UPS: &str = "onlinetools.ups.com";
+const CIE: &str = "wwwcie.ups.com";
 
 fn tls_init(dir: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
@@ -500,4 +501,123 @@ fn doctor_names_an_account_that_is_not_authorized_at_ups() {
         doctor_line(&out, "admin listener").starts_with("ok"),
         "{out}"
     );
+}
+
+/// A client that trusts `ca_pem` and reaches both UPS names at `addr`.
+fn both_names_client(ca_pem: &[u8], addr: &str) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .resolve(UPS, addr.parse().unwrap())
+        .resolve(CIE, addr.parse().unwrap())
+        .build()
+        .unwrap()
+}
+
+fn track_as(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    who: &TestAccount,
+) -> reqwest::blocking::Response {
+    http.get(format!("{url}/track/v1/details/1Z12345E0205271688"))
+        .header("AccessLicenseNumber", who.access_key)
+        .header("Username", who.user)
+        .header("Password", who.password)
+        .send()
+        .unwrap()
+}
+
+/// Host-aware routing. Production's and CIE's UPS are two simulators. EAST is a production
+/// account (the default: `base_url`), WEST a CIE one (its map entry says so), NORTH an
+/// authorization-code production account not yet authorized.
+#[test]
+fn each_account_reaches_its_environment_and_host_policy_decides_for_a_client_calling_the_other() {
+    for policy in ["account", "client"] {
+        let dir = tempdir();
+        let production = Sim::start(dir.path(), &[&EAST, &WEST, &NORTH], 14399);
+        let cie_dir = dir.path().join("cie");
+        std::fs::create_dir(&cie_dir).unwrap();
+        let cie = Sim::start(&cie_dir, &[&EAST, &WEST, &NORTH], 14399);
+        let map = dir.path().join("accounts.toml");
+        write_map(&map, &[&EAST, &WEST, &NORTH]);
+        let text = std::fs::read_to_string(&map).unwrap().replace(
+            &format!("name = \"{}\"\n", WEST.name),
+            &format!("name = \"{}\"\nenvironment = \"cie\"\n", WEST.name),
+        );
+        std::fs::write(&map, text).unwrap();
+        let ups = format!(
+            "{FAST_TIMEOUTS}cie_url = \"{}\"\nhost_policy = \"{policy}\"\n",
+            cie.url
+        );
+        let config = Proxy::config_text(&production.url, &ups)
+            .replace("[admin]", "tls_listen = \"127.0.0.1:0\"\n[admin]")
+            + "[tls]\ndir = \"tls\"\n";
+        std::fs::write(dir.path().join("upsbridge.toml"), &config).unwrap();
+        assert!(tls_init(dir.path(), &[]).status.success());
+        let proxy = Proxy::start_with_env(dir.path(), &[&EAST, &WEST, &NORTH], &config, &[]);
+        let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+        let (addr, port) = tls_listener(&proxy);
+        let http = both_names_client(&ca, &addr);
+        let calls = |sim: &Sim| sim.api_requests().len();
+
+        // Each account, called by upsbridge's own address, goes to its own environment.
+        let plain = reqwest::blocking::Client::new();
+        assert_eq!(track_as(&plain, &proxy.url, &EAST).status(), 200);
+        assert_eq!((calls(&production), calls(&cie)), (1, 0), "{policy}");
+        assert_eq!(track_as(&plain, &proxy.url, &WEST).status(), 200);
+        assert_eq!((calls(&production), calls(&cie)), (1, 1), "{policy}");
+        // Called by its own environment's name: no disagreement.
+        let onlinetools = format!("https://{UPS}:{port}");
+        let wwwcie = format!("https://{CIE}:{port}");
+        assert_eq!(track_as(&http, &onlinetools, &EAST).status(), 200);
+        assert_eq!((calls(&production), calls(&cie)), (2, 1), "{policy}");
+
+        // EAST (production) called as wwwcie.ups.com: host_policy decides, and it is counted.
+        let issued_by = |sim: &Sim| {
+            sim.requests()
+                .iter()
+                .filter(|r| r["path"] == "/security/v1/oauth/token")
+                .count()
+        };
+        let cie_tokens = issued_by(&cie);
+        let r = track_as(&http, &wwwcie, &EAST);
+        assert_eq!(r.status(), 200, "{policy}: {}", r.text().unwrap());
+        let sent_to = if policy == "account" {
+            assert_eq!((calls(&production), calls(&cie)), (3, 1), "{policy}");
+            assert_eq!(issued_by(&cie), cie_tokens, "no CIE token for EAST");
+            "production"
+        } else {
+            assert_eq!((calls(&production), calls(&cie)), (2, 2), "{policy}");
+            // With a token of CIE's own OAuth server (a production one is worthless there).
+            assert_eq!(issued_by(&cie), cie_tokens + 1, "EAST's CIE token");
+            "cie"
+        };
+        let metrics = proxy.metrics_text();
+        let line = format!(
+            "upsbridge_host_mismatch_total{{account=\"{}\",called=\"cie\",sent_to=\"{sent_to}\"}} 1",
+            EAST.name
+        );
+        assert!(metrics.contains(&line), "{policy}: {metrics}");
+        let view: serde_json::Value =
+            serde_json::from_str(&proxy.admin_text(&format!("/api/accounts/{}", EAST.name)))
+                .unwrap();
+        assert_eq!(view["environment"], "production");
+        assert_eq!(view["host_policy"], policy);
+        assert_eq!(view["host_mismatches"], 1);
+        let page = proxy.admin_text(&format!("/accounts/{}", EAST.name));
+        assert!(page.contains("1 request(s); [ups] host_policy"), "{page}");
+
+        // An authorization-code account's refresh token belongs to its own environment: under
+        // `client` it cannot be sent to the other one, and the client is told why.
+        let r = track_as(&http, &wwwcie, &NORTH);
+        let body = r.text().unwrap();
+        if policy == "client" {
+            assert!(body.contains("authorized at UPS production only"), "{body}");
+        } else {
+            assert!(body.contains("needs authorization"), "{body}");
+        }
+        assert_eq!(calls(&production) + calls(&cie), 4, "NORTH reached no UPS");
+    }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::line_of;
+use crate::config::{line_of, Environment};
 
 /// How an account gets its tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -53,7 +53,7 @@ pub struct AccountRecord {
     pub grant: Grant,
     /// `production` or `cie` when the map says (else the one `[ups] base_url` names).
     #[serde(default)]
-    pub environment: Option<String>,
+    pub environment: Option<Environment>,
     /// Line of the record's `[[account]]` header (for messages).
     pub line: usize,
 }
@@ -270,7 +270,7 @@ fn validate(
         .map(|e| (e.get_ref().as_str(), e.span()))
     {
         None => None,
-        Some((e @ ("production" | "cie"), _)) => Some(e.to_string()),
+        Some((e, _)) if Environment::parse(e).is_some() => Environment::parse(e),
         Some((other, span)) => {
             problem(
                 span.start,

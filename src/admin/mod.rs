@@ -33,8 +33,8 @@ pub struct AdminState {
     pub auth: Arc<auth::AdminAuth>,
     /// Answers in a row without asked-for negotiated rates before the page says why.
     pub negotiated_threshold: u32,
-    /// Which UPS the accounts use (`production`, `cie` or the host of another base URL).
-    pub environment: String,
+    /// `[ups]`: where each environment is, the default one and the host policy.
+    pub ups: Arc<crate::config::UpsConfig>,
     /// `[admin] map_writable` (`None`: write when the map file is writable).
     pub map_writable: Option<bool>,
 }
@@ -44,7 +44,13 @@ pub struct AdminState {
 pub struct AccountDetail {
     #[serde(flatten)]
     pub view: AccountView,
-    pub environment: String,
+    /// `production` or `cie`.
+    pub environment: &'static str,
+    /// Where its calls go (that environment's UPS, or a simulator).
+    pub ups_base: String,
+    /// `[ups] host_policy`, and how many of its requests called the other environment's host.
+    pub host_policy: &'static str,
+    pub host_mismatches: u64,
     /// What the legacy program sends (never its password).
     pub access_license_number: String,
     pub user_id: String,
@@ -544,13 +550,16 @@ async fn callback(
 fn account_detail_of(s: &AdminState, name: &str) -> Option<AccountDetail> {
     let account = s.accounts.snapshot().by_name(name).cloned()?;
     let view = s.account_views().into_iter().find(|v| v.name == name)?;
+    let env = account
+        .record
+        .environment
+        .unwrap_or_else(|| s.ups.default_environment());
     Some(AccountDetail {
         view,
-        environment: account
-            .record
-            .environment
-            .clone()
-            .unwrap_or_else(|| s.environment.clone()),
+        environment: env.as_str(),
+        ups_base: s.ups.base_of(env).to_string(),
+        host_policy: s.ups.host_policy.as_str(),
+        host_mismatches: s.metrics.host_mismatches_of(name),
         access_license_number: account.record.access_license_number.clone(),
         user_id: account.record.user_id.clone(),
         traffic: s.metrics.traffic.summary(name),
@@ -654,10 +663,12 @@ async fn new_account(
         )
             .into_response()
     };
-    // One upsbridge talks to one UPS ([ups] base_url) until accounts are routed by host.
     if let Some(env) = &new.environment {
-        if (s.environment == "production" || s.environment == "cie") && *env != s.environment {
-            return refuse(StatusCode::BAD_REQUEST, format!("this upsbridge talks to UPS {} ([ups] base_url); an account for {env} needs an upsbridge whose base_url is that environment's", s.environment));
+        if crate::config::Environment::parse(env).is_none() {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("environment `{env}` is neither `production` nor `cie`"),
+            );
         }
     }
     // Duplicates against the map in force too (the file may hold a change not yet loaded).

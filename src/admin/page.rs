@@ -193,6 +193,8 @@ pub fn account(d: &AccountDetail, csrf: &str) -> String {
          .n{{text-align:right}}form{{display:inline;margin-right:.5em}}.fix{{color:#555}}</style></head><body>\
          <p><a href=\"/\">← all accounts</a></p><h1 id=\"account\">{n}</h1>\
          <table><tr><th>UPS account</th><td>{number}</td></tr><tr><th>environment</th><td id=\"environment\">{env}</td></tr>\
+         <tr><th>calls go to</th><td id=\"ups-base\">{base}</td></tr>\
+         <tr><th>called the other environment's host</th><td id=\"host-mismatches\">{mismatches} request(s); [ups] host_policy = \"{policy}\" sends them {policy_to}</td></tr>\
          <tr><th>grant</th><td>{grant}</td></tr><tr><th>legacy access key</th><td id=\"access-key\">{key}</td></tr><tr><th>legacy user id</th><td id=\"user-id\">{user}</td></tr>\
          <tr><th>token</th><td><span data-state=\"{state}\">{state}</span>, expires {expires}</td></tr><tr><th>state</th><td id=\"enabled\">{enabled}</td></tr>\
          <tr><th>last error</th><td>{error}<div class=\"fix\">{fix}</div></td></tr></table>\
@@ -202,7 +204,15 @@ pub fn account(d: &AccountDetail, csrf: &str) -> String {
          <h2>Last refusals</h2><ul id=\"refusals\">{refusals}</ul></body></html>",
         n = esc(&v.name),
         number = esc(&v.ups_account_number),
-        env = esc(&d.environment),
+        env = esc(d.environment),
+        base = esc(&d.ups_base),
+        mismatches = d.host_mismatches,
+        policy = d.host_policy,
+        policy_to = if d.host_policy == "client" {
+            "to the environment the client called"
+        } else {
+            "to this account's environment"
+        },
         grant = v.grant,
         key = esc(&d.access_license_number),
         user = esc(&d.user_id),

@@ -27,7 +27,7 @@ use oauth2::TokenUrl;
 use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Grant};
-use crate::config::UpsConfig;
+use crate::config::{Environment, UpsConfig};
 use crate::store::Store;
 use grant::{unix_now, AppCredentials};
 use rotate::Rotator;
@@ -52,6 +52,12 @@ pub enum TokenError {
     Unavailable { status: u16, detail: String },
     #[error("account `{0}` needs authorization: open the admin page and click Authorize (or run `upsbridge accounts authorize {0}`)")]
     NeedsAuthorization(String),
+    #[error("account `{account}` is authorized at UPS {own} only, and [ups] host_policy = \"client\" sends this client (which called {called}'s host) there; map the client to an account authorized at {called}, or set host_policy = \"account\"")]
+    OtherEnvironment {
+        account: String,
+        own: Environment,
+        called: Environment,
+    },
     #[error("UPS token answer unusable: {0}")]
     BadAnswer(String),
     #[error("the token store failed: {0}; check the disk under [store] path")]
@@ -67,6 +73,7 @@ impl TokenError {
             TokenError::Rejected { .. } => "token_rejected",
             TokenError::Unavailable { .. } => "token_unavailable",
             TokenError::NeedsAuthorization(_) => "needs_authorization",
+            TokenError::OtherEnvironment { .. } => "other_environment",
             TokenError::BadAnswer(_) => "token_bad_answer",
             TokenError::Store(_) => "token_store",
         }
@@ -223,7 +230,12 @@ pub struct TokenBroker {
 
 struct Inner {
     http: reqwest::Client,
-    token_url: TokenUrl,
+    /// Production's and CIE's token endpoints.
+    token_urls: [TokenUrl; 2],
+    /// Production's and CIE's refresh endpoints.
+    refresh_urls: [String; 2],
+    /// The environment of accounts whose map entry names none.
+    default_env: Environment,
     margin: Duration,
     timeout: Duration,
     backoff: Duration,
@@ -251,7 +263,11 @@ impl TokenBroker {
         Ok(TokenBroker {
             inner: Arc::new(Inner {
                 http,
-                token_url: TokenUrl::from_url(ups.url("/security/v1/oauth/token")),
+                token_urls: Environment::ALL
+                    .map(|e| TokenUrl::from_url(ups.url_in(e, "/security/v1/oauth/token"))),
+                refresh_urls: Environment::ALL
+                    .map(|e| ups.url_in(e, "/security/v1/oauth/refresh").to_string()),
+                default_env: ups.default_environment(),
                 margin: ups.token_refresh_margin,
                 timeout: ups.token_timeout,
                 backoff: ups.token_failure_backoff,
@@ -305,9 +321,42 @@ impl TokenBroker {
         slot
     }
 
-    /// A usable access token for `account`: cached, renewed, or fetched now.
+    /// The environment an account belongs to.
+    pub fn home(&self, account: &Account) -> Environment {
+        account.record.environment.unwrap_or(self.inner.default_env)
+    }
+
+    /// A usable access token for `account` in its own environment.
     pub async fn token(&self, account: &Arc<Account>) -> Result<Arc<CachedToken>, TokenError> {
-        let slot = self.loaded_slot(account.name());
+        self.token_in(account, self.home(account)).await
+    }
+
+    /// The slot of an account's tokens for `env`: its own environment's under its name (and
+    /// in the store); the other one's (client credentials only, `host_policy = "client"`)
+    /// in memory under a key no account name can be.
+    fn slot_key(&self, account: &Account, env: Environment) -> Option<String> {
+        (env != self.home(account)).then(|| format!("{}\n{env}", account.name()))
+    }
+
+    /// A usable access token for `account` at `env`'s UPS: cached, renewed, or fetched now.
+    pub async fn token_in(
+        &self,
+        account: &Arc<Account>,
+        env: Environment,
+    ) -> Result<Arc<CachedToken>, TokenError> {
+        let crossed = self.slot_key(account, env);
+        if crossed.is_some() && account.record.grant == Grant::AuthorizationCode {
+            // Its refresh token belongs to its own environment's OAuth server.
+            return Err(TokenError::OtherEnvironment {
+                account: account.name().to_string(),
+                own: self.home(account),
+                called: env,
+            });
+        }
+        let slot = match &crossed {
+            None => self.loaded_slot(account.name()),
+            Some(key) => self.slot(key),
+        };
         slot.last_used_unix.store(unix_now(), Ordering::Relaxed);
         let now = Instant::now();
         if let Some(t) = slot.current.load_full() {
@@ -316,11 +365,11 @@ impl TokenBroker {
             }
             if t.usable(now) {
                 // Inside the margin: renew in the background, keep serving the old token.
-                let _ = self.flight(&slot, account);
+                let _ = self.flight(&slot, account, env);
                 return Ok(t);
             }
         }
-        let flight = self.flight(&slot, account)?;
+        let flight = self.flight(&slot, account, env)?;
         match tokio::time::timeout(self.inner.timeout, flight).await {
             Ok(r) => r,
             Err(_) => Err(TokenError::Timeout(self.inner.timeout)),
@@ -329,7 +378,12 @@ impl TokenBroker {
 
     /// The in-flight request for this account, started if there is none.
     /// `Err` when a recent failure is still inside its backoff.
-    fn flight(&self, slot: &Arc<Slot>, account: &Arc<Account>) -> Result<Flight, TokenError> {
+    fn flight(
+        &self,
+        slot: &Arc<Slot>,
+        account: &Arc<Account>,
+        env: Environment,
+    ) -> Result<Flight, TokenError> {
         let mut flight = slot.flight.lock().expect("flight lock");
         if let Some(f) = flight.as_ref() {
             return Ok(f.clone());
@@ -349,7 +403,7 @@ impl TokenBroker {
         let slot2 = slot.clone();
         let account = account.clone();
         let task = self.inner.spawner.spawn(async move {
-            let result = broker.fetch(&slot2, &account).await;
+            let result = broker.fetch(&slot2, &account, env).await;
             if let Err(e) = &result {
                 warn!(account = %account.name(), error = %e, "token request failed");
                 broker
@@ -375,7 +429,12 @@ impl TokenBroker {
     }
 
     /// One token request to UPS: client credentials, or a refresh-token rotation.
-    async fn fetch(&self, slot: &Slot, account: &Account) -> Result<Arc<CachedToken>, TokenError> {
+    async fn fetch(
+        &self,
+        slot: &Slot,
+        account: &Account,
+        env: Environment,
+    ) -> Result<Arc<CachedToken>, TokenError> {
         // (Failures are counted by the caller, which also keeps them for the backoff.)
         self.inner
             .counters
@@ -387,21 +446,33 @@ impl TokenBroker {
         let generation = previous.as_ref().map_or(0, |r| r.generation) + 1;
         let record = match account.record.grant {
             Grant::ClientCredentials => {
-                grant::request(
+                let record = grant::request(
                     &self.inner.http,
-                    &self.inner.token_url,
+                    &self.inner.token_urls[env.index()],
                     &app,
                     grant::Grant::ClientCredentials,
                     generation,
                 )
-                .await?
+                .await?;
+                if env != self.home(account) {
+                    // The other environment's token: memory only, refetched after a restart.
+                    return Ok(self.cache(slot, account.name(), record));
+                }
+                record
             }
             Grant::AuthorizationCode => {
                 let current = previous
                     .filter(|r| r.refresh_token.is_some())
                     .ok_or_else(|| TokenError::NeedsAuthorization(account.name().to_string()))?;
                 let p = &self.inner.persist;
-                p.rotator.rotate(&p.vault, &app, &current).await?
+                p.rotator
+                    .rotate(
+                        &p.vault,
+                        &app,
+                        &current,
+                        &self.inner.refresh_urls[env.index()],
+                    )
+                    .await?
             }
         };
         self.install(slot, account.name(), record).await
@@ -420,6 +491,11 @@ impl TokenBroker {
             .await
             .map_err(|e| TokenError::Store(e.to_string()))?;
         p.rotator.forget_up_to(&p.vault, account, record.generation);
+        Ok(self.cache(slot, account, record))
+    }
+
+    /// Make `record` the slot's current tokens (already stored, or not to be stored).
+    fn cache(&self, slot: &Slot, account: &str, record: TokenRecord) -> Arc<CachedToken> {
         let token = Arc::new(CachedToken::from_record(&record, self.inner.margin));
         info!(
             account,
@@ -430,7 +506,7 @@ impl TokenBroker {
         *slot.record.lock().expect("record lock") = Some(record);
         slot.current.store(Some(token.clone()));
         *slot.last_failure.lock().expect("failure lock") = None;
-        Ok(token)
+        token
     }
 
     /// Finish authorization-code onboarding: exchange the code, store the tokens.
@@ -461,7 +537,7 @@ impl TokenBroker {
                     .inc();
                 let record = grant::request(
                     &broker.inner.http,
-                    &broker.inner.token_url,
+                    &broker.inner.token_urls[broker.home(&account).index()],
                     &app_credentials(&account),
                     grant::Grant::Code {
                         code: &code,
@@ -487,11 +563,17 @@ impl TokenBroker {
     /// Forget an account's tokens (removed from the map; the store drops them too).
     pub fn forget(&self, account: &str) {
         self.inner.slots.remove(account);
+        for env in Environment::ALL {
+            self.inner.slots.remove(&format!("{account}\n{env}"));
+        }
     }
 
     /// Drop the cached access token if it is still `token` (UPS answered 401 with it).
-    pub fn invalidate(&self, account: &str, token: &Arc<CachedToken>) {
-        if let Some(slot) = self.inner.slots.get(account).map(|s| s.clone()) {
+    pub fn invalidate(&self, account: &Account, env: Environment, token: &Arc<CachedToken>) {
+        let key = self
+            .slot_key(account, env)
+            .unwrap_or_else(|| account.name().to_string());
+        if let Some(slot) = self.inner.slots.get(&key).map(|s| s.clone()) {
             let current = slot.current.load_full();
             if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, token)) {
                 slot.current.store(None);

@@ -201,7 +201,6 @@ async fn helper_inner(input: &HelperInput) -> Result<Vec<u8>, TokenError> {
 pub struct Rotator {
     pub exe: PathBuf,
     pub journal_dir: PathBuf,
-    pub refresh_url: String,
     pub timeout: Duration,
     /// `[ups] resolve`, handed to the helper.
     pub pins: Vec<(String, Vec<std::net::SocketAddr>)>,
@@ -225,11 +224,12 @@ impl Rotator {
         vault: &Vault,
         app: &AppCredentials<'_>,
         current: &TokenRecord,
+        refresh_url: &str,
     ) -> Result<TokenRecord, TokenError> {
         use secrecy::ExposeSecret;
         let input = HelperInput {
             account: app.account.to_string(),
-            refresh_url: self.refresh_url.clone(),
+            refresh_url: refresh_url.to_string(),
             client_id: app.client_id.to_string(),
             client_secret: app.client_secret.expose_secret().to_string(),
             merchant: app.merchant.to_string(),

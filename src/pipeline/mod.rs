@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Accounts, LegacyCredentials};
+use crate::config::{Environment, HostPolicy};
 use crate::dialect::header::RestTarget;
 use crate::dialect::services::{AnswerShape, RestBody, RestCall};
 use crate::dialect::{
@@ -55,6 +56,7 @@ pub type Tap = Box<dyn FnMut(&[u8]) + Send>;
 pub trait RestApi: Send + Sync {
     async fn exchange(
         &self,
+        env: Environment,
         call: &RestCall,
         body: Option<Bytes>,
         bearer: &HeaderValue,
@@ -66,9 +68,15 @@ pub trait RestApi: Send + Sync {
 /// What the pipeline needs of the token broker ([`TokenBroker`] in `serve`).
 #[async_trait::async_trait]
 pub trait Tokens: Send + Sync {
-    async fn token(&self, account: &Arc<Account>) -> Result<Arc<CachedToken>, TokenError>;
+    /// A token of `account` for `env`'s UPS (its own environment's, or the other one's when
+    /// `[ups] host_policy = "client"` sends it there).
+    async fn token(
+        &self,
+        account: &Arc<Account>,
+        env: Environment,
+    ) -> Result<Arc<CachedToken>, TokenError>;
     /// UPS refused this token: never hand it out again.
-    fn invalidate(&self, account: &str, token: &Arc<CachedToken>);
+    fn invalidate(&self, account: &Account, env: Environment, token: &Arc<CachedToken>);
     /// The account's last UPS error (`None`: it works), for the ops page.
     fn note_api_error(&self, account: &str, message: Option<String>);
     fn note_negotiated_rates(&self, account: &str, asked: bool, got: bool);
@@ -76,11 +84,15 @@ pub trait Tokens: Send + Sync {
 
 #[async_trait::async_trait]
 impl Tokens for TokenBroker {
-    async fn token(&self, account: &Arc<Account>) -> Result<Arc<CachedToken>, TokenError> {
-        TokenBroker::token(self, account).await
+    async fn token(
+        &self,
+        account: &Arc<Account>,
+        env: Environment,
+    ) -> Result<Arc<CachedToken>, TokenError> {
+        TokenBroker::token_in(self, account, env).await
     }
-    fn invalidate(&self, account: &str, token: &Arc<CachedToken>) {
-        TokenBroker::invalidate(self, account, token)
+    fn invalidate(&self, account: &Account, env: Environment, token: &Arc<CachedToken>) {
+        TokenBroker::invalidate(self, account, env, token)
     }
     fn note_api_error(&self, account: &str, message: Option<String>) {
         TokenBroker::note_api_error(self, account, message)
@@ -100,6 +112,10 @@ pub struct Pipeline {
     pub digests: Arc<ShipDigests>,
     /// Answers kept for retried shipments.
     pub replays: Arc<Replays>,
+    /// Which environment an account's calls go to when the client called the other one's host.
+    pub host_policy: HostPolicy,
+    /// The environment of accounts whose map entry names none.
+    pub default_env: Environment,
 }
 
 /// An effectful call's answer, to keep if the client does not get it.
@@ -119,6 +135,9 @@ pub struct Exchange {
     pub id_header: HeaderValue,
     pub started: Instant,
     pub peer: Option<IpAddr>,
+    /// The UPS environment whose host the client called (TLS name, CONNECT target or
+    /// `Host`); `None` when it called upsbridge by its own name.
+    pub called: Option<Environment>,
     pub dialect: Option<Dialect>,
     pub service: &'static str,
     pub account: Option<Arc<Account>>,
@@ -142,6 +161,7 @@ impl Exchange {
             id,
             started: Instant::now(),
             peer,
+            called: None,
             dialect: None,
             service: "-",
             account: None,
@@ -162,6 +182,8 @@ impl Exchange {
 pub struct Authorized {
     pub target: RestTarget,
     pub account: Arc<Account>,
+    /// Where the call goes (and whose token it carries).
+    pub env: Environment,
     pub token: Arc<CachedToken>,
 }
 
@@ -260,6 +282,28 @@ impl Pipeline {
         }
     }
 
+    /// The environment an account's call goes to: its own, unless the client called the
+    /// other environment's host and `[ups] host_policy = "client"`. A disagreement is
+    /// counted and logged either way.
+    fn environment(&self, account: &Account, ex: &Exchange) -> Environment {
+        let own = account.record.environment.unwrap_or(self.default_env);
+        match ex.called {
+            Some(called) if called != own => {
+                let sent_to = match self.host_policy {
+                    HostPolicy::Account => own,
+                    HostPolicy::Client => called,
+                };
+                self.metrics
+                    .count_host_mismatch(account.name(), called.as_str(), sent_to.as_str());
+                info!(request_id = %ex.id, account = account.name(), called = called.ups_host(),
+                      account_environment = %own, sent_to = %sent_to, host_policy = self.host_policy.as_str(),
+                      "the client called the other UPS environment's host than its account's");
+                sent_to
+            }
+            _ => own,
+        }
+    }
+
     /// Header style: map the path, authenticate, get the token. The body is not read.
     pub async fn header_style(
         &self,
@@ -280,10 +324,12 @@ impl Pipeline {
         }
         let account = self.authenticate(&header::credentials(headers), ex).await?;
         ex.account = Some(account.clone());
-        let token = self.tokens.token(&account).await?;
+        let env = self.environment(&account, ex);
+        let token = self.tokens.token(&account, env).await?;
         Ok(Authorized {
             target,
             account,
+            env,
             token,
         })
     }
@@ -304,7 +350,7 @@ impl Pipeline {
         };
         let body = (!body.is_empty()).then_some(body);
         let answer = self
-            .effectful_call(&auth.account, auth.token, &call, body, ex)
+            .effectful_call(&auth.account, auth.env, auth.token, &call, body, ex)
             .await?;
         self.metrics.observe_upstream(ex.started.elapsed());
         Ok(Answer {
@@ -344,6 +390,7 @@ impl Pipeline {
         let rate = ex.service == "rate";
         Scan {
             account: auth.account.clone(),
+            env: auth.env,
             token: auth.token.clone(),
             asked: rate.then(|| Arc::new(AtomicBool::new(false))),
             given: rate.then(|| Needle::new(NEGOTIATED_GIVEN)),
@@ -358,7 +405,7 @@ impl Pipeline {
             // The token is dead at UPS: drop it so the client's next request gets a new one.
             // (This request's body was streamed and cannot be replayed.)
             warn!(request_id = %ex.id, account = scan.account.name(), "UPS refused the token (401); renewing it for the next request");
-            self.tokens.invalidate(scan.account.name(), &scan.token);
+            self.tokens.invalidate(&scan.account, scan.env, &scan.token);
         }
         if status >= 400 {
             scan.error_body = Some(Vec::new());
@@ -426,14 +473,15 @@ impl Pipeline {
         let (plan, answer_shape) = parsed.plan?;
         ex.service = answer_shape.service.name();
         let answer_shape = shape.insert(answer_shape);
-        let token = self.tokens.token(&account).await?;
+        let env = self.environment(&account, ex);
+        let token = self.tokens.token(&account, env).await?;
         match plan {
             Plan::Call { call, body } => {
                 let answer = if replay::is_effectful(&call.method, &call.path_and_query) {
-                    self.effectful_call(&account, token, &call, body, ex)
+                    self.effectful_call(&account, env, token, &call, body, ex)
                         .await?
                 } else {
-                    self.call_ups(&account, token, &call, body, &ex.id, ex.service)
+                    self.call_ups(&account, env, token, &call, body, &ex.id, ex.service)
                         .await?
                 };
                 self.metrics.observe_upstream(ex.started.elapsed());
@@ -447,7 +495,15 @@ impl Pipeline {
             } => {
                 ex.service = "ship_confirm";
                 let answer = self
-                    .call_ups(&account, token, &rate, Some(rate_body), &ex.id, ex.service)
+                    .call_ups(
+                        &account,
+                        env,
+                        token,
+                        &rate,
+                        Some(rate_body),
+                        &ex.id,
+                        ex.service,
+                    )
                     .await?;
                 self.metrics.observe_upstream(ex.started.elapsed());
                 if (200..300).contains(&answer.status) {
@@ -461,7 +517,7 @@ impl Pipeline {
             }
             Plan::ShipAccept { digest } => {
                 ex.service = "ship_accept";
-                let (status, body) = self.ship_accept(&account, token, &digest, ex).await?;
+                let (status, body) = self.ship_accept(&account, env, token, &digest, ex).await?;
                 Ok(dialect.answer(answer_shape, status, body))
             }
         }
@@ -471,6 +527,7 @@ impl Pipeline {
     async fn ship_accept(
         self: &Arc<Self>,
         account: &Arc<Account>,
+        env: Environment,
         token: Arc<CachedToken>,
         digest: &str,
         ex: &Exchange,
@@ -505,7 +562,7 @@ impl Pipeline {
                     (self.clone(), account.clone(), ex.id.clone(), ex.service);
                 let ship = async move {
                     let outcome = this
-                        .call_ups(&account, token, &call, Some(body), &id, service)
+                        .call_ups(&account, env, token, &call, Some(body), &id, service)
                         .await;
                     match outcome {
                         Ok(answer) if (200..300).contains(&answer.status) => {
@@ -537,6 +594,7 @@ impl Pipeline {
     async fn effectful_call(
         self: &Arc<Self>,
         account: &Arc<Account>,
+        env: Environment,
         token: Arc<CachedToken>,
         call: &RestCall,
         body: Option<Bytes>,
@@ -573,7 +631,7 @@ impl Pipeline {
             );
             async move {
                 let answer = this
-                    .call_ups(&account, token, &call, body, &id, service)
+                    .call_ups(&account, env, token, &call, body, &id, service)
                     .await;
                 let keep = |a: &RestAnswer| Keep {
                     ticket,
@@ -666,9 +724,11 @@ impl Pipeline {
 
     /// One buffered REST call. A 401 means UPS no longer takes this token (revoked, rotated
     /// early): drop it, get a new one and replay the call once (its body is in memory).
+    #[allow(clippy::too_many_arguments)]
     async fn call_ups(
         &self,
         account: &Arc<Account>,
+        env: Environment,
         token: Arc<CachedToken>,
         call: &RestCall,
         body: Option<Bytes>,
@@ -680,15 +740,15 @@ impl Pipeline {
             .is_some_and(|b| memchr::memmem::find(b, NEGOTIATED_ASKED).is_some());
         let mut answer = self
             .rest
-            .exchange(call, body.clone(), &authorization(&token)?, id)
+            .exchange(env, call, body.clone(), &authorization(&token)?, id)
             .await?;
         if answer.status == 401 {
             warn!(request_id = %id, account = account.name(), "UPS refused the token (401); renewing it and retrying once");
-            self.tokens.invalidate(account.name(), &token);
-            let token = self.tokens.token(account).await?;
+            self.tokens.invalidate(account, env, &token);
+            let token = self.tokens.token(account, env).await?;
             answer = self
                 .rest
-                .exchange(call, body, &authorization(&token)?, id)
+                .exchange(env, call, body, &authorization(&token)?, id)
                 .await?;
             if answer.status == 401 {
                 return Err(Failure::UpstreamAuth(account.name().to_string()));
@@ -793,6 +853,7 @@ impl Pipeline {
 /// What a streamed header-style exchange watches as its bytes pass.
 pub struct Scan {
     account: Arc<Account>,
+    env: Environment,
     token: Arc<CachedToken>,
     /// Rate: the request asked for negotiated rates (set by the request tap).
     asked: Option<Arc<AtomicBool>>,
@@ -915,17 +976,20 @@ mod tests {
     struct FakeUps {
         script: Mutex<VecDeque<Result<(u16, &'static str), Failure>>>,
         bearers: Mutex<Vec<String>>,
+        envs: Mutex<Vec<Environment>>,
     }
 
     #[async_trait::async_trait]
     impl RestApi for FakeUps {
         async fn exchange(
             &self,
+            env: Environment,
             _call: &RestCall,
             _body: Option<Bytes>,
             bearer: &HeaderValue,
             _trans_id: &str,
         ) -> Result<RestAnswer, Failure> {
+            self.envs.lock().unwrap().push(env);
             self.bearers
                 .lock()
                 .unwrap()
@@ -952,7 +1016,11 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Tokens for FakeTokens {
-        async fn token(&self, _: &Arc<Account>) -> Result<Arc<CachedToken>, TokenError> {
+        async fn token(
+            &self,
+            _: &Arc<Account>,
+            _: Environment,
+        ) -> Result<Arc<CachedToken>, TokenError> {
             if self.fail {
                 return Err(TokenError::Unreachable("connection refused".into()));
             }
@@ -962,7 +1030,7 @@ mod tests {
                 Duration::from_secs(3600),
             )))
         }
-        fn invalidate(&self, _: &str, _: &Arc<CachedToken>) {
+        fn invalidate(&self, _: &Account, _: Environment, _: &Arc<CachedToken>) {
             self.invalidated.fetch_add(1, Ordering::SeqCst);
         }
         fn note_api_error(&self, _: &str, _: Option<String>) {}
@@ -978,6 +1046,10 @@ mod tests {
 
     /// The pipeline for the account of benches/compare/ (its request bodies are reused).
     fn bench(ups: FakeUps, tokens: FakeTokens) -> Bench {
+        bench_with(ups, tokens, HostPolicy::Account)
+    }
+
+    fn bench_with(ups: FakeUps, tokens: FakeTokens, host_policy: HostPolicy) -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let map = dir.path().join("accounts.toml");
         let hash = crate::accounts::password::hash("bench-pass-Q7").unwrap();
@@ -1005,6 +1077,8 @@ mod tests {
                 crate::oauth::vault::Vault::from_key(&[7; 32]),
                 Duration::from_secs(60),
             )),
+            host_policy,
+            default_env: Environment::Production,
         });
         Bench {
             _dir: dir,
@@ -1047,7 +1121,18 @@ mod tests {
 
     /// One request through the pipeline, recorded as the transport records it.
     async fn send(b: &Bench, path: &str, body: &str) -> Answer {
+        send_calling(b, path, body, None).await
+    }
+
+    /// The same, from a client that called `called`'s UPS host.
+    async fn send_calling(
+        b: &Bench,
+        path: &str,
+        body: &str,
+        called: Option<Environment>,
+    ) -> Answer {
         let mut ex = Exchange::new(None);
+        ex.called = called;
         let route = b
             .pipeline
             .route(path, &http::HeaderMap::new(), &mut ex)
@@ -1188,6 +1273,37 @@ mod tests {
         };
         assert_eq!(count("ok"), Some(2), "{text}");
         assert_eq!(count("auth"), Some(1), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_client_calling_the_other_environment_goes_where_host_policy_says_and_is_counted() {
+        let (path, body, _) = dialects()[0];
+        for (policy, expected) in [
+            (HostPolicy::Account, Environment::Production),
+            (HostPolicy::Client, Environment::Cie),
+        ] {
+            let ups = FakeUps::default();
+            ups.script.lock().unwrap().extend([
+                Ok((200, RATE_ANSWER)),
+                Ok((200, RATE_ANSWER)),
+                Ok((200, RATE_ANSWER)),
+            ]);
+            let b = bench_with(ups, FakeTokens::default(), policy);
+            send_calling(&b, path, body, None).await;
+            send_calling(&b, path, body, Some(Environment::Production)).await;
+            send_calling(&b, path, body, Some(Environment::Cie)).await;
+            assert_eq!(
+                *b.ups.envs.lock().unwrap(),
+                [Environment::Production, Environment::Production, expected],
+                "{policy:?}"
+            );
+            let text = b.pipeline.metrics.render("");
+            let line = format!(
+                "upsbridge_host_mismatch_total{{account=\"bench\",called=\"cie\",sent_to=\"{expected}\"}} 1"
+            );
+            assert!(text.contains(&line), "{policy:?}: {text}");
+            assert_eq!(b.pipeline.metrics.host_mismatches_of("bench"), 1);
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ use pingora::server::ShutdownWatch;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use crate::config::Environment;
 use crate::dialect::{header::refusal, Answer, Failure};
 use crate::pipeline::{Exchange, Pipeline, Scan};
 use body::AnswerBody;
@@ -59,8 +60,8 @@ pub struct Entry {
 
 pub struct ProxyApp {
     pipeline: Arc<Pipeline>,
-    /// Where header style streams to.
-    upstream: Arc<upstream::Upstream>,
+    /// Where header style streams to (production's or CIE's UPS).
+    upstreams: Arc<upstream::Upstreams>,
     limits: Limits,
     entry: Entry,
     /// Shared by every listener: the cap is on the process.
@@ -72,14 +73,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-upsbridge-request-id")
 impl ProxyApp {
     pub fn new(
         pipeline: Arc<Pipeline>,
-        upstream: Arc<upstream::Upstream>,
+        upstreams: Arc<upstream::Upstreams>,
         limits: Limits,
         entry: Entry,
         slots: Arc<Semaphore>,
     ) -> ProxyApp {
         ProxyApp {
             pipeline,
-            upstream,
+            upstreams,
             limits,
             entry,
             slots,
@@ -87,8 +88,14 @@ impl ProxyApp {
     }
 
     /// Serve HTTP/1.1 on one connection (plain, TLS, or inside a CONNECT tunnel).
-    async fn serve<I>(self: &Arc<Self>, io: I, peer: Option<IpAddr>, shutdown: &ShutdownWatch)
-    where
+    /// `called`: the UPS environment the TLS server name (SNI) named, if any.
+    async fn serve<I>(
+        self: &Arc<Self>,
+        io: I,
+        peer: Option<IpAddr>,
+        called: Option<Environment>,
+        shutdown: &ShutdownWatch,
+    ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         use hyper_util::rt::{TokioIo, TokioTimer};
@@ -102,7 +109,7 @@ impl ProxyApp {
             async move {
                 Ok::<_, Infallible>(match tunnel_shutdown {
                     Some(shutdown) => app.connect(req, peer, shutdown),
-                    None => app.handle(req, peer).await,
+                    None => app.handle(req, peer, called).await,
                 })
             }
         });
@@ -133,9 +140,11 @@ impl ProxyApp {
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: Option<IpAddr>,
+        called: Option<Environment>,
     ) -> Response<AnswerBody> {
         let mut ex = Exchange::new(peer);
         let (parts, body) = req.into_parts();
+        ex.called = called.or_else(|| called_by_host(&parts));
         let route = match self
             .pipeline
             .route(parts.uri.path(), &parts.headers, &mut ex)
@@ -154,10 +163,13 @@ impl ProxyApp {
             .await
         {
             Ok(auth) if !auth.is_effectful() => {
+                let upstream = match self.upstreams.of(auth.env) {
+                    Ok(u) => u,
+                    Err(f) => return self.refuse(ex, f),
+                };
                 let scan = p.scan(&auth, &ex);
                 let mut headers = parts.headers;
-                if let Err(f) =
-                    p.headers_for_ups(&auth, &mut headers, self.upstream.host_header(), &ex)
+                if let Err(f) = p.headers_for_ups(&auth, &mut headers, upstream.host_header(), &ex)
                 {
                     return self.refuse(ex, f);
                 }
@@ -167,11 +179,11 @@ impl ProxyApp {
                 });
                 *up.method_mut() = auth.target.method.clone();
                 *up.headers_mut() = headers;
-                match self.upstream.uri(&auth.target.path_and_query) {
+                match upstream.uri(&auth.target.path_and_query) {
                     Ok(uri) => *up.uri_mut() = uri,
                     Err(f) => return self.refuse(ex, f),
                 }
-                match self.upstream.send(up).await {
+                match upstream.send(up).await {
                     Ok(resp) => return self.stream(ex, scan, resp),
                     Err(f) => f,
                 }
@@ -292,13 +304,28 @@ impl ServerApp for ProxyApp {
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
         match &self.entry.tls {
-            None => self.serve(stream, peer, shutdown).await,
+            None => self.serve(stream, peer, None, shutdown).await,
             Some(config) => {
                 if let Some(tls) = self.accept_tls(config.clone(), stream, peer).await {
-                    self.serve(tls, peer, shutdown).await;
+                    let called = called_by_sni(&tls);
+                    self.serve(tls, peer, called, shutdown).await;
                 }
             }
         }
         None
     }
+}
+
+/// The UPS environment a TLS client named (its SNI).
+fn called_by_sni<I>(tls: &tokio_rustls::server::TlsStream<I>) -> Option<Environment> {
+    tls.get_ref().1.server_name().and_then(Environment::of_host)
+}
+
+/// The UPS environment a plain request's `Host` (or absolute URI) names.
+fn called_by_host(parts: &http::request::Parts) -> Option<Environment> {
+    let host = parts.uri.host().or_else(|| {
+        let h = parts.headers.get(header::HOST)?.to_str().ok()?;
+        Some(h.rsplit_once(':').map_or(h, |(name, _)| name))
+    })?;
+    Environment::of_host(host)
 }

@@ -101,7 +101,8 @@ impl ProxyApp {
                 Err(e) => return debug!(?peer, error = %e, "CONNECT tunnel not opened"),
             };
             if let Some(tls) = app.accept_tls(config, tunnel, peer).await {
-                app.serve(tls, peer, &shutdown).await;
+                let called = super::called_by_sni(&tls);
+                app.serve(tls, peer, called, &shutdown).await;
             }
         });
         self.bare(None)

@@ -1,5 +1,5 @@
-//! The UPS origin: where REST calls go (production, CIE or the simulator) and the
-//! one pooled hyper client that reaches it (TLS with SNI and certificate checks
+//! The UPS origins: where REST calls go (production, CIE or the simulator), each with
+//! the pooled hyper client that reaches it (TLS with SNI and certificate checks
 //! when `https`). Two ways to call it: [`Upstream::send`] streams (header style)
 //! and [`Upstream::exchange`] buffers (the dialects whose answers are translated).
 //!
@@ -24,7 +24,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tracing::{debug, error, warn};
 
-use crate::config::UpsConfig;
+use crate::config::{Environment, UpsConfig};
 use crate::dialect::services::RestCall;
 use crate::dialect::Failure;
 use crate::pipeline::{RestAnswer, RestApi, Tap};
@@ -114,15 +114,27 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Resolve the configured UPS host (blocking: call at startup, not on the proxy runtime).
+    /// Resolve the UPS host of `base` (blocking: call at startup, not on the proxy runtime).
     /// Refuses an address that is one of `own` listeners unless it is pinned on purpose.
-    pub fn new(ups: &UpsConfig, own: &[SocketAddr]) -> Result<Upstream, UpstreamError> {
-        let (host, port, tls) = ups.authority();
+    pub fn new(
+        ups: &UpsConfig,
+        base: &url::Url,
+        own: &[SocketAddr],
+    ) -> Result<Upstream, UpstreamError> {
+        let tls = base.scheme() == "https";
+        let host = base.host_str().unwrap_or_default().to_string();
+        let port = base
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
         let pin = ups.resolve.get(&host.to_ascii_lowercase());
         let first = match pin {
             Some(ips) => SocketAddr::new(ips[0], port),
             None => {
-                let addrs = resolve_blocking(&host, port).map_err(UpstreamError::Resolve)?;
+                let addrs =
+                    resolve_blocking(&host, port).map_err(|source| UpstreamError::Resolve {
+                        host: host.clone(),
+                        source,
+                    })?;
                 if let Some(a) = addrs.iter().find(|a| is_own(a, own)) {
                     return Err(UpstreamError::Loop { host, addr: *a });
                 }
@@ -134,12 +146,14 @@ impl Upstream {
             (true, 443) | (false, 80) => host.clone(),
             _ => format!("{host}:{port}"),
         };
-        let host_header = HeaderValue::from_str(&authority).map_err(|_| {
-            UpstreamError::Resolve(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{authority} is not a valid Host header"),
-            ))
-        })?;
+        let host_header =
+            HeaderValue::from_str(&authority).map_err(|_| UpstreamError::Resolve {
+                host: host.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{authority} is not a valid Host header"),
+                ),
+            })?;
         let mut http = HttpConnector::new_with_resolver(PinnedResolver(addr.clone()));
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -291,6 +305,65 @@ impl Upstream {
     }
 }
 
+/// UPS's two environments, each an [`Upstream`] (one shared when both are the same place,
+/// as with a simulator). The default environment's must work at start; the other one's
+/// problem (no DNS, or its name pointing at upsbridge without a pin) is logged at start and
+/// answers its calls with that problem, so a production-only site need not pin CIE.
+pub struct Upstreams {
+    default: Environment,
+    upstreams: [Result<Arc<Upstream>, String>; 2],
+}
+
+impl Upstreams {
+    pub fn new(ups: &UpsConfig, own: &[SocketAddr]) -> Result<Upstreams, UpstreamError> {
+        let default = ups.default_environment();
+        let first = Arc::new(Upstream::new(ups, ups.base_of(default), own)?);
+        let other_env = Environment::ALL
+            .into_iter()
+            .find(|e| *e != default)
+            .expect("two environments");
+        let other = if ups.base_of(other_env) == ups.base_of(default) {
+            Ok(first.clone())
+        } else {
+            Upstream::new(ups, ups.base_of(other_env), own)
+                .map(Arc::new)
+                .map_err(|e| {
+                    warn!(environment = %other_env, error = %e, "accounts of this environment cannot reach UPS until this is fixed");
+                    e.to_string()
+                })
+        };
+        let mut upstreams = [Ok(first.clone()), Ok(first)];
+        upstreams[other_env.index()] = other;
+        Ok(Upstreams { default, upstreams })
+    }
+
+    /// The origin of an environment, or why it cannot be reached.
+    pub fn of(&self, env: Environment) -> Result<&Arc<Upstream>, Failure> {
+        self.upstreams[env.index()]
+            .as_ref()
+            .map_err(|why| Failure::UpstreamUnreachable(why.clone()))
+    }
+
+    /// The default environment's origin.
+    pub fn default_upstream(&self) -> &Arc<Upstream> {
+        self.of(self.default)
+            .expect("the default environment's upstream is built at start")
+    }
+
+    /// Keep each distinct origin's address fresh.
+    pub fn keep_resolving(&self) -> Vec<impl std::future::Future<Output = ()>> {
+        let mut seen: Vec<&Arc<Upstream>> = Vec::new();
+        for u in self.upstreams.iter().flatten() {
+            if !seen.iter().any(|s| Arc::ptr_eq(s, u)) {
+                seen.push(u);
+            }
+        }
+        seen.into_iter()
+            .map(|u| u.clone().keep_resolving())
+            .collect()
+    }
+}
+
 /// What a failed UPS call means, in one place.
 fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
     use std::error::Error as _;
@@ -318,8 +391,13 @@ fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("cannot resolve UPS host from [ups] base_url: {0}")]
-    Resolve(std::io::Error),
+    #[error(
+        "cannot resolve UPS host {host} ([ups] base_url, cie_url or production_url): {source}"
+    )]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
     #[error("UPS host {host} resolves to {addr}, which is upsbridge's own listener (a hosts file or DNS entry pointing the UPS names here); upsbridge would call itself. Pin UPS's real addresses in the config: [ups] resolve = {{ \"{host}\" = [\"IP\", …] }} (find them with `dig +short {host} @1.1.1.1` from a machine without the override)")]
     Loop { host: String, addr: SocketAddr },
 }
@@ -352,18 +430,19 @@ fn resolve_blocking(host: &str, port: u16) -> Result<Vec<SocketAddr>, std::io::E
 }
 
 #[async_trait::async_trait]
-impl RestApi for Upstream {
+impl RestApi for Upstreams {
     async fn exchange(
         &self,
+        env: Environment,
         call: &RestCall,
         body: Option<Bytes>,
         bearer: &HeaderValue,
         trans_id: &str,
     ) -> Result<RestAnswer, Failure> {
-        Upstream::exchange(self, call, body, bearer, trans_id).await
+        self.of(env)?.exchange(call, body, bearer, trans_id).await
     }
 
     fn request_timeout(&self) -> Duration {
-        Upstream::request_timeout(self)
+        self.default_upstream().request_timeout()
     }
 }
