@@ -20,6 +20,11 @@
 //! `target/client-venv`, karrio into `target/client-venv2`, npm ones into `tests/clients/node_modules`); without them these
 //! tests fail and say so. What each library sends is in `tests/fixtures/clients/`.
 //!
+//! Each test runs its library through upsbridge's plain URL; and
+//! `every_real_client_runs_unpatched_by_ups_name_over_tls` runs every one of them again with
+//! no change to its code or URL: UPS's own name, reached over TLS by a hosts file or through
+//! `HTTPS_PROXY`, in network and mount namespaces of its own.
+//!
 //! The expected values come from the simulator itself: the REST calls the proxy made are
 //! read from `/__sim/requests` and replayed to the simulator with a token of the same app,
 //! and the library's parsed rate, tracking number and label are compared with those answers.
@@ -110,17 +115,77 @@ struct Run {
     _dir: tempfile::TempDir,
 }
 
+/// How a driver's library reaches upsbridge.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Via {
+    /// The library pointed at upsbridge's plain URL (by its URL option, or the driver's
+    /// documented adjustment when it has none).
+    Url,
+    /// Unpatched: the library calls `https://onlinetools.ups.com` as it always did; the hosts
+    /// file points the name at upsbridge's TLS listener on 127.0.0.1:443 (inside the network
+    /// and mount namespaces of [`every_real_client_runs_unpatched_by_ups_name_over_tls`]).
+    HostsFile,
+    /// Unpatched, with `HTTPS_PROXY` naming upsbridge's plain listener (CONNECT mode) and no
+    /// hosts entry: the name never resolves, the tunnel is the only way.
+    HttpsProxy,
+}
+
 /// Start simulator + proxy for EAST, run `program driver BASE KEY USER PASSWORD SHIPPER`.
 /// Panics with the driver's stderr, the REST calls and the proxy log if it fails.
-fn run_driver(program: &Path, driver: &str) -> Run {
+fn run_driver(program: &Path, driver: &str, via: Via) -> Run {
     let dir = tempdir();
     let sim = Sim::start(dir.path(), &[&EAST], 3600);
-    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let (proxy, base, trust) = match via {
+        Via::Url => {
+            let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+            let base = proxy.url.clone();
+            (proxy, base, None)
+        }
+        Via::HostsFile | Via::HttpsProxy => {
+            write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+            let listener = if via == Via::HostsFile {
+                "tls_listen = \"127.0.0.1:443\"\n"
+            } else {
+                "connect_proxy = true\n"
+            };
+            let config = Proxy::config_text(&sim.url, FAST_TIMEOUTS)
+                .replace("[admin]", &format!("{listener}[admin]"))
+                + "[tls]\ndir = \"tls\"\n";
+            std::fs::write(dir.path().join("upsbridge.toml"), &config).unwrap();
+            let init = Command::new(BIN)
+                .args(["tls", "init", "--config"])
+                .arg(dir.path().join("upsbridge.toml"))
+                .output()
+                .unwrap();
+            assert!(init.status.success(), "{init:?}");
+            let ca = dir.path().join("tls/ca.pem");
+            let proxy = Proxy::start_with_env(dir.path(), &[&EAST], &config, &[]);
+            (proxy, "https://onlinetools.ups.com".to_string(), Some(ca))
+        }
+    };
     let script = root().join("tests/clients").join(driver);
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    if let Some(ca) = &trust {
+        // Each ecosystem's own way to trust a CA (docs/tls.md §3), nothing else.
+        if program.ends_with("node") {
+            command.env("NODE_EXTRA_CA_CERTS", ca);
+        } else {
+            command
+                .env("REQUESTS_CA_BUNDLE", ca)
+                .env("SSL_CERT_FILE", ca);
+        }
+    }
+    if via == Via::HttpsProxy {
+        command
+            .env("HTTPS_PROXY", &proxy.url)
+            .env("https_proxy", &proxy.url);
+    } else {
+        command.env_remove("HTTPS_PROXY").env_remove("https_proxy");
+    }
+    let mut child = command
         .arg(&script)
         .args([
-            proxy.url.as_str(),
+            base.as_str(),
             EAST.access_key,
             EAST.user,
             EAST.password,
@@ -391,15 +456,19 @@ fn label_bytes(results: &Value) -> usize {
         .len()
 }
 
-fn classicups3() -> Run {
+fn classicups3(via: Via) -> Run {
     let py = python_with(&["ClassicUPS3", "dict2xml", "xmltodict"]);
-    run_driver(&py, "classicups3_driver.py")
+    run_driver(&py, "classicups3_driver.py", via)
 }
 
 /// ClassicUPS3: ShipConfirm (its price is the library's "rate") then ShipAccept (label).
 #[test]
 fn classicups3_old_xml_confirm_and_accept_through_proxy() {
-    let run = classicups3();
+    classicups3_old_xml_confirm_and_accept_through_proxy_via(Via::Url);
+}
+
+fn classicups3_old_xml_confirm_and_accept_through_proxy_via(via: Via) {
+    let run = classicups3(via);
     let p = &run.parsed;
     let (rates, ship) = run.check_calls(1);
     // The confirm was priced by a REST rate call; the library's cost is that call's total.
@@ -452,7 +521,11 @@ fn classicups3_old_xml_confirm_and_accept_through_proxy() {
 /// documented limitation (README, compatibility table) so a change to it is deliberate.
 #[test]
 fn classicups3_confirm_time_tracking_number_is_empty_until_accept() {
-    let run = classicups3();
+    classicups3_confirm_time_tracking_number_is_empty_until_accept_via(Via::Url);
+}
+
+fn classicups3_confirm_time_tracking_number_is_empty_until_accept_via(via: Via) {
+    let run = classicups3(via);
     let (_, ship) = run.check_calls(1);
     let (_, tn) = run.expected_ship(&ship);
     assert!(
@@ -472,8 +545,12 @@ fn classicups3_confirm_time_tracking_number_is_empty_until_accept() {
 /// purplship.ups 2022.2: SOAP Rate then SOAP Ship (one phase).
 #[test]
 fn purplship_soap_rate_and_ship_through_proxy() {
+    purplship_soap_rate_and_ship_through_proxy_via(Via::Url);
+}
+
+fn purplship_soap_rate_and_ship_through_proxy_via(via: Via) {
     let py = python_with(&["purplship", "purplship.mappers.ups", "ups_lib"]);
-    let run = run_driver(&py, "purplship_driver.py");
+    let run = run_driver(&py, "purplship_driver.py", via);
     let p = &run.parsed;
     let (rates, ship) = run.check_calls(1);
     let rated = run.replay(&rates[0]);
@@ -513,8 +590,12 @@ fn purplship_soap_rate_and_ship_through_proxy() {
 /// shipping-ups 0.5.7 (npm): old XML Rate, then ShipConfirm + ShipAccept.
 #[test]
 fn shipping_ups_old_xml_rate_confirm_accept_through_proxy() {
+    shipping_ups_old_xml_rate_confirm_accept_through_proxy_via(Via::Url);
+}
+
+fn shipping_ups_old_xml_rate_confirm_accept_through_proxy_via(via: Via) {
     let node = node_with("shipping-ups", "0.5.7");
-    let run = run_driver(&node, "shipping_ups_driver.js");
+    let run = run_driver(&node, "shipping_ups_driver.js", via);
     let p = &run.parsed;
     let (rates, ship) = run.check_calls(1);
     let rated = run.replay(&rates[0]);
@@ -561,8 +642,12 @@ fn first_number() -> String {
 /// by suds against the WSDL's schema.
 #[test]
 fn suds_wsdl_strict_soap_rate_through_proxy() {
+    suds_wsdl_strict_soap_rate_through_proxy_via(Via::Url);
+}
+
+fn suds_wsdl_strict_soap_rate_through_proxy_via(via: Via) {
     let py = python_with(&["suds", "ups"]);
-    let run = run_driver(&py, "suds_rate_driver.py");
+    let run = run_driver(&py, "suds_rate_driver.py", via);
     let p = &run.parsed;
     let (rates, _) = run.check_calls_no_ship(1, 0);
     let rated = run.replay(&rates[0]);
@@ -575,8 +660,12 @@ fn suds_wsdl_strict_soap_rate_through_proxy() {
 /// parsed into zeep's typed objects; unknown or misplaced elements are errors.
 #[test]
 fn zeep_wsdl_strict_soap_rate_through_proxy() {
+    zeep_wsdl_strict_soap_rate_through_proxy_via(Via::Url);
+}
+
+fn zeep_wsdl_strict_soap_rate_through_proxy_via(via: Via) {
     let py = python_with(&["zeep", "ups"]);
-    let run = run_driver(&py, "zeep_rate_driver.py");
+    let run = run_driver(&py, "zeep_rate_driver.py", via);
     let p = &run.parsed;
     let (rates, _) = run.check_calls_no_ship(1, 0);
     let rated = run.replay(&rates[0]);
@@ -594,11 +683,15 @@ fn zeep_wsdl_strict_soap_rate_through_proxy() {
 /// header-style JSON track of the shipped number into karrio's TrackingDetails.
 #[test]
 fn karrio_soap_rate_ship_and_header_json_track_through_proxy() {
+    karrio_soap_rate_ship_and_header_json_track_through_proxy_via(Via::Url);
+}
+
+fn karrio_soap_rate_ship_and_header_json_track_through_proxy_via(via: Via) {
     let py = python_in(
         "target/client-venv2",
         &["karrio", "karrio.mappers.ups", "ups_lib"],
     );
-    let run = run_driver(&py, "karrio_driver.py");
+    let run = run_driver(&py, "karrio_driver.py", via);
     let p = &run.parsed;
     let (rates, ship) = run.check_calls(1);
     let ground = run.expected_ground(&rates[0]);
@@ -642,8 +735,12 @@ fn karrio_soap_rate_ship_and_header_json_track_through_proxy() {
 /// py-ups-rest 0.0.5: header-style JSON ship, then track of the shipped number.
 #[test]
 fn py_ups_rest_header_json_ship_and_track_through_proxy() {
+    py_ups_rest_header_json_ship_and_track_through_proxy_via(Via::Url);
+}
+
+fn py_ups_rest_header_json_ship_and_track_through_proxy_via(via: Via) {
     let py = python_with(&["pyups", "requests"]);
-    let run = run_driver(&py, "py_ups_rest_driver.py");
+    let run = run_driver(&py, "py_ups_rest_driver.py", via);
     let p = &run.parsed;
     let (_, ship) = run.check_calls(0);
     let tracks = run.track_calls();
@@ -691,8 +788,12 @@ fn py_ups_rest_header_json_ship_and_track_through_proxy() {
 /// (which needs Shipment/ReferenceNumber and Package/ReferenceNumber).
 #[test]
 fn darbiadev_ups_legacy_json_track_through_proxy() {
+    darbiadev_ups_legacy_json_track_through_proxy_via(Via::Url);
+}
+
+fn darbiadev_ups_legacy_json_track_through_proxy_via(via: Via) {
     let py = python_with(&["darbiadev_ups", "requests"]);
-    let run = run_driver(&py, "darbiadev_ups_driver.py");
+    let run = run_driver(&py, "darbiadev_ups_driver.py", via);
     let p = &run.parsed;
     let (_, tracks) = run.check_calls_no_ship(0, 1);
     let (track_tn, status, _, _) = run.expected_track(&tracks[0]);
@@ -716,8 +817,12 @@ fn darbiadev_ups_legacy_json_track_through_proxy() {
 /// accepted number.
 #[test]
 fn ups_shipping_old_xml_rate_ship_track_through_proxy() {
+    ups_shipping_old_xml_rate_ship_track_through_proxy_via(Via::Url);
+}
+
+fn ups_shipping_old_xml_rate_ship_track_through_proxy_via(via: Via) {
     let node = node_with("ups-shipping", "1.0.0");
-    let run = run_driver(&node, "ups_shipping_driver.js");
+    let run = run_driver(&node, "ups_shipping_driver.js", via);
     let p = &run.parsed;
     let (rates, ship) = run.check_calls(1);
     let rated = run.replay(&rates[0]);
@@ -763,8 +868,12 @@ fn ups_shipping_old_xml_rate_ship_track_through_proxy() {
 /// ups-shipping-api 1.0.0 (npm): legacy JSON /json/Rate (Shop).
 #[test]
 fn ups_shipping_api_legacy_json_rate_through_proxy() {
+    ups_shipping_api_legacy_json_rate_through_proxy_via(Via::Url);
+}
+
+fn ups_shipping_api_legacy_json_rate_through_proxy_via(via: Via) {
     let node = node_with("ups-shipping-api", "1.0.0");
-    let run = run_driver(&node, "ups_shipping_api_driver.js");
+    let run = run_driver(&node, "ups_shipping_api_driver.js", via);
     let p = &run.parsed;
     let (rates, _) = run.check_calls_no_ship(1, 0);
     let ground = run.expected_ground(&rates[0]);
@@ -780,8 +889,12 @@ fn ups_shipping_api_legacy_json_rate_through_proxy() {
 /// shipit 1.2.0 (npm): old XML Track (RequestOption 3), presented as status + activities.
 #[test]
 fn shipit_old_xml_track_through_proxy() {
+    shipit_old_xml_track_through_proxy_via(Via::Url);
+}
+
+fn shipit_old_xml_track_through_proxy_via(via: Via) {
     let node = node_with("shipit", "1.2.0");
-    let run = run_driver(&node, "shipit_driver.js");
+    let run = run_driver(&node, "shipit_driver.js", via);
     let p = &run.parsed;
     let (_, tracks) = run.check_calls_no_ship(0, 1);
     let (track_tn, _, status_type, activities) = run.expected_track(&tracks[0]);
@@ -808,4 +921,115 @@ fn shipit_old_xml_track_through_proxy() {
         "activities with a date, time and StatusType description\n{}",
         run.ctx()
     );
+}
+
+/// Every library above, unpatched: each calls `https://onlinetools.ups.com` as it always did
+/// and runs its full checks, as through the plain URL. The test re-runs itself in new network
+/// and mount namespaces (`unshare`; CI runs as root) where there is nothing but loopback:
+/// first with `HTTPS_PROXY` naming upsbridge and no hosts entry (the libraries that honour
+/// it), then with `/etc/hosts` pointing UPS's names at 127.0.0.1, where upsbridge's TLS
+/// listener is on port 443.
+#[test]
+fn every_real_client_runs_unpatched_by_ups_name_over_tls() {
+    const INSIDE: &str = "UPSBRIDGE_TEST_IN_NAMESPACE";
+    const NAME: &str = "every_real_client_runs_unpatched_by_ups_name_over_tls";
+    if std::env::var_os(INSIDE).is_none() {
+        let out = Command::new("unshare")
+            .args(["--net", "--mount", "--fork", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(INSIDE, "1")
+            .output()
+            .expect("unshare (util-linux) runs");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "inside the namespaces ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+        return;
+    }
+    let sh = |program: &str, args: &[&str]| {
+        let out = Command::new(program).args(args).output().unwrap();
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    };
+    sh("ip", &["link", "set", "lo", "up"]);
+    use std::net::ToSocketAddrs;
+    assert!(
+        ("onlinetools.ups.com", 443).to_socket_addrs().is_err(),
+        "no name service in the namespace: a library can only reach UPS's name through upsbridge"
+    );
+    type Check = fn(Via);
+    // (library, its checks, whether it honours HTTPS_PROXY)
+    let libraries: [(&str, Check, bool); 12] = [
+        (
+            "ClassicUPS3",
+            classicups3_old_xml_confirm_and_accept_through_proxy_via,
+            true,
+        ),
+        (
+            "ClassicUPS3",
+            classicups3_confirm_time_tracking_number_is_empty_until_accept_via,
+            true,
+        ),
+        (
+            "purplship",
+            purplship_soap_rate_and_ship_through_proxy_via,
+            true,
+        ),
+        (
+            "shipping-ups",
+            shipping_ups_old_xml_rate_confirm_accept_through_proxy_via,
+            false,
+        ),
+        ("suds", suds_wsdl_strict_soap_rate_through_proxy_via, false),
+        ("zeep", zeep_wsdl_strict_soap_rate_through_proxy_via, true),
+        (
+            "karrio",
+            karrio_soap_rate_ship_and_header_json_track_through_proxy_via,
+            true,
+        ),
+        (
+            "py-ups-rest",
+            py_ups_rest_header_json_ship_and_track_through_proxy_via,
+            true,
+        ),
+        (
+            "darbiadev-ups",
+            darbiadev_ups_legacy_json_track_through_proxy_via,
+            true,
+        ),
+        (
+            "ups-shipping",
+            ups_shipping_old_xml_rate_ship_track_through_proxy_via,
+            false,
+        ),
+        (
+            "ups-shipping-api",
+            ups_shipping_api_legacy_json_rate_through_proxy_via,
+            true,
+        ),
+        ("shipit", shipit_old_xml_track_through_proxy_via, true),
+    ];
+    for (library, check, honours_proxy) in libraries {
+        if honours_proxy {
+            eprintln!("{library}: HTTPS_PROXY");
+            check(Via::HttpsProxy);
+        }
+    }
+    let hosts = tempdir();
+    let file = hosts.path().join("hosts");
+    std::fs::write(
+        &file,
+        "127.0.0.1 localhost\n127.0.0.1 onlinetools.ups.com wwwcie.ups.com\n",
+    )
+    .unwrap();
+    sh("mount", &["--bind", file.to_str().unwrap(), "/etc/hosts"]);
+    for (library, check, _) in libraries {
+        eprintln!("{library}: hosts file");
+        check(Via::HostsFile);
+    }
 }

@@ -28,10 +28,12 @@ PRODUCTION = "https://onlinetools.ups.com"
 
 def main():
     base, key, user, password, shipper = sys.argv[1:6]
+    # Given UPS's own URL (a hosts file or HTTPS_PROXY points it at upsbridge): nothing adjusted.
     base = base.rstrip("/")
-    UPSConnection.production_urls = {
-        k: base + v[len(PRODUCTION):] for k, v in UPSConnection.production_urls.items()
-    }
+    if base != PRODUCTION:
+        UPSConnection.production_urls = {
+            k: base + v[len(PRODUCTION):] for k, v in UPSConnection.production_urls.items()
+        }
 
     ups = UPSConnection(key, user, password, shipper_number=shipper, debug=False)
     from_addr = {

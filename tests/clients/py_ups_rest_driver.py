@@ -39,7 +39,9 @@ def main():
         },
         production=True,
     )
-    ups._base_url = base.rstrip("/")
+    # Given UPS's own URL (a hosts file or HTTPS_PROXY points it at upsbridge): nothing adjusted.
+    if base.rstrip("/") != ups._base_url:
+        ups._base_url = base.rstrip("/")
 
     def addr(line, city, state, postal):
         return {"AddressLine": [line], "City": city, "StateProvinceCode": state,

@@ -7,8 +7,10 @@
 const http = require('http');
 const https = require('https');
 
+// Given UPS's own URL (a hosts file points the name at upsbridge), nothing is replaced.
 module.exports = function redirectHttpsTo(base) {
   const target = new URL(base);
+  if (module.exports.isUps(target)) return;
   https.request = function redirected(params) {
     return http.request(Object.assign({}, params, {
       protocol: 'http:',
@@ -17,4 +19,10 @@ module.exports = function redirectHttpsTo(base) {
       port: target.port || 80,
     }));
   };
+};
+
+// Is this UPS's own URL (https, one of its two API hosts)?
+module.exports.isUps = function isUps(url) {
+  return url.protocol === 'https:' && !url.port
+    && (url.hostname === 'onlinetools.ups.com' || url.hostname === 'wwwcie.ups.com');
 };

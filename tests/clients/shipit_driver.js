@@ -25,13 +25,16 @@ const target = new URL(base);
 const trackingNumber = `1Z${shipperNumber}0300000001`;
 
 const client = new UpsClient({ licenseNumber: accessKey, userId, password }, { timeout: 30000 });
-const built = client.requestOptions;
-client.requestOptions = function redirected(args) {
-  const opts = built.call(this, args);
-  const u = new URL(opts.uri);
-  opts.uri = `${target.protocol}//${target.host}${u.pathname}${u.search}`;
-  return opts;
-};
+// Given UPS's own URL (a hosts file or HTTPS_PROXY points it at upsbridge): nothing adjusted.
+if (!require('./redirect_https').isUps(target)) {
+  const built = client.requestOptions;
+  client.requestOptions = function redirected(args) {
+    const opts = built.call(this, args);
+    const u = new URL(opts.uri);
+    opts.uri = `${target.protocol}//${target.host}${u.pathname}${u.search}`;
+    return opts;
+  };
+}
 
 const statusName = (s) => Object.keys(STATUS_TYPES || {}).find((k) => STATUS_TYPES[k] === s) || s;
 

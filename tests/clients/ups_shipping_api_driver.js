@@ -21,8 +21,11 @@ const [base, accessKey, userId, password, shipperNumber] = process.argv.slice(2,
 const target = new URL(base);
 
 const ups = new UPS({ live: true, access_key: accessKey, username: userId, password: password });
-ups.api.api.hosts.default = `${target.host}/json`;
-ups.api.api.defaults.ssl = target.protocol === 'https:';
+// Given UPS's own URL (a hosts file or HTTPS_PROXY points it at upsbridge): nothing adjusted.
+if (!require('./redirect_https').isUps(target)) {
+  ups.api.api.hosts.default = `${target.host}/json`;
+  ups.api.api.defaults.ssl = target.protocol === 'https:';
+}
 
 function first(x) { return Array.isArray(x) ? x[0] : x; }
 
