@@ -46,7 +46,7 @@ fn header_once(h: &HeaderMap, answer: &Bytes) -> usize {
     let target = header::map(&Method::POST, "/ship/v1801/rating/Rate", None, true).expect("mapped");
     let creds = header::credentials(h);
     // The body and the answer stream through untouched.
-    target.path_and_query.len() + creds.access_key.len() + answer.len()
+    target.path_and_query.len() + creds.access_key.as_str().len() + answer.len()
 }
 
 fn legacy_json_once(body: &[u8], answer: &Bytes) -> usize {

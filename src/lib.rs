@@ -24,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod dialect;
 pub mod doctor;
+pub mod error;
 pub mod logbuf;
 pub mod memory;
 pub mod metrics;

@@ -7,6 +7,7 @@
 //! a client secret.
 
 pub mod add;
+pub mod credentials;
 pub mod guard;
 pub mod map;
 pub mod password;
@@ -18,19 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
+pub use credentials::{AccessKey, LegacyCredentials, Password, UserId};
 pub use map::{AccountRecord, Grant, MapError, MapProblem, SecretSource};
 use password::PasswordTag;
 
 use crate::store::{Store, StoreError};
-
-/// What a legacy client presented (already taken out of its request).
-pub struct LegacyCredentials {
-    pub access_key: String,
-    pub user_id: String,
-    pub password: SecretString,
-}
 
 /// The account map's state as metrics, read at each scrape.
 pub struct MapMetrics {
@@ -86,25 +81,6 @@ impl prometheus::core::Collector for MapMetrics {
             .into_iter()
             .flatten()
             .collect()
-    }
-}
-
-impl LegacyCredentials {
-    /// A request that carried no credentials at all (refused as such).
-    pub fn none() -> LegacyCredentials {
-        LegacyCredentials {
-            access_key: String::new(),
-            user_id: String::new(),
-            password: SecretString::from(String::new()),
-        }
-    }
-}
-
-impl std::fmt::Debug for LegacyCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LegacyCredentials")
-            .field("user_id", &self.user_id)
-            .finish_non_exhaustive()
     }
 }
 
@@ -515,8 +491,8 @@ impl Accounts {
         peer: Option<std::net::IpAddr>,
     ) -> Result<Arc<Account>, AuthError> {
         let index = self.index.load();
-        let found = index.lookup(&creds.access_key, &creds.user_id);
-        let password = creds.password.expose_secret();
+        let found = index.lookup(creds.access_key.as_str(), creds.user_id.as_str());
+        let password = creds.password.expose();
         match found {
             Err(AuthError::MissingAccessKey) => return Err(AuthError::MissingAccessKey),
             Err(AuthError::MissingUserOrPassword) => return Err(AuthError::MissingUserOrPassword),

@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 use http::Method;
-use secrecy::SecretString;
 
 use super::{Answer, Failure};
 use crate::accounts::LegacyCredentials;
@@ -78,13 +77,8 @@ pub fn credentials(headers: &http::HeaderMap) -> LegacyCredentials {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .trim()
-            .to_string()
     };
-    LegacyCredentials {
-        access_key: get("accesslicensenumber"),
-        user_id: get("username"),
-        password: SecretString::from(get("password")),
-    }
+    LegacyCredentials::new(get("accesslicensenumber"), get("username"), get("password"))
 }
 
 /// The REST call of a header-style request (legacy-dialects §3.3), or `None` when the path

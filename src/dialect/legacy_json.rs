@@ -9,7 +9,6 @@
 //! become the legacy `Fault` object.
 
 use bytes::Bytes;
-use secrecy::SecretString;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
@@ -126,15 +125,15 @@ fn credentials(raw: &RawValue) -> LegacyCredentials {
             .to_string()
     };
     let key = s("/ServiceAccessToken/AccessLicenseNumber");
-    LegacyCredentials {
-        access_key: if key.is_empty() {
+    LegacyCredentials::new(
+        if key.is_empty() {
             s("/UPSServiceAccessToken/AccessLicenseNumber")
         } else {
             key
         },
-        user_id: s("/UsernameToken/Username"),
-        password: SecretString::from(s("/UsernameToken/Password")),
-    }
+        s("/UsernameToken/Username"),
+        s("/UsernameToken/Password"),
+    )
 }
 
 fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<(Plan, AnswerShape), Failure> {
@@ -310,7 +309,6 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     const RATE: &str = r#"{"UPSSecurity":{"UsernameToken":{"Username":"legacyuser","Password":"legacypass"},"ServiceAccessToken":{"AccessLicenseNumber":"ACCESSKEY123"}},
  "RateRequest": {"Request":{"RequestOption":"Shop"},  "Shipment":{"Shipper":{"ShipperNumber":"9Y9Y9Y"}}}}"#;
@@ -320,7 +318,7 @@ mod tests {
         let p = parse(RATE.as_bytes()).unwrap();
         assert_eq!(p.credentials.access_key, "ACCESSKEY123");
         assert_eq!(p.credentials.user_id, "legacyuser");
-        assert_eq!(p.credentials.password.expose_secret(), "legacypass");
+        assert_eq!(p.credentials.password.expose(), "legacypass");
         let (Plan::Call { call, body }, _) = p.plan.unwrap() else {
             panic!("one call")
         };

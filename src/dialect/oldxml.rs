@@ -13,7 +13,6 @@
 //! `pipeline::digest`). Never log or echo `AccessRequest` content.
 
 use bytes::Bytes;
-use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 
 use super::schema::{self, f, Field, Rule, Src};
@@ -675,11 +674,8 @@ pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
             )));
         }
         let t = |p: &str| first.text_at(p).unwrap_or("").to_string();
-        let credentials = LegacyCredentials {
-            access_key: t("AccessLicenseNumber"),
-            user_id: t("UserId"),
-            password: SecretString::from(t("Password")),
-        };
+        let credentials =
+            LegacyCredentials::new(t("AccessLicenseNumber"), t("UserId"), t("Password"));
         let rest = text.get(end..).unwrap_or("");
         let request = if rest.trim().is_empty() {
             Err(Failure::MissingField(
@@ -911,7 +907,7 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
         OldService::Rate => (schema::build(RATE_ANSWER, rest), vec![]),
         OldService::ShipConfirm => {
             let Some(digest) = &shape.xml.digest else {
-                let f = Failure::Store("no digest was stored".into());
+                let f = Failure::unreadable("ShipConfirm digest", "none was stored");
                 return error_document(root, Some(shape), &[f.ups_error()], Some(f.kind()));
             };
             let mut m = schema::build(CONFIRM_ANSWER, rest);
@@ -1095,7 +1091,6 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>,
 mod tests {
     use super::*;
     use crate::dialect::Dialect;
-    use secrecy::ExposeSecret;
 
     fn route(svc: &str) -> Route {
         Route {
@@ -1120,7 +1115,7 @@ mod tests {
         let p = parse(&route("Rate"), format!("{ACCESS}\n{RATE}").as_bytes()).unwrap();
         assert_eq!(p.credentials.access_key, "ACCESSKEY123");
         assert_eq!(p.credentials.user_id, "legacyuser");
-        assert_eq!(p.credentials.password.expose_secret(), "legacypass");
+        assert_eq!(p.credentials.password.expose(), "legacypass");
         let (Plan::Call { call, body }, _) = p.plan.unwrap() else {
             panic!("call")
         };

@@ -11,7 +11,6 @@
 //! `Errors/ErrorDetail`, HTTP 500. Credentials are never logged or echoed.
 
 use bytes::Bytes;
-use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 
 use super::legacy_schema::{self, Family};
@@ -144,17 +143,17 @@ fn credentials(header: &Element) -> Result<LegacyCredentials, Failure> {
         )));
     }
     Ok(if block.name == "UPSSecurity" {
-        LegacyCredentials {
-            access_key: text(block, "ServiceAccessToken/AccessLicenseNumber"),
-            user_id: text(block, "UsernameToken/Username"),
-            password: SecretString::from(text(block, "UsernameToken/Password")),
-        }
+        LegacyCredentials::new(
+            text(block, "ServiceAccessToken/AccessLicenseNumber"),
+            text(block, "UsernameToken/Username"),
+            text(block, "UsernameToken/Password"),
+        )
     } else {
-        LegacyCredentials {
-            access_key: text(block, "AccessLicenseNumber"),
-            user_id: text(block, "UserId"),
-            password: SecretString::from(text(block, "Password")),
-        }
+        LegacyCredentials::new(
+            text(block, "AccessLicenseNumber"),
+            text(block, "UserId"),
+            text(block, "Password"),
+        )
     })
 }
 
@@ -309,7 +308,6 @@ pub fn fault(errors: &[UpsError], error_kind: Option<&'static str>) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     const RATE: &str = r#"<tns:Envelope xmlns:tns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:upss="http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0" xmlns:common="http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0">
  <tns:Header><upss:UPSSecurity><upss:UsernameToken><upss:Username>legacyuser</upss:Username><upss:Password>legacypass</upss:Password></upss:UsernameToken>
@@ -325,7 +323,7 @@ mod tests {
         let p = parse(RATE.as_bytes()).unwrap();
         assert_eq!(p.credentials.access_key, "ACCESSKEY123");
         assert_eq!(p.credentials.user_id, "legacyuser");
-        assert_eq!(p.credentials.password.expose_secret(), "legacypass");
+        assert_eq!(p.credentials.password.expose(), "legacypass");
         let (Plan::Call { call, body }, shape) = p.plan.unwrap() else {
             panic!("call")
         };

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::dialect::services::{RestBody, RestCall};
-use crate::dialect::{DigestProblem, Failure};
+use crate::error::{DigestProblem, Failure};
 use crate::store::{Store, StoreError};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -74,10 +74,6 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn store_failure(e: StoreError) -> Failure {
-    Failure::Store(e.to_string())
-}
-
 impl ShipDigests {
     pub fn open(store: Store, ttl: Duration) -> Result<ShipDigests, StoreError> {
         Ok(ShipDigests {
@@ -110,11 +106,12 @@ impl ShipDigests {
             ship_body: String::from_utf8_lossy(ship_body).into_owned(),
             state: State::Pending,
         };
-        let value = serde_json::to_vec(&record).map_err(|e| Failure::Store(e.to_string()))?;
+        let value =
+            serde_json::to_vec(&record).map_err(|e| Failure::unreadable("digest record", e))?;
         self.store
             .put_digest_durably(&key, value)
             .await
-            .map_err(store_failure)?;
+            .map_err(Failure::from)?;
         Ok(format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(key),
@@ -143,16 +140,16 @@ impl ShipDigests {
         let raw = self
             .store
             .digest(&key)
-            .map_err(store_failure)?
+            .map_err(Failure::from)?
             .ok_or(Failure::DigestRefused(DigestProblem::Unknown))?;
-        let mut record: Record = serde_json::from_slice(&raw)
-            .map_err(|e| Failure::Store(format!("digest record unreadable: {e}")))?;
+        let mut record: Record =
+            serde_json::from_slice(&raw).map_err(|e| Failure::unreadable("digest record", e))?;
         if record.account != account {
             return Err(Failure::DigestRefused(DigestProblem::Foreign));
         }
         let now = now();
         if now >= record.expires_at {
-            self.store.remove_digest(&key).map_err(store_failure)?;
+            self.store.remove_digest(&key).map_err(Failure::from)?;
             return Err(Failure::DigestRefused(DigestProblem::Expired));
         }
         match &record.state {
@@ -168,12 +165,13 @@ impl ShipDigests {
             State::Shipping { .. } | State::Pending => {}
         }
         record.state = State::Shipping { since: now };
-        let new = serde_json::to_vec(&record).map_err(|e| Failure::Store(e.to_string()))?;
+        let new =
+            serde_json::to_vec(&record).map_err(|e| Failure::unreadable("digest record", e))?;
         if !self
             .store
             .swap_digest_durably(&key, &raw, new)
             .await
-            .map_err(store_failure)?
+            .map_err(Failure::from)?
         {
             return Err(Failure::DigestBusy);
         }
@@ -193,16 +191,17 @@ impl ShipDigests {
         let raw = self
             .store
             .digest(key)
-            .map_err(store_failure)?
+            .map_err(Failure::from)?
             .ok_or(Failure::DigestRefused(DigestProblem::Unknown))?;
-        let mut record: Record = serde_json::from_slice(&raw)
-            .map_err(|e| Failure::Store(format!("digest record unreadable: {e}")))?;
+        let mut record: Record =
+            serde_json::from_slice(&raw).map_err(|e| Failure::unreadable("digest record", e))?;
         record.state = state;
-        let new = serde_json::to_vec(&record).map_err(|e| Failure::Store(e.to_string()))?;
+        let new =
+            serde_json::to_vec(&record).map_err(|e| Failure::unreadable("digest record", e))?;
         self.store
             .put_digest_durably(key, new)
             .await
-            .map_err(store_failure)
+            .map_err(Failure::from)
     }
 
     /// The ship call succeeded: keep UPS's answer for repeated accepts (flushed).

@@ -252,7 +252,8 @@ impl Pipeline {
     /// Log a refusal in terms ops can act on.
     pub fn log_refusal(&self, ex: &Exchange, failure: &Failure) {
         warn!(request_id = %ex.id, dialect = ex.dialect.map(Dialect::as_str).unwrap_or("-"),
-              service = ex.service, account = ex.account_name(), kind = failure.kind(), "refused: {failure}");
+              service = ex.service, account = ex.account_name(), kind = failure.kind(),
+              origin = ?failure.origin(), retryable = failure.retryable(), "refused: {failure}");
     }
 
     async fn authenticate(
@@ -269,7 +270,10 @@ impl Pipeline {
                       reason = e.reason(), "legacy credentials refused: {e}");
                 self.metrics.count_auth_refusal(e.reason());
                 // Wrong password or disabled for a known login: shown on that account's view.
-                if let Some(name) = self.accounts.name_for(&creds.access_key, &creds.user_id) {
+                if let Some(name) = self
+                    .accounts
+                    .name_for(creds.access_key.as_str(), creds.user_id.as_str())
+                {
                     self.metrics.traffic.refused(
                         &name,
                         "-",

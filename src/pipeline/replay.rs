@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::dialect::services::RestCall;
-use crate::dialect::Failure;
+use crate::error::Failure;
 use crate::oauth::vault::Vault;
 use crate::store::Store;
 
@@ -156,10 +156,6 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn store_failure(e: impl std::fmt::Display) -> Failure {
-    Failure::Store(e.to_string())
-}
-
 impl Replays {
     pub fn new(store: Store, vault: Vault, window: Duration) -> Replays {
         Replays {
@@ -191,14 +187,15 @@ impl Replays {
 
     /// A kept answer for `key` (unexpired), if any.
     pub fn kept(&self, key: &Key, account: &str) -> Result<Option<(u16, Bytes)>, Failure> {
-        let Some(sealed) = self.store.replay(key).map_err(store_failure)? else {
+        let Some(sealed) = self.store.replay(key).map_err(Failure::from)? else {
             return Ok(None);
         };
         let opened = self
             .vault
             .open(&Self::aad(account), &sealed)
-            .map_err(store_failure)?;
-        let kept: Kept = serde_json::from_slice(&opened).map_err(store_failure)?;
+            .map_err(|e| Failure::unreadable("kept answer", e))?;
+        let kept: Kept =
+            serde_json::from_slice(&opened).map_err(|e| Failure::unreadable("kept answer", e))?;
         if kept.expires <= now() {
             let _ = self.store.remove_replay(key);
             return Ok(None);
@@ -219,12 +216,12 @@ impl Replays {
             status,
             body: body.to_vec(),
         };
-        let plain = serde_json::to_vec(&kept).map_err(store_failure)?;
+        let plain = serde_json::to_vec(&kept).map_err(|e| Failure::unreadable("kept answer", e))?;
         let sealed = self.vault.seal(&Self::aad(account), &plain);
         self.store
             .put_replay_durably(key, sealed)
             .await
-            .map_err(store_failure)
+            .map_err(Failure::from)
     }
 
     /// The kept answer was delivered on a retry: it is not replayed again (but a void's is).

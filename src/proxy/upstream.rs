@@ -26,7 +26,7 @@ use tracing::{debug, error, warn};
 
 use crate::config::{Environment, UpsConfig};
 use crate::dialect::services::RestCall;
-use crate::dialect::Failure;
+use crate::error::Failure;
 use crate::pipeline::{RestAnswer, RestApi, Tap};
 
 /// Largest UPS answer we buffer for translation (labels are base64 images; 50 MiB is ample).
