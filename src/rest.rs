@@ -1,11 +1,35 @@
-//! UPS's current REST API as upsbridge calls it: one place for the paths and the
-//! API versions, read from the OpenAPI specs (`shared/ups-openapi/*.yaml`, the
+//! UPS's current REST API as upsbridge calls it: the call every dialect's request
+//! becomes ([`RestCall`]), and one place for the paths and the API versions, read from the OpenAPI specs (`shared/ups-openapi/*.yaml`, the
 //! `Valid values` of each `{version}` path parameter). Every dialect builds its
 //! REST paths from these, so a version bump is one line.
 //!
 //! The specs list one valid version per operation today (older ones such as
 //! `v1801` or `v2205` are gone), so a version a legacy client puts in its path is
 //! recognised as a version and replaced by the current one.
+
+use http::Method;
+use serde_json::Value;
+
+/// The body of the REST call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RestBody {
+    /// No body (GET/DELETE).
+    None,
+    /// `{"<root>": <the request object as the client sent it>}`: the caller may reuse its bytes.
+    Unchanged,
+    /// A rebuilt body.
+    Json(Value),
+}
+
+/// One REST call to UPS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestCall {
+    pub method: Method,
+    pub path_and_query: String,
+    pub body: RestBody,
+    /// Extra headers some calls take (`Prn`, `AccountNumber`).
+    pub headers: Vec<(&'static str, String)>,
+}
 
 /// `POST /api/rating/{v}/{requestoption}`.
 pub const RATING: &str = "v2409";

@@ -19,6 +19,7 @@
 pub mod header;
 pub mod legacy_json;
 pub mod legacy_schema;
+pub mod old_service;
 pub mod oldxml;
 pub mod schema;
 pub mod services;

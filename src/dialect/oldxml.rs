@@ -27,60 +27,9 @@ use crate::accounts::LegacyCredentials;
 /// reads `text/*` as a string, not as XML.
 const CONTENT_TYPE: &str = "application/xml";
 
-/// The old-XML services upsbridge translates, named by their path segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OldService {
-    Rate,
-    Track,
-    ShipConfirm,
-    ShipAccept,
-    Void,
-    TimeInTransit,
-    /// City/state/ZIP validation, emulated with XAV.
-    Av,
-    Xav,
-}
+pub use super::old_service::OldService;
 
 impl OldService {
-    /// From the `<Svc>` path segment (any case).
-    pub fn from_path(segment: &str) -> Option<OldService> {
-        Some(match segment.to_ascii_lowercase().as_str() {
-            "rate" => OldService::Rate,
-            "track" => OldService::Track,
-            "shipconfirm" => OldService::ShipConfirm,
-            "shipaccept" => OldService::ShipAccept,
-            "void" => OldService::Void,
-            "timeintransit" => OldService::TimeInTransit,
-            "av" => OldService::Av,
-            "xav" => OldService::Xav,
-            _ => return None,
-        })
-    }
-
-    pub fn request_root(self) -> &'static str {
-        match self {
-            OldService::Rate => "RatingServiceSelectionRequest",
-            OldService::Track => "TrackRequest",
-            OldService::ShipConfirm => "ShipmentConfirmRequest",
-            OldService::ShipAccept => "ShipmentAcceptRequest",
-            OldService::Void => "VoidShipmentRequest",
-            OldService::TimeInTransit => "TimeInTransitRequest",
-            OldService::Av | OldService::Xav => "AddressValidationRequest",
-        }
-    }
-
-    pub fn response_root(self) -> &'static str {
-        match self {
-            OldService::Rate => "RatingServiceSelectionResponse",
-            OldService::Track => "TrackResponse",
-            OldService::ShipConfirm => "ShipmentConfirmResponse",
-            OldService::ShipAccept => "ShipmentAcceptResponse",
-            OldService::Void => "VoidShipmentResponse",
-            OldService::TimeInTransit => "TimeInTransitResponse",
-            OldService::Av | OldService::Xav => "AddressValidationResponse",
-        }
-    }
-
     /// The XOLTWS service the rewritten request is handed to, and its request root
     /// (whose schema arrays apply).
     fn xoltws(self) -> (Service, &'static str) {
@@ -91,18 +40,6 @@ impl OldService {
             OldService::Void => (Service::Void, "VoidShipmentRequest"),
             OldService::TimeInTransit => (Service::TimeInTransit, "TimeInTransitRequest"),
             OldService::Av | OldService::Xav => (Service::Xav, "XAVRequest"),
-        }
-    }
-
-    /// The member of the REST answer the answer template reads.
-    fn rest_root(self) -> &'static str {
-        match self {
-            OldService::Rate | OldService::ShipConfirm => "RateResponse",
-            OldService::Track => "trackResponse",
-            OldService::ShipAccept => "ShipmentResponse",
-            OldService::Void => "VoidShipmentResponse",
-            OldService::TimeInTransit => "emsResponse",
-            OldService::Av | OldService::Xav => "XAVResponse",
         }
     }
 

@@ -107,26 +107,7 @@ impl Service {
     }
 }
 
-/// The body of the REST call.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RestBody {
-    /// No body (GET/DELETE).
-    None,
-    /// `{"<root>": <the request object as the client sent it>}`: the caller may reuse its bytes.
-    Unchanged,
-    /// A rebuilt body.
-    Json(Value),
-}
-
-/// One REST call to UPS.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RestCall {
-    pub method: Method,
-    pub path_and_query: String,
-    pub body: RestBody,
-    /// Extra headers some calls take (`Prn`, `AccountNumber`).
-    pub headers: Vec<(&'static str, String)>,
-}
+pub use crate::rest::{RestBody, RestCall};
 
 /// What the answer conversion needs to remember from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +126,7 @@ pub struct XmlShape {
     /// SOAP: the namespace URI of the client's payload element (answered in the same).
     pub namespace: Option<String>,
     /// Old XML: the service the client called (answer root and template).
-    pub old: Option<super::oldxml::OldService>,
+    pub old: Option<super::old_service::OldService>,
     /// Old XML: `TransactionReference/XpciVersion` to echo.
     pub xpci_version: Option<String>,
     /// Old-XML ShipConfirm: the stored `ShipmentDigest` to answer with.

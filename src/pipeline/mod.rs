@@ -28,8 +28,9 @@ use crate::accounts::{Account, Accounts, LegacyCredentials};
 use crate::config::{Environment, HostPolicy};
 use crate::dialect::header::RestTarget;
 use crate::dialect::services::{AnswerShape, RestBody, RestCall};
+pub use crate::dialect::Answer;
 use crate::dialect::{
-    self, header, legacy_json, oldxml, soap, Answer, BodyDialect, Dialect, Failure, Plan, Route,
+    self, header, legacy_json, oldxml, soap, BodyDialect, Dialect, Failure, Plan, Route,
 };
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker, TokenError};
@@ -247,6 +248,12 @@ impl Pipeline {
             None => header::refusal(failure),
             Some(d) => d.refusal(route, shape, failure),
         }
+    }
+
+    /// A header-style request's refusal (REST's error shape), logged.
+    pub fn header_style_refusal(&self, ex: &Exchange, failure: &Failure) -> Answer {
+        self.log_refusal(ex, failure);
+        header::refusal(failure)
     }
 
     /// Log a refusal in terms ops can act on.

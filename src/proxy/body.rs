@@ -1,6 +1,6 @@
-//! The body of every answer the proxy writes, and the record of its request: hyper drops
-//! the body when it is written or the connection is gone, and that is when the request is
-//! recorded, once.
+//! Bodies: the client's, read whole within the configured maximum; and every answer the
+//! proxy writes, with the record of its request: hyper drops the answer body when it is
+//! written or the connection is gone, and that is when the request is recorded, once.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,8 +8,11 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 use super::upstream::Payload;
+use crate::error::Failure;
 use crate::pipeline::{Exchange, Pipeline, Scan};
 
 /// The body of every answer: ours, in memory, or UPS's, streamed. When hyper drops it
@@ -87,5 +90,27 @@ impl Body for AnswerBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Read a whole request body, refusing more than `max` bytes.
+pub(super) async fn read_whole(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    max: usize,
+) -> Result<Bytes, Failure> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(Failure::TooLarge(max));
+    }
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => match e.downcast::<hyper::Error>() {
+            Ok(e) => Err(Failure::Malformed(format!("request body: {e}"))),
+            Err(_) => Err(Failure::TooLarge(max)),
+        },
     }
 }

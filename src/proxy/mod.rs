@@ -21,11 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
@@ -34,9 +32,11 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::config::Environment;
-use crate::dialect::{header::refusal, Answer, Failure};
+use crate::error::Failure;
+use crate::pipeline::Answer;
 use crate::pipeline::{Exchange, Pipeline, Scan};
 use body::AnswerBody;
+pub use tunnel::Entry;
 use upstream::Payload;
 
 /// Downstream limits of the proxy listeners.
@@ -44,18 +44,6 @@ use upstream::Payload;
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
-}
-
-/// One listener's way in: plain HTTP (optionally with `CONNECT` tunnels to UPS's names),
-/// or TLS.
-#[derive(Clone, Default)]
-pub struct Entry {
-    /// Terminate TLS on every connection (the TLS listener).
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Accept `CONNECT <UPS name>:443` and terminate TLS inside with this config.
-    pub connect: Option<Arc<rustls::ServerConfig>>,
-    /// The host names a CONNECT may name (UPS's, and the names the CA was made for).
-    pub connect_names: Arc<[String]>,
 }
 
 pub struct ProxyApp {
@@ -144,7 +132,7 @@ impl ProxyApp {
     ) -> Response<AnswerBody> {
         let mut ex = Exchange::new(peer);
         let (parts, body) = req.into_parts();
-        ex.called = called.or_else(|| called_by_host(&parts));
+        ex.called = called.or_else(|| tunnel::called_by_host(&parts));
         let route = match self
             .pipeline
             .route(parts.uri.path(), &parts.headers, &mut ex)
@@ -153,81 +141,67 @@ impl ProxyApp {
             Err(answer) => return self.answer(ex, answer, !body.is_end_stream()),
         };
         if Pipeline::is_body_dialect(&route) {
-            let body = self.read_body(body, &parts.headers).await;
+            let body = body::read_whole(body, &parts.headers, self.pipeline.max_body_bytes).await;
             let answer = self.pipeline.body_dialect(&route, body, &mut ex).await;
             return self.answer(ex, answer, false);
         }
         let p = &self.pipeline;
-        let failure = match p
-            .header_style(&parts.method, &parts.uri, &parts.headers, &mut ex)
-            .await
-        {
-            Ok(auth) if !auth.is_effectful() => {
-                let upstream = match self.upstreams.of(auth.env) {
-                    Ok(u) => u,
-                    Err(f) => return self.refuse(ex, f),
-                };
-                let scan = p.scan(&auth, &ex);
-                let mut headers = parts.headers;
-                if let Err(f) = p.headers_for_ups(&auth, &mut headers, upstream.host_header(), &ex)
-                {
-                    return self.refuse(ex, f);
-                }
-                let mut up = Request::new(Payload::Stream {
-                    body,
-                    tap: scan.request_tap(),
-                });
-                *up.method_mut() = auth.target.method.clone();
-                *up.headers_mut() = headers;
-                match upstream.uri(&auth.target.path_and_query) {
-                    Ok(uri) => *up.uri_mut() = uri,
-                    Err(f) => return self.refuse(ex, f),
-                }
-                match upstream.send(up).await {
-                    Ok(resp) => return self.stream(ex, scan, resp),
-                    Err(f) => f,
-                }
-            }
-            Ok(auth) => {
-                let answer = match self.read_body(body, &parts.headers).await {
-                    Ok(body) => p.header_style_effectful(auth, body, &mut ex).await,
-                    Err(f) => {
-                        ex.framing_error = true;
-                        Err(f)
+        let failure =
+            match p
+                .header_style(&parts.method, &parts.uri, &parts.headers, &mut ex)
+                .await
+            {
+                Ok(auth) if !auth.is_effectful() => {
+                    let upstream = match self.upstreams.of(auth.env) {
+                        Ok(u) => u,
+                        Err(f) => return self.refuse(ex, f),
+                    };
+                    let scan = p.scan(&auth, &ex);
+                    let mut headers = parts.headers;
+                    if let Err(f) =
+                        p.headers_for_ups(&auth, &mut headers, upstream.host_header(), &ex)
+                    {
+                        return self.refuse(ex, f);
                     }
-                };
-                match answer {
-                    Ok(answer) => return self.answer(ex, answer, false),
-                    Err(f) => f,
+                    let mut up = Request::new(Payload::Stream {
+                        body,
+                        tap: scan.request_tap(),
+                    });
+                    *up.method_mut() = auth.target.method.clone();
+                    *up.headers_mut() = headers;
+                    match upstream.uri(&auth.target.path_and_query) {
+                        Ok(uri) => *up.uri_mut() = uri,
+                        Err(f) => return self.refuse(ex, f),
+                    }
+                    match upstream.send(up).await {
+                        Ok(resp) => return self.stream(ex, scan, resp),
+                        Err(f) => f,
+                    }
                 }
-            }
-            Err(f) => f,
-        };
+                Ok(auth) => {
+                    let answer =
+                        match body::read_whole(body, &parts.headers, self.pipeline.max_body_bytes)
+                            .await
+                        {
+                            Ok(body) => p.header_style_effectful(auth, body, &mut ex).await,
+                            Err(f) => {
+                                ex.framing_error = true;
+                                Err(f)
+                            }
+                        };
+                    match answer {
+                        Ok(answer) => return self.answer(ex, answer, false),
+                        Err(f) => f,
+                    }
+                }
+                Err(f) => f,
+            };
         self.refuse(ex, failure)
     }
 
-    /// Read a whole request body, refusing more than the configured maximum.
-    async fn read_body(&self, body: Incoming, headers: &HeaderMap) -> Result<Bytes, Failure> {
-        let max = self.pipeline.max_body_bytes;
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > max) {
-            return Err(Failure::TooLarge(max));
-        }
-        match http_body_util::Limited::new(body, max).collect().await {
-            Ok(b) => Ok(b.to_bytes()),
-            Err(e) => match e.downcast::<hyper::Error>() {
-                Ok(e) => Err(Failure::Malformed(format!("request body: {e}"))),
-                Err(_) => Err(Failure::TooLarge(max)),
-            },
-        }
-    }
-
     fn refuse(&self, ex: Exchange, failure: Failure) -> Response<AnswerBody> {
-        self.pipeline.log_refusal(&ex, &failure);
-        self.answer(ex, refusal(&failure), true)
+        let answer = self.pipeline.header_style_refusal(&ex, &failure);
+        self.answer(ex, answer, true)
     }
 
     /// Our own answer. `close`: the client's body was not read, or its framing was broken,
@@ -307,25 +281,11 @@ impl ServerApp for ProxyApp {
             None => self.serve(stream, peer, None, shutdown).await,
             Some(config) => {
                 if let Some(tls) = self.accept_tls(config.clone(), stream, peer).await {
-                    let called = called_by_sni(&tls);
+                    let called = tunnel::called_by_sni(&tls);
                     self.serve(tls, peer, called, shutdown).await;
                 }
             }
         }
         None
     }
-}
-
-/// The UPS environment a TLS client named (its SNI).
-fn called_by_sni<I>(tls: &tokio_rustls::server::TlsStream<I>) -> Option<Environment> {
-    tls.get_ref().1.server_name().and_then(Environment::of_host)
-}
-
-/// The UPS environment a plain request's `Host` (or absolute URI) names.
-fn called_by_host(parts: &http::request::Parts) -> Option<Environment> {
-    let host = parts.uri.host().or_else(|| {
-        let h = parts.headers.get(header::HOST)?.to_str().ok()?;
-        Some(h.rsplit_once(':').map_or(h, |(name, _)| name))
-    })?;
-    Environment::of_host(host)
 }

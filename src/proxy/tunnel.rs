@@ -1,5 +1,6 @@
-//! TLS on the proxy's connections: the TLS listener's handshake, and `CONNECT` tunnels to
-//! UPS's names for programs that honour `HTTPS_PROXY`. upsbridge is never an open proxy:
+//! TLS on the proxy's connections: the TLS listener's handshake, `CONNECT` tunnels to
+//! UPS's names for programs that honour `HTTPS_PROXY`, and which UPS environment a client
+//! named (its TLS server name, or its `Host`). upsbridge is never an open proxy:
 //! a tunnel is opened only to UPS's names on port 443, and TLS is terminated inside it.
 
 use std::net::IpAddr;
@@ -16,6 +17,19 @@ use super::upstream::Payload;
 use pingora::server::ShutdownWatch;
 
 use super::ProxyApp;
+use crate::config::Environment;
+
+/// One listener's way in: plain HTTP (optionally with `CONNECT` tunnels to UPS's names),
+/// or TLS.
+#[derive(Clone, Default)]
+pub struct Entry {
+    /// Terminate TLS on every connection (the TLS listener).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Accept `CONNECT <UPS name>:443` and terminate TLS inside with this config.
+    pub connect: Option<Arc<rustls::ServerConfig>>,
+    /// The host names a CONNECT may name (UPS's, and the names the CA was made for).
+    pub connect_names: Arc<[String]>,
+}
 
 impl ProxyApp {
     /// The TLS handshake, within the header-read deadline.
@@ -101,7 +115,7 @@ impl ProxyApp {
                 Err(e) => return debug!(?peer, error = %e, "CONNECT tunnel not opened"),
             };
             if let Some(tls) = app.accept_tls(config, tunnel, peer).await {
-                let called = super::called_by_sni(&tls);
+                let called = called_by_sni(&tls);
                 app.serve(tls, peer, called, &shutdown).await;
             }
         });
@@ -112,4 +126,18 @@ impl ProxyApp {
     fn bare(&self, body: Option<Bytes>) -> Response<AnswerBody> {
         self.respond(Response::new(()), Payload::Full(body), None, None)
     }
+}
+
+/// The UPS environment a TLS client named (its SNI).
+pub(super) fn called_by_sni<I>(tls: &tokio_rustls::server::TlsStream<I>) -> Option<Environment> {
+    tls.get_ref().1.server_name().and_then(Environment::of_host)
+}
+
+/// The UPS environment a plain request's `Host` (or absolute URI) names.
+pub(super) fn called_by_host(parts: &http::request::Parts) -> Option<Environment> {
+    let host = parts.uri.host().or_else(|| {
+        let h = parts.headers.get(header::HOST)?.to_str().ok()?;
+        Some(h.rsplit_once(':').map_or(h, |(name, _)| name))
+    })?;
+    Environment::of_host(host)
 }

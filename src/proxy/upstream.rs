@@ -25,9 +25,9 @@ use hyper_util::rt::TokioExecutor;
 use tracing::{debug, error, warn};
 
 use crate::config::{Environment, UpsConfig};
-use crate::dialect::services::RestCall;
 use crate::error::Failure;
 use crate::pipeline::{RestAnswer, RestApi, Tap};
+use crate::rest::RestCall;
 
 /// Largest UPS answer we buffer for translation (labels are base64 images; 50 MiB is ample).
 const MAX_ANSWER_BYTES: usize = 50 * 1024 * 1024;
