@@ -12,6 +12,10 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use upsbridge::accounts::{self, map, AccountIndex, AccountRecord, Grant, SecretSource};
 
+/// The allocator `upsbridge serve` runs with, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SECRET_ENV: &str = "UPSBRIDGE_BENCH_SECRET";
 /// A valid argon2id PHC string (the hash itself never gets verified here).
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$sYihtZ8qVQap5JqEEQbYZQ$R+r9W4C3b7hP1WTS0KtyxTqWIUexGPcxYhuQSwyrIrk";

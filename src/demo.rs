@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::sim;
+use upsbridge::config::Config;
+use upsbridge_sim as sim;
 
 pub const DEMO_ACCESS_KEY: &str = "ACCESSKEY123";
 pub const DEMO_USER: &str = "legacyuser";
@@ -49,10 +49,11 @@ pub fn run() -> Result<(), String> {
         .recv_timeout(Duration::from_secs(10))
         .map_err(|_| "the simulator did not start".to_string())??;
 
-    let hash = crate::accounts::password::hash(DEMO_PASSWORD).map_err(|e| e.to_string())?;
+    let hash = upsbridge::accounts::password::hash(DEMO_PASSWORD).map_err(|e| e.to_string())?;
     // The ops page needs a password: a fresh one per demo, printed below.
-    let admin_password = crate::admin::auth::hex(&rand::random::<[u8; 8]>());
-    let admin_hash = crate::accounts::password::hash(&admin_password).map_err(|e| e.to_string())?;
+    let admin_password = upsbridge::admin::auth::hex(&rand::random::<[u8; 8]>());
+    let admin_hash =
+        upsbridge::accounts::password::hash(&admin_password).map_err(|e| e.to_string())?;
     std::fs::write(dir.path().join("client-secret"), DEMO_CLIENT.1).map_err(|e| e.to_string())?;
     let map = format!(
         "[[account]]\nname = \"demo\"\nups_account_number = \"{DEMO_SHIPPER}\"\naccess_license_number = \"{DEMO_ACCESS_KEY}\"\nuser_id = \"{DEMO_USER}\"\npassword_hash = \"{hash}\"\nclient_id = \"{}\"\nclient_secret_file = \"client-secret\"\n",
@@ -66,7 +67,7 @@ pub fn run() -> Result<(), String> {
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
     let config = Config::load(&config_path).map_err(|e| e.to_string())?;
 
-    crate::server::serve_with(config, |proxy, admin| {
+    upsbridge::server::serve_with(config, |proxy, admin| {
         println!();
         println!("upsbridge demo: a UPS simulator at {sim_url} and the proxy at http://{proxy}");
         println!("ops page and status: http://{admin}/   (JSON: http://{admin}/api/accounts); admin password {admin_password}");

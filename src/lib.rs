@@ -13,15 +13,16 @@
 //! - [`proxy`]: the listener (a pingora service served by hyper) and the UPS upstream.
 //! - [`admin`]: the ops listener (health, metrics, account status).
 //! - [`memory`]: the process allocator; [`logbuf`]: the batched log writer.
-//! - [`server`]: assembles one `serve` process; [`demo`]: the embedded demo.
+//! - [`server`]: assembles one `serve` process.
 //! - [`tls`]: the private CA, certificates by SNI, reload and renewal; [`doctor`]: the
 //!   set-up checklist.
-//! - [`sim`]: a UPS simulator for tests, benches and `demo`.
+//!
+//! Not here: the UPS simulator is its own crate (`sim/`, `upsbridge-sim`), and the demo is
+//! the binary's (`src/demo.rs`): test support never ships in the product library.
 
 pub mod accounts;
 pub mod admin;
 pub mod config;
-pub mod demo;
 pub mod dialect;
 pub mod doctor;
 pub mod error;
@@ -33,6 +34,5 @@ pub mod pipeline;
 pub mod proxy;
 pub mod rest;
 pub mod server;
-pub mod sim;
 pub mod store;
 pub mod tls;

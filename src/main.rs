@@ -9,7 +9,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use upsbridge::{accounts, config::Config, demo, server, sim};
+use upsbridge::{accounts, config::Config, server};
+use upsbridge_sim as sim;
+
+mod demo;
+
+/// mimalloc, built without transparent huge pages: why in `upsbridge::memory`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(

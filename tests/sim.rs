@@ -9,7 +9,7 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use upsbridge::sim::{self, RunningSim, SimOptions};
+use upsbridge_sim::{self as sim, RunningSim, SimOptions};
 
 const ID: &str = "client-a";
 const SECRET: &str = "secret-a";
