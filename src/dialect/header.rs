@@ -8,6 +8,7 @@ use http::Method;
 
 use super::{Answer, Failure};
 use crate::accounts::LegacyCredentials;
+use crate::rest::{RestBody, RestCall};
 
 /// Headers a client may send that must never reach UPS: its legacy credentials, anything
 /// that authenticates elsewhere, and hop-by-hop headers of its own connection.
@@ -35,14 +36,6 @@ pub fn strip_for_ups(headers: &mut http::HeaderMap) {
 /// Does the request carry a legacy access key header (header style on `/api/…`)?
 pub fn has_access_key(headers: &http::HeaderMap) -> bool {
     headers.contains_key("accesslicensenumber")
-}
-
-/// The REST call a header-style request becomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestTarget {
-    pub method: Method,
-    /// `/api/…` with the client's query string kept.
-    pub path_and_query: String,
 }
 
 /// Paths header-style clients use (lower-cased).
@@ -90,7 +83,7 @@ pub fn credentials(headers: &http::HeaderMap) -> LegacyCredentials {
 /// their `/api` prefix too (`/rating/v1/Rate`). Track also comes as
 /// `GET /track/v1/details/?inquiryNumber=…` (query parameter, trailing slash).
 /// `has_body`: a GET with a body on rating is a POST sent with the wrong verb.
-pub fn map(method: &Method, path: &str, query: Option<&str>, has_body: bool) -> Option<RestTarget> {
+pub fn map(method: &Method, path: &str, query: Option<&str>, has_body: bool) -> Option<RestCall> {
     use crate::rest;
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
@@ -193,9 +186,13 @@ pub fn map(method: &Method, path: &str, query: Option<&str>, has_body: bool) -> 
     } else {
         format!("{p}?{query}")
     };
-    Some(RestTarget {
+    Some(RestCall {
         method: m,
         path_and_query,
+        // The client's body, already REST's, goes as it is (streamed, or read whole for a
+        // call that creates or destroys something).
+        body: RestBody::Unchanged,
+        headers: vec![],
     })
 }
 

@@ -26,14 +26,14 @@ use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Accounts, LegacyCredentials};
 use crate::config::{Environment, HostPolicy};
-use crate::dialect::header::RestTarget;
-use crate::dialect::services::{AnswerShape, RestBody, RestCall};
+use crate::dialect::services::AnswerShape;
 pub use crate::dialect::Answer;
 use crate::dialect::{
     self, header, legacy_json, oldxml, soap, BodyDialect, Dialect, Failure, Plan, Route,
 };
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker, TokenError};
+use crate::rest::RestCall;
 use digest::{Accept, ShipDigests};
 use replay::{Begin, Replays};
 
@@ -181,7 +181,8 @@ impl Exchange {
 
 /// A header-style request that may go to UPS: where, as whom, with which token.
 pub struct Authorized {
-    pub target: RestTarget,
+    /// `/api/…` with the client's query string kept; its body is the client's.
+    pub target: RestCall,
     pub account: Arc<Account>,
     /// Where the call goes (and whose token it carries).
     pub env: Environment,
@@ -353,12 +354,7 @@ impl Pipeline {
         body: Bytes,
         ex: &mut Exchange,
     ) -> Result<Answer, Failure> {
-        let call = RestCall {
-            method: auth.target.method,
-            path_and_query: auth.target.path_and_query,
-            body: RestBody::Unchanged,
-            headers: vec![],
-        };
+        let call = auth.target;
         let body = (!body.is_empty()).then_some(body);
         let answer = self
             .effectful_call(&auth.account, auth.env, auth.token, &call, body, ex)
