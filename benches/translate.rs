@@ -98,7 +98,7 @@ fn main() {
     let headers = header_headers();
     let json_body = legacy_json_body();
     let route = Route {
-        dialect: Dialect::Xml,
+        dialect: Dialect::Body(&upsbridge::dialect::oldxml::OldXml),
         service: "Rate".into(),
     };
 

@@ -156,7 +156,10 @@ fn arbitrary_bytes_never_panic_either_parser() {
         proptest::collection::vec(any::<u8>(), 0..600),
         |bytes| {
             check(soap::parse(&bytes));
-            check(oldxml::parse(&route(Dialect::Xml, "Rate"), &bytes));
+            check(oldxml::parse(
+                &route(Dialect::Body(&oldxml::OldXml), "Rate"),
+                &bytes,
+            ));
             check(legacy_json::parse(&bytes));
         },
     );
@@ -215,7 +218,7 @@ fn mutated_old_xml_documents_never_panic() {
             let (svc, doc) = OLD[i];
             let body = format!("{ACCESS}\n{doc}");
             check(oldxml::parse(
-                &route(Dialect::Xml, svc),
+                &route(Dialect::Body(&oldxml::OldXml), svc),
                 &mutate(body.as_bytes(), &muts),
             ));
         },

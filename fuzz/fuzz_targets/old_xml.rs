@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use upsbridge::dialect::{self, oldxml, Dialect};
+use upsbridge::dialect::{self, oldxml};
 
 mod check;
 
@@ -32,6 +32,6 @@ fuzz_target!(|data: &[u8]| {
     // compiling if `Route` grows a field).
     let route = dialect::detect(&format!("/ups.app/xml/{svc}"), false)
         .expect("an /ups.app/xml/<Svc> path is an old-XML route");
-    assert_eq!(route.dialect, Dialect::Xml);
+    assert_eq!(route.dialect.as_str(), "xml");
     check::parsed(oldxml::parse(&route, body));
 });

@@ -21,6 +21,14 @@ use crate::accounts::LegacyCredentials;
 pub struct LegacyJson;
 
 impl BodyDialect for LegacyJson {
+    fn name(&self) -> &'static str {
+        "legacy_json"
+    }
+
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        &["/rest/", "/json/"]
+    }
+
     fn parse(&self, _route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
         parse(body)
     }

@@ -32,27 +32,42 @@ use crate::accounts::LegacyCredentials;
 pub use crate::error::{DigestProblem, Failure, Severity, UpsError};
 use services::{AnswerShape, RestCall};
 
-/// The legacy dialects upsbridge speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The body dialects, each in its own module: the one list of them. Adding a dialect is its
+/// module and one line here (and its `pub mod` above).
+pub static BODY_DIALECTS: [&dyn BodyDialect; 3] =
+    [&legacy_json::LegacyJson, &soap::Soap, &oldxml::OldXml];
+
+/// The dialect a request speaks: header style (streamed; credentials in headers), or one
+/// of [`BODY_DIALECTS`].
+#[derive(Clone, Copy)]
 pub enum Dialect {
     /// Credentials in headers on pre-OAuth JSON paths (or on `/api/…`).
     HeaderJson,
-    /// `/rest/<Svc>` and `/json/<Svc>` with a `UPSSecurity`/`Security` member.
-    LegacyJson,
-    /// `/webservices/<Svc>`: SOAP envelope with `UPSSecurity` in its header.
-    Soap,
-    /// `/ups.app/xml/<Svc>`: `AccessRequest` document, then the old request document.
-    Xml,
+    /// Credentials inside the body: read whole, taken apart, answered by upsbridge.
+    Body(&'static dyn BodyDialect),
 }
 
 impl Dialect {
+    /// The dialect's name in logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Dialect::HeaderJson => "header_json",
-            Dialect::LegacyJson => "legacy_json",
-            Dialect::Soap => "soap",
-            Dialect::Xml => "xml",
+            Dialect::Body(d) => d.name(),
         }
+    }
+}
+
+impl PartialEq for Dialect {
+    fn eq(&self, other: &Dialect) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Dialect {}
+
+impl std::fmt::Debug for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -68,20 +83,17 @@ pub struct Route {
 /// `None`: not a legacy UPS request upsbridge knows.
 pub fn detect(path: &str, has_access_key_header: bool) -> Option<Route> {
     let lower = path.to_ascii_lowercase();
-    for (prefix, dialect) in [
-        ("/rest/", Dialect::LegacyJson),
-        ("/json/", Dialect::LegacyJson),
-        ("/webservices/", Dialect::Soap),
-        ("/ups.app/xml/", Dialect::Xml),
-    ] {
-        if let Some(rest) = lower.strip_prefix(prefix) {
-            let service = &path[prefix.len()..prefix.len() + rest.len()];
-            let service = service.trim_end_matches('/');
-            if !service.is_empty() && !service.contains('/') {
-                return Some(Route {
-                    dialect,
-                    service: service.to_string(),
-                });
+    for dialect in BODY_DIALECTS {
+        for prefix in dialect.path_prefixes() {
+            if let Some(rest) = lower.strip_prefix(prefix) {
+                let service = &path[prefix.len()..prefix.len() + rest.len()];
+                let service = service.trim_end_matches('/');
+                if !service.is_empty() && !service.contains('/') {
+                    return Some(Route {
+                        dialect: Dialect::Body(dialect),
+                        service: service.to_string(),
+                    });
+                }
             }
         }
     }
@@ -151,6 +163,10 @@ pub struct Parsed {
 /// taken apart, answered by the proxy. One implementation per dialect; the
 /// proxy picks one per request from [`Route::dialect`].
 pub trait BodyDialect: Send + Sync {
+    /// Its name in logs and metrics (`legacy_json`, `soap`, `xml`).
+    fn name(&self) -> &'static str;
+    /// The path prefixes (lower case, with both slashes) whose next segment is its `<Svc>`.
+    fn path_prefixes(&self) -> &'static [&'static str];
     /// Take the request apart. `Err` only when not even credentials can be found
     /// (malformed, empty): the proxy answers it with [`BodyDialect::refusal`].
     fn parse(&self, route: &Route, body: &[u8]) -> Result<Parsed, Failure>;
@@ -224,8 +240,8 @@ mod tests {
     fn detection_is_by_path_then_header() {
         let r = detect("/rest/Rate", false).unwrap();
         assert_eq!(
-            (r.dialect, r.service.as_str()),
-            (Dialect::LegacyJson, "Rate")
+            (r.dialect.as_str(), r.service.as_str()),
+            ("legacy_json", "Rate")
         );
         assert_eq!(detect("/JSON/Track/", false).unwrap().service, "Track");
         assert_eq!(
@@ -242,11 +258,11 @@ mod tests {
         assert!(detect("/rest/", false).is_none());
         let r = detect("/UPS.APP/xml/ShipConfirm", false).unwrap();
         assert_eq!(
-            (r.dialect, r.service.as_str()),
-            (Dialect::Xml, "ShipConfirm")
+            (r.dialect.as_str(), r.service.as_str()),
+            ("xml", "ShipConfirm")
         );
         let r = detect("/webservices/Rate", false).unwrap();
-        assert_eq!((r.dialect, r.service.as_str()), (Dialect::Soap, "Rate"));
+        assert_eq!((r.dialect.as_str(), r.service.as_str()), ("soap", "Rate"));
         assert!(detect("/webservices/", false).is_none());
     }
 

@@ -572,6 +572,14 @@ const TNT_ANSWER: &[Field] = &[f(
 pub struct OldXml;
 
 impl BodyDialect for OldXml {
+    fn name(&self) -> &'static str {
+        "xml"
+    }
+
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        &["/ups.app/xml/"]
+    }
+
     fn parse(&self, route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
         parse(route, body)
     }
@@ -1031,7 +1039,7 @@ mod tests {
 
     fn route(svc: &str) -> Route {
         Route {
-            dialect: Dialect::Xml,
+            dialect: Dialect::Body(&OldXml),
             service: svc.to_string(),
         }
     }

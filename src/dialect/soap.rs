@@ -30,6 +30,14 @@ const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
 pub struct Soap;
 
 impl BodyDialect for Soap {
+    fn name(&self) -> &'static str {
+        "soap"
+    }
+
+    fn path_prefixes(&self) -> &'static [&'static str] {
+        &["/webservices/"]
+    }
+
     fn parse(&self, _route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
         parse(body)
     }

@@ -28,9 +28,7 @@ use crate::accounts::{Account, Accounts, LegacyCredentials};
 use crate::config::{Environment, HostPolicy};
 use crate::dialect::services::AnswerShape;
 pub use crate::dialect::Answer;
-use crate::dialect::{
-    self, header, legacy_json, oldxml, soap, BodyDialect, Dialect, Failure, Plan, Route,
-};
+use crate::dialect::{self, header, BodyDialect, Dialect, Failure, Plan, Route};
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker, TokenError};
 use crate::rest::RestCall;
@@ -199,9 +197,7 @@ impl Authorized {
 fn body_dialect(dialect: Dialect) -> Option<&'static dyn BodyDialect> {
     match dialect {
         Dialect::HeaderJson => None,
-        Dialect::LegacyJson => Some(&legacy_json::LegacyJson),
-        Dialect::Soap => Some(&soap::Soap),
-        Dialect::Xml => Some(&oldxml::OldXml),
+        Dialect::Body(d) => Some(d),
     }
 }
 
