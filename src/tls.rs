@@ -395,7 +395,8 @@ impl Certificates {
             .map_err(invalid)?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/1.0 too: an old client offering only that must not get no_application_protocol.
+        config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
         config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(invalid)?;
         Ok(Arc::new(config))

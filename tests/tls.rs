@@ -621,3 +621,69 @@ fn each_account_reaches_its_environment_and_host_policy_decides_for_a_client_cal
         assert_eq!(calls(&production) + calls(&cie), 4, "NORTH reached no UPS");
     }
 }
+
+/// A TLS client of our own: trusts only `ca_pem`, offers `alpn`, names `name`.
+fn handshake(
+    ca_pem: &[u8],
+    addr: &str,
+    name: &str,
+    alpn: &[&[u8]],
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(ca_pem) {
+        roots.add(c).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let conn = rustls::ClientConnection::new(
+        Arc::new(config),
+        ServerName::try_from(name.to_string()).unwrap(),
+    )
+    .unwrap();
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(tls)
+}
+
+#[test]
+fn a_client_that_hangs_up_after_the_handshake_is_no_warning_and_http_1_0_clients_are_served() {
+    let (_dir, _sim, proxy, ca) = tls_env("tls_listen = \"127.0.0.1:0\"\n", "");
+    let (addr, _) = tls_listener(&proxy);
+    // Health checks and probes: a full handshake, then gone at once, many times.
+    for _ in 0..20 {
+        let tls = handshake(&ca, &addr, UPS, &[b"http/1.1"]).unwrap();
+        // Gone with a reset, as load balancers' TLS checks and `openssl s_time` leave.
+        socket2::SockRef::from(&tls.sock)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(tls);
+    }
+    // An old client that offers only HTTP/1.0 by ALPN gets a connection, and an answer.
+    let mut old = handshake(&ca, &addr, UPS, &[b"http/1.0"]).unwrap();
+    assert_eq!(old.conn.alpn_protocol(), Some(&b"http/1.0"[..]));
+    old.write_all(format!("GET /track/v1/details/1Z12345E0205271688 HTTP/1.0\r\nHost: {UPS}\r\nAccessLicenseNumber: {}\r\nUsername: {}\r\nPassword: {}\r\n\r\n", EAST.access_key, EAST.user, EAST.password).as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = old.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    // A client that does not trust the CA is the one warning.
+    let untrusting = {
+        let other = rcgen::generate_simple_self_signed(vec!["x.example".to_string()]).unwrap();
+        handshake(other.cert.pem().as_bytes(), &addr, UPS, &[b"http/1.1"])
+    };
+    assert!(untrusting.is_err());
+    std::thread::sleep(Duration::from_millis(300));
+    let log = proxy.log_text();
+    let warnings = log.matches("TLS handshake failed").count();
+    assert_eq!(warnings, 1, "{log}");
+}

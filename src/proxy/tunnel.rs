@@ -45,9 +45,16 @@ impl ProxyApp {
         let handshake = tokio_rustls::TlsAcceptor::from(config).accept(io);
         match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
             Ok(Ok(tls)) => Some(tls),
-            Ok(Err(e)) => {
-                // Most often: the client does not trust the CA, or speaks no TLS 1.2.
+            // A TLS-level failure (an alert such as unknown_ca, no common version or suite):
+            // most often the client does not trust the CA, or speaks no TLS 1.2.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
                 warn!(?peer, error = %e, "TLS handshake failed (does the client trust upsbridge's CA? see docs/tls.md)");
+                None
+            }
+            // The client hung up (health checks and TLS probes do, right after the handshake,
+            // while TLS 1.3's session tickets are still being sent): nothing is wrong.
+            Ok(Err(e)) => {
+                debug!(?peer, error = %e, "client closed the connection during the TLS handshake");
                 None
             }
             Err(_) => {
