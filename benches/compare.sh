@@ -47,6 +47,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
 
 RUNS=${RUNS:-2}
 DURATION=${DURATION:-10}
@@ -68,7 +70,6 @@ CLIENT_ID=bench-client
 CLIENT_SECRET=bench-client-secret
 STATIC_BEARER=bench-static-token-0123456789abcdef0123456789abcdef
 
-say() { printf '%s\n' "$*" >&2; }
 die() { say "compare.sh: $*"; exit 1; }
 
 bash scripts/setup.sh bench
@@ -103,23 +104,6 @@ mkdir -p "$OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/upsbridge-compare.XXXXXX")
 PIDS=()
 
-stop_pid() {
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
-stop_all() {
-  local pid
-  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
-
 cleanup() {
   trap - EXIT INT TERM
   stop_all
@@ -140,38 +124,6 @@ free_port() {
     fi
   done
   die "no free port found"
-}
-
-wait_port() {
-  local port=$1 i
-  for i in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "nothing listens on 127.0.0.1:$port"
-}
-
-# Wait for the first N lines of a file (a child's stdout); print them.
-wait_lines() {
-  local file=$1 n=$2 i
-  for i in $(seq 300); do
-    if [ "$(wc -l <"$file" 2>/dev/null || echo 0)" -ge "$n" ]; then
-      head -n "$n" "$file"
-      return 0
-    fi
-    sleep 0.1
-  done
-  die "$file: fewer than $n lines after 30 s"
-}
-
-# utime+stime ticks of the given processes (all their threads).
-cpu_ticks() {
-  local total=0 pid t
-  for pid in "$@"; do
-    t=$(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
-    total=$((total + t))
-  done
-  echo "$total"
 }
 
 reset_hwm() {
@@ -222,59 +174,6 @@ capture_answers() {
   for f in rate_answer token_answer; do
     if grep -q "[\$'\\\\]" "$TMP/$f.json"; then die "$f has a character nginx's return cannot carry"; fi
   done
-}
-
-nginx_common() {
-  local dir=$1
-  mkdir -p "$dir/tmp"
-  local user_line=""
-  [ "$(id -u)" -eq 0 ] && user_line="user root;"
-  local access="access_log $dir/access.log;"
-  [ "$QUIET_LOGS" = 1 ] && access="access_log off;"
-  cat <<EOF
-$user_line
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-http {
-  $access
-  client_body_temp_path $dir/tmp/body;
-  proxy_temp_path $dir/tmp/proxy;
-  fastcgi_temp_path $dir/tmp/fastcgi;
-  uwsgi_temp_path $dir/tmp/uwsgi;
-  scgi_temp_path $dir/tmp/scgi;
-  keepalive_requests 100000000;
-  keepalive_timeout 120s;
-EOF
-}
-
-start_upstream() {
-  local dir=$TMP/upstream
-  UP_PORT=$(free_port)
-  mkdir -p "$dir"
-  {
-    nginx_common "$dir"
-    cat <<EOF
-  server {
-    listen 127.0.0.1:$UP_PORT;
-    location = /security/v1/oauth/token {
-      default_type application/json;
-      return 200 '$(cat "$TMP/token_answer.json")';
-    }
-    location /api/ {
-      default_type application/json;
-      return 200 '$(cat "$TMP/rate_answer.json")';
-    }
-  }
-}
-EOF
-  } >"$dir/nginx.conf"
-  taskset -c "$PIN_LOAD" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
-  UP_MASTER=$!
-  PIDS+=("$UP_MASTER")
-  wait_port "$UP_PORT"
 }
 
 start_nginx_proxy() {
@@ -426,14 +325,12 @@ run_wrk() {
     "http://127.0.0.1:$port" | sed -n 's/^RESULT //p'
 }
 
-field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-
 # measure RUN DIALECT SERVER PORT PID... → one TSV line in $OUT/results.tsv
 measure() {
   local run=$1 dialect=$2 server=$3 port=$4 spec_of=${SPEC_OF:-$2}
   shift 4
   local pids=("$@")
-  run_wrk "$port" "$spec_of" "$CONNS" "$WARMUP" >/dev/null
+  if [ "$WARMUP" -gt 0 ]; then run_wrk "$port" "$spec_of" "$CONNS" "$WARMUP" >/dev/null; fi
   reset_hwm "${pids[@]}"
   local c0 c1 r perf_pid=""
   if [ "${PERF_RECORD:-0}" = 1 ] && [ "$server" = upsbridge ] && command -v perf >/dev/null; then

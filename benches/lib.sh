@@ -1,0 +1,109 @@
+# Shell helpers shared by benches/compare.sh and benches/tls.sh (sourced, not run): process
+# bookkeeping, ports, CPU ticks, and the static nginx "upstream" that answers like UPS.
+# The sourcing script defines TMP, PIDS, NGINX, PIN_LOAD, QUIET_LOGS, die and free_port.
+
+say() { printf '%s\n' "$*" >&2; }
+
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for i in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+  local pid
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+
+wait_port() {
+  local port=$1 i
+  for i in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "nothing listens on 127.0.0.1:$port"
+}
+
+# Wait for the first N lines of a file (a child's stdout); print them.
+wait_lines() {
+  local file=$1 n=$2 i
+  for i in $(seq 300); do
+    if [ "$(wc -l <"$file" 2>/dev/null || echo 0)" -ge "$n" ]; then
+      head -n "$n" "$file"
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "$file: fewer than $n lines after 30 s"
+}
+
+# utime+stime ticks of the given processes (all their threads).
+cpu_ticks() {
+  local total=0 pid t
+  for pid in "$@"; do
+    t=$(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+    total=$((total + t))
+  done
+  echo "$total"
+}
+
+field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+nginx_common() {
+  local dir=$1
+  mkdir -p "$dir/tmp"
+  local user_line=""
+  [ "$(id -u)" -eq 0 ] && user_line="user root;"
+  local access="access_log $dir/access.log;"
+  [ "$QUIET_LOGS" = 1 ] && access="access_log off;"
+  cat <<EOF
+$user_line
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  $access
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+EOF
+}
+
+start_upstream() {
+  local dir=$TMP/upstream
+  UP_PORT=$(free_port)
+  mkdir -p "$dir"
+  {
+    nginx_common "$dir"
+    cat <<EOF
+  server {
+    listen 127.0.0.1:$UP_PORT;
+    location = /security/v1/oauth/token {
+      default_type application/json;
+      return 200 '$(cat "$TMP/token_answer.json")';
+    }
+    location /api/ {
+      default_type application/json;
+      return 200 '$(cat "$TMP/rate_answer.json")';
+    }
+  }
+}
+EOF
+  } >"$dir/nginx.conf"
+  taskset -c "$PIN_LOAD" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
+  UP_MASTER=$!
+  PIDS+=("$UP_MASTER")
+  wait_port "$UP_PORT"
+}
