@@ -113,19 +113,6 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'exit 143' TERM
 
-# A free loopback port (nothing answers a connect to it).
-free_port() {
-  local p i
-  for i in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
-
 reset_hwm() {
   local pid
   for pid in "$@"; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
@@ -139,41 +126,6 @@ hwm_kb() {
     total=$((total + k))
   done
   echo "$total"
-}
-
-# An nginx master and its workers.
-nginx_pids() {
-  local master=$1
-  echo "$master" $(cat /proc/"$master"/task/*/children 2>/dev/null)
-}
-
-# ---------------------------------------------------------------------------------------------
-# The UPS-shaped answers: from the simulator itself.
-capture_answers() {
-  local port url token body
-  say "capturing the simulator's RateResponse…"
-  "$BIN" sim --listen 127.0.0.1:0 --client "$CLIENT_ID:$CLIENT_SECRET" >"$TMP/sim.out" 2>"$TMP/sim.log" &
-  local sim=$!
-  PIDS+=("$sim")
-  url=$(wait_lines "$TMP/sim.out" 1 | sed 's/^listening on //')
-  token=$(curl -sf -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
-    "$url/security/v1/oauth/token") || die "simulator token request failed"
-  local access
-  access=$(printf '%s' "$token" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-  [ -n "$access" ] || die "no access_token in $token"
-  curl -sf -H "Authorization: Bearer $access" -H 'Content-Type: application/json' \
-    -H 'transId: bench' -H 'transactionSrc: bench' --data-binary @"$BENCH/rate_rest.json" \
-    "$url/api/rating/v2409/Rate" >"$TMP/rate_answer.json" || die "simulator rate request failed"
-  grep -q '"RateResponse"' "$TMP/rate_answer.json" || die "unexpected rate answer: $(cat "$TMP/rate_answer.json")"
-  # The same token JSON shape as the simulator's, with the bench's static token and a long life.
-  printf '%s' "$token" | sed -e "s/\"access_token\":\"[^\"]*\"/\"access_token\":\"$STATIC_BEARER\"/" \
-    >"$TMP/token_answer.json"
-  stop_pid "$sim"
-  wait "$sim" 2>/dev/null || true
-  PIDS=()
-  for f in rate_answer token_answer; do
-    if grep -q "[\$'\\\\]" "$TMP/$f.json"; then die "$f has a character nginx's return cannot carry"; fi
-  done
 }
 
 start_nginx_proxy() {

@@ -136,29 +136,6 @@ mkdir -p "$TMP/bin"
 BIN=$TMP/bin/upsbridge
 cp "$BIN_SRC" "$BIN"
 
-# A free loopback port (nothing answers a connect to it), below the ephemeral range: the
-# handshake passes leave thousands of client ports in TIME_WAIT there.
-EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-  local p i lo=10000 span=$((EPHEMERAL_LOW - 10000))
-  [ "$span" -ge 1000 ] || { lo=20000; span=40000; }
-  for i in $(seq 200); do
-    p=$((lo + RANDOM % span))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
-
-# An nginx master and its workers.
-nginx_pids() {
-  local master=$1
-  # shellcheck disable=SC2046 # one PID per word
-  echo "$master" $(cat /proc/"$master"/task/*/children 2>/dev/null)
-}
-
 now_ns() { date +%s%N; }
 
 # Busy ticks of the server's CPU (user, nice, system, irq, softirq, steal), whoever ran there:
@@ -168,32 +145,6 @@ core_busy() { awk -v c="cpu$PIN_SERVER" '$1 == c {print $2 + $3 + $4 + $7 + $8 +
 
 # Lines matching a pattern in a file (0 when absent).
 count_lines() { grep -c -- "$2" "$1" 2>/dev/null || true; }
-
-# ---------------------------------------------------------------------------------------------
-# The UPS-shaped answers: from the simulator itself (as compare.sh).
-capture_answers() {
-  local url token access
-  say "capturing the simulator's RateResponse…"
-  "$BIN" sim --listen 127.0.0.1:0 --client "$CLIENT_ID:$CLIENT_SECRET" >"$TMP/sim.out" 2>"$TMP/sim.log" &
-  local sim=$!
-  PIDS+=("$sim")
-  url=$(wait_lines "$TMP/sim.out" 1 | sed 's/^listening on //')
-  token=$(curl -sf -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
-    "$url/security/v1/oauth/token") || die "simulator token request failed"
-  access=$(printf '%s' "$token" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-  [ -n "$access" ] || die "no access_token in $token"
-  curl -sf -H "Authorization: Bearer $access" -H 'Content-Type: application/json' \
-    -H 'transId: bench' -H 'transactionSrc: bench' --data-binary @"$BENCH/rate_rest.json" \
-    "$url/api/rating/v2409/Rate" >"$TMP/rate_answer.json" || die "simulator rate request failed"
-  grep -q '"RateResponse"' "$TMP/rate_answer.json" || die "unexpected rate answer: $(cat "$TMP/rate_answer.json")"
-  printf '%s' "$token" | sed -e "s/\"access_token\":\"[^\"]*\"/\"access_token\":\"$STATIC_BEARER\"/" \
-    >"$TMP/token_answer.json"
-  stop_all
-  local f
-  for f in rate_answer token_answer; do
-    if grep -q "[\$'\\\\]" "$TMP/$f.json"; then die "$f has a character nginx's return cannot carry"; fi
-  done
-}
 
 # The upsbridge config (also read by `tls init`) and its account map.
 write_upsbridge_config() {
