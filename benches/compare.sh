@@ -128,40 +128,6 @@ hwm_kb() {
   echo "$total"
 }
 
-start_nginx_proxy() {
-  local dir=$TMP/nginx
-  NGX_PORT=$(free_port)
-  mkdir -p "$dir"
-  {
-    nginx_common "$dir"
-    cat <<EOF
-  upstream ups { server 127.0.0.1:$UP_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGX_PORT;
-    client_max_body_size 10m;
-    location / {
-      # The same path map upsbridge applies for these rows: every rate request → REST Rate.
-      rewrite ^/ship/v?(\d+)/rating/(\w+)\$ /api/rating/v\$1/\$2 break;
-      rewrite ^/(rest|json|webservices|ups\.app/xml)/Rate\$ /api/rating/v2409/Rate break;
-      proxy_pass http://ups;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host 127.0.0.1:$UP_PORT;
-      proxy_set_header AccessLicenseNumber "";
-      proxy_set_header Username "";
-      proxy_set_header Password "";
-      proxy_set_header Authorization "Bearer $STATIC_BEARER";
-    }
-  }
-}
-EOF
-  } >"$dir/nginx.conf"
-  taskset -c "$PIN_SERVER" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
-  NGX_MASTER=$!
-  PIDS+=("$NGX_MASTER")
-  wait_port "$NGX_PORT"
-}
-
 # start_upsbridge [BIN [NAME]]: sets UB_PORT, UB_PID, UB_ADMIN.
 start_upsbridge() {
   local bin=${1:-$BIN} name=${2:-upsbridge}

@@ -160,3 +160,43 @@ capture_answers() {
     if grep -q "[\$'\\\\]" "$TMP/$f.json"; then die "$f has a character nginx's return cannot carry"; fi
   done
 }
+
+# nginx as the reverse proxy under test, one worker on CPU $PIN_SERVER, in front of the static
+# upstream: the header swap (the legacy rate paths to REST Rate, the three credential headers
+# dropped, the bench's bearer added). $1: words after the listen address (`ssl`); $2: more
+# server lines (certificates, extra locations). Sets NGX_PORT and NGX_MASTER.
+start_nginx_proxy() {
+  local dir=$TMP/nginx listen_opts=${1:-} extra=${2:-}
+  NGX_PORT=$(free_port)
+  mkdir -p "$dir"
+  : >"$dir/error.log"
+  {
+    nginx_common "$dir"
+    cat <<EOF
+  upstream ups { server 127.0.0.1:$UP_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGX_PORT${listen_opts:+ $listen_opts};
+$extra
+    client_max_body_size 10m;
+    location / {
+      # The same path map upsbridge applies for these rows: every rate request → REST Rate.
+      rewrite ^/ship/v?(\d+)/rating/(\w+)\$ /api/rating/v\$1/\$2 break;
+      rewrite ^/(rest|json|webservices|ups\.app/xml)/Rate\$ /api/rating/v2409/Rate break;
+      proxy_pass http://ups;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host 127.0.0.1:$UP_PORT;
+      proxy_set_header AccessLicenseNumber "";
+      proxy_set_header Username "";
+      proxy_set_header Password "";
+      proxy_set_header Authorization "Bearer $STATIC_BEARER";
+    }
+  }
+}
+EOF
+  } >"$dir/nginx.conf"
+  taskset -c "$PIN_SERVER" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
+  NGX_MASTER=$!
+  PIDS+=("$NGX_MASTER")
+  wait_port "$NGX_PORT"
+}

@@ -195,16 +195,8 @@ make_certificates() {
 
 # nginx terminating TLS with upsbridge's leaf; the header swap of compare.sh's nginx row.
 start_nginx_tls() {
-  local dir=$TMP/nginx
-  NGX_PORT=$(free_port)
-  mkdir -p "$dir"
-  : >"$dir/error.log"
-  {
-    nginx_common "$dir"
+  start_nginx_proxy ssl "$(
     cat <<EOF
-  upstream ups { server 127.0.0.1:$UP_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGX_PORT ssl;
     server_name onlinetools.ups.com wwwcie.ups.com;
     ssl_certificate $LEAF_PEM;
     ssl_certificate_key $LEAF_KEY;
@@ -212,29 +204,10 @@ start_nginx_tls() {
     ssl_session_cache shared:SSL:10m;
     # The groups rustls (ring) offers, in its order.
     ssl_ecdh_curve X25519:prime256v1:secp384r1;
-    client_max_body_size 10m;
     # For s_time -www (TLS 1.3 resumption): a small 404, as upsbridge answers an unknown path.
     location = /tls-probe { return 404; }
-    location / {
-      rewrite ^/ship/v?(\d+)/rating/(\w+)\$ /api/rating/v\$1/\$2 break;
-      rewrite ^/(rest|json|webservices|ups\.app/xml)/Rate\$ /api/rating/v2409/Rate break;
-      proxy_pass http://ups;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host 127.0.0.1:$UP_PORT;
-      proxy_set_header AccessLicenseNumber "";
-      proxy_set_header Username "";
-      proxy_set_header Password "";
-      proxy_set_header Authorization "Bearer $STATIC_BEARER";
-    }
-  }
-}
 EOF
-  } >"$dir/nginx.conf"
-  taskset -c "$PIN_SERVER" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
-  NGX_MASTER=$!
-  PIDS+=("$NGX_MASTER")
-  wait_port "$NGX_PORT"
+  )"
 }
 
 # `upsbridge serve` with the TLS listener: sets UB_PORT (TLS), UB_PID, UB_ADMIN. Its output goes
