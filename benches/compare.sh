@@ -131,19 +131,9 @@ hwm_kb() {
 # start_upsbridge [BIN [NAME]]: sets UB_PORT, UB_PID, UB_ADMIN.
 start_upsbridge() {
   local bin=${1:-$BIN} name=${2:-upsbridge}
-  local dir=$TMP/$name hash
+  local dir=$TMP/$name
   mkdir -p "$dir"
-  hash=$(printf '%s' "$PASSWORD" | "$bin" accounts hash-password)
-  cat >"$dir/accounts.toml" <<EOF
-[[account]]
-name = "bench"
-ups_account_number = "9Y9Y9Y"
-access_license_number = "$ACCESS_KEY"
-user_id = "$USER_ID"
-password_hash = "$hash"
-client_id = "$CLIENT_ID"
-client_secret_env = "UPSBRIDGE_BENCH_SECRET"
-EOF
+  write_bench_map "$dir" "$bin"
   cat >"$dir/upsbridge.toml" <<EOF
 [proxy]
 listen = "127.0.0.1:0"

@@ -200,3 +200,19 @@ EOF
   PIDS+=("$NGX_MASTER")
   wait_port "$NGX_PORT"
 }
+
+# The bench account's map in "$1", its password hashed by the upsbridge binary "$2".
+write_bench_map() {
+  local dir=$1 hash
+  hash=$(printf '%s' "$PASSWORD" | "$2" accounts hash-password)
+  cat >"$dir/accounts.toml" <<EOF
+[[account]]
+name = "bench"
+ups_account_number = "9Y9Y9Y"
+access_license_number = "$ACCESS_KEY"
+user_id = "$USER_ID"
+password_hash = "$hash"
+client_id = "$CLIENT_ID"
+client_secret_env = "UPSBRIDGE_BENCH_SECRET"
+EOF
+}

@@ -148,21 +148,9 @@ count_lines() { grep -c -- "$2" "$1" 2>/dev/null || true; }
 
 # The upsbridge config (also read by `tls init`) and its account map.
 write_upsbridge_config() {
-  local dir=$TMP/upsbridge hash
+  local dir=$TMP/upsbridge
   mkdir -p "$dir"
-  if ! [ -f "$dir/accounts.toml" ]; then
-    hash=$(printf '%s' "$PASSWORD" | "$BIN" accounts hash-password)
-    cat >"$dir/accounts.toml" <<EOF
-[[account]]
-name = "bench"
-ups_account_number = "9Y9Y9Y"
-access_license_number = "$ACCESS_KEY"
-user_id = "$USER_ID"
-password_hash = "$hash"
-client_id = "$CLIENT_ID"
-client_secret_env = "UPSBRIDGE_BENCH_SECRET"
-EOF
-  fi
+  [ -f "$dir/accounts.toml" ] || write_bench_map "$dir" "$BIN"
   cat >"$dir/upsbridge.toml" <<EOF
 [proxy]
 listen = "127.0.0.1:0"
