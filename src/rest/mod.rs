@@ -1,11 +1,16 @@
-//! UPS's current REST API as upsbridge calls it: the call every dialect's request
-//! becomes ([`RestCall`]), and one place for the paths and the API versions, read from the OpenAPI specs (`shared/ups-openapi/*.yaml`, the
-//! `Valid values` of each `{version}` path parameter). Every dialect builds its
-//! REST paths from these, so a version bump is one line.
+//! UPS's current REST API as upsbridge calls it: the catalogue of services ([`Service`]),
+//! the call every dialect's request becomes ([`RestCall`]), and one place for the paths and
+//! the API versions, read from UPS's OpenAPI specs (the `Valid values` of each `{version}`
+//! path parameter). Every dialect builds its REST paths from these, so a version bump is one
+//! line. Nothing here depends on a dialect.
 //!
 //! The specs list one valid version per operation today (older ones such as
 //! `v1801` or `v2205` are gone), so a version a legacy client puts in its path is
 //! recognised as a version and replaced by the current one.
+
+mod service;
+
+pub use service::Service;
 
 use http::Method;
 use serde_json::Value;
