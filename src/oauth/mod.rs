@@ -335,7 +335,7 @@ impl TokenBroker {
     /// in the store); the other one's (client credentials only, `host_policy = "client"`)
     /// in memory under a key no account name can be.
     fn slot_key(&self, account: &Account, env: Environment) -> Option<String> {
-        (env != self.home(account)).then(|| format!("{}\n{env}", account.name()))
+        (env != self.home(account)).then(|| crossed_key(account.name(), env))
     }
 
     /// A usable access token for `account` at `env`'s UPS: cached, renewed, or fetched now.
@@ -564,7 +564,7 @@ impl TokenBroker {
     pub fn forget(&self, account: &str) {
         self.inner.slots.remove(account);
         for env in Environment::ALL {
-            self.inner.slots.remove(&format!("{account}\n{env}"));
+            self.inner.slots.remove(&crossed_key(account, env));
         }
     }
 
@@ -639,6 +639,12 @@ impl TokenBroker {
     pub fn counters(&self) -> &BrokerCounters {
         &self.inner.counters
     }
+}
+
+/// The slot key of an account's tokens for the other environment than its own (a newline
+/// is in no account name).
+fn crossed_key(account: &str, env: Environment) -> String {
+    format!("{account}\n{env}")
 }
 
 fn app_credentials(account: &Account) -> AppCredentials<'_> {
