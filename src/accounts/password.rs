@@ -109,6 +109,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn verifies_like_argon2_in_a_reused_area() {
+        let h = hash("legacypass").unwrap();
+        let mut area = Vec::new();
+        assert!(verify_in(&h, "legacypass", &mut area));
+        let size = area.len();
+        assert!(!verify_in(&h, "legacypasS", &mut area));
+        assert_eq!(area.len(), size, "the work area is reused");
+        assert!(!verify_in("not a hash", "x", &mut area));
+    }
+
+    #[test]
     fn hash_then_verify() {
         let h = hash("legacypass").unwrap();
         assert!(check_hash(&h).is_ok());
