@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
 use upsbridge::dialect::oldxml::{self, OldService};
-use upsbridge::dialect::services::{AnswerShape, Service, XmlShape};
+use upsbridge::dialect::services::{AnswerShape, Service};
 use upsbridge::dialect::{legacy_json, soap, Dialect, Failure, Parsed, Route};
 
 const SOAP_RATE: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:upss="http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0" xmlns:common="http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0"><soapenv:Header><upss:UPSSecurity><upss:UsernameToken><upss:Username>u</upss:Username><upss:Password>p</upss:Password></upss:UsernameToken><upss:ServiceAccessToken><upss:AccessLicenseNumber>K</upss:AccessLicenseNumber></upss:ServiceAccessToken></upss:UPSSecurity></soapenv:Header><soapenv:Body><rate:RateRequest xmlns:rate="http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1"><common:Request><common:RequestOption>Shop</common:RequestOption></common:Request><rate:Shipment><rate:ShipTo><rate:Address><rate:AddressLine>5 Oak</rate:AddressLine><rate:CountryCode>US</rate:CountryCode></rate:Address></rate:ShipTo><rate:Package><rate:PackageWeight><rate:Weight>3</rate:Weight></rate:PackageWeight></rate:Package></rate:Shipment></rate:RateRequest></soapenv:Body></soapenv:Envelope>"#;
@@ -110,14 +110,14 @@ fn check(parsed: Result<Parsed, Failure>) {
     match parsed {
         Err(f) => check_failure(&f),
         Ok(p) => {
-            if let Err(f) = &p.plan {
+            if let Err(f) = &p.request {
                 check_failure(f);
             }
         }
     }
 }
 
-fn route(dialect: Dialect, svc: &str) -> Route {
+fn route(dialect: &'static dyn Dialect, svc: &str) -> Route {
     Route {
         dialect,
         service: svc.to_string(),
@@ -156,10 +156,7 @@ fn arbitrary_bytes_never_panic_either_parser() {
         proptest::collection::vec(any::<u8>(), 0..600),
         |bytes| {
             check(soap::parse(&bytes));
-            check(oldxml::parse(
-                &route(Dialect::Body(&oldxml::OldXml), "Rate"),
-                &bytes,
-            ));
+            check(oldxml::parse(&route(&oldxml::OldXml, "Rate"), &bytes));
             check(legacy_json::parse(&bytes));
         },
     );
@@ -218,7 +215,7 @@ fn mutated_old_xml_documents_never_panic() {
             let (svc, doc) = OLD[i];
             let body = format!("{ACCESS}\n{doc}");
             check(oldxml::parse(
-                &route(Dialect::Body(&oldxml::OldXml), svc),
+                &route(&oldxml::OldXml, svc),
                 &mutate(body.as_bytes(), &muts),
             ));
         },
@@ -290,7 +287,7 @@ fn arbitrary_rest_answers_become_well_formed_xml() {
         ),
         |(i, v, status)| {
             let body = Bytes::from(serde_json::json!({ ROOTS[i]: v }).to_string());
-            let shape = AnswerShape {
+            let xoltws = AnswerShape {
                 service: [
                     Service::Rate,
                     Service::Track,
@@ -303,15 +300,15 @@ fn arbitrary_rest_answers_become_well_formed_xml() {
                 ][i],
                 customer_context: Some("c<&>".into()),
                 all_activity: i % 2 == 0,
-                xml: XmlShape {
-                    old: Some(OLDS[i]),
-                    digest: Some("d".into()),
-                    ..XmlShape::default()
-                },
+            };
+            let old = oldxml::OldShape {
+                old: OLDS[i],
+                shape: xoltws.clone(),
+                xpci_version: Some("1.0<".into()),
             };
             for a in [
-                oldxml::answer(&shape, status, body.clone()),
-                soap::answer(&shape, status, body.clone()),
+                oldxml::answer(&old, status, body.clone(), Some("d")),
+                soap::answer(&xoltws, Some("urn:x"), status, body.clone()),
             ] {
                 let text = std::str::from_utf8(&a.body).unwrap();
                 roxmltree::Document::parse(text).unwrap_or_else(|e| panic!("{e}: {text}"));

@@ -17,7 +17,7 @@ pub fn parsed(result: Result<Parsed, Failure>) {
     match result {
         Err(f) => failure(&f),
         Ok(p) => {
-            if let Err(f) = &p.plan {
+            if let Err(f) = &p.request {
                 failure(f);
             }
         }

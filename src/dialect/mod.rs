@@ -12,6 +12,12 @@
 //!   → REST calls, and REST answers → XOLTWS answers.
 //! - [`xmljson`] and [`schema`]: the XML ⇄ JSON engine and its data tables.
 //!
+//! Every dialect implements one [`Dialect`] trait (listed once, in [`DIALECTS`]):
+//! `detect`, `parse` (credentials + what the request asks), `refusal`. Header style
+//! is its streaming mode ([`Request::Streamed`]); a body dialect's request is an
+//! [`Answered`] holding that dialect's own per-request state, which makes its
+//! exchange with UPS through the pipeline's [`Ups`] and writes the answer.
+//!
 //! Credentials are taken out here and handed over as
 //! [`LegacyCredentials`](crate::accounts::LegacyCredentials); nothing in this
 //! module logs them or copies them into an answer.
@@ -30,83 +36,213 @@ use bytes::Bytes;
 
 use crate::accounts::LegacyCredentials;
 pub use crate::error::{DigestProblem, Failure, Severity, UpsError};
-use services::{AnswerShape, RestCall};
+pub use crate::rest::RestAnswer;
+use crate::rest::RestCall;
 
-/// The body dialects, each in its own module: the one list of them. Adding a dialect is its
-/// module and one line here (and its `pub mod` above).
-pub static BODY_DIALECTS: [&dyn BodyDialect; 3] =
-    [&legacy_json::LegacyJson, &soap::Soap, &oldxml::OldXml];
+/// Every dialect, in the order a request is offered to them: the one list of them. Adding a
+/// dialect is its folder and one line here (and its `pub mod` above). Header style is last:
+/// it claims the legacy JSON paths the body dialects leave.
+pub static DIALECTS: [&dyn Dialect; 4] = [
+    &legacy_json::LegacyJson,
+    &soap::Soap,
+    &oldxml::OldXml,
+    &header::HeaderJson,
+];
 
-/// The dialect a request speaks: header style (streamed; credentials in headers), or one
-/// of [`BODY_DIALECTS`].
-#[derive(Clone, Copy)]
-pub enum Dialect {
-    /// Credentials in headers on pre-OAuth JSON paths (or on `/api/…`).
-    HeaderJson,
-    /// Credentials inside the body: read whole, taken apart, answered by upsbridge.
-    Body(&'static dyn BodyDialect),
+/// A legacy dialect: how its requests are recognised, where their credentials are, what
+/// they ask of UPS and how the answer goes back. One implementation per dialect folder.
+pub trait Dialect: Send + Sync {
+    /// Its name in logs and metrics (`header_json`, `legacy_json`, `soap`, `xml`).
+    fn name(&self) -> &'static str;
+    /// `Some(service segment)` when the request is this dialect's (`path` as sent, `lower`
+    /// the same lower-cased); the segment is empty for a dialect without one.
+    fn detect(&self, path: &str, lower: &str, headers: &http::HeaderMap) -> Option<String>;
+    /// Streaming mode: the request is parsed from its head alone and its body goes to UPS
+    /// unread ([`Request::Streamed`]). Otherwise the body is read whole before [`Dialect::parse`].
+    fn streams(&self) -> bool {
+        false
+    }
+    /// Streaming mode: remove from the client's headers, which become UPS's, everything
+    /// that must not reach UPS (legacy credentials, hop-by-hop headers).
+    fn strip_for_ups(&self, _headers: &mut http::HeaderMap) {}
+    /// Take the request apart. `Err` when it is refused before authentication (malformed,
+    /// empty, not even credentials found), answered with [`Dialect::refusal`].
+    fn parse(&self, route: &Route, head: &Head<'_>, body: &[u8]) -> Result<Parsed, Failure>;
+    /// upsbridge's refusal of a request not (yet) understood, in this dialect.
+    fn refusal(&self, route: &Route, failure: &Failure) -> Answer;
 }
 
-impl Dialect {
-    /// The dialect's name in logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::HeaderJson => "header_json",
-            Dialect::Body(d) => d.name(),
+/// The request head, as the dialects see it.
+#[derive(Clone, Copy)]
+pub struct Head<'a> {
+    pub method: &'a http::Method,
+    pub uri: &'a http::Uri,
+    pub headers: &'a http::HeaderMap,
+}
+
+/// A request taken apart by its dialect.
+pub struct Parsed {
+    pub credentials: LegacyCredentials,
+    /// What it asks, or why it cannot be done (reported only after authentication, so an
+    /// unauthenticated client learns nothing about the request beyond "not authenticated").
+    pub request: Result<Request, Failure>,
+}
+
+/// What an understood request asks for.
+pub enum Request {
+    /// Streaming mode: the client's body goes to this call unread; UPS's answer comes back
+    /// as it is.
+    Streamed(RestCall),
+    /// upsbridge makes the exchange with UPS and writes the answer, in the dialect's terms.
+    Answered(Box<dyn Answered>),
+}
+
+/// One understood request of a body dialect, holding that dialect's own per-request state
+/// (what its answer must echo, its namespace, its two-phase step, …).
+#[async_trait::async_trait]
+pub trait Answered: Send {
+    /// The service, for logs and metrics (`rate`, `ship_confirm`, …).
+    fn service(&self) -> &'static str;
+    /// Talk to UPS (through `ups`, which carries the account's bearer, retries a 401 once and
+    /// times out) and write the client's answer.
+    async fn exchange(&mut self, ups: &mut dyn Ups) -> Result<Answer, Failure>;
+    /// upsbridge's refusal of this request, in its dialect (echoing what it may echo).
+    fn refusal(&self, failure: &Failure) -> Answer;
+}
+
+/// UPS, as one authenticated request may use it. The pipeline implements it: the bearer,
+/// the 401 retry, timeouts, kept answers for retried calls and metrics happen there, once.
+#[async_trait::async_trait]
+pub trait Ups: Send {
+    /// One REST call.
+    async fn call(&mut self, call: &RestCall, body: Option<Bytes>) -> Result<RestAnswer, Failure>;
+    /// Keep a call to be made later, once, by this account; returns its handle (old XML's
+    /// `ShipmentDigest`).
+    async fn prepare(&mut self, call: RestCall, body: Bytes) -> Result<String, Failure>;
+    /// Make a prepared call: once, whoever asks again gets the first answer.
+    async fn make_prepared(&mut self, handle: &str) -> Result<RestAnswer, Failure>;
+}
+
+/// A [`Ups`] that answers every call with one fixed REST answer and prepares nothing: to
+/// run a dialect alone (benches, fuzzing, its unit tests).
+pub struct CannedUps {
+    pub answer: RestAnswer,
+    /// The calls made, with their bodies.
+    pub calls: Vec<(RestCall, Option<Bytes>)>,
+}
+
+impl CannedUps {
+    pub fn new(status: u16, body: impl Into<Bytes>) -> CannedUps {
+        CannedUps {
+            answer: RestAnswer {
+                status,
+                body: body.into(),
+            },
+            calls: vec![],
         }
     }
 }
 
-impl PartialEq for Dialect {
-    fn eq(&self, other: &Dialect) -> bool {
-        self.as_str() == other.as_str()
+impl CannedUps {
+    /// Run an understood request's exchange against this canned UPS: its answer (the calls
+    /// it made are in [`CannedUps::calls`]). No runtime is needed: nothing here waits.
+    pub fn run(&mut self, request: Result<Request, Failure>) -> Result<Answer, Failure> {
+        let mut request = match request? {
+            Request::Answered(r) => r,
+            Request::Streamed(call) => {
+                self.calls.push((call, None));
+                return Ok(Answer::new(
+                    self.answer.status,
+                    "application/json",
+                    self.answer.body.clone(),
+                ));
+            }
+        };
+        let mut exchange = request.exchange(self);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match exchange.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(answer) => answer,
+            std::task::Poll::Pending => unreachable!("a canned UPS never waits"),
+        }
     }
 }
 
-impl Eq for Dialect {}
+impl CannedUps {
+    /// The first call an understood request makes (UPS answering `200 {}`), with its body.
+    pub fn sent(parsed: Parsed) -> (RestCall, Option<Bytes>) {
+        let mut ups = CannedUps::new(200, &b"{}"[..]);
+        let _ = ups.run(parsed.request);
+        ups.calls
+            .into_iter()
+            .next()
+            .expect("the request made a call")
+    }
+}
 
-impl std::fmt::Debug for Dialect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+#[async_trait::async_trait]
+impl Ups for CannedUps {
+    async fn call(&mut self, call: &RestCall, body: Option<Bytes>) -> Result<RestAnswer, Failure> {
+        self.calls.push((call.clone(), body));
+        Ok(self.answer.clone())
+    }
+    async fn prepare(&mut self, call: RestCall, body: Bytes) -> Result<String, Failure> {
+        self.calls.push((call, Some(body)));
+        Ok("canned-digest".into())
+    }
+    async fn make_prepared(&mut self, _handle: &str) -> Result<RestAnswer, Failure> {
+        Ok(self.answer.clone())
     }
 }
 
 /// Which dialect a request speaks and the service segment of its path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Route {
-    pub dialect: Dialect,
+    pub dialect: &'static dyn Dialect,
     /// The `<Svc>` path segment as sent (body dialects), or empty.
     pub service: String,
 }
 
+impl PartialEq for Route {
+    fn eq(&self, other: &Route) -> bool {
+        self.dialect.name() == other.dialect.name() && self.service == other.service
+    }
+}
+
+impl Eq for Route {}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.dialect.name(), self.service)
+    }
+}
+
 /// Recognise the dialect from the path (and, for header style, the credential header).
 /// `None`: not a legacy UPS request upsbridge knows.
-pub fn detect(path: &str, has_access_key_header: bool) -> Option<Route> {
+pub fn detect(path: &str, headers: &http::HeaderMap) -> Option<Route> {
     let lower = path.to_ascii_lowercase();
-    for dialect in BODY_DIALECTS {
-        for prefix in dialect.path_prefixes() {
-            if let Some(rest) = lower.strip_prefix(prefix) {
-                let service = &path[prefix.len()..prefix.len() + rest.len()];
-                let service = service.trim_end_matches('/');
-                if !service.is_empty() && !service.contains('/') {
-                    return Some(Route {
-                        dialect: Dialect::Body(dialect),
-                        service: service.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    // A legacy JSON path is header style even without credentials (then refused as such);
-    // `/api/…` is header style only when legacy credentials are present.
-    let legacy_path = header::is_header_style_path(&lower) && !lower.starts_with("/api/");
-    if legacy_path || (has_access_key_header && lower.starts_with("/api/")) {
-        return Some(Route {
-            dialect: Dialect::HeaderJson,
-            service: String::new(),
-        });
-    }
-    None
+    DIALECTS.iter().find_map(|dialect| {
+        let service = dialect.detect(path, &lower, headers)?;
+        Some(Route {
+            dialect: *dialect,
+            service,
+        })
+    })
+}
+
+/// The refusal of a request no dialect claims: REST's error shape, which is what a client
+/// calling an unknown path on UPS got.
+pub fn unrouted_refusal(failure: &Failure) -> Answer {
+    header::refusal(failure)
+}
+
+/// The one `<Svc>` segment after one of `prefixes` (lower case, with both slashes), as sent;
+/// a trailing slash is allowed. How the body dialects recognise their paths.
+pub fn service_after(prefixes: &[&str], path: &str, lower: &str) -> Option<String> {
+    prefixes.iter().find_map(|prefix| {
+        let rest = lower.strip_prefix(prefix)?;
+        let service = path[prefix.len()..prefix.len() + rest.len()].trim_end_matches('/');
+        (!service.is_empty() && !service.contains('/')).then(|| service.to_string())
+    })
 }
 
 /// A `.` or `..` path segment, raw or percent-encoded (`%2e`, `.%2E`, …). Such a path is
@@ -132,48 +268,17 @@ pub struct Answer {
     pub dropped_fields: u32,
 }
 
-/// What a body dialect asks the proxy to do with UPS.
-#[derive(Debug, Clone)]
-pub enum Plan {
-    /// One REST call; its answer goes back through [`BodyDialect::answer`].
-    Call { call: RestCall, body: Option<Bytes> },
-    /// Old-XML ShipConfirm: price the shipment with `rate` (nothing is created at UPS);
-    /// on success store `ship` + `ship_body` under a new digest, then answer the rate
-    /// through [`BodyDialect::answer`] with the digest in [`AnswerShape`]'s `xml.digest`.
-    ShipConfirm {
-        rate: RestCall,
-        rate_body: Bytes,
-        ship: RestCall,
-        ship_body: Bytes,
-    },
-    /// Old-XML ShipAccept: look the digest up (bound to the account) and make its one
-    /// ship call; a repeated accept is answered from the cached answer.
-    ShipAccept { digest: String },
-}
-
-/// A body-dialect request taken apart.
-pub struct Parsed {
-    pub credentials: LegacyCredentials,
-    /// What to do, or why nothing can be done (reported only after authentication, so an
-    /// unauthenticated client learns nothing about the request beyond "not authenticated").
-    pub plan: Result<(Plan, AnswerShape), Failure>,
-}
-
-/// A dialect whose credentials are inside the body: the request is read whole,
-/// taken apart, answered by the proxy. One implementation per dialect; the
-/// proxy picks one per request from [`Route::dialect`].
-pub trait BodyDialect: Send + Sync {
-    /// Its name in logs and metrics (`legacy_json`, `soap`, `xml`).
-    fn name(&self) -> &'static str;
-    /// The path prefixes (lower case, with both slashes) whose next segment is its `<Svc>`.
-    fn path_prefixes(&self) -> &'static [&'static str];
-    /// Take the request apart. `Err` only when not even credentials can be found
-    /// (malformed, empty): the proxy answers it with [`BodyDialect::refusal`].
-    fn parse(&self, route: &Route, body: &[u8]) -> Result<Parsed, Failure>;
-    /// UPS's REST answer → the client's answer.
-    fn answer(&self, shape: &AnswerShape, status: u16, body: Bytes) -> Answer;
-    /// upsbridge's own refusal → the client's answer (`shape` once the request was understood).
-    fn refusal(&self, route: &Route, shape: Option<&AnswerShape>, failure: &Failure) -> Answer;
+impl Answer {
+    /// An answer with no error of upsbridge's and nothing dropped.
+    pub fn new(status: u16, content_type: &'static str, body: Bytes) -> Answer {
+        Answer {
+            status,
+            content_type,
+            body,
+            error_kind: None,
+            dropped_fields: 0,
+        }
+    }
 }
 
 /// Errors of a REST answer body: `{"response":{"errors":[…]}}` or TimeInTransit's `{"errors":[…]}`.
@@ -236,34 +341,51 @@ pub fn json_text_value(v: &serde_json::Value) -> String {
 mod tests {
     use super::*;
 
+    fn with_key() -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert("accesslicensenumber", http::HeaderValue::from_static("K"));
+        h
+    }
+
     #[test]
     fn detection_is_by_path_then_header() {
-        let r = detect("/rest/Rate", false).unwrap();
+        let r = detect("/rest/Rate", &http::HeaderMap::new()).unwrap();
         assert_eq!(
-            (r.dialect.as_str(), r.service.as_str()),
+            (r.dialect.name(), r.service.as_str()),
             ("legacy_json", "Rate")
         );
-        assert_eq!(detect("/JSON/Track/", false).unwrap().service, "Track");
         assert_eq!(
-            detect("/ship/v1801/shipments", true).unwrap().dialect,
-            Dialect::HeaderJson
+            detect("/JSON/Track/", &http::HeaderMap::new())
+                .unwrap()
+                .service,
+            "Track"
         );
         assert_eq!(
-            detect("/ship/v1801/shipments", false).unwrap().dialect,
-            Dialect::HeaderJson
+            detect("/ship/v1801/shipments", &with_key())
+                .unwrap()
+                .dialect
+                .name(),
+            "header_json"
         );
-        assert!(detect("/api/rating/v2409/Rate", false).is_none());
-        assert!(detect("/api/rating/v2409/Rate", true).is_some());
-        assert!(detect("/favicon.ico", true).is_none());
-        assert!(detect("/rest/", false).is_none());
-        let r = detect("/UPS.APP/xml/ShipConfirm", false).unwrap();
         assert_eq!(
-            (r.dialect.as_str(), r.service.as_str()),
+            detect("/ship/v1801/shipments", &http::HeaderMap::new())
+                .unwrap()
+                .dialect
+                .name(),
+            "header_json"
+        );
+        assert!(detect("/api/rating/v2409/Rate", &http::HeaderMap::new()).is_none());
+        assert!(detect("/api/rating/v2409/Rate", &with_key()).is_some());
+        assert!(detect("/favicon.ico", &with_key()).is_none());
+        assert!(detect("/rest/", &http::HeaderMap::new()).is_none());
+        let r = detect("/UPS.APP/xml/ShipConfirm", &http::HeaderMap::new()).unwrap();
+        assert_eq!(
+            (r.dialect.name(), r.service.as_str()),
             ("xml", "ShipConfirm")
         );
-        let r = detect("/webservices/Rate", false).unwrap();
-        assert_eq!((r.dialect.as_str(), r.service.as_str()), ("soap", "Rate"));
-        assert!(detect("/webservices/", false).is_none());
+        let r = detect("/webservices/Rate", &http::HeaderMap::new()).unwrap();
+        assert_eq!((r.dialect.name(), r.service.as_str()), ("soap", "Rate"));
+        assert!(detect("/webservices/", &http::HeaderMap::new()).is_none());
     }
 
     #[test]

@@ -30,21 +30,6 @@ pub struct AnswerShape {
     pub customer_context: Option<String>,
     /// Track: return every activity (`RequestOption` `1`/`activity`) or only the latest.
     pub all_activity: bool,
-    /// What only the XML dialects need (empty for legacy JSON).
-    pub xml: XmlShape,
-}
-
-/// What the SOAP and old-XML answers need to remember from the request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct XmlShape {
-    /// SOAP: the namespace URI of the client's payload element (answered in the same).
-    pub namespace: Option<String>,
-    /// Old XML: the service the client called (answer root and template).
-    pub old: Option<super::old_service::OldService>,
-    /// Old XML: `TransactionReference/XpciVersion` to echo.
-    pub xpci_version: Option<String>,
-    /// Old-XML ShipConfirm: the stored `ShipmentDigest` to answer with.
-    pub digest: Option<String>,
 }
 
 fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -85,7 +70,6 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
         service,
         customer_context,
         all_activity: false,
-        xml: XmlShape::default(),
     };
     let call = |method: Method, path: String, body: RestBody| RestCall {
         method,
@@ -826,7 +810,6 @@ mod tests {
             service: Service::Track,
             customer_context: Some("c1".into()),
             all_activity: false,
-            xml: XmlShape::default(),
         };
         let rest = json!({"trackResponse": {"shipment": [{"inquiryNumber": "1Z1", "package": [{
             "trackingNumber": "1Z1",
@@ -858,7 +841,6 @@ mod tests {
             service: Service::Track,
             customer_context: None,
             all_activity: true,
-            xml: XmlShape::default(),
         };
         let rest = json!({"trackResponse": {"shipment": [{"warnings": [{"code": "TW0001", "message": "Tracking Information Not Found"}]}]}});
         let Converted::Errors(e) = from_rest(&shape, &rest) else {

@@ -26,11 +26,11 @@ use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Accounts, LegacyCredentials};
 use crate::config::{Environment, HostPolicy};
-use crate::dialect::services::AnswerShape;
-pub use crate::dialect::Answer;
-use crate::dialect::{self, header, BodyDialect, Dialect, Failure, Plan, Route};
+use crate::dialect::{self, Answered, Dialect, Failure, Request};
+pub use crate::dialect::{Answer, Head, Route};
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker, TokenError};
+pub use crate::rest::RestAnswer;
 use crate::rest::RestCall;
 use digest::{Accept, ShipDigests};
 use replay::{Begin, Replays};
@@ -39,12 +39,6 @@ use replay::{Begin, Replays};
 pub const NEGOTIATED_ASKED: &[u8] = b"NegotiatedRatesIndicator";
 /// Seen in a rate answer: UPS gave them.
 pub const NEGOTIATED_GIVEN: &[u8] = b"NegotiatedRateCharges";
-
-/// An answer from UPS, fully read.
-pub struct RestAnswer {
-    pub status: u16,
-    pub body: Bytes,
-}
 
 /// Sees each chunk of a streamed body on its way.
 pub type Tap = Box<dyn FnMut(&[u8]) + Send>;
@@ -137,7 +131,7 @@ pub struct Exchange {
     /// The UPS environment whose host the client called (TLS name, CONNECT target or
     /// `Host`); `None` when it called upsbridge by its own name.
     pub called: Option<Environment>,
-    pub dialect: Option<Dialect>,
+    pub dialect: Option<&'static dyn Dialect>,
     pub service: &'static str,
     pub account: Option<Arc<Account>>,
     /// Set when upsbridge answered with its own error.
@@ -179,6 +173,8 @@ impl Exchange {
 
 /// A header-style request that may go to UPS: where, as whom, with which token.
 pub struct Authorized {
+    /// The (streaming) dialect it speaks.
+    pub dialect: &'static dyn Dialect,
     /// `/api/…` with the client's query string kept; its body is the client's.
     pub target: RestCall,
     pub account: Arc<Account>,
@@ -190,14 +186,6 @@ pub struct Authorized {
 impl Authorized {
     pub fn is_effectful(&self) -> bool {
         replay::is_effectful(&self.target.method, &self.target.path_and_query)
-    }
-}
-
-/// The implementation of a body dialect (`None` for header style, which streams).
-fn body_dialect(dialect: Dialect) -> Option<&'static dyn BodyDialect> {
-    match dialect {
-        Dialect::HeaderJson => None,
-        Dialect::Body(d) => Some(d),
     }
 }
 
@@ -221,41 +209,35 @@ impl Pipeline {
         headers: &http::HeaderMap,
         ex: &mut Exchange,
     ) -> Result<Route, Answer> {
-        let Some(route) = dialect::detect(path, header::has_access_key(headers)) else {
+        let Some(route) = dialect::detect(path, headers) else {
             let failure = Failure::UnknownService(path.to_string());
             self.log_refusal(ex, &failure);
-            return Err(header::refusal(&failure));
+            return Err(dialect::unrouted_refusal(&failure));
         };
         ex.dialect = Some(route.dialect);
         if dialect::has_dot_segment(path) {
             let failure = Failure::Malformed("a `.` or `..` path segment".into());
             self.log_refusal(ex, &failure);
-            return Err(Self::refusal(&route, None, &failure));
+            return Err(route.dialect.refusal(&route, &failure));
         }
         Ok(route)
     }
 
+    /// Whether the route's body is read whole before the request is parsed (else it
+    /// streams: header style).
     pub fn is_body_dialect(route: &Route) -> bool {
-        body_dialect(route.dialect).is_some()
+        !route.dialect.streams()
     }
 
-    /// The refusal of `failure` in the route's dialect.
-    pub fn refusal(route: &Route, shape: Option<&AnswerShape>, failure: &Failure) -> Answer {
-        match body_dialect(route.dialect) {
-            None => header::refusal(failure),
-            Some(d) => d.refusal(route, shape, failure),
-        }
-    }
-
-    /// A header-style request's refusal (REST's error shape), logged.
-    pub fn header_style_refusal(&self, ex: &Exchange, failure: &Failure) -> Answer {
+    /// A streamed request's refusal, logged.
+    pub fn header_style_refusal(&self, route: &Route, ex: &Exchange, failure: &Failure) -> Answer {
         self.log_refusal(ex, failure);
-        header::refusal(failure)
+        route.dialect.refusal(route, failure)
     }
 
     /// Log a refusal in terms ops can act on.
     pub fn log_refusal(&self, ex: &Exchange, failure: &Failure) {
-        warn!(request_id = %ex.id, dialect = ex.dialect.map(Dialect::as_str).unwrap_or("-"),
+        warn!(request_id = %ex.id, dialect = dialect_name(ex),
               service = ex.service, account = ex.account_name(), kind = failure.kind(),
               origin = ?failure.origin(), retryable = failure.retryable(), "refused: {failure}");
     }
@@ -312,29 +294,31 @@ impl Pipeline {
         }
     }
 
-    /// Header style: map the path, authenticate, get the token. The body is not read.
+    /// Streaming mode (header style): parse the head, authenticate, get the token. The body
+    /// is not read.
     pub async fn header_style(
         &self,
-        method: &Method,
-        uri: &http::Uri,
-        headers: &http::HeaderMap,
+        route: &Route,
+        head: &Head<'_>,
         ex: &mut Exchange,
     ) -> Result<Authorized, Failure> {
-        let has_body = headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v != "0")
-            || headers.contains_key(http::header::TRANSFER_ENCODING);
-        let target = header::map(method, uri.path(), uri.query(), has_body)
-            .ok_or_else(|| Failure::UnknownService(uri.path().to_string()))?;
+        let parsed = route.dialect.parse(route, head, &[])?;
+        let target = match parsed.request? {
+            Request::Streamed(call) => call,
+            Request::Answered(_) => {
+                return Err(Failure::UnknownService(format!(
+                    "{} does not stream",
+                    route.dialect.name()
+                )))
+            }
+        };
         ex.service = service_label(&target.path_and_query);
-        if let Some(h) = header::repeated_credential_header(headers) {
-            return Err(Failure::Malformed(format!("the {h} header is sent twice")));
-        }
-        let account = self.authenticate(&header::credentials(headers), ex).await?;
+        let account = self.authenticate(&parsed.credentials, ex).await?;
         ex.account = Some(account.clone());
         let env = self.environment(&account, ex);
         let token = self.tokens.token(&account, env).await?;
         Ok(Authorized {
+            dialect: route.dialect,
             target,
             account,
             env,
@@ -352,10 +336,10 @@ impl Pipeline {
     ) -> Result<Answer, Failure> {
         let call = auth.target;
         let body = (!body.is_empty()).then_some(body);
+        // (Its time to UPS is observed in `finish`, as for every streamed-mode request.)
         let answer = self
             .effectful_call(&auth.account, auth.env, auth.token, &call, body, ex)
             .await?;
-        self.metrics.observe_upstream(ex.started.elapsed());
         Ok(Answer {
             status: answer.status,
             content_type: "application/json",
@@ -375,7 +359,7 @@ impl Pipeline {
         host: HeaderValue,
         ex: &Exchange,
     ) -> Result<(), Failure> {
-        header::strip_for_ups(headers);
+        auth.dialect.strip_for_ups(headers);
         headers.insert(http::header::HOST, host);
         headers.insert(http::header::AUTHORIZATION, authorization(&auth.token)?);
         if !headers.contains_key("transid") {
@@ -440,94 +424,61 @@ impl Pipeline {
     pub async fn body_dialect(
         self: &Arc<Self>,
         route: &Route,
+        head: &Head<'_>,
         body: Result<Bytes, Failure>,
         ex: &mut Exchange,
     ) -> Answer {
-        let Some(d) = body_dialect(route.dialect) else {
-            return header::refusal(&Failure::UnknownService(route.service.clone()));
-        };
-        let mut shape = None;
-        match self.body_dialect_call(d, route, body, ex, &mut shape).await {
+        let mut understood = None;
+        match self.answered(route, head, body, ex, &mut understood).await {
             Ok(answer) => answer,
             Err(failure) => {
                 self.log_refusal(ex, &failure);
-                d.refusal(route, shape.as_ref(), &failure)
+                match &understood {
+                    // Echoes what the dialect may echo (old XML's CustomerContext), nothing more.
+                    Some(request) => request.refusal(&failure),
+                    None => route.dialect.refusal(route, &failure),
+                }
             }
         }
     }
 
-    /// `shape` is filled in as soon as the request is understood, for the refusal's shape.
-    async fn body_dialect_call(
+    /// `understood` is filled in as soon as the request is understood, for the refusal's shape.
+    async fn answered(
         self: &Arc<Self>,
-        dialect: &dyn BodyDialect,
         route: &Route,
+        head: &Head<'_>,
         body: Result<Bytes, Failure>,
         ex: &mut Exchange,
-        shape: &mut Option<AnswerShape>,
+        understood: &mut Option<Box<dyn Answered>>,
     ) -> Result<Answer, Failure> {
         let body = body.inspect_err(|_| ex.framing_error = true)?;
-        let parsed = dialect.parse(route, &body)?;
-        if let Ok((_, s)) = &parsed.plan {
-            // Lets a refusal echo the client's own CustomerContext (old XML); nothing more.
-            *shape = Some(s.clone());
-        }
+        let parsed = route.dialect.parse(route, head, &body)?;
+        let request = match parsed.request {
+            Ok(Request::Answered(request)) => Ok(understood.insert(request)),
+            Ok(Request::Streamed(_)) => Err(Failure::UnknownService(format!(
+                "{} streams",
+                route.dialect.name()
+            ))),
+            Err(failure) => Err(failure),
+        };
         let account = self.authenticate(&parsed.credentials, ex).await?;
         ex.account = Some(account.clone());
-        let (plan, answer_shape) = parsed.plan?;
-        ex.service = answer_shape.service.name();
-        let answer_shape = shape.insert(answer_shape);
+        let request = request?;
+        ex.service = request.service();
         let env = self.environment(&account, ex);
         let token = self.tokens.token(&account, env).await?;
-        match plan {
-            Plan::Call { call, body } => {
-                let answer = if replay::is_effectful(&call.method, &call.path_and_query) {
-                    self.effectful_call(&account, env, token, &call, body, ex)
-                        .await?
-                } else {
-                    self.call_ups(&account, env, token, &call, body, &ex.id, ex.service)
-                        .await?
-                };
-                self.metrics.observe_upstream(ex.started.elapsed());
-                Ok(dialect.answer(answer_shape, answer.status, answer.body))
-            }
-            Plan::ShipConfirm {
-                rate,
-                rate_body,
-                ship,
-                ship_body,
-            } => {
-                ex.service = "ship_confirm";
-                let answer = self
-                    .call_ups(
-                        &account,
-                        env,
-                        token,
-                        &rate,
-                        Some(rate_body),
-                        &ex.id,
-                        ex.service,
-                    )
-                    .await?;
-                self.metrics.observe_upstream(ex.started.elapsed());
-                if (200..300).contains(&answer.status) {
-                    let digest = self
-                        .digests
-                        .create(account.name(), &ship, &ship_body)
-                        .await?;
-                    answer_shape.xml.digest = Some(digest);
-                }
-                Ok(dialect.answer(answer_shape, answer.status, answer.body))
-            }
-            Plan::ShipAccept { digest } => {
-                ex.service = "ship_accept";
-                let (status, body) = self.ship_accept(&account, env, token, &digest, ex).await?;
-                Ok(dialect.answer(answer_shape, status, body))
-            }
-        }
+        let mut ups = AccountUps {
+            pipeline: self,
+            account: &account,
+            env,
+            token,
+            ex,
+        };
+        request.exchange(&mut ups).await
     }
 
-    /// Old XML's second phase: ship what the digest's ShipConfirm priced, once.
-    async fn ship_accept(
+    /// Make a prepared call (old XML's ShipAccept of what its ShipConfirm priced), once.
+    async fn make_prepared(
         self: &Arc<Self>,
         account: &Arc<Account>,
         env: Environment,
@@ -796,7 +747,7 @@ impl Pipeline {
         ex.status = answer.status;
         ex.error_kind = answer.error_kind;
         if answer.dropped_fields > 0 {
-            let dialect = ex.dialect.map(Dialect::as_str).unwrap_or("unknown");
+            let dialect = dialect_name(ex);
             self.metrics
                 .count_dropped_fields(dialect, ex.service, answer.dropped_fields);
         }
@@ -815,7 +766,7 @@ impl Pipeline {
             );
             tokio::spawn(async move { this.settle(keep, replayed, delivered, &id).await });
         }
-        let dialect = ex.dialect.map(Dialect::as_str).unwrap_or("unknown");
+        let dialect = dialect_name(&ex);
         let outcome = match (ex.error_kind, ex.status, delivered) {
             (Some(kind), _, _) => kind,
             (None, 200..=299, true) => "ok",
@@ -823,7 +774,7 @@ impl Pipeline {
             (None, _, _) => "ups_error",
         };
         self.metrics.count_request(dialect, ex.service, outcome);
-        if ex.dialect == Some(Dialect::HeaderJson) && ex.error_kind.is_none() {
+        if ex.dialect.is_some_and(|d| d.streams()) && ex.error_kind.is_none() {
             self.metrics.observe_upstream(ex.started.elapsed());
         }
         if let Some(a) = &ex.account {
@@ -850,6 +801,61 @@ impl Pipeline {
             ms = ex.started.elapsed().as_millis() as u64,
             "request"
         );
+    }
+}
+
+/// The request's dialect in logs and metrics.
+fn dialect_name(ex: &Exchange) -> &'static str {
+    ex.dialect.map(|d| d.name()).unwrap_or("unknown")
+}
+
+/// UPS as one authenticated body-dialect request uses it: the account's bearer, the 401
+/// retry, kept answers for effectful calls and the upstream timing, all in the pipeline.
+struct AccountUps<'a> {
+    pipeline: &'a Arc<Pipeline>,
+    account: &'a Arc<Account>,
+    env: Environment,
+    token: Arc<CachedToken>,
+    ex: &'a mut Exchange,
+}
+
+#[async_trait::async_trait]
+impl dialect::Ups for AccountUps<'_> {
+    async fn call(&mut self, call: &RestCall, body: Option<Bytes>) -> Result<RestAnswer, Failure> {
+        let (p, ex) = (self.pipeline, &mut *self.ex);
+        let answer = if replay::is_effectful(&call.method, &call.path_and_query) {
+            p.effectful_call(self.account, self.env, self.token.clone(), call, body, ex)
+                .await?
+        } else {
+            let token = self.token.clone();
+            p.call_ups(
+                self.account,
+                self.env,
+                token,
+                call,
+                body,
+                &ex.id,
+                ex.service,
+            )
+            .await?
+        };
+        p.metrics.observe_upstream(ex.started.elapsed());
+        Ok(answer)
+    }
+
+    async fn prepare(&mut self, call: RestCall, body: Bytes) -> Result<String, Failure> {
+        self.pipeline
+            .digests
+            .create(self.account.name(), &call, &body)
+            .await
+    }
+
+    async fn make_prepared(&mut self, handle: &str) -> Result<RestAnswer, Failure> {
+        let (p, token) = (self.pipeline, self.token.clone());
+        let (status, body) = p
+            .make_prepared(self.account, self.env, token, handle, self.ex)
+            .await?;
+        Ok(RestAnswer { status, body })
     }
 }
 
@@ -1136,13 +1142,16 @@ mod tests {
     ) -> Answer {
         let mut ex = Exchange::new(None);
         ex.called = called;
-        let route = b
-            .pipeline
-            .route(path, &http::HeaderMap::new(), &mut ex)
-            .unwrap();
+        let (method, uri, headers) = (Method::POST, path.parse().unwrap(), http::HeaderMap::new());
+        let head = Head {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
+        };
+        let route = b.pipeline.route(path, &headers, &mut ex).unwrap();
         let answer = b
             .pipeline
-            .body_dialect(&route, Ok(Bytes::from(body.to_string())), &mut ex)
+            .body_dialect(&route, &head, Ok(Bytes::from(body.to_string())), &mut ex)
             .await;
         b.pipeline.answering(&mut ex, &answer);
         b.pipeline.finish(ex, true);

@@ -33,7 +33,7 @@ use tracing::{debug, warn};
 
 use crate::config::Environment;
 use crate::error::Failure;
-use crate::pipeline::Answer;
+use crate::pipeline::{Answer, Head, Route};
 use crate::pipeline::{Exchange, Pipeline, Scan};
 use body::AnswerBody;
 pub use tunnel::Entry;
@@ -140,28 +140,33 @@ impl ProxyApp {
             Ok(route) => route,
             Err(answer) => return self.answer(ex, answer, !body.is_end_stream()),
         };
+        let head = Head {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+        };
         if Pipeline::is_body_dialect(&route) {
             let body = body::read_whole(body, &parts.headers, self.pipeline.max_body_bytes).await;
-            let answer = self.pipeline.body_dialect(&route, body, &mut ex).await;
+            let answer = self
+                .pipeline
+                .body_dialect(&route, &head, body, &mut ex)
+                .await;
             return self.answer(ex, answer, false);
         }
         let p = &self.pipeline;
         let failure =
-            match p
-                .header_style(&parts.method, &parts.uri, &parts.headers, &mut ex)
-                .await
-            {
+            match p.header_style(&route, &head, &mut ex).await {
                 Ok(auth) if !auth.is_effectful() => {
                     let upstream = match self.upstreams.of(auth.env) {
                         Ok(u) => u,
-                        Err(f) => return self.refuse(ex, f),
+                        Err(f) => return self.refuse(&route, ex, f),
                     };
                     let scan = p.scan(&auth, &ex);
                     let mut headers = parts.headers;
                     if let Err(f) =
                         p.headers_for_ups(&auth, &mut headers, upstream.host_header(), &ex)
                     {
-                        return self.refuse(ex, f);
+                        return self.refuse(&route, ex, f);
                     }
                     let mut up = Request::new(Payload::Stream {
                         body,
@@ -171,7 +176,7 @@ impl ProxyApp {
                     *up.headers_mut() = headers;
                     match upstream.uri(&auth.target.path_and_query) {
                         Ok(uri) => *up.uri_mut() = uri,
-                        Err(f) => return self.refuse(ex, f),
+                        Err(f) => return self.refuse(&route, ex, f),
                     }
                     match upstream.send(up).await {
                         Ok(resp) => return self.stream(ex, scan, resp),
@@ -196,11 +201,11 @@ impl ProxyApp {
                 }
                 Err(f) => f,
             };
-        self.refuse(ex, failure)
+        self.refuse(&route, ex, failure)
     }
 
-    fn refuse(&self, ex: Exchange, failure: Failure) -> Response<AnswerBody> {
-        let answer = self.pipeline.header_style_refusal(&ex, &failure);
+    fn refuse(&self, route: &Route, ex: Exchange, failure: Failure) -> Response<AnswerBody> {
+        let answer = self.pipeline.header_style_refusal(route, &ex, &failure);
         self.answer(ex, answer, true)
     }
 

@@ -36,6 +36,13 @@ pub struct RestCall {
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// UPS's answer to one REST call, read whole.
+#[derive(Debug, Clone)]
+pub struct RestAnswer {
+    pub status: u16,
+    pub body: bytes::Bytes,
+}
+
 /// `POST /api/rating/{v}/{requestoption}`.
 pub const RATING: &str = "v2409";
 /// `POST /api/shipments/{v}/ship` and `DELETE /api/shipments/{v}/void/cancel/{id}`.

@@ -6,9 +6,58 @@
 use bytes::Bytes;
 use http::Method;
 
-use super::{Answer, Failure};
+use super::{Answer, Dialect, Failure, Head, Parsed, Request, Route};
 use crate::accounts::LegacyCredentials;
 use crate::rest::{RestBody, RestCall};
+
+/// The header-style dialect: the same [`Dialect`] as the others, in streaming mode.
+pub struct HeaderJson;
+
+impl Dialect for HeaderJson {
+    fn name(&self) -> &'static str {
+        "header_json"
+    }
+
+    /// A legacy JSON path is header style even without credentials (then refused as such);
+    /// `/api/…` is header style only when legacy credentials are present.
+    fn detect(&self, _path: &str, lower: &str, headers: &http::HeaderMap) -> Option<String> {
+        let legacy_path = is_header_style_path(lower) && !lower.starts_with("/api/");
+        let api_with_key = lower.starts_with("/api/") && has_access_key(headers);
+        (legacy_path || api_with_key).then(String::new)
+    }
+
+    fn streams(&self) -> bool {
+        true
+    }
+
+    fn strip_for_ups(&self, headers: &mut http::HeaderMap) {
+        strip_for_ups(headers)
+    }
+
+    /// From the head alone: an unknown path or a repeated credential header is refused at
+    /// once (before authentication, as UPS did).
+    fn parse(&self, _route: &Route, head: &Head<'_>, _body: &[u8]) -> Result<Parsed, Failure> {
+        let has_body = head
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v != "0")
+            || head.headers.contains_key(http::header::TRANSFER_ENCODING);
+        let path = head.uri.path();
+        let call = map(head.method, path, head.uri.query(), has_body)
+            .ok_or_else(|| Failure::UnknownService(path.to_string()))?;
+        if let Some(h) = repeated_credential_header(head.headers) {
+            return Err(Failure::Malformed(format!("the {h} header is sent twice")));
+        }
+        Ok(Parsed {
+            credentials: credentials(head.headers),
+            request: Ok(Request::Streamed(call)),
+        })
+    }
+
+    fn refusal(&self, _route: &Route, failure: &Failure) -> Answer {
+        refusal(failure)
+    }
+}
 
 /// Headers a client may send that must never reach UPS: its legacy credentials, anything
 /// that authenticates elsewhere, and hop-by-hop headers of its own connection.
@@ -27,19 +76,19 @@ const STRIPPED_HEADERS: [http::HeaderName; 11] = [
 ];
 
 /// Remove every header that must not reach UPS (see [`STRIPPED_HEADERS`]).
-pub fn strip_for_ups(headers: &mut http::HeaderMap) {
+fn strip_for_ups(headers: &mut http::HeaderMap) {
     for h in &STRIPPED_HEADERS {
         headers.remove(h);
     }
 }
 
 /// Does the request carry a legacy access key header (header style on `/api/…`)?
-pub fn has_access_key(headers: &http::HeaderMap) -> bool {
+fn has_access_key(headers: &http::HeaderMap) -> bool {
     headers.contains_key("accesslicensenumber")
 }
 
 /// Paths header-style clients use (lower-cased).
-pub fn is_header_style_path(lower: &str) -> bool {
+fn is_header_style_path(lower: &str) -> bool {
     [
         "/ship/",
         "/track/",
@@ -56,7 +105,7 @@ pub fn is_header_style_path(lower: &str) -> bool {
 }
 
 /// A credential header sent twice (`None` when each is sent at most once).
-pub fn repeated_credential_header(headers: &http::HeaderMap) -> Option<&'static str> {
+fn repeated_credential_header(headers: &http::HeaderMap) -> Option<&'static str> {
     ["AccessLicenseNumber", "Username", "Password"]
         .into_iter()
         .find(|h| headers.get_all(*h).iter().count() > 1)

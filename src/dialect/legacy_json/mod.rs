@@ -14,28 +14,53 @@ use serde_json::{json, Map, Value};
 
 use super::legacy_schema::{self, Family};
 use super::services::{self, AnswerShape, Converted, RestBody, Service};
-use super::{rest_errors, Answer, BodyDialect, Failure, Parsed, Plan, Route, Severity, UpsError};
+use super::{
+    rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route, Severity, Ups,
+    UpsError,
+};
 use crate::accounts::LegacyCredentials;
+use crate::rest::RestCall;
 
 /// The legacy JSON dialect.
 pub struct LegacyJson;
 
-impl BodyDialect for LegacyJson {
+impl Dialect for LegacyJson {
     fn name(&self) -> &'static str {
         "legacy_json"
     }
 
-    fn path_prefixes(&self) -> &'static [&'static str] {
-        &["/rest/", "/json/"]
+    fn detect(&self, path: &str, lower: &str, _headers: &http::HeaderMap) -> Option<String> {
+        super::service_after(&["/rest/", "/json/"], path, lower)
     }
 
-    fn parse(&self, _route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
+    fn parse(&self, _route: &Route, _head: &Head<'_>, body: &[u8]) -> Result<Parsed, Failure> {
         parse(body)
     }
-    fn answer(&self, shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
-        answer(shape, status, body)
+
+    fn refusal(&self, _route: &Route, failure: &Failure) -> Answer {
+        refusal(failure)
     }
-    fn refusal(&self, _route: &Route, _shape: Option<&AnswerShape>, failure: &Failure) -> Answer {
+}
+
+/// A legacy JSON request understood: its one REST call, and what its answer needs.
+struct JsonRequest {
+    shape: AnswerShape,
+    call: RestCall,
+    body: Option<Bytes>,
+}
+
+#[async_trait::async_trait]
+impl Answered for JsonRequest {
+    fn service(&self) -> &'static str {
+        self.shape.service.name()
+    }
+
+    async fn exchange(&mut self, ups: &mut dyn Ups) -> Result<Answer, Failure> {
+        let rest = ups.call(&self.call, self.body.take()).await?;
+        Ok(answer(&self.shape, rest.status, rest.body))
+    }
+
+    fn refusal(&self, failure: &Failure) -> Answer {
         refusal(failure)
     }
 }
@@ -77,8 +102,11 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
         Some((_, raw)) => credentials(raw),
         None => LegacyCredentials::none(),
     };
-    let plan = rest_call(text, &members);
-    Ok(Parsed { credentials, plan })
+    let request = rest_call(text, &members);
+    Ok(Parsed {
+        credentials,
+        request,
+    })
 }
 
 /// The members of the top-level object in order, duplicates kept (a map would hide them).
@@ -144,7 +172,7 @@ fn credentials(raw: &RawValue) -> LegacyCredentials {
     )
 }
 
-fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<(Plan, AnswerShape), Failure> {
+fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<Request, Failure> {
     let (root, raw, service) = members
         .iter()
         .find_map(|(k, v)| Service::from_request_root(k).map(|s| (k.as_str(), *v, s)))
@@ -165,7 +193,11 @@ fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<(Plan, Answe
         RestBody::Unchanged if had_nulls => Some(Bytes::from(json!({ root: request }).to_string())),
         RestBody::Unchanged => Some(Bytes::from(without_security(text, members))),
     };
-    Ok((Plan::Call { call, body }, shape))
+    Ok(Request::Answered(Box::new(JsonRequest {
+        shape,
+        call,
+        body,
+    })))
 }
 
 /// Drop `null` members and array items (REST refuses them); true if any was found.
@@ -317,6 +349,11 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::CannedUps;
+
+    fn sent(p: Parsed) -> (RestCall, Option<Bytes>) {
+        CannedUps::sent(p)
+    }
 
     const RATE: &str = r#"{"UPSSecurity":{"UsernameToken":{"Username":"legacyuser","Password":"legacypass"},"ServiceAccessToken":{"AccessLicenseNumber":"ACCESSKEY123"}},
  "RateRequest": {"Request":{"RequestOption":"Shop"},  "Shipment":{"Shipper":{"ShipperNumber":"9Y9Y9Y"}}}}"#;
@@ -327,9 +364,7 @@ mod tests {
         assert_eq!(p.credentials.access_key, "ACCESSKEY123");
         assert_eq!(p.credentials.user_id, "legacyuser");
         assert_eq!(p.credentials.password.expose(), "legacypass");
-        let (Plan::Call { call, body }, _) = p.plan.unwrap() else {
-            panic!("one call")
-        };
+        let (call, body) = sent(p);
         assert_eq!(call.path_and_query, "/api/rating/v2409/Shop");
         assert_eq!(
             std::str::from_utf8(&body.unwrap()).unwrap(),
@@ -342,9 +377,7 @@ mod tests {
         let body = r#"{"XAVRequest":{"AddressKeyFormat":{"AddressLine":"5 Oak Ave","CountryCode":"US"}} , "Security":{"UsernameToken":{"Username":"u","Password":"p"},"UPSServiceAccessToken":{"AccessLicenseNumber":"K"}}}"#;
         let p = parse(body.as_bytes()).unwrap();
         assert_eq!(p.credentials.access_key, "K");
-        let (Plan::Call { call, body }, _) = p.plan.unwrap() else {
-            panic!("one call")
-        };
+        let (call, body) = sent(p);
         assert_eq!(call.path_and_query, "/api/addressvalidation/v2/1");
         assert!(!String::from_utf8(body.unwrap().to_vec())
             .unwrap()
@@ -354,9 +387,7 @@ mod tests {
     #[test]
     fn nulls_are_dropped_by_rebuilding() {
         let body = r#"{"UPSSecurity":{},"ShipmentRequest":{"Shipment":{"Package":{"Dimensions":{"Height":null}}}}}"#;
-        let (Plan::Call { body, .. }, _) = parse(body.as_bytes()).unwrap().plan.unwrap() else {
-            panic!("one call")
-        };
+        let (_, body) = sent(parse(body.as_bytes()).unwrap());
         assert_eq!(
             std::str::from_utf8(&body.unwrap()).unwrap(),
             r#"{"ShipmentRequest":{"Shipment":{"Package":{"Dimensions":{}}}}}"#
@@ -369,22 +400,16 @@ mod tests {
         assert!(matches!(parse(b"{\"a\":"), Err(Failure::Malformed(_))));
         assert!(matches!(parse(b"[1]"), Err(Failure::Malformed(_))));
         let p = parse(br#"{"UPSSecurity":{},"FooRequest":{}}"#).unwrap();
-        assert!(matches!(p.plan, Err(Failure::UnknownService(_))));
+        assert!(matches!(p.request, Err(Failure::UnknownService(_))));
     }
 
     #[test]
     fn rest_errors_become_a_fault() {
-        let shape = AnswerShape {
-            service: Service::Rate,
-            customer_context: None,
-            all_activity: false,
-            xml: Default::default(),
-        };
-        let a = answer(
-            &shape,
+        let mut ups = CannedUps::new(
             400,
-            Bytes::from_static(br#"{"response":{"errors":[{"code":"111210","message":"bad"}]}}"#),
+            &br#"{"response":{"errors":[{"code":"111210","message":"bad"}]}}"#[..],
         );
+        let a = ups.run(parse(RATE.as_bytes()).unwrap().request).unwrap();
         let v: Value = serde_json::from_slice(&a.body).unwrap();
         assert_eq!(a.status, 400);
         assert_eq!(

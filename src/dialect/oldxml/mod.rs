@@ -8,18 +8,20 @@
 //! Track, AV ranks), always HTTP 200 with `Response/ResponseStatusCode` 1 or 0 and
 //! `Response/Error`, echoing `CustomerContext` and `XpciVersion`.
 //!
-//! ShipConfirm/ShipAccept: confirm prices the translated ship request with one
-//! Rate call and the proxy stores it under a digest; accept ships it (see
-//! `pipeline::digest`). Never log or echo `AccessRequest` content.
+//! ShipConfirm/ShipAccept are this dialect's own exchange with UPS: confirm prices
+//! the translated ship request with one Rate call and has the ship call prepared
+//! under a digest ([`Ups::prepare`]); accept makes it, once
+//! ([`Ups::make_prepared`]). Never log or echo `AccessRequest` content.
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::schema::{self, f, Field, Rule, Src};
-use super::services::{self, AnswerShape, RestBody, RestCall, Service, XmlShape};
+use super::services::{self, AnswerShape, RestBody, RestCall, Service};
 use super::xmljson::{self, Element};
 use super::{
-    json_text, rest_errors, Answer, BodyDialect, Failure, Parsed, Plan, Route, Severity, UpsError,
+    json_text, rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route,
+    Severity, Ups, UpsError,
 };
 use crate::accounts::LegacyCredentials;
 
@@ -571,28 +573,102 @@ const TNT_ANSWER: &[Field] = &[f(
 /// The old-XML dialect.
 pub struct OldXml;
 
-impl BodyDialect for OldXml {
+impl Dialect for OldXml {
     fn name(&self) -> &'static str {
         "xml"
     }
 
-    fn path_prefixes(&self) -> &'static [&'static str] {
-        &["/ups.app/xml/"]
+    fn detect(&self, path: &str, lower: &str, _headers: &http::HeaderMap) -> Option<String> {
+        super::service_after(&["/ups.app/xml/"], path, lower)
     }
 
-    fn parse(&self, route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
+    fn parse(&self, route: &Route, _head: &Head<'_>, body: &[u8]) -> Result<Parsed, Failure> {
         parse(route, body)
     }
-    fn answer(&self, shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
-        answer(shape, status, body)
-    }
-    fn refusal(&self, route: &Route, shape: Option<&AnswerShape>, failure: &Failure) -> Answer {
-        let root = shape
-            .and_then(|s| s.xml.old)
-            .or_else(|| OldService::from_path(&route.service))
+
+    fn refusal(&self, route: &Route, failure: &Failure) -> Answer {
+        let root = OldService::from_path(&route.service)
             .map(|s| s.response_root().to_string())
             .unwrap_or_else(|| unknown_root(&route.service));
-        error_document(&root, shape, &[failure.ups_error()], Some(failure.kind()))
+        error_document(&root, None, &[failure.ups_error()], Some(failure.kind()))
+    }
+}
+
+/// What an old-XML answer is rooted in and echoes: the service called, the XOLTWS shape its
+/// REST answer is read through (`CustomerContext`, Track's activity option) and `XpciVersion`.
+#[derive(Debug, Clone)]
+pub struct OldShape {
+    pub old: OldService,
+    pub shape: AnswerShape,
+    pub xpci_version: Option<String>,
+}
+
+/// An old-XML request understood, with its step of the exchange.
+struct OldXmlRequest {
+    shape: OldShape,
+    step: Step,
+}
+
+enum Step {
+    /// One REST call.
+    Call { call: RestCall, body: Option<Bytes> },
+    /// ShipConfirm: price the shipment with `rate` (nothing is created at UPS); on success
+    /// prepare `ship` under a digest and answer the price with it.
+    Confirm {
+        rate: RestCall,
+        rate_body: Bytes,
+        ship: RestCall,
+        ship_body: Bytes,
+    },
+    /// ShipAccept: make the digest's prepared ship call; a repeated accept gets the first
+    /// accept's answer.
+    Accept { digest: String },
+}
+
+#[async_trait::async_trait]
+impl Answered for OldXmlRequest {
+    fn service(&self) -> &'static str {
+        match self.step {
+            Step::Call { .. } => self.shape.shape.service.name(),
+            Step::Confirm { .. } => "ship_confirm",
+            Step::Accept { .. } => "ship_accept",
+        }
+    }
+
+    async fn exchange(&mut self, ups: &mut dyn Ups) -> Result<Answer, Failure> {
+        let (rest, digest) = match &mut self.step {
+            Step::Call { call, body } => (ups.call(call, body.take()).await?, None),
+            Step::Confirm {
+                rate,
+                rate_body,
+                ship,
+                ship_body,
+            } => {
+                let rest = ups.call(rate, Some(rate_body.clone())).await?;
+                let digest = if (200..300).contains(&rest.status) {
+                    Some(ups.prepare(ship.clone(), ship_body.clone()).await?)
+                } else {
+                    None
+                };
+                (rest, digest)
+            }
+            Step::Accept { digest } => (ups.make_prepared(digest).await?, None),
+        };
+        Ok(answer(
+            &self.shape,
+            rest.status,
+            rest.body,
+            digest.as_deref(),
+        ))
+    }
+
+    fn refusal(&self, failure: &Failure) -> Answer {
+        error_document(
+            self.shape.old.response_root(),
+            Some(&self.shape),
+            &[failure.ups_error()],
+            Some(failure.kind()),
+        )
     }
 }
 
@@ -634,8 +710,11 @@ pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
         // No AccessRequest: refused as missing credentials (250003).
         (LegacyCredentials::none(), Ok(first))
     };
-    let plan = request.and_then(|r| plan(route, &r));
-    Ok(Parsed { credentials, plan })
+    let request = request.and_then(|r| understood(route, &r));
+    Ok(Parsed {
+        credentials,
+        request,
+    })
 }
 
 /// The request document (content of its root) as JSON, rewritten by a service's tables.
@@ -666,7 +745,7 @@ fn label_stock_portrait(v: &mut Value) {
     }
 }
 
-fn plan(route: &Route, req: &Element) -> Result<(Plan, AnswerShape), Failure> {
+fn understood(route: &Route, req: &Element) -> Result<Request, Failure> {
     let mut svc = OldService::from_path(&route.service)
         .ok_or_else(|| Failure::UnknownService(route.service.clone()))?;
     if svc == OldService::Av && req.child("AddressKeyFormat").is_some() {
@@ -678,19 +757,15 @@ fn plan(route: &Route, req: &Element) -> Result<(Plan, AnswerShape), Failure> {
             req.name, route.service
         )));
     }
-    let xml = XmlShape {
-        old: Some(svc),
-        xpci_version: req
-            .text_at("Request/TransactionReference/XpciVersion")
-            .map(str::to_string),
-        ..XmlShape::default()
-    };
+    let xpci_version = req
+        .text_at("Request/TransactionReference/XpciVersion")
+        .map(str::to_string);
     let customer_context = req
         .text_at("Request/TransactionReference/CustomerContext")
         .map(str::to_string);
     let mut v = request_json(svc, req);
     let (service, root) = svc.xoltws();
-    match svc {
+    let (shape, step) = match svc {
         OldService::ShipAccept => {
             let digest = req.text_at("ShipmentDigest").ok_or(Failure::MissingField(
                 "ShipmentAcceptRequest/ShipmentDigest",
@@ -699,14 +774,9 @@ fn plan(route: &Route, req: &Element) -> Result<(Plan, AnswerShape), Failure> {
                 service,
                 customer_context,
                 all_activity: false,
-                xml,
             };
-            Ok((
-                Plan::ShipAccept {
-                    digest: digest.to_string(),
-                },
-                shape,
-            ))
+            let digest = digest.to_string();
+            (shape, Step::Accept { digest })
         }
         OldService::ShipConfirm => {
             xmljson::normalize_arrays(
@@ -719,52 +789,54 @@ fn plan(route: &Route, req: &Element) -> Result<(Plan, AnswerShape), Failure> {
                 &mut rate,
                 schema::arrays("RateRequest").unwrap_or_else(schema::no_arrays),
             );
-            let (rate_call, mut shape) = services::to_rest(Service::Rate, &rate)?;
-            shape.xml = xml;
+            let (rate_call, shape) = services::to_rest(Service::Rate, &rate)?;
             let ship = RestCall {
                 method: http::Method::POST,
                 path_and_query: format!("/api/shipments/{}/ship", crate::rest::SHIPPING),
                 body: RestBody::None,
                 headers: vec![],
             };
-            Ok((
-                Plan::ShipConfirm {
-                    rate: rate_call,
-                    rate_body: Bytes::from(json!({ "RateRequest": rate }).to_string()),
-                    ship,
-                    ship_body: Bytes::from(json!({ "ShipmentRequest": v }).to_string()),
-                },
-                shape,
-            ))
+            let step = Step::Confirm {
+                rate: rate_call,
+                rate_body: Bytes::from(json!({ "RateRequest": rate }).to_string()),
+                ship,
+                ship_body: Bytes::from(json!({ "ShipmentRequest": v }).to_string()),
+            };
+            (shape, step)
         }
         _ => {
             xmljson::normalize_arrays(
                 &mut v,
                 schema::arrays(root).unwrap_or_else(schema::no_arrays),
             );
-            let (call, mut shape) = services::to_rest(service, &v)?;
-            shape.xml = xml;
+            let (call, shape) = services::to_rest(service, &v)?;
             let body = match &call.body {
                 RestBody::None => None,
                 RestBody::Unchanged => Some(Bytes::from(json!({ root: v }).to_string())),
                 RestBody::Json(j) => Some(Bytes::from(j.to_string())),
             };
-            Ok((Plan::Call { call, body }, shape))
+            (shape, Step::Call { call, body })
         }
-    }
+    };
+    let shape = OldShape {
+        old: svc,
+        shape,
+        xpci_version,
+    };
+    Ok(Request::Answered(Box::new(OldXmlRequest { shape, step })))
 }
 
 // ---- answers ----------------------------------------------------------------------------------
 
 /// `Response`: echoed reference, status 1/0, errors (or warnings).
-fn response_block(shape: Option<&AnswerShape>, ok: bool, errors: &[UpsError]) -> Value {
+fn response_block(shape: Option<&OldShape>, ok: bool, errors: &[UpsError]) -> Value {
     let mut r = Map::new();
     let mut reference = Map::new();
     if let Some(s) = shape {
-        if let Some(c) = &s.customer_context {
+        if let Some(c) = &s.shape.customer_context {
             reference.insert("CustomerContext".into(), json!(c));
         }
-        if let Some(x) = &s.xml.xpci_version {
+        if let Some(x) = &s.xpci_version {
             reference.insert("XpciVersion".into(), json!(x));
         }
     }
@@ -801,7 +873,7 @@ fn document(root: &str, members: Map<String, Value>) -> Bytes {
 /// The old error document: the service's response root, `ResponseStatusCode` 0, HTTP 200.
 pub fn error_document(
     root: &str,
-    shape: Option<&AnswerShape>,
+    shape: Option<&OldShape>,
     errors: &[UpsError],
     error_kind: Option<&'static str>,
 ) -> Answer {
@@ -833,9 +905,9 @@ fn warnings(rest: &Value) -> Vec<UpsError> {
         .unwrap_or_default()
 }
 
-/// UPS's REST answer → the old response document.
-pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
-    let svc = shape.xml.old.unwrap_or(OldService::Rate);
+/// UPS's REST answer → the old response document (`digest`: ShipConfirm's, once prepared).
+pub fn answer(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) -> Answer {
+    let svc = shape.old;
     let root = svc.response_root();
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
@@ -851,7 +923,7 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
     let (members, warn) = match svc {
         OldService::Rate => (schema::build(RATE_ANSWER, rest), vec![]),
         OldService::ShipConfirm => {
-            let Some(digest) = &shape.xml.digest else {
+            let Some(digest) = digest else {
                 let f = Failure::unreadable("ShipConfirm digest", "none was stored");
                 return error_document(root, Some(shape), &[f.ups_error()], Some(f.kind()));
             };
@@ -892,7 +964,7 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
             }
             (m, vec![])
         }
-        OldService::Track => match track_answer(shape, &parsed) {
+        OldService::Track => match track_answer(&shape.shape, &parsed) {
             Ok(m) => (m, vec![]),
             Err(e) => return error_document(root, Some(shape), &e, None),
         },
@@ -1035,11 +1107,11 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialect::Dialect;
+    use crate::dialect::{CannedUps, Dialect};
 
     fn route(svc: &str) -> Route {
         Route {
-            dialect: Dialect::Body(&OldXml),
+            dialect: &OldXml,
             service: svc.to_string(),
         }
     }
@@ -1061,9 +1133,7 @@ mod tests {
         assert_eq!(p.credentials.access_key, "ACCESSKEY123");
         assert_eq!(p.credentials.user_id, "legacyuser");
         assert_eq!(p.credentials.password.expose(), "legacypass");
-        let (Plan::Call { call, body }, _) = p.plan.unwrap() else {
-            panic!("call")
-        };
+        let (call, body) = CannedUps::sent(p);
         assert_eq!(call.path_and_query, "/api/rating/v2409/Rate");
         let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
         let expected = json!({"RateRequest":{"Request":{"RequestOption":"Rate"},
@@ -1077,14 +1147,11 @@ mod tests {
 
     #[test]
     fn rate_answer_uses_old_names_in_old_order() {
-        let (_, shape) = parse(&route("rate"), format!("{ACCESS}{RATE}").as_bytes())
-            .unwrap()
-            .plan
-            .unwrap();
+        let p = parse(&route("rate"), format!("{ACCESS}{RATE}").as_bytes()).unwrap();
         let rest = br#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1"}},"RatedShipment":{"Service":{"Code":"03","Description":"Ground"},
           "RatedShipmentAlert":[{"Code":"1","Description":"w1"},{"Code":"2","Description":"w2"}],"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"9.10"},
           "NegotiatedRateCharges":{"TotalCharge":{"CurrencyCode":"USD","MonetaryValue":"7.00"}},"RatedPackage":{"Weight":"3.0"},"ItemizedCharges":[{"Code":"x"}]}}}"#;
-        let a = answer(&shape, 200, Bytes::from_static(rest));
+        let a = CannedUps::new(200, &rest[..]).run(p.request).unwrap();
         assert_eq!(a.status, 200);
         assert_eq!(
             std::str::from_utf8(&a.body).unwrap(),
@@ -1108,23 +1175,20 @@ mod tests {
             format!("{ACCESS}{confirm}").as_bytes(),
         )
         .unwrap();
-        let (
-            Plan::ShipConfirm {
-                rate,
-                rate_body,
-                ship,
-                ship_body,
-            },
-            shape,
-        ) = p.plan.unwrap()
-        else {
-            panic!("confirm")
+        let mut ups = CannedUps::new(200, &br#"{"RateResponse":{}}"#[..]);
+        let answer = ups.run(p.request).unwrap();
+        let [(rate, Some(rate_body)), (ship, Some(ship_body))] = &ups.calls[..] else {
+            panic!("a rate call, then the ship call prepared: {:?}", ups.calls)
         };
         assert_eq!(rate.path_and_query, "/api/rating/v2409/Rate");
         assert_eq!(ship.path_and_query, "/api/shipments/v2409/ship");
-        assert_eq!(shape.customer_context.as_deref(), Some("o-1"));
-        assert_eq!(shape.xml.xpci_version.as_deref(), Some("1.0001"));
-        let s: Value = serde_json::from_slice(&ship_body).unwrap();
+        let text = std::str::from_utf8(&answer.body).unwrap();
+        assert!(
+            text.contains("<TransactionReference><CustomerContext>o-1</CustomerContext><XpciVersion>1.0001</XpciVersion></TransactionReference>")
+                && text.contains("<ShipmentDigest>canned-digest</ShipmentDigest>"),
+            "{text}"
+        );
+        let s: Value = serde_json::from_slice(ship_body).unwrap();
         let sr = &s["ShipmentRequest"];
         assert_eq!(sr["Request"]["RequestOption"], "validate");
         assert_eq!(
@@ -1148,7 +1212,7 @@ mod tests {
             sr["LabelSpecification"],
             json!({"HTTPUserAgent": "Mozilla/4.5", "LabelImageFormat": {"Code": "GIF"}, "LabelStockSize": {"Height": "6", "Width": "4"}})
         );
-        let r: Value = serde_json::from_slice(&rate_body).unwrap();
+        let r: Value = serde_json::from_slice(rate_body).unwrap();
         let rs = &r["RateRequest"]["Shipment"];
         assert_eq!(rs["Package"][0]["PackagingType"], json!({"Code": "02"}));
         assert_eq!(rs["PaymentDetails"]["ShipmentCharge"][0]["Type"], "01");
@@ -1158,17 +1222,17 @@ mod tests {
 
     #[test]
     fn errors_and_refusals_are_old_error_documents() {
-        let a = OldXml.refusal(&route("Track"), None, &Failure::Malformed("x".into()));
+        let a = OldXml.refusal(&route("Track"), &Failure::Malformed("x".into()));
         assert_eq!(a.status, 200);
         let text = std::str::from_utf8(&a.body).unwrap();
         assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><TrackResponse><Response><ResponseStatusCode>0</ResponseStatusCode><ResponseStatusDescription>Failure</ResponseStatusDescription><Error><ErrorSeverity>Hard</ErrorSeverity><ErrorCode>10001</ErrorCode>"), "{text}");
-        let a = OldXml.refusal(&route("Locator"), None, &Failure::Empty);
+        let a = OldXml.refusal(&route("Locator"), &Failure::Empty);
         assert!(std::str::from_utf8(&a.body)
             .unwrap()
             .contains("<LocatorResponse>"));
         // Only an AccessRequest: credentials found, the plan says what is missing.
         let p = parse(&route("Rate"), ACCESS.as_bytes()).unwrap();
-        assert!(matches!(p.plan, Err(Failure::MissingField(_))));
+        assert!(matches!(p.request, Err(Failure::MissingField(_))));
         // A request without AccessRequest: no credentials.
         let p = parse(&route("Rate"), RATE.as_bytes()).unwrap();
         assert_eq!(p.credentials.access_key, "");

@@ -17,8 +17,12 @@ use super::legacy_schema::{self, Family};
 use super::schema::{self, Rule};
 use super::services::{self, AnswerShape, Converted, RestBody, Service};
 use super::xmljson::{self, escape_text, Element};
-use super::{rest_errors, Answer, BodyDialect, Failure, Parsed, Plan, Route, Severity, UpsError};
+use super::{
+    rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route, Severity, Ups,
+    UpsError,
+};
 use crate::accounts::LegacyCredentials;
+use crate::rest::RestCall;
 
 pub const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -29,22 +33,50 @@ const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
 /// The SOAP dialect.
 pub struct Soap;
 
-impl BodyDialect for Soap {
+impl Dialect for Soap {
     fn name(&self) -> &'static str {
         "soap"
     }
 
-    fn path_prefixes(&self) -> &'static [&'static str] {
-        &["/webservices/"]
+    fn detect(&self, path: &str, lower: &str, _headers: &http::HeaderMap) -> Option<String> {
+        super::service_after(&["/webservices/"], path, lower)
     }
 
-    fn parse(&self, _route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
+    fn parse(&self, _route: &Route, _head: &Head<'_>, body: &[u8]) -> Result<Parsed, Failure> {
         parse(body)
     }
-    fn answer(&self, shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
-        answer(shape, status, body)
+
+    fn refusal(&self, _route: &Route, failure: &Failure) -> Answer {
+        fault(&[failure.ups_error()], Some(failure.kind()))
     }
-    fn refusal(&self, _route: &Route, _shape: Option<&AnswerShape>, failure: &Failure) -> Answer {
+}
+
+/// A SOAP request understood: its REST call, and what its answer needs (the namespace of
+/// the client's payload element, which the answer is written in).
+struct SoapRequest {
+    shape: AnswerShape,
+    namespace: Option<String>,
+    call: RestCall,
+    body: Option<Bytes>,
+}
+
+#[async_trait::async_trait]
+impl Answered for SoapRequest {
+    fn service(&self) -> &'static str {
+        self.shape.service.name()
+    }
+
+    async fn exchange(&mut self, ups: &mut dyn Ups) -> Result<Answer, Failure> {
+        let rest = ups.call(&self.call, self.body.take()).await?;
+        Ok(answer(
+            &self.shape,
+            self.namespace.as_deref(),
+            rest.status,
+            rest.body,
+        ))
+    }
+
+    fn refusal(&self, failure: &Failure) -> Answer {
         fault(&[failure.ups_error()], Some(failure.kind()))
     }
 }
@@ -116,13 +148,16 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
         Some(h) => credentials(h)?,
         None => LegacyCredentials::none(),
     };
-    let plan = envelope
+    let request = envelope
         .children
         .iter()
         .find(|e| in_envelope_ns(e, "Body"))
         .ok_or_else(|| Failure::Malformed("the SOAP Envelope has no Body".into()))
-        .and_then(request_plan);
-    Ok(Parsed { credentials, plan })
+        .and_then(understood);
+    Ok(Parsed {
+        credentials,
+        request,
+    })
 }
 
 /// `UPSSecurity` (XOLTWS) or `AccessRequest` (older xpci services) in the header.
@@ -180,7 +215,7 @@ pub fn request_json(request: &Element, service: Service) -> Value {
     v
 }
 
-fn request_plan(body: &Element) -> Result<(Plan, AnswerShape), Failure> {
+fn understood(body: &Element) -> Result<Request, Failure> {
     let request = body
         .children
         .first()
@@ -188,18 +223,23 @@ fn request_plan(body: &Element) -> Result<(Plan, AnswerShape), Failure> {
     let service = Service::from_request_root(&request.name)
         .ok_or_else(|| Failure::UnknownService(request.name.clone()))?;
     let v = request_json(request, service);
-    let (call, mut shape) = services::to_rest(service, &v)?;
-    shape.xml.namespace = request.ns.clone();
+    let (call, shape) = services::to_rest(service, &v)?;
     let body = match &call.body {
         RestBody::None => None,
         RestBody::Unchanged => Some(Bytes::from(json!({ request.name.as_str(): v }).to_string())),
         RestBody::Json(j) => Some(Bytes::from(j.to_string())),
     };
-    Ok((Plan::Call { call, body }, shape))
+    Ok(Request::Answered(Box::new(SoapRequest {
+        shape,
+        namespace: request.ns.clone(),
+        call,
+        body,
+    })))
 }
 
-/// UPS's REST answer → a SOAP envelope (or Fault).
-pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
+/// UPS's REST answer → a SOAP envelope (or Fault), its payload in `namespace` (the one the
+/// client's request payload was in).
+pub fn answer(shape: &AnswerShape, namespace: Option<&str>, status: u16, body: Bytes) -> Answer {
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
         return fault(&rest_errors(&parsed, status), None);
@@ -214,7 +254,7 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
         let f = Failure::UpstreamGarbled(format!("no {root} in a {status} answer"));
         return fault(&[f.ups_error()], Some(f.kind()));
     };
-    let (body, dropped) = envelope(shape, root, content);
+    let (body, dropped) = envelope(shape, namespace, root, content);
     Answer {
         status: 200,
         content_type: CONTENT_TYPE,
@@ -230,23 +270,22 @@ const ENVELOPE_CLOSE: &str = "</soapenv:Body></soapenv:Envelope>";
 /// `soapenv:Envelope/Body/<Root>`: the payload written by the service's XOLTWS schema
 /// (only elements it defines, in its order and namespaces), in the namespace the client
 /// used for its request. Returns the document and how many REST members were left out.
-pub fn envelope(shape: &AnswerShape, root: &str, content: &Value) -> (String, u32) {
+pub fn envelope(
+    shape: &AnswerShape,
+    namespace: Option<&str>,
+    root: &str,
+    content: &Value,
+) -> (String, u32) {
     let mut out = String::with_capacity(2048);
     out.push_str(ENVELOPE_OPEN);
     let schemas = legacy_schema::schemas();
     let dropped = match schemas.root(Family::Xoltws, root) {
         Some(def) => {
-            let shaped = legacy_schema::write_xml(
-                &mut out,
-                schemas,
-                def,
-                content,
-                shape.xml.namespace.as_deref(),
-            );
+            let shaped = legacy_schema::write_xml(&mut out, schemas, def, content, namespace);
             shaped.dropped.len() as u32
         }
         None => {
-            unshaped_payload(&mut out, shape, root, content);
+            unshaped_payload(&mut out, shape.service, namespace, root, content);
             0
         }
     };
@@ -256,9 +295,15 @@ pub fn envelope(shape: &AnswerShape, root: &str, content: &Value) -> (String, u3
 
 /// A payload for a service whose XOLTWS schema upsbridge does not have (Locator,
 /// QuantumView): REST's members as they are, `Response` in the Common namespace.
-fn unshaped_payload(out: &mut String, shape: &AnswerShape, root: &str, content: &Value) {
-    let (prefix, default_ns) = default_namespace(shape.service);
-    let ns = shape.xml.namespace.as_deref().unwrap_or(default_ns);
+fn unshaped_payload(
+    out: &mut String,
+    service: Service,
+    namespace: Option<&str>,
+    root: &str,
+    content: &Value,
+) {
+    let (prefix, default_ns) = default_namespace(service);
+    let ns = namespace.unwrap_or(default_ns);
     out.push('<');
     out.push_str(prefix);
     out.push(':');
@@ -316,6 +361,7 @@ pub fn fault(errors: &[UpsError], error_kind: Option<&'static str>) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dialect::CannedUps;
 
     const RATE: &str = r#"<tns:Envelope xmlns:tns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:upss="http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0" xmlns:common="http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0">
  <tns:Header><upss:UPSSecurity><upss:UsernameToken><upss:Username>legacyuser</upss:Username><upss:Password>legacypass</upss:Password></upss:UsernameToken>
@@ -332,19 +378,16 @@ mod tests {
         assert_eq!(p.credentials.access_key, "ACCESSKEY123");
         assert_eq!(p.credentials.user_id, "legacyuser");
         assert_eq!(p.credentials.password.expose(), "legacypass");
-        let (Plan::Call { call, body }, shape) = p.plan.unwrap() else {
-            panic!("call")
-        };
+        let (call, body) = CannedUps::sent(p);
         assert_eq!(call.path_and_query, "/api/rating/v2409/Shop");
         let v: Value = serde_json::from_slice(&body.unwrap()).unwrap();
         let s = &v["RateRequest"]["Shipment"];
         assert_eq!(s["Package"], json!([{"PackagingType": {"Code": "02"}}]));
         assert_eq!(s["ShipTo"]["Address"]["AddressLine"], json!(["5 Oak Ave"]));
         assert_eq!(s["ShipTo"]["Address"]["ResidentialAddressIndicator"], "");
-        assert_eq!(shape.customer_context.as_deref(), Some("cc-1"));
         assert_eq!(
-            shape.xml.namespace.as_deref(),
-            Some("http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1")
+            v["RateRequest"]["Request"]["TransactionReference"]["CustomerContext"],
+            "cc-1"
         );
         assert!(!v.to_string().contains("legacypass"));
     }
@@ -352,10 +395,9 @@ mod tests {
     #[test]
     fn answer_is_shaped_by_the_xoltws_schema_in_the_clients_namespace() {
         let p = parse(RATE.as_bytes()).unwrap();
-        let (_, shape) = p.plan.unwrap();
         // REST order, a REST-only member (ItemizedCharges), required members missing.
         let rest = br#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":[{"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"9.10"},"Service":{"Code":"03"},"ItemizedCharges":[{"Code":"x"}]},{"Service":{"Code":"02"}}]}}"#;
-        let a = answer(&shape, 200, Bytes::from_static(rest));
+        let a = CannedUps::new(200, &rest[..]).run(p.request).unwrap();
         assert_eq!(a.status, 200);
         let text = std::str::from_utf8(&a.body).unwrap();
         assert!(
@@ -386,7 +428,7 @@ mod tests {
         assert!(matches!(parse(b"<a/>"), Err(Failure::Malformed(_))));
         assert!(matches!(parse(b""), Err(Failure::Empty)));
         let p = parse(br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><FooRequest/></s:Body></s:Envelope>"#).unwrap();
-        assert!(matches!(p.plan, Err(Failure::UnknownService(_))));
+        assert!(matches!(p.request, Err(Failure::UnknownService(_))));
         assert_eq!(p.credentials.access_key, "");
     }
 }
