@@ -404,8 +404,9 @@ fn response_header(shape: &AnswerShape) -> Value {
     r
 }
 
-/// REST `emsResponse` → XOLTWS `TimeInTransitResponse`.
-fn tnt_answer(shape: &AnswerShape, rest: &Value) -> Value {
+/// REST `emsResponse` → XOLTWS `TimeInTransitResponse`: the one TimeInTransit converter
+/// (the old-XML answer is built from this one, `oldxml::tnt_answer`).
+pub fn tnt_answer(shape: &AnswerShape, rest: &Value) -> Value {
     let ems = rest.get("emsResponse").cloned().unwrap_or(Value::Null);
     let t = |k: &str| json_text(ems.get(k));
     let address = |side: &str| {
@@ -413,6 +414,7 @@ fn tnt_answer(shape: &AnswerShape, rest: &Value) -> Value {
             "City": t(&format!("{side}CityName")),
             "StateProvinceCode": t(&format!("{side}StateProvince")),
             "CountryCode": t(&format!("{side}CountryCode")),
+            "Country": t(&format!("{side}CountryName")),
             "PostalCode": t(&format!("{side}PostalCode")),
         }})
     };
@@ -435,7 +437,7 @@ fn tnt_answer(shape: &AnswerShape, rest: &Value) -> Value {
                 },
                 "SaturdayDelivery": if st("saturdayDeliveryDate").is_empty() { "0" } else { "1" },
             });
-            if st("guaranteeIndicator") == "1" {
+            if matches!(st("guaranteeIndicator").as_str(), "1" | "Y") {
                 summary["GuaranteedIndicator"] = json!("");
             }
             summary

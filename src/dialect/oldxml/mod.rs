@@ -487,87 +487,6 @@ const AV_ANSWER: &[Field] = &[f(
     ),
 )];
 
-const TNT_FROM: &[Field] = &[
-    f("PoliticalDivision2", Src::Copy("originCityName")),
-    f("PoliticalDivision1", Src::Copy("originStateProvince")),
-    f("Country", Src::Copy("originCountryName")),
-    f("CountryCode", Src::Copy("originCountryCode")),
-    f("PostcodePrimaryLow", Src::Copy("originPostalCode")),
-];
-
-const TNT_TO: &[Field] = &[
-    f("PoliticalDivision2", Src::Copy("destinationCityName")),
-    f("PoliticalDivision1", Src::Copy("destinationStateProvince")),
-    f("Country", Src::Copy("destinationCountryName")),
-    f("CountryCode", Src::Copy("destinationCountryCode")),
-    f("PostcodePrimaryLow", Src::Copy("destinationPostalCode")),
-];
-
-const TNT_SERVICE: &[Field] = &[
-    f(
-        "Service",
-        Src::Nested(&[
-            f("Code", Src::Copy("serviceLevel")),
-            f("Description", Src::Copy("serviceLevelDescription")),
-        ]),
-    ),
-    // `1`/`0` in REST; patched to `Y`/`N`.
-    f(
-        "Guaranteed",
-        Src::Nested(&[f("Code", Src::Copy("guaranteeIndicator"))]),
-    ),
-    f(
-        "EstimatedArrival",
-        Src::Nested(&[
-            f("BusinessTransitDays", Src::Copy("businessTransitDays")),
-            f("Time", Src::Copy("deliveryTime")),
-            f("PickupDate", Src::Copy("pickupDate")),
-            f("PickupTime", Src::Copy("pickupTime")),
-            f("HolidayCount", Src::Copy("holidayCount")),
-            f("DelayCount", Src::Copy("delayCount")),
-            f("Date", Src::Copy("deliveryDate")),
-            f("DayOfWeek", Src::Copy("deliveryDayOfWeek")),
-            f("TotalTransitDays", Src::Copy("totalTransitDays")),
-            f("CustomerCenterCutoff", Src::Copy("cstccutoffTime")),
-            f("RestDays", Src::Copy("restDaysCount")),
-        ]),
-    ),
-];
-
-const TNT_ANSWER: &[Field] = &[f(
-    "TransitResponse",
-    Src::Nested(&[
-        f("PickupDate", Src::Copy("shipDate")),
-        f(
-            "TransitFrom",
-            Src::Nested(&[f("AddressArtifactFormat", Src::Nested(TNT_FROM))]),
-        ),
-        f(
-            "TransitTo",
-            Src::Nested(&[f("AddressArtifactFormat", Src::Nested(TNT_TO))]),
-        ),
-        f(
-            "ShipmentWeight",
-            Src::Nested(&[
-                f(
-                    "UnitOfMeasurement",
-                    Src::Nested(&[f("Code", Src::Copy("weightUnitOfMeasure"))]),
-                ),
-                f("Weight", Src::Copy("weight")),
-            ]),
-        ),
-        f(
-            "InvoiceLineTotal",
-            Src::Nested(&[
-                f("CurrencyCode", Src::Copy("shipmentContentsCurrencyCode")),
-                f("MonetaryValue", Src::Copy("shipmentContentsValue")),
-            ]),
-        ),
-        f("Disclaimer", Src::Const("All services are guaranteed if shipment is delivered within the time shown. Services listed as guaranteed are backed by a money-back guarantee for transportation charges only.")),
-        f("ServiceSummary", Src::Each("services", TNT_SERVICE)),
-    ]),
-)];
-
 // ---- the dialect ------------------------------------------------------------------------------
 
 /// The old-XML dialect.
@@ -949,21 +868,7 @@ pub fn answer(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) 
             }
             (m, warnings(rest))
         }
-        OldService::TimeInTransit => {
-            let mut m = schema::build(TNT_ANSWER, rest);
-            if let Some(Value::Array(list)) = m
-                .get_mut("TransitResponse")
-                .and_then(|t| t.get_mut("ServiceSummary"))
-            {
-                for s in list.iter_mut() {
-                    if let Some(code) = s.pointer_mut("/Guaranteed/Code") {
-                        let yes = matches!(code.as_str(), Some("1" | "Y"));
-                        *code = json!(if yes { "Y" } else { "N" });
-                    }
-                }
-            }
-            (m, vec![])
-        }
+        OldService::TimeInTransit => (tnt_answer(&shape.shape, &parsed), vec![]),
         OldService::Track => match track_answer(&shape.shape, &parsed) {
             Ok(m) => (m, vec![]),
             Err(e) => return error_document(root, Some(shape), &e, None),
@@ -997,6 +902,91 @@ fn old_address(a: &Value) -> Value {
         }
     }
     Value::Object(out)
+}
+
+/// The old `TimeInTransitResponse/TransitResponse`, built from the one TimeInTransit
+/// converter's XOLTWS answer ([`services::tnt_answer`]) with the old API's names on top:
+/// `ShipFrom/Address` → `TransitFrom/AddressArtifactFormat` (`PoliticalDivision2`/`1`,
+/// `PostcodePrimaryLow`), `GuaranteedIndicator` → `Guaranteed/Code` `Y`/`N`, `Arrival` and
+/// `Pickup` → flat `EstimatedArrival` members, dates and times in the old API's ISO forms.
+fn tnt_answer(shape: &AnswerShape, rest: &Value) -> Map<String, Value> {
+    let xoltws = services::tnt_answer(shape, rest);
+    let t = xoltws
+        .pointer("/TimeInTransitResponse/TransitResponse")
+        .unwrap_or(&Value::Null);
+    let text = |v: &Value, pointer: &str| json_text(v.pointer(pointer));
+    let member = |k: &str| t.get(k).cloned().unwrap_or_else(|| json!(""));
+    let artifact = |side: &str| {
+        let a = |k: &str| text(t, &format!("/{side}/Address/{k}"));
+        json!({"AddressArtifactFormat": {
+            "PoliticalDivision2": a("City"),
+            "PoliticalDivision1": a("StateProvinceCode"),
+            "Country": a("Country"),
+            "CountryCode": a("CountryCode"),
+            "PostcodePrimaryLow": a("PostalCode"),
+        }})
+    };
+    let summaries: Vec<Value> = services::as_list(t.get("ServiceSummary"))
+        .into_iter()
+        .map(|s| {
+            let a = |k: &str| text(s, &format!("/EstimatedArrival/{k}"));
+            let guaranteed = if s.get("GuaranteedIndicator").is_some() {
+                "Y"
+            } else {
+                "N"
+            };
+            json!({
+                "Service": s.get("Service").cloned().unwrap_or_else(|| json!("")),
+                "Guaranteed": {"Code": guaranteed},
+                "EstimatedArrival": {
+                    "BusinessTransitDays": a("BusinessDaysInTransit"),
+                    "Time": iso_time(&a("Arrival/Time")),
+                    "PickupDate": iso_date(&a("Pickup/Date")),
+                    "PickupTime": iso_time(&a("Pickup/Time")),
+                    "HolidayCount": a("HolidayCount"),
+                    "DelayCount": a("DelayCount"),
+                    "Date": iso_date(&a("Arrival/Date")),
+                    "DayOfWeek": a("DayOfWeek"),
+                    "TotalTransitDays": a("TotalTransitDays"),
+                    "CustomerCenterCutoff": iso_time(&a("CustomerCenterCutoff")),
+                    "RestDays": a("RestDays"),
+                },
+            })
+        })
+        .collect();
+    let mut transit = json!({
+        "PickupDate": iso_date(&text(t, "/PickupDate")),
+        "TransitFrom": artifact("ShipFrom"),
+        "TransitTo": artifact("ShipTo"),
+        "ShipmentWeight": member("ShipmentWeight"),
+        "InvoiceLineTotal": member("InvoiceLineTotal"),
+        "Disclaimer": member("Disclaimer"),
+        "ServiceSummary": summaries,
+    });
+    // What REST did not say is left out, as the old API did.
+    xmljson::prune_empty(&mut transit);
+    let mut out = Map::new();
+    out.insert("TransitResponse".into(), transit);
+    out
+}
+
+/// `20260113` → `2026-01-13` (the old API's date form); anything else as it is.
+fn iso_date(d: &str) -> String {
+    if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])
+    } else {
+        d.to_string()
+    }
+}
+
+/// `230000` → `23:00:00`, `2300` → `23:00` (the old API's time form); anything else as it is.
+fn iso_time(t: &str) -> String {
+    if matches!(t.len(), 4 | 6) && t.bytes().all(|b| b.is_ascii_digit()) {
+        let pairs: Vec<&str> = (0..t.len()).step_by(2).map(|i| &t[i..i + 2]).collect();
+        pairs.join(":")
+    } else {
+        t.to_string()
+    }
 }
 
 /// The old `TrackResponse/Shipment`, built from the one Track converter's XOLTWS answer
