@@ -225,12 +225,12 @@ impl Pipeline {
 
     /// Whether the route's body is read whole before the request is parsed (else it
     /// streams: header style).
-    pub fn is_body_dialect(route: &Route) -> bool {
+    pub fn reads_whole_body(route: &Route) -> bool {
         !route.dialect.streams()
     }
 
     /// A streamed request's refusal, logged.
-    pub fn header_style_refusal(&self, route: &Route, ex: &Exchange, failure: &Failure) -> Answer {
+    pub fn stream_refusal(&self, route: &Route, ex: &Exchange, failure: &Failure) -> Answer {
         self.log_refusal(ex, failure);
         route.dialect.refusal(route, failure)
     }
@@ -296,7 +296,7 @@ impl Pipeline {
 
     /// Streaming mode (header style): parse the head, authenticate, get the token. The body
     /// is not read.
-    pub async fn header_style(
+    pub async fn authorize_stream(
         &self,
         route: &Route,
         head: &Head<'_>,
@@ -328,7 +328,7 @@ impl Pipeline {
 
     /// Header style, a call that creates or destroys something: sent once with its whole
     /// body, UPS's answer passed back as it is (and kept if the client is gone).
-    pub async fn header_style_effectful(
+    pub async fn answer_effectful(
         self: &Arc<Self>,
         auth: Authorized,
         body: Bytes,
@@ -386,7 +386,7 @@ impl Pipeline {
     }
 
     /// Header style, streamed: UPS answered with `status` (its body still to come).
-    pub fn header_style_answered(&self, scan: &mut Scan, status: u16, ex: &mut Exchange) {
+    pub fn stream_answered(&self, scan: &mut Scan, status: u16, ex: &mut Exchange) {
         ex.status = status;
         if status == 401 {
             // The token is dead at UPS: drop it so the client's next request gets a new one.
@@ -400,7 +400,7 @@ impl Pipeline {
     }
 
     /// Header style, streamed: the answer's body has passed.
-    pub fn header_style_done(&self, scan: Scan, ex: &Exchange) {
+    pub fn stream_done(&self, scan: Scan, ex: &Exchange) {
         let account = scan.account.name();
         self.diagnose(
             account,
@@ -421,7 +421,7 @@ impl Pipeline {
 
     /// Body dialects: parse, authenticate, translate, call UPS, translate back, answering
     /// any failure in the client's dialect.
-    pub async fn body_dialect(
+    pub async fn answer_whole(
         self: &Arc<Self>,
         route: &Route,
         head: &Head<'_>,
@@ -1151,7 +1151,7 @@ mod tests {
         let route = b.pipeline.route(path, &headers, &mut ex).unwrap();
         let answer = b
             .pipeline
-            .body_dialect(&route, &head, Ok(Bytes::from(body.to_string())), &mut ex)
+            .answer_whole(&route, &head, Ok(Bytes::from(body.to_string())), &mut ex)
             .await;
         b.pipeline.answering(&mut ex, &answer);
         b.pipeline.finish(ex, true);

@@ -34,7 +34,7 @@ impl Drop for Done {
     fn drop(&mut self) {
         let Some(ex) = self.ex.take() else { return };
         if let Some(scan) = self.scan.take() {
-            self.pipeline.header_style_done(scan, &ex);
+            self.pipeline.stream_done(scan, &ex);
         }
         self.pipeline.finish(ex, self.delivered);
     }

@@ -3,7 +3,7 @@
 //! the client, [`crate::pipeline`] and UPS. Nothing here knows a dialect.
 //!
 //! Two shapes of exchange:
-//! - streamed: header style's body goes to UPS as it arrives and UPS's answer comes
+//! - streamed: a streaming-mode request's body goes to UPS as it arrives and UPS's answer comes
 //!   back as it arrives; only headers and the path change;
 //! - answered: the pipeline reads the whole body and produces the whole answer.
 //!
@@ -48,7 +48,7 @@ pub struct Limits {
 
 pub struct ProxyApp {
     pipeline: Arc<Pipeline>,
-    /// Where header style streams to (production's or CIE's UPS).
+    /// Where streamed requests go (production's or CIE's UPS).
     upstreams: Arc<upstream::Upstreams>,
     limits: Limits,
     entry: Entry,
@@ -145,17 +145,17 @@ impl ProxyApp {
             uri: &parts.uri,
             headers: &parts.headers,
         };
-        if Pipeline::is_body_dialect(&route) {
+        if Pipeline::reads_whole_body(&route) {
             let body = body::read_whole(body, &parts.headers, self.pipeline.max_body_bytes).await;
             let answer = self
                 .pipeline
-                .body_dialect(&route, &head, body, &mut ex)
+                .answer_whole(&route, &head, body, &mut ex)
                 .await;
             return self.answer(ex, answer, false);
         }
         let p = &self.pipeline;
         let failure =
-            match p.header_style(&route, &head, &mut ex).await {
+            match p.authorize_stream(&route, &head, &mut ex).await {
                 Ok(auth) if !auth.is_effectful() => {
                     let upstream = match self.upstreams.of(auth.env) {
                         Ok(u) => u,
@@ -188,7 +188,7 @@ impl ProxyApp {
                         match body::read_whole(body, &parts.headers, self.pipeline.max_body_bytes)
                             .await
                         {
-                            Ok(body) => p.header_style_effectful(auth, body, &mut ex).await,
+                            Ok(body) => p.answer_effectful(auth, body, &mut ex).await,
                             Err(f) => {
                                 ex.framing_error = true;
                                 Err(f)
@@ -205,7 +205,7 @@ impl ProxyApp {
     }
 
     fn refuse(&self, route: &Route, ex: Exchange, failure: Failure) -> Response<AnswerBody> {
-        let answer = self.pipeline.header_style_refusal(route, &ex, &failure);
+        let answer = self.pipeline.stream_refusal(route, &ex, &failure);
         self.answer(ex, answer, true)
     }
 
@@ -239,7 +239,7 @@ impl ProxyApp {
     ) -> Response<AnswerBody> {
         let (mut parts, body) = resp.into_parts();
         self.pipeline
-            .header_style_answered(&mut scan, parts.status.as_u16(), &mut ex);
+            .stream_answered(&mut scan, parts.status.as_u16(), &mut ex);
         for h in [header::CONNECTION, HeaderName::from_static("keep-alive")] {
             parts.headers.remove(h);
         }

@@ -1,6 +1,6 @@
 //! The UPS origins: where REST calls go (production, CIE or the simulator), each with
 //! the pooled hyper client that reaches it (TLS with SNI and certificate checks
-//! when `https`). Two ways to call it: [`Upstream::send`] streams (header style)
+//! when `https`). Two ways to call it: [`Upstream::send`] streams (a streaming-mode dialect)
 //! and [`Upstream::exchange`] buffers (the dialects whose answers are translated).
 //!
 //! UPS's address is resolved here, at start and every 30 s in the background,
