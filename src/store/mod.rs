@@ -21,6 +21,7 @@
 //! on PostgreSQL each is bounded by `[store] timeout_ms` and fails with a [`StoreError`]
 //! that says what to check, never hangs. sled calls are quick and run inline.
 
+pub mod migrate;
 pub mod postgres;
 pub mod sled;
 
