@@ -537,3 +537,36 @@ fn serve_on_postgres_goes_on_with_the_tokens_migrated_from_sled() {
         "1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_require_checks_the_database_certificate() {
+    let pg = Postgres::start_tls();
+    let mut config = pg_config(&pg, Duration::from_secs(5));
+    // The web PKI does not know the test CA: refused, and the message says why.
+    config.tls = PostgresTls::Require { ca_file: None };
+    let e = Store::open(&config).await.err().expect("refused");
+    assert_says(&e, &pg, "UnknownIssuer");
+    // With its CA: connected over TLS.
+    config.tls = PostgresTls::Require {
+        ca_file: Some(pg.ca_file()),
+    };
+    let store = Store::open(&config).await.unwrap();
+    store
+        .put_token_durably("east", b"t".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        pg.psql(
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'upsbridge'"
+        ),
+        "t"
+    );
+    // A CA file that holds no certificate is a clear error.
+    let empty = pg.ca_file().with_extension("empty");
+    std::fs::write(&empty, "").unwrap();
+    config.tls = PostgresTls::Require {
+        ca_file: Some(empty),
+    };
+    let e = Store::open(&config).await.err().expect("refused");
+    assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
+}

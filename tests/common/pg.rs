@@ -2,7 +2,9 @@
 //! newest `/usr/lib/postgresql/*/bin`; `scripts/setup.sh` installs them), a cluster made
 //! by `initdb` in a temp dir, listening on 127.0.0.1 at a free port and on a unix socket
 //! in that dir. Tests run as root and `initdb` refuses root, so `initdb` and `pg_ctl` run
-//! as the `postgres` user (`runuser -u postgres --`), in a dir chowned to it.
+//! as the `postgres` user (`runuser -u postgres --`), in a dir chowned to it (run as
+//! another user, they run as that user). [`Postgres::start_tls`] turns TLS on with a
+//! certificate of a CA made for the test.
 //!
 //! The cluster has a database `upsbridge` owned by a role `upsbridge` that logs in over TCP
 //! with a password only (scram-sha-256; [`Postgres::password_file`]), and the superuser
@@ -66,6 +68,16 @@ fn free_port() -> u16 {
 impl Postgres {
     /// A new cluster, started and ready.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// [`Postgres::start`] with TLS on: the server's certificate (for 127.0.0.1 and
+    /// localhost) is issued by a CA of its own, in [`Postgres::ca_file`].
+    pub fn start_tls() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Postgres {
         let bin = bindir();
         let dir = tempfile::Builder::new()
             .prefix("upsbridge-pg-")
@@ -73,12 +85,17 @@ impl Postgres {
             .expect("tempdir");
         let mut pg = Postgres { dir, bin, port: 0 };
         std::fs::create_dir(pg.sock_dir()).unwrap();
-        let owned = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(pg.dir.path())
-            .status()
-            .expect("chown");
-        assert!(owned.success(), "chown the PostgreSQL dir to postgres");
+        if tls {
+            pg.write_certificates();
+        }
+        if is_root() {
+            let owned = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(pg.dir.path())
+                .status()
+                .expect("chown");
+            assert!(owned.success(), "chown the PostgreSQL dir to postgres");
+        }
         let initdb = pg.as_postgres(&pg.bin.join("initdb"), |c| {
             c.arg("-D").arg(pg.data_dir()).args([
                 "-U",
@@ -106,9 +123,18 @@ impl Postgres {
             let conf = format!(
                 "port = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
                  fsync = off\nfull_page_writes = off\nshared_buffers = 16MB\nmax_connections = 60\n\
-                 log_min_messages = warning\n",
+                 log_min_messages = warning\n{}",
                 pg.port,
-                pg.sock_dir().display()
+                pg.sock_dir().display(),
+                if tls {
+                    format!(
+                        "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+                        pg.dir.path().join("server.crt").display(),
+                        pg.dir.path().join("server.key").display()
+                    )
+                } else {
+                    String::new()
+                }
             );
             std::fs::write(pg.data_dir().join("postgresql.auto.conf"), conf).unwrap();
             match pg.pg_ctl_start() {
@@ -123,6 +149,30 @@ impl Postgres {
         );
         pg.psql_in("postgres", "CREATE DATABASE upsbridge OWNER upsbridge");
         pg
+    }
+
+    /// The CA that issued the server's certificate ([`Postgres::start_tls`]).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn write_certificates(&self) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        use std::os::unix::fs::PermissionsExt;
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::from_ca_cert_pem(&ca_cert.pem(), &ca_key).unwrap();
+        let leaf =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        std::fs::write(self.ca_file(), ca_cert.pem()).unwrap();
+        std::fs::write(self.dir.path().join("server.crt"), leaf.pem()).unwrap();
+        let key = self.dir.path().join("server.key");
+        std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -154,9 +204,15 @@ impl Postgres {
         )
     }
 
+    /// Run a PostgreSQL program as the `postgres` user (as root), or as this user.
     fn as_postgres(&self, program: &Path, args: impl FnOnce(&mut Command)) -> Output {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(program);
+        let mut c = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
         args(&mut c);
         // pg_ctl and psql must not inherit a working directory postgres cannot read.
         c.current_dir(self.dir.path());
@@ -309,6 +365,11 @@ impl Drop for Postgres {
             self.kill();
         }
     }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn text(out: &Output) -> String {
