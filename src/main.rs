@@ -171,13 +171,17 @@ enum AccountsCommand {
 /// pingora's own debug and trace records are never emitted, whatever `RUST_LOG` says: they
 /// print raw request bytes and whole request headers (a malformed request's first 2 KB, every
 /// `Password:` header at trace). upsbridge's own records carry the same events without secrets.
+/// Nor are tokio-postgres's: at debug it prints every query's parameters, i.e. every store
+/// record (sealed, but account records and digests are not for logs either).
 fn init_logging() -> FlushOnExit {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{filter, fmt, EnvFilter, Layer};
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let no_raw_bytes = filter::filter_fn(|meta| {
-        !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
+        let chatty =
+            meta.target().starts_with("pingora") || meta.target().starts_with("tokio_postgres");
+        !(chatty && *meta.level() > tracing::Level::INFO)
     });
     upsbridge::logbuf::start_flusher();
     let out = fmt::layer()
