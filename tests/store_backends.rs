@@ -236,6 +236,9 @@ async fn instances_opening_postgres_at_once_all_start_and_apply_the_schema_once(
     assert_eq!(pg.psql("SELECT count(*) FROM upsbridge_schema"), "1");
 }
 
+/// What a loaded 2-core machine may add to a timeout before the error is seen.
+const SLACK: Duration = Duration::from_millis(1000);
+
 /// A store error's text, checked for what ops need and for what must never be there.
 fn assert_says(e: &upsbridge::store::StoreError, pg: &Postgres, what: &str) {
     let text = e.to_string();
@@ -275,10 +278,7 @@ async fn a_dead_or_hung_postgres_is_an_error_within_the_timeout_and_the_pool_rec
         let started = Instant::now();
         let e = store.token("east").await.unwrap_err();
         let took = started.elapsed();
-        assert!(
-            took <= timeout + Duration::from_millis(500),
-            "{took:?}: {e}"
-        );
+        assert!(took <= timeout + SLACK, "{took:?}: {e}");
         assert_says(&e, &pg, "is PostgreSQL up at");
     }
     let e = store
@@ -302,8 +302,7 @@ async fn a_dead_or_hung_postgres_is_an_error_within_the_timeout_and_the_pool_rec
         let e = store.token("east").await.unwrap_err();
         let took = started.elapsed();
         assert!(
-            took >= timeout - Duration::from_millis(100)
-                && took <= timeout + Duration::from_millis(500),
+            took >= timeout - Duration::from_millis(100) && took <= timeout + SLACK,
             "{took:?}: {e}"
         );
         assert_says(&e, &pg, "did not answer within 1500 ms");
@@ -318,7 +317,7 @@ async fn a_dead_or_hung_postgres_is_an_error_within_the_timeout_and_the_pool_rec
     pg.kill();
     let started = Instant::now();
     assert!(store.token("east").await.is_err());
-    assert!(started.elapsed() <= timeout + Duration::from_millis(500));
+    assert!(started.elapsed() <= timeout + SLACK);
     pg.start_again();
     assert_eq!(
         store.token("east").await.unwrap().as_deref(),
