@@ -4,6 +4,8 @@
 # Chromium, Node.js and the pinned playwright-core in tests/browser; for tests/legacy_clients.rs
 # the pinned legacy UPS client libraries (PyPI ones in venvs under target/client-venv and
 # target/client-venv2, npm ones in tests/clients/node_modules from the lock file).
+# Debian's PostgreSQL server for the PostgreSQL store backend's tests (tests/store_backends.rs
+# runs its own clusters in temp dirs; the distribution's own cluster is not used).
 # `setup.sh bench` also installs what benches/compare.sh drives: nginx, wrk, curl, taskset.
 # Idempotent: installs only what is missing.
 set -euo pipefail
@@ -18,6 +20,8 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# initdb is not on PATH in Debian's packaging: look where it installs it too.
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ "${1:-}" = bench ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)

@@ -90,10 +90,97 @@ pub struct AdminConfig {
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// The sled directory.
+    /// Where the store lives: sled (one process) or PostgreSQL (several instances).
+    pub backend: StoreBackend,
+    /// The sled directory; whatever the backend, the rotation journal (`<path>.rotation`)
+    /// and the default key file (`<path>.key`) sit beside it.
     pub path: PathBuf,
-    /// The AEAD key for tokens at rest.
+    /// The AEAD key for tokens at rest (the same for both backends).
     pub key_file: PathBuf,
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone)]
+pub enum StoreBackend {
+    Sled,
+    Postgres(Box<PostgresConfig>),
+}
+
+/// `[store] backend = "postgres"`: how to reach the database. `Debug` never shows a password
+/// (tokio-postgres redacts one the URL carries).
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// `[store] url`, parsed (what `tokio_postgres::Config::from_str` accepts).
+    pub connect: tokio_postgres::Config,
+    /// `[store] password_file`; `UPSBRIDGE_STORE_PASSWORD` overrides it, and either
+    /// overrides a password in the URL.
+    pub password_file: Option<PathBuf>,
+    pub tls: PostgresTls,
+    /// Bound on every store operation (pool wait, connect, query): a dead database is an
+    /// error after this, never a hang.
+    pub timeout: Duration,
+}
+
+/// `[store] tls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostgresTls {
+    Disable,
+    /// TLS with the server's certificate checked against the web PKI roots and, when
+    /// given, `[store] ca_file`.
+    Require {
+        ca_file: Option<PathBuf>,
+    },
+}
+
+impl From<PostgresConfig> for StoreBackend {
+    fn from(p: PostgresConfig) -> StoreBackend {
+        StoreBackend::Postgres(Box::new(p))
+    }
+}
+
+impl PostgresConfig {
+    /// The database as messages name it: hosts, ports and database, never a password.
+    pub fn target(&self) -> String {
+        describe_postgres(&self.connect)
+    }
+}
+
+/// A PostgreSQL URL as tokio-postgres reads it (`postgres://USER@HOST:PORT/DB`, a unix
+/// socket as `postgres://USER@%2Fsocket%2Fdir/DB`, or `host=/dir user=USER dbname=DB`).
+/// The error says why in words and never quotes the text (it may hold a password).
+pub fn parse_postgres_url(text: &str) -> Result<tokio_postgres::Config, String> {
+    let connect = text.parse::<tokio_postgres::Config>().map_err(|e| {
+        format!("is not a PostgreSQL URL (postgres://USER@HOST:PORT/DB, postgres://USER@%2Fsocket%2Fdir/DB or host=/dir user=USER dbname=DB): {e}")
+    })?;
+    if connect.get_user().is_none() {
+        return Err("names no user: postgres://USER@HOST:PORT/DB".into());
+    }
+    Ok(connect)
+}
+
+/// `HOST:PORT/DB` (or `unix socket DIR:PORT/DB`) of a PostgreSQL connection config.
+pub fn describe_postgres(c: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let ports = c.get_ports();
+    let hosts: Vec<String> = c
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match h {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                Host::Unix(dir) => format!("unix socket {}:{port}", dir.display()),
+            }
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "localhost:5432".to_string()
+    } else {
+        hosts.join(",")
+    };
+    let db = c.get_dbname().or(c.get_user()).unwrap_or("?");
+    format!("{hosts}/{db}")
 }
 
 #[derive(Debug, Clone)]
@@ -366,8 +453,14 @@ struct RawAdmin {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
+    backend: Option<toml::Spanned<String>>,
     path: Option<String>,
     key_file: Option<String>,
+    url: Option<toml::Spanned<String>>,
+    password_file: Option<toml::Spanned<String>>,
+    tls: Option<toml::Spanned<String>>,
+    ca_file: Option<toml::Spanned<String>>,
+    timeout_ms: Option<toml::Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -503,7 +596,93 @@ impl Config {
             Some(k) => resolve(k),
             None => PathBuf::from(format!("{}.key", store_path.display())),
         };
+        let backend = match raw
+            .store
+            .backend
+            .as_ref()
+            .map(|b| (b.get_ref().as_str(), b))
+        {
+            None | Some(("sled", _)) => {
+                let postgres_only = [
+                    raw.store.url.as_ref().map(|v| ("url", v.span().start)),
+                    raw.store
+                        .password_file
+                        .as_ref()
+                        .map(|v| ("password_file", v.span().start)),
+                    raw.store.tls.as_ref().map(|v| ("tls", v.span().start)),
+                    raw.store
+                        .ca_file
+                        .as_ref()
+                        .map(|v| ("ca_file", v.span().start)),
+                    raw.store
+                        .timeout_ms
+                        .as_ref()
+                        .map(|v| ("timeout_ms", v.span().start)),
+                ];
+                if let Some((key, at)) = postgres_only.into_iter().flatten().next() {
+                    return Err(invalid(
+                        at,
+                        format!("store.{key} is for backend = \"postgres\", but the backend is sled; add backend = \"postgres\" or remove {key}"),
+                    ));
+                }
+                StoreBackend::Sled
+            }
+            Some(("postgres", b)) => {
+                let url = raw.store.url.as_ref().ok_or_else(|| {
+                    invalid(
+                        b.span().start,
+                        "store.backend = \"postgres\" needs store.url, e.g. url = \"postgres://upsbridge@db.example.com:5432/upsbridge\"".into(),
+                    )
+                })?;
+                let connect = parse_postgres_url(url.get_ref())
+                    .map_err(|why| invalid(url.span().start, format!("store.url {why}")))?;
+                let tls = match raw.store.tls.as_ref().map(|t| (t.get_ref().as_str(), t)) {
+                    None | Some(("disable", _)) => {
+                        if let Some(ca) = &raw.store.ca_file {
+                            return Err(invalid(
+                                ca.span().start,
+                                "store.ca_file needs tls = \"require\"".into(),
+                            ));
+                        }
+                        PostgresTls::Disable
+                    }
+                    Some(("require", _)) => PostgresTls::Require {
+                        ca_file: raw.store.ca_file.as_ref().map(|c| resolve(c.get_ref())),
+                    },
+                    Some((other, t)) => {
+                        return Err(invalid(
+                            t.span().start,
+                            format!("store.tls: `{other}` is neither `disable` nor `require`"),
+                        ))
+                    }
+                };
+                PostgresConfig {
+                    connect,
+                    password_file: raw
+                        .store
+                        .password_file
+                        .as_ref()
+                        .map(|p| resolve(p.get_ref())),
+                    tls,
+                    timeout: Duration::from_millis(
+                        raw.store
+                            .timeout_ms
+                            .as_ref()
+                            .map_or(2000, |t| *t.get_ref())
+                            .max(1),
+                    ),
+                }
+                .into()
+            }
+            Some((other, b)) => {
+                return Err(invalid(
+                    b.span().start,
+                    format!("store.backend: `{other}` is neither `sled` nor `postgres`"),
+                ))
+            }
+        };
         let store = StoreConfig {
+            backend,
             path: store_path,
             key_file,
         };
@@ -712,6 +891,126 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.starts_with("t.toml:7: "), "{msg}");
         assert!(msg.contains("threadz"), "{msg}");
+    }
+
+    #[test]
+    fn the_store_is_sled_unless_postgres_is_asked_for() {
+        let c = Config::parse(MINIMAL, "t.toml", Path::new("/etc/ub")).unwrap();
+        assert!(matches!(c.store.backend, StoreBackend::Sled));
+        let text = format!(
+            "{MINIMAL}[store]\nbackend = \"postgres\"\nurl = \"postgres://ub@db.example.com:6432/upsbridge\"\npassword_file = \"pg.pw\"\ntls = \"require\"\nca_file = \"ca.pem\"\ntimeout_ms = 1500\n"
+        );
+        let c = Config::parse(&text, "t.toml", Path::new("/etc/ub")).unwrap();
+        let StoreBackend::Postgres(pg) = &c.store.backend else {
+            panic!("postgres")
+        };
+        assert_eq!(pg.target(), "db.example.com:6432/upsbridge");
+        assert_eq!(pg.connect.get_user(), Some("ub"));
+        assert_eq!(pg.password_file, Some(PathBuf::from("/etc/ub/pg.pw")));
+        assert_eq!(
+            pg.tls,
+            PostgresTls::Require {
+                ca_file: Some(PathBuf::from("/etc/ub/ca.pem"))
+            }
+        );
+        assert_eq!(pg.timeout, Duration::from_millis(1500));
+        // The journal and the key file stay beside [store] path, whatever the backend.
+        assert_eq!(
+            c.store.key_file,
+            PathBuf::from("/etc/ub/data/upsbridge.sled.key")
+        );
+    }
+
+    #[test]
+    fn postgres_urls_of_every_form_tokio_postgres_reads_are_accepted() {
+        let target = |url: &str| {
+            let text = format!("{MINIMAL}[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
+            match Config::parse(&text, "t.toml", Path::new(".")).map(|c| c.store.backend) {
+                Ok(StoreBackend::Postgres(pg)) => {
+                    assert_eq!(pg.timeout, Duration::from_secs(2));
+                    assert_eq!(pg.tls, PostgresTls::Disable);
+                    Ok(pg.target())
+                }
+                Ok(StoreBackend::Sled) => panic!("sled"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(
+            target("postgres://ub@127.0.0.1:5433/ub").unwrap(),
+            "127.0.0.1:5433/ub"
+        );
+        assert_eq!(
+            target("postgres://ub@%2Ftmp%2Fpg/db").unwrap(),
+            "unix socket /tmp/pg:5432/db"
+        );
+        assert_eq!(
+            target("host=/run/postgresql port=5434 user=ub dbname=db").unwrap(),
+            "unix socket /run/postgresql:5434/db"
+        );
+        let e = target("postgres://db.example.com/db").unwrap_err();
+        assert!(e.starts_with("t.toml:7: store.url names no user"), "{e}");
+        let e = target("postgres://ub@db:notaport/db").unwrap_err();
+        assert!(
+            e.starts_with("t.toml:7: store.url is not a PostgreSQL URL"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_accepted_but_never_shown() {
+        let text = format!(
+            "{MINIMAL}[store]\nbackend = \"postgres\"\nurl = \"postgres://ub:Sup3rSecret@db:5432/ub\"\n"
+        );
+        let c = Config::parse(&text, "t.toml", Path::new(".")).unwrap();
+        let StoreBackend::Postgres(pg) = &c.store.backend else {
+            panic!("postgres")
+        };
+        assert_eq!(pg.connect.get_password(), Some(&b"Sup3rSecret"[..]));
+        for shown in [format!("{c:?}"), pg.target()] {
+            assert!(!shown.contains("Sup3rSecret"), "{shown}");
+        }
+        // Nor in the error when the rest of the URL is wrong.
+        let text = format!(
+            "{MINIMAL}[store]\nbackend = \"postgres\"\nurl = \"postgres://ub:Sup3rSecret@db:99999/ub\"\n"
+        );
+        let e = Config::parse(&text, "t.toml", Path::new(".")).unwrap_err();
+        assert!(!e.to_string().contains("Sup3rSecret"), "{e}");
+    }
+
+    #[test]
+    fn store_mistakes_name_their_line() {
+        let err = |store: &str| {
+            let text = format!("{MINIMAL}[store]\n{store}");
+            Config::parse(&text, "t.toml", Path::new("."))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("backend = \"mysql\"\n");
+        assert!(
+            e.starts_with("t.toml:6: store.backend: `mysql` is neither"),
+            "{e}"
+        );
+        let e = err("backend = \"postgres\"\n");
+        assert!(
+            e.starts_with("t.toml:6: store.backend = \"postgres\" needs store.url"),
+            "{e}"
+        );
+        let e = err("path = \"s\"\nurl = \"postgres://ub@db/ub\"\n");
+        assert!(
+            e.starts_with("t.toml:7: store.url is for backend = \"postgres\""),
+            "{e}"
+        );
+        let e = err("backend = \"postgres\"\nurl = \"postgres://ub@db/ub\"\ntls = \"prefer\"\n");
+        assert!(
+            e.starts_with("t.toml:8: store.tls: `prefer` is neither"),
+            "{e}"
+        );
+        let e =
+            err("backend = \"postgres\"\nurl = \"postgres://ub@db/ub\"\nca_file = \"ca.pem\"\n");
+        assert!(
+            e.starts_with("t.toml:8: store.ca_file needs tls = \"require\""),
+            "{e}"
+        );
     }
 
     #[test]

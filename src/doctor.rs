@@ -301,7 +301,8 @@ fn httpdate_to_system(s: &str) -> Option<SystemTime> {
 
 /// Each account's token: from the running server when there is one, else from the store.
 fn accounts(config: &Config, running: bool) -> Vec<Line> {
-    if !running && !config.store.path.exists() {
+    let sled = matches!(config.store.backend, crate::config::StoreBackend::Sled);
+    if !running && sled && !config.store.path.exists() {
         return vec![line(
             Verdict::Warn,
             "accounts",

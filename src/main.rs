@@ -68,6 +68,42 @@ enum Command {
         #[command(subcommand)]
         command: TlsCommand,
     },
+    /// The store: moving it between backends.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every tree (accounts, tokens, key check and secrets, digests, kept answers) from
+    /// one store into another, bytes unchanged, so tokens keep working: keep [store] key_file
+    /// (or UPSBRIDGE_STORE_KEY) as it is. Stop `serve` first. Prints counts, never values.
+    /// The PostgreSQL password comes from UPSBRIDGE_STORE_PASSWORD or --password-file.
+    Migrate {
+        /// sled:PATH or postgres:URL (e.g. postgres:postgres://upsbridge@db:5432/upsbridge).
+        #[arg(long)]
+        from: String,
+        /// sled:PATH or postgres:URL.
+        #[arg(long)]
+        to: String,
+        /// File holding the PostgreSQL password (UPSBRIDGE_STORE_PASSWORD overrides it).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// TLS to PostgreSQL: disable or require (the server's certificate is checked).
+        #[arg(long, default_value = "disable")]
+        tls: String,
+        /// Extra CA certificates (PEM) for --tls require.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Bound on each database operation, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        /// Replace the target even when it already holds tokens.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -135,13 +171,17 @@ enum AccountsCommand {
 /// pingora's own debug and trace records are never emitted, whatever `RUST_LOG` says: they
 /// print raw request bytes and whole request headers (a malformed request's first 2 KB, every
 /// `Password:` header at trace). upsbridge's own records carry the same events without secrets.
+/// Nor are tokio-postgres's: at debug it prints every query's parameters, i.e. every store
+/// record (sealed, but account records and digests are not for logs either).
 fn init_logging() -> FlushOnExit {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{filter, fmt, EnvFilter, Layer};
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let no_raw_bytes = filter::filter_fn(|meta| {
-        !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
+        let chatty =
+            meta.target().starts_with("pingora") || meta.target().starts_with("tokio_postgres");
+        !(chatty && *meta.level() > tracing::Level::INFO)
     });
     upsbridge::logbuf::start_flusher();
     let out = fmt::layer()
@@ -209,6 +249,40 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Store {
+            command:
+                StoreCommand::Migrate {
+                    from,
+                    to,
+                    password_file,
+                    tls,
+                    ca_file,
+                    timeout_ms,
+                    force,
+                },
+        } => {
+            let tls = match (tls.as_str(), ca_file) {
+                ("disable", None) => upsbridge::config::PostgresTls::Disable,
+                ("require", ca_file) => upsbridge::config::PostgresTls::Require { ca_file },
+                ("disable", Some(_)) => return fail("--ca-file needs --tls require"),
+                (other, _) => return fail(&format!("--tls `{other}`: disable or require")),
+            };
+            let options = upsbridge::store::migrate::Options {
+                from,
+                to,
+                password_file,
+                tls,
+                timeout: Duration::from_millis(timeout_ms.max(1)),
+                force,
+            };
+            match upsbridge::store::migrate::run(&options) {
+                Ok(copied) => {
+                    println!("copied:\n{copied}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
         Command::Demo => match demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),

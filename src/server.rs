@@ -69,18 +69,16 @@ pub fn rotation_journal_dir(config: &Config) -> std::path::PathBuf {
 }
 
 /// The token-sealing key; refuses a key that does not open the store.
-pub fn open_vault(config: &Config, store: &Store) -> Result<Vault, ServeError> {
-    let check = store.key_check()?;
-    let (vault, source) = Vault::load(
-        &config.store.key_file,
-        check.is_some() || store.has_tokens(),
-    )
-    .map_err(|e| ServeError::Key(e.to_string()))?;
+pub async fn open_vault(config: &Config, store: &Store) -> Result<Vault, ServeError> {
+    let check = store.key_check().await?;
+    let has_data = check.is_some() || store.has_tokens().await?;
+    let (vault, source) = Vault::load(&config.store.key_file, has_data)
+        .map_err(|e| ServeError::Key(e.to_string()))?;
     match check {
         Some(c) => vault
             .verify_check(&c, &source)
             .map_err(|e| ServeError::Key(e.to_string()))?,
-        None => store.set_key_check(vault.check_value())?,
+        None => store.set_key_check(vault.check_value()).await?,
     }
     Ok(vault)
 }
@@ -152,10 +150,17 @@ pub fn serve_with(
         .build()
         .map_err(|e| ServeError::Start(e.to_string()))?;
 
-    let store = Store::open(&config.store.path)?;
-    let vault = open_vault(&config, &store)?;
+    // Store, key and map before anything listens; on PostgreSQL this connects (the pool's
+    // connections live on the control runtime).
+    let store = control.block_on(Store::open(&config.store))?;
+    match store.postgres() {
+        Some(pg) => info!(backend = "postgres", database = %pg.target(), "store opened"),
+        None => info!(backend = "sled", path = %config.store.path.display(), "store opened"),
+    }
+    let vault = control.block_on(open_vault(&config, &store))?;
     let replay_vault = vault.clone();
-    let accounts = Arc::new(Accounts::open(&config.accounts.file, store.clone())?);
+    let accounts =
+        Arc::new(control.block_on(Accounts::open(&config.accounts.file, store.clone()))?);
     info!(accounts = accounts.snapshot().len(), file = %config.accounts.file.display(), "account map loaded");
     let exe =
         std::env::current_exe().map_err(|e| ServeError::Start(format!("own executable: {e}")))?;
@@ -170,7 +175,7 @@ pub fn serve_with(
         .iter()
         .map(|a| a.name().to_string())
         .collect();
-    rotator.import(&vault, &store, &names)?;
+    control.block_on(rotator.import(&vault, &store, &names))?;
     let broker = TokenBroker::new(
         &config.ups,
         control.handle().clone(),
@@ -288,7 +293,9 @@ pub fn serve_with(
         rest: upstreams.clone(),
         metrics,
         max_body_bytes: config.ups.max_body_bytes,
-        digests: Arc::new(ShipDigests::open(store.clone(), config.ups.digest_ttl)?),
+        digests: Arc::new(
+            control.block_on(ShipDigests::open(store.clone(), config.ups.digest_ttl))?,
+        ),
         replays: Arc::new(Replays::new(
             store.clone(),
             replay_vault,
@@ -359,7 +366,7 @@ pub fn serve_with(
     drop(tls_port);
 
     info!("shutting down: flushing the store");
-    if let Err(e) = store.flush() {
+    if let Err(e) = control.block_on(store.flush()) {
         error!(error = %e, "store flush at shutdown failed");
     }
     control.shutdown_timeout(std::time::Duration::from_secs(2));

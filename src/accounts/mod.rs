@@ -286,6 +286,15 @@ fn wait_until_stable(path: &Path) -> Option<[u8; 32]> {
     last.map(|bytes| content_digest(&bytes))
 }
 
+/// Run file reads and parsing on a blocking thread (a panic there is re-raised here).
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("blocking task ended: {e}"),
+    }
+}
+
 fn content_digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
@@ -346,10 +355,12 @@ fn unix_now() -> u64 {
 
 impl Accounts {
     /// Load the map file into the store and the index; refuses an invalid map.
-    pub fn open(file: &Path, store: Store) -> Result<Accounts, ReloadError> {
-        let accounts = load_map(file)?;
+    pub async fn open(file: &Path, store: Store) -> Result<Accounts, ReloadError> {
+        let path = file.to_path_buf();
+        let accounts = off_runtime(move || load_map(&path)).await?;
         let records: Vec<AccountRecord> = accounts.iter().map(|a| a.record.clone()).collect();
-        store.replace_accounts(&records)?;
+        store.replace_accounts(&records).await?;
+        let disabled = store.disabled_accounts().await?;
         let status = MapStatus {
             file: file.display().to_string(),
             accounts: accounts.len(),
@@ -363,7 +374,7 @@ impl Accounts {
             status: Mutex::new(status),
             last_seen: Mutex::new(std::fs::read(file).ok().map(|b| content_digest(&b))),
             guard: guard::LoginGuard::new(),
-            disabled: store.disabled_accounts()?.into_iter().collect(),
+            disabled: disabled.into_iter().collect(),
         };
         // Parsing a large map churns through several times its final size.
         crate::memory::return_freed_memory();
@@ -374,9 +385,10 @@ impl Accounts {
     /// accounts are returned; on failure the old map stays and the problems are recorded.
     /// Unless `force`d (SIGHUP: ops asked, and secret files may have changed), a file that
     /// holds the text last seen is left alone.
-    /// Blocking (file read, store flush): call from a blocking context.
-    pub fn reload(&self, force: bool) -> Result<Reloaded, ReloadError> {
-        let digest = wait_until_stable(&self.file);
+    /// The file is read and parsed on a blocking thread; the store is written from here.
+    pub async fn reload(&self, force: bool) -> Result<Reloaded, ReloadError> {
+        let file = self.file.clone();
+        let digest = off_runtime(move || wait_until_stable(&file)).await;
         {
             let mut last = self.last_seen.lock().expect("last seen lock");
             if !force && digest.is_some() && *last == digest {
@@ -384,14 +396,22 @@ impl Accounts {
             }
             *last = digest;
         }
-        let result = load_map(&self.file)
-            .map_err(ReloadError::from)
-            .and_then(|accounts| {
+        let file = self.file.clone();
+        let result = match off_runtime(move || load_map(&file)).await {
+            Err(e) => Err(ReloadError::from(e)),
+            Ok(accounts) => {
                 let records: Vec<AccountRecord> =
                     accounts.iter().map(|a| a.record.clone()).collect();
-                let removed = self.store.replace_accounts(&records)?;
-                Ok((accounts, removed))
-            });
+                match self.store.replace_accounts(&records).await {
+                    Ok(removed) => Ok((accounts, removed)),
+                    Err(e) => {
+                        // The text is fine, the store was not: the next event tries again.
+                        *self.last_seen.lock().expect("last seen lock") = None;
+                        Err(ReloadError::from(e))
+                    }
+                }
+            }
+        };
         let mut status = self.status.lock().expect("map status lock");
         match result {
             Ok((accounts, removed)) => {

@@ -88,29 +88,27 @@ pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: std::path::Path
 
     tokio::spawn(async move {
         while let Some(trigger) = rx.recv().await {
-            let a = accounts.clone();
             let why = trigger.as_str();
             let force = trigger == Trigger::Sighup;
-            match tokio::task::spawn_blocking(move || a.reload(force)).await {
-                Ok(Ok(Reloaded::Applied { removed })) => {
+            match accounts.reload(force).await {
+                Ok(Reloaded::Applied { removed }) => {
                     for name in &removed {
                         broker.forget(name);
                     }
                     info!(trigger = why, accounts = accounts.snapshot().len(), removed = ?removed, "account map reloaded");
                 }
-                Ok(Ok(Reloaded::Unchanged)) => {
+                Ok(Reloaded::Unchanged) => {
                     debug!(
                         trigger = why,
                         "account map text unchanged; nothing to reload"
                     )
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     error!(
                         trigger = why,
                         "account map change rejected; the previous map stays in force:\n{e}"
                     );
                 }
-                Err(e) => error!(error = %e, "account map reload task failed"),
             }
         }
     });

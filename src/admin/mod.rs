@@ -72,12 +72,16 @@ pub struct AccountView {
 }
 
 impl AdminState {
-    pub fn account_views(&self) -> Vec<AccountView> {
-        let snapshot = self.accounts.snapshot();
-        let mut views: Vec<AccountView> = snapshot
+    pub async fn account_views(&self) -> Vec<AccountView> {
+        // The map as of now (an owned snapshot: nothing is held while the store answers).
+        let accounts: Vec<Arc<crate::accounts::Account>> =
+            self.accounts.snapshot().iter().cloned().collect();
+        let tokens =
+            futures::future::join_all(accounts.iter().map(|a| self.broker.status(a))).await;
+        let mut views: Vec<AccountView> = accounts
             .iter()
-            .map(|a| {
-                let token = self.broker.status(a);
+            .zip(tokens)
+            .map(|(a, token)| {
                 let diagnosis =
                     (token.negotiated_rates_missing >= self.negotiated_threshold).then(|| {
                         page::silent_negotiated_rates_fix(
@@ -274,7 +278,7 @@ async fn ops_page(
     let flash = flash_for(&s, &q);
     let csrf = csrf_for(&s, &who);
     Html(page::render(
-        &s.account_views(),
+        &s.account_views().await,
         &s.accounts.status(),
         flash.as_ref().map(|(m, ok)| (m.as_str(), *ok)),
         &csrf,
@@ -547,9 +551,13 @@ async fn callback(
     }
 }
 
-fn account_detail_of(s: &AdminState, name: &str) -> Option<AccountDetail> {
+async fn account_detail_of(s: &AdminState, name: &str) -> Option<AccountDetail> {
     let account = s.accounts.snapshot().by_name(name).cloned()?;
-    let view = s.account_views().into_iter().find(|v| v.name == name)?;
+    let view = s
+        .account_views()
+        .await
+        .into_iter()
+        .find(|v| v.name == name)?;
     let env = account
         .record
         .environment
@@ -567,7 +575,7 @@ fn account_detail_of(s: &AdminState, name: &str) -> Option<AccountDetail> {
 }
 
 async fn account_detail(State(s): State<AdminState>, Path(name): Path<String>) -> Response {
-    match account_detail_of(&s, &name) {
+    match account_detail_of(&s, &name).await {
         Some(d) => Json(d).into_response(),
         None => unknown_account(&name),
     }
@@ -578,7 +586,7 @@ async fn account_page(
     Extension(who): Extension<auth::Who>,
     Path(name): Path<String>,
 ) -> Response {
-    let Some(d) = account_detail_of(&s, &name) else {
+    let Some(d) = account_detail_of(&s, &name).await else {
         return unknown_account(&name);
     };
     let csrf = csrf_for(&s, &who);
@@ -720,9 +728,8 @@ async fn new_account(
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
     }
     info!(account = %new.name, "account added to the map on the ops page");
-    let accounts = s.accounts.clone();
-    let reloaded = tokio::task::spawn_blocking(move || accounts.reload(true)).await;
-    if !matches!(reloaded, Ok(Ok(_))) {
+    let reloaded = s.accounts.reload(true).await;
+    if reloaded.is_err() {
         return refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the account was written to the map, but the map did not reload; see the log".into(),
@@ -751,7 +758,7 @@ async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn accounts(State(s): State<AdminState>) -> Json<Vec<AccountView>> {
-    Json(s.account_views())
+    Json(s.account_views().await)
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
@@ -855,15 +862,20 @@ pub fn list(config: &crate::config::Config) -> Result<Vec<String>, CliError> {
             })
             .collect());
     }
-    let store = crate::store::Store::open(&config.store.path)
-        .map_err(|e| CliError::Store(e.to_string()))?;
-    let records = store
-        .accounts()
-        .map_err(|e| CliError::Store(e.to_string()))?;
-    Ok(records
+    let stored = rt.block_on(async {
+        let store = crate::store::Store::open(&config.store).await?;
+        let mut rows = vec![];
+        for r in store.accounts().await? {
+            let token = store.token(&r.name).await;
+            rows.push((r, token));
+        }
+        Ok::<_, crate::store::StoreError>(rows)
+    });
+    let stored = stored.map_err(|e| CliError::Store(e.to_string()))?;
+    Ok(stored
         .iter()
-        .map(|r| {
-            let state = match store.token(&r.name) {
+        .map(|(r, token)| {
+            let state = match token {
                 Ok(Some(_)) => "stored token (server not running)",
                 _ if r.grant == crate::accounts::Grant::AuthorizationCode => "needs_authorization",
                 _ => "missing (server not running)",

@@ -16,7 +16,7 @@ pub mod rotate;
 pub mod ups;
 pub mod vault;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,7 @@ pub enum TokenError {
     },
     #[error("UPS token answer unusable: {0}")]
     BadAnswer(String),
-    #[error("the token store failed: {0}; check the disk under [store] path")]
+    #[error("the token store failed: {0}")]
     Store(String),
 }
 
@@ -161,8 +161,9 @@ struct Slot {
     last_failure: Mutex<Option<(Instant, TokenError)>>,
     /// The newest record (with the refresh token), as stored.
     record: Mutex<Option<TokenRecord>>,
-    /// `record` was read from the store.
-    loaded: AtomicBool,
+    /// `record` was read from the store (once; a failed read is tried again next time,
+    /// and callers wait for a read under way instead of starting from an empty slot).
+    loaded: tokio::sync::OnceCell<()>,
     last_used_unix: AtomicU64,
     /// The last error UPS answered for this account's API calls, with the fix.
     last_api_error: Mutex<Option<String>>,
@@ -294,31 +295,37 @@ impl TokenBroker {
             .clone()
     }
 
-    /// The slot with its stored record loaded (once per process).
-    fn loaded_slot(&self, account: &str) -> Arc<Slot> {
+    /// The slot with its stored record loaded (once per process). `Err` when the store
+    /// cannot be read now: the record may be there, so nothing must act as if it were not.
+    async fn loaded_slot(&self, account: &str) -> Result<Arc<Slot>, TokenError> {
         let slot = self.slot(account);
-        if !slot.loaded.swap(true, Ordering::AcqRel) {
-            let p = &self.inner.persist;
-            match p.store.token(account) {
-                Ok(Some(sealed)) => match p.vault.open_record(account, &sealed) {
-                    Ok(r) => {
-                        if r.access_expires_at > unix_now() {
-                            slot.current.store(Some(Arc::new(CachedToken::from_record(
-                                &r,
-                                self.inner.margin,
-                            ))));
+        slot.loaded
+            .get_or_try_init(|| async {
+                let p = &self.inner.persist;
+                let stored = p.store.token(account).await.map_err(|e| {
+                    error!(account, error = %e, "cannot read stored token");
+                    TokenError::Store(e.to_string())
+                })?;
+                if let Some(sealed) = stored {
+                    match p.vault.open_record(account, &sealed) {
+                        Ok(r) => {
+                            if r.access_expires_at > unix_now() {
+                                slot.current.store(Some(Arc::new(CachedToken::from_record(
+                                    &r,
+                                    self.inner.margin,
+                                ))));
+                            }
+                            *slot.record.lock().expect("record lock") = Some(r);
                         }
-                        *slot.record.lock().expect("record lock") = Some(r);
+                        Err(e) => {
+                            error!(account, error = %e, "stored token does not open; the account needs new tokens")
+                        }
                     }
-                    Err(e) => {
-                        error!(account, error = %e, "stored token does not open; the account needs new tokens")
-                    }
-                },
-                Ok(None) => {}
-                Err(e) => error!(account, error = %e, "cannot read stored token"),
-            }
-        }
-        slot
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(slot)
     }
 
     /// The environment an account belongs to.
@@ -354,7 +361,7 @@ impl TokenBroker {
             });
         }
         let slot = match &crossed {
-            None => self.loaded_slot(account.name()),
+            None => self.loaded_slot(account.name()).await?,
             Some(key) => self.slot(key),
         };
         slot.last_used_unix.store(unix_now(), Ordering::Relaxed);
@@ -527,7 +534,7 @@ impl TokenBroker {
         self.inner
             .spawner
             .spawn(async move {
-                let slot = broker.loaded_slot(account.name());
+                let slot = broker.loaded_slot(account.name()).await?;
                 let generation = slot.record().map_or(0, |r| r.generation) + 1;
                 broker
                     .inner
@@ -590,8 +597,12 @@ impl TokenBroker {
             .expect("api error lock") = message;
     }
 
-    pub fn status(&self, account: &Account) -> TokenStatus {
-        let slot = self.loaded_slot(account.name());
+    pub async fn status(&self, account: &Account) -> TokenStatus {
+        // A store that cannot be read now shows what this process knows (and the error).
+        let (slot, unread) = match self.loaded_slot(account.name()).await {
+            Ok(slot) => (slot, None),
+            Err(e) => (self.slot(account.name()), Some(e)),
+        };
         let now = Instant::now();
         let current = slot.current.load_full();
         let failure = slot
@@ -599,7 +610,8 @@ impl TokenBroker {
             .lock()
             .expect("failure lock")
             .clone()
-            .map(|(_, e)| e);
+            .map(|(_, e)| e)
+            .or(unread);
         let last_used = Some(slot.last_used_unix.load(Ordering::Relaxed)).filter(|&t| t > 0);
         let has_refresh = slot.record().is_some_and(|r| r.refresh_token.is_some());
         let state = match (&current, &failure) {

@@ -290,7 +290,7 @@ impl Rotator {
     }
 
     /// At startup: move journaled records newer than the store's into the store.
-    pub fn import(
+    pub async fn import(
         &self,
         vault: &Vault,
         store: &Store,
@@ -305,11 +305,14 @@ impl Rotator {
                 continue;
             };
             let stored_generation = store
-                .token(account)?
+                .token(account)
+                .await?
                 .and_then(|s| vault.open_record(account, &s).ok())
                 .map(|r| r.generation);
             if stored_generation.is_none_or(|g| g < newest.generation) {
-                store.put_token_blocking(account, vault.seal_record(account, &newest))?;
+                store
+                    .put_token_durably(account, vault.seal_record(account, &newest))
+                    .await?;
                 imported += 1;
                 info!(
                     account,

@@ -75,9 +75,9 @@ fn now() -> u64 {
 }
 
 impl ShipDigests {
-    pub fn open(store: Store, ttl: Duration) -> Result<ShipDigests, StoreError> {
+    pub async fn open(store: Store, ttl: Duration) -> Result<ShipDigests, StoreError> {
         Ok(ShipDigests {
-            secret: store.secret("digest_mac_key")?,
+            secret: store.secret("digest_mac_key").await?,
             store,
             ttl,
         })
@@ -140,6 +140,7 @@ impl ShipDigests {
         let raw = self
             .store
             .digest(&key)
+            .await
             .map_err(Failure::from)?
             .ok_or(Failure::DigestRefused(DigestProblem::Unknown))?;
         let mut record: Record =
@@ -149,7 +150,10 @@ impl ShipDigests {
         }
         let now = now();
         if now >= record.expires_at {
-            self.store.remove_digest(&key).map_err(Failure::from)?;
+            self.store
+                .remove_digest(&key)
+                .await
+                .map_err(Failure::from)?;
             return Err(Failure::DigestRefused(DigestProblem::Expired));
         }
         match &record.state {
@@ -191,6 +195,7 @@ impl ShipDigests {
         let raw = self
             .store
             .digest(key)
+            .await
             .map_err(Failure::from)?
             .ok_or(Failure::DigestRefused(DigestProblem::Unknown))?;
         let mut record: Record =
@@ -226,12 +231,14 @@ impl ShipDigests {
 mod tests {
     use super::*;
 
-    fn digests(ttl: u64) -> (tempfile::TempDir, ShipDigests) {
+    async fn digests(ttl: u64) -> (tempfile::TempDir, ShipDigests) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s")).unwrap();
+        let store = Store::open(&dir.path().join("s")).await.unwrap();
         (
             dir,
-            ShipDigests::open(store, Duration::from_secs(ttl)).unwrap(),
+            ShipDigests::open(store, Duration::from_secs(ttl))
+                .await
+                .unwrap(),
         )
     }
 
@@ -246,7 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn accept_once_then_cached_and_bound_to_the_account() {
-        let (_d, dg) = digests(3600);
+        let (_d, dg) = digests(3600).await;
         let digest = dg
             .create("east", &call(), &Bytes::from_static(b"{}"))
             .await
@@ -275,7 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn forged_and_expired_digests_are_refused() {
-        let (_d, dg) = digests(1);
+        let (_d, dg) = digests(1).await;
         let digest = dg.create("east", &call(), &Bytes::new()).await.unwrap();
         let mut forged = digest.clone().into_bytes();
         forged[0] = if forged[0] == b'A' { b'B' } else { b'A' };

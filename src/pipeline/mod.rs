@@ -555,7 +555,7 @@ impl Pipeline {
         ex: &mut Exchange,
     ) -> Result<RestAnswer, Failure> {
         let key = Replays::key(account.name(), call, body.as_deref());
-        if let Some(kept) = self.kept_answer(&key, account, call, ex)? {
+        if let Some(kept) = self.kept_answer(&key, account, call, ex).await? {
             return Ok(kept);
         }
         let ticket = match self.replays.begin(key).await {
@@ -567,7 +567,7 @@ impl Pipeline {
                 return Ok(RestAnswer { status, body });
             }
             Begin::Separate => {
-                if let Some(kept) = self.kept_answer(&key, account, call, ex)? {
+                if let Some(kept) = self.kept_answer(&key, account, call, ex).await? {
                     return Ok(kept);
                 }
                 None
@@ -616,14 +616,14 @@ impl Pipeline {
         Ok(answer)
     }
 
-    fn kept_answer(
+    async fn kept_answer(
         &self,
         key: &replay::Key,
         account: &Account,
         call: &RestCall,
         ex: &mut Exchange,
     ) -> Result<Option<RestAnswer>, Failure> {
-        Ok(self.replays.kept(key, account.name())?.map(|(status, body)| {
+        Ok(self.replays.kept(key, account.name()).await?.map(|(status, body)| {
             info!(request_id = %ex.id, account = account.name(), "a retried call answered with the answer its first attempt's client never got (not sent to UPS again)");
             self.metrics.count_replay();
             ex.replayed = Some((*key, call.method.clone()));
@@ -642,7 +642,7 @@ impl Pipeline {
     ) {
         if let Some((key, method)) = replayed {
             if delivered {
-                self.replays.delivered_replay(&key, &method);
+                self.replays.delivered_replay(&key, &method).await;
             }
         }
         let Some(keep) = keep else { return };
@@ -1054,11 +1054,11 @@ mod tests {
     }
 
     /// The pipeline for the account of benches/compare/ (its request bodies are reused).
-    fn bench(ups: FakeUps, tokens: FakeTokens) -> Bench {
-        bench_with(ups, tokens, HostPolicy::Account)
+    async fn bench(ups: FakeUps, tokens: FakeTokens) -> Bench {
+        bench_with(ups, tokens, HostPolicy::Account).await
     }
 
-    fn bench_with(ups: FakeUps, tokens: FakeTokens, host_policy: HostPolicy) -> Bench {
+    async fn bench_with(ups: FakeUps, tokens: FakeTokens, host_policy: HostPolicy) -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let map = dir.path().join("accounts.toml");
         let hash = crate::accounts::password::hash("bench-pass-Q7").unwrap();
@@ -1071,8 +1071,10 @@ mod tests {
         .unwrap();
         // SAFETY: every test sets the same value; nothing reads it concurrently otherwise.
         unsafe { std::env::set_var("UPSBRIDGE_PIPELINE_TEST_SECRET", "s") };
-        let store = crate::store::Store::open(&dir.path().join("store")).unwrap();
-        let accounts = Arc::new(Accounts::open(&map, store.clone()).unwrap());
+        let store = crate::store::Store::open(&dir.path().join("store"))
+            .await
+            .unwrap();
+        let accounts = Arc::new(Accounts::open(&map, store.clone()).await.unwrap());
         let (ups, tokens) = (Arc::new(ups), Arc::new(tokens));
         let pipeline = Arc::new(Pipeline {
             accounts,
@@ -1080,7 +1082,11 @@ mod tests {
             rest: ups.clone(),
             metrics: Arc::new(Metrics::new()),
             max_body_bytes: 1 << 20,
-            digests: Arc::new(ShipDigests::open(store.clone(), Duration::from_secs(60)).unwrap()),
+            digests: Arc::new(
+                ShipDigests::open(store.clone(), Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+            ),
             replays: Arc::new(Replays::new(
                 store,
                 crate::oauth::vault::Vault::from_key(&[7; 32]),
@@ -1165,7 +1171,7 @@ mod tests {
     #[tokio::test]
     async fn wrong_credentials_are_refused_in_dialect_and_nothing_reaches_ups_or_the_broker() {
         for (path, body, _) in dialects() {
-            let b = bench(FakeUps::default(), FakeTokens::default());
+            let b = bench(FakeUps::default(), FakeTokens::default()).await;
             let answer = send(&b, path, &body.replace("bench-pass-Q7", "guess")).await;
             assert_eq!(answer.error_kind, Some("auth"), "{path}: {}", text(&answer));
             assert!(
@@ -1188,7 +1194,8 @@ mod tests {
                     fail: true,
                     ..FakeTokens::default()
                 },
-            );
+            )
+            .await;
             let answer = send(&b, path, body).await;
             assert_eq!(answer.status, failure_status(path, 503), "{path}");
             assert!(
@@ -1208,7 +1215,7 @@ mod tests {
                 Ok((401, r#"{"response":{"errors":[{"code":"250002","message":"Invalid Authentication Information."}]}}"#)),
                 Ok((200, RATE_ANSWER)),
             ]);
-            let b = bench(ups, FakeTokens::default());
+            let b = bench(ups, FakeTokens::default()).await;
             let answer = send(&b, path, body).await;
             assert_eq!(answer.status, 200, "{path}: {}", text(&answer));
             assert!(text(&answer).contains(success), "{path}: {}", text(&answer));
@@ -1228,7 +1235,7 @@ mod tests {
             .lock()
             .unwrap()
             .extend([Ok((401, "{}")), Ok((401, "{}"))]);
-        let b = bench(ups, FakeTokens::default());
+        let b = bench(ups, FakeTokens::default()).await;
         let (path, body, _) = dialects()[0];
         let answer = send(&b, path, body).await;
         assert_eq!(
@@ -1248,7 +1255,7 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push_back(Err(Failure::UpstreamTimeout(Duration::from_millis(1234))));
-            let b = bench(ups, FakeTokens::default());
+            let b = bench(ups, FakeTokens::default()).await;
             let answer = send(&b, path, body).await;
             assert_eq!(answer.status, failure_status(path, 504), "{path}");
             assert_eq!(answer.error_kind, Some("upstream_timeout"), "{path}");
@@ -1267,7 +1274,7 @@ mod tests {
             .lock()
             .unwrap()
             .extend([Ok((200, RATE_ANSWER)), Ok((200, RATE_ANSWER))]);
-        let b = bench(ups, FakeTokens::default());
+        let b = bench(ups, FakeTokens::default()).await;
         let (path, body, _) = dialects()[0];
         send(&b, path, body).await;
         send(&b, path, &body.replace("bench-pass-Q7", "guess")).await;
@@ -1300,7 +1307,7 @@ mod tests {
                 Ok((200, RATE_ANSWER)),
                 Ok((200, RATE_ANSWER)),
             ]);
-            let b = bench_with(ups, FakeTokens::default(), policy);
+            let b = bench_with(ups, FakeTokens::default(), policy).await;
             send_calling(&b, path, body, None).await;
             send_calling(&b, path, body, Some(Environment::Production)).await;
             send_calling(&b, path, body, Some(Environment::Cie)).await;

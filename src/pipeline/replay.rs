@@ -186,8 +186,8 @@ impl Replays {
     }
 
     /// A kept answer for `key` (unexpired), if any.
-    pub fn kept(&self, key: &Key, account: &str) -> Result<Option<(u16, Bytes)>, Failure> {
-        let Some(sealed) = self.store.replay(key).map_err(Failure::from)? else {
+    pub async fn kept(&self, key: &Key, account: &str) -> Result<Option<(u16, Bytes)>, Failure> {
+        let Some(sealed) = self.store.replay(key).await.map_err(Failure::from)? else {
             return Ok(None);
         };
         let opened = self
@@ -197,7 +197,7 @@ impl Replays {
         let kept: Kept =
             serde_json::from_slice(&opened).map_err(|e| Failure::unreadable("kept answer", e))?;
         if kept.expires <= now() {
-            let _ = self.store.remove_replay(key);
+            let _ = self.store.remove_replay(key).await;
             return Ok(None);
         }
         Ok(Some((kept.status, Bytes::from(kept.body))))
@@ -225,9 +225,9 @@ impl Replays {
     }
 
     /// The kept answer was delivered on a retry: it is not replayed again (but a void's is).
-    pub fn delivered_replay(&self, key: &Key, method: &Method) {
+    pub async fn delivered_replay(&self, key: &Key, method: &Method) {
         if !replays_delivered(method) {
-            let _ = self.store.remove_replay(key);
+            let _ = self.store.remove_replay(key).await;
         }
     }
 

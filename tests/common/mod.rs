@@ -1,9 +1,11 @@
 //! Shared harness for end-to-end tests: the real `upsbridge` binary as
 //! simulator and as proxy, on ephemeral loopback ports, with a real sled store
 //! in a temp dir and every log line captured to a file the tests can grep.
+//! `pg` runs a real PostgreSQL for the PostgreSQL store backend.
 #![allow(dead_code)]
 
 pub mod answers;
+pub mod pg;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,417 @@
+//! The store: the imported account map, (sealed) tokens, ops' per-account switches, the
+//! ShipConfirm digests of the old-XML dialect with their MAC secret, and the answers kept
+//! for retried shipments. [`Store`] is one cheap-to-clone handle over one of two backends:
+//!
+//! - sled ([`sled`]): an embedded database in `[store] path`, one process at a time;
+//! - PostgreSQL ([`postgres`]): one table shared by several upsbridge instances.
+//!
+//! Both hold the same five trees (`accounts`, `tokens`, `meta`, `digests`, `replays`) of
+//! byte keys and byte values, with the same meaning:
+//! - a method named `…_durably` returns only once the write survives a crash (sled: flushed;
+//!   PostgreSQL: committed);
+//! - [`Store::secret`] creates a random 32-byte secret once, and every handle (every
+//!   instance) gets that same one;
+//! - [`Store::swap_digest_durably`] is a compare-and-swap: of two racing callers one wins.
+//!
+//! This module never sees a secret in clear: token records and kept answers arrive sealed
+//! by `oauth::vault` (the same AEAD and the same key whatever the backend), and neither
+//! backend puts a value or a database password in an error or a log line.
+//!
+//! Every method that could touch the network on PostgreSQL is `async` for both backends;
+//! on PostgreSQL each is bounded by `[store] timeout_ms` and fails with a [`StoreError`]
+//! that says what to check, never hangs. sled calls are quick and run inline.
+
+pub mod migrate;
+pub mod postgres;
+pub mod sled;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::accounts::map::AccountRecord;
+use crate::config::{PostgresConfig, StoreBackend, StoreConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source} (is another upsbridge using it?)")]
+    Open {
+        path: PathBuf,
+        source: ::sled::Error,
+    },
+    #[error("store I/O failed: {0}; check the disk under [store] path")]
+    Io(#[from] ::sled::Error),
+    #[error("store record `{key}` is unreadable: {detail}")]
+    Corrupt { key: String, detail: String },
+    /// No connection to PostgreSQL could be had (refused, unknown host, authentication, TLS).
+    #[error("cannot connect to PostgreSQL at {target} to {op}: {}; is PostgreSQL up at {target}, and do [store] url, the password (password_file or UPSBRIDGE_STORE_PASSWORD) and tls match it?", causes(source))]
+    PgConnect {
+        op: &'static str,
+        target: String,
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    /// PostgreSQL answered with an error, or the connection broke during the query.
+    #[error("PostgreSQL at {target} failed to {op}: {}; is PostgreSQL up at {target}? (its log says more)", causes(source))]
+    PgQuery {
+        op: &'static str,
+        target: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("PostgreSQL at {target} did not answer within {} ms to {op}; is it up, reachable and not overloaded? ([store] timeout_ms)", after.as_millis())]
+    PgTimeout {
+        op: &'static str,
+        target: String,
+        after: Duration,
+    },
+    #[error("cannot read the PostgreSQL password from [store] password_file {path}: {source}")]
+    PgPassword {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("[store] tls = \"require\": {0}")]
+    PgTls(String),
+    #[error("the database at {target} has upsbridge schema version {found}, newer than this upsbridge knows ({known}); run the newer upsbridge")]
+    PgSchema {
+        target: String,
+        found: i32,
+        known: i32,
+    },
+    #[error("cannot set up the PostgreSQL connection pool: {0}")]
+    PgPool(#[source] deadpool_postgres::BuildError),
+}
+
+/// An error and its causes, `: `-separated (the driver says "db error" and puts what the
+/// server said in its source). Server messages name users and objects, never a password.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// A tree's (key, value) pairs, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The five trees every backend holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tree {
+    /// Account name → the imported map record (JSON).
+    Accounts,
+    /// Account name → sealed token record.
+    Tokens,
+    /// `key_check`, secrets (`digest_mac_key`), `disabled/NAME`.
+    Meta,
+    /// ShipConfirm digest key → record (JSON).
+    Digests,
+    /// Replay key → sealed kept answer.
+    Replays,
+}
+
+impl Tree {
+    pub const ALL: [Tree; 5] = [
+        Tree::Accounts,
+        Tree::Tokens,
+        Tree::Meta,
+        Tree::Digests,
+        Tree::Replays,
+    ];
+
+    /// Its name: the sled tree's, and the `tree` column on PostgreSQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Accounts => "accounts",
+            Tree::Tokens => "tokens",
+            Tree::Meta => "meta",
+            Tree::Digests => "digests",
+            Tree::Replays => "replays",
+        }
+    }
+}
+
+/// Where [`Store::open`] opens: a sled directory or a PostgreSQL database.
+#[derive(Debug, Clone, Copy)]
+pub enum Location<'a> {
+    Sled(&'a Path),
+    Postgres(&'a PostgresConfig),
+}
+
+impl<'a> From<&'a Path> for Location<'a> {
+    fn from(p: &'a Path) -> Self {
+        Location::Sled(p)
+    }
+}
+
+impl<'a> From<&'a PathBuf> for Location<'a> {
+    fn from(p: &'a PathBuf) -> Self {
+        Location::Sled(p)
+    }
+}
+
+impl<'a> From<&'a PostgresConfig> for Location<'a> {
+    fn from(p: &'a PostgresConfig) -> Self {
+        Location::Postgres(p)
+    }
+}
+
+impl<'a> From<&'a StoreConfig> for Location<'a> {
+    fn from(c: &'a StoreConfig) -> Self {
+        match &c.backend {
+            StoreBackend::Sled => Location::Sled(&c.path),
+            StoreBackend::Postgres(p) => Location::Postgres(p.as_ref()),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sled(sled::SledStore),
+    Postgres(postgres::PgStore),
+}
+
+/// Handle to the open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Run the same call on whichever backend this is.
+macro_rules! on_backend {
+    ($self:ident, $s:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Sled($s) => $call,
+            Backend::Postgres($s) => $call,
+        }
+    };
+}
+
+const KEY_CHECK: &[u8] = b"key_check";
+const DISABLED: &str = "disabled/";
+
+/// How an account record is stored (the same bytes on both backends).
+fn account_value(r: &AccountRecord) -> Vec<u8> {
+    serde_json::to_vec(r).expect("account record serializes")
+}
+
+impl Store {
+    /// Open the store: a sled directory (`Store::open(&path)`: created if missing, blocks
+    /// briefly, so at startup only) or PostgreSQL (`Store::open(&config.store)`: connects,
+    /// and applies the schema migrations this version knows under an advisory lock).
+    pub async fn open<'a>(at: impl Into<Location<'a>>) -> Result<Store, StoreError> {
+        let backend = match at.into() {
+            Location::Sled(path) => Backend::Sled(sled::SledStore::open(path)?),
+            Location::Postgres(config) => Backend::Postgres(postgres::PgStore::open(config).await?),
+        };
+        Ok(Store { backend })
+    }
+
+    /// `sled` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sled(_) => "sled",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The PostgreSQL backend, for what only it can do (cluster-wide locks, notifications).
+    pub fn postgres(&self) -> Option<&postgres::PgStore> {
+        match &self.backend {
+            Backend::Postgres(p) => Some(p),
+            Backend::Sled(_) => None,
+        }
+    }
+
+    /// Make the stored accounts exactly `records`; drops the tokens of removed accounts.
+    /// Returns the names removed. Durable before returning (PostgreSQL: one transaction).
+    pub async fn replace_accounts(
+        &self,
+        records: &[AccountRecord],
+    ) -> Result<Vec<String>, StoreError> {
+        on_backend!(self, s => s.replace_accounts(records).await)
+    }
+
+    /// The accounts as last imported.
+    pub async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
+        self.entries(Tree::Accounts)
+            .await?
+            .into_iter()
+            .map(|(k, v)| {
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    async fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        on_backend!(self, s => s.get(tree, key).await)
+    }
+
+    async fn put_durably(&self, tree: Tree, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        on_backend!(self, s => s.put_durably(tree, key, value).await)
+    }
+
+    async fn remove(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
+        on_backend!(self, s => s.remove(tree, key).await)
+    }
+
+    /// Every (key, value) of a tree, in key order (`store migrate`, `accounts`).
+    pub async fn entries(&self, tree: Tree) -> Result<Entries, StoreError> {
+        on_backend!(self, s => s.entries(tree).await)
+    }
+
+    /// Make the given trees hold exactly these entries, durably (`store migrate`; on
+    /// PostgreSQL one transaction).
+    pub async fn replace_all(&self, trees: &[(Tree, Entries)]) -> Result<(), StoreError> {
+        on_backend!(self, s => s.replace_all(trees).await)
+    }
+
+    /// A sealed token record of an account, if any.
+    pub async fn token(&self, account: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(Tree::Tokens, account.as_bytes()).await
+    }
+
+    /// Store a sealed token record, durable before returning: a rotated refresh token must
+    /// survive a crash before the old one could be needed again.
+    pub async fn put_token_durably(
+        &self,
+        account: &str,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.put_durably(Tree::Tokens, account.as_bytes(), sealed)
+            .await
+    }
+
+    /// Whether any sealed token is stored (then the key must be the one that sealed it).
+    pub async fn has_tokens(&self) -> Result<bool, StoreError> {
+        on_backend!(self, s => s.is_empty(Tree::Tokens).await.map(|empty| !empty))
+    }
+
+    /// The sealed key-check value, if the store has one.
+    pub async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(Tree::Meta, KEY_CHECK).await
+    }
+
+    /// Keep the sealed key-check value (durable).
+    pub async fn set_key_check(&self, sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.put_durably(Tree::Meta, KEY_CHECK, sealed).await
+    }
+
+    /// Make everything written so far durable (sled: flush; PostgreSQL: already committed).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.flush().await,
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Names of the accounts ops disabled on the ops page.
+    pub async fn disabled_accounts(&self) -> Result<Vec<String>, StoreError> {
+        let keys =
+            on_backend!(self, s => s.keys_with_prefix(Tree::Meta, DISABLED.as_bytes()).await)?;
+        Ok(keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(&k[DISABLED.len()..]).into_owned())
+            .collect())
+    }
+
+    /// Disable or enable an account (durable before returning).
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
+        let key = format!("{DISABLED}{name}");
+        if disabled {
+            self.put_durably(Tree::Meta, key.as_bytes(), b"1".to_vec())
+                .await
+        } else {
+            on_backend!(self, s => s.remove_durably(Tree::Meta, key.as_bytes()).await)
+        }
+    }
+
+    /// A 32-byte secret named `name` in the `meta` tree, created (random) on first use and
+    /// durable before it is returned, so it never changes under a stored MAC. Every handle,
+    /// in every instance, gets the same one.
+    pub async fn secret(&self, name: &str) -> Result<[u8; 32], StoreError> {
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            key: format!("meta/{name}"),
+            detail: detail.to_string(),
+        };
+        let v = on_backend!(self, s => s.secret(name).await)?.ok_or_else(|| corrupt("vanished"))?;
+        <[u8; 32]>::try_from(v.as_slice()).map_err(|_| corrupt("not 32 bytes"))
+    }
+
+    /// A ShipConfirm digest record.
+    pub async fn digest(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(Tree::Digests, key).await
+    }
+
+    /// Write a digest record, durable before returning (the client gets the digest next).
+    pub async fn put_digest_durably(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        self.put_durably(Tree::Digests, key, value).await
+    }
+
+    /// Replace a digest record only if it still is `old` (durable); false if it changed.
+    pub async fn swap_digest_durably(
+        &self,
+        key: &[u8],
+        old: &[u8],
+        new: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self, s => s.swap_durably(Tree::Digests, key, old, new).await)
+    }
+
+    pub async fn remove_digest(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.remove(Tree::Digests, key).await
+    }
+
+    /// A kept answer (sealed).
+    pub async fn replay(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(Tree::Replays, key).await
+    }
+
+    /// Keep an answer, durable before returning (a kill -9 right after must not lose it).
+    pub async fn put_replay_durably(&self, key: &[u8], sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.put_durably(Tree::Replays, key, sealed).await
+    }
+
+    pub async fn remove_replay(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.remove(Tree::Replays, key).await
+    }
+
+    /// How many answers are kept.
+    pub async fn replays_kept(&self) -> Result<usize, StoreError> {
+        on_backend!(self, s => s.len(Tree::Replays).await)
+    }
+}
+
+/// Make `dir` (created if missing) readable by this user only: 0700, and its files 0600.
+/// The store holds argon2 hashes, access keys, sealed tokens and ShipConfirm records; files
+/// created later are private too (serve runs with umask 077).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fn tighten(dir: &Path, depth: usize) -> std::io::Result<()> {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() && depth > 0 {
+                tighten(&entry.path(), depth - 1)?;
+            } else if kind.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+        Ok(())
+    }
+    tighten(dir, 2)
+}
