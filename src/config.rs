@@ -119,6 +119,10 @@ pub struct PostgresConfig {
     /// Bound on every store operation (pool wait, connect, query): a dead database is an
     /// error after this, never a hang.
     pub timeout: Duration,
+    /// `[store] instance`: this upsbridge's name among those sharing the database (on the
+    /// ops page, in lease holders and per-instance map records). Default: host name and
+    /// proxy port ([`Config::instance_name`]).
+    pub instance: Option<String>,
 }
 
 /// `[store] tls`.
@@ -461,6 +465,7 @@ struct RawStore {
     tls: Option<toml::Spanned<String>>,
     ca_file: Option<toml::Spanned<String>>,
     timeout_ms: Option<toml::Spanned<u64>>,
+    instance: Option<toml::Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -500,6 +505,23 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl Config {
+    /// This instance's name among those sharing a PostgreSQL store: `[store] instance`, or
+    /// the host name and the proxy port it listens on (stable across restarts of the same
+    /// instance).
+    pub fn instance_name(&self, proxy_port: u16) -> String {
+        if let StoreBackend::Postgres(pg) = &self.store.backend {
+            if let Some(name) = &pg.instance {
+                return name.clone();
+            }
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{host}:{proxy_port}")
+    }
+
     /// Read and validate a config file. Relative paths inside it are relative to its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -664,6 +686,7 @@ impl Config {
                         .as_ref()
                         .map(|p| resolve(p.get_ref())),
                     tls,
+                    instance: raw.store.instance.as_ref().map(|i| i.get_ref().clone()),
                     timeout: Duration::from_millis(
                         raw.store
                             .timeout_ms

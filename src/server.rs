@@ -20,7 +20,7 @@ use tracing::{error, info};
 use crate::accounts::{Accounts, ReloadError};
 use crate::admin::onboarding::Onboarding;
 use crate::admin::{self, AdminState};
-use crate::config::{Config, Environment};
+use crate::config::{Config, Environment, StoreBackend};
 use crate::metrics::Metrics;
 use crate::oauth::rotate::Rotator;
 use crate::oauth::vault::Vault;
@@ -135,7 +135,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
 
 /// [`serve`], calling `on_listening(proxy, admin)` once the addresses are known.
 pub fn serve_with(
-    config: Config,
+    mut config: Config,
     on_listening: impl FnOnce(SocketAddr, SocketAddr),
 ) -> Result<(), ServeError> {
     // Every file serve and its rotation helpers create (store, journal, key) is private.
@@ -150,11 +150,22 @@ pub fn serve_with(
         .build()
         .map_err(|e| ServeError::Start(e.to_string()))?;
 
+    // The proxy port first: with the host name it names this instance among those sharing a
+    // PostgreSQL store (nothing is accepted on it yet).
+    let proxy_port = PortReservation::take(config.proxy.listen)?;
+    let proxy_addr = proxy_port.addr;
+    let instance = config.instance_name(proxy_addr.port());
+    if let StoreBackend::Postgres(pg) = &mut config.store.backend {
+        pg.instance = Some(instance.clone());
+    }
+
     // Store, key and map before anything listens; on PostgreSQL this connects (the pool's
     // connections live on the control runtime).
     let store = control.block_on(Store::open(&config.store))?;
     match store.postgres() {
-        Some(pg) => info!(backend = "postgres", database = %pg.target(), "store opened"),
+        Some(pg) => {
+            info!(backend = "postgres", database = %pg.target(), instance = %instance, "store opened")
+        }
         None => info!(backend = "sled", path = %config.store.path.display(), "store opened"),
     }
     let vault = control.block_on(open_vault(&config, &store))?;
@@ -197,8 +208,6 @@ pub fn serve_with(
     metrics.register(Box::new(broker.counters().failures.clone()));
     metrics.register(Box::new(crate::accounts::MapMetrics::new(accounts.clone())));
 
-    let proxy_port = PortReservation::take(config.proxy.listen)?;
-    let proxy_addr = proxy_port.addr;
     let tls_port = config
         .proxy
         .tls_listen
@@ -246,6 +255,7 @@ pub fn serve_with(
     }
     let state = AdminState {
         accounts: accounts.clone(),
+        store: store.clone(),
         broker: broker.clone(),
         metrics: metrics.clone(),
         onboarding,

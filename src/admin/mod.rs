@@ -27,6 +27,7 @@ use onboarding::{CallbackError, Onboarding};
 #[derive(Clone)]
 pub struct AdminState {
     pub accounts: Arc<Accounts>,
+    pub store: crate::store::Store,
     pub broker: TokenBroker,
     pub metrics: Arc<Metrics>,
     pub onboarding: Arc<Onboarding>,
@@ -277,9 +278,18 @@ async fn ops_page(
 ) -> Html<String> {
     let flash = flash_for(&s, &q);
     let csrf = csrf_for(&s, &who);
+    let store = page::StoreView {
+        backend: s.store.backend_name(),
+        database: s
+            .store
+            .postgres()
+            .map(|pg| (pg.target().to_string(), pg.instance().to_string())),
+        instances: s.store.instance_maps().await.map_err(|e| e.to_string()),
+    };
     Html(page::render(
         &s.account_views().await,
         &s.accounts.status(),
+        &store,
         flash.as_ref().map(|(m, ok)| (m.as_str(), *ok)),
         &csrf,
     ))

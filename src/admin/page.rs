@@ -53,9 +53,63 @@ pub fn fix_for(view: &AccountView) -> Option<String> {
 }
 
 /// The ops page. `csrf`: the session's token, put in every form that changes something.
+/// The store as the ops page shows it.
+pub struct StoreView {
+    /// `sled` or `postgres`.
+    pub backend: &'static str,
+    /// PostgreSQL: `HOST:PORT/DB` and this instance's name.
+    pub database: Option<(String, String)>,
+    /// Every instance's last imported map (PostgreSQL), or why it could not be read.
+    pub instances: Result<Vec<(String, crate::store::InstanceMap)>, String>,
+}
+
+fn store_section(store: &StoreView) -> String {
+    let Some((database, me)) = &store.database else {
+        return "<h2>Store</h2><p id=\"store\">sled, on this host only</p>".into();
+    };
+    let instances = match &store.instances {
+        Err(e) => {
+            return format!(
+                "<h2>Store</h2><p id=\"store\" class=\"rejected\">PostgreSQL at {} is unreachable: {}</p>",
+                esc(database),
+                esc(e)
+            )
+        }
+        Ok(i) => i,
+    };
+    let mut rows = String::new();
+    for (name, map) in instances {
+        rows.push_str(&format!(
+            "<tr><td>{}{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            esc(name),
+            if name == me { " (this one)" } else { "" },
+            map.accounts.len(),
+            esc(map.digest.get(..12).unwrap_or(&map.digest)),
+            when(Some(map.imported_at_unix)),
+        ));
+    }
+    let differ = instances
+        .iter()
+        .any(|(_, m)| Some(&m.digest) != instances.first().map(|(_, f)| &f.digest));
+    let warning = if differ {
+        "<div class=\"rejected\" id=\"maps-differ\"><b>The instances load different account maps.</b> \
+         Each imports its own map file; an account only some list works only through those. \
+         Give every instance the same file.</div>"
+    } else {
+        ""
+    };
+    format!(
+        "<h2>Store</h2><p id=\"store\">PostgreSQL at {} (this instance: {})</p>{warning}\
+         <table id=\"instances\"><tr><th>instance</th><th>accounts</th><th>map</th><th>imported</th></tr>{rows}</table>",
+        esc(database),
+        esc(me)
+    )
+}
+
 pub fn render(
     views: &[AccountView],
     map: &MapStatus,
+    store: &StoreView,
     flash: Option<(&str, bool)>,
     csrf: &str,
 ) -> String {
@@ -121,7 +175,8 @@ pub fn render(
          <h1>upsbridge</h1>{flash}\
          <h2>Accounts</h2><p><a href=\"/accounts/new\" id=\"new-account\">New account</a></p><table><tr><th>name</th><th>UPS account</th><th>grant</th><th>token</th><th>expires</th><th>last use</th><th>last error</th><th></th></tr>\n{rows}</table>\
          <h2>Account map</h2><p id=\"map-status\">{file}: {n} accounts, loaded {loaded}; {reloads} reloads, {rejections} rejected</p>{problems}\
-         </body></html>",
+         {store}</body></html>",
+        store = store_section(store),
         file = esc(&map.file),
         n = map.accounts,
         loaded = when(map.loaded_at),

@@ -443,35 +443,68 @@ impl TokenBroker {
         env: Environment,
     ) -> Result<Arc<CachedToken>, TokenError> {
         // (Failures are counted by the caller, which also keeps them for the backoff.)
-        self.inner
-            .counters
-            .requests
-            .with_label_values(&[account.name()])
-            .inc();
         let app = app_credentials(account);
-        let previous = slot.record();
-        let generation = previous.as_ref().map_or(0, |r| r.generation) + 1;
-        let record = match account.record.grant {
-            Grant::ClientCredentials => {
-                let record = grant::request(
-                    &self.inner.http,
-                    &self.inner.token_urls[env.index()],
-                    &app,
-                    grant::Grant::ClientCredentials,
-                    generation,
-                )
-                .await?;
-                if env != self.home(account) {
-                    // The other environment's token: memory only, refetched after a restart.
-                    return Ok(self.cache(slot, account.name(), record));
-                }
-                record
+        let name = account.name();
+        if env != self.home(account) {
+            // The other environment's token (client credentials only): memory only,
+            // refetched after a restart.
+            let generation = slot.record().map_or(0, |r| r.generation) + 1;
+            self.count_request(name);
+            let record = self.client_credentials(&app, env, generation).await?;
+            return Ok(self.cache(slot, name, record));
+        }
+        let p = &self.inner.persist;
+        // One renewal per account among the instances sharing the store: the others wait
+        // for the lease, then take what its holder stored.
+        let mut lease = match p.store.token_lease(name, self.inner.timeout).await {
+            Ok(lease) => Some(lease),
+            Err(e) if account.record.grant == Grant::ClientCredentials => {
+                warn!(account = name, error = %e, "the token store is unreachable: asking UPS without the cluster lease; the new token stays in memory until the store answers");
+                None
             }
+            Err(e) => return Err(TokenError::Store(e.to_string())),
+        };
+        let mut previous = slot.record();
+        if let Some(held) = lease.as_mut() {
+            match held.token().await {
+                Ok(Some(sealed)) => match p.vault.open_record(name, &sealed) {
+                    Ok(stored)
+                        if previous
+                            .as_ref()
+                            .is_none_or(|r| stored.generation > r.generation) =>
+                    {
+                        let token = CachedToken::from_record(&stored, self.inner.margin);
+                        if token.fresh(Instant::now()) {
+                            if let Some(held) = lease.take() {
+                                held.release().await;
+                            }
+                            info!(
+                                account = name,
+                                generation = stored.generation,
+                                "token renewed by another instance; taken from the store"
+                            );
+                            return Ok(self.cache(slot, name, stored));
+                        }
+                        // Not fresh, but its refresh token is the newest there is.
+                        previous = Some(stored);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        error!(account = name, error = %e, "stored token does not open; renewing it")
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => return Err(TokenError::Store(e.to_string())),
+            }
+        }
+        let generation = previous.as_ref().map_or(0, |r| r.generation) + 1;
+        self.count_request(name);
+        let record = match account.record.grant {
+            Grant::ClientCredentials => self.client_credentials(&app, env, generation).await?,
             Grant::AuthorizationCode => {
                 let current = previous
                     .filter(|r| r.refresh_token.is_some())
-                    .ok_or_else(|| TokenError::NeedsAuthorization(account.name().to_string()))?;
-                let p = &self.inner.persist;
+                    .ok_or_else(|| TokenError::NeedsAuthorization(name.to_string()))?;
                 p.rotator
                     .rotate(
                         &p.vault,
@@ -482,7 +515,37 @@ impl TokenBroker {
                     .await?
             }
         };
-        self.install(slot, account.name(), record).await
+        if let Some(held) = lease {
+            held.commit_token(p.vault.seal_record(name, &record))
+                .await
+                .map_err(|e| TokenError::Store(e.to_string()))?;
+            p.rotator.forget_up_to(&p.vault, name, record.generation);
+        }
+        Ok(self.cache(slot, name, record))
+    }
+
+    fn count_request(&self, account: &str) {
+        self.inner
+            .counters
+            .requests
+            .with_label_values(&[account])
+            .inc();
+    }
+
+    async fn client_credentials(
+        &self,
+        app: &AppCredentials<'_>,
+        env: Environment,
+        generation: u64,
+    ) -> Result<TokenRecord, TokenError> {
+        grant::request(
+            &self.inner.http,
+            &self.inner.token_urls[env.index()],
+            app,
+            grant::Grant::ClientCredentials,
+            generation,
+        )
+        .await
     }
 
     /// Make `record` the account's tokens: sealed and flushed to the store first, then cached.
@@ -536,12 +599,7 @@ impl TokenBroker {
             .spawn(async move {
                 let slot = broker.loaded_slot(account.name()).await?;
                 let generation = slot.record().map_or(0, |r| r.generation) + 1;
-                broker
-                    .inner
-                    .counters
-                    .requests
-                    .with_label_values(&[account.name()])
-                    .inc();
+                broker.count_request(account.name());
                 let record = grant::request(
                     &broker.inner.http,
                     &broker.inner.token_urls[broker.home(&account).index()],

@@ -55,6 +55,7 @@ impl End {
                 password_file: o.password_file.clone(),
                 tls: o.tls.clone(),
                 timeout: o.timeout,
+                instance: Some("store-migrate".into()),
             })));
         }
         Err(MigrateError::Usage(format!(

@@ -231,11 +231,46 @@ impl Store {
 
     /// Make the stored accounts exactly `records`; drops the tokens of removed accounts.
     /// Returns the names removed. Durable before returning (PostgreSQL: one transaction).
+    ///
+    /// PostgreSQL: several instances share the accounts, each importing its own map file;
+    /// an account is removed (tokens included) only when no instance's map lists it.
     pub async fn replace_accounts(
         &self,
         records: &[AccountRecord],
     ) -> Result<Vec<String>, StoreError> {
-        on_backend!(self, s => s.replace_accounts(records).await)
+        match &self.backend {
+            Backend::Sled(s) => s.replace_accounts(records).await,
+            Backend::Postgres(s) => {
+                let map = InstanceMap::of(records);
+                s.replace_accounts(s.instance(), &map, records).await
+            }
+        }
+    }
+
+    /// What each instance sharing this store last imported (PostgreSQL; sled has one).
+    pub async fn instance_maps(&self) -> Result<Vec<(String, InstanceMap)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(vec![]),
+            Backend::Postgres(s) => s.instance_maps().await,
+        }
+    }
+
+    /// Take `account`'s token lease before asking UPS for a new token: on PostgreSQL one
+    /// instance at a time holds it (the others wait up to `wait`, then read what it stored);
+    /// on sled this process is the only one, so the lease is only a view of the store.
+    pub async fn token_lease(
+        &self,
+        account: &str,
+        wait: Duration,
+    ) -> Result<TokenLease, StoreError> {
+        let held = match &self.backend {
+            Backend::Sled(_) => Held::Alone(self.clone()),
+            Backend::Postgres(s) => Held::Postgres(Box::new(s.lease(account, wait).await?)),
+        };
+        Ok(TokenLease {
+            account: account.to_string(),
+            held,
+        })
     }
 
     /// The accounts as last imported.
@@ -388,6 +423,70 @@ impl Store {
     /// How many answers are kept.
     pub async fn replays_kept(&self) -> Result<usize, StoreError> {
         on_backend!(self, s => s.len(Tree::Replays).await)
+    }
+}
+
+pub use postgres::InstanceMap;
+
+impl InstanceMap {
+    /// The record of importing `records` now.
+    pub fn of(records: &[AccountRecord]) -> InstanceMap {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        let mut sorted: Vec<&AccountRecord> = records.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        for r in &sorted {
+            hash.update(account_value(r));
+        }
+        InstanceMap {
+            accounts: sorted.iter().map(|r| r.name.clone()).collect(),
+            digest: hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+            imported_at_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+/// The right to renew one account's token ([`Store::token_lease`]).
+pub struct TokenLease {
+    account: String,
+    held: Held,
+}
+
+enum Held {
+    /// sled: one process owns the store.
+    Alone(Store),
+    Postgres(Box<postgres::PgLease>),
+}
+
+impl TokenLease {
+    /// The account's sealed token record as stored now (another instance may have renewed
+    /// it while this one waited for the lease).
+    pub async fn token(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        match &mut self.held {
+            Held::Alone(store) => store.token(&self.account).await,
+            Held::Postgres(lease) => lease.get(Tree::Tokens, self.account.as_bytes()).await,
+        }
+    }
+
+    /// Store the renewed record (durable) and end the lease.
+    pub async fn commit_token(self, sealed: Vec<u8>) -> Result<(), StoreError> {
+        match self.held {
+            Held::Alone(store) => store.put_token_durably(&self.account, sealed).await,
+            Held::Postgres(lease) => {
+                lease
+                    .commit_put(Tree::Tokens, self.account.as_bytes(), sealed)
+                    .await
+            }
+        }
+    }
+
+    /// End the lease without storing anything.
+    pub async fn release(self) {
+        if let Held::Postgres(lease) = self.held {
+            lease.release().await
+        }
     }
 }
 

@@ -44,6 +44,15 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
      )",
 )];
 
+/// The advisory lock the account-map import runs under (one instance at a time).
+const ACCOUNTS_LOCK: i64 = 0x0075_7073_6163_6374;
+
+/// An account's token lease: its advisory lock, held by the transaction that renews it.
+const LEASE: &str = "SELECT pg_advisory_xact_lock(hashtextextended('upsbridge-token/' || $1, 0))";
+
+/// Per-instance map records in `meta`: `map/<instance>` → [`InstanceMap`] (JSON).
+const MAP_PREFIX: &[u8] = b"map/";
+
 /// The environment variable that holds the database password (overrides `password_file`).
 pub const PASSWORD_ENV: &str = "UPSBRIDGE_STORE_PASSWORD";
 
@@ -57,6 +66,8 @@ const ANY: &str = "SELECT EXISTS (SELECT 1 FROM upsbridge_kv WHERE tree = $1)";
 const COUNT: &str = "SELECT count(*) FROM upsbridge_kv WHERE tree = $1";
 const ENTRIES: &str = "SELECT key, value FROM upsbridge_kv WHERE tree = $1 ORDER BY key";
 const PREFIX: &str = "SELECT key FROM upsbridge_kv
+     WHERE tree = $1 AND substr(key, 1, length($2::bytea)) = $2::bytea ORDER BY key";
+const PREFIX_VALUES: &str = "SELECT key, value FROM upsbridge_kv
      WHERE tree = $1 AND substr(key, 1, length($2::bytea)) = $2::bytea ORDER BY key";
 const CREATE: &str = "INSERT INTO upsbridge_kv (tree, key, value) VALUES ($1, $2, $3)
      ON CONFLICT (tree, key) DO NOTHING";
@@ -81,6 +92,8 @@ pub struct PgStore {
     timeout: Duration,
     /// `HOST:PORT/DB`, for messages (no password, no URL).
     target: Arc<str>,
+    /// This instance's name among those sharing the database.
+    instance: Arc<str>,
 }
 
 impl PgStore {
@@ -92,7 +105,12 @@ impl PgStore {
         }
         connect.connect_timeout(config.timeout);
         if connect.get_application_name().is_none() {
-            connect.application_name("upsbridge");
+            // Names the lease holder in pg_stat_activity (and on the ops page).
+            let name = match &config.instance {
+                Some(instance) => format!("upsbridge/{instance}"),
+                None => "upsbridge".into(),
+            };
+            connect.application_name(&name);
         }
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -117,6 +135,7 @@ impl PgStore {
             pool,
             timeout: config.timeout,
             target: config.target().into(),
+            instance: config.instance.as_deref().unwrap_or("upsbridge").into(),
         };
         store.migrate().await?;
         Ok(store)
@@ -136,6 +155,11 @@ impl PgStore {
     /// `HOST:PORT/DB` (never a password).
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// This instance's name among those sharing the database (`[store] instance`).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     fn timed_out(&self, op: &'static str) -> StoreError {
@@ -313,8 +337,13 @@ impl PgStore {
         Ok(!rows.is_empty())
     }
 
+    /// This instance's map becomes `records`: recorded under `map/<instance>`, the account
+    /// records written, and the accounts (with their tokens) that no instance's map has any
+    /// more removed. An account only another instance's map still lists keeps its tokens.
     pub async fn replace_accounts(
         &self,
+        instance: &str,
+        map: &InstanceMap,
         records: &[AccountRecord],
     ) -> Result<Vec<String>, StoreError> {
         const OP: &str = "replace the accounts";
@@ -322,13 +351,30 @@ impl PgStore {
         let mut client = self.client(OP, deadline).await?;
         let keys: Vec<Vec<u8>> = records.iter().map(|r| r.name.as_bytes().to_vec()).collect();
         let values: Vec<Vec<u8>> = records.iter().map(super::account_value).collect();
+        let map_key = [MAP_PREFIX, instance.as_bytes()].concat();
+        let map_value = serde_json::to_vec(map).expect("instance map serializes");
         let work = async {
             let tx = client.transaction().await?;
-            // Lock the account rows so two instances reloading at once do not interleave.
+            // One import at a time, so two instances reloading at once do not interleave.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ACCOUNTS_LOCK])
+                .await?;
+            tx.execute(PUT, &[&Tree::Meta.name(), &map_key, &map_value])
+                .await?;
+            let mut listed: std::collections::HashSet<Vec<u8>> = keys.iter().cloned().collect();
+            for row in tx
+                .query(PREFIX_VALUES, &[&Tree::Meta.name(), &MAP_PREFIX])
+                .await?
+            {
+                if let Ok(other) = serde_json::from_slice::<InstanceMap>(&row.get::<_, Vec<u8>>(1))
+                {
+                    listed.extend(other.accounts.into_iter().map(String::into_bytes));
+                }
+            }
+            let listed: Vec<Vec<u8>> = listed.into_iter().collect();
             let removed: Vec<Vec<u8>> = tx
                 .query(
-                    "SELECT key FROM upsbridge_kv WHERE tree = $1 AND NOT (key = ANY($2)) FOR UPDATE",
-                    &[&Tree::Accounts.name(), &keys],
+                    "SELECT key FROM upsbridge_kv WHERE tree = $1 AND NOT (key = ANY($2))",
+                    &[&Tree::Accounts.name(), &listed],
                 )
                 .await?
                 .iter()
@@ -357,6 +403,57 @@ impl PgStore {
                 drop(Object::take(client));
                 Err(self.timed_out(OP))
             }
+        }
+    }
+
+    /// Every instance's last imported map, by instance name.
+    pub async fn instance_maps(&self) -> Result<Vec<(String, InstanceMap)>, StoreError> {
+        let rows = self
+            .rows(
+                "read the instances' maps",
+                PREFIX_VALUES,
+                &[&Tree::Meta.name(), &MAP_PREFIX],
+                Again::IfClosed,
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let key: Vec<u8> = r.get(0);
+                let map = serde_json::from_slice(&r.get::<_, Vec<u8>>(1)).ok()?;
+                let name = String::from_utf8_lossy(&key[MAP_PREFIX.len()..]).into_owned();
+                Some((name, map))
+            })
+            .collect())
+    }
+
+    /// Take `account`'s token lease, waiting at most `wait` for another instance to release
+    /// it (it holds it only while it renews that token).
+    pub async fn lease(&self, account: &str, wait: Duration) -> Result<PgLease, StoreError> {
+        const OP: &str = "take the account's token lease";
+        let deadline = Instant::now() + self.timeout + wait;
+        let client = self.client(OP, deadline).await?;
+        let lease = PgLease {
+            client: Some(client),
+            store: self.clone(),
+            deadline,
+        };
+        let wait_ms = wait.as_millis().clamp(1, i32::MAX as u128);
+        let work = async {
+            let c = lease
+                .client
+                .as_ref()
+                .expect("a new lease holds its connection");
+            c.batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = {wait_ms}"))
+                .await?;
+            c.execute(LEASE, &[&account]).await?;
+            Ok::<_, tokio_postgres::Error>(())
+        };
+        // On any failure the lease is dropped, which closes its connection.
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(Ok(())) => Ok(lease),
+            Ok(Err(e)) => Err(self.failed(OP, e)),
+            Err(_) => Err(self.timed_out(OP)),
         }
     }
 
@@ -498,4 +595,89 @@ fn client_tls(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
     .map_err(|e| StoreError::PgTls(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth())
+}
+
+/// What one instance last imported from its map file (`meta` `map/<instance>`): instances
+/// whose maps differ show it on the ops page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InstanceMap {
+    pub accounts: Vec<String>,
+    /// SHA-256 (hex) of the imported records, for comparing instances.
+    pub digest: String,
+    pub imported_at_unix: u64,
+}
+
+/// An account's token lease (see [`PgStore::lease`]): an open transaction holding the
+/// account's advisory lock. Ended by [`PgLease::commit_put`] or [`PgLease::release`]; if
+/// dropped (its holder failed or was cancelled), its connection is closed, so PostgreSQL
+/// ends the transaction and frees the lock.
+pub struct PgLease {
+    client: Option<Object>,
+    store: PgStore,
+    deadline: Instant,
+}
+
+impl PgLease {
+    fn client(&self) -> &Object {
+        self.client
+            .as_ref()
+            .expect("a live lease holds its connection")
+    }
+
+    /// A record as it is now (read under the lease).
+    pub async fn get(&mut self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        const OP: &str = "read a record under a token lease";
+        let name = tree.name();
+        let params: [&(dyn ToSql + Sync); 2] = [&name, &key];
+        let work = self.client().query(GET, &params);
+        match tokio::time::timeout_at(self.deadline + self.store.timeout, work).await {
+            Ok(Ok(rows)) => Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0))),
+            Ok(Err(e)) => Err(self.store.failed(OP, e)),
+            Err(_) => Err(self.store.timed_out(OP)),
+        }
+    }
+
+    /// Write a record and commit: durable, and the lease ends.
+    pub async fn commit_put(
+        mut self,
+        tree: Tree,
+        key: &[u8],
+        value: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "store a renewed token";
+        let deadline = Instant::now() + self.store.timeout;
+        let work = async {
+            let c = self.client();
+            c.execute(PUT, &[&tree.name(), &key, &value]).await?;
+            c.batch_execute("COMMIT").await
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(Ok(())) => {
+                // Back to the pool: its transaction is over.
+                drop(self.client.take());
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.store.failed(OP, e)),
+            Err(_) => Err(self.store.timed_out(OP)),
+        }
+    }
+
+    /// End the lease without writing.
+    pub async fn release(mut self) {
+        let deadline = Instant::now() + self.store.timeout;
+        if let Ok(Ok(())) =
+            tokio::time::timeout_at(deadline, self.client().batch_execute("ROLLBACK")).await
+        {
+            drop(self.client.take());
+        }
+    }
+}
+
+impl Drop for PgLease {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // Mid-transaction: never pooled again; closing it ends the transaction.
+            drop(Object::take(client));
+        }
+    }
 }
