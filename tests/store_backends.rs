@@ -38,6 +38,7 @@ fn pg_config(pg: &Postgres, timeout: Duration) -> PostgresConfig {
         password_file: Some(pg.password_file()),
         tls: PostgresTls::Disable,
         timeout,
+        instance: None,
     }
 }
 

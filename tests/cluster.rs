@@ -1,0 +1,256 @@
+//! Several `upsbridge serve` instances sharing one PostgreSQL store (a real server from
+//! Debian's packages, tests/common/pg.rs), one simulator behind them: what must hold across
+//! instances. Token renewal happens once per account in the whole cluster; a shipment
+//! confirmed on one instance is accepted on another, once; instances with different map
+//! files do not delete each other's accounts.
+
+mod common;
+mod perf_common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::pg::Postgres;
+use common::*;
+use perf_common::*;
+
+/// The `[store]` section of an instance on `pg`. The sealing key is one file for all
+/// instances (ops copy it to every host, as docs/ha.md says).
+fn pg_store(pg: &Postgres, key_file: &Path, instance: &str) -> String {
+    format!(
+        "[store]\npath = \"store\"\nkey_file = \"{}\"\nbackend = \"postgres\"\nurl = \"{}\"\npassword_file = \"{}\"\ntimeout_ms = 3000\ninstance = \"{instance}\"\n",
+        key_file.display(),
+        pg.url(),
+        pg.password_file().display()
+    )
+}
+
+/// An instance's config: the test harness's, with its store on PostgreSQL.
+fn instance_config(sim: &Sim, pg: &Postgres, key: &Path, name: &str, ups_extra: &str) -> String {
+    let config = Proxy::config_text(&sim.url, ups_extra);
+    assert!(config.contains("[store]\npath = \"store\"\n"));
+    config.replace("[store]\npath = \"store\"\n", &pg_store(pg, key, name))
+}
+
+struct Cluster {
+    sim: Sim,
+    a: Proxy,
+    b: Proxy,
+    _pg: Postgres,
+    _dirs: [tempfile::TempDir; 3],
+}
+
+impl Cluster {
+    /// The simulator, then instance `a` (which makes the key), then `b` with the same key.
+    fn start(accounts: &[&TestAccount], token_ttl: Duration, ups_extra: &str) -> Cluster {
+        let pg = Postgres::start();
+        let (sim_dir, dir_a, dir_b) = (tempdir(), tempdir(), tempdir());
+        let sim = Sim::start(sim_dir.path(), accounts, token_ttl.as_secs());
+        let key = dir_a.path().join("upsbridge.key");
+        let mut proxies = ["a", "b"].map(|name| {
+            let dir = if name == "a" { &dir_a } else { &dir_b };
+            write_map(&dir.path().join("accounts.toml"), accounts);
+            let config = instance_config(&sim, &pg, &key, name, ups_extra);
+            Some(Proxy::start_with_config(dir.path(), accounts, &config))
+        });
+        Cluster {
+            sim,
+            a: proxies[0].take().unwrap(),
+            b: proxies[1].take().unwrap(),
+            _pg: pg,
+            _dirs: [sim_dir, dir_a, dir_b],
+        }
+    }
+}
+
+/// `n` concurrent rate requests, half to each instance, all answered.
+fn storm_both(c: &Cluster, accounts: &[TestAccount], n: usize, phase: &str) -> Vec<Outcome> {
+    let (a, b) = (c.a.url.clone(), c.b.url.clone());
+    let (accounts_a, accounts_b) = (accounts.to_vec(), accounts.to_vec());
+    let on_a = std::thread::spawn(move || storm(&a, &accounts_a, n / 2, Duration::from_secs(30)));
+    let on_b = storm(&b, &accounts_b, n - n / 2, Duration::from_secs(30));
+    let mut all = on_a.join().unwrap();
+    all.extend(on_b);
+    let ok = all.iter().filter(|o| o.is_rate_answer()).count();
+    assert_eq!(ok, n, "{phase}: failures {}", failures(&all));
+    all
+}
+
+/// 1,000 concurrent requests spread over two instances, cold and then inside the renewal
+/// margin: each time exactly one token request per account reaches UPS from the whole
+/// cluster (the instance holding the account's lease asks; the other waits and takes the
+/// stored token), and every client gets its rate answer.
+#[test]
+fn a_storm_over_two_instances_renews_each_token_once_in_the_cluster() {
+    let _heavy = heavy();
+    let accounts: Vec<TestAccount> = (0..4).map(|i| account(i, "cluster")).collect();
+    let refs: Vec<&TestAccount> = accounts.iter().collect();
+    let (ttl, margin) = (Duration::from_secs(30), Duration::from_secs(15));
+    let c = Cluster::start(
+        &refs,
+        ttl,
+        &format!(
+            "request_timeout_ms = 20000\ntoken_timeout_ms = 5000\nconnect_timeout_ms = 2000\ntoken_refresh_margin_secs = {}\n",
+            margin.as_secs()
+        ),
+    );
+    // A slow token endpoint, so that both instances' requests pile up behind one renewal.
+    c.sim.faults(serde_json::json!({"token_latency_ms": 1000}));
+    let n_acc = accounts.len() as u64;
+
+    let started = Instant::now();
+    let cold = storm_both(&c, &accounts, 1_000, "cold");
+    assert_eq!(
+        c.sim.token_requests("client_credentials"),
+        n_acc,
+        "cold: one token request per account from both instances together"
+    );
+    let first_answer = cold.iter().map(|o| o.done).min().unwrap();
+
+    // Inside the renewal margin: both instances want a new token; one asks UPS.
+    let margin_from = first_answer.max(started) + (ttl - margin) + Duration::from_millis(500);
+    std::thread::sleep(margin_from.saturating_duration_since(Instant::now()));
+    storm_both(&c, &accounts, 1_000, "inside the margin");
+    let renewed = wait_for(Duration::from_secs(8), || {
+        let n = c.sim.token_requests("client_credentials");
+        (n >= 2 * n_acc).then_some(n)
+    })
+    .unwrap_or_else(|| c.sim.token_requests("client_credentials"));
+    // Give a duplicate the time to show up before counting.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        (renewed, c.sim.token_requests("client_credentials")),
+        (2 * n_acc, 2 * n_acc),
+        "inside the margin: one renewal per account in the cluster"
+    );
+    let asked: f64 = [&c.a, &c.b]
+        .iter()
+        .map(|p| sum(&metrics(&p.admin), "upsbridge_token_requests_total", &[]))
+        .sum();
+    assert_eq!(asked as u64, 2 * n_acc, "the instances' own counts agree");
+    for p in [&c.a, &c.b] {
+        assert_eq!(
+            sum(&metrics(&p.admin), "upsbridge_token_failures_total", &[]) as u64,
+            0
+        );
+    }
+}
+
+fn access(a: &TestAccount) -> String {
+    format!(
+        "<?xml version=\"1.0\"?>\n<AccessRequest xml:lang=\"en-US\"><AccessLicenseNumber>{}</AccessLicenseNumber><UserId>{}</UserId><Password>{}</Password></AccessRequest>\n",
+        a.access_key, a.user, a.password
+    )
+}
+
+fn confirm(a: &TestAccount) -> String {
+    format!(
+        "{}<?xml version=\"1.0\"?><ShipmentConfirmRequest><Request><RequestAction>ShipConfirm</RequestAction><RequestOption>nonvalidate</RequestOption></Request><Shipment><Shipper><Name>East</Name><PhoneNumber>3025550100</PhoneNumber><ShipperNumber>{1}</ShipperNumber><Address><AddressLine1>10 Elm Rd</AddressLine1><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper><ShipTo><CompanyName>Acme</CompanyName><PhoneNumber>7755550100</PhoneNumber><Address><AddressLine1>5 Oak Ave</AddressLine1><City>Reno</City><StateProvinceCode>NV</StateProvinceCode><PostalCode>89501</PostalCode><CountryCode>US</CountryCode></Address></ShipTo><PaymentInformation><Prepaid><BillShipper><AccountNumber>{1}</AccountNumber></BillShipper></Prepaid></PaymentInformation><Service><Code>03</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><UnitOfMeasurement><Code>LBS</Code></UnitOfMeasurement><Weight>5</Weight></PackageWeight></Package></Shipment><LabelSpecification><LabelPrintMethod><Code>GIF</Code></LabelPrintMethod></LabelSpecification></ShipmentConfirmRequest>",
+        access(a),
+        a.shipper
+    )
+}
+
+fn accept(a: &TestAccount, digest: &str) -> String {
+    format!(
+        "{}<?xml version=\"1.0\"?><ShipmentAcceptRequest><Request><RequestAction>ShipAccept</RequestAction></Request><ShipmentDigest>{digest}</ShipmentDigest></ShipmentAcceptRequest>",
+        access(a)
+    )
+}
+
+fn old_xml(proxy: &Proxy, svc: &str, body: String) -> String {
+    let (status, _, text) = post_raw(
+        &proxy.http,
+        &format!("{}/ups.app/xml/{svc}", proxy.url),
+        body,
+        Some("application/x-www-form-urlencoded"),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_old_xml_success(&text);
+    text
+}
+
+fn ships(sim: &Sim) -> usize {
+    sim.api_requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").ends_with("/ship"))
+        .count()
+}
+
+/// ShipConfirm answered by one instance, ShipAccept by the other: one shipment. The same
+/// accept sent again to the first instance gets the first accept's answer (same tracking
+/// number, same label), and nothing more is shipped.
+#[test]
+fn a_shipment_confirmed_on_one_instance_is_accepted_once_on_another() {
+    let c = Cluster::start(&[&EAST], Duration::from_secs(14399), FAST_TIMEOUTS);
+    let confirmed = old_xml(&c.a, "ShipConfirm", confirm(&EAST));
+    let digest = xml_text(&confirmed, "ShipmentDigest").expect("a ShipmentDigest");
+    assert_eq!(ships(&c.sim), 0, "ShipConfirm ships nothing");
+
+    let accepted = old_xml(&c.b, "ShipAccept", accept(&EAST, &digest));
+    let number = xml_text(&accepted, "ShipmentResults/ShipmentIdentificationNumber")
+        .expect("a tracking number");
+    assert_eq!(ships(&c.sim), 1);
+
+    let again = old_xml(&c.a, "ShipAccept", accept(&EAST, &digest));
+    assert_eq!(
+        xml_text(&again, "ShipmentResults/ShipmentIdentificationNumber").as_deref(),
+        Some(number.as_str()),
+        "the retry on the other instance gets the first accept's shipment"
+    );
+    assert_eq!(ships(&c.sim), 1, "a retried accept never ships twice");
+    assert!(c.a.log_text().contains("ShipAccept repeated"));
+}
+
+/// Two instances whose map files differ: each imports its own, neither removes the other's
+/// account (nor its tokens); an account goes only when no instance's map lists it.
+#[test]
+fn instances_with_different_maps_keep_each_others_accounts() {
+    let c = Cluster::start(&[&EAST, &WEST], Duration::from_secs(14399), FAST_TIMEOUTS);
+    // Both accounts get their tokens (stored in PostgreSQL).
+    for (proxy, a) in [(&c.a, &EAST), (&c.b, &WEST)] {
+        let (status, _, text) = post_raw(
+            &proxy.http,
+            &format!("{}/ups.app/xml/Rate", proxy.url),
+            format!("{}{}", access(a), RATE),
+            None,
+        );
+        assert_eq!(status, 200, "{text}");
+        assert_old_xml_success(&text);
+    }
+    let tokens_before = c.sim.token_requests("client_credentials");
+    assert_eq!(tokens_before, 2);
+
+    // b's map loses EAST. a still has it: EAST keeps its tokens and works on both.
+    write_map(&c.b.dir.join("accounts.toml"), &[&WEST]);
+    assert!(
+        wait_for(Duration::from_secs(10), || c
+            .b
+            .log_text()
+            .contains("account map reloaded")
+            .then_some(()))
+        .is_some(),
+        "b reloads its map"
+    );
+    let (status, _, text) = post_raw(
+        &c.a.http,
+        &format!("{}/ups.app/xml/Rate", c.a.url),
+        format!("{}{}", access(&EAST), RATE),
+        None,
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_old_xml_success(&text);
+    assert_eq!(
+        c.sim.token_requests("client_credentials"),
+        tokens_before,
+        "EAST's token survived b's reload"
+    );
+    // The ops page says the instances' maps differ.
+    let page = c.a.admin_text("/");
+    assert!(
+        page.contains("instances load different account maps"),
+        "{page}"
+    );
+}
+
+const RATE: &str = "<?xml version=\"1.0\"?><RatingServiceSelectionRequest><Request><RequestAction>Rate</RequestAction><RequestOption>Rate</RequestOption></Request><Shipment><Shipper><ShipperNumber>9Y9Y9Y</ShipperNumber><Address><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper><ShipTo><CompanyName>Acme</CompanyName><Address><City>Reno</City><StateProvinceCode>NV</StateProvinceCode><PostalCode>89501</PostalCode><CountryCode>US</CountryCode></Address></ShipTo><Service><Code>02</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><UnitOfMeasurement><Code>LBS</Code></UnitOfMeasurement><Weight>3</Weight></PackageWeight></Package></Shipment></RatingServiceSelectionRequest>";
