@@ -170,6 +170,7 @@ pub fn serve_with(
     }
     let vault = control.block_on(open_vault(&config, &store))?;
     let replay_vault = vault.clone();
+    let flow_vault = vault.clone();
     let accounts =
         Arc::new(control.block_on(Accounts::open(&config.accounts.file, store.clone()))?);
     info!(accounts = accounts.snapshot().len(), file = %config.accounts.file.display(), "account map loaded");
@@ -239,6 +240,8 @@ pub fn serve_with(
     let onboarding = Arc::new(Onboarding::new(
         &config.ups,
         config.redirect_uri(admin_addr),
+        store.clone(),
+        flow_vault,
     ));
     let redirect = config.redirect_uri(admin_addr);
     let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()];

@@ -374,16 +374,16 @@ async fn authorize(
                 return refused;
             }
             info!(account = %name, "authorization started");
-            to_ups(&s, &account)
+            to_ups(&s, &account).await
         }
-        _ => match s.onboarding.ticket(&account) {
+        _ => match s.onboarding.ticket(&account).await {
             Ok(url) => {
                 info!(account = %name, "authorization start link issued");
                 Json(serde_json::json!({"start_url": url.as_str()})).into_response()
             }
             Err(why) => (
                 StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({"error": why})),
+                Json(serde_json::json!({"error": why.to_string()})),
             )
                 .into_response(),
         },
@@ -399,8 +399,8 @@ fn csrf_for(s: &AdminState, who: &auth::Who) -> String {
 }
 
 /// Start an authorization flow bound to this browser: 303 to UPS's login with the flow cookie.
-fn to_ups(s: &AdminState, account: &crate::accounts::Account) -> Response {
-    match s.onboarding.start(account) {
+async fn to_ups(s: &AdminState, account: &crate::accounts::Account) -> Response {
+    match s.onboarding.start(account).await {
         Ok((url, browser)) => (
             StatusCode::SEE_OTHER,
             [
@@ -409,7 +409,17 @@ fn to_ups(s: &AdminState, account: &crate::accounts::Account) -> Response {
             ],
         )
             .into_response(),
-        Err(why) => bad_request("Nothing to authorize", &why),
+        Err(why @ onboarding::StartError::NotAuthorizationCode(_)) => {
+            bad_request("Nothing to authorize", &why.to_string())
+        }
+        Err(why) => {
+            warn!(account = %account.name(), error = %why, "authorization not started");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(page::message("Authorization not started", &why.to_string())),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -491,16 +501,20 @@ async fn set_disabled(
 
 /// A terminal-issued start link: bind this browser to a new flow and go to UPS.
 async fn start_from_ticket(State(s): State<AdminState>, Path(ticket): Path<String>) -> Response {
-    let Some(name) = s.onboarding.take_ticket(&ticket) else {
-        return bad_request(
-            "Authorization not started",
-            "This start link is unknown, already used or expired; run `upsbridge accounts authorize` again.",
-        );
+    let name = match s.onboarding.take_ticket(&ticket).await {
+        Ok(Some(name)) => name,
+        Ok(None) => {
+            return bad_request(
+                "Authorization not started",
+                "This start link is unknown, already used or expired; run `upsbridge accounts authorize` again.",
+            )
+        }
+        Err(e) => return bad_request("Authorization not started", &e.to_string()),
     };
     let Some(account) = s.accounts.snapshot().by_name(&name).cloned() else {
         return unknown_account(&name);
     };
-    to_ups(&s, &account)
+    to_ups(&s, &account).await
 }
 
 async fn callback(
@@ -512,7 +526,8 @@ async fn callback(
     // The state is consumed whatever happens next: a link works once.
     let taken = s
         .onboarding
-        .take(state, auth::cookie(&headers, onboarding::FLOW_COOKIE));
+        .take(state, auth::cookie(&headers, onboarding::FLOW_COOKIE))
+        .await;
     if let Some(e) = q.get("error") {
         warn!(error = %e, "authorization refused at UPS");
         return bad_request(
@@ -747,7 +762,7 @@ async fn new_account(
     }
     let added = s.accounts.snapshot().by_name(&new.name).cloned();
     match (grant, added) {
-        (crate::accounts::Grant::AuthorizationCode, Some(account)) => to_ups(&s, &account),
+        (crate::accounts::Grant::AuthorizationCode, Some(account)) => to_ups(&s, &account).await,
         _ => Redirect::to(&format!("/?flash=added&account={}", new.name)).into_response(),
     }
 }

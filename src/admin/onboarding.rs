@@ -8,38 +8,55 @@
 //! browser, an error from UPS, a code UPS will not exchange) is a 400 page and
 //! nothing is stored. From a terminal (`accounts authorize`) the flow starts
 //! with a single-use start link the owner opens, which sets the cookie.
+//!
+//! Flows in progress and start links live in the store (sealed, keyed by a hash of the
+//! state or ticket, taken atomically), so with several instances on one PostgreSQL the
+//! callback may come back to any of them, and still works once only.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dashmap::DashMap;
 use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use url::Url;
 
 use crate::accounts::{Account, Grant};
 use crate::oauth::ups::UpsOAuthClient;
+use crate::oauth::vault::Vault;
+use crate::store::Store;
 
 /// How long an authorize link stays good.
 const STATE_TTL: Duration = Duration::from_secs(600);
 
+/// A flow in progress, as stored (sealed: the PKCE verifier is a secret).
+#[derive(Serialize, Deserialize)]
 struct Pending {
     account: String,
     verifier: String,
-    expires: Instant,
+    expires_unix: u64,
     /// SHA-256 of the browser cookie that must come back with the callback.
     browser: [u8; 32],
 }
 
+/// A terminal-issued start link, as stored.
+#[derive(Serialize, Deserialize)]
+struct Ticket {
+    account: String,
+    expires_unix: u64,
+}
+
+/// The AEAD associated data of stored flows (a sealed flow opens as nothing else).
+const FLOW_AAD: &str = "oauth-flow";
+
 /// The cookie binding a flow to the browser that started it.
 pub const FLOW_COOKIE: &str = "ub_oauth";
 
-/// Outstanding authorization requests, by `state`.
+/// Authorization flows: started here, finished by whichever instance gets the callback.
 pub struct Onboarding {
-    pending: DashMap<String, Pending>,
-    /// Start links for terminal onboarding: ticket → (account, expiry).
-    tickets: DashMap<String, (String, Instant)>,
+    store: Store,
+    vault: Vault,
     auth_url: AuthUrl,
     token_url: oauth2::TokenUrl,
     pub redirect_uri: Url,
@@ -56,13 +73,29 @@ pub enum CallbackError {
     AccountGone(String),
     #[error("this authorization was started in another browser; start it again from the ops page in the browser you log in with")]
     OtherBrowser,
+    #[error("the store did not answer ({0}); try again in a moment")]
+    Store(String),
+}
+
+/// Why a flow could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("account `{0}` uses the client-credentials grant: it needs no authorization")]
+    NotAuthorizationCode(String),
+    #[error("the store did not answer ({0}); try again in a moment")]
+    Store(String),
 }
 
 impl Onboarding {
-    pub fn new(ups_base: &crate::config::UpsConfig, redirect_uri: Url) -> Onboarding {
+    pub fn new(
+        ups_base: &crate::config::UpsConfig,
+        redirect_uri: Url,
+        store: Store,
+        vault: Vault,
+    ) -> Onboarding {
         Onboarding {
-            pending: DashMap::new(),
-            tickets: DashMap::new(),
+            store,
+            vault,
             auth_url: AuthUrl::from_url(ups_base.url("/security/v1/oauth/authorize")),
             token_url: oauth2::TokenUrl::from_url(ups_base.url("/security/v1/oauth/token")),
             redirect_uri,
@@ -71,14 +104,10 @@ impl Onboarding {
 
     /// The UPS login URL for `account`, with a new state and PKCE challenge, and the value of
     /// the [`FLOW_COOKIE`] the starting browser must be given.
-    pub fn start(&self, account: &Account) -> Result<(Url, String), String> {
+    pub async fn start(&self, account: &Account) -> Result<(Url, String), StartError> {
         if account.record.grant != Grant::AuthorizationCode {
-            return Err(format!(
-                "account `{}` uses the client-credentials grant: it needs no authorization",
-                account.name()
-            ));
+            return Err(StartError::NotAuthorizationCode(account.name().to_string()));
         }
-        self.pending.retain(|_, p| p.expires > Instant::now());
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client: UpsOAuthClient<oauth2::EndpointSet> =
             oauth2::Client::new(ClientId::new(account.record.client_id.clone()))
@@ -90,16 +119,37 @@ impl Onboarding {
             .set_pkce_challenge(challenge)
             .url();
         let browser = super::auth::hex(&rand::random::<[u8; 32]>());
-        self.pending.insert(
-            state.secret().clone(),
-            Pending {
-                account: account.name().to_string(),
-                verifier: verifier.secret().clone(),
-                expires: Instant::now() + STATE_TTL,
-                browser: sha256(&browser),
-            },
-        );
+        let pending = Pending {
+            account: account.name().to_string(),
+            verifier: verifier.secret().clone(),
+            expires_unix: unix_now() + STATE_TTL.as_secs(),
+            browser: sha256(&browser),
+        };
+        self.keep(state.secret(), &pending).await?;
         Ok((url, browser))
+    }
+
+    async fn keep(&self, secret: &str, value: &impl Serialize) -> Result<(), StartError> {
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(value).expect("flow serializes"));
+        self.store
+            .put_flow(&flow_key(secret), self.vault.seal(FLOW_AAD, &json))
+            .await
+            .map_err(|e| StartError::Store(e.to_string()))
+    }
+
+    /// Take a stored flow or start link (single use); `None` when unknown, used or unreadable.
+    async fn take_stored<T: for<'de> Deserialize<'de>>(
+        &self,
+        secret: &str,
+    ) -> Result<Option<T>, CallbackError> {
+        let sealed = self
+            .store
+            .take_flow(&flow_key(secret))
+            .await
+            .map_err(|e| CallbackError::Store(e.to_string()))?;
+        Ok(sealed
+            .and_then(|s| self.vault.open(FLOW_AAD, &s).ok())
+            .and_then(|json| serde_json::from_slice(&zeroize::Zeroizing::new(json)).ok()))
     }
 
     /// The cookie line that binds the flow to this browser.
@@ -112,20 +162,16 @@ impl Onboarding {
 
     /// A single-use start link for `account` (terminal onboarding): the owner's browser
     /// opens it, gets the flow cookie and goes on to UPS.
-    pub fn ticket(&self, account: &Account) -> Result<Url, String> {
+    pub async fn ticket(&self, account: &Account) -> Result<Url, StartError> {
         if account.record.grant != Grant::AuthorizationCode {
-            return Err(format!(
-                "account `{}` uses the client-credentials grant: it needs no authorization",
-                account.name()
-            ));
+            return Err(StartError::NotAuthorizationCode(account.name().to_string()));
         }
-        self.tickets
-            .retain(|_, (_, expires)| *expires > Instant::now());
         let ticket = super::auth::hex(&rand::random::<[u8; 24]>());
-        self.tickets.insert(
-            ticket.clone(),
-            (account.name().to_string(), Instant::now() + STATE_TTL),
-        );
+        let stored = Ticket {
+            account: account.name().to_string(),
+            expires_unix: unix_now() + STATE_TTL.as_secs(),
+        };
+        self.keep(&format!("ticket/{ticket}"), &stored).await?;
         let mut url = self.redirect_uri.clone();
         url.set_path(&format!("/oauth/start/{ticket}"));
         url.set_query(None);
@@ -133,21 +179,26 @@ impl Onboarding {
     }
 
     /// Consume a start link: the account it is for.
-    pub fn take_ticket(&self, ticket: &str) -> Option<String> {
-        let (_, (name, expires)) = self.tickets.remove(ticket)?;
-        (expires > Instant::now()).then_some(name)
+    pub async fn take_ticket(&self, ticket: &str) -> Result<Option<String>, CallbackError> {
+        let stored: Option<Ticket> = self.take_stored(&format!("ticket/{ticket}")).await?;
+        Ok(stored
+            .filter(|t| t.expires_unix > unix_now())
+            .map(|t| t.account))
     }
 
     /// Consume `state` (single use, even when the rest of the callback fails) and check that
     /// `browser` (the flow cookie) is the one the flow was started with.
     /// Returns the account name and the PKCE verifier.
-    pub fn take(
+    pub async fn take(
         &self,
         state: &str,
         browser: Option<&str>,
     ) -> Result<(String, String), CallbackError> {
-        let (_, p) = self.pending.remove(state).ok_or(CallbackError::BadState)?;
-        if p.expires <= Instant::now() {
+        let p: Pending = self
+            .take_stored(state)
+            .await?
+            .ok_or(CallbackError::BadState)?;
+        if p.expires_unix <= unix_now() {
             return Err(CallbackError::BadState);
         }
         let same = browser.is_some_and(|b| bool::from(sha256(b).ct_eq(&p.browser)));
@@ -169,6 +220,17 @@ impl Onboarding {
             .cloned()
             .ok_or_else(|| CallbackError::AccountGone(name.to_string()))
     }
+}
+
+/// The store key of a state or ticket: its hash (the store never holds the value itself).
+fn flow_key(secret: &str) -> String {
+    super::auth::hex(&sha256(secret))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn sha256(s: &str) -> [u8; 32] {

@@ -195,6 +195,8 @@ macro_rules! on_backend {
 
 const KEY_CHECK: &[u8] = b"key_check";
 const DISABLED: &str = "disabled/";
+/// `meta` keys of authorization flows in progress (`flow/<hash of state or ticket>`).
+const FLOW: &str = "flow/";
 
 /// How an account record is stored (the same bytes on both backends).
 fn account_value(r: &AccountRecord) -> Vec<u8> {
@@ -380,6 +382,19 @@ impl Store {
         };
         let v = on_backend!(self, s => s.secret(name).await)?.ok_or_else(|| corrupt("vanished"))?;
         <[u8; 32]>::try_from(v.as_slice()).map_err(|_| corrupt("not 32 bytes"))
+    }
+
+    /// Keep an authorization flow in progress (`flow/KEY` in `meta`, sealed), durable: the
+    /// owner's callback may come back to another instance.
+    pub async fn put_flow(&self, key: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.put_durably(Tree::Meta, format!("{FLOW}{key}").as_bytes(), sealed)
+            .await
+    }
+
+    /// Take an authorization flow (single use: of two instances taking it, one gets it).
+    pub async fn take_flow(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = format!("{FLOW}{key}");
+        on_backend!(self, s => s.take_durably(Tree::Meta, key.as_bytes()).await)
     }
 
     /// A ShipConfirm digest record.

@@ -59,6 +59,7 @@ pub const PASSWORD_ENV: &str = "UPSBRIDGE_STORE_PASSWORD";
 const GET: &str = "SELECT value FROM upsbridge_kv WHERE tree = $1 AND key = $2";
 const PUT: &str = "INSERT INTO upsbridge_kv (tree, key, value) VALUES ($1, $2, $3)
      ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()";
+const TAKE: &str = "DELETE FROM upsbridge_kv WHERE tree = $1 AND key = $2 RETURNING value";
 const REMOVE: &str = "DELETE FROM upsbridge_kv WHERE tree = $1 AND key = $2";
 const SWAP: &str = "UPDATE upsbridge_kv SET value = $4, updated_at = now()
      WHERE tree = $1 AND key = $2 AND value = $3 RETURNING 1";
@@ -263,6 +264,19 @@ impl PgStore {
 
     pub async fn remove_durably(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
         self.remove(tree, key).await
+    }
+
+    /// Remove a record and return it (atomic: of two takers one gets it).
+    pub async fn take_durably(
+        &self,
+        tree: Tree,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // Not tried again: a take whose answer was lost did happen.
+        let rows = self
+            .rows("take a record", TAKE, &[&tree.name(), &key], Again::Never)
+            .await?;
+        Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)))
     }
 
     pub async fn is_empty(&self, tree: Tree) -> Result<bool, StoreError> {

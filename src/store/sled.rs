@@ -104,6 +104,19 @@ impl SledStore {
         Ok(())
     }
 
+    /// Remove a record and return it (atomic: of two takers one gets it), durably.
+    pub async fn take_durably(
+        &self,
+        tree: Tree,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let old = self.tree(tree).remove(key)?;
+        if old.is_some() {
+            self.db.flush_async().await?;
+        }
+        Ok(old.map(|v| v.to_vec()))
+    }
+
     pub async fn is_empty(&self, tree: Tree) -> Result<bool, StoreError> {
         Ok(self.tree(tree).is_empty())
     }
