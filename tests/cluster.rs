@@ -254,3 +254,69 @@ fn instances_with_different_maps_keep_each_others_accounts() {
 }
 
 const RATE: &str = "<?xml version=\"1.0\"?><RatingServiceSelectionRequest><Request><RequestAction>Rate</RequestAction><RequestOption>Rate</RequestOption></Request><Shipment><Shipper><ShipperNumber>9Y9Y9Y</ShipperNumber><Address><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper><ShipTo><CompanyName>Acme</CompanyName><Address><City>Reno</City><StateProvinceCode>NV</StateProvinceCode><PostalCode>89501</PostalCode><CountryCode>US</CountryCode></Address></ShipTo><Service><Code>02</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><UnitOfMeasurement><Code>LBS</Code></UnitOfMeasurement><Weight>3</Weight></PackageWeight></Package></Shipment></RatingServiceSelectionRequest>";
+
+fn track(proxy: &Proxy, a: &TestAccount) -> reqwest::blocking::Response {
+    header_request(
+        &proxy.http,
+        reqwest::Method::GET,
+        &format!("{}/track/v1/details/1Z7W7W7W0300000001", proxy.url),
+        a,
+        None,
+    )
+}
+
+/// The owner starts "Authorize" on one instance; UPS sends the browser back to the shared
+/// redirect name, which the load balancer gives to the other instance: the flow completes
+/// there (state and PKCE verifier come from the store), works once only in the cluster, and
+/// both instances then serve the account with the one token UPS issued.
+#[test]
+fn an_authorization_started_on_one_instance_completes_on_another() {
+    const PUBLIC: &str = "http://upsbridge.test";
+    let c = Cluster::start(
+        &[&NORTH],
+        Duration::from_secs(14399),
+        &format!("{FAST_TIMEOUTS}redirect_uri = \"{PUBLIC}/oauth/callback\"\n"),
+    );
+    // `accounts authorize` against the first instance: a start link under the public name.
+    let r = no_redirects()
+        .post(format!("{}/accounts/{}/authorize", c.a.admin, NORTH.name))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let start: serde_json::Value = r.json().unwrap();
+    let start = start["start_url"].as_str().expect("a start link");
+    assert!(start.starts_with(PUBLIC), "{start}");
+    let callback = log_in_at_ups(&open_start_link(&start.replace(PUBLIC, &c.a.admin)));
+    assert!(
+        callback.starts_with(&format!("{PUBLIC}/oauth/callback?")),
+        "{callback}"
+    );
+    let r = follow_callback(&callback.replace(PUBLIC, &c.b.admin));
+    assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
+    assert_eq!(c.sim.token_requests("authorization_code"), 1);
+
+    // The same callback again, to the first instance: the state was single use everywhere.
+    let r = follow_callback(&callback.replace(PUBLIC, &c.a.admin));
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("already used"));
+
+    for proxy in [&c.a, &c.b] {
+        let r = track(proxy, &NORTH);
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    }
+    assert_eq!(
+        (
+            c.sim.token_requests("authorization_code"),
+            c.sim.token_requests("refresh_token")
+        ),
+        (1, 0),
+        "both instances use the one token the authorization gave"
+    );
+    // The verifier and the state never reach the database in clear.
+    for proxy in [&c.a, &c.b] {
+        let log = proxy.log_text();
+        assert!(!log.contains(NORTH.client_secret), "{log}");
+    }
+}
