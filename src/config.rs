@@ -112,6 +112,9 @@ pub enum StoreBackend {
 pub struct PostgresConfig {
     /// `[store] url`, parsed (what `tokio_postgres::Config::from_str` accepts).
     pub connect: tokio_postgres::Config,
+    /// `[store] url` as written (it may hold a password: secret), for the rotation helper,
+    /// which opens the store itself.
+    pub url: secrecy::SecretString,
     /// `[store] password_file`; `UPSBRIDGE_STORE_PASSWORD` overrides it, and either
     /// overrides a password in the URL.
     pub password_file: Option<PathBuf>,
@@ -680,6 +683,7 @@ impl Config {
                 };
                 PostgresConfig {
                     connect,
+                    url: url.get_ref().clone().into(),
                     password_file: raw
                         .store
                         .password_file

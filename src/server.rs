@@ -181,6 +181,10 @@ pub fn serve_with(
         journal_dir: rotation_journal_dir(&config),
         timeout: config.ups.token_timeout,
         pins: config.ups.pins(),
+        shared: match &config.store.backend {
+            StoreBackend::Postgres(pg) => Some((**pg).clone()),
+            StoreBackend::Sled => None,
+        },
     };
     let names: Vec<String> = accounts
         .snapshot()

@@ -94,8 +94,14 @@ pub struct CachedToken {
 
 impl CachedToken {
     fn from_record(r: &TokenRecord, margin: Duration) -> CachedToken {
-        let now_unix = unix_now();
-        let left = Duration::from_secs(r.access_expires_at.saturating_sub(now_unix));
+        // Sub-second precision: a record read from the store (renewed by another instance)
+        // may have little time left, and a whole-second clock would overstate it by up to a
+        // second. A small allowance covers the request's way to UPS.
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let left = Duration::from_secs(r.access_expires_at).saturating_sub(since_epoch);
+        let left = left.saturating_sub(TRANSIT_ALLOWANCE.min(left / 4));
         // Margin relative to a lifetime we can only estimate from what is left.
         let margin = margin.min(left / 2);
         let now = Instant::now();
@@ -142,6 +148,9 @@ impl CachedToken {
         now < self.renew_at
     }
 }
+
+/// Time taken off a token's life for the request that carries it to reach UPS.
+const TRANSIT_ALLOWANCE: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for CachedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -455,14 +464,26 @@ impl TokenBroker {
         }
         let p = &self.inner.persist;
         // One renewal per account among the instances sharing the store: the others wait
-        // for the lease, then take what its holder stored.
-        let mut lease = match p.store.token_lease(name, self.inner.timeout).await {
+        // for the lease, then take what its holder stored. An authorization-code rotation on
+        // a shared store takes the lease in its helper process instead (see oauth::rotate).
+        let helper_leases =
+            account.record.grant == Grant::AuthorizationCode && p.rotator.stores_itself();
+        let lease = if helper_leases {
+            Err(None)
+        } else {
+            p.store
+                .token_lease(name, self.inner.timeout)
+                .await
+                .map_err(Some)
+        };
+        let mut lease = match lease {
             Ok(lease) => Some(lease),
-            Err(e) if account.record.grant == Grant::ClientCredentials => {
+            Err(None) => None,
+            Err(Some(e)) if account.record.grant == Grant::ClientCredentials => {
                 warn!(account = name, error = %e, "the token store is unreachable: asking UPS without the cluster lease; the new token stays in memory until the store answers");
                 None
             }
-            Err(e) => return Err(TokenError::Store(e.to_string())),
+            Err(Some(e)) => return Err(TokenError::Store(e.to_string())),
         };
         let mut previous = slot.record();
         if let Some(held) = lease.as_mut() {
@@ -515,10 +536,17 @@ impl TokenBroker {
                     .await?
             }
         };
-        if let Some(held) = lease {
-            held.commit_token(p.vault.seal_record(name, &record))
-                .await
-                .map_err(|e| TokenError::Store(e.to_string()))?;
+        let stored = match lease {
+            Some(held) => {
+                held.commit_token(p.vault.seal_record(name, &record))
+                    .await
+                    .map_err(|e| TokenError::Store(e.to_string()))?;
+                true
+            }
+            // The helper committed it under its own lease.
+            None => helper_leases,
+        };
+        if stored {
             p.rotator.forget_up_to(&p.vault, name, record.generation);
         }
         Ok(self.cache(slot, name, record))

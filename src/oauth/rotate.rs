@@ -12,6 +12,11 @@
 //!
 //! Secrets travel to the helper on its stdin, never in argv or the
 //! environment, and come back sealed.
+//!
+//! On a PostgreSQL store shared by several instances the helper also holds the
+//! account's token lease while it rotates, and commits the new record to the
+//! database under it: if `serve` is killed, the lease stays with the helper until
+//! the new refresh token is stored, so no other instance can rotate the old one.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -45,6 +50,58 @@ struct HelperInput {
     /// `[ups] resolve`: the helper reaches UPS where `serve` does.
     #[serde(default)]
     pins: Vec<(String, Vec<std::net::SocketAddr>)>,
+    /// The shared store to rotate in, under the account's lease (PostgreSQL).
+    #[serde(default)]
+    shared: Option<SharedStore>,
+}
+
+/// How the helper opens the PostgreSQL store `serve` uses (its password comes from the
+/// same file or the inherited `UPSBRIDGE_STORE_PASSWORD`).
+#[derive(Serialize, Deserialize)]
+struct SharedStore {
+    url: String,
+    password_file: Option<PathBuf>,
+    tls_require: bool,
+    ca_file: Option<PathBuf>,
+    timeout_ms: u64,
+    instance: Option<String>,
+}
+
+impl SharedStore {
+    fn from_config(c: &crate::config::PostgresConfig) -> SharedStore {
+        use secrecy::ExposeSecret;
+        let (tls_require, ca_file) = match &c.tls {
+            crate::config::PostgresTls::Disable => (false, None),
+            crate::config::PostgresTls::Require { ca_file } => (true, ca_file.clone()),
+        };
+        SharedStore {
+            url: c.url.expose_secret().to_string(),
+            password_file: c.password_file.clone(),
+            tls_require,
+            ca_file,
+            timeout_ms: c.timeout.as_millis() as u64,
+            instance: c.instance.clone(),
+        }
+    }
+
+    fn config(&self) -> Result<crate::config::PostgresConfig, TokenError> {
+        let connect = crate::config::parse_postgres_url(&self.url)
+            .map_err(|why| TokenError::Store(format!("[store] url {why}")))?;
+        Ok(crate::config::PostgresConfig {
+            connect,
+            url: self.url.clone().into(),
+            password_file: self.password_file.clone(),
+            tls: if self.tls_require {
+                crate::config::PostgresTls::Require {
+                    ca_file: self.ca_file.clone(),
+                }
+            } else {
+                crate::config::PostgresTls::Disable
+            },
+            timeout: Duration::from_millis(self.timeout_ms),
+            instance: self.instance.as_ref().map(|i| format!("{i}/rotate")),
+        })
+    }
 }
 
 /// What the helper answers (one JSON line on stdout).
@@ -144,9 +201,34 @@ async fn helper_inner(input: &HelperInput) -> Result<Vec<u8>, TokenError> {
     let sealed = STANDARD
         .decode(&input.current)
         .map_err(|_| TokenError::BadAnswer("helper input".into()))?;
-    let current = vault
+    let mut current = vault
         .open_record(&input.account, &sealed)
         .map_err(|_| TokenError::BadAnswer("helper input does not open".into()))?;
+    // The shared store's lease: held until the new record is committed (or this process
+    // dies, which closes its connection).
+    let mut lease = None;
+    if let Some(shared) = &input.shared {
+        let store_error = |e: crate::store::StoreError| TokenError::Store(e.to_string());
+        let store = Store::open(&shared.config()?).await.map_err(store_error)?;
+        let wait = Duration::from_millis(input.timeout_ms);
+        let mut held = store
+            .token_lease(&input.account, wait)
+            .await
+            .map_err(store_error)?;
+        if let Some(stored) = held.token().await.map_err(store_error)? {
+            if let Ok(stored) = vault.open_record(&input.account, &stored) {
+                if stored.generation > current.generation {
+                    // Another instance (or a killed serve's helper) rotated already.
+                    if stored.access_expires_at > unix_now() + 30 {
+                        held.release().await;
+                        return Ok(vault.seal_record(&input.account, &stored));
+                    }
+                    current = stored;
+                }
+            }
+        }
+        lease = Some(held);
+    }
     // A helper of a killed serve may have rotated already: its record is the truth.
     if let Some((_, newer)) = journaled(&input.journal_dir, &input.account, &vault)
         .into_iter()
@@ -194,7 +276,18 @@ async fn helper_inner(input: &HelperInput) -> Result<Vec<u8>, TokenError> {
         &sealed,
     )
     .map_err(|e| io("write", e))?;
+    if let Some(held) = lease {
+        held.commit_token(sealed.clone())
+            .await
+            .map_err(|e| TokenError::Store(e.to_string()))?;
+    }
     Ok(sealed)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The parent side: run one rotation through a helper process.
@@ -204,6 +297,9 @@ pub struct Rotator {
     pub timeout: Duration,
     /// `[ups] resolve`, handed to the helper.
     pub pins: Vec<(String, Vec<std::net::SocketAddr>)>,
+    /// The PostgreSQL store the helper rotates in under the account's lease (`None`: sled,
+    /// where `serve` stores what the helper journaled).
+    pub shared: Option<crate::config::PostgresConfig>,
 }
 
 /// An HTTP client that reaches the pinned hosts at their pinned addresses.
@@ -218,7 +314,13 @@ pub fn pinned(
 }
 
 impl Rotator {
-    /// Rotate `current` for `app`; the answer is already journaled when this returns.
+    /// Whether the helper holds the shared store's lease and stores the record itself.
+    pub fn stores_itself(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Rotate `current` for `app`; the answer is already journaled when this returns (and,
+    /// on a shared store, committed there).
     pub async fn rotate(
         &self,
         vault: &Vault,
@@ -238,6 +340,7 @@ impl Rotator {
             key_b64: vault.key_b64().to_string(),
             timeout_ms: self.timeout.as_millis() as u64,
             pins: self.pins.clone(),
+            shared: self.shared.as_ref().map(SharedStore::from_config),
         };
         let fail = |e: std::io::Error| TokenError::BadAnswer(format!("rotation helper: {e}"));
         let mut child = tokio::process::Command::new(&self.exe)

@@ -52,6 +52,7 @@ impl End {
                 .map_err(|why| MigrateError::Usage(format!("--{which}: the URL {why}")))?;
             return Ok(End::Postgres(Box::new(PostgresConfig {
                 connect,
+                url: url.to_string().into(),
                 password_file: o.password_file.clone(),
                 tls: o.tls.clone(),
                 timeout: o.timeout,
