@@ -255,6 +255,23 @@ fn instances_with_different_maps_keep_each_others_accounts() {
 
 const RATE: &str = "<?xml version=\"1.0\"?><RatingServiceSelectionRequest><Request><RequestAction>Rate</RequestAction><RequestOption>Rate</RequestOption></Request><Shipment><Shipper><ShipperNumber>9Y9Y9Y</ShipperNumber><Address><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper><ShipTo><CompanyName>Acme</CompanyName><Address><City>Reno</City><StateProvinceCode>NV</StateProvinceCode><PostalCode>89501</PostalCode><CountryCode>US</CountryCode></Address></ShipTo><Service><Code>02</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><UnitOfMeasurement><Code>LBS</Code></UnitOfMeasurement><Weight>3</Weight></PackageWeight></Package></Shipment></RatingServiceSelectionRequest>";
 
+/// Rotation helpers that are children of `pid` right now.
+fn helpers_of(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, after)| after.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            ppid == Some(pid) && String::from_utf8_lossy(&cmdline).contains("internal-rotate")
+        })
+        .count()
+}
+
 fn track(proxy: &Proxy, a: &TestAccount) -> reqwest::blocking::Response {
     header_request(
         &proxy.http,
@@ -319,4 +336,95 @@ fn an_authorization_started_on_one_instance_completes_on_another() {
         let log = proxy.log_text();
         assert!(!log.contains(NORTH.client_secret), "{log}");
     }
+}
+
+/// `kill -9` of one instance at random moments while refresh tokens rotate, 50 times (or
+/// `UPSBRIDGE_CRASH_KILLS`): the other instance answers right after every kill, the killed
+/// one after every restart, and nobody has to authorize again. The rotation helper holds the
+/// account's lease in PostgreSQL until the new refresh token is committed, so a kill never
+/// lets the other instance rotate a refresh token UPS has already replaced.
+#[test]
+fn kill_9_during_rotation_loses_no_refresh_token_on_postgres() {
+    let kills: usize = std::env::var("UPSBRIDGE_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    const PUBLIC: &str = "http://upsbridge.test";
+    // 3 s access tokens renewed 2 s before expiry; each rotation takes 400 ms at "UPS".
+    let extra = format!(
+        "{FAST_TIMEOUTS}token_refresh_margin_secs = 2\nredirect_uri = \"{PUBLIC}/oauth/callback\"\n"
+    );
+    let mut c = Cluster::start(&[&NORTH], Duration::from_secs(3), &extra);
+    let r = no_redirects()
+        .post(format!("{}/accounts/{}/authorize", c.a.admin, NORTH.name))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("accept", "application/json")
+        .send()
+        .unwrap();
+    let start: serde_json::Value = r.json().unwrap();
+    let start = start["start_url"]
+        .as_str()
+        .unwrap()
+        .replace(PUBLIC, &c.a.admin);
+    let callback = log_in_at_ups(&open_start_link(&start));
+    assert_eq!(
+        follow_callback(&callback.replace(PUBLIC, &c.a.admin)).status(),
+        303
+    );
+    c.sim.faults(serde_json::json!({"token_latency_ms": 400}));
+
+    let config = std::fs::read_to_string(c.a.dir.join("upsbridge.toml")).unwrap();
+    let dir_a = c.a.dir.clone();
+    let mut rng_state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        rng_state % n
+    };
+    let (mut lost, mut mid_rotation) = (Vec::new(), 0);
+    let started = Instant::now();
+    for i in 0..kills {
+        let until = Instant::now() + Duration::from_millis(next(1000));
+        while Instant::now() < until {
+            let _ = track(&c.a, &NORTH);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if helpers_of(c.a.proc.child.id()) > 0 {
+            mid_rotation += 1;
+        }
+        // SIGKILL now, mid-rotation or not; the other instance must answer at once.
+        let replacement = Proxy::start_with_config(&dir_a, &[&NORTH], &config);
+        let killed = std::mem::replace(&mut c.a, replacement);
+        drop(killed);
+        for (who, proxy) in [("b", &c.b), ("a", &c.a)] {
+            let r = track(proxy, &NORTH);
+            let status = r.status().as_u16();
+            if status != 200 {
+                lost.push(format!(
+                    "kill {i}: {who} answered {status}: {}",
+                    r.text().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let rotations = c.sim.token_requests("refresh_token");
+    eprintln!(
+        "{kills} kills in {:?}: {mid_rotation} with a rotation under way, {rotations} rotations",
+        started.elapsed()
+    );
+    assert!(lost.is_empty(), "{lost:?}");
+    assert_eq!(
+        c.sim.token_requests("authorization_code"),
+        1,
+        "someone had to authorize again"
+    );
+    assert!(
+        rotations as usize >= kills / 5,
+        "too few rotations ({rotations}) to mean anything"
+    );
+    assert!(
+        mid_rotation >= kills / 20,
+        "too few kills landed mid-rotation ({mid_rotation})"
+    );
 }

@@ -35,6 +35,7 @@ fn record(name: &str) -> AccountRecord {
 fn pg_config(pg: &Postgres, timeout: Duration) -> PostgresConfig {
     PostgresConfig {
         connect: parse_postgres_url(&pg.url()).unwrap(),
+        url: pg.url().into(),
         password_file: Some(pg.password_file()),
         tls: PostgresTls::Disable,
         timeout,
