@@ -207,6 +207,9 @@ pub fn serve_with(
     metrics.register(Box::new(broker.counters().requests.clone()));
     metrics.register(Box::new(broker.counters().failures.clone()));
     metrics.register(Box::new(crate::accounts::MapMetrics::new(accounts.clone())));
+    for collector in store.metrics().collectors() {
+        metrics.register(collector);
+    }
 
     let tls_port = config
         .proxy
