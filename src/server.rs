@@ -259,6 +259,7 @@ pub fn serve_with(
     let state = AdminState {
         accounts: accounts.clone(),
         store: store.clone(),
+        store_probe: Arc::new(admin::ready::StoreProbe::new(store.clone())),
         broker: broker.clone(),
         metrics: metrics.clone(),
         onboarding,
