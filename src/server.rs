@@ -212,6 +212,9 @@ pub fn serve_with(
     metrics.register(Box::new(broker.counters().requests.clone()));
     metrics.register(Box::new(broker.counters().failures.clone()));
     metrics.register(Box::new(crate::accounts::MapMetrics::new(accounts.clone())));
+    for collector in store.metrics().collectors() {
+        metrics.register(collector);
+    }
 
     let tls_port = config
         .proxy
@@ -263,6 +266,7 @@ pub fn serve_with(
     let state = AdminState {
         accounts: accounts.clone(),
         store: store.clone(),
+        store_probe: Arc::new(admin::ready::StoreProbe::new(store.clone())),
         broker: broker.clone(),
         metrics: metrics.clone(),
         onboarding,

@@ -2,26 +2,33 @@
 //! Debian's packages, tests/common/pg.rs), one simulator behind them: what must hold across
 //! instances. Token renewal happens once per account in the whole cluster; a shipment
 //! confirmed on one instance is accepted on another, once; instances with different map
-//! files do not delete each other's accounts.
+//! files do not delete each other's accounts; PostgreSQL restarting under traffic costs
+//! the requests that have a cached token nothing.
 
 mod common;
 mod perf_common;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::pg::Postgres;
 use common::*;
 use perf_common::*;
 
+/// `[store] timeout_ms` of every instance.
+const STORE_TIMEOUT: Duration = Duration::from_millis(3000);
+
 /// The `[store]` section of an instance on `pg`. The sealing key is one file for all
 /// instances (ops copy it to every host, as docs/ha.md says).
 fn pg_store(pg: &Postgres, key_file: &Path, instance: &str) -> String {
     format!(
-        "[store]\npath = \"store\"\nkey_file = \"{}\"\nbackend = \"postgres\"\nurl = \"{}\"\npassword_file = \"{}\"\ntimeout_ms = 3000\ninstance = \"{instance}\"\n",
+        "[store]\npath = \"store\"\nkey_file = \"{}\"\nbackend = \"postgres\"\nurl = \"{}\"\npassword_file = \"{}\"\ntimeout_ms = {}\ninstance = \"{instance}\"\n",
         key_file.display(),
         pg.url(),
-        pg.password_file().display()
+        pg.password_file().display(),
+        STORE_TIMEOUT.as_millis()
     )
 }
 
@@ -36,7 +43,7 @@ struct Cluster {
     sim: Sim,
     a: Proxy,
     b: Proxy,
-    _pg: Postgres,
+    pg: Postgres,
     _dirs: [tempfile::TempDir; 3],
 }
 
@@ -57,7 +64,7 @@ impl Cluster {
             sim,
             a: proxies[0].take().unwrap(),
             b: proxies[1].take().unwrap(),
-            _pg: pg,
+            pg,
             _dirs: [sim_dir, dir_a, dir_b],
         }
     }
@@ -427,4 +434,237 @@ fn kill_9_during_rotation_loses_no_refresh_token_on_postgres() {
         mid_rotation >= kills / 20,
         "too few kills landed mid-rotation ({mid_rotation})"
     );
+}
+/// `/readyz` of an instance: status and body.
+fn readyz(p: &Proxy) -> (u16, String) {
+    let r = p
+        .http
+        .get(format!("{}/readyz", p.admin))
+        .send()
+        .expect("GET /readyz");
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+/// Wait until both instances' `/readyz` answer `status`; their bodies.
+fn both_ready_say(c: &Cluster, status: u16, limit: Duration, phase: &str) -> [String; 2] {
+    [&c.a, &c.b].map(|p| {
+        let mut last = (0, String::new());
+        wait_for(limit, || {
+            last = readyz(p);
+            (last.0 == status).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{phase}: /readyz of {} answered {last:?}", p.admin));
+        last.1
+    })
+}
+
+/// Rate requests one after another (alternating header-style and legacy JSON, cycling
+/// through `accounts`) until `stop`; every outcome.
+fn steady_traffic(
+    base: String,
+    accounts: Vec<TestAccount>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Outcome>> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let mut out = vec![];
+            for i in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let shape = if i % 2 == 0 {
+                    Shape::Header
+                } else {
+                    Shape::LegacyJson
+                };
+                out.push(send(&http, &base, &accounts, i, shape).await);
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            out
+        })
+    })
+}
+
+/// A ShipConfirm that needs the store while PostgreSQL is down: an old-XML error document
+/// (status code 0) from upsbridge's store, in time.
+fn confirm_refused_in_time(p: &Proxy, a: &TestAccount) {
+    let started = Instant::now();
+    let (_, headers, text) = post_raw(
+        &p.http,
+        &format!("{}/ups.app/xml/ShipConfirm", p.url),
+        confirm(a),
+        Some("application/x-www-form-urlencoded"),
+    );
+    let took = started.elapsed();
+    assert!(
+        took <= STORE_TIMEOUT + Duration::from_secs(1),
+        "ShipConfirm with PostgreSQL down took {took:?}"
+    );
+    assert_eq!(
+        xml_text(&text, "Response/ResponseStatusCode").as_deref(),
+        Some("0"),
+        "{text}"
+    );
+    assert_eq!(
+        headers
+            .get("x-upsbridge-error")
+            .and_then(|v| v.to_str().ok()),
+        Some("store"),
+        "{text}"
+    );
+}
+
+/// PostgreSQL stops for about three seconds under steady rate traffic on two instances and
+/// starts again on the same port. Requests of accounts whose token is cached and fresh are
+/// all answered throughout; /readyz says 503 (naming the database, no password) while it is
+/// down and 200 once it is back, without restarting upsbridge; the outage is counted; a
+/// ShipConfirm (it writes a digest) gets its dialect's error in time while it is down and
+/// succeeds again after; the password never reaches a log.
+#[test]
+fn postgres_restarting_mid_traffic_costs_cached_token_traffic_nothing() {
+    let accounts: Vec<TestAccount> = (0..3).map(|i| account(i, "restart")).collect();
+    let refs: Vec<&TestAccount> = accounts.iter().collect();
+    let c = Cluster::start(&refs, Duration::from_secs(14399), FAST_TIMEOUTS);
+    let password = std::fs::read_to_string(c.pg.password_file())
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(!password.is_empty());
+    let target = format!("127.0.0.1:{}/upsbridge", c.pg.port);
+
+    // Warm-up: one request per account per instance caches its token in both.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    for p in [&c.a, &c.b] {
+        for i in 0..accounts.len() {
+            let o = rt.block_on(send(&http, &p.url, &accounts, i, Shape::Header));
+            assert!(o.is_rate_answer(), "warm-up: {}", failures(&[o]));
+        }
+    }
+    assert_eq!(
+        c.sim.token_requests("client_credentials"),
+        accounts.len() as u64,
+        "one token per account, cached by both instances"
+    );
+    both_ready_say(&c, 200, Duration::from_secs(5), "before");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic: Vec<_> = [&c.a, &c.b]
+        .iter()
+        .map(|p| steady_traffic(p.url.clone(), accounts.clone(), stop.clone()))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+
+    let stopped = Instant::now();
+    c.pg.stop();
+    let down = both_ready_say(&c, 503, Duration::from_secs(5), "database down");
+    for body in &down {
+        assert!(body.starts_with("store not ready:"), "{body}");
+        assert!(body.contains(&target), "names the database: {body}");
+        assert_eq!(body.trim_end().lines().count(), 1, "one line: {body}");
+        assert!(
+            !body.contains(&password) && !body.contains("postgres://"),
+            "{body}"
+        );
+    }
+    for (p, a) in [(&c.a, &accounts[0]), (&c.b, &accounts[1])] {
+        confirm_refused_in_time(p, a);
+    }
+    let page = c.a.admin_text("/");
+    assert!(
+        page.contains("id=\"store-probe\" data-up=\"false\""),
+        "{page}"
+    );
+    std::thread::sleep(
+        (stopped + Duration::from_secs(3)).saturating_duration_since(Instant::now()),
+    );
+    c.pg.start_again();
+    let restarted = Instant::now();
+
+    // Back without restarting upsbridge.
+    both_ready_say(&c, 200, Duration::from_secs(10), "database back");
+    for (p, a) in [(&c.a, &accounts[2]), (&c.b, &accounts[0])] {
+        let confirmed = old_xml(p, "ShipConfirm", confirm(a));
+        assert!(
+            xml_text(&confirmed, "ShipmentDigest").is_some(),
+            "{confirmed}"
+        );
+    }
+    let page = c.b.admin_text("/");
+    assert!(
+        page.contains("id=\"store-probe\" data-up=\"true\""),
+        "{page}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+
+    let outcomes: Vec<Vec<Outcome>> = traffic.into_iter().map(|t| t.join().unwrap()).collect();
+    for (name, out) in ["a", "b"].iter().zip(&outcomes) {
+        assert!(
+            out.iter().all(Outcome::is_rate_answer),
+            "instance {name}: {} of {} failed: {}",
+            out.iter().filter(|o| !o.is_rate_answer()).count(),
+            out.len(),
+            failures(out)
+        );
+        let during = out
+            .iter()
+            .filter(|o| o.done > stopped && o.done < restarted)
+            .count();
+        assert!(
+            during >= 20,
+            "instance {name}: only {during} requests while the database was down"
+        );
+    }
+    assert_eq!(
+        c.sim.token_requests("client_credentials"),
+        accounts.len() as u64,
+        "no token was asked for again"
+    );
+
+    let failed: f64 = [&c.a, &c.b]
+        .iter()
+        .map(|p| {
+            let m = metrics(&p.admin);
+            assert_eq!(
+                sum(&m, "upsbridge_store_up", &[("backend", "postgres")]),
+                1.0,
+                "{}",
+                p.admin
+            );
+            sum(
+                &m,
+                "upsbridge_store_operations_total",
+                &[("backend", "postgres"), ("outcome", "error")],
+            ) + sum(
+                &m,
+                "upsbridge_store_operations_total",
+                &[("backend", "postgres"), ("outcome", "timeout")],
+            )
+        })
+        .sum();
+    assert!(failed > 0.0, "the outage is counted");
+
+    for p in [&c.a, &c.b] {
+        let log = p.log_text();
+        assert!(
+            log.contains("does not answer the readiness probe"),
+            "the outage is logged"
+        );
+        assert!(
+            !log.contains(&password),
+            "the database password is in a log"
+        );
+    }
 }

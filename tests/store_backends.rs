@@ -327,6 +327,63 @@ async fn a_dead_or_hung_postgres_is_an_error_within_the_timeout_and_the_pool_rec
     );
 }
 
+/// The readiness probe on a hung PostgreSQL: "not ready" within the timeout, counted as a
+/// timeout; while the next probe waits on the hung database, another caller is told at
+/// once what the last one found, and only one query is in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_postgres_is_not_ready_within_the_timeout_and_probed_once_at_a_time() {
+    use std::sync::Arc;
+    use upsbridge::admin::ready::StoreProbe;
+    use upsbridge::store::observe::Outcome;
+
+    let pg = Postgres::start();
+    let timeout = Duration::from_millis(1500);
+    let store = Store::open(&pg_config(&pg, timeout)).await.unwrap();
+    let probe = Arc::new(StoreProbe::with_max_age(
+        store.clone(),
+        Duration::from_millis(100),
+    ));
+    assert!(probe.check().await.answer.is_ok());
+    let pings = |o| store.metrics().count("postgres", "ping", o);
+
+    pg.freeze();
+    std::thread::sleep(Duration::from_millis(150));
+    let started = Instant::now();
+    let why = probe.check().await.answer.unwrap_err();
+    let took = started.elapsed();
+    assert!(took <= timeout + SLACK, "{took:?}: {why}");
+    assert!(why.contains("did not answer within 1500 ms"), "{why}");
+    assert!(
+        why.contains(&format!("127.0.0.1:{}/upsbridge", pg.port)),
+        "{why}"
+    );
+    assert!(!why.contains(PG_PASSWORD) && !why.contains('\n'), "{why}");
+    assert_eq!(pings(Outcome::Timeout), 1);
+
+    // The answer is old now: one caller probes again (and waits), the others do not.
+    std::thread::sleep(Duration::from_millis(150));
+    let probing = tokio::spawn({
+        let probe = probe.clone();
+        async move { probe.check().await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        assert!(probe.check().await.answer.is_err());
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "callers waited on the hung database: {:?}",
+        started.elapsed()
+    );
+    assert!(probing.await.unwrap().answer.is_err());
+    assert_eq!(pings(Outcome::Timeout), 2, "one probe in flight at a time");
+
+    pg.thaw();
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(probe.check().await.answer.is_ok());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_password_comes_from_the_file_and_is_never_in_a_message() {
     let pg = Postgres::start();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 pub mod auth;
 pub mod onboarding;
 pub mod page;
+pub mod ready;
 
 use std::collections::HashMap;
 
@@ -28,6 +29,8 @@ use onboarding::{CallbackError, Onboarding};
 pub struct AdminState {
     pub accounts: Arc<Accounts>,
     pub store: crate::store::Store,
+    /// The store's readiness, probed at most once a second (`/readyz`, the ops page).
+    pub store_probe: Arc<ready::StoreProbe>,
     pub broker: TokenBroker,
     pub metrics: Arc<Metrics>,
     pub onboarding: Arc<Onboarding>,
@@ -278,13 +281,20 @@ async fn ops_page(
 ) -> Html<String> {
     let flash = flash_for(&s, &q);
     let csrf = csrf_for(&s, &who);
+    // The probe first: a database that did not answer it is not asked again for the maps.
+    let probe = s.store_probe.check().await;
+    let instances = match &probe.answer {
+        Ok(()) => s.store.instance_maps().await.map_err(|e| e.to_string()),
+        Err(why) => Err(why.clone()),
+    };
     let store = page::StoreView {
         backend: s.store.backend_name(),
         database: s
             .store
             .postgres()
             .map(|pg| (pg.target().to_string(), pg.instance().to_string())),
-        instances: s.store.instance_maps().await.map_err(|e| e.to_string()),
+        instances,
+        probe,
     };
     Html(page::render(
         &s.account_views().await,
@@ -767,18 +777,31 @@ async fn new_account(
     }
 }
 
+/// Ready: the account map is loaded and the store answers (PostgreSQL: a cheap query
+/// within `[store] timeout_ms`, probed at most once a second; sled always does). Else 503
+/// with one line saying why (PostgreSQL named `HOST:PORT/DB`, never a password or URL).
+/// `/healthz` says only that the process is up.
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     let status = s.accounts.status();
-    if status.loaded_at.is_some() {
-        (
-            StatusCode::OK,
-            format!("ready: {} accounts\n", status.accounts),
-        )
-    } else {
-        (
+    if status.loaded_at.is_none() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             "account map not loaded\n".to_string(),
-        )
+        );
+    }
+    match s.store_probe.check().await.answer {
+        Ok(()) => (
+            StatusCode::OK,
+            format!(
+                "ready: {} accounts, store {} answers\n",
+                status.accounts,
+                s.store.backend_name()
+            ),
+        ),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store not ready: {why}\n"),
+        ),
     }
 }
 

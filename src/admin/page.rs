@@ -61,6 +61,28 @@ pub struct StoreView {
     pub database: Option<(String, String)>,
     /// Every instance's last imported map (PostgreSQL), or why it could not be read.
     pub instances: Result<Vec<(String, crate::store::InstanceMap)>, String>,
+    /// The last readiness probe (the one `/readyz` answers from).
+    pub probe: super::ready::Probe,
+}
+
+/// Whether the database answered the last readiness probe, and when (and why not, unless
+/// `said` already says it).
+fn probe_line(probe: &super::ready::Probe, said: Option<&str>) -> String {
+    match &probe.answer {
+        Ok(()) => format!(
+            "<p id=\"store-probe\" data-up=\"true\">The database answered the last probe, at {}.</p>",
+            when(Some(probe.at_unix))
+        ),
+        Err(why) if said == Some(why.as_str()) => format!(
+            "<p id=\"store-probe\" data-up=\"false\">The database did not answer the last probe, at {}; /readyz answers 503 until it does.</p>",
+            when(Some(probe.at_unix))
+        ),
+        Err(why) => format!(
+            "<p id=\"store-probe\" data-up=\"false\" class=\"rejected\">The database did not answer the last probe, at {}: {} /readyz answers 503 until it does.</p>",
+            when(Some(probe.at_unix)),
+            esc(why)
+        ),
+    }
 }
 
 fn store_section(store: &StoreView) -> String {
@@ -70,9 +92,10 @@ fn store_section(store: &StoreView) -> String {
     let instances = match &store.instances {
         Err(e) => {
             return format!(
-                "<h2>Store</h2><p id=\"store\" class=\"rejected\">PostgreSQL at {} is unreachable: {}</p>",
+                "<h2>Store</h2><p id=\"store\" class=\"rejected\">PostgreSQL at {} is unreachable: {}</p>{}",
                 esc(database),
-                esc(e)
+                esc(e),
+                probe_line(&store.probe, Some(e))
             )
         }
         Ok(i) => i,
@@ -99,10 +122,11 @@ fn store_section(store: &StoreView) -> String {
         ""
     };
     format!(
-        "<h2>Store</h2><p id=\"store\">PostgreSQL at {} (this instance: {})</p>{warning}\
+        "<h2>Store</h2><p id=\"store\">PostgreSQL at {} (this instance: {})</p>{probe}{warning}\
          <table id=\"instances\"><tr><th>instance</th><th>accounts</th><th>map</th><th>imported</th></tr>{rows}</table>",
         esc(database),
-        esc(me)
+        esc(me),
+        probe = probe_line(&store.probe, None),
     )
 }
 

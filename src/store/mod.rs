@@ -20,13 +20,20 @@
 //! Every method that could touch the network on PostgreSQL is `async` for both backends;
 //! on PostgreSQL each is bounded by `[store] timeout_ms` and fails with a [`StoreError`]
 //! that says what to check, never hangs. sled calls are quick and run inline.
+//!
+//! Every public method call is counted and timed once ([`observe`]), under a short static
+//! operation name (`token_get`, `digest_swap`, …), by [`Store::observed`].
 
 pub mod migrate;
+pub mod observe;
 pub mod postgres;
 pub mod sled;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use observe::{Outcome, StoreMetrics};
 
 use crate::accounts::map::AccountRecord;
 use crate::config::{PostgresConfig, StoreBackend, StoreConfig};
@@ -181,6 +188,8 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// Shared by every clone of this handle.
+    metrics: StoreMetrics,
 }
 
 /// Run the same call on whichever backend this is.
@@ -212,7 +221,49 @@ impl Store {
             Location::Sled(path) => Backend::Sled(sled::SledStore::open(path)?),
             Location::Postgres(config) => Backend::Postgres(postgres::PgStore::open(config).await?),
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            metrics: StoreMetrics::new(),
+        })
+    }
+
+    /// This store's metrics, for the server's registry ([`StoreMetrics::collectors`]).
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+
+    /// Run one store call, counted by outcome and timed under `op` (a short static name,
+    /// never a key or a value). Every public method goes through here once.
+    async fn observed<T>(
+        &self,
+        op: &'static str,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = std::time::Instant::now();
+        let result = work.await;
+        self.metrics.record(
+            self.backend_name(),
+            op,
+            Outcome::of(&result),
+            started.elapsed(),
+        );
+        result
+    }
+
+    /// Does the store answer now? PostgreSQL: a `SELECT 1` within `[store] timeout_ms`;
+    /// sled lives in this process and always does. Sets `upsbridge_store_up`. The readiness
+    /// probe calls it (and caches the answer: it is not for every request).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let result = self
+            .observed("ping", async {
+                match &self.backend {
+                    Backend::Sled(_) => Ok(()),
+                    Backend::Postgres(s) => s.ping().await,
+                }
+            })
+            .await;
+        self.metrics.set_up(self.backend_name(), result.is_ok());
+        result
     }
 
     /// `sled` or `postgres`.
@@ -240,21 +291,27 @@ impl Store {
         &self,
         records: &[AccountRecord],
     ) -> Result<Vec<String>, StoreError> {
-        match &self.backend {
-            Backend::Sled(s) => s.replace_accounts(records).await,
-            Backend::Postgres(s) => {
-                let map = InstanceMap::of(records);
-                s.replace_accounts(s.instance(), &map, records).await
+        self.observed("accounts_replace", async {
+            match &self.backend {
+                Backend::Sled(s) => s.replace_accounts(records).await,
+                Backend::Postgres(s) => {
+                    let map = InstanceMap::of(records);
+                    s.replace_accounts(s.instance(), &map, records).await
+                }
             }
-        }
+        })
+        .await
     }
 
     /// What each instance sharing this store last imported (PostgreSQL; sled has one).
     pub async fn instance_maps(&self) -> Result<Vec<(String, InstanceMap)>, StoreError> {
-        match &self.backend {
-            Backend::Sled(_) => Ok(vec![]),
-            Backend::Postgres(s) => s.instance_maps().await,
-        }
+        self.observed("instance_maps_get", async {
+            match &self.backend {
+                Backend::Sled(_) => Ok(vec![]),
+                Backend::Postgres(s) => s.instance_maps().await,
+            }
+        })
+        .await
     }
 
     /// Take `account`'s token lease before asking UPS for a new token: on PostgreSQL one
@@ -265,28 +322,35 @@ impl Store {
         account: &str,
         wait: Duration,
     ) -> Result<TokenLease, StoreError> {
-        let held = match &self.backend {
-            Backend::Sled(_) => Held::Alone(self.clone()),
-            Backend::Postgres(s) => Held::Postgres(Box::new(s.lease(account, wait).await?)),
-        };
+        let held = self
+            .observed("token_lease", async {
+                Ok(match &self.backend {
+                    Backend::Sled(_) => Held::Alone,
+                    Backend::Postgres(s) => Held::Postgres(Box::new(s.lease(account, wait).await?)),
+                })
+            })
+            .await?;
         Ok(TokenLease {
             account: account.to_string(),
+            store: self.clone(),
             held,
         })
     }
 
     /// The accounts as last imported.
     pub async fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
-        self.entries(Tree::Accounts)
-            .await?
-            .into_iter()
-            .map(|(k, v)| {
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&k).into_owned(),
-                    detail: e.to_string(),
-                })
+        self.observed("accounts_get", async {
+            on_backend!(self, s => s.entries(Tree::Accounts).await)
+        })
+        .await?
+        .into_iter()
+        .map(|(k, v)| {
+            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                detail: e.to_string(),
             })
-            .collect()
+        })
+        .collect()
     }
 
     async fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -303,18 +367,25 @@ impl Store {
 
     /// Every (key, value) of a tree, in key order (`store migrate`, `accounts`).
     pub async fn entries(&self, tree: Tree) -> Result<Entries, StoreError> {
-        on_backend!(self, s => s.entries(tree).await)
+        self.observed("entries_get", async {
+            on_backend!(self, s => s.entries(tree).await)
+        })
+        .await
     }
 
     /// Make the given trees hold exactly these entries, durably (`store migrate`; on
     /// PostgreSQL one transaction).
     pub async fn replace_all(&self, trees: &[(Tree, Entries)]) -> Result<(), StoreError> {
-        on_backend!(self, s => s.replace_all(trees).await)
+        self.observed("entries_replace", async {
+            on_backend!(self, s => s.replace_all(trees).await)
+        })
+        .await
     }
 
     /// A sealed token record of an account, if any.
     pub async fn token(&self, account: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get(Tree::Tokens, account.as_bytes()).await
+        self.observed("token_get", self.get(Tree::Tokens, account.as_bytes()))
+            .await
     }
 
     /// Store a sealed token record, durable before returning: a rotated refresh token must
@@ -324,37 +395,54 @@ impl Store {
         account: &str,
         sealed: Vec<u8>,
     ) -> Result<(), StoreError> {
-        self.put_durably(Tree::Tokens, account.as_bytes(), sealed)
-            .await
+        self.observed(
+            "token_put",
+            self.put_durably(Tree::Tokens, account.as_bytes(), sealed),
+        )
+        .await
     }
 
     /// Whether any sealed token is stored (then the key must be the one that sealed it).
     pub async fn has_tokens(&self) -> Result<bool, StoreError> {
-        on_backend!(self, s => s.is_empty(Tree::Tokens).await.map(|empty| !empty))
+        self.observed("tokens_any", async {
+            on_backend!(self, s => s.is_empty(Tree::Tokens).await.map(|empty| !empty))
+        })
+        .await
     }
 
     /// The sealed key-check value, if the store has one.
     pub async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get(Tree::Meta, KEY_CHECK).await
+        self.observed("key_check_get", self.get(Tree::Meta, KEY_CHECK))
+            .await
     }
 
     /// Keep the sealed key-check value (durable).
     pub async fn set_key_check(&self, sealed: Vec<u8>) -> Result<(), StoreError> {
-        self.put_durably(Tree::Meta, KEY_CHECK, sealed).await
+        self.observed(
+            "key_check_put",
+            self.put_durably(Tree::Meta, KEY_CHECK, sealed),
+        )
+        .await
     }
 
     /// Make everything written so far durable (sled: flush; PostgreSQL: already committed).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sled(s) => s.flush().await,
-            Backend::Postgres(_) => Ok(()),
-        }
+        self.observed("flush", async {
+            match &self.backend {
+                Backend::Sled(s) => s.flush().await,
+                Backend::Postgres(_) => Ok(()),
+            }
+        })
+        .await
     }
 
     /// Names of the accounts ops disabled on the ops page.
     pub async fn disabled_accounts(&self) -> Result<Vec<String>, StoreError> {
-        let keys =
-            on_backend!(self, s => s.keys_with_prefix(Tree::Meta, DISABLED.as_bytes()).await)?;
+        let keys = self
+            .observed("disabled_get", async {
+                on_backend!(self, s => s.keys_with_prefix(Tree::Meta, DISABLED.as_bytes()).await)
+            })
+            .await?;
         Ok(keys
             .iter()
             .map(|k| String::from_utf8_lossy(&k[DISABLED.len()..]).into_owned())
@@ -364,12 +452,15 @@ impl Store {
     /// Disable or enable an account (durable before returning).
     pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
         let key = format!("{DISABLED}{name}");
-        if disabled {
-            self.put_durably(Tree::Meta, key.as_bytes(), b"1".to_vec())
-                .await
-        } else {
-            on_backend!(self, s => s.remove_durably(Tree::Meta, key.as_bytes()).await)
-        }
+        self.observed("disabled_put", async {
+            if disabled {
+                self.put_durably(Tree::Meta, key.as_bytes(), b"1".to_vec())
+                    .await
+            } else {
+                on_backend!(self, s => s.remove_durably(Tree::Meta, key.as_bytes()).await)
+            }
+        })
+        .await
     }
 
     /// A 32-byte secret named `name` in the `meta` tree, created (random) on first use and
@@ -380,7 +471,12 @@ impl Store {
             key: format!("meta/{name}"),
             detail: detail.to_string(),
         };
-        let v = on_backend!(self, s => s.secret(name).await)?.ok_or_else(|| corrupt("vanished"))?;
+        let v = self
+            .observed("secret_get", async {
+                on_backend!(self, s => s.secret(name).await)
+            })
+            .await?
+            .ok_or_else(|| corrupt("vanished"))?;
         <[u8; 32]>::try_from(v.as_slice()).map_err(|_| corrupt("not 32 bytes"))
     }
 
@@ -399,12 +495,14 @@ impl Store {
 
     /// A ShipConfirm digest record.
     pub async fn digest(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get(Tree::Digests, key).await
+        self.observed("digest_get", self.get(Tree::Digests, key))
+            .await
     }
 
     /// Write a digest record, durable before returning (the client gets the digest next).
     pub async fn put_digest_durably(&self, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
-        self.put_durably(Tree::Digests, key, value).await
+        self.observed("digest_put", self.put_durably(Tree::Digests, key, value))
+            .await
     }
 
     /// Replace a digest record only if it still is `old` (durable); false if it changed.
@@ -414,30 +512,40 @@ impl Store {
         old: &[u8],
         new: Vec<u8>,
     ) -> Result<bool, StoreError> {
-        on_backend!(self, s => s.swap_durably(Tree::Digests, key, old, new).await)
+        self.observed("digest_swap", async {
+            on_backend!(self, s => s.swap_durably(Tree::Digests, key, old, new).await)
+        })
+        .await
     }
 
     pub async fn remove_digest(&self, key: &[u8]) -> Result<(), StoreError> {
-        self.remove(Tree::Digests, key).await
+        self.observed("digest_remove", self.remove(Tree::Digests, key))
+            .await
     }
 
     /// A kept answer (sealed).
     pub async fn replay(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get(Tree::Replays, key).await
+        self.observed("replay_get", self.get(Tree::Replays, key))
+            .await
     }
 
     /// Keep an answer, durable before returning (a kill -9 right after must not lose it).
     pub async fn put_replay_durably(&self, key: &[u8], sealed: Vec<u8>) -> Result<(), StoreError> {
-        self.put_durably(Tree::Replays, key, sealed).await
+        self.observed("replay_put", self.put_durably(Tree::Replays, key, sealed))
+            .await
     }
 
     pub async fn remove_replay(&self, key: &[u8]) -> Result<(), StoreError> {
-        self.remove(Tree::Replays, key).await
+        self.observed("replay_remove", self.remove(Tree::Replays, key))
+            .await
     }
 
     /// How many answers are kept.
     pub async fn replays_kept(&self) -> Result<usize, StoreError> {
-        on_backend!(self, s => s.len(Tree::Replays).await)
+        self.observed("replays_count", async {
+            on_backend!(self, s => s.len(Tree::Replays).await)
+        })
+        .await
     }
 }
 
@@ -466,12 +574,13 @@ impl InstanceMap {
 /// The right to renew one account's token ([`Store::token_lease`]).
 pub struct TokenLease {
     account: String,
+    store: Store,
     held: Held,
 }
 
 enum Held {
     /// sled: one process owns the store.
-    Alone(Store),
+    Alone,
     Postgres(Box<postgres::PgLease>),
 }
 
@@ -479,22 +588,40 @@ impl TokenLease {
     /// The account's sealed token record as stored now (another instance may have renewed
     /// it while this one waited for the lease).
     pub async fn token(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
-        match &mut self.held {
-            Held::Alone(store) => store.token(&self.account).await,
-            Held::Postgres(lease) => lease.get(Tree::Tokens, self.account.as_bytes()).await,
-        }
+        let (store, account, held) = (&self.store, &self.account, &mut self.held);
+        store
+            .observed("lease_token_get", async {
+                match held {
+                    Held::Alone => store.get(Tree::Tokens, account.as_bytes()).await,
+                    Held::Postgres(lease) => lease.get(Tree::Tokens, account.as_bytes()).await,
+                }
+            })
+            .await
     }
 
     /// Store the renewed record (durable) and end the lease.
     pub async fn commit_token(self, sealed: Vec<u8>) -> Result<(), StoreError> {
-        match self.held {
-            Held::Alone(store) => store.put_token_durably(&self.account, sealed).await,
-            Held::Postgres(lease) => {
-                lease
-                    .commit_put(Tree::Tokens, self.account.as_bytes(), sealed)
-                    .await
-            }
-        }
+        let TokenLease {
+            account,
+            store,
+            held,
+        } = self;
+        store
+            .observed("lease_token_put", async {
+                match held {
+                    Held::Alone => {
+                        store
+                            .put_durably(Tree::Tokens, account.as_bytes(), sealed)
+                            .await
+                    }
+                    Held::Postgres(lease) => {
+                        lease
+                            .commit_put(Tree::Tokens, account.as_bytes(), sealed)
+                            .await
+                    }
+                }
+            })
+            .await
     }
 
     /// End the lease without storing anything.
@@ -528,4 +655,84 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
         Ok(())
     }
     tighten(dir, 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each public call is counted once under its own name (a call built on another one
+    /// is not counted twice), and the ping sets the up gauge.
+    #[tokio::test]
+    async fn every_call_is_counted_once_by_operation_and_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s")).await.unwrap();
+        let m = store.metrics().clone();
+        store
+            .put_token_durably("east", b"sealed".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(store.token("east").await.unwrap(), Some(b"sealed".to_vec()));
+        let mut lease = store
+            .token_lease("east", Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(lease.token().await.unwrap(), Some(b"sealed".to_vec()));
+        lease.commit_token(b"renewed".to_vec()).await.unwrap();
+        store.accounts().await.unwrap();
+        store.ping().await.unwrap();
+        for op in [
+            "token_put",
+            "token_get",
+            "token_lease",
+            "lease_token_get",
+            "lease_token_put",
+            "accounts_get",
+            "ping",
+        ] {
+            assert_eq!(m.count("sled", op, Outcome::Ok), 1, "{op}");
+        }
+        assert_eq!(m.count("sled", "entries_get", Outcome::Ok), 0);
+        let text = {
+            let registry = prometheus::Registry::new();
+            for c in m.collectors() {
+                registry.register(c).unwrap();
+            }
+            let mut out = vec![];
+            prometheus::Encoder::encode(
+                &prometheus::TextEncoder::new(),
+                &registry.gather(),
+                &mut out,
+            )
+            .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(
+            text.contains("upsbridge_store_up{backend=\"sled\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "upsbridge_store_operation_seconds_count{backend=\"sled\",op=\"token_get\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("east"), "no key in a label: {text}");
+    }
+
+    #[test]
+    fn a_postgres_timeout_is_its_own_outcome() {
+        let timeout: Result<(), StoreError> = Err(StoreError::PgTimeout {
+            op: "read a record",
+            target: "db:5432/upsbridge".into(),
+            after: Duration::from_millis(10),
+        });
+        assert_eq!(Outcome::of(&timeout), Outcome::Timeout);
+        let corrupt: Result<(), StoreError> = Err(StoreError::Corrupt {
+            key: "k".into(),
+            detail: "d".into(),
+        });
+        assert_eq!(Outcome::of(&corrupt), Outcome::Error);
+        assert_eq!(Outcome::of(&Ok::<_, StoreError>(())), Outcome::Ok);
+    }
 }

@@ -56,6 +56,7 @@ const MAP_PREFIX: &[u8] = b"map/";
 /// The environment variable that holds the database password (overrides `password_file`).
 pub const PASSWORD_ENV: &str = "UPSBRIDGE_STORE_PASSWORD";
 
+const PING: &str = "SELECT 1";
 const GET: &str = "SELECT value FROM upsbridge_kv WHERE tree = $1 AND key = $2";
 const PUT: &str = "INSERT INTO upsbridge_kv (tree, key, value) VALUES ($1, $2, $3)
      ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()";
@@ -226,6 +227,13 @@ impl PgStore {
                 }
             }
         }
+    }
+
+    /// A query as cheap as there is (`SELECT 1`), within the timeout: is the database there?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.rows("answer a ping", PING, &[], Again::IfClosed)
+            .await
+            .map(drop)
     }
 
     pub async fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
