@@ -287,6 +287,18 @@ async fn ops_page(
         Ok(()) => s.store.instance_maps().await.map_err(|e| e.to_string()),
         Err(why) => Err(why.clone()),
     };
+    let leases = match &probe.answer {
+        Ok(()) => {
+            let names: Vec<String> = s
+                .accounts
+                .snapshot()
+                .iter()
+                .map(|a| a.name().to_string())
+                .collect();
+            s.store.lease_holders(&names).await.unwrap_or_default()
+        }
+        Err(_) => vec![],
+    };
     let store = page::StoreView {
         backend: s.store.backend_name(),
         database: s
@@ -294,6 +306,7 @@ async fn ops_page(
             .postgres()
             .map(|pg| (pg.target().to_string(), pg.instance().to_string())),
         instances,
+        leases,
         probe,
     };
     Html(page::render(

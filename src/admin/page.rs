@@ -63,6 +63,8 @@ pub struct StoreView {
     pub instances: Result<Vec<(String, crate::store::InstanceMap)>, String>,
     /// The last readiness probe (the one `/readyz` answers from).
     pub probe: super::ready::Probe,
+    /// Accounts whose token is being renewed right now, and the instance renewing it.
+    pub leases: Vec<(String, String)>,
 }
 
 /// Whether the database answered the last readiness probe, and when (and why not, unless
@@ -83,6 +85,18 @@ fn probe_line(probe: &super::ready::Probe, said: Option<&str>) -> String {
             esc(why)
         ),
     }
+}
+
+/// Token renewals in progress, with the instance holding each account's lease.
+fn leases_line(leases: &[(String, String)]) -> String {
+    if leases.is_empty() {
+        return "<p id=\"leases\">No token renewal in progress.</p>".into();
+    }
+    let items: Vec<String> = leases
+        .iter()
+        .map(|(account, holder)| format!("{} (by {})", esc(account), esc(holder)))
+        .collect();
+    format!("<p id=\"leases\">Renewing now: {}</p>", items.join(", "))
 }
 
 fn store_section(store: &StoreView) -> String {
@@ -123,10 +137,11 @@ fn store_section(store: &StoreView) -> String {
     };
     format!(
         "<h2>Store</h2><p id=\"store\">PostgreSQL at {} (this instance: {})</p>{probe}{warning}\
-         <table id=\"instances\"><tr><th>instance</th><th>accounts</th><th>map</th><th>imported</th></tr>{rows}</table>",
+         <table id=\"instances\"><tr><th>instance</th><th>accounts</th><th>map</th><th>imported</th></tr>{rows}</table>{leases}",
         esc(database),
         esc(me),
         probe = probe_line(&store.probe, None),
+        leases = leases_line(&store.leases),
     )
 }
 

@@ -304,6 +304,21 @@ impl Store {
     }
 
     /// What each instance sharing this store last imported (PostgreSQL; sled has one).
+    /// Which of `accounts` are being renewed right now, and by which instance (PostgreSQL;
+    /// sled: one process, nothing to show).
+    pub async fn lease_holders(
+        &self,
+        accounts: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.observed("lease_holders_get", async {
+            match &self.backend {
+                Backend::Sled(_) => Ok(vec![]),
+                Backend::Postgres(s) => s.lease_holders(accounts).await,
+            }
+        })
+        .await
+    }
+
     pub async fn instance_maps(&self) -> Result<Vec<(String, InstanceMap)>, StoreError> {
         self.observed("instance_maps_get", async {
             match &self.backend {

@@ -50,6 +50,15 @@ const ACCOUNTS_LOCK: i64 = 0x0075_7073_6163_6374;
 /// An account's token lease: its advisory lock, held by the transaction that renews it.
 const LEASE: &str = "SELECT pg_advisory_xact_lock(hashtextextended('upsbridge-token/' || $1, 0))";
 
+/// The holders of token leases: a bigint advisory lock is `classid` (high 32 bits) and
+/// `objid` (low 32 bits) in `pg_locks`.
+const LEASE_HOLDERS: &str = "SELECT a.name, coalesce(s.application_name, '')
+     FROM unnest($1::text[]) AS a(name)
+     JOIN pg_locks l ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND ((l.classid::int8 << 32) | l.objid::int8) = hashtextextended('upsbridge-token/' || a.name, 0)
+     JOIN pg_stat_activity s ON s.pid = l.pid
+     ORDER BY a.name";
+
 /// Per-instance map records in `meta`: `map/<instance>` → [`InstanceMap`] (JSON).
 const MAP_PREFIX: &[u8] = b"map/";
 
@@ -445,6 +454,30 @@ impl PgStore {
                 let map = serde_json::from_slice(&r.get::<_, Vec<u8>>(1)).ok()?;
                 let name = String::from_utf8_lossy(&key[MAP_PREFIX.len()..]).into_owned();
                 Some((name, map))
+            })
+            .collect())
+    }
+
+    /// Which of `accounts` have their token lease held right now (a renewal in progress),
+    /// and by which instance (its connection's `application_name`, `upsbridge/<instance>`).
+    pub async fn lease_holders(
+        &self,
+        accounts: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self
+            .rows(
+                "list the token leases held",
+                LEASE_HOLDERS,
+                &[&accounts],
+                Again::IfClosed,
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let holder: String = r.get(1);
+                let holder = holder.strip_prefix("upsbridge/").unwrap_or(&holder);
+                (r.get(0), holder.to_string())
             })
             .collect())
     }
