@@ -630,3 +630,69 @@ async fn tls_require_checks_the_database_certificate() {
     let e = Store::open(&config).await.err().expect("refused");
     assert!(e.to_string().contains("holds no PEM certificate"), "{e}");
 }
+
+/// The token lease on PostgreSQL: a second instance waits while the first holds it, then
+/// reads what the first committed; the ops page's view names the holder while it holds it;
+/// a lease dropped without commit (its holder failed) frees the account at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_lease_is_held_by_one_instance_at_a_time() {
+    let pg = Postgres::start();
+    let named = |name: &str| {
+        let mut c = pg_config(&pg, Duration::from_secs(5));
+        c.instance = Some(name.to_string());
+        c
+    };
+    let a = Store::open(&named("a")).await.unwrap();
+    let b = Store::open(&named("b")).await.unwrap();
+    let accounts = vec!["east".to_string(), "west".to_string()];
+
+    let mut held = a.token_lease("east", Duration::from_secs(5)).await.unwrap();
+    assert_eq!(held.token().await.unwrap(), None);
+    assert_eq!(
+        b.lease_holders(&accounts).await.unwrap(),
+        vec![("east".to_string(), "a".to_string())]
+    );
+    // b wants the same lease: it waits for a's commit, then sees a's record.
+    let waiter = tokio::spawn({
+        let b = b.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let mut lease = b.token_lease("east", Duration::from_secs(5)).await.unwrap();
+            let seen = lease.token().await.unwrap();
+            lease.release().await;
+            (started.elapsed(), seen)
+        }
+    });
+    // Another account's lease is not held up.
+    b.token_lease("west", Duration::from_millis(500))
+        .await
+        .unwrap()
+        .release()
+        .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    held.commit_token(b"sealed-1".to_vec()).await.unwrap();
+    let (waited, seen) = waiter.await.unwrap();
+    assert!(waited >= Duration::from_millis(600), "{waited:?}");
+    assert_eq!(seen.as_deref(), Some(&b"sealed-1"[..]));
+    assert!(b.lease_holders(&accounts).await.unwrap().is_empty());
+
+    // A holder that fails (its lease dropped uncommitted) frees the account at once, and
+    // nothing of its transaction is stored.
+    let dropped = a.token_lease("east", Duration::from_secs(5)).await.unwrap();
+    drop(dropped);
+    let started = std::time::Instant::now();
+    let mut lease = b.token_lease("east", Duration::from_secs(5)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        lease.token().await.unwrap().as_deref(),
+        Some(&b"sealed-1"[..])
+    );
+    // A wait longer than allowed is an error, not a hang.
+    let started = std::time::Instant::now();
+    let e = match a.token_lease("east", Duration::from_millis(300)).await {
+        Ok(_) => panic!("a second holder got the lease"),
+        Err(e) => e,
+    };
+    assert!(started.elapsed() < Duration::from_secs(5) + SLACK, "{e}");
+    lease.release().await;
+}
