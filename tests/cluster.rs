@@ -143,45 +143,37 @@ fn a_storm_over_two_instances_renews_each_token_once_in_the_cluster() {
     }
 }
 
-fn access(a: &TestAccount) -> String {
-    format!(
-        "<?xml version=\"1.0\"?>\n<AccessRequest xml:lang=\"en-US\"><AccessLicenseNumber>{}</AccessLicenseNumber><UserId>{}</UserId><Password>{}</Password></AccessRequest>\n",
-        a.access_key, a.user, a.password
-    )
-}
-
-fn confirm(a: &TestAccount) -> String {
-    format!(
-        "{}<?xml version=\"1.0\"?><ShipmentConfirmRequest><Request><RequestAction>ShipConfirm</RequestAction><RequestOption>nonvalidate</RequestOption></Request><Shipment><Shipper><Name>East</Name><PhoneNumber>3025550100</PhoneNumber><ShipperNumber>{1}</ShipperNumber><Address><AddressLine1>10 Elm Rd</AddressLine1><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper><ShipTo><CompanyName>Acme</CompanyName><PhoneNumber>7755550100</PhoneNumber><Address><AddressLine1>5 Oak Ave</AddressLine1><City>Reno</City><StateProvinceCode>NV</StateProvinceCode><PostalCode>89501</PostalCode><CountryCode>US</CountryCode></Address></ShipTo><PaymentInformation><Prepaid><BillShipper><AccountNumber>{1}</AccountNumber></BillShipper></Prepaid></PaymentInformation><Service><Code>03</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><UnitOfMeasurement><Code>LBS</Code></UnitOfMeasurement><Weight>5</Weight></PackageWeight></Package></Shipment><LabelSpecification><LabelPrintMethod><Code>GIF</Code></LabelPrintMethod></LabelSpecification></ShipmentConfirmRequest>",
-        access(a),
-        a.shipper
-    )
-}
-
-fn accept(a: &TestAccount, digest: &str) -> String {
-    format!(
-        "{}<?xml version=\"1.0\"?><ShipmentAcceptRequest><Request><RequestAction>ShipAccept</RequestAction></Request><ShipmentDigest>{digest}</ShipmentDigest></ShipmentAcceptRequest>",
-        access(a)
-    )
-}
-
-fn old_xml(proxy: &Proxy, svc: &str, body: String) -> String {
-    let (status, _, text) = post_raw(
-        &proxy.http,
-        &format!("{}/ups.app/xml/{svc}", proxy.url),
-        body,
-        Some("application/x-www-form-urlencoded"),
+/// The same across an expiry: tokens left to die with no traffic, then 1,000 concurrent
+/// requests over both instances: one new token per account in the whole cluster.
+#[test]
+fn a_storm_over_two_instances_after_expiry_gets_one_token_per_account() {
+    let _heavy = heavy();
+    let accounts: Vec<TestAccount> = (0..4).map(|i| account(i, "expiry")).collect();
+    let refs: Vec<&TestAccount> = accounts.iter().collect();
+    // 8 s tokens, renewed only in their last second (nobody asks then).
+    let ttl = Duration::from_secs(8);
+    let c = Cluster::start(
+        &refs,
+        ttl,
+        "request_timeout_ms = 20000\ntoken_timeout_ms = 5000\nconnect_timeout_ms = 2000\ntoken_refresh_margin_secs = 1\n",
     );
-    assert_eq!(status, 200, "{text}");
-    assert_old_xml_success(&text);
-    text
-}
+    c.sim.faults(serde_json::json!({"token_latency_ms": 1000}));
+    let n_acc = accounts.len() as u64;
+    // Warm: each instance answers each account once; the second takes the first's token.
+    storm_both(&c, &accounts, 2 * accounts.len(), "warm");
+    assert_eq!(c.sim.token_requests("client_credentials"), n_acc);
+    let warmed = Instant::now();
 
-fn ships(sim: &Sim) -> usize {
-    sim.api_requests()
-        .iter()
-        .filter(|r| r["path"].as_str().unwrap_or("").ends_with("/ship"))
-        .count()
+    std::thread::sleep(
+        (warmed + ttl + Duration::from_millis(500)).saturating_duration_since(Instant::now()),
+    );
+    storm_both(&c, &accounts, 1_000, "after expiry");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        c.sim.token_requests("client_credentials"),
+        2 * n_acc,
+        "after expiry: one token request per account from both instances together"
+    );
 }
 
 /// ShipConfirm answered by one instance, ShipAccept by the other: one shipment. The same
@@ -277,16 +269,6 @@ fn helpers_of(pid: u32) -> usize {
             ppid == Some(pid) && String::from_utf8_lossy(&cmdline).contains("internal-rotate")
         })
         .count()
-}
-
-fn track(proxy: &Proxy, a: &TestAccount) -> reqwest::blocking::Response {
-    header_request(
-        &proxy.http,
-        reqwest::Method::GET,
-        &format!("{}/track/v1/details/1Z7W7W7W0300000001", proxy.url),
-        a,
-        None,
-    )
 }
 
 /// The owner starts "Authorize" on one instance; UPS sends the browser back to the shared

@@ -552,14 +552,20 @@ fn rate(proxy: &common::Proxy) -> reqwest::blocking::Response {
 
 #[test]
 fn serve_on_postgres_goes_on_with_the_tokens_migrated_from_sled() {
-    use common::{Proxy, Sim, EAST, FAST_TIMEOUTS};
+    use common::{Proxy, Sim, EAST, FAST_TIMEOUTS, NORTH};
     let dir = common::tempdir();
     let pg = Postgres::start();
-    let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    {
-        let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let sim = Sim::start(dir.path(), &[&EAST, &NORTH], 14399);
+    // On sled: a client-credentials token, an authorized account, a confirmed shipment.
+    let digest = {
+        let proxy = Proxy::start(dir.path(), &sim, &[&EAST, &NORTH], FAST_TIMEOUTS);
         assert_eq!(rate(&proxy).status(), 200);
-    }
+        let callback = common::log_in_at_ups(&common::start_authorize(&proxy, NORTH.name));
+        assert_eq!(common::follow_callback(&callback).status(), 303);
+        assert_eq!(common::track(&proxy, &NORTH).status(), 200);
+        let confirmed = common::old_xml(&proxy, "ShipConfirm", common::confirm(&EAST));
+        common::xml_text(&confirmed, "ShipmentDigest").expect("a digest")
+    };
     assert_eq!(sim.token_requests("client_credentials"), 1);
 
     let (ok, text) = migrate(&[
@@ -579,10 +585,16 @@ fn serve_on_postgres_goes_on_with_the_tokens_migrated_from_sled() {
         ),
     );
     assert!(config.contains("backend = \"postgres\""));
-    let proxy = Proxy::start_with_config(dir.path(), &[&EAST], &config);
+    let proxy = Proxy::start_with_config(dir.path(), &[&EAST, &NORTH], &config);
     assert_eq!(rate(&proxy).status(), 200);
     // The token came from PostgreSQL, sealed by the same key: UPS was not asked again.
     assert_eq!(sim.token_requests("client_credentials"), 1);
+    // The authorized account goes on without anyone logging in again.
+    assert_eq!(common::track(&proxy, &NORTH).status(), 200);
+    assert_eq!(sim.token_requests("authorization_code"), 1);
+    // The shipment confirmed before the move is accepted after it, once.
+    common::old_xml(&proxy, "ShipAccept", common::accept(&EAST, &digest));
+    assert_eq!(common::ships(&sim), 1);
     let log = proxy.log_text();
     assert!(
         log.contains("store opened") && log.contains("postgres"),
@@ -594,7 +606,7 @@ fn serve_on_postgres_goes_on_with_the_tokens_migrated_from_sled() {
     // The account map was imported into PostgreSQL too.
     assert_eq!(
         pg.psql("SELECT count(*) FROM upsbridge_kv WHERE tree = 'accounts'"),
-        "1"
+        "2"
     );
 }
 

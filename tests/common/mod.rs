@@ -752,3 +752,60 @@ pub fn soap_envelope(a: &TestAccount, payload: &str) -> String {
 pub fn sent_json(req: &Value) -> Value {
     serde_json::from_str(req["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null)
 }
+
+/// Old XML's `AccessRequest` document for `a`.
+pub fn access(a: &TestAccount) -> String {
+    format!(
+        "<?xml version=\"1.0\"?>\n<AccessRequest xml:lang=\"en-US\"><AccessLicenseNumber>{}</AccessLicenseNumber><UserId>{}</UserId><Password>{}</Password></AccessRequest>\n",
+        a.access_key, a.user, a.password
+    )
+}
+
+/// An old-XML ShipConfirm for `a` (AccessRequest included).
+pub fn confirm(a: &TestAccount) -> String {
+    format!(
+        "{}<?xml version=\"1.0\"?><ShipmentConfirmRequest><Request><RequestAction>ShipConfirm</RequestAction><RequestOption>nonvalidate</RequestOption></Request><Shipment><Shipper><Name>East</Name><PhoneNumber>3025550100</PhoneNumber><ShipperNumber>{1}</ShipperNumber><Address><AddressLine1>10 Elm Rd</AddressLine1><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper><ShipTo><CompanyName>Acme</CompanyName><PhoneNumber>7755550100</PhoneNumber><Address><AddressLine1>5 Oak Ave</AddressLine1><City>Reno</City><StateProvinceCode>NV</StateProvinceCode><PostalCode>89501</PostalCode><CountryCode>US</CountryCode></Address></ShipTo><PaymentInformation><Prepaid><BillShipper><AccountNumber>{1}</AccountNumber></BillShipper></Prepaid></PaymentInformation><Service><Code>03</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><UnitOfMeasurement><Code>LBS</Code></UnitOfMeasurement><Weight>5</Weight></PackageWeight></Package></Shipment><LabelSpecification><LabelPrintMethod><Code>GIF</Code></LabelPrintMethod></LabelSpecification></ShipmentConfirmRequest>",
+        access(a),
+        a.shipper
+    )
+}
+
+/// An old-XML ShipAccept of `digest` for `a` (AccessRequest included).
+pub fn accept(a: &TestAccount, digest: &str) -> String {
+    format!(
+        "{}<?xml version=\"1.0\"?><ShipmentAcceptRequest><Request><RequestAction>ShipAccept</RequestAction></Request><ShipmentDigest>{digest}</ShipmentDigest></ShipmentAcceptRequest>",
+        access(a)
+    )
+}
+
+/// POST an old-XML request; asserts HTTP 200 and `ResponseStatusCode` 1.
+pub fn old_xml(proxy: &Proxy, svc: &str, body: String) -> String {
+    let (status, _, text) = post_raw(
+        &proxy.http,
+        &format!("{}/ups.app/xml/{svc}", proxy.url),
+        body,
+        Some("application/x-www-form-urlencoded"),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_old_xml_success(&text);
+    text
+}
+
+/// How many ship calls reached the simulator.
+pub fn ships(sim: &Sim) -> usize {
+    sim.api_requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").ends_with("/ship"))
+        .count()
+}
+
+/// A header-style Track request as `a`.
+pub fn track(proxy: &Proxy, a: &TestAccount) -> reqwest::blocking::Response {
+    header_request(
+        &proxy.http,
+        reqwest::Method::GET,
+        &format!("{}/track/v1/details/1Z7W7W7W0300000001", proxy.url),
+        a,
+        None,
+    )
+}
