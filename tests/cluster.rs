@@ -271,6 +271,31 @@ fn helpers_of(pid: u32) -> usize {
         .count()
 }
 
+/// `accounts authorize` against `proxy`, whose redirect URI is under the load balancer's
+/// name `public`: the owner opens the start link (given to `proxy`) and logs in at UPS.
+/// Returns the callback URL UPS sends the browser to (under `public`).
+fn owner_logs_in(proxy: &Proxy, account: &TestAccount, public: &str) -> String {
+    let r = no_redirects()
+        .post(format!(
+            "{}/accounts/{}/authorize",
+            proxy.admin, account.name
+        ))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let start: serde_json::Value = r.json().unwrap();
+    let start = start["start_url"].as_str().expect("a start link");
+    assert!(start.starts_with(public), "{start}");
+    let callback = log_in_at_ups(&open_start_link(&start.replace(public, &proxy.admin)));
+    assert!(
+        callback.starts_with(&format!("{public}/oauth/callback?")),
+        "{callback}"
+    );
+    callback
+}
+
 /// The owner starts "Authorize" on one instance; UPS sends the browser back to the shared
 /// redirect name, which the load balancer gives to the other instance: the flow completes
 /// there (state and PKCE verifier come from the store), works once only in the cluster, and
@@ -283,22 +308,7 @@ fn an_authorization_started_on_one_instance_completes_on_another() {
         Duration::from_secs(14399),
         &format!("{FAST_TIMEOUTS}redirect_uri = \"{PUBLIC}/oauth/callback\"\n"),
     );
-    // `accounts authorize` against the first instance: a start link under the public name.
-    let r = no_redirects()
-        .post(format!("{}/accounts/{}/authorize", c.a.admin, NORTH.name))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .header("accept", "application/json")
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let start: serde_json::Value = r.json().unwrap();
-    let start = start["start_url"].as_str().expect("a start link");
-    assert!(start.starts_with(PUBLIC), "{start}");
-    let callback = log_in_at_ups(&open_start_link(&start.replace(PUBLIC, &c.a.admin)));
-    assert!(
-        callback.starts_with(&format!("{PUBLIC}/oauth/callback?")),
-        "{callback}"
-    );
+    let callback = owner_logs_in(&c.a, &NORTH, PUBLIC);
     let r = follow_callback(&callback.replace(PUBLIC, &c.b.admin));
     assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
     assert_eq!(c.sim.token_requests("authorization_code"), 1);
@@ -344,18 +354,7 @@ fn kill_9_during_rotation_loses_no_refresh_token_on_postgres() {
         "{FAST_TIMEOUTS}token_refresh_margin_secs = 2\nredirect_uri = \"{PUBLIC}/oauth/callback\"\n"
     );
     let mut c = Cluster::start(&[&NORTH], Duration::from_secs(3), &extra);
-    let r = no_redirects()
-        .post(format!("{}/accounts/{}/authorize", c.a.admin, NORTH.name))
-        .basic_auth("admin", Some(ADMIN_PASSWORD))
-        .header("accept", "application/json")
-        .send()
-        .unwrap();
-    let start: serde_json::Value = r.json().unwrap();
-    let start = start["start_url"]
-        .as_str()
-        .unwrap()
-        .replace(PUBLIC, &c.a.admin);
-    let callback = log_in_at_ups(&open_start_link(&start));
+    let callback = owner_logs_in(&c.a, &NORTH, PUBLIC);
     assert_eq!(
         follow_callback(&callback.replace(PUBLIC, &c.a.admin)).status(),
         303

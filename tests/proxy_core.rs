@@ -340,7 +340,18 @@ fn two_hundred_concurrent_requests_cause_one_token_request() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    if !statuses.iter().all(|&s| s == 200) {
+        let log = proxy.log_text();
+        let why: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        panic!(
+            "{statuses:?}\nUPS saw {} calls; proxy warnings:\n{}",
+            sim.api_requests().len(),
+            why.join("\n")
+        );
+    }
     assert_eq!(sim.token_requests("client_credentials"), 1);
     assert_eq!(sim.api_requests().len(), 200);
 }

@@ -101,7 +101,7 @@ impl CachedToken {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let left = Duration::from_secs(r.access_expires_at).saturating_sub(since_epoch);
-        let left = left.saturating_sub(TRANSIT_ALLOWANCE.min(left / 4));
+        let left = left.saturating_sub(TRANSIT_ALLOWANCE.min(left / 20));
         // Margin relative to a lifetime we can only estimate from what is left.
         let margin = margin.min(left / 2);
         let now = Instant::now();
