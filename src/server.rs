@@ -317,11 +317,10 @@ pub fn serve_with(
         digests: Arc::new(
             control.block_on(ShipDigests::open(store.clone(), config.ups.digest_ttl))?,
         ),
-        replays: Arc::new(Replays::new(
-            store.clone(),
-            replay_vault,
-            config.proxy.replay_window,
-        )),
+        replays: Arc::new(
+            Replays::new(store.clone(), replay_vault, config.proxy.replay_window)
+                .with_call_bound(config.ups.request_timeout),
+        ),
         host_policy: config.ups.host_policy,
         default_env: config.ups.default_environment(),
     };

@@ -201,6 +201,35 @@ fn a_shipment_confirmed_on_one_instance_is_accepted_once_on_another() {
     assert!(c.a.log_text().contains("ShipAccept repeated"));
 }
 
+/// A client gives up on one instance while UPS is still shipping, and retries on the other:
+/// the retry waits for the call in flight (marked in the store), gets its kept answer (the
+/// same label), and UPS ships once.
+#[test]
+fn a_shipment_retried_on_another_instance_while_the_first_call_runs_ships_once() {
+    let c = Cluster::start(
+        &[&EAST],
+        Duration::from_secs(14399),
+        "request_timeout_ms = 10000\n",
+    );
+    let body = ship_json(&EAST);
+    c.sim.faults(serde_json::json!({"latency_ms": 3000}));
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let first = impatient
+        .post(format!("{}/rest/Ship", c.a.direct_url))
+        .json(&body)
+        .send();
+    assert!(first.is_err(), "the first attempt timed out at the client");
+    let retry = c.b.post_json("/rest/Ship", &body);
+    assert_eq!(retry.status(), 200);
+    let text = retry.text().unwrap();
+    assert!(text.contains("GraphicImage"), "{text}");
+    assert_eq!(ships(&c.sim), 1, "one shipment at UPS");
+    assert!(c.b.log_text().contains("in flight at another instance"));
+}
+
 /// Two instances whose map files differ: each imports its own, neither removes the other's
 /// account (nor its tokens); an account goes only when no instance's map lists it.
 #[test]

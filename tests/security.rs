@@ -635,17 +635,6 @@ fn count(sim: &Sim, method: &str, ends: &str) -> usize {
         .count()
 }
 
-fn ship_json(a: &TestAccount) -> Value {
-    json!({"UPSSecurity": ups_security(a), "ShipmentRequest": {"Request": {"RequestOption": "nonvalidate"},
-        "Shipment": {"Description": "parts",
-            "Shipper": {"Name": "East", "ShipperNumber": a.shipper, "Address": {"AddressLine": ["10 Elm Rd"], "City": "Dover", "StateProvinceCode": "DE", "PostalCode": "19901", "CountryCode": "US"}},
-            "ShipTo": {"Name": "Acme", "Address": {"AddressLine": ["5 Oak Ave"], "City": "Reno", "StateProvinceCode": "NV", "PostalCode": "89501", "CountryCode": "US"}},
-            "PaymentInformation": {"ShipmentCharge": {"Type": "01", "BillShipper": {"AccountNumber": a.shipper}}},
-            "Service": {"Code": "03"},
-            "Package": {"Packaging": {"Code": "02"}, "PackageWeight": {"UnitOfMeasurement": {"Code": "LBS"}, "Weight": "5"}}},
-        "LabelSpecification": {"LabelImageFormat": {"Code": "GIF"}}}})
-}
-
 #[test]
 fn a_ship_retried_after_timeouts_ships_once_and_the_retry_gets_the_label() {
     // Timing is measured here: no two tests of this file run at once.

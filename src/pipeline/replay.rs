@@ -9,7 +9,10 @@
 //! - an identical request arriving while the first call is in flight waits for that call:
 //!   if the first client had gone, it gets the kept answer; if the first client got its
 //!   answer, it is a separate request (two boxes of one order) and makes its own call;
-//! - a delivered answer is never replayed (a Void's is: voiding twice is the same void).
+//! - a delivered answer is never replayed (a Void's is: voiding twice is the same void);
+//! - with several instances on one PostgreSQL store, a call in flight is also marked in the
+//!   store, so the retry that reaches another instance waits for it the same way (then finds
+//!   the kept answer there, or makes its own call).
 //!
 //! Nothing here logs an answer (labels) or a key's inputs.
 
@@ -110,6 +113,13 @@ impl Ticket {
 
     fn end(&self, outcome: Outcome) {
         self.replays.inflight.remove(&self.key);
+        if self.replays.shared {
+            // The store's mark goes after the answer is kept (settle keeps it first).
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (store, key) = (self.replays.store.clone(), self.key);
+                rt.spawn(async move { store.release_call(&key).await });
+            }
+        }
         let _ = self.flight.done.send(Some(outcome));
     }
 }
@@ -147,6 +157,11 @@ pub struct Replays {
     vault: Vault,
     window: Duration,
     inflight: DashMap<Key, Arc<InFlight>>,
+    /// The store is shared with other instances (PostgreSQL): calls in flight are marked there.
+    shared: bool,
+    /// How long a mark in the store holds (a UPS call's bound and some): an instance that dies
+    /// mid-call does not block the retry for longer.
+    call_bound: Duration,
 }
 
 fn now() -> u64 {
@@ -159,10 +174,31 @@ fn now() -> u64 {
 impl Replays {
     pub fn new(store: Store, vault: Vault, window: Duration) -> Replays {
         Replays {
+            shared: store.postgres().is_some(),
             store,
             vault,
             window,
             inflight: DashMap::new(),
+            call_bound: Duration::from_secs(60),
+        }
+    }
+
+    /// How long a call in flight may take at most (`[ups] request_timeout_ms`): the bound of
+    /// the store's mark.
+    pub fn with_call_bound(mut self, bound: Duration) -> Replays {
+        self.call_bound = bound + Duration::from_secs(5);
+        self
+    }
+
+    /// Another instance is making this very call: wait while its mark stands (bounded). The
+    /// caller then looks for a kept answer, or makes its own call.
+    async fn wait_for_other_instance(&self, key: &Key) {
+        let deadline = std::time::Instant::now() + self.call_bound;
+        while std::time::Instant::now() < deadline {
+            match self.store.call_in_flight(key).await {
+                Ok(true) => tokio::time::sleep(Duration::from_millis(100)).await,
+                _ => return,
+            }
         }
     }
 
@@ -239,6 +275,22 @@ impl Replays {
     /// Register a call, or wait for the identical one in flight when its client has gone.
     /// After waiting, look for a kept answer again.
     pub async fn begin(self: &Arc<Self>, key: Key) -> Begin {
+        if self.shared && !self.inflight.contains_key(&key) {
+            let until = now() + self.call_bound.as_secs();
+            match self.store.claim_call(&key, until).await {
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    tracing::info!(
+                        "an identical call is in flight at another instance; waiting for it"
+                    );
+                    self.wait_for_other_instance(&key).await;
+                    return Begin::Separate;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot mark a call in flight in the store; a retry at another instance would not wait for it");
+                }
+            }
+        }
         let waiting = match self.inflight.entry(key) {
             dashmap::Entry::Vacant(v) => {
                 let (tx, _) = watch::channel(None);

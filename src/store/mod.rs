@@ -204,6 +204,8 @@ macro_rules! on_backend {
 
 const KEY_CHECK: &[u8] = b"key_check";
 const DISABLED: &str = "disabled/";
+/// `meta` keys of effectful calls in flight at some instance (`inflight/<replay key>`).
+const INFLIGHT: &[u8] = b"inflight/";
 /// `meta` keys of authorization flows in progress (`flow/<hash of state or ticket>`).
 const FLOW: &str = "flow/";
 
@@ -508,6 +510,66 @@ impl Store {
         on_backend!(self, s => s.take_durably(Tree::Meta, key.as_bytes()).await)
     }
 
+    /// Another instance sharing this store may be making the same effectful call right now:
+    /// mark it as ours (PostgreSQL; `meta` `inflight/<key>` → expiry, unix seconds). `Ok(None)`
+    /// when the mark is ours (or there is nobody to share with: sled), `Ok(Some(expiry))` when
+    /// another instance holds it.
+    pub async fn claim_call(
+        &self,
+        key: &[u8],
+        expires_unix: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let Backend::Postgres(s) = &self.backend else {
+            return Ok(None);
+        };
+        let key = [INFLIGHT, key].concat();
+        self.observed("inflight_claim", async {
+            let value = expires_unix.to_be_bytes().to_vec();
+            if s.create(Tree::Meta, &key, value.clone()).await? {
+                return Ok(None);
+            }
+            let held = s.get(Tree::Meta, &key).await?;
+            let until = held
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map(u64::from_be_bytes);
+            match until {
+                // Left by an instance that died mid-call (or already released): take it over.
+                Some(t) if t > unix_now() => Ok(Some(t)),
+                _ => {
+                    s.put_durably(Tree::Meta, &key, value).await?;
+                    Ok(None)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Whether another instance still marks the call as in flight (see [`Store::claim_call`]).
+    pub async fn call_in_flight(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let Backend::Postgres(s) = &self.backend else {
+            return Ok(false);
+        };
+        let key = [INFLIGHT, key].concat();
+        self.observed("inflight_get", async {
+            let held = s.get(Tree::Meta, &key).await?;
+            Ok(held
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map(u64::from_be_bytes)
+                .is_some_and(|t| t > unix_now()))
+        })
+        .await
+    }
+
+    /// The call is over (its answer kept, delivered or failed): remove its mark.
+    pub async fn release_call(&self, key: &[u8]) -> Result<(), StoreError> {
+        let Backend::Postgres(s) = &self.backend else {
+            return Ok(());
+        };
+        let key = [INFLIGHT, key].concat();
+        self.observed("inflight_release", s.remove(Tree::Meta, &key))
+            .await
+    }
+
     /// A ShipConfirm digest record.
     pub async fn digest(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.observed("digest_get", self.get(Tree::Digests, key))
@@ -670,6 +732,12 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
         Ok(())
     }
     tighten(dir, 2)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

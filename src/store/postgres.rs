@@ -69,6 +69,8 @@ const PING: &str = "SELECT 1";
 const GET: &str = "SELECT value FROM upsbridge_kv WHERE tree = $1 AND key = $2";
 const PUT: &str = "INSERT INTO upsbridge_kv (tree, key, value) VALUES ($1, $2, $3)
      ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()";
+const CREATE_RETURNING: &str = "INSERT INTO upsbridge_kv (tree, key, value) VALUES ($1, $2, $3)
+     ON CONFLICT (tree, key) DO NOTHING RETURNING 1";
 const TAKE: &str = "DELETE FROM upsbridge_kv WHERE tree = $1 AND key = $2 RETURNING value";
 const REMOVE: &str = "DELETE FROM upsbridge_kv WHERE tree = $1 AND key = $2";
 const SWAP: &str = "UPDATE upsbridge_kv SET value = $4, updated_at = now()
@@ -281,6 +283,20 @@ impl PgStore {
 
     pub async fn remove_durably(&self, tree: Tree, key: &[u8]) -> Result<(), StoreError> {
         self.remove(tree, key).await
+    }
+
+    /// Create a record only if there is none; true if this call created it.
+    pub async fn create(&self, tree: Tree, key: &[u8], value: Vec<u8>) -> Result<bool, StoreError> {
+        // Not tried again: a create whose answer was lost may have happened.
+        let rows = self
+            .rows(
+                "create a record",
+                CREATE_RETURNING,
+                &[&tree.name(), &key, &value],
+                Again::Never,
+            )
+            .await?;
+        Ok(!rows.is_empty())
     }
 
     /// Remove a record and return it (atomic: of two takers one gets it).

@@ -809,3 +809,15 @@ pub fn track(proxy: &Proxy, a: &TestAccount) -> reqwest::blocking::Response {
         None,
     )
 }
+
+/// A legacy JSON Ship request for `a` (one package, GIF label).
+pub fn ship_json(a: &TestAccount) -> Value {
+    serde_json::json!({"UPSSecurity": ups_security(a), "ShipmentRequest": {"Request": {"RequestOption": "nonvalidate"},
+        "Shipment": {"Description": "parts",
+            "Shipper": {"Name": "East", "ShipperNumber": a.shipper, "Address": {"AddressLine": ["10 Elm Rd"], "City": "Dover", "StateProvinceCode": "DE", "PostalCode": "19901", "CountryCode": "US"}},
+            "ShipTo": {"Name": "Acme", "Address": {"AddressLine": ["5 Oak Ave"], "City": "Reno", "StateProvinceCode": "NV", "PostalCode": "89501", "CountryCode": "US"}},
+            "PaymentInformation": {"ShipmentCharge": {"Type": "01", "BillShipper": {"AccountNumber": a.shipper}}},
+            "Service": {"Code": "03"},
+            "Package": {"Packaging": {"Code": "02"}, "PackageWeight": {"UnitOfMeasurement": {"Code": "LBS"}, "Weight": "5"}}},
+        "LabelSpecification": {"LabelImageFormat": {"Code": "GIF"}}}})
+}
