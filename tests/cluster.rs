@@ -283,23 +283,6 @@ fn instances_with_different_maps_keep_each_others_accounts() {
 
 const RATE: &str = "<?xml version=\"1.0\"?><RatingServiceSelectionRequest><Request><RequestAction>Rate</RequestAction><RequestOption>Rate</RequestOption></Request><Shipment><Shipper><ShipperNumber>9Y9Y9Y</ShipperNumber><Address><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper><ShipTo><CompanyName>Acme</CompanyName><Address><City>Reno</City><StateProvinceCode>NV</StateProvinceCode><PostalCode>89501</PostalCode><CountryCode>US</CountryCode></Address></ShipTo><Service><Code>02</Code></Service><Package><PackagingType><Code>02</Code></PackagingType><PackageWeight><UnitOfMeasurement><Code>LBS</Code></UnitOfMeasurement><Weight>3</Weight></PackageWeight></Package></Shipment></RatingServiceSelectionRequest>";
 
-/// Rotation helpers that are children of `pid` right now.
-fn helpers_of(pid: u32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, after)| after.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            ppid == Some(pid) && String::from_utf8_lossy(&cmdline).contains("internal-rotate")
-        })
-        .count()
-}
-
 /// `accounts authorize` against `proxy`, whose redirect URI is under the load balancer's
 /// name `public`: the owner opens the start link (given to `proxy`) and logs in at UPS.
 /// Returns the callback URL UPS sends the browser to (under `public`).

@@ -11,29 +11,6 @@ use common::*;
 use rand::Rng;
 use reqwest::Method;
 
-/// Rotation helpers that are children of `pid` right now.
-fn helpers_of(pid: u32) -> usize {
-    let mut n = 0;
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...
-        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a) else {
-            continue;
-        };
-        let ppid = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if ppid == Some(pid) && String::from_utf8_lossy(&cmdline).contains("internal-rotate") {
-            n += 1;
-        }
-    }
-    n
-}
-
 fn track(proxy: &Proxy) -> u16 {
     header_request(
         &proxy.http,

@@ -13,13 +13,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-fn access(a: &TestAccount) -> String {
-    format!(
-        "<?xml version=\"1.0\"?>\n<AccessRequest xml:lang=\"en-US\"><AccessLicenseNumber>{}</AccessLicenseNumber><UserId>{}</UserId><Password>{}</Password></AccessRequest>\n",
-        a.access_key, a.user, a.password
-    )
-}
-
 const RATE: &str = r#"<?xml version="1.0"?>
 <RatingServiceSelectionRequest><Request><TransactionReference><CustomerContext>cart-4411</CustomerContext><XpciVersion>1.0001</XpciVersion></TransactionReference><RequestAction>Rate</RequestAction><RequestOption>Rate</RequestOption></Request>
 <Shipment><Shipper><ShipperNumber>9Y9Y9Y</ShipperNumber><Address><AddressLine1>10 Elm Rd</AddressLine1><City>Dover</City><StateProvinceCode>DE</StateProvinceCode><PostalCode>19901</PostalCode><CountryCode>US</CountryCode></Address></Shipper>

@@ -7,18 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use reqwest::Method;
 use serde_json::Value;
-
-fn track(proxy: &Proxy, a: &TestAccount) -> reqwest::blocking::Response {
-    header_request(
-        &proxy.http,
-        Method::GET,
-        &format!("{}/track/v1/details/1Z7W7W7W0300000001", proxy.url),
-        a,
-        None,
-    )
-}
 
 #[test]
 fn an_account_owner_authorizes_once_and_legacy_requests_then_work() {

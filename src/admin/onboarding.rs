@@ -23,6 +23,7 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use crate::accounts::{Account, Grant};
+use crate::oauth::grant::unix_now;
 use crate::oauth::ups::UpsOAuthClient;
 use crate::oauth::vault::Vault;
 use crate::store::Store;
@@ -225,12 +226,6 @@ impl Onboarding {
 /// The store key of a state or ticket: its hash (the store never holds the value itself).
 fn flow_key(secret: &str) -> String {
     super::auth::hex(&sha256(secret))
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn sha256(s: &str) -> [u8; 32] {

@@ -468,22 +468,17 @@ impl TokenBroker {
         // a shared store takes the lease in its helper process instead (see oauth::rotate).
         let helper_leases =
             account.record.grant == Grant::AuthorizationCode && p.rotator.stores_itself();
-        let lease = if helper_leases {
-            Err(None)
+        let mut lease = if helper_leases {
+            None
         } else {
-            p.store
-                .token_lease(name, self.inner.timeout)
-                .await
-                .map_err(Some)
-        };
-        let mut lease = match lease {
-            Ok(lease) => Some(lease),
-            Err(None) => None,
-            Err(Some(e)) if account.record.grant == Grant::ClientCredentials => {
-                warn!(account = name, error = %e, "the token store is unreachable: asking UPS without the cluster lease; the new token stays in memory until the store answers");
-                None
+            match p.store.token_lease(name, self.inner.timeout).await {
+                Ok(lease) => Some(lease),
+                Err(e) if account.record.grant == Grant::ClientCredentials => {
+                    warn!(account = name, error = %e, "the token store is unreachable: asking UPS without the cluster lease; the new token stays in memory until the store answers");
+                    None
+                }
+                Err(e) => return Err(TokenError::Store(e.to_string())),
             }
-            Err(Some(e)) => return Err(TokenError::Store(e.to_string())),
         };
         let mut previous = slot.record();
         if let Some(held) = lease.as_mut() {

@@ -219,7 +219,7 @@ async fn helper_inner(input: &HelperInput) -> Result<Vec<u8>, TokenError> {
             if let Ok(stored) = vault.open_record(&input.account, &stored) {
                 if stored.generation > current.generation {
                     // Another instance (or a killed serve's helper) rotated already.
-                    if stored.access_expires_at > unix_now() + 30 {
+                    if stored.access_expires_at > grant::unix_now() + 30 {
                         held.release().await;
                         return Ok(vault.seal_record(&input.account, &stored));
                     }
@@ -282,12 +282,6 @@ async fn helper_inner(input: &HelperInput) -> Result<Vec<u8>, TokenError> {
             .map_err(|e| TokenError::Store(e.to_string()))?;
     }
     Ok(sealed)
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The parent side: run one rotation through a helper process.

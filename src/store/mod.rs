@@ -528,11 +528,7 @@ impl Store {
             if s.create(Tree::Meta, &key, value.clone()).await? {
                 return Ok(None);
             }
-            let held = s.get(Tree::Meta, &key).await?;
-            let until = held
-                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-                .map(u64::from_be_bytes);
-            match until {
+            match mark_until(s.get(Tree::Meta, &key).await?) {
                 // Left by an instance that died mid-call (or already released): take it over.
                 Some(t) if t > unix_now() => Ok(Some(t)),
                 _ => {
@@ -551,11 +547,7 @@ impl Store {
         };
         let key = [INFLIGHT, key].concat();
         self.observed("inflight_get", async {
-            let held = s.get(Tree::Meta, &key).await?;
-            Ok(held
-                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-                .map(u64::from_be_bytes)
-                .is_some_and(|t| t > unix_now()))
+            Ok(mark_until(s.get(Tree::Meta, &key).await?).is_some_and(|t| t > unix_now()))
         })
         .await
     }
@@ -641,9 +633,7 @@ impl InstanceMap {
         InstanceMap {
             accounts: sorted.iter().map(|r| r.name.clone()).collect(),
             digest: hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-            imported_at_unix: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            imported_at_unix: unix_now(),
         }
     }
 }
@@ -732,6 +722,13 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
         Ok(())
     }
     tighten(dir, 2)
+}
+
+/// The expiry (unix seconds) an in-flight mark holds.
+fn mark_until(value: Option<Vec<u8>>) -> Option<u64> {
+    value
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map(u64::from_be_bytes)
 }
 
 fn unix_now() -> u64 {

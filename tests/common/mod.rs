@@ -821,3 +821,20 @@ pub fn ship_json(a: &TestAccount) -> Value {
             "Package": {"Packaging": {"Code": "02"}, "PackageWeight": {"UnitOfMeasurement": {"Code": "LBS"}, "Weight": "5"}}},
         "LabelSpecification": {"LabelImageFormat": {"Code": "GIF"}}}})
 }
+
+/// Rotation helpers that are children of `pid` right now.
+pub fn helpers_of(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, after)| after.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            ppid == Some(pid) && String::from_utf8_lossy(&cmdline).contains("internal-rotate")
+        })
+        .count()
+}
