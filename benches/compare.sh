@@ -38,7 +38,8 @@
 # Environment: ROWS ("header legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
 # PIN_SERVER (0), PIN_LOAD (1), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
-# PERF_RECORD (0; 1: `perf record -g` of upsbridge during its throughput passes, reports in $OUT),
+# PERF_RECORD (0; 1: `perf record` of upsbridge during its throughput passes, reports in $OUT;
+# PERF_CALLGRAPH picks the call-graph mode: fp (default) or dwarf, which sees through our frames),
 # BASELINE_BIN (unset; another upsbridge binary, e.g. the previous commit's, measured in the same
 # run as "baseline": the A/B of a change), FLOORS (1: also measure benches/floors/ hyper_floor and
 # pingora_floor on the header row: the bare header swap on hyper and on pingora's proxy loop).
@@ -242,7 +243,7 @@ measure() {
   reset_hwm "${pids[@]}"
   local c0 c1 r perf_pid=""
   if [ "${PERF_RECORD:-0}" = 1 ] && [ "$server" = upsbridge ] && command -v perf >/dev/null; then
-    perf record -F 499 -g -p "${pids[0]}" -o "$OUT/perf-$dialect-run$run.data" -- sleep "$DURATION" \
+    perf record -F 499 --call-graph "${PERF_CALLGRAPH:-fp}" -p "${pids[0]}" -o "$OUT/perf-$dialect-run$run.data" -- sleep "$DURATION" \
       >/dev/null 2>&1 &
     perf_pid=$!
   fi

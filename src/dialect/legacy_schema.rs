@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::services::as_list;
 use super::xmljson::escape_text;
@@ -262,12 +262,84 @@ pub struct Shaped {
     pub dropped: Vec<String>,
 }
 
-fn text_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// What the walk reads of an answer: serde_json's [`Value`] (answers upsbridge rebuilt), or
+/// the borrowed tree of [`serde_json_borrow`] that the hot path parses UPS's bytes into
+/// (objects as vectors, strings borrowed from the body: no hashing, no key allocation).
+pub trait Node: Sized {
+    /// The member `name` of an object, unless absent or `null`.
+    fn member(&self, name: &str) -> Option<&Self>;
+    /// An array's items, or the value itself (the legacy single-item collapse read back).
+    fn items(&self) -> impl Iterator<Item = &Self>;
+    /// The members' names of an object (none for anything else).
+    fn keys(&self) -> impl Iterator<Item = &str>;
+    fn is_null(&self) -> bool;
+    fn is_structure(&self) -> bool;
+    fn is_nonempty_string(&self) -> bool;
+    /// A leaf as text: strings as they are, numbers and booleans spelled out.
+    fn text(&self) -> Option<std::borrow::Cow<'_, str>>;
+}
+
+impl Node for Value {
+    fn member(&self, name: &str) -> Option<&Value> {
+        self.get(name).filter(|v| !v.is_null())
+    }
+    fn items(&self) -> impl Iterator<Item = &Value> {
+        as_list(Some(self)).into_iter()
+    }
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.as_object()
+            .into_iter()
+            .flat_map(|m| m.keys().map(String::as_str))
+    }
+    fn is_null(&self) -> bool {
+        Value::is_null(self)
+    }
+    fn is_structure(&self) -> bool {
+        self.is_object() || self.is_array()
+    }
+    fn is_nonempty_string(&self) -> bool {
+        self.as_str().is_some_and(|s| !s.is_empty())
+    }
+    fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Value::String(s) => Some(s.as_str().into()),
+            Value::Number(n) => Some(n.to_string().into()),
+            Value::Bool(b) => Some(if *b { "true" } else { "false" }.into()),
+            _ => None,
+        }
+    }
+}
+
+impl Node for serde_json_borrow::Value<'_> {
+    fn member(&self, name: &str) -> Option<&Self> {
+        self.as_object()?.get(name).filter(|v| !v.is_null())
+    }
+    fn items(&self) -> impl Iterator<Item = &Self> {
+        match self.as_array() {
+            Some(list) => list.iter(),
+            None => std::slice::from_ref(self).iter(),
+        }
+    }
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.as_object().into_iter().flat_map(|m| m.keys())
+    }
+    fn is_null(&self) -> bool {
+        serde_json_borrow::Value::is_null(self)
+    }
+    fn is_structure(&self) -> bool {
+        self.is_object() || self.is_array()
+    }
+    fn is_nonempty_string(&self) -> bool {
+        self.as_str().is_some_and(|s| !s.is_empty())
+    }
+    fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        use serde_json_borrow::Value as V;
+        match self {
+            V::Str(s) => Some(s.as_ref().into()),
+            V::Number(n) => Some(n.to_string().into()),
+            V::Bool(b) => Some(if *b { "true" } else { "false" }.into()),
+            _ => None,
+        }
     }
 }
 
@@ -289,13 +361,17 @@ const MAX_DEPTH: usize = 48;
 
 impl Walk<'_> {
     /// Write the members of `value` (an object) as the children of type `ty`.
-    fn children<S: Sink>(&mut self, sink: &mut S, ty: usize, value: &Value, path: &mut String) {
+    fn children<S: Sink, N: Node>(
+        &mut self,
+        sink: &mut S,
+        ty: usize,
+        value: &N,
+        path: &mut String,
+    ) {
         let def = &self.schemas.types[ty];
-        let empty = Map::new();
-        let members = value.as_object().unwrap_or(&empty);
         let mut chosen: Vec<u32> = vec![];
         for c in &def.children {
-            let present = members.get(&c.name).filter(|v| !v.is_null());
+            let present = value.member(&c.name);
             if let Some(group) = c.choice {
                 if chosen.contains(&group) {
                     continue;
@@ -309,48 +385,53 @@ impl Walk<'_> {
             match present {
                 Some(v) => {
                     let cap = c.max.map(|m| m as usize).unwrap_or(usize::MAX);
-                    let list = as_list(Some(v)).into_iter().filter(|i| !i.is_null());
-                    for item in list.take(cap) {
-                        self.element(sink, c, item, path);
+                    for item in v.items().filter(|i| !i.is_null()).take(cap) {
+                        self.element(sink, c, Some(item), path);
                     }
                 }
-                None if c.min > 0 => {
-                    for _ in 0..c.min.min(1) {
-                        self.element(sink, c, &Value::Null, path);
-                    }
-                }
+                None if c.min > 0 => self.element::<S, N>(sink, c, None, path),
                 None => {}
             }
         }
         if !def.open {
-            for k in members.keys() {
-                if !def.children.iter().any(|c| &c.name == k) {
+            for k in value.keys() {
+                if !def.children.iter().any(|c| c.name == k) {
                     self.shaped.dropped.push(join(path, k));
                 }
             }
         }
     }
 
-    fn element<S: Sink>(&mut self, sink: &mut S, c: &ChildDef, v: &Value, path: &mut String) {
+    /// One element `c` holding `v` (`None`: a required element the answer lacks).
+    fn element<S: Sink, N: Node>(
+        &mut self,
+        sink: &mut S,
+        c: &ChildDef,
+        v: Option<&N>,
+        path: &mut String,
+    ) {
         let len = path.len();
         if !path.is_empty() {
             path.push('/');
         }
         path.push_str(&c.name);
         match (c.ty, v) {
-            (None, Value::Object(_) | Value::Array(_)) => {
+            (None, Some(v)) if v.is_structure() => {
                 // Structure where the schema has text: not the client's element.
                 self.shaped.dropped.push(path.clone());
             }
-            (None, _) => sink.text(self.schemas, c, &text_of(v).unwrap_or_default()),
-            (Some(_), Value::String(s)) if !s.is_empty() => {
+            (None, v) => sink.text(self.schemas, c, &v.and_then(Node::text).unwrap_or_default()),
+            (Some(_), Some(v)) if v.is_nonempty_string() => {
                 self.shaped.dropped.push(path.clone());
             }
-            (Some(ty), _) => {
+            (Some(ty), v) => {
                 sink.open(self.schemas, c);
                 if self.depth < MAX_DEPTH {
                     self.depth += 1;
-                    self.children(sink, ty, v, path);
+                    match v {
+                        Some(v) => self.children(sink, ty, v, path),
+                        None => self.children(sink, ty, &Value::Null, path),
+                    }
                     self.depth -= 1;
                 }
                 sink.close(self.schemas, c);
@@ -411,11 +492,11 @@ impl Sink for XmlSink<'_> {
 /// namespace of the root's schema. `client_ns`: the namespace URI the client used for
 /// its request payload; when it differs from the schema's root namespace (another
 /// version of the same service), it is declared in its place.
-pub fn write_xml(
+pub fn write_xml<N: Node>(
     out: &mut String,
     schemas: &Schemas,
     root: &RootDef,
-    content: &Value,
+    content: &N,
     client_ns: Option<&str>,
 ) -> Shaped {
     let root_child = ChildDef {
@@ -456,60 +537,110 @@ pub fn write_xml(
     walk.shaped
 }
 
-/// Legacy JSON output: members in schema order, one item as an object and several as
-/// an array (the legacy single-item collapse), text as strings.
-struct JsonSink {
-    /// Open objects: (element name, its members).
-    stack: Vec<(String, Map<String, Value>)>,
+/// Legacy JSON output, written as the walk goes: members in schema order, one item as an
+/// object and several as an array (the legacy single-item collapse), text as strings.
+struct JsonSink<'a> {
+    out: &'a mut Vec<u8>,
+    /// One per open object.
+    objects: Vec<JsonObject>,
 }
 
-impl JsonSink {
-    fn put(&mut self, name: &str, v: Value) {
-        let Some((_, top)) = self.stack.last_mut() else {
+#[derive(Default)]
+struct JsonObject {
+    /// The member written last: its name's index in the schema's children (by address), where
+    /// its value starts in `out`, and whether it became an array.
+    last: Option<(*const ChildDef, usize, bool)>,
+}
+
+impl JsonSink<'_> {
+    /// Start the value of member `c`. Items of one child come one after another (the walk
+    /// goes by schema order), so a second item turns the first into an array in place.
+    fn member(&mut self, c: &ChildDef) {
+        let out = &mut *self.out;
+        let Some(object) = self.objects.last_mut() else {
             return;
         };
-        match top.get_mut(name) {
-            None => {
-                top.insert(name.to_string(), v);
+        match &mut object.last {
+            Some((def, start, array)) if std::ptr::eq(*def, c) => {
+                if !*array {
+                    out.insert(*start, b'[');
+                    *array = true;
+                }
+                out.push(b',');
+                return;
             }
-            Some(Value::Array(list)) => list.push(v),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, v]);
+            Some((_, _, array)) => {
+                if *array {
+                    out.push(b']');
+                }
+                out.push(b',');
             }
+            None => {}
         }
+        write_json_str(out, &c.name);
+        out.push(b':');
+        object.last = Some((c, out.len(), false));
+    }
+
+    fn open_object(&mut self) {
+        self.out.push(b'{');
+        self.objects.push(JsonObject::default());
+    }
+
+    fn close_object(&mut self) {
+        if let Some(JsonObject {
+            last: Some((_, _, true)),
+        }) = self.objects.pop()
+        {
+            self.out.push(b']');
+        }
+        self.out.push(b'}');
     }
 }
 
-impl Sink for JsonSink {
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+}
+
+impl Sink for JsonSink<'_> {
     fn open(&mut self, _: &Schemas, c: &ChildDef) {
-        self.stack.push((c.name.clone(), Map::new()));
+        self.member(c);
+        self.open_object();
     }
     fn close(&mut self, _: &Schemas, _: &ChildDef) {
-        if self.stack.len() > 1 {
-            let (name, members) = self.stack.pop().expect("opened");
-            self.put(&name, Value::Object(members));
-        }
+        self.close_object();
     }
     fn text(&mut self, _: &Schemas, c: &ChildDef, text: &str) {
-        self.put(&c.name, Value::String(text.to_string()));
+        self.member(c);
+        write_json_str(self.out, text);
     }
 }
 
-/// Shape the members of a legacy-JSON answer root by the XOLTWS schema of `root`.
-pub fn shape_json(schemas: &Schemas, root: &RootDef, content: &Value) -> (Value, Shaped) {
+/// Write `{"<root>":{…}}`: the members of a legacy-JSON answer root shaped by the XOLTWS
+/// schema of `root`, straight into `out`.
+pub fn write_json<N: Node>(
+    out: &mut Vec<u8>,
+    schemas: &Schemas,
+    root: &RootDef,
+    content: &N,
+) -> Shaped {
     let mut walk = Walk {
         schemas,
         shaped: Shaped::default(),
         depth: 0,
     };
+    out.push(b'{');
+    write_json_str(out, &root.name);
+    out.push(b':');
     let mut sink = JsonSink {
-        stack: vec![(root.name.clone(), Map::new())],
+        out,
+        objects: vec![],
     };
-    let mut path = String::new();
-    walk.children(&mut sink, root.ty, content, &mut path);
-    let (_, members) = sink.stack.pop().expect("root");
-    (Value::Object(members), walk.shaped)
+    sink.open_object();
+    walk.children(&mut sink, root.ty, content, &mut String::new());
+    sink.close_object();
+    out.push(b'}');
+    walk.shaped
 }
 
 #[cfg(test)]
@@ -559,12 +690,59 @@ mod tests {
 <r:RatedShipment><r:Service><c:Code>03</c:Code><c:Description/></r:Service><r:Published>p</r:Published><r:TotalCharges>9.10</r:TotalCharges></r:RatedShipment></r:RateResponse>"
         );
         assert_eq!(shaped.dropped, vec!["RatedShipment/ItemizedCharges"]);
-        let (v, shaped) = shape_json(&s, root, &rest);
+        let mut json = vec![];
+        let shaped = write_json(&mut json, &s, root, &rest);
         assert_eq!(
-            serde_json::to_string(&v).unwrap(),
-            r#"{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":{"Service":{"Code":"03","Description":""},"Published":"p","TotalCharges":"9.10"}}"#
+            String::from_utf8(json).unwrap(),
+            r#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":{"Service":{"Code":"03","Description":""},"Published":"p","TotalCharges":"9.10"}}}"#
         );
         assert_eq!(shaped.dropped.len(), 1);
+        // The borrowed tree of the hot path shapes the same bytes the same way.
+        let text = rest.to_string();
+        let borrowed: serde_json_borrow::Value = serde_json::from_str(&text).unwrap();
+        let mut again = String::new();
+        write_xml(&mut again, &s, root, &borrowed, None);
+        assert_eq!(again, out);
+        let mut json_again = vec![];
+        write_json(&mut json_again, &s, root, &borrowed);
+        let mut json = vec![];
+        write_json(&mut json, &s, root, &rest);
+        assert_eq!(json_again, json);
+    }
+
+    #[test]
+    fn repeated_members_become_arrays_in_place_and_single_items_stay_objects() {
+        let s = Schemas::compile(TABLE).unwrap();
+        let root = s.root(Family::Xoltws, "RateResponse").unwrap();
+        let rest = json!({
+            "Response": {"ResponseStatus": {"Code": "1"}, "Alert": [{"Code": "a"}, {"Code": "b"}]},
+            "RatedShipment": [{"TotalCharges": "1"}, {"TotalCharges": 2.5}, {"Junk": true}],
+        });
+        let expected = concat!(
+            r#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":""},"#,
+            r#""Alert":[{"Code":"a","Description":""},{"Code":"b","Description":""}]},"#,
+            r#""RatedShipment":[{"Service":{"Code":"","Description":""},"TotalCharges":"1"},"#,
+            r#"{"Service":{"Code":"","Description":""},"TotalCharges":"2.5"},"#,
+            r#"{"Service":{"Code":"","Description":""},"TotalCharges":""}]}}"#
+        );
+        let mut json = vec![];
+        let shaped = write_json(&mut json, &s, root, &rest);
+        assert_eq!(String::from_utf8(json).unwrap(), expected);
+        assert_eq!(shaped.dropped, vec!["RatedShipment/Junk"]);
+        let text = rest.to_string();
+        let borrowed: serde_json_borrow::Value = serde_json::from_str(&text).unwrap();
+        let mut json = vec![];
+        write_json(&mut json, &s, root, &borrowed);
+        assert_eq!(String::from_utf8(json).unwrap(), expected);
+        let one = json!({"RatedShipment": {"TotalCharges": "1"}});
+        let mut json = vec![];
+        write_json(&mut json, &s, root, &one);
+        assert!(
+            String::from_utf8(json)
+                .unwrap()
+                .contains(r#""RatedShipment":{"Service""#),
+            "one item stays an object"
+        );
     }
 
     #[test]

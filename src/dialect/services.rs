@@ -62,6 +62,21 @@ fn request_option(req: &Value) -> Option<&str> {
     text(req, "/Request/RequestOption")
 }
 
+/// Whether [`to_rest`] reads nothing of a `service` request but its `Request` member, and
+/// sends the body unchanged: then a caller holding the body as text need not build a tree of
+/// the rest of it (the shipment, most of the bytes).
+pub fn reads_request_member_only(service: Service) -> bool {
+    matches!(
+        service,
+        Service::Rate
+            | Service::Ship
+            | Service::PickupRate
+            | Service::PickupServiceCenters
+            | Service::Locator
+            | Service::QuantumView
+    )
+}
+
 /// Map a XOLTWS request object to its REST call.
 pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape), Failure> {
     let customer_context =
@@ -705,6 +720,15 @@ pub enum Converted {
 }
 
 /// Turn a successful REST answer into the XOLTWS answer for `shape`.
+/// Whether [`from_rest`] hands every answer of `service` back unchanged, so its answers
+/// can be shaped straight from a borrowed parse of UPS's bytes.
+pub fn answer_is_unchanged(service: Service) -> bool {
+    !matches!(
+        service,
+        Service::Track | Service::TimeInTransit | Service::Void
+    )
+}
+
 pub fn from_rest(shape: &AnswerShape, rest: &Value) -> Converted {
     match shape.service {
         Service::Track => match track_answer(shape, rest) {
@@ -736,6 +760,35 @@ mod tests {
         to_rest(Service::from_request_root(root).unwrap(), &v)
             .unwrap()
             .0
+    }
+
+    #[test]
+    fn services_read_from_the_request_member_alone_need_nothing_else() {
+        let full = json!({
+            "Request": {"RequestOption": "Shop", "TransactionReference": {"CustomerContext": "c-1"}},
+            "Shipment": {"Shipper": {"ShipperNumber": "9Y9Y9Y"}, "Package": {"PackagingType": {"Code": "02"}}},
+            "PickupAddress": {"CountryCode": "US"}, "OriginAddress": {"PhoneNumber": "1"},
+            "SubscriptionRequest": {"Name": "n"}
+        });
+        let request_only = json!({"Request": full["Request"].clone()});
+        for root in [
+            "RateRequest",
+            "ShipmentRequest",
+            "PickupRateRequest",
+            "PickupGetServiceCenterFacilitiesRequest",
+            "LocatorRequest",
+            "QuantumViewRequest",
+        ] {
+            let service = Service::from_request_root(root).unwrap();
+            assert!(reads_request_member_only(service), "{root}");
+            let (a, shape_a) = to_rest(service, &full).unwrap();
+            let (b, shape_b) = to_rest(service, &request_only).unwrap();
+            assert_eq!(a, b, "{root}");
+            assert_eq!(a.body, RestBody::Unchanged, "{root}");
+            assert_eq!(shape_a.customer_context, shape_b.customer_context);
+        }
+        assert!(!reads_request_member_only(Service::Void));
+        assert!(!reads_request_member_only(Service::Xav));
     }
 
     #[test]

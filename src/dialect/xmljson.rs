@@ -120,7 +120,7 @@ fn declared_encoding(body: &[u8]) -> Option<&'static encoding_rs::Encoding> {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// `name="value"` or `name='value'` inside a declaration.

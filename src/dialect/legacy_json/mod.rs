@@ -10,9 +10,9 @@
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::legacy_schema::{self, Family};
+use super::legacy_schema::{self, Family, Node, RootDef};
 use super::services::{self, AnswerShape, Converted, RestBody, Service};
 use super::{
     rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route, Severity, Ups,
@@ -180,11 +180,32 @@ fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<Request, Fai
             let keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
             Failure::UnknownService(format!("no known request object among {keys:?}"))
         })?;
-    let mut request: Value =
-        serde_json::from_str(raw.get()).map_err(|e| Failure::Malformed(e.to_string()))?;
-    if !request.is_object() {
+    if !raw.get().starts_with('{') {
         return Err(Failure::Malformed(format!("{root} is not an object")));
     }
+    // Most requests (rates, shipments) go to UPS byte for byte and their REST call is read
+    // from their `Request` member: only that member is parsed, the shipment never is. A body
+    // that may hold a `null` takes the full path, which removes nulls (REST refuses them).
+    let nulls_possible = memchr::memmem::find(raw.get().as_bytes(), b"null").is_some();
+    if services::reads_request_member_only(service) && !nulls_possible {
+        let inner = serde_json::from_str::<Members>(raw.get())
+            .map_err(|e| Failure::Malformed(format!("{root}: {e}")))?
+            .0;
+        let mut request = serde_json::Map::new();
+        // As in a full parse, the last of repeated members counts.
+        if let Some((_, r)) = inner.iter().rev().find(|(k, _)| k == "Request") {
+            let r = serde_json::from_str(r.get()).map_err(|e| Failure::Malformed(e.to_string()))?;
+            request.insert("Request".into(), r);
+        }
+        let (call, shape) = services::to_rest(service, &Value::Object(request))?;
+        return Ok(Request::Answered(Box::new(JsonRequest {
+            shape,
+            call,
+            body: Some(Bytes::from(without_security(text, members))),
+        })));
+    }
+    let mut request: Value =
+        serde_json::from_str(raw.get()).map_err(|e| Failure::Malformed(e.to_string()))?;
     let had_nulls = strip_nulls(&mut request);
     let (call, shape) = services::to_rest(service, &request)?;
     let body = match &call.body {
@@ -318,6 +339,23 @@ pub fn refusal(failure: &Failure) -> Answer {
 
 /// UPS's REST answer → the legacy client's answer.
 pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
+    let root = shape.service.response_root();
+    let schemas = legacy_schema::schemas();
+    let def = schemas.root(Family::Xoltws, root);
+    // The common case (a success UPS's members go through as they are) is shaped from a
+    // borrowed parse of UPS's bytes: no `Value` tree, no hashing.
+    if let (true, true, Some(def)) = (
+        (200..300).contains(&status),
+        services::answer_is_unchanged(shape.service),
+        def,
+    ) {
+        if let Ok(doc) = serde_json::from_slice::<serde_json_borrow::Value>(&body) {
+            return match doc.member(root) {
+                Some(content) => shaped(def, content, status),
+                None => json_answer(status, body, None),
+            };
+        }
+    }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
         let errors = rest_errors(&parsed, status);
@@ -328,22 +366,22 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
         Converted::Json(v) => v,
         Converted::Errors(e) => return json_answer(400, Bytes::from(fault(&e).to_string()), None),
     };
-    let root = shape.service.response_root();
-    let schemas = legacy_schema::schemas();
-    match (schemas.root(Family::Xoltws, root), doc.get(root)) {
+    match (def, doc.member(root)) {
         // Shaped like the XOLTWS answer the client was written against: only its members,
         // in its order (a typed client rejects a member its model lacks).
-        (Some(def), Some(content)) => {
-            let (shaped, report) = legacy_schema::shape_json(schemas, def, content);
-            let mut out = Map::new();
-            out.insert(root.to_string(), shaped);
-            let mut a = json_answer(status, Bytes::from(Value::Object(out).to_string()), None);
-            a.dropped_fields = report.dropped.len() as u32;
-            a
-        }
+        (Some(def), Some(content)) => shaped(def, content, status),
         // No schema for this service (Locator, QuantumView): UPS's answer as it is.
         _ => json_answer(status, body, None),
     }
+}
+
+/// `{"<Root>": …}` written by the root's XOLTWS schema.
+fn shaped<N: Node>(def: &RootDef, content: &N, status: u16) -> Answer {
+    let mut out = Vec::with_capacity(2048);
+    let report = legacy_schema::write_json(&mut out, legacy_schema::schemas(), def, content);
+    let mut a = json_answer(status, Bytes::from(out), None);
+    a.dropped_fields = report.dropped.len() as u32;
+    a
 }
 
 #[cfg(test)]

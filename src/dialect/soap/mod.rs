@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::legacy_schema::{self, Family};
+use super::legacy_schema::{self, Family, Node, RootDef};
 use super::schema::{self, Rule};
 use super::services::{self, AnswerShape, Converted, RestBody, Service};
 use super::xmljson::{self, escape_text, Element};
@@ -240,6 +240,22 @@ fn understood(body: &Element) -> Result<Request, Failure> {
 /// UPS's REST answer → a SOAP envelope (or Fault), its payload in `namespace` (the one the
 /// client's request payload was in).
 pub fn answer(shape: &AnswerShape, namespace: Option<&str>, status: u16, body: Bytes) -> Answer {
+    let root = shape.service.response_root();
+    let def = legacy_schema::schemas().root(Family::Xoltws, root);
+    // The common case (a success whose members go through as they are) is written from a
+    // borrowed parse of UPS's bytes: no `Value` tree, no hashing.
+    if let (true, true, Some(def)) = (
+        (200..300).contains(&status),
+        services::answer_is_unchanged(shape.service),
+        def,
+    ) {
+        if let Ok(doc) = serde_json::from_slice::<serde_json_borrow::Value>(&body) {
+            return match doc.member(root) {
+                Some(content) => enveloped(|out| by_schema(out, def, content, namespace)),
+                None => garbled(root, status),
+            };
+        }
+    }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
         return fault(&rest_errors(&parsed, status), None);
@@ -249,48 +265,54 @@ pub fn answer(shape: &AnswerShape, namespace: Option<&str>, status: u16, body: B
         Converted::Json(v) => v,
         Converted::Errors(e) => return fault(&e, None),
     };
-    let root = shape.service.response_root();
     let Some(content) = doc.get(root) else {
-        let f = Failure::UpstreamGarbled(format!("no {root} in a {status} answer"));
-        return fault(&[f.ups_error()], Some(f.kind()));
+        return garbled(root, status);
     };
-    let (body, dropped) = envelope(shape, namespace, root, content);
-    Answer {
-        status: 200,
-        content_type: CONTENT_TYPE,
-        body: Bytes::from(body),
-        error_kind: None,
-        dropped_fields: dropped,
-    }
+    enveloped(|out| match def {
+        Some(def) => by_schema(out, def, content, namespace),
+        None => {
+            unshaped_payload(out, shape.service, namespace, root, content);
+            0
+        }
+    })
+}
+
+/// The payload written by its XOLTWS schema; returns how many REST members it left out.
+fn by_schema<N: Node>(
+    out: &mut String,
+    def: &RootDef,
+    content: &N,
+    namespace: Option<&str>,
+) -> u32 {
+    let schemas = legacy_schema::schemas();
+    legacy_schema::write_xml(out, schemas, def, content, namespace)
+        .dropped
+        .len() as u32
+}
+
+fn garbled(root: &str, status: u16) -> Answer {
+    let f = Failure::UpstreamGarbled(format!("no {root} in a {status} answer"));
+    fault(&[f.ups_error()], Some(f.kind()))
 }
 
 const ENVELOPE_OPEN: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Header/><soapenv:Body>";
 const ENVELOPE_CLOSE: &str = "</soapenv:Body></soapenv:Envelope>";
 
-/// `soapenv:Envelope/Body/<Root>`: the payload written by the service's XOLTWS schema
-/// (only elements it defines, in its order and namespaces), in the namespace the client
-/// used for its request. Returns the document and how many REST members were left out.
-pub fn envelope(
-    shape: &AnswerShape,
-    namespace: Option<&str>,
-    root: &str,
-    content: &Value,
-) -> (String, u32) {
+/// `soapenv:Envelope/Body/<Root>`, the payload written by `payload` (by the service's XOLTWS
+/// schema where upsbridge has it: only elements it defines, in its order, in the namespace
+/// the client used for its request), which returns how many REST members it left out.
+fn enveloped(payload: impl FnOnce(&mut String) -> u32) -> Answer {
     let mut out = String::with_capacity(2048);
     out.push_str(ENVELOPE_OPEN);
-    let schemas = legacy_schema::schemas();
-    let dropped = match schemas.root(Family::Xoltws, root) {
-        Some(def) => {
-            let shaped = legacy_schema::write_xml(&mut out, schemas, def, content, namespace);
-            shaped.dropped.len() as u32
-        }
-        None => {
-            unshaped_payload(&mut out, shape.service, namespace, root, content);
-            0
-        }
-    };
+    let dropped = payload(&mut out);
     out.push_str(ENVELOPE_CLOSE);
-    (out, dropped)
+    Answer {
+        status: 200,
+        content_type: CONTENT_TYPE,
+        body: Bytes::from(out),
+        error_kind: None,
+        dropped_fields: dropped,
+    }
 }
 
 /// A payload for a service whose XOLTWS schema upsbridge does not have (Locator,
