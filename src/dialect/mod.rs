@@ -237,6 +237,18 @@ pub fn unrouted_refusal(failure: &Failure) -> Answer {
 
 /// The one `<Svc>` segment after one of `prefixes` (lower case, with both slashes), as sent;
 /// a trailing slash is allowed. How the body dialects recognise their paths.
+/// `{"<root>":<request>}`, the REST body of a translated request, serialised into one buffer
+/// (`json!` would deep-copy `request` before writing it).
+pub fn rest_body(root: &str, request: &serde_json::Value) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(1024);
+    out.push(b'{');
+    serde_json::to_writer(&mut out, root).expect("a str serialises into a Vec");
+    out.push(b':');
+    serde_json::to_writer(&mut out, request).expect("a Value serialises into a Vec");
+    out.push(b'}');
+    bytes::Bytes::from(out)
+}
+
 pub fn service_after(prefixes: &[&str], path: &str, lower: &str) -> Option<String> {
     prefixes.iter().find_map(|prefix| {
         let rest = lower.strip_prefix(prefix)?;

@@ -16,6 +16,7 @@
 //! builds may hold credentials.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use quick_xml::escape::{partial_escape, resolve_predefined_entity};
 use quick_xml::events::Event;
@@ -33,7 +34,8 @@ pub const MAX_ELEMENTS: usize = 100_000;
 /// One XML element: namespace URI, local name, children in order, text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
-    pub ns: Option<String>,
+    /// Shared: a document's elements are in a handful of namespaces.
+    pub ns: Option<Arc<str>>,
     pub name: String,
     pub children: Vec<Element>,
     /// Concatenated character data (ignored when the element has children).
@@ -160,12 +162,19 @@ pub fn parse_document(text: &str) -> Result<(Element, usize), Failure> {
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Element> = Vec::new();
     let mut count = 0usize;
+    // The namespace of the element read last: the next one is most often in the same.
+    let mut last_ns: Option<Arc<str>> = None;
     loop {
         let (ns, event) = match reader.read_resolved_event() {
-            Ok((ResolveResult::Bound(n), event)) => (
-                Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
-                event,
-            ),
+            Ok((ResolveResult::Bound(n), event)) => {
+                let uri = String::from_utf8_lossy(n.as_ref());
+                let shared = match &last_ns {
+                    Some(last) if **last == *uri => last.clone(),
+                    _ => Arc::from(uri.as_ref()),
+                };
+                last_ns = Some(shared.clone());
+                (Some(shared), event)
+            }
             Ok((_, event)) => (None, event),
             Err(e) => {
                 return Err(malformed(format_args!(
@@ -233,7 +242,7 @@ pub fn parse_document(text: &str) -> Result<(Element, usize), Failure> {
 /// A new element from its start tag, within the depth and count limits.
 fn start(
     e: &quick_xml::events::BytesStart,
-    ns: Option<String>,
+    ns: Option<Arc<str>>,
     depth: usize,
     count: &mut usize,
 ) -> Result<Element, Failure> {
@@ -314,35 +323,36 @@ pub fn to_json(el: &Element) -> Option<Value> {
 pub fn normalize_arrays(v: &mut Value, arrays: &std::collections::HashSet<String>) {
     fn walk(v: &mut Value, path: &mut String, arrays: &std::collections::HashSet<String>) {
         let Value::Object(map) = v else { return };
-        let keys: Vec<String> = map.keys().cloned().collect();
-        for k in keys {
+        let mut emptied: Vec<String> = vec![];
+        for (k, child) in map.iter_mut() {
             let len = path.len();
             if !path.is_empty() {
                 path.push('/');
             }
-            path.push_str(&k);
+            path.push_str(k);
             let listed = arrays.contains(path.as_str());
-            if let Some(child) = map.get_mut(&k) {
-                if listed && !child.is_array() {
-                    let one = child.take();
-                    *child = Value::Array(vec![one]);
-                }
-                match child {
-                    Value::Array(items) => {
-                        if listed {
-                            items.retain(|i| !matches!(i, Value::Null) && i != "");
-                        }
-                        for i in items.iter_mut() {
-                            walk(i, path, arrays);
-                        }
-                        if items.is_empty() {
-                            map.shift_remove(&k);
-                        }
+            if listed && !child.is_array() {
+                let one = child.take();
+                *child = Value::Array(vec![one]);
+            }
+            match child {
+                Value::Array(items) => {
+                    if listed {
+                        items.retain(|i| !matches!(i, Value::Null) && i != "");
                     }
-                    other => walk(other, path, arrays),
+                    for i in items.iter_mut() {
+                        walk(i, path, arrays);
+                    }
+                    if items.is_empty() {
+                        emptied.push(k.clone());
+                    }
                 }
+                other => walk(other, path, arrays),
             }
             path.truncate(len);
+        }
+        for k in emptied {
+            map.shift_remove(&k);
         }
     }
     walk(v, &mut String::new(), arrays);

@@ -211,7 +211,7 @@ fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<Request, Fai
     let body = match &call.body {
         RestBody::None => None,
         RestBody::Json(v) => Some(Bytes::from(v.to_string())),
-        RestBody::Unchanged if had_nulls => Some(Bytes::from(json!({ root: request }).to_string())),
+        RestBody::Unchanged if had_nulls => Some(super::rest_body(root, &request)),
         RestBody::Unchanged => Some(Bytes::from(without_security(text, members))),
     };
     Ok(Request::Answered(Box::new(JsonRequest {

@@ -731,7 +731,7 @@ fn understood(route: &Route, req: &Element) -> Result<Request, Failure> {
             let (call, shape) = services::to_rest(service, &v)?;
             let body = match &call.body {
                 RestBody::None => None,
-                RestBody::Unchanged => Some(Bytes::from(json!({ root: v }).to_string())),
+                RestBody::Unchanged => Some(super::rest_body(root, &v)),
                 RestBody::Json(j) => Some(Bytes::from(j.to_string())),
             };
             (shape, Step::Call { call, body })

@@ -11,7 +11,7 @@
 //! `Errors/ErrorDetail`, HTTP 500. Credentials are never logged or echoed.
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::legacy_schema::{self, Family, Node, RootDef};
 use super::schema::{self, Rule};
@@ -55,7 +55,7 @@ impl Dialect for Soap {
 /// the client's payload element, which the answer is written in).
 struct SoapRequest {
     shape: AnswerShape,
-    namespace: Option<String>,
+    namespace: Option<std::sync::Arc<str>>,
     call: RestCall,
     body: Option<Bytes>,
 }
@@ -226,7 +226,7 @@ fn understood(body: &Element) -> Result<Request, Failure> {
     let (call, shape) = services::to_rest(service, &v)?;
     let body = match &call.body {
         RestBody::None => None,
-        RestBody::Unchanged => Some(Bytes::from(json!({ request.name.as_str(): v }).to_string())),
+        RestBody::Unchanged => Some(super::rest_body(&request.name, &v)),
         RestBody::Json(j) => Some(Bytes::from(j.to_string())),
     };
     Ok(Request::Answered(Box::new(SoapRequest {
@@ -384,6 +384,7 @@ pub fn fault(errors: &[UpsError], error_kind: Option<&'static str>) -> Answer {
 mod tests {
     use super::*;
     use crate::dialect::CannedUps;
+    use serde_json::json;
 
     const RATE: &str = r#"<tns:Envelope xmlns:tns="http://schemas.xmlsoap.org/soap/envelope/" xmlns:upss="http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0" xmlns:common="http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0">
  <tns:Header><upss:UPSSecurity><upss:UsernameToken><upss:Username>legacyuser</upss:Username><upss:Password>legacypass</upss:Password></upss:UsernameToken>
