@@ -8,7 +8,11 @@
 #     bash benches/scale.sh                 # all sizes
 #     SIZES="10 10000" bash benches/scale.sh
 #
-# Environment: SIZES, UPSBRIDGE_BIN (target/release/upsbridge), SKIP_BUILD (0), and anything
+# Then, with LOAD_SECS > 0 (default 5) and wrk installed (`scripts/setup.sh bench`), LOAD_SECS of
+# header-style rate requests over LOAD_CONNS (64) connections for the first account: "RSS load" is the peak
+# resident memory during that pass (VmHWM reset before it), the memory budget of issue 12.
+#
+# Environment: SIZES, LOAD_SECS, UPSBRIDGE_BIN (target/release/upsbridge), SKIP_BUILD (0), and anything
 # the proxy reads (e.g. MALLOC_ARENA_MAX) is passed through. Every process started here is
 # stopped by its PID on exit, including on Ctrl-C.
 set -euo pipefail
@@ -17,6 +21,9 @@ ROOT=$PWD
 SIZES=${SIZES:-10 1000 10000 100000}
 PASSWORD=scale-pass-Rr5
 SECRET=scale-shared-secret-Hq2
+LOAD_SECS=${LOAD_SECS:-5}
+LOAD_CONNS=${LOAD_CONNS:-64}
+command -v wrk >/dev/null || LOAD_SECS=0
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   bash scripts/setup.sh bench
@@ -60,7 +67,7 @@ done
 PIDS+=($!)
 SIM_URL=$(wait_lines "$TMP/sim.out" 1 | sed 's/^listening on //')
 
-printf '%-9s %8s %9s %12s %12s %12s %8s\n' accounts "map MB" "ready ms" "RSS ready" "RSS traffic" "peak RSS" "KiB/acc"
+printf '%-9s %8s %9s %12s %12s %12s %12s %8s\n' accounts "map MB" "ready ms" "RSS ready" "RSS traffic" "peak RSS" "RSS load" "KiB/acc"
 base_ready=""
 for n in $SIZES; do
   dir=$TMP/n$n
@@ -105,10 +112,32 @@ EOF
   done
   rss_after=$(kib "$pid" VmRSS)
   hwm=$(kib "$pid" VmHWM)
+  rss_load=-
+  if [ "$LOAD_SECS" != 0 ]; then
+    cat >"$dir/load.lua" <<EOF
+wrk.method = "POST"
+wrk.path = "/ship/v2409/rating/Rate"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["AccessLicenseNumber"] = "SCALEKEY000000"
+wrk.headers["Username"] = "scaleuser0"
+wrk.headers["Password"] = "$PASSWORD"
+local f = io.open("$ROOT/benches/compare/rate_rest.json", "rb")
+wrk.body = f:read("*a")
+f:close()
+EOF
+    echo 5 >"/proc/$pid/clear_refs"
+    wrk -t1 -c"$LOAD_CONNS" -d"${LOAD_SECS}s" -s "$dir/load.lua" "$proxy" >"$dir/wrk.out" 2>&1
+    if grep -q "Non-2xx" "$dir/wrk.out"; then
+      echo "scale.sh: errors under load at $n accounts:" >&2
+      cat "$dir/wrk.out" >&2
+      exit 1
+    fi
+    rss_load="$(kib "$pid" VmHWM) KiB"
+  fi
   [ -z "$base_ready" ] && base_ready=$rss_ready && base_n=$n
   per=$(awk -v a="$rss_ready" -v b="$base_ready" -v n="$n" -v m="$base_n" 'BEGIN { if (n > m) printf "%.2f", (a - b) / (n - m); else printf "-" }')
   map_mb=$(awk -v s="$(stat -c %s "$dir/accounts.toml")" 'BEGIN { printf "%.1f", s / 1048576 }')
-  printf '%-9s %8s %9s %9s KiB %9s KiB %9s KiB %8s\n' "$n" "$map_mb" "$((t1 - t0))" "$rss_ready" "$rss_after" "$hwm" "$per"
+  printf '%-9s %8s %9s %9s KiB %9s KiB %9s KiB %12s %8s\n' "$n" "$map_mb" "$((t1 - t0))" "$rss_ready" "$rss_after" "$hwm" "$rss_load" "$per"
   kill -TERM "$pid"
   wait "$pid" 2>/dev/null || true
 done

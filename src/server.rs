@@ -11,7 +11,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pingora::listeners::TcpSocketOptions;
+use pingora::listeners::{ListenerConfig, TcpSocketOptions};
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service as ListeningService;
@@ -354,6 +355,18 @@ pub fn serve_with(
     ];
     for (addr, entry, name) in listeners {
         let Some(addr) = addr else { continue };
+        // hyper buffers each connection itself. pingora's default L4 buffers in front of it
+        // (64 KiB read, 1460 B write) cost 64 KiB per connection and one more copy of every
+        // request; measured: about 150 KB of RSS per client connection under load with them.
+        // The TLS listener keeps them: rustls reads records in small pieces.
+        let l4_buffer = if entry.tls.is_some() {
+            L4BufferSettings::default()
+        } else {
+            L4BufferSettings {
+                read: Some(0),
+                write: Some(0),
+            }
+        };
         let app = ProxyApp::new(
             pipeline.clone(),
             upstreams.clone(),
@@ -364,7 +377,11 @@ pub fn serve_with(
         let mut service = ListeningService::new(name.to_string(), app);
         let mut socket_options = TcpSocketOptions::default();
         socket_options.so_reuseport = Some(true); // beside the PortReservation
-        service.add_tcp_with_settings(&addr.to_string(), socket_options);
+        service.add_listener(
+            ListenerConfig::tcp(addr.to_string())
+                .tcp_socket_options(socket_options)
+                .l4_buffer(l4_buffer),
+        );
         server.add_service(service);
     }
 
