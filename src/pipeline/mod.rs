@@ -767,6 +767,8 @@ impl Pipeline {
             tokio::spawn(async move { this.settle(keep, replayed, delivered, &id).await });
         }
         let dialect = dialect_name(&ex);
+        // One clock read for the metrics and the log line.
+        let elapsed = ex.started.elapsed();
         let outcome = match (ex.error_kind, ex.status, delivered) {
             (Some(kind), _, _) => kind,
             (None, 200..=299, true) => "ok",
@@ -775,16 +777,12 @@ impl Pipeline {
         };
         self.metrics.count_request(dialect, ex.service, outcome);
         if ex.dialect.is_some_and(|d| d.streams()) && ex.error_kind.is_none() {
-            self.metrics.observe_upstream(ex.started.elapsed());
+            self.metrics.observe_upstream(elapsed);
         }
         if let Some(a) = &ex.account {
-            self.metrics.traffic.record(
-                a.name(),
-                dialect,
-                ex.service,
-                outcome != "ok",
-                ex.started.elapsed(),
-            );
+            self.metrics
+                .traffic
+                .record(a.name(), dialect, ex.service, outcome != "ok", elapsed);
             if let Some(kind) = ex.error_kind {
                 self.metrics
                     .traffic
@@ -798,7 +796,7 @@ impl Pipeline {
             account = ex.account_name(),
             status = ex.status,
             outcome,
-            ms = ex.started.elapsed().as_millis() as u64,
+            ms = elapsed.as_millis() as u64,
             "request"
         );
     }
