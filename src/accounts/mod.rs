@@ -265,6 +265,15 @@ pub fn resolve(records: Vec<AccountRecord>, file: &str) -> Result<Vec<Account>, 
 }
 
 /// Load a map file completely (parse, validate, resolve secrets).
+/// [`load_map`] on a blocking-pool thread, then give back what parsing freed: the TOML tree of
+/// a large map is about ten times the file, and an idle pool thread would otherwise keep its
+/// pages resident until it next allocates.
+fn load_map_and_let_go(path: &Path) -> Result<Vec<Account>, MapError> {
+    let loaded = load_map(path);
+    crate::memory::return_freed_memory();
+    loaded
+}
+
 pub fn load_map(path: &Path) -> Result<Vec<Account>, MapError> {
     let records = map::load(path)?;
     resolve(records, &path.display().to_string())
@@ -357,7 +366,7 @@ impl Accounts {
     /// Load the map file into the store and the index; refuses an invalid map.
     pub async fn open(file: &Path, store: Store) -> Result<Accounts, ReloadError> {
         let path = file.to_path_buf();
-        let accounts = off_runtime(move || load_map(&path)).await?;
+        let accounts = off_runtime(move || load_map_and_let_go(&path)).await?;
         let records: Vec<AccountRecord> = accounts.iter().map(|a| a.record.clone()).collect();
         store.replace_accounts(&records).await?;
         let disabled = store.disabled_accounts().await?;
@@ -397,7 +406,7 @@ impl Accounts {
             *last = digest;
         }
         let file = self.file.clone();
-        let result = match off_runtime(move || load_map(&file)).await {
+        let result = match off_runtime(move || load_map_and_let_go(&file)).await {
             Err(e) => Err(ReloadError::from(e)),
             Ok(accounts) => {
                 let records: Vec<AccountRecord> =

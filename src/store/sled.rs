@@ -18,6 +18,9 @@ pub struct SledStore {
     replays: ::sled::Tree,
 }
 
+/// sled's page cache: small, since nothing on the request path reads the store.
+const SLED_CACHE_BYTES: u64 = 2 << 20;
+
 impl SledStore {
     /// Open (or create, private to this user) the store in `path`. Blocking: startup only.
     pub fn open(path: &Path) -> Result<SledStore, StoreError> {
@@ -27,6 +30,9 @@ impl SledStore {
         })?;
         let db = ::sled::Config::new()
             .path(path)
+            // sled's page cache defaults to 1 GiB and keeps every page it has read. Our trees
+            // are read at start, on a map reload and on a token renewal, never per request.
+            .cache_capacity(SLED_CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Open {
                 path: path.to_path_buf(),
