@@ -273,10 +273,23 @@ pub trait Node: Sized {
     /// The members' names of an object (none for anything else).
     fn keys(&self) -> impl Iterator<Item = &str>;
     fn is_null(&self) -> bool;
+    /// An object or an array.
     fn is_structure(&self) -> bool;
-    fn is_nonempty_string(&self) -> bool;
+    /// A string leaf.
+    fn string(&self) -> Option<&str>;
+    /// A number or boolean leaf, spelled out.
+    fn scalar(&self) -> Option<String>;
+
+    fn is_nonempty_string(&self) -> bool {
+        self.string().is_some_and(|s| !s.is_empty())
+    }
     /// A leaf as text: strings as they are, numbers and booleans spelled out.
-    fn text(&self) -> Option<std::borrow::Cow<'_, str>>;
+    fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self.string() {
+            Some(s) => Some(s.into()),
+            None => self.scalar().map(Into::into),
+        }
+    }
 }
 
 impl Node for Value {
@@ -297,16 +310,11 @@ impl Node for Value {
     fn is_structure(&self) -> bool {
         self.is_object() || self.is_array()
     }
-    fn is_nonempty_string(&self) -> bool {
-        self.as_str().is_some_and(|s| !s.is_empty())
+    fn string(&self) -> Option<&str> {
+        self.as_str()
     }
-    fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
-        match self {
-            Value::String(s) => Some(s.as_str().into()),
-            Value::Number(n) => Some(n.to_string().into()),
-            Value::Bool(b) => Some(if *b { "true" } else { "false" }.into()),
-            _ => None,
-        }
+    fn scalar(&self) -> Option<String> {
+        (self.is_number() || self.is_boolean()).then(|| self.to_string())
     }
 }
 
@@ -329,18 +337,29 @@ impl Node for serde_json_borrow::Value<'_> {
     fn is_structure(&self) -> bool {
         self.is_object() || self.is_array()
     }
-    fn is_nonempty_string(&self) -> bool {
-        self.as_str().is_some_and(|s| !s.is_empty())
+    fn string(&self) -> Option<&str> {
+        self.as_str()
     }
-    fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
+    fn scalar(&self) -> Option<String> {
         use serde_json_borrow::Value as V;
         match self {
-            V::Str(s) => Some(s.as_ref().into()),
-            V::Number(n) => Some(n.to_string().into()),
-            V::Bool(b) => Some(if *b { "true" } else { "false" }.into()),
+            V::Number(n) => Some(n.to_string()),
+            V::Bool(b) => Some(b.to_string()),
             _ => None,
         }
     }
+}
+
+/// UPS's answer parsed borrowed when it can be written straight from UPS's bytes: a success
+/// of a service whose REST answer goes through unchanged. `None`: take the `Value` path
+/// (errors, converted services, bodies that are not JSON).
+pub fn borrowed_success(
+    status: u16,
+    service: super::services::Service,
+    body: &[u8],
+) -> Option<serde_json_borrow::Value<'_>> {
+    let direct = (200..300).contains(&status) && super::services::answer_is_unchanged(service);
+    direct.then(|| serde_json::from_slice(body).ok()).flatten()
 }
 
 /// Where shaping writes: XML text or legacy JSON.

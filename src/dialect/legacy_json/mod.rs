@@ -344,17 +344,13 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
     let def = schemas.root(Family::Xoltws, root);
     // The common case (a success UPS's members go through as they are) is shaped from a
     // borrowed parse of UPS's bytes: no `Value` tree, no hashing.
-    if let (true, true, Some(def)) = (
-        (200..300).contains(&status),
-        services::answer_is_unchanged(shape.service),
-        def,
-    ) {
-        if let Ok(doc) = serde_json::from_slice::<serde_json_borrow::Value>(&body) {
-            return match doc.member(root) {
-                Some(content) => shaped(def, content, status),
-                None => json_answer(status, body, None),
-            };
-        }
+    if let Some((def, doc)) = def
+        .and_then(|d| legacy_schema::borrowed_success(status, shape.service, &body).map(|b| (d, b)))
+    {
+        return match doc.member(root) {
+            Some(content) => shaped(def, content, status),
+            None => json_answer(status, body, None),
+        };
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {

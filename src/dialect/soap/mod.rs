@@ -244,17 +244,13 @@ pub fn answer(shape: &AnswerShape, namespace: Option<&str>, status: u16, body: B
     let def = legacy_schema::schemas().root(Family::Xoltws, root);
     // The common case (a success whose members go through as they are) is written from a
     // borrowed parse of UPS's bytes: no `Value` tree, no hashing.
-    if let (true, true, Some(def)) = (
-        (200..300).contains(&status),
-        services::answer_is_unchanged(shape.service),
-        def,
-    ) {
-        if let Ok(doc) = serde_json::from_slice::<serde_json_borrow::Value>(&body) {
-            return match doc.member(root) {
-                Some(content) => enveloped(|out| by_schema(out, def, content, namespace)),
-                None => garbled(root, status),
-            };
-        }
+    if let Some((def, doc)) = def
+        .and_then(|d| legacy_schema::borrowed_success(status, shape.service, &body).map(|b| (d, b)))
+    {
+        return match doc.member(root) {
+            Some(content) => enveloped(|out| by_schema(out, def, content, namespace)),
+            None => garbled(root, status),
+        };
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
