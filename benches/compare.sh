@@ -36,7 +36,7 @@
 # and against direct. Raw numbers go to $OUT (default target/compare/<time>).
 #
 # Environment: ROWS ("header legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
-# PIN_SERVER (0), PIN_LOAD (1), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
+# PIN_SERVER (0), PIN_LOAD (1), PROXY_THREADS (1: upsbridge's [proxy] threads), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
 # PERF_RECORD (0; 1: `perf record` of upsbridge during its throughput passes, reports in $OUT;
 # PERF_CALLGRAPH picks the call-graph mode: fp (default) or dwarf, which sees through our frames),
@@ -138,7 +138,7 @@ start_upsbridge() {
   cat >"$dir/upsbridge.toml" <<EOF
 [proxy]
 listen = "127.0.0.1:0"
-threads = 1
+threads = ${PROXY_THREADS:-1}
 shutdown_grace_secs = 1
 [admin]
 listen = "127.0.0.1:0"

@@ -109,8 +109,21 @@ pub struct Upstream {
     /// upsbridge's own listeners: UPS is never "found" there (a hosts file pointing the UPS
     /// names at this machine must not make upsbridge call itself).
     own: Vec<SocketAddr>,
-    client: Client<Connector, Payload>,
+    /// Each proxy thread gets its own client (and so its own pool) from this connector:
+    /// a connection opened by one thread's runtime and reused by another's woke the first
+    /// thread on every request (one `write(2)` to its eventfd and a context switch).
+    connector: Connector,
+    /// Which per-thread clients are this upstream's (see [`THREAD_CLIENTS`]).
+    id: usize,
     request_timeout: Duration,
+}
+
+type UpsClient = Client<Connector, Payload>;
+
+thread_local! {
+    /// This thread's UPS clients, by [`Upstream::id`] (one or two per process).
+    static THREAD_CLIENTS: std::cell::RefCell<Vec<(usize, UpsClient)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Upstream {
@@ -178,10 +191,7 @@ impl Upstream {
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(55))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        static IDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         Ok(Upstream {
             origin: format!("{}://{authority}", if tls { "https" } else { "http" }),
             host,
@@ -190,8 +200,28 @@ impl Upstream {
             addr,
             pinned: pin.is_some(),
             own: own.to_vec(),
-            client,
+            connector,
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             request_timeout: ups.request_timeout,
+        })
+    }
+
+    /// Send `req` on this thread's client, made on first use.
+    fn request(&self, req: Request<Payload>) -> hyper_util::client::legacy::ResponseFuture {
+        THREAD_CLIENTS.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            let at = match clients.iter().position(|(id, _)| *id == self.id) {
+                Some(at) => at,
+                None => {
+                    let client = Client::builder(TokioExecutor::new())
+                        .pool_idle_timeout(Duration::from_secs(55))
+                        .pool_max_idle_per_host(256)
+                        .build(self.connector.clone());
+                    clients.push((self.id, client));
+                    clients.len() - 1
+                }
+            };
+            clients[at].1.request(req)
         })
     }
 
@@ -244,7 +274,7 @@ impl Upstream {
     /// A pooled connection UPS had closed is retried on a fresh one by the client (nothing
     /// reached UPS in that case).
     pub async fn send(&self, req: Request<Payload>) -> Result<Response<Incoming>, Failure> {
-        match tokio::time::timeout(self.request_timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.request_timeout, self.request(req)).await {
             Err(_) => Err(Failure::UpstreamTimeout(self.request_timeout)),
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(classify(&e)),
@@ -287,7 +317,7 @@ impl Upstream {
             .body(Payload::Full(body))
             .map_err(|e| Failure::Malformed(format!("request to UPS: {e}")))?;
         let exchange = async {
-            let resp = self.client.request(req).await.map_err(|e| classify(&e))?;
+            let resp = self.request(req).await.map_err(|e| classify(&e))?;
             let status = resp.status().as_u16();
             let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
                 .collect()
