@@ -116,17 +116,18 @@ impl Scene {
         let refs: Vec<&TestAccount> = accounts.iter().collect();
         let dir = tempdir();
         let sim = Sim::start(dir.path(), &refs, 14399);
-        let proxy = Proxy::start(
-            dir.path(),
-            &sim,
-            &refs,
-            &format!(
-                "request_timeout_ms = {}\ntoken_timeout_ms = {}\nconnect_timeout_ms = 1000\ntoken_failure_backoff_ms = {}\n",
-                REQUEST_TIMEOUT.as_millis(),
-                TOKEN_TIMEOUT.as_millis(),
-                BACKOFF.as_millis()
-            ),
+        let ups = format!(
+            "request_timeout_ms = {}\ntoken_timeout_ms = {}\nconnect_timeout_ms = 1000\ntoken_failure_backoff_ms = {}\n",
+            REQUEST_TIMEOUT.as_millis(),
+            TOKEN_TIMEOUT.as_millis(),
+            BACKOFF.as_millis()
         );
+        // One proxy thread: each thread keeps its own pool of UPS connections, and the
+        // connection-reset step relies on the connections that timed out before it being all
+        // the proxy had (the simulator resets connections as it accepts them).
+        let config = Proxy::config_text(&sim.url, &ups).replace("threads = 2", "threads = 1");
+        write_map(&dir.path().join("accounts.toml"), &refs);
+        let proxy = Proxy::start_with_config(dir.path(), &refs, &config);
         Scene {
             sim,
             proxy,
