@@ -12,7 +12,7 @@
 //!   the UPS call, the answer, the record.
 //! - [`proxy`]: the listener (a pingora service served by hyper) and the UPS upstream.
 //! - [`admin`]: the ops listener (health, metrics, account status).
-//! - [`memory`]: the process allocator; [`logbuf`]: the batched log writer.
+//! - [`clock`]: Unix time; [`memory`]: the process allocator; [`logbuf`]: the batched log writer.
 //! - [`server`]: assembles one `serve` process.
 //! - [`tls`]: the private CA, certificates by SNI, reload and renewal; [`doctor`]: the
 //!   set-up checklist.
@@ -22,6 +22,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod dialect;
 pub mod doctor;

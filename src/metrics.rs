@@ -227,7 +227,9 @@ impl Metrics {
 pub mod traffic {
     use std::collections::{BTreeMap, VecDeque};
     use std::sync::Mutex;
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use std::time::Duration;
+
+    use crate::clock::unix_now;
 
     use dashmap::DashMap;
     use serde::Serialize;
@@ -284,13 +286,6 @@ pub mod traffic {
         accounts: DashMap<String, Mutex<Account>>,
     }
 
-    fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-
     impl Traffic {
         fn with(&self, account: &str, f: impl FnOnce(&mut Account)) {
             if !self.accounts.contains_key(account) {
@@ -310,7 +305,7 @@ pub mod traffic {
             error: bool,
             took: Duration,
         ) {
-            let t = now();
+            let t = unix_now();
             let minute = t / 60;
             self.with(account, |a| {
                 if a.minutes.back().map(|(m, _)| *m) != Some(minute) {
@@ -347,7 +342,7 @@ pub mod traffic {
                     a.refusals.pop_front();
                 }
                 a.refusals.push_back(Refusal {
-                    at: now(),
+                    at: unix_now(),
                     dialect,
                     service,
                     reason,
@@ -360,7 +355,7 @@ pub mod traffic {
                 return Summary::default();
             };
             let a = a.lock().expect("traffic lock");
-            let t = now();
+            let t = unix_now();
             let minute = t / 60;
             let mut totals: BTreeMap<(&'static str, &'static str), [u64; 4]> = BTreeMap::new();
             for (m, bucket) in &a.minutes {

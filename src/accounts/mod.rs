@@ -16,7 +16,6 @@ pub mod watch;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use secrecy::SecretString;
@@ -25,6 +24,7 @@ pub use credentials::{AccessKey, LegacyCredentials, Password, UserId};
 pub use map::{AccountRecord, Grant, MapError, MapProblem, SecretSource};
 use password::PasswordTag;
 
+use crate::clock::unix_now;
 use crate::store::{Store, StoreError};
 
 /// The account map's state as metrics, read at each scrape.
@@ -264,7 +264,6 @@ pub fn resolve(records: Vec<AccountRecord>, file: &str) -> Result<Vec<Account>, 
     }
 }
 
-/// Load a map file completely (parse, validate, resolve secrets).
 /// [`load_map`] on a blocking-pool thread, then give back what parsing freed: the TOML tree of
 /// a large map is about ten times the file, and an idle pool thread would otherwise keep its
 /// pages resident until it next allocates.
@@ -274,6 +273,7 @@ fn load_map_and_let_go(path: &Path) -> Result<Vec<Account>, MapError> {
     loaded
 }
 
+/// Load a map file completely (parse, validate, resolve secrets).
 pub fn load_map(path: &Path) -> Result<Vec<Account>, MapError> {
     let records = map::load(path)?;
     resolve(records, &path.display().to_string())
@@ -353,13 +353,6 @@ pub struct Accounts {
     guard: guard::LoginGuard,
     /// Accounts ops disabled (kept in the map, refused at the proxy); persisted in the store.
     disabled: dashmap::DashSet<String>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 impl Accounts {

@@ -23,7 +23,7 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use crate::accounts::{Account, Grant};
-use crate::oauth::grant::unix_now;
+use crate::clock::unix_now;
 use crate::oauth::ups::UpsOAuthClient;
 use crate::oauth::vault::Vault;
 use crate::store::Store;

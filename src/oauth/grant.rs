@@ -5,13 +5,15 @@
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use oauth2::{
     AuthorizationCode, ClientId, ClientSecret, PkceCodeVerifier, RedirectUrl, RefreshToken,
     TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::clock::unix_now;
 
 use super::ups::{self, TransportError, UpsErrorResponse, UpsOAuthClient, UpsTokenResponse};
 use super::vault::TokenRecord;
@@ -24,13 +26,6 @@ pub struct AppCredentials<'a> {
     pub client_secret: &'a SecretString,
     /// Shipper number, sent as `x-merchant-id`.
     pub merchant: &'a str,
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn client(app: &AppCredentials, url: &TokenUrl) -> UpsOAuthClient {

@@ -27,9 +27,10 @@ use oauth2::TokenUrl;
 use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Grant};
+use crate::clock::unix_now;
 use crate::config::{Environment, UpsConfig};
 use crate::store::Store;
-use grant::{unix_now, AppCredentials};
+use grant::AppCredentials;
 use rotate::Rotator;
 use vault::{TokenRecord, Vault};
 

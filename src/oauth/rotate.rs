@@ -219,7 +219,7 @@ async fn helper_inner(input: &HelperInput) -> Result<Vec<u8>, TokenError> {
             if let Ok(stored) = vault.open_record(&input.account, &stored) {
                 if stored.generation > current.generation {
                     // Another instance (or a killed serve's helper) rotated already.
-                    if stored.access_expires_at > grant::unix_now() + 30 {
+                    if stored.access_expires_at > crate::clock::unix_now() + 30 {
                         held.release().await;
                         return Ok(vault.seal_record(&input.account, &stored));
                     }

@@ -12,7 +12,7 @@
 //!
 //! Never log a digest (it is a capability for one shipment) or a record body.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -21,6 +21,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::clock::unix_now;
 use crate::dialect::services::{RestBody, RestCall};
 use crate::error::{DigestProblem, Failure};
 use crate::store::{Store, StoreError};
@@ -67,13 +68,6 @@ pub struct ShipDigests {
     ttl: Duration,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl ShipDigests {
     pub async fn open(store: Store, ttl: Duration) -> Result<ShipDigests, StoreError> {
         Ok(ShipDigests {
@@ -101,7 +95,7 @@ impl ShipDigests {
         let tag = mac.finalize().into_bytes();
         let record = Record {
             account: account.to_string(),
-            expires_at: now().saturating_add(self.ttl.as_secs().max(1)),
+            expires_at: unix_now().saturating_add(self.ttl.as_secs().max(1)),
             ship_path: ship.path_and_query.clone(),
             ship_body: String::from_utf8_lossy(ship_body).into_owned(),
             state: State::Pending,
@@ -148,7 +142,7 @@ impl ShipDigests {
         if record.account != account {
             return Err(Failure::DigestRefused(DigestProblem::Foreign));
         }
-        let now = now();
+        let now = unix_now();
         if now >= record.expires_at {
             self.store
                 .remove_digest(&key)

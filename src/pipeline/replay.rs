@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::clock::unix_now;
 use crate::dialect::services::RestCall;
 use crate::error::Failure;
 use crate::oauth::vault::Vault;
@@ -164,13 +165,6 @@ pub struct Replays {
     call_bound: Duration,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 impl Replays {
     pub fn new(store: Store, vault: Vault, window: Duration) -> Replays {
         Replays {
@@ -232,7 +226,7 @@ impl Replays {
             .map_err(|e| Failure::unreadable("kept answer", e))?;
         let kept: Kept =
             serde_json::from_slice(&opened).map_err(|e| Failure::unreadable("kept answer", e))?;
-        if kept.expires <= now() {
+        if kept.expires <= unix_now() {
             let _ = self.store.remove_replay(key).await;
             return Ok(None);
         }
@@ -248,7 +242,7 @@ impl Replays {
         body: &[u8],
     ) -> Result<(), Failure> {
         let kept = Kept {
-            expires: now() + self.window.as_secs(),
+            expires: unix_now() + self.window.as_secs(),
             status,
             body: body.to_vec(),
         };
@@ -276,7 +270,7 @@ impl Replays {
     /// After waiting, look for a kept answer again.
     pub async fn begin(self: &Arc<Self>, key: Key) -> Begin {
         if self.shared && !self.inflight.contains_key(&key) {
-            let until = now() + self.call_bound.as_secs();
+            let until = unix_now() + self.call_bound.as_secs();
             match self.store.claim_call(&key, until).await {
                 Ok(None) => {}
                 Ok(Some(_)) => {

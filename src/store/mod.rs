@@ -36,6 +36,7 @@ use std::time::Duration;
 use observe::{Outcome, StoreMetrics};
 
 use crate::accounts::map::AccountRecord;
+use crate::clock::unix_now;
 use crate::config::{PostgresConfig, StoreBackend, StoreConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -729,12 +730,6 @@ fn mark_until(value: Option<Vec<u8>>) -> Option<u64> {
     value
         .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
         .map(u64::from_be_bytes)
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

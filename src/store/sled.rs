@@ -18,7 +18,8 @@ pub struct SledStore {
     replays: ::sled::Tree,
 }
 
-/// sled's page cache: small, since nothing on the request path reads the store.
+/// sled's page cache: small, since requests read the store only for effectful calls
+/// (ShipConfirm digests, kept answers), and pages it evicted come back from the OS's cache.
 const SLED_CACHE_BYTES: u64 = 2 << 20;
 
 impl SledStore {
@@ -30,8 +31,7 @@ impl SledStore {
         })?;
         let db = ::sled::Config::new()
             .path(path)
-            // sled's page cache defaults to 1 GiB and keeps every page it has read. Our trees
-            // are read at start, on a map reload and on a token renewal, never per request.
+            // sled's page cache defaults to 1 GiB and keeps every page it has read.
             .cache_capacity(SLED_CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Open {
