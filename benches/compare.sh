@@ -38,7 +38,7 @@
 # Environment: ROWS ("header legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
 # PIN_SERVER (0), PIN_LOAD (1), PROXY_THREADS (1: upsbridge's [proxy] threads), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
-# PERF_RECORD (0; 1: `perf record` of upsbridge during its throughput passes, reports in $OUT;
+# PERF_RECORD (0; 1: `perf record` of upsbridge and hyper_floor during their throughput passes, reports in $OUT;
 # PERF_CALLGRAPH picks the call-graph mode: fp (default) or dwarf, which sees through our frames),
 # BASELINE_BIN (unset; another upsbridge binary, e.g. the previous commit's, measured in the same
 # run as "baseline": the A/B of a change), FLOORS (1: also measure benches/floors/ hyper_floor and
@@ -83,7 +83,7 @@ FLOORS=${FLOORS:-1}
 FLOOR_DIR=$ROOT/target/release/examples
 if [ "$FLOORS" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building the floors (hyper_floor, pingora_floor)…"
-  cargo build --release --quiet --example hyper_floor --example pingora_floor
+  cargo build --release --quiet --example hyper_floor --example pingora_floor --example raw_floor
 fi
 if [ "$FLOORS" = 1 ] && ! [ -x "$FLOOR_DIR/hyper_floor" ]; then
   say "no floor binaries in $FLOOR_DIR: floor rows skipped"
@@ -242,8 +242,10 @@ measure() {
   if [ "$WARMUP" -gt 0 ]; then run_wrk "$port" "$spec_of" "$CONNS" "$WARMUP" >/dev/null; fi
   reset_hwm "${pids[@]}"
   local c0 c1 r perf_pid=""
-  if [ "${PERF_RECORD:-0}" = 1 ] && [ "$server" = upsbridge ] && command -v perf >/dev/null; then
-    perf record -F 499 --call-graph "${PERF_CALLGRAPH:-fp}" -p "${pids[0]}" -o "$OUT/perf-$dialect-run$run.data" -- sleep "$DURATION" \
+  if [ "${PERF_RECORD:-0}" = 1 ] && { [ "$server" = upsbridge ] || [ "$server" = hyper_floor ]; } && command -v perf >/dev/null; then
+    local tag=$dialect
+    [ "$server" = upsbridge ] || tag=$server
+    perf record -F 499 --call-graph "${PERF_CALLGRAPH:-fp}" -p "${pids[0]}" -o "$OUT/perf-$tag-run$run.data" -- sleep "$DURATION" \
       >/dev/null 2>&1 &
     perf_pid=$!
   fi
@@ -252,9 +254,9 @@ measure() {
   c1=$(cpu_ticks "${pids[@]}")
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" 2>/dev/null || true
-    perf report -i "$OUT/perf-$dialect-run$run.data" --stdio --no-children --percent-limit 1 \
-      --sort dso,symbol 2>/dev/null | grep -v '^$' | head -80 >"$OUT/perf-$dialect-run$run.txt" || true
-    say "  profile: $OUT/perf-$dialect-run$run.txt"
+    perf report -i "$OUT/perf-$tag-run$run.data" --stdio --no-children --percent-limit 1 \
+      --sort dso,symbol 2>/dev/null | grep -v '^$' | head -80 >"$OUT/perf-$tag-run$run.txt" || true
+    say "  profile: $OUT/perf-$tag-run$run.txt"
   fi
   local hwm
   hwm=$(hwm_kb "${pids[@]}")
@@ -315,7 +317,7 @@ one_run() {
     fi
     if [ "$d" = header ] && [ "$FLOORS" = 1 ]; then
       local f
-      for f in hyper_floor pingora_floor; do
+      for f in hyper_floor pingora_floor raw_floor; do
         start_floor "$f"
         code=$(probe "$FLOOR_PORT" floor)
         [ "$code" = 200 ] || die "$f answered HTTP $code"

@@ -189,6 +189,18 @@ impl Authorized {
     }
 }
 
+/// A header-style request understood but not yet authenticated.
+pub struct Planned {
+    credentials: LegacyCredentials,
+    pub target: RestCall,
+}
+
+impl Planned {
+    pub fn is_effectful(&self) -> bool {
+        replay::is_effectful(&self.target.method, &self.target.path_and_query)
+    }
+}
+
 /// Says "the client is gone" to the replay registry when dropped before disarmed: the
 /// transport drops a request's future when its client closes the connection.
 struct ClientWatch(Option<replay::ClientGone>);
@@ -302,18 +314,39 @@ impl Pipeline {
         head: &Head<'_>,
         ex: &mut Exchange,
     ) -> Result<Authorized, Failure> {
+        let planned = Self::plan_stream(route, head)?;
+        self.authorize_planned(route, planned, ex).await
+    }
+
+    /// Streaming mode, first half: what the head asks and with which credentials (nothing
+    /// checked yet).
+    pub fn plan_stream(route: &Route, head: &Head<'_>) -> Result<Planned, Failure> {
         let parsed = route.dialect.parse(route, head, &[])?;
-        let target = match parsed.request? {
-            Request::Streamed(call) => call,
-            Request::Answered(_) => {
-                return Err(Failure::UnknownService(format!(
-                    "{} does not stream",
-                    route.dialect.name()
-                )))
-            }
-        };
+        match parsed.request? {
+            Request::Streamed(target) => Ok(Planned {
+                credentials: parsed.credentials,
+                target,
+            }),
+            Request::Answered(_) => Err(Failure::UnknownService(format!(
+                "{} does not stream",
+                route.dialect.name()
+            ))),
+        }
+    }
+
+    /// Streaming mode, second half: authenticate and get the token.
+    pub async fn authorize_planned(
+        &self,
+        route: &Route,
+        planned: Planned,
+        ex: &mut Exchange,
+    ) -> Result<Authorized, Failure> {
+        let Planned {
+            credentials,
+            target,
+        } = planned;
         ex.service = service_label(&target.path_and_query);
-        let account = self.authenticate(&parsed.credentials, ex).await?;
+        let account = self.authenticate(&credentials, ex).await?;
         ex.account = Some(account.clone());
         let env = self.environment(&account, ex);
         let token = self.tokens.token(&account, env).await?;
@@ -881,6 +914,15 @@ impl Scan {
                 asked.store(true, Ordering::Relaxed);
             }
         }))
+    }
+
+    /// Sees the client's whole body at once (the express lane has it in memory).
+    pub fn request_seen(&self, body: &[u8]) {
+        if let Some(asked) = &self.asked {
+            if memchr::memmem::find(body, NEGOTIATED_ASKED).is_some() {
+                asked.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Sees each chunk of UPS's answer on its way to the client.

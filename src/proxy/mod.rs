@@ -11,6 +11,7 @@
 //! loop alone cost about twice nginx's CPU per request (docs/performance.md).
 
 mod body;
+mod express;
 mod tunnel;
 pub mod upstream;
 
@@ -283,7 +284,7 @@ impl ServerApp for ProxyApp {
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
         match &self.entry.tls {
-            None => self.serve(stream, peer, None, shutdown).await,
+            None => self.serve_express(stream, peer, shutdown).await,
             Some(config) => {
                 if let Some(tls) = self.accept_tls(config.clone(), stream, peer).await {
                     let called = tunnel::called_by_sni(&tls);

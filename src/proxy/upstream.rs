@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::{debug, error, warn};
 
 use crate::config::{Environment, UpsConfig};
@@ -120,9 +120,25 @@ pub struct Upstream {
 
 type UpsClient = Client<Connector, Payload>;
 
+/// A connection to UPS that the express lane writes and reads itself (TLS or plain).
+pub type RawConn = TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
+
+/// How long an idle connection is kept for reuse (as the hyper client's pool).
+const IDLE_FOR: Duration = Duration::from_secs(55);
+/// Idle connections kept per upstream per thread.
+const MAX_IDLE: usize = 256;
+
+struct Idle {
+    conn: RawConn,
+    since: Instant,
+}
+
 thread_local! {
     /// This thread's UPS clients, by [`Upstream::id`] (one or two per process).
     static THREAD_CLIENTS: std::cell::RefCell<Vec<(usize, UpsClient)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+    /// This thread's idle express-lane connections, by [`Upstream::id`], newest last.
+    static THREAD_IDLE: std::cell::RefCell<Vec<(usize, Vec<Idle>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -223,6 +239,50 @@ impl Upstream {
             };
             clients[at].1.request(req)
         })
+    }
+
+    /// The newest idle express-lane connection of this thread, if one is young enough.
+    pub fn idle_connection(&self) -> Option<RawConn> {
+        THREAD_IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let (_, conns) = idle.iter_mut().find(|(id, _)| *id == self.id)?;
+            // Connections idle too long may be closed by UPS at any moment: let them go.
+            conns.retain(|c| c.since.elapsed() < IDLE_FOR);
+            conns.pop().map(|c| c.conn)
+        })
+    }
+
+    /// Keep a connection whose last exchange ended cleanly, for this thread's next request.
+    pub fn put_back(&self, conn: RawConn) {
+        THREAD_IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let at = match idle.iter().position(|(id, _)| *id == self.id) {
+                Some(at) => at,
+                None => {
+                    idle.push((self.id, Vec::new()));
+                    idle.len() - 1
+                }
+            };
+            let conns = &mut idle[at].1;
+            if conns.len() < MAX_IDLE {
+                conns.push(Idle {
+                    conn,
+                    since: Instant::now(),
+                });
+            }
+        })
+    }
+
+    /// A new connection for the express lane (TLS with SNI and certificate checks when
+    /// `https`), within `[ups] connect_timeout`.
+    pub async fn connect(&self) -> Result<RawConn, Failure> {
+        use tower::ServiceExt;
+        let uri = Uri::try_from(self.origin.as_str())
+            .map_err(|_| Failure::UpstreamUnreachable(format!("bad origin {}", self.origin)))?;
+        match self.connector.clone().oneshot(uri).await {
+            Ok(stream) => Ok(TokioIo::new(stream)),
+            Err(e) => Err(Failure::UpstreamUnreachable(format!("cannot connect: {e}"))),
+        }
     }
 
     /// `Host` header value for UPS (built once; cloning it is a reference count).

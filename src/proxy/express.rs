@@ -1,0 +1,943 @@
+//! The express lane of plain listeners. A header-style call that reads nothing but has
+//! arrived whole (HTTP/1.1, `Content-Length` framing, nothing unusual in its head) is
+//! exchanged with UPS in one write of head and body, and answered in one write of head and
+//! body. The first request on a connection that the lane does not take (a body dialect, a
+//! shipment, chunked framing, `Expect`, an upgrade, HTTP/1.0, a large body, a head
+//! httparse cannot read…) hands the connection, with the bytes already read, to hyper
+//! ([`ProxyApp::serve`]) for the rest of its life: the lane never answers what it does not
+//! understand.
+//!
+//! Why: measured beside nginx in one run (docs/performance.md), hyper's connection
+//! machinery alone costs about what nginx costs for the whole exchange, while a one-write
+//! exchange on httparse (`benches/floors/raw_floor.rs`) costs 0.6× nginx.
+
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Uri};
+use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
+
+use super::upstream::{RawConn, Upstream};
+use super::{tunnel, ProxyApp, REQUEST_ID};
+use crate::error::Failure;
+use crate::pipeline::{Answer, Exchange, Head, Pipeline, Route, Scan};
+
+/// Headers in a head the lane reads (more: hyper's).
+const MAX_HEADERS: usize = 64;
+/// The largest request the lane buffers, head and body (larger: hyper streams it).
+const MAX_REQUEST: usize = 64 * 1024;
+/// How much is read at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// What became of one request.
+enum Step {
+    /// Answered; the connection may carry the next request.
+    Next,
+    /// Answered (or not deliverable); close the connection.
+    Close,
+    /// Not the lane's: hyper serves the connection from this request on.
+    Hyper,
+}
+
+/// A request head the lane takes, with where its body is in the buffer.
+struct Arrived {
+    parts: http::request::Parts,
+    head_len: usize,
+    body_len: usize,
+}
+
+// Returned once per parse and moved once: a box would be an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Parse {
+    /// More bytes are needed.
+    Partial,
+    Arrived(Arrived),
+    /// Not the lane's (hyper reads it, and refuses it if it is broken).
+    Hyper,
+}
+
+impl ProxyApp {
+    /// Serve a plain connection: the express lane while it can, then hyper.
+    pub(super) async fn serve_express<I>(
+        self: &Arc<Self>,
+        mut io: I,
+        peer: Option<IpAddr>,
+        shutdown: &ShutdownWatch,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        // Per-connection buffers, reused by every request on it.
+        let mut inbound = BytesMut::with_capacity(READ_CHUNK);
+        let mut out = Vec::with_capacity(READ_CHUNK);
+        let mut answer = BytesMut::new();
+        let mut stop = shutdown.clone();
+        let mut closing = false;
+        // The request-head deadline, also the keep-alive idle timeout (as hyper's
+        // `header_read_timeout`): one timer per connection, re-armed per request.
+        let deadline = tokio::time::sleep(self.limits.header_read_timeout);
+        tokio::pin!(deadline);
+        loop {
+            deadline
+                .as_mut()
+                .reset(Instant::now() + self.limits.header_read_timeout);
+            let arrived = loop {
+                match parse_request(&inbound) {
+                    Parse::Arrived(a) if inbound.len() >= a.head_len + a.body_len => break Some(a),
+                    Parse::Hyper => break None,
+                    Parse::Arrived(_) | Parse::Partial => {}
+                }
+                if inbound.len() >= MAX_REQUEST {
+                    break None;
+                }
+                inbound.reserve(READ_CHUNK);
+                tokio::select! {
+                    biased;
+                    read = io.read_buf(&mut inbound) => match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    },
+                    () = &mut deadline => {
+                        if inbound.is_empty() {
+                            return; // idle past the keep-alive timeout
+                        }
+                        // A head still incomplete: hyper closes it. A body still coming:
+                        // hyper reads it (it has no deadline for bodies).
+                        break None;
+                    }
+                    _ = stop.changed(), if !closing => {
+                        closing = true;
+                        if inbound.is_empty() {
+                            return;
+                        }
+                    }
+                }
+            };
+            let Some(arrived) = arrived else {
+                return self.hand_to_hyper(inbound, io, peer, shutdown).await;
+            };
+            let total = arrived.head_len + arrived.body_len;
+            let body = &inbound[arrived.head_len..total];
+            match self
+                .express(&mut io, arrived.parts, body, peer, &mut out, &mut answer)
+                .await
+            {
+                Step::Next => inbound.advance(total),
+                Step::Close => return,
+                Step::Hyper => return self.hand_to_hyper(inbound, io, peer, shutdown).await,
+            }
+            if closing || *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    async fn hand_to_hyper<I>(
+        self: &Arc<Self>,
+        read: BytesMut,
+        io: I,
+        peer: Option<IpAddr>,
+        shutdown: &ShutdownWatch,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = Prefixed {
+            read: read.freeze(),
+            io,
+        };
+        self.serve(io, peer, None, shutdown).await
+    }
+
+    /// One request of the lane, `body` whole.
+    async fn express<I>(
+        self: &Arc<Self>,
+        io: &mut I,
+        parts: http::request::Parts,
+        body: &[u8],
+        peer: Option<IpAddr>,
+        out: &mut Vec<u8>,
+        answer: &mut BytesMut,
+    ) -> Step
+    where
+        I: AsyncWrite + Unpin,
+    {
+        let p = &self.pipeline;
+        let mut ex = Exchange::new(peer);
+        ex.called = tunnel::called_by_host(&parts);
+        let route = match p.route(parts.uri.path(), &parts.headers, &mut ex) {
+            Ok(route) => route,
+            Err(refusal) => return self.answer_express(io, ex, refusal, out).await,
+        };
+        if Pipeline::reads_whole_body(&route) {
+            return Step::Hyper;
+        }
+        let head = Head {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+        };
+        let planned = match Pipeline::plan_stream(&route, &head) {
+            // Shipments: hyper's path keeps their answers for a client that is gone.
+            Ok(planned) if planned.is_effectful() => return Step::Hyper,
+            Ok(planned) => planned,
+            Err(f) => return self.refuse_express(io, &route, ex, f, out).await,
+        };
+        let auth = match p.authorize_planned(&route, planned, &mut ex).await {
+            Ok(auth) => auth,
+            Err(f) => return self.refuse_express(io, &route, ex, f, out).await,
+        };
+        let upstream = match self.upstreams.of(auth.env) {
+            Ok(u) => u.clone(),
+            Err(f) => return self.refuse_express(io, &route, ex, f, out).await,
+        };
+        let mut headers = parts.headers;
+        if let Err(f) = p.headers_for_ups(&auth, &mut headers, upstream.host_header(), &ex) {
+            return self.refuse_express(io, &route, ex, f, out).await;
+        }
+        let mut scan = p.scan(&auth, &ex);
+        scan.request_seen(body);
+        out.clear();
+        put_request_head(
+            out,
+            &auth.target.method,
+            &auth.target.path_and_query,
+            &headers,
+        );
+        out.extend_from_slice(body);
+        let timeout = upstream.request_timeout();
+        let sent = tokio::time::timeout(timeout, send(&upstream, out, answer)).await;
+        let (conn, ups) = match sent {
+            Ok(Ok(sent)) => sent,
+            Ok(Err(f)) => return self.refuse_express(io, &route, ex, f, out).await,
+            Err(_) => {
+                let f = Failure::UpstreamTimeout(timeout);
+                return self.refuse_express(io, &route, ex, f, out).await;
+            }
+        };
+        p.stream_answered(&mut scan, ups.status, &mut ex);
+        let framing = if auth.target.method == Method::HEAD {
+            Framing::Empty
+        } else {
+            ups.framing
+        };
+        out.clear();
+        put_answer_head(out, answer, &ups, &ex.id_header, &framing);
+        answer.advance(ups.head_len);
+        let relayed = relay(
+            io,
+            conn,
+            &upstream,
+            framing,
+            ups.keep_alive,
+            answer,
+            out,
+            &mut scan,
+        )
+        .await;
+        p.stream_done(scan, &ex);
+        let delivered = matches!(relayed, Relayed::Keep | Relayed::Close);
+        p.finish(ex, delivered);
+        match relayed {
+            Relayed::Keep => Step::Next,
+            Relayed::Close | Relayed::Broken => Step::Close,
+        }
+    }
+
+    async fn refuse_express<I: AsyncWrite + Unpin>(
+        &self,
+        io: &mut I,
+        route: &Route,
+        ex: Exchange,
+        failure: Failure,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let answer = self.pipeline.stream_refusal(route, &ex, &failure);
+        self.answer_express(io, ex, answer, out).await
+    }
+
+    /// Our own answer, in one write. (The request's body was read: the connection stays.)
+    async fn answer_express<I: AsyncWrite + Unpin>(
+        &self,
+        io: &mut I,
+        mut ex: Exchange,
+        answer: Answer,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        self.pipeline.answering(&mut ex, &answer);
+        let status =
+            http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+        out.clear();
+        put_status_line(
+            out,
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("").as_bytes(),
+        );
+        put_header(out, b"content-type", answer.content_type.as_bytes());
+        if let Some(kind) = answer.error_kind {
+            put_header(out, b"x-upsbridge-error", kind.as_bytes());
+        }
+        put_header(out, REQUEST_ID.as_str().as_bytes(), ex.id_header.as_bytes());
+        put_header(
+            out,
+            b"content-length",
+            answer.body.len().to_string().as_bytes(),
+        );
+        put_header(
+            out,
+            b"date",
+            httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
+        );
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&answer.body);
+        let delivered = io.write_all(out).await.is_ok();
+        self.pipeline.finish(ex, delivered);
+        if delivered {
+            Step::Next
+        } else {
+            Step::Close
+        }
+    }
+}
+
+/// Parse what has arrived of a request; only what the lane can answer exactly as hyper
+/// would is `Arrived`.
+fn parse_request(buf: &[u8]) -> Parse {
+    if buf.is_empty() {
+        return Parse::Partial;
+    }
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Parse::Partial,
+        Err(_) => return Parse::Hyper,
+    };
+    if req.version != Some(1) {
+        return Parse::Hyper;
+    }
+    let (Some(method), Some(path)) = (req.method, req.path) else {
+        return Parse::Hyper;
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parse::Hyper;
+    };
+    if method == Method::CONNECT || !path.starts_with('/') {
+        return Parse::Hyper;
+    }
+    let Ok(uri) = Uri::try_from(path) else {
+        return Parse::Hyper;
+    };
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let mut body_len = None;
+    for h in req.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            return Parse::Hyper;
+        };
+        if name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<usize>().ok());
+            match (n, body_len) {
+                (Some(n), None) => body_len = Some(n),
+                _ => return Parse::Hyper, // unreadable or repeated: hyper's to refuse
+            }
+        } else if name == header::TRANSFER_ENCODING
+            || name == header::EXPECT
+            || name == header::UPGRADE
+            || (name == header::CONNECTION && !h.value.eq_ignore_ascii_case(b"keep-alive"))
+        {
+            return Parse::Hyper;
+        }
+        let Ok(value) = HeaderValue::from_bytes(h.value) else {
+            return Parse::Hyper;
+        };
+        headers.append(name, value);
+    }
+    let body_len = body_len.unwrap_or(0);
+    if head_len + body_len > MAX_REQUEST {
+        return Parse::Hyper;
+    }
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.headers = headers;
+    Parse::Arrived(Arrived {
+        parts,
+        head_len,
+        body_len,
+    })
+}
+
+/// How UPS's answer body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+    /// Until UPS closes the connection.
+    UntilClose,
+    Empty,
+}
+
+/// UPS's answer head (it is the start of the answer buffer).
+struct UpsHead {
+    status: u16,
+    head_len: usize,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+/// Send `request` on a pooled connection of this thread's, or a new one, and read the
+/// answer's head into `answer`. A pooled connection that ends before a byte of answer was
+/// closed by UPS while idle: the request goes again on the next one (the lane carries only
+/// calls that change nothing at UPS).
+async fn send(
+    upstream: &Upstream,
+    request: &[u8],
+    answer: &mut BytesMut,
+) -> Result<(RawConn, UpsHead), Failure> {
+    loop {
+        let (mut conn, pooled) = match upstream.idle_connection() {
+            Some(conn) => (conn, true),
+            None => (upstream.connect().await?, false),
+        };
+        answer.clear();
+        let written = conn.write_all(request).await;
+        let head = match written {
+            Ok(()) => read_answer_head(&mut conn, answer).await,
+            Err(e) => Err(e),
+        };
+        match head {
+            Ok(head) => return Ok((conn, head)),
+            Err(_) if pooled && answer.is_empty() => continue,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(Failure::UpstreamGarbled(e.to_string()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(Failure::UpstreamUnreachable(
+                    "connection closed before the answer".into(),
+                ))
+            }
+            Err(e) => return Err(Failure::UpstreamUnreachable(e.to_string())),
+        }
+    }
+}
+
+/// Read until UPS's answer head is complete (skipping `1xx` interim answers).
+async fn read_answer_head(conn: &mut RawConn, answer: &mut BytesMut) -> io::Result<UpsHead> {
+    loop {
+        if let Some(head) = parse_answer_head(answer)? {
+            if (100..200).contains(&head.status) {
+                answer.advance(head.head_len);
+                continue;
+            }
+            return Ok(head);
+        }
+        if answer.len() > MAX_REQUEST {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "UPS's answer head is too large",
+            ));
+        }
+        answer.reserve(READ_CHUNK);
+        if conn.read_buf(answer).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+fn parse_answer_head(buf: &[u8]) -> io::Result<Option<UpsHead>> {
+    let garbled = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut slots);
+    let head_len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(garbled(&format!("UPS's answer head: {e}"))),
+    };
+    let status = res.code.unwrap_or(0);
+    let mut keep_alive = res.version == Some(1);
+    let mut length = None;
+    let mut chunked = false;
+    for h in res.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| garbled("UPS's Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(garbled("UPS sent two Content-Lengths"));
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h
+                .value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            if !chunked {
+                return Err(garbled("UPS's Transfer-Encoding"));
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let v = h.value;
+            if contains_token(v, b"close") {
+                keep_alive = false;
+            } else if contains_token(v, b"keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
+        Framing::Empty
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        keep_alive = false;
+        Framing::UntilClose
+    };
+    Ok(Some(UpsHead {
+        status,
+        head_len,
+        framing,
+        keep_alive,
+    }))
+}
+
+fn contains_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// How relaying UPS's answer ended.
+enum Relayed {
+    /// Delivered whole; the client connection can carry the next request.
+    Keep,
+    /// Delivered whole, but the client connection ends with it (UPS's body ended by close).
+    Close,
+    /// Not delivered whole (client or UPS gone mid-way).
+    Broken,
+}
+
+/// Write the answer head in `out` and UPS's body after it to the client: head and body in
+/// one write when the body has arrived with the head. `answer` holds what was read after
+/// UPS's head. The UPS connection goes back to the pool if its answer ended cleanly.
+#[allow(clippy::too_many_arguments)]
+async fn relay<I: AsyncWrite + Unpin>(
+    io: &mut I,
+    mut conn: RawConn,
+    upstream: &Upstream,
+    framing: Framing,
+    ups_keep_alive: bool,
+    answer: &mut BytesMut,
+    out: &mut Vec<u8>,
+    scan: &mut Scan,
+) -> Relayed {
+    let mut chunks = ChunkWalk::default();
+    let mut left = match framing {
+        Framing::Length(n) => n,
+        _ => usize::MAX,
+    };
+    loop {
+        // What of the body is in `answer` now, and whether it ends there.
+        let (take, ended) = match framing {
+            Framing::Empty => (0, true),
+            Framing::Length(_) => {
+                let take = answer.len().min(left);
+                left -= take;
+                (take, left == 0)
+            }
+            Framing::Chunked => match chunks.walk(answer, |data| scan.answer_chunk(data)) {
+                Ok(r) => r,
+                Err(()) => return Relayed::Broken,
+            },
+            Framing::UntilClose => (answer.len(), false),
+        };
+        if framing != Framing::Chunked {
+            scan.answer_chunk(&answer[..take]);
+        }
+        out.extend_from_slice(&answer[..take]);
+        answer.advance(take);
+        if ended {
+            if io.write_all(out).await.is_err() {
+                return Relayed::Broken;
+            }
+            if ups_keep_alive && answer.is_empty() {
+                upstream.put_back(conn);
+            }
+            return Relayed::Keep;
+        }
+        if out.len() >= READ_CHUNK {
+            if io.write_all(out).await.is_err() {
+                return Relayed::Broken;
+            }
+            out.clear();
+        }
+        answer.reserve(READ_CHUNK);
+        match conn.read_buf(answer).await {
+            Ok(0) if framing == Framing::UntilClose => {
+                return match io.write_all(out).await {
+                    Ok(()) => Relayed::Close,
+                    Err(_) => Relayed::Broken,
+                };
+            }
+            Ok(0) | Err(_) => {
+                // UPS went away mid-answer: the client sees the answer cut short, as it
+                // would on hyper's path.
+                let _ = io.write_all(out).await;
+                return Relayed::Broken;
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Where a chunked body is, across reads: the bytes pass through unchanged; the walk finds
+/// the end and shows the data to the scan.
+#[derive(Default)]
+struct ChunkWalk {
+    /// Data bytes left in the current chunk, then its CRLF.
+    data_left: usize,
+    crlf_left: usize,
+    /// In the trailer section (after the last chunk).
+    trailers: bool,
+}
+
+impl ChunkWalk {
+    /// How many bytes of `buf` can go to the client, and whether the body ends with them.
+    /// `seen` is shown the data bytes.
+    fn walk(&mut self, buf: &[u8], mut seen: impl FnMut(&[u8])) -> Result<(usize, bool), ()> {
+        let mut at = 0;
+        loop {
+            if self.data_left > 0 {
+                let n = self.data_left.min(buf.len() - at);
+                seen(&buf[at..at + n]);
+                self.data_left -= n;
+                at += n;
+                if self.data_left > 0 {
+                    return Ok((at, false));
+                }
+            }
+            if self.crlf_left > 0 {
+                let n = self.crlf_left.min(buf.len() - at);
+                self.crlf_left -= n;
+                at += n;
+                if self.crlf_left > 0 {
+                    return Ok((at, false));
+                }
+            }
+            let rest = &buf[at..];
+            if self.trailers {
+                // Trailer lines until an empty one.
+                let Some(eol) = memchr::memchr(b'\n', rest) else {
+                    return Ok((at, false));
+                };
+                at += eol + 1;
+                if eol == 0 || (eol == 1 && rest[0] == b'\r') {
+                    return Ok((at, true));
+                }
+                continue;
+            }
+            match httparse::parse_chunk_size(rest) {
+                Ok(httparse::Status::Complete((n, size))) => {
+                    at += n;
+                    if size == 0 {
+                        self.trailers = true;
+                    } else {
+                        self.data_left = usize::try_from(size).map_err(|_| ())?;
+                        self.crlf_left = 2;
+                    }
+                }
+                Ok(httparse::Status::Partial) => return Ok((at, false)),
+                Err(_) => return Err(()),
+            }
+        }
+    }
+}
+
+fn put_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa3(status).as_slice());
+    out.push(b' ');
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn itoa3(n: u16) -> [u8; 3] {
+    let n = n.min(999);
+    [
+        b'0' + (n / 100) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]
+}
+
+/// One header line, its name in title case (`Content-Type`), as hyper writes ours: some old
+/// clients match header names exactly.
+fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    let mut upper = true;
+    for &b in name {
+        out.push(if upper {
+            b.to_ascii_uppercase()
+        } else {
+            b.to_ascii_lowercase()
+        });
+        upper = b == b'-';
+    }
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_request_head(out: &mut Vec<u8>, method: &Method, path_and_query: &str, headers: &HeaderMap) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path_and_query.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The client's answer head: UPS's status and headers but its hop-by-hop ones, and the
+/// request id. A body that ends when UPS closes ends the client's connection too.
+fn put_answer_head(
+    out: &mut Vec<u8>,
+    answer: &[u8],
+    ups: &UpsHead,
+    request_id: &HeaderValue,
+    framing: &Framing,
+) {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut slots);
+    // Parsed before: it parses again the same way.
+    let _ = res.parse(&answer[..ups.head_len]);
+    put_status_line(out, ups.status, res.reason.unwrap_or("").as_bytes());
+    for h in res.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection")
+            || h.name.eq_ignore_ascii_case("keep-alive")
+            || h.name.eq_ignore_ascii_case(REQUEST_ID.as_str())
+        {
+            continue;
+        }
+        put_header(out, h.name.as_bytes(), h.value);
+    }
+    put_header(out, REQUEST_ID.as_str().as_bytes(), request_id.as_bytes());
+    if *framing == Framing::UntilClose {
+        put_header(out, b"connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A connection hyper takes over: the bytes the lane had read come first.
+struct Prefixed<I> {
+    read: Bytes,
+    io: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            buf.put_slice(&self.read[..n]);
+            self.read.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arrived(raw: &[u8]) -> Arrived {
+        match parse_request(raw) {
+            Parse::Arrived(a) => a,
+            Parse::Partial => panic!("partial: {}", String::from_utf8_lossy(raw)),
+            Parse::Hyper => panic!("hyper's: {}", String::from_utf8_lossy(raw)),
+        }
+    }
+
+    fn is_hypers(raw: &[u8]) -> bool {
+        matches!(parse_request(raw), Parse::Hyper)
+    }
+
+    #[test]
+    fn a_plain_header_style_request_is_the_lanes_with_its_body_located() {
+        let raw = b"POST /ship/v2409/rating/Rate?additionalinfo=x HTTP/1.1\r\nHost: p\r\nAccessLicenseNumber: K\r\nContent-Length: 4\r\nConnection: keep-alive\r\n\r\nbody";
+        let a = arrived(raw);
+        assert_eq!(a.parts.method, Method::POST);
+        assert_eq!(a.parts.uri.path(), "/ship/v2409/rating/Rate");
+        assert_eq!(a.parts.uri.query(), Some("additionalinfo=x"));
+        assert_eq!(a.parts.headers["accesslicensenumber"], "K");
+        assert_eq!(&raw[a.head_len..a.head_len + a.body_len], b"body");
+        // The head arrives in pieces: partial until its blank line.
+        assert!(matches!(parse_request(&raw[..20]), Parse::Partial));
+        // The body may still be coming: the head says how much.
+        let a = arrived(&raw[..raw.len() - 2]);
+        assert_eq!(a.body_len, 4);
+    }
+
+    #[test]
+    fn anything_unusual_goes_to_hyper() {
+        let cases: [&[u8]; 10] = [
+            b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /x HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nbody",
+            b"POST /x HTTP/1.1\r\nContent-Length: +4\r\n\r\nbody",
+            b"POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"GET /x HTTP/1.0\r\n\r\n",
+            b"CONNECT onlinetools.ups.com:443 HTTP/1.1\r\n\r\n",
+            b"GET http://onlinetools.ups.com/x HTTP/1.1\r\n\r\n",
+            b"GET /x HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        ];
+        for raw in cases {
+            assert!(is_hypers(raw), "{}", String::from_utf8_lossy(raw));
+        }
+        let big = format!(
+            "POST /x HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_REQUEST
+        );
+        assert!(is_hypers(big.as_bytes()));
+    }
+
+    #[test]
+    fn ups_answer_heads_say_how_their_body_ends() {
+        let head = |raw: &[u8]| parse_answer_head(raw).unwrap().unwrap();
+        let h = head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n");
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive),
+            (200, Framing::Length(12), true)
+        );
+        let h = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        let h = head(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
+        let h = head(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+        let h = head(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n");
+        assert!(!h.keep_alive);
+        assert!(parse_answer_head(b"HTTP/1.1 200 OK\r\nContent-")
+            .unwrap()
+            .is_none());
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"NOT HTTP\r\n\r\n",
+        ] {
+            let e = parse_answer_head(bad).err().expect("garbled");
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        }
+    }
+
+    #[test]
+    fn a_chunked_body_is_walked_to_its_end_in_any_pieces() {
+        let body = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: t\r\n\r\nNEXT";
+        let whole = body.len() - 4;
+        for split in 0..=whole {
+            let mut walk = ChunkWalk::default();
+            let mut data = Vec::new();
+            let mut buf = body[..split].to_vec();
+            let mut passed = 0;
+            let mut fed = split;
+            let ended = loop {
+                let (take, ended) = walk.walk(&buf, |d| data.extend_from_slice(d)).unwrap();
+                passed += take;
+                buf.drain(..take);
+                if ended {
+                    break true;
+                }
+                if fed == body.len() {
+                    break false;
+                }
+                buf.push(body[fed]);
+                fed += 1;
+            };
+            assert!(ended, "split at {split}");
+            assert_eq!(passed, whole, "split at {split}");
+            assert_eq!(data, b"hello, world", "split at {split}");
+        }
+        let mut walk = ChunkWalk::default();
+        assert!(walk.walk(b"zz\r\n", |_| {}).is_err());
+    }
+
+    #[test]
+    fn header_names_are_written_in_title_case_as_hyper_writes_them() {
+        let mut out = Vec::new();
+        put_header(&mut out, b"content-TYPE", b"application/json");
+        put_header(&mut out, b"x-upsbridge-request-id", b"ub1");
+        assert_eq!(
+            out,
+            b"Content-Type: application/json\r\nX-Upsbridge-Request-Id: ub1\r\n"
+        );
+        let mut out = Vec::new();
+        put_status_line(&mut out, 404, b"Not Found");
+        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n");
+    }
+
+    #[tokio::test]
+    async fn hyper_reads_the_bytes_the_lane_had_read_first() {
+        let (mut near, far) = tokio::io::duplex(64);
+        let mut io = Prefixed {
+            read: Bytes::from_static(b"GET / HT"),
+            io: far,
+        };
+        near.write_all(b"TP/1.1\r\n\r\n").await.unwrap();
+        let mut got = vec![0u8; 18];
+        io.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, b"GET / HTTP/1.1\r\n\r\n");
+        io.write_all(b"ok").await.unwrap();
+        let mut back = [0u8; 2];
+        near.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"ok");
+    }
+}
