@@ -38,11 +38,12 @@
 # Environment: ROWS ("header legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
 # PIN_SERVER (0), PIN_LOAD (1), PROXY_THREADS (1: upsbridge's [proxy] threads), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
-# PERF_RECORD (0; 1: `perf record` of upsbridge and hyper_floor during their throughput passes, reports in $OUT;
+# PERF_RECORD (0; 1: `perf record` of upsbridge and the floors during their throughput passes, reports in $OUT;
 # PERF_CALLGRAPH picks the call-graph mode: fp (default) or dwarf, which sees through our frames),
 # BASELINE_BIN (unset; another upsbridge binary, e.g. the previous commit's, measured in the same
 # run as "baseline": the A/B of a change), FLOORS (1: also measure benches/floors/ hyper_floor and
-# pingora_floor on the header row: the bare header swap on hyper and on pingora's proxy loop).
+# pingora_floor on the header row: the bare header swap on hyper and on pingora's proxy loop),
+# STRACE (0; 1: `strace -c` of each server but nginx during its throughput pass: syscalls per request).
 #
 # Every process started here is stopped by its PID on exit, including on Ctrl-C.
 set -euo pipefail
@@ -242,15 +243,24 @@ measure() {
   if [ "$WARMUP" -gt 0 ]; then run_wrk "$port" "$spec_of" "$CONNS" "$WARMUP" >/dev/null; fi
   reset_hwm "${pids[@]}"
   local c0 c1 r perf_pid=""
-  if [ "${PERF_RECORD:-0}" = 1 ] && { [ "$server" = upsbridge ] || [ "$server" = hyper_floor ]; } && command -v perf >/dev/null; then
+  if [ "${PERF_RECORD:-0}" = 1 ] && [ "$server" != nginx ] && [ "$server" != direct ] && [ "$server" != baseline ] && command -v perf >/dev/null; then
     local tag=$dialect
     [ "$server" = upsbridge ] || tag=$server
     perf record -F 499 --call-graph "${PERF_CALLGRAPH:-fp}" -p "${pids[0]}" -o "$OUT/perf-$tag-run$run.data" -- sleep "$DURATION" \
       >/dev/null 2>&1 &
     perf_pid=$!
   fi
+  local strace_pid=""
+  if [ "${STRACE:-0}" = 1 ] && [ "$server" != nginx ] && command -v strace >/dev/null; then
+    timeout -s INT "$DURATION" strace -c -f -p "${pids[0]}" -o "$OUT/strace-$dialect-$server-run$run.txt" &
+    strace_pid=$!
+  fi
   c0=$(cpu_ticks "${pids[@]}")
   r=$(run_wrk "$port" "$spec_of" "$CONNS" "$DURATION")
+  if [ -n "$strace_pid" ]; then
+    wait "$strace_pid" 2>/dev/null || true
+    say "  syscalls: $OUT/strace-$dialect-$server-run$run.txt (requests: ${r%% *})"
+  fi
   c1=$(cpu_ticks "${pids[@]}")
   if [ -n "$perf_pid" ]; then
     wait "$perf_pid" 2>/dev/null || true

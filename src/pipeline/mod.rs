@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method};
+use http::{HeaderName, HeaderValue, Method};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
@@ -148,9 +148,15 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn new(peer: Option<IpAddr>) -> Exchange {
-        let id = format!("ub{:016x}", rand::random::<u64>());
+        // `ub` and 16 hex digits, written without the formatting machinery (per request).
+        let mut raw = *b"ub0000000000000000";
+        let n = rand::random::<u64>();
+        for (i, b) in raw[2..].iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[(n >> (60 - 4 * i) & 0xf) as usize];
+        }
+        let id = String::from_utf8_lossy(&raw).into_owned();
         Exchange {
-            id_header: HeaderValue::from_str(&id).expect("hex is a header value"),
+            id_header: HeaderValue::from_bytes(&raw).expect("hex is a header value"),
             id,
             started: Instant::now(),
             peer,
@@ -395,11 +401,13 @@ impl Pipeline {
         auth.dialect.strip_for_ups(headers);
         headers.insert(http::header::HOST, host);
         headers.insert(http::header::AUTHORIZATION, authorization(&auth.token)?);
-        if !headers.contains_key("transid") {
-            headers.insert("transid", ex.id_header.clone());
+        const TRANS_ID: HeaderName = HeaderName::from_static("transid");
+        const TRANSACTION_SRC: HeaderName = HeaderName::from_static("transactionsrc");
+        if !headers.contains_key(TRANS_ID) {
+            headers.insert(TRANS_ID, ex.id_header.clone());
         }
-        if !headers.contains_key("transactionsrc") {
-            headers.insert("transactionsrc", HeaderValue::from_static("upsbridge"));
+        if !headers.contains_key(TRANSACTION_SRC) {
+            headers.insert(TRANSACTION_SRC, HeaderValue::from_static("upsbridge"));
         }
         Ok(())
     }

@@ -46,6 +46,15 @@ enum Step {
     Hyper,
 }
 
+/// A connection's state between requests: its timer and reused buffers.
+struct Lane {
+    /// The request to UPS, then the answer to the client.
+    out: Vec<u8>,
+    /// What is read from UPS.
+    answer: BytesMut,
+    alarm: Alarm,
+}
+
 /// A request head the lane takes, with where its body is in the buffer.
 struct Arrived {
     parts: http::request::Parts,
@@ -75,18 +84,18 @@ impl ProxyApp {
     {
         // Per-connection buffers, reused by every request on it.
         let mut inbound = BytesMut::with_capacity(READ_CHUNK);
-        let mut out = Vec::with_capacity(READ_CHUNK);
-        let mut answer = BytesMut::new();
+        let head_limit = self.limits.header_read_timeout;
+        let mut lane = Lane {
+            out: Vec::with_capacity(READ_CHUNK),
+            answer: BytesMut::new(),
+            alarm: Alarm::new(head_limit.min(self.upstreams.default_upstream().request_timeout())),
+        };
         let mut stop = shutdown.clone();
         let mut closing = false;
-        // The request-head deadline, also the keep-alive idle timeout (as hyper's
-        // `header_read_timeout`): one timer per connection, re-armed per request.
-        let deadline = tokio::time::sleep(self.limits.header_read_timeout);
-        tokio::pin!(deadline);
         loop {
-            deadline
-                .as_mut()
-                .reset(Instant::now() + self.limits.header_read_timeout);
+            // The request-head deadline, also the keep-alive idle timeout (as hyper's
+            // `header_read_timeout`).
+            let waiting_since = Instant::now();
             let arrived = loop {
                 match parse_request(&inbound) {
                     Parse::Arrived(a) if inbound.len() >= a.head_len + a.body_len => break Some(a),
@@ -97,26 +106,25 @@ impl ProxyApp {
                     break None;
                 }
                 inbound.reserve(READ_CHUNK);
-                tokio::select! {
+                let read = tokio::select! {
                     biased;
-                    read = io.read_buf(&mut inbound) => match read {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    },
-                    () = &mut deadline => {
-                        if inbound.is_empty() {
-                            return; // idle past the keep-alive timeout
-                        }
-                        // A head still incomplete: hyper closes it. A body still coming:
-                        // hyper reads it (it has no deadline for bodies).
-                        break None;
-                    }
+                    read = lane.alarm.within(waiting_since, head_limit, io.read_buf(&mut inbound)) => read,
                     _ = stop.changed(), if !closing => {
                         closing = true;
                         if inbound.is_empty() {
                             return;
                         }
+                        continue;
                     }
+                };
+                match read {
+                    Some(Ok(0) | Err(_)) => return,
+                    Some(Ok(_)) => {}
+                    // Idle past the keep-alive timeout: close.
+                    None if inbound.is_empty() => return,
+                    // A head still incomplete: hyper closes it. A body still coming: hyper
+                    // reads it (it has no deadline for bodies).
+                    None => break None,
                 }
             };
             let Some(arrived) = arrived else {
@@ -125,7 +133,7 @@ impl ProxyApp {
             let total = arrived.head_len + arrived.body_len;
             let body = &inbound[arrived.head_len..total];
             match self
-                .express(&mut io, arrived.parts, body, peer, &mut out, &mut answer)
+                .express(&mut io, arrived.parts, body, peer, &mut lane)
                 .await
             {
                 Step::Next => inbound.advance(total),
@@ -161,12 +169,12 @@ impl ProxyApp {
         parts: http::request::Parts,
         body: &[u8],
         peer: Option<IpAddr>,
-        out: &mut Vec<u8>,
-        answer: &mut BytesMut,
+        lane: &mut Lane,
     ) -> Step
     where
         I: AsyncWrite + Unpin,
     {
+        let Lane { out, answer, alarm } = lane;
         let p = &self.pipeline;
         let mut ex = Exchange::new(peer);
         ex.called = tunnel::called_by_host(&parts);
@@ -211,11 +219,13 @@ impl ProxyApp {
         );
         out.extend_from_slice(body);
         let timeout = upstream.request_timeout();
-        let sent = tokio::time::timeout(timeout, send(&upstream, out, answer)).await;
+        let sent = alarm
+            .within(Instant::now(), timeout, send(&upstream, out, answer))
+            .await;
         let (conn, ups) = match sent {
-            Ok(Ok(sent)) => sent,
-            Ok(Err(f)) => return self.refuse_express(io, &route, ex, f, out).await,
-            Err(_) => {
+            Some(Ok(sent)) => sent,
+            Some(Err(f)) => return self.refuse_express(io, &route, ex, f, out).await,
+            None => {
                 let f = Failure::UpstreamTimeout(timeout);
                 return self.refuse_express(io, &route, ex, f, out).await;
             }
@@ -301,6 +311,53 @@ impl ProxyApp {
             Step::Next
         } else {
             Step::Close
+        }
+    }
+}
+
+/// The connection's one timer, for both of its deadlines (the request head's, UPS's
+/// answer's). It is not re-armed per request: it fires at least every `period` (the shorter
+/// limit), and only then is the running wait's own deadline checked and the timer re-armed.
+/// Re-arming a timer per request and per UPS call was two timer-wheel updates per request.
+struct Alarm {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    period: std::time::Duration,
+}
+
+impl Alarm {
+    fn new(period: std::time::Duration) -> Alarm {
+        Alarm {
+            sleep: Box::pin(tokio::time::sleep(period)),
+            period,
+        }
+    }
+
+    /// `work`'s output, or `None` once `limit` has passed since `since`.
+    async fn within<F: std::future::Future>(
+        &mut self,
+        since: Instant,
+        limit: std::time::Duration,
+        work: F,
+    ) -> Option<F::Output> {
+        let deadline = since + limit;
+        // A wait may be shorter than the period; the timer then must not fire later than it.
+        if self.sleep.deadline() > deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return Some(out),
+                () = self.sleep.as_mut() => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        self.sleep.as_mut().reset(now + self.period);
+                        return None;
+                    }
+                    self.sleep.as_mut().reset(deadline.min(now + self.period));
+                }
+            }
         }
     }
 }

@@ -246,9 +246,14 @@ impl Upstream {
         THREAD_IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
             let (_, conns) = idle.iter_mut().find(|(id, _)| *id == self.id)?;
-            // Connections idle too long may be closed by UPS at any moment: let them go.
-            conns.retain(|c| c.since.elapsed() < IDLE_FOR);
-            conns.pop().map(|c| c.conn)
+            let newest = conns.pop()?;
+            // Connections idle too long may be closed by UPS at any moment: let them go
+            // (when the newest is too old, so are all the others).
+            if newest.since.elapsed() >= IDLE_FOR {
+                conns.clear();
+                return None;
+            }
+            Some(newest.conn)
         })
     }
 
@@ -264,11 +269,14 @@ impl Upstream {
                 }
             };
             let conns = &mut idle[at].1;
+            let now = Instant::now();
+            // Oldest first: when the oldest is stale, close the stale ones (no clock reads
+            // but this one).
+            if conns.first().is_some_and(|c| now - c.since >= IDLE_FOR) {
+                conns.retain(|c| now - c.since < IDLE_FOR);
+            }
             if conns.len() < MAX_IDLE {
-                conns.push(Idle {
-                    conn,
-                    since: Instant::now(),
-                });
+                conns.push(Idle { conn, since: now });
             }
         })
     }

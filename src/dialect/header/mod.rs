@@ -59,12 +59,16 @@ impl Dialect for HeaderJson {
     }
 }
 
+const ACCESS_KEY: http::HeaderName = http::HeaderName::from_static("accesslicensenumber");
+const USERNAME: http::HeaderName = http::HeaderName::from_static("username");
+const PASSWORD: http::HeaderName = http::HeaderName::from_static("password");
+
 /// Headers a client may send that must never reach UPS: its legacy credentials, anything
 /// that authenticates elsewhere, and hop-by-hop headers of its own connection.
 const STRIPPED_HEADERS: [http::HeaderName; 11] = [
-    http::HeaderName::from_static("accesslicensenumber"),
-    http::HeaderName::from_static("username"),
-    http::HeaderName::from_static("password"),
+    ACCESS_KEY,
+    USERNAME,
+    PASSWORD,
     http::header::AUTHORIZATION,
     http::header::COOKIE,
     http::header::PROXY_AUTHORIZATION,
@@ -84,7 +88,7 @@ fn strip_for_ups(headers: &mut http::HeaderMap) {
 
 /// Does the request carry a legacy access key header (header style on `/api/…`)?
 fn has_access_key(headers: &http::HeaderMap) -> bool {
-    headers.contains_key("accesslicensenumber")
+    headers.contains_key(ACCESS_KEY)
 }
 
 /// Paths header-style clients use (lower-cased).
@@ -106,21 +110,27 @@ fn is_header_style_path(lower: &str) -> bool {
 
 /// A credential header sent twice (`None` when each is sent at most once).
 fn repeated_credential_header(headers: &http::HeaderMap) -> Option<&'static str> {
-    ["AccessLicenseNumber", "Username", "Password"]
-        .into_iter()
-        .find(|h| headers.get_all(*h).iter().count() > 1)
+    // Names looked up as `HeaderName`s: a `&str` is parsed and lower-cased on every lookup.
+    [
+        (ACCESS_KEY, "AccessLicenseNumber"),
+        (USERNAME, "Username"),
+        (PASSWORD, "Password"),
+    ]
+    .into_iter()
+    .find(|(name, _)| headers.get_all(name).iter().nth(1).is_some())
+    .map(|(_, shown)| shown)
 }
 
 /// Credentials from the request headers (missing ones are empty).
 pub fn credentials(headers: &http::HeaderMap) -> LegacyCredentials {
-    let get = |name: &str| {
+    let get = |name: http::HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .trim()
     };
-    LegacyCredentials::new(get("accesslicensenumber"), get("username"), get("password"))
+    LegacyCredentials::new(get(ACCESS_KEY), get(USERNAME), get(PASSWORD))
 }
 
 /// The REST call of a header-style request (legacy-dialects §3.3), or `None` when the path
