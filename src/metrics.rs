@@ -17,6 +17,7 @@ pub struct Metrics {
     kept_answers: prometheus::IntCounter,
     replayed_answers: prometheus::IntCounter,
     connections_refused: IntCounterVec,
+    handed_to_hyper: IntCounterVec,
     connect_refused: prometheus::IntCounter,
     host_mismatches: IntCounterVec,
     /// Per-account traffic for the ops page (not exported: unbounded label sets).
@@ -100,6 +101,17 @@ impl Metrics {
         registry
             .register(Box::new(connections_refused.clone()))
             .expect("register once");
+        let handed_to_hyper = IntCounterVec::new(
+            Opts::new(
+                "upsbridge_connections_handed_to_hyper_total",
+                "Plain connections the express lane handed to hyper, by why: the first request it did not take was of a body dialect, a shipment or cancellation, had an unusual head (chunked, Expect, HTTP/1.0, …), was larger than 64 KiB, or its body was slower than the head deadline",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(handed_to_hyper.clone()))
+            .expect("register once");
         let connect_refused = prometheus::IntCounter::new(
             "upsbridge_connect_refused_total",
             "CONNECT requests refused (a target other than UPS's names on port 443, or CONNECT not enabled)",
@@ -126,6 +138,7 @@ impl Metrics {
             kept_answers,
             replayed_answers,
             connections_refused,
+            handed_to_hyper,
             connect_refused,
             host_mismatches,
             traffic: traffic::Traffic::default(),
@@ -167,6 +180,11 @@ impl Metrics {
 
     pub fn count_kept_answer(&self) {
         self.kept_answers.inc();
+    }
+
+    /// A plain connection the express lane handed to hyper (`reason`: a fixed word).
+    pub fn count_handed_to_hyper(&self, reason: &'static str) {
+        self.handed_to_hyper.with_label_values(&[reason]).inc();
     }
 
     pub fn count_connection_refused(&self, listener: &str) {

@@ -42,8 +42,9 @@ enum Step {
     Next,
     /// Answered (or not deliverable); close the connection.
     Close,
-    /// Not the lane's: hyper serves the connection from this request on.
-    Hyper,
+    /// Not the lane's: hyper serves the connection from this request on (why, for the
+    /// metric).
+    Hyper(&'static str),
 }
 
 /// A connection's state between requests: its timer and reused buffers.
@@ -69,7 +70,7 @@ enum Parse {
     Partial,
     Arrived(Arrived),
     /// Not the lane's (hyper reads it, and refuses it if it is broken).
-    Hyper,
+    Hyper(&'static str),
 }
 
 impl ProxyApp {
@@ -98,12 +99,12 @@ impl ProxyApp {
             let waiting_since = Instant::now();
             let arrived = loop {
                 match parse_request(&inbound) {
-                    Parse::Arrived(a) if inbound.len() >= a.head_len + a.body_len => break Some(a),
-                    Parse::Hyper => break None,
+                    Parse::Arrived(a) if inbound.len() >= a.head_len + a.body_len => break Ok(a),
+                    Parse::Hyper(why) => break Err(why),
                     Parse::Arrived(_) | Parse::Partial => {}
                 }
                 if inbound.len() >= MAX_REQUEST {
-                    break None;
+                    break Err("size");
                 }
                 inbound.reserve(READ_CHUNK);
                 let read = tokio::select! {
@@ -124,11 +125,12 @@ impl ProxyApp {
                     None if inbound.is_empty() => return,
                     // A head still incomplete: hyper closes it. A body still coming: hyper
                     // reads it (it has no deadline for bodies).
-                    None => break None,
+                    None => break Err("slow"),
                 }
             };
-            let Some(arrived) = arrived else {
-                return self.hand_to_hyper(inbound, io, peer, shutdown).await;
+            let arrived = match arrived {
+                Ok(arrived) => arrived,
+                Err(why) => return self.hand_to_hyper(why, inbound, io, peer, shutdown).await,
             };
             let total = arrived.head_len + arrived.body_len;
             let body = &inbound[arrived.head_len..total];
@@ -138,7 +140,9 @@ impl ProxyApp {
             {
                 Step::Next => inbound.advance(total),
                 Step::Close => return,
-                Step::Hyper => return self.hand_to_hyper(inbound, io, peer, shutdown).await,
+                Step::Hyper(why) => {
+                    return self.hand_to_hyper(why, inbound, io, peer, shutdown).await
+                }
             }
             if closing || *shutdown.borrow() {
                 return;
@@ -148,6 +152,7 @@ impl ProxyApp {
 
     async fn hand_to_hyper<I>(
         self: &Arc<Self>,
+        why: &'static str,
         read: BytesMut,
         io: I,
         peer: Option<IpAddr>,
@@ -155,6 +160,7 @@ impl ProxyApp {
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        self.pipeline.metrics.count_handed_to_hyper(why);
         let io = Prefixed {
             read: read.freeze(),
             io,
@@ -183,7 +189,7 @@ impl ProxyApp {
             Err(refusal) => return self.answer_express(io, ex, refusal, out).await,
         };
         if Pipeline::reads_whole_body(&route) {
-            return Step::Hyper;
+            return Step::Hyper("body_dialect");
         }
         let head = Head {
             method: &parts.method,
@@ -192,7 +198,7 @@ impl ProxyApp {
         };
         let planned = match Pipeline::plan_stream(&route, &head) {
             // Shipments: hyper's path keeps their answers for a client that is gone.
-            Ok(planned) if planned.is_effectful() => return Step::Hyper,
+            Ok(planned) if planned.is_effectful() => return Step::Hyper("effectful"),
             Ok(planned) => planned,
             Err(f) => return self.refuse_express(io, &route, ex, f, out).await,
         };
@@ -373,28 +379,28 @@ fn parse_request(buf: &[u8]) -> Parse {
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Parse::Partial,
-        Err(_) => return Parse::Hyper,
+        Err(_) => return Parse::Hyper("head"),
     };
     if req.version != Some(1) {
-        return Parse::Hyper;
+        return Parse::Hyper("head");
     }
     let (Some(method), Some(path)) = (req.method, req.path) else {
-        return Parse::Hyper;
+        return Parse::Hyper("head");
     };
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        return Parse::Hyper;
+        return Parse::Hyper("head");
     };
     if method == Method::CONNECT || !path.starts_with('/') {
-        return Parse::Hyper;
+        return Parse::Hyper("head");
     }
     let Ok(uri) = Uri::try_from(path) else {
-        return Parse::Hyper;
+        return Parse::Hyper("head");
     };
     let mut headers = HeaderMap::with_capacity(req.headers.len());
     let mut body_len = None;
     for h in req.headers.iter() {
         let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
-            return Parse::Hyper;
+            return Parse::Hyper("head");
         };
         if name == header::CONTENT_LENGTH {
             let n = std::str::from_utf8(h.value)
@@ -403,23 +409,23 @@ fn parse_request(buf: &[u8]) -> Parse {
                 .and_then(|v| v.parse::<usize>().ok());
             match (n, body_len) {
                 (Some(n), None) => body_len = Some(n),
-                _ => return Parse::Hyper, // unreadable or repeated: hyper's to refuse
+                _ => return Parse::Hyper("head"), // unreadable or repeated: hyper's to refuse
             }
         } else if name == header::TRANSFER_ENCODING
             || name == header::EXPECT
             || name == header::UPGRADE
             || (name == header::CONNECTION && !h.value.eq_ignore_ascii_case(b"keep-alive"))
         {
-            return Parse::Hyper;
+            return Parse::Hyper("head");
         }
         let Ok(value) = HeaderValue::from_bytes(h.value) else {
-            return Parse::Hyper;
+            return Parse::Hyper("head");
         };
         headers.append(name, value);
     }
     let body_len = body_len.unwrap_or(0);
     if head_len + body_len > MAX_REQUEST {
-        return Parse::Hyper;
+        return Parse::Hyper("size");
     }
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = method;
@@ -858,12 +864,12 @@ mod tests {
         match parse_request(raw) {
             Parse::Arrived(a) => a,
             Parse::Partial => panic!("partial: {}", String::from_utf8_lossy(raw)),
-            Parse::Hyper => panic!("hyper's: {}", String::from_utf8_lossy(raw)),
+            Parse::Hyper(_) => panic!("hyper's: {}", String::from_utf8_lossy(raw)),
         }
     }
 
     fn is_hypers(raw: &[u8]) -> bool {
-        matches!(parse_request(raw), Parse::Hyper)
+        matches!(parse_request(raw), Parse::Hyper(_))
     }
 
     #[test]
