@@ -39,7 +39,8 @@
 # PIN_SERVER (0), PIN_LOAD (1), PROXY_THREADS (1: upsbridge's [proxy] threads), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
 # PERF_RECORD (0; 1: `perf record` of upsbridge and the floors during their throughput passes, reports in $OUT;
-# PERF_CALLGRAPH picks the call-graph mode: fp (default) or dwarf, which sees through our frames),
+# PERF_CALLGRAPH picks the call-graph mode: fp (default), dwarf (sees through our inlined frames)
+# or none (a flat profile, for a high PERF_FREQ: samples per second, 499 by default)),
 # BASELINE_BIN (unset; another upsbridge binary, e.g. the previous commit's, measured in the same
 # run as "baseline": the A/B of a change), FLOORS (1: also measure benches/floors/ hyper_floor and
 # pingora_floor on the header row: the bare header swap on hyper and on pingora's proxy loop),
@@ -246,7 +247,9 @@ measure() {
   if [ "${PERF_RECORD:-0}" = 1 ] && [ "$server" != nginx ] && [ "$server" != direct ] && [ "$server" != baseline ] && command -v perf >/dev/null; then
     local tag=$dialect
     [ "$server" = upsbridge ] || tag=$server
-    perf record -F 499 --call-graph "${PERF_CALLGRAPH:-fp}" -p "${pids[0]}" -o "$OUT/perf-$tag-run$run.data" -- sleep "$DURATION" \
+    local graph=(--call-graph "${PERF_CALLGRAPH:-fp}")
+    [ "${PERF_CALLGRAPH:-fp}" = none ] && graph=()
+    perf record -F "${PERF_FREQ:-499}" "${graph[@]}" -p "${pids[0]}" -o "$OUT/perf-$tag-run$run.data" -- sleep "$DURATION" \
       >/dev/null 2>&1 &
     perf_pid=$!
   fi

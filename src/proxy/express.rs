@@ -1,11 +1,12 @@
-//! The express lane of plain listeners. A header-style call that reads nothing but has
+//! The express lane of the proxy listeners (plain and TLS; a CONNECT tunnel's inner
+//! connection stays with hyper). A header-style call that changes nothing at UPS and has
 //! arrived whole (HTTP/1.1, `Content-Length` framing, nothing unusual in its head) is
 //! exchanged with UPS in one write of head and body, and answered in one write of head and
 //! body. The first request on a connection that the lane does not take (a body dialect, a
 //! shipment, chunked framing, `Expect`, an upgrade, HTTP/1.0, a large body, a head
 //! httparse cannot read…) hands the connection, with the bytes already read, to hyper
 //! ([`ProxyApp::serve`]) for the rest of its life: the lane never answers what it does not
-//! understand.
+//! understand. (`upsbridge_connections_handed_to_hyper_total{reason}` counts hand-overs.)
 //!
 //! Why: measured beside nginx in one run (docs/performance.md), hyper's connection
 //! machinery alone costs about what nginx costs for the whole exchange, while a one-write
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 
 use super::upstream::{RawConn, Upstream};
 use super::{tunnel, ProxyApp, REQUEST_ID};
+use crate::config::Environment;
 use crate::error::Failure;
 use crate::pipeline::{Answer, Exchange, Head, Pipeline, Route, Scan};
 
@@ -49,11 +51,15 @@ enum Step {
 
 /// A connection's state between requests: its timer and reused buffers.
 struct Lane {
-    /// The request to UPS, then the answer to the client.
+    /// The request to UPS, or our own answer.
     out: Vec<u8>,
+    /// UPS's answer as the client gets it.
+    reply: Vec<u8>,
     /// What is read from UPS.
     answer: BytesMut,
     alarm: Alarm,
+    /// The UPS environment the TLS server name named, if any.
+    called: Option<Environment>,
 }
 
 /// A request head the lane takes, with where its body is in the buffer.
@@ -74,11 +80,13 @@ enum Parse {
 }
 
 impl ProxyApp {
-    /// Serve a plain connection: the express lane while it can, then hyper.
+    /// Serve a connection (plain, or TLS: `called` is the UPS environment its server name
+    /// named): the express lane while it can, then hyper.
     pub(super) async fn serve_express<I>(
         self: &Arc<Self>,
         mut io: I,
         peer: Option<IpAddr>,
+        called: Option<Environment>,
         shutdown: &ShutdownWatch,
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -88,8 +96,10 @@ impl ProxyApp {
         let head_limit = self.limits.header_read_timeout;
         let mut lane = Lane {
             out: Vec::with_capacity(READ_CHUNK),
+            reply: Vec::with_capacity(READ_CHUNK),
             answer: BytesMut::new(),
             alarm: Alarm::new(head_limit.min(self.upstreams.default_upstream().request_timeout())),
+            called,
         };
         let mut stop = shutdown.clone();
         let mut closing = false;
@@ -130,7 +140,11 @@ impl ProxyApp {
             };
             let arrived = match arrived {
                 Ok(arrived) => arrived,
-                Err(why) => return self.hand_to_hyper(why, inbound, io, peer, shutdown).await,
+                Err(why) => {
+                    return self
+                        .hand_to_hyper(why, inbound, io, peer, called, shutdown)
+                        .await
+                }
             };
             let total = arrived.head_len + arrived.body_len;
             let body = &inbound[arrived.head_len..total];
@@ -141,7 +155,9 @@ impl ProxyApp {
                 Step::Next => inbound.advance(total),
                 Step::Close => return,
                 Step::Hyper(why) => {
-                    return self.hand_to_hyper(why, inbound, io, peer, shutdown).await
+                    return self
+                        .hand_to_hyper(why, inbound, io, peer, called, shutdown)
+                        .await
                 }
             }
             if closing || *shutdown.borrow() {
@@ -156,6 +172,7 @@ impl ProxyApp {
         read: BytesMut,
         io: I,
         peer: Option<IpAddr>,
+        called: Option<Environment>,
         shutdown: &ShutdownWatch,
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -165,7 +182,7 @@ impl ProxyApp {
             read: read.freeze(),
             io,
         };
-        self.serve(io, peer, None, shutdown).await
+        self.serve(io, peer, called, shutdown).await
     }
 
     /// One request of the lane, `body` whole.
@@ -180,10 +197,16 @@ impl ProxyApp {
     where
         I: AsyncWrite + Unpin,
     {
-        let Lane { out, answer, alarm } = lane;
+        let Lane {
+            out,
+            reply,
+            answer,
+            alarm,
+            called,
+        } = lane;
         let p = &self.pipeline;
         let mut ex = Exchange::new(peer);
-        ex.called = tunnel::called_by_host(&parts);
+        ex.called = called.or_else(|| tunnel::called_by_host(&parts));
         let route = match p.route(parts.uri.path(), &parts.headers, &mut ex) {
             Ok(route) => route,
             Err(refusal) => return self.answer_express(io, ex, refusal, out).await,
@@ -226,7 +249,11 @@ impl ProxyApp {
         out.extend_from_slice(body);
         let timeout = upstream.request_timeout();
         let sent = alarm
-            .within(Instant::now(), timeout, send(&upstream, out, answer))
+            .within(
+                Instant::now(),
+                timeout,
+                send(&upstream, out, answer, reply, &ex.id_header),
+            )
             .await;
         let (conn, ups) = match sent {
             Some(Ok(sent)) => sent,
@@ -242,8 +269,6 @@ impl ProxyApp {
         } else {
             ups.framing
         };
-        out.clear();
-        put_answer_head(out, answer, &ups, &ex.id_header, &framing);
         answer.advance(ups.head_len);
         let relayed = relay(
             io,
@@ -252,7 +277,7 @@ impl ProxyApp {
             framing,
             ups.keep_alive,
             answer,
-            out,
+            reply,
             &mut scan,
         )
         .await;
@@ -457,13 +482,15 @@ struct UpsHead {
 }
 
 /// Send `request` on a pooled connection of this thread's, or a new one, and read the
-/// answer's head into `answer`. A pooled connection that ends before a byte of answer was
+/// answer's head into `answer` (the client's head written into `reply`). A pooled connection that ends before a byte of answer was
 /// closed by UPS while idle: the request goes again on the next one (the lane carries only
 /// calls that change nothing at UPS).
 async fn send(
     upstream: &Upstream,
     request: &[u8],
     answer: &mut BytesMut,
+    reply: &mut Vec<u8>,
+    request_id: &HeaderValue,
 ) -> Result<(RawConn, UpsHead), Failure> {
     loop {
         let (mut conn, pooled) = match upstream.idle_connection() {
@@ -473,7 +500,7 @@ async fn send(
         answer.clear();
         let written = conn.write_all(request).await;
         let head = match written {
-            Ok(()) => read_answer_head(&mut conn, answer).await,
+            Ok(()) => read_answer_head(&mut conn, answer, reply, request_id).await,
             Err(e) => Err(e),
         };
         match head {
@@ -493,9 +520,14 @@ async fn send(
 }
 
 /// Read until UPS's answer head is complete (skipping `1xx` interim answers).
-async fn read_answer_head(conn: &mut RawConn, answer: &mut BytesMut) -> io::Result<UpsHead> {
+async fn read_answer_head(
+    conn: &mut RawConn,
+    answer: &mut BytesMut,
+    reply: &mut Vec<u8>,
+    request_id: &HeaderValue,
+) -> io::Result<UpsHead> {
     loop {
-        if let Some(head) = parse_answer_head(answer)? {
+        if let Some(head) = parse_answer_head(answer, reply, request_id)? {
             if (100..200).contains(&head.status) {
                 answer.advance(head.head_len);
                 continue;
@@ -515,7 +547,14 @@ async fn read_answer_head(conn: &mut RawConn, answer: &mut BytesMut) -> io::Resu
     }
 }
 
-fn parse_answer_head(buf: &[u8]) -> io::Result<Option<UpsHead>> {
+/// UPS's answer head, if complete; a final answer's head is also written into `reply` as
+/// the client gets it: UPS's status and headers but its hop-by-hop ones, and the request
+/// id. (A body that ends when UPS closes ends the client's connection too.)
+fn parse_answer_head(
+    buf: &[u8],
+    reply: &mut Vec<u8>,
+    request_id: &HeaderValue,
+) -> io::Result<Option<UpsHead>> {
     let garbled = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut res = httparse::Response::new(&mut slots);
@@ -525,6 +564,9 @@ fn parse_answer_head(buf: &[u8]) -> io::Result<Option<UpsHead>> {
         Err(e) => return Err(garbled(&format!("UPS's answer head: {e}"))),
     };
     let status = res.code.unwrap_or(0);
+    let interim = (100..200).contains(&status);
+    reply.clear();
+    put_status_line(reply, status, res.reason.unwrap_or("").as_bytes());
     let mut keep_alive = res.version == Some(1);
     let mut length = None;
     let mut chunked = false;
@@ -554,9 +596,15 @@ fn parse_answer_head(buf: &[u8]) -> io::Result<Option<UpsHead>> {
             } else if contains_token(v, b"keep-alive") {
                 keep_alive = true;
             }
+            continue;
+        }
+        if !h.name.eq_ignore_ascii_case("keep-alive")
+            && !h.name.eq_ignore_ascii_case(REQUEST_ID.as_str())
+        {
+            put_header(reply, h.name.as_bytes(), h.value);
         }
     }
-    let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
+    let framing = if status == 204 || status == 304 || interim {
         Framing::Empty
     } else if chunked {
         Framing::Chunked
@@ -566,6 +614,13 @@ fn parse_answer_head(buf: &[u8]) -> io::Result<Option<UpsHead>> {
         keep_alive = false;
         Framing::UntilClose
     };
+    if !interim {
+        put_header(reply, REQUEST_ID.as_str().as_bytes(), request_id.as_bytes());
+        if framing == Framing::UntilClose {
+            put_header(reply, b"connection", b"close");
+        }
+        reply.extend_from_slice(b"\r\n");
+    }
     Ok(Some(UpsHead {
         status,
         head_len,
@@ -774,36 +829,6 @@ fn put_request_head(out: &mut Vec<u8>, method: &Method, path_and_query: &str, he
     out.extend_from_slice(b"\r\n");
 }
 
-/// The client's answer head: UPS's status and headers but its hop-by-hop ones, and the
-/// request id. A body that ends when UPS closes ends the client's connection too.
-fn put_answer_head(
-    out: &mut Vec<u8>,
-    answer: &[u8],
-    ups: &UpsHead,
-    request_id: &HeaderValue,
-    framing: &Framing,
-) {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut slots);
-    // Parsed before: it parses again the same way.
-    let _ = res.parse(&answer[..ups.head_len]);
-    put_status_line(out, ups.status, res.reason.unwrap_or("").as_bytes());
-    for h in res.headers.iter() {
-        if h.name.eq_ignore_ascii_case("connection")
-            || h.name.eq_ignore_ascii_case("keep-alive")
-            || h.name.eq_ignore_ascii_case(REQUEST_ID.as_str())
-        {
-            continue;
-        }
-        put_header(out, h.name.as_bytes(), h.value);
-    }
-    put_header(out, REQUEST_ID.as_str().as_bytes(), request_id.as_bytes());
-    if *framing == Framing::UntilClose {
-        put_header(out, b"connection", b"close");
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
 /// A connection hyper takes over: the bytes the lane had read come first.
 struct Prefixed<I> {
     read: Bytes,
@@ -914,7 +939,12 @@ mod tests {
 
     #[test]
     fn ups_answer_heads_say_how_their_body_ends() {
-        let head = |raw: &[u8]| parse_answer_head(raw).unwrap().unwrap();
+        let id = HeaderValue::from_static("ub1");
+        let head = |raw: &[u8]| {
+            parse_answer_head(raw, &mut Vec::new(), &id)
+                .unwrap()
+                .unwrap()
+        };
         let h = head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n");
         assert_eq!(
             (h.status, h.framing, h.keep_alive),
@@ -928,18 +958,42 @@ mod tests {
         assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
         let h = head(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n");
         assert!(!h.keep_alive);
-        assert!(parse_answer_head(b"HTTP/1.1 200 OK\r\nContent-")
-            .unwrap()
-            .is_none());
+        assert!(
+            parse_answer_head(b"HTTP/1.1 200 OK\r\nContent-", &mut Vec::new(), &id)
+                .unwrap()
+                .is_none()
+        );
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             b"NOT HTTP\r\n\r\n",
         ] {
-            let e = parse_answer_head(bad).err().expect("garbled");
+            let e = parse_answer_head(bad, &mut Vec::new(), &id)
+                .err()
+                .expect("garbled");
             assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         }
+    }
+
+    #[test]
+    fn the_clients_head_is_upss_without_hop_by_hop_headers_and_with_our_request_id() {
+        let id = HeaderValue::from_static("ub1");
+        let mut reply = Vec::new();
+        let raw = b"HTTP/1.1 200 Fine\r\ncontent-type: application/json\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Upsbridge-Request-Id: forged\r\nContent-Length: 2\r\n\r\n{}";
+        let h = parse_answer_head(raw, &mut reply, &id).unwrap().unwrap();
+        assert_eq!(&raw[h.head_len..], b"{}");
+        assert_eq!(
+            String::from_utf8(reply.clone()).unwrap(),
+            "HTTP/1.1 200 Fine\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Upsbridge-Request-Id: ub1\r\n\r\n"
+        );
+        // No length: the client's connection ends with the body, and is told so.
+        parse_answer_head(b"HTTP/1.1 200 OK\r\n\r\n", &mut reply, &id).unwrap();
+        assert!(reply.ends_with(b"Connection: close\r\n\r\n"));
+        // An interim answer writes nothing for the client.
+        reply.clear();
+        parse_answer_head(b"HTTP/1.1 100 Continue\r\n\r\n", &mut reply, &id).unwrap();
+        assert!(!reply.ends_with(b"\r\n\r\n"));
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! graceful shutdown) whose connections are served by hyper, moving bytes between
 //! the client, [`crate::pipeline`] and UPS. Nothing here knows a dialect.
 //!
-//! Two shapes of exchange:
+//! Connections start in the express lane ([`express`]): header-style calls exchanged with
+//! UPS in one write each way on httparse. The first request it does not take hands the
+//! connection to hyper for the rest of its life.
+//!
+//! Two shapes of exchange on hyper:
 //! - streamed: a streaming-mode request's body goes to UPS as it arrives and UPS's answer comes
 //!   back as it arrives; only headers and the path change;
 //! - answered: the pipeline reads the whole body and produces the whole answer.
@@ -284,11 +288,11 @@ impl ServerApp for ProxyApp {
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
         match &self.entry.tls {
-            None => self.serve_express(stream, peer, shutdown).await,
+            None => self.serve_express(stream, peer, None, shutdown).await,
             Some(config) => {
                 if let Some(tls) = self.accept_tls(config.clone(), stream, peer).await {
                     let called = tunnel::called_by_sni(&tls);
-                    self.serve(tls, peer, called, shutdown).await;
+                    self.serve_express(tls, peer, called, shutdown).await;
                 }
             }
         }

@@ -120,8 +120,9 @@ pub struct Upstream {
 
 type UpsClient = Client<Connector, Payload>;
 
-/// A connection to UPS that the express lane writes and reads itself (TLS or plain).
-pub type RawConn = TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
+/// A connection to UPS that the express lane writes and reads itself (TLS or plain). Boxed:
+/// the TLS state is over a kilobyte, and the connection moves (pool, call, pool) per request.
+pub type RawConn = Box<TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>>;
 
 /// How long an idle connection is kept for reuse (as the hyper client's pool).
 const IDLE_FOR: Duration = Duration::from_secs(55);
@@ -288,7 +289,7 @@ impl Upstream {
         let uri = Uri::try_from(self.origin.as_str())
             .map_err(|_| Failure::UpstreamUnreachable(format!("bad origin {}", self.origin)))?;
         match self.connector.clone().oneshot(uri).await {
-            Ok(stream) => Ok(TokioIo::new(stream)),
+            Ok(stream) => Ok(Box::new(TokioIo::new(stream))),
             Err(e) => Err(Failure::UpstreamUnreachable(format!("cannot connect: {e}"))),
         }
     }
