@@ -336,7 +336,7 @@ impl ProxyApp {
         );
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&answer.body);
-        let delivered = io.write_all(out).await.is_ok();
+        let delivered = deliver(io, out).await.is_ok();
         self.pipeline.finish(ex, delivered);
         if delivered {
             Step::Next
@@ -685,7 +685,7 @@ async fn relay<I: AsyncWrite + Unpin>(
         out.extend_from_slice(&answer[..take]);
         answer.advance(take);
         if ended {
-            if io.write_all(out).await.is_err() {
+            if deliver(io, out).await.is_err() {
                 return Relayed::Broken;
             }
             if ups_keep_alive && answer.is_empty() {
@@ -694,7 +694,7 @@ async fn relay<I: AsyncWrite + Unpin>(
             return Relayed::Keep;
         }
         if out.len() >= READ_CHUNK {
-            if io.write_all(out).await.is_err() {
+            if deliver(io, out).await.is_err() {
                 return Relayed::Broken;
             }
             out.clear();
@@ -702,7 +702,7 @@ async fn relay<I: AsyncWrite + Unpin>(
         answer.reserve(READ_CHUNK);
         match conn.read_buf(answer).await {
             Ok(0) if framing == Framing::UntilClose => {
-                return match io.write_all(out).await {
+                return match deliver(io, out).await {
                     Ok(()) => Relayed::Close,
                     Err(_) => Relayed::Broken,
                 };
@@ -710,7 +710,7 @@ async fn relay<I: AsyncWrite + Unpin>(
             Ok(0) | Err(_) => {
                 // UPS went away mid-answer: the client sees the answer cut short, as it
                 // would on hyper's path.
-                let _ = io.write_all(out).await;
+                let _ = deliver(io, out).await;
                 return Relayed::Broken;
             }
             Ok(_) => {}
@@ -779,6 +779,13 @@ impl ChunkWalk {
             }
         }
     }
+}
+
+/// Write `bytes` to the client and flush them (a TLS stream may hold records until
+/// flushed; a plain one has nothing to flush).
+async fn deliver<I: AsyncWrite + Unpin>(io: &mut I, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
 }
 
 fn put_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
