@@ -107,7 +107,7 @@ impl Metrics {
         let handed_to_hyper = IntCounterVec::new(
             Opts::new(
                 "upsbridge_connections_handed_to_hyper_total",
-                "Plain connections the express lane handed to hyper, by why: the first request it did not take was of a body dialect, a shipment or cancellation, had an unusual head (chunked, Expect, HTTP/1.0, …), was larger than 64 KiB, or its body was slower than the head deadline",
+                "Proxy connections the express lane handed to hyper, by why: the first request it did not take was a header-style shipment or cancellation (effectful), had an unusual head (head: chunked, Expect, HTTP/1.0, …), was larger than 64 KiB (size), or its body was slower than the head deadline (slow)",
             ),
             &["reason"],
         )

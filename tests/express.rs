@@ -1,8 +1,9 @@
-//! The express lane of plain listeners (src/proxy/express.rs), end to end over real sockets:
+//! The express lane (src/proxy/express.rs), end to end over real sockets:
 //! the real binary, the simulator, and raw HTTP/1.1 written and read by hand, so the bytes
 //! on the wire are what is checked. UPS's answers in every framing (a relay re-frames the
 //! simulator's), a pooled connection UPS closed, one connection moving from the lane to
-//! hyper, pipelined requests, and refusals that keep the connection.
+//! hyper, pipelined requests, refusals that keep the connection, and body dialects with a
+//! next request sent while the first is at UPS.
 
 mod common;
 
@@ -404,4 +405,62 @@ fn one_connection_moves_from_the_lane_to_hyper_and_keeps_answering_in_order() {
         assert_clean_upstream(call, &EAST);
     }
     assert!(!proxy.log_text().contains(EAST.password));
+}
+
+/// A request of a body dialect: legacy JSON Rate (credentials in `UPSSecurity`).
+fn legacy_json_rate(a: &TestAccount) -> String {
+    let mut body: Value = serde_json::from_str(RATE).unwrap();
+    body["UPSSecurity"] = ups_security(a);
+    let body = body.to_string();
+    format!(
+        "POST /rest/Rate HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn body_dialects_are_answered_on_the_lane_and_a_next_request_sent_early_waits_its_turn() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let (mut s, mut r) = connect(&proxy);
+
+    s.write_all(legacy_json_rate(&EAST).as_bytes()).unwrap();
+    let w = read_answer(&mut r);
+    assert_rated(&w);
+    assert!(w.header("date").is_some(), "{:?}", w.head);
+    assert!(
+        w.head
+            .iter()
+            .any(|l| l.starts_with("X-Upsbridge-Request-Id: ub")),
+        "{:?}",
+        w.head
+    );
+
+    // UPS is slow; the client sends its next request while the first is at UPS.
+    sim.faults(serde_json::json!({"latency_ms": 400}));
+    s.write_all(legacy_json_rate(&EAST).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    s.write_all(rate(&EAST, EAST.password).as_bytes()).unwrap();
+    let (first, second) = (read_answer(&mut r), read_answer(&mut r));
+    assert_rated(&first);
+    assert_rated(&second);
+    sim.clear_faults();
+
+    let metrics = proxy.metrics_text();
+    assert!(
+        !metrics.contains("upsbridge_connections_handed_to_hyper_total{"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"upsbridge_requests_total{dialect="legacy_json",outcome="ok",service="rate"} 2"#
+        ),
+        "{metrics}"
+    );
+    let calls = sim.api_requests();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    for call in &calls {
+        assert_clean_upstream(call, &EAST);
+    }
 }

@@ -1,10 +1,11 @@
 //! The express lane of the proxy listeners (plain and TLS; a CONNECT tunnel's inner
-//! connection stays with hyper). A header-style call that changes nothing at UPS and has
-//! arrived whole (HTTP/1.1, `Content-Length` framing, nothing unusual in its head) is
-//! exchanged with UPS in one write of head and body, and answered in one write of head and
-//! body. The first request on a connection that the lane does not take (a body dialect, a
-//! shipment, chunked framing, `Expect`, an upgrade, HTTP/1.0, a large body, a head
-//! httparse cannot read…) hands the connection, with the bytes already read, to hyper
+//! connection stays with hyper). A request that has arrived whole (HTTP/1.1,
+//! `Content-Length` framing, nothing unusual in its head) is taken: a header-style call that
+//! changes nothing at UPS is exchanged with UPS in one write of head and body and answered in
+//! one write; a body dialect's is translated by the pipeline as before and answered in one
+//! write. The first request on a connection that the lane does not take (a header-style
+//! shipment or cancellation, chunked framing, `Expect`, an upgrade, HTTP/1.0, a large body, a
+//! head httparse cannot read…) hands the connection, with the bytes already read, to hyper
 //! ([`ProxyApp::serve`]) for the rest of its life: the lane never answers what it does not
 //! understand. (`upsbridge_connections_handed_to_hyper_total{reason}` counts hand-overs.)
 //!
@@ -60,6 +61,8 @@ struct Lane {
     alarm: Alarm,
     /// The UPS environment the TLS server name named, if any.
     called: Option<Environment>,
+    /// Bytes of the next request read while a body dialect's call was in flight.
+    early: BytesMut,
 }
 
 /// A request head the lane takes, with where its body is in the buffer.
@@ -100,6 +103,7 @@ impl ProxyApp {
             answer: BytesMut::new(),
             alarm: Alarm::new(head_limit.min(self.upstreams.default_upstream().request_timeout())),
             called,
+            early: BytesMut::new(),
         };
         let mut stop = shutdown.clone();
         let mut closing = false;
@@ -152,7 +156,13 @@ impl ProxyApp {
                 .express(&mut io, arrived.parts, body, peer, &mut lane)
                 .await
             {
-                Step::Next => inbound.advance(total),
+                Step::Next => {
+                    inbound.advance(total);
+                    if !lane.early.is_empty() {
+                        inbound.extend_from_slice(&lane.early);
+                        lane.early.clear();
+                    }
+                }
                 Step::Close => return,
                 Step::Hyper(why) => {
                     return self
@@ -195,7 +205,7 @@ impl ProxyApp {
         lane: &mut Lane,
     ) -> Step
     where
-        I: AsyncWrite + Unpin,
+        I: AsyncRead + AsyncWrite + Unpin,
     {
         let Lane {
             out,
@@ -203,6 +213,7 @@ impl ProxyApp {
             answer,
             alarm,
             called,
+            early,
         } = lane;
         let p = &self.pipeline;
         let mut ex = Exchange::new(peer);
@@ -211,14 +222,38 @@ impl ProxyApp {
             Ok(route) => route,
             Err(refusal) => return self.answer_express(io, ex, refusal, out).await,
         };
-        if Pipeline::reads_whole_body(&route) {
-            return Step::Hyper("body_dialect");
-        }
         let head = Head {
             method: &parts.method,
             uri: &parts.uri,
             headers: &parts.headers,
         };
+        if Pipeline::reads_whole_body(&route) {
+            // A body dialect: translated both ways by the pipeline, answered in one write.
+            let body = if body.len() > p.max_body_bytes {
+                Err(Failure::TooLarge(p.max_body_bytes))
+            } else {
+                Ok(Bytes::copy_from_slice(body))
+            };
+            let answered = {
+                let work = p.answer_whole(&route, &head, body, &mut ex);
+                tokio::pin!(work);
+                let mut watching = true;
+                loop {
+                    tokio::select! {
+                        biased;
+                        answered = &mut work => break answered,
+                        // A client that leaves while UPS works drops the call, as hyper's
+                        // dispatcher does: a shipment's answer is then kept for its retry.
+                        read = io.read_buf(early), if watching => match read {
+                            Ok(0) | Err(_) => return Step::Close,
+                            // Its next request, early: kept for after this answer.
+                            Ok(_) => watching = false,
+                        },
+                    }
+                }
+            };
+            return self.answer_express(io, ex, answered, out).await;
+        }
         let planned = match Pipeline::plan_stream(&route, &head) {
             // Shipments: hyper's path keeps their answers for a client that is gone.
             Ok(planned) if planned.is_effectful() => return Step::Hyper("effectful"),
@@ -329,16 +364,16 @@ impl ProxyApp {
             b"content-length",
             answer.body.len().to_string().as_bytes(),
         );
-        put_header(
-            out,
-            b"date",
-            httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes(),
-        );
+        put_date(out);
+        let close = ex.framing_error;
+        if close {
+            put_header(out, b"connection", b"close");
+        }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&answer.body);
         let delivered = deliver(io, out).await.is_ok();
         self.pipeline.finish(ex, delivered);
-        if delivered {
+        if delivered && !close {
             Step::Next
         } else {
             Step::Close
@@ -786,6 +821,24 @@ impl ChunkWalk {
 async fn deliver<I: AsyncWrite + Unpin>(io: &mut I, bytes: &[u8]) -> io::Result<()> {
     io.write_all(bytes).await?;
     io.flush().await
+}
+
+/// The `Date` header, formatted once a second per thread (as hyper does).
+fn put_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|date| {
+        let mut date = date.borrow_mut();
+        if date.0 != secs || date.1.is_empty() {
+            *date = (secs, httpdate::fmt_http_date(now));
+        }
+        put_header(out, b"date", date.1.as_bytes());
+    })
 }
 
 fn put_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
