@@ -257,22 +257,46 @@ fn start_relay(sim: &Sim, mode: Reframe) -> FramingRelay {
     FramingRelay { url, api_calls }
 }
 
-fn proxy_via(dir: &std::path::Path, upstream_url: &str) -> Proxy {
-    write_map(&dir.join("accounts.toml"), &[&EAST]);
-    Proxy::start_with_config(
-        dir,
+/// A simulator, the relay re-framing its answers, and a proxy whose UPS is the relay. Bind
+/// it whole (`let scene = …`): a pattern with `..` would drop the simulator at once.
+struct Scene {
+    relay: FramingRelay,
+    proxy: Proxy,
+    _sim: Sim,
+    _dir: tempfile::TempDir,
+}
+
+fn through_relay(mode: Reframe) -> Scene {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let relay = start_relay(&sim, mode);
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let proxy = Proxy::start_with_config(
+        dir.path(),
         &[&EAST],
-        &Proxy::config_text(upstream_url, FAST_TIMEOUTS),
-    )
+        &Proxy::config_text(&relay.url, FAST_TIMEOUTS),
+    );
+    Scene {
+        relay,
+        proxy,
+        _sim: sim,
+        _dir: dir,
+    }
+}
+
+fn assert_no_hand_over(proxy: &Proxy) {
+    let metrics = proxy.metrics_text();
+    assert!(
+        !metrics.contains("upsbridge_connections_handed_to_hyper_total{"),
+        "{metrics}"
+    );
 }
 
 #[test]
 fn a_chunked_ups_answer_reaches_the_client_whole_and_the_connection_carries_on() {
-    let dir = tempdir();
-    let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    let relay = start_relay(&sim, Reframe::Chunked);
-    let proxy = proxy_via(dir.path(), &relay.url);
-    let (mut s, mut r) = connect(&proxy);
+    let scene = through_relay(Reframe::Chunked);
+    let (relay, proxy) = (&scene.relay, &scene.proxy);
+    let (mut s, mut r) = connect(proxy);
     for _ in 0..3 {
         s.write_all(rate(&EAST, EAST.password).as_bytes()).unwrap();
         let w = read_answer(&mut r);
@@ -287,21 +311,15 @@ fn a_chunked_ups_answer_reaches_the_client_whole_and_the_connection_carries_on()
     }
     assert_eq!(relay.api_calls.load(Ordering::SeqCst), 3);
     // All three went through the lane.
-    let metrics = proxy.metrics_text();
-    assert!(
-        !metrics.contains("upsbridge_connections_handed_to_hyper_total{"),
-        "{metrics}"
-    );
+    assert_no_hand_over(proxy);
 }
 
 #[test]
 fn an_answer_ended_by_ups_closing_reaches_the_client_whole_then_its_connection_closes() {
-    let dir = tempdir();
-    let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    let relay = start_relay(&sim, Reframe::UntilClose);
-    let proxy = proxy_via(dir.path(), &relay.url);
+    let scene = through_relay(Reframe::UntilClose);
+    let (relay, proxy) = (&scene.relay, &scene.proxy);
     for _ in 0..2 {
-        let (mut s, mut r) = connect(&proxy);
+        let (mut s, mut r) = connect(proxy);
         s.write_all(rate(&EAST, EAST.password).as_bytes()).unwrap();
         let w = read_answer(&mut r);
         assert_eq!(w.header("connection"), Some("close"), "{:?}", w.head);
@@ -312,11 +330,9 @@ fn an_answer_ended_by_ups_closing_reaches_the_client_whole_then_its_connection_c
 
 #[test]
 fn a_pooled_connection_ups_closed_is_retried_on_a_new_one_and_each_call_reaches_ups_once() {
-    let dir = tempdir();
-    let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    let relay = start_relay(&sim, Reframe::CloseAfterEach);
-    let proxy = proxy_via(dir.path(), &relay.url);
-    let (mut s, mut r) = connect(&proxy);
+    let scene = through_relay(Reframe::CloseAfterEach);
+    let (relay, proxy) = (&scene.relay, &scene.proxy);
+    let (mut s, mut r) = connect(proxy);
     for _ in 0..5 {
         s.write_all(rate(&EAST, EAST.password).as_bytes()).unwrap();
         assert_rated(&read_answer(&mut r));
@@ -447,11 +463,8 @@ fn body_dialects_are_answered_on_the_lane_and_a_next_request_sent_early_waits_it
     assert_rated(&second);
     sim.clear_faults();
 
+    assert_no_hand_over(&proxy);
     let metrics = proxy.metrics_text();
-    assert!(
-        !metrics.contains("upsbridge_connections_handed_to_hyper_total{"),
-        "{metrics}"
-    );
     assert!(
         metrics.contains(
             r#"upsbridge_requests_total{dialect="legacy_json",outcome="ok",service="rate"} 2"#
