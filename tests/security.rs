@@ -911,13 +911,14 @@ fn assert_listener_limits(addr: &str, head: &str, serves: impl Fn() -> u16) {
     slow.write_all(head.as_bytes()).unwrap();
     let took =
         closed_within(&mut slow, Duration::from_secs(5)).expect("the slow head was not closed");
-    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    // Under two limits: a deadline restarted anywhere (say, on a hand-over) would show.
+    assert!(took < Duration::from_millis(1800), "closed after {took:?}");
     // A kept-alive connection that stays idle after its answer: closed too.
     let mut idle = std::net::TcpStream::connect(addr).unwrap();
     idle.write_all(format!("{head}\r\n").as_bytes()).unwrap();
     let took = closed_within(&mut idle, Duration::from_secs(5))
         .expect("the idle connection was not closed");
-    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    assert!(took < Duration::from_millis(1800), "closed after {took:?}");
     // Four connections open at once at most: a fifth is closed at once.
     let mut held: Vec<std::net::TcpStream> = (0..4)
         .map(|_| std::net::TcpStream::connect(addr).unwrap())

@@ -135,10 +135,10 @@ impl ProxyApp {
                 match read {
                     Some(Ok(0) | Err(_)) => return,
                     Some(Ok(_)) => {}
-                    // Idle past the keep-alive timeout: close.
-                    None if inbound.is_empty() => return,
-                    // A head still incomplete: hyper closes it. A body still coming: hyper
-                    // reads it (it has no deadline for bodies).
+                    // Idle past the keep-alive timeout, or a head still incomplete: close,
+                    // as hyper does (handing a slow head over would restart its deadline).
+                    None if !matches!(parse_request(&inbound), Parse::Arrived(_)) => return,
+                    // A body still coming: hyper reads it (it has no deadline for bodies).
                     None => break Err("slow"),
                 }
             };
