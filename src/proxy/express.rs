@@ -150,14 +150,16 @@ impl ProxyApp {
                         .await
                 }
             };
-            let total = arrived.head_len + arrived.body_len;
-            let body = &inbound[arrived.head_len..total];
+            // The request leaves the buffer without a copy; its body is shared from it.
+            let request = inbound
+                .split_to(arrived.head_len + arrived.body_len)
+                .freeze();
+            let body = request.slice(arrived.head_len..);
             match self
                 .express(&mut io, arrived.parts, body, peer, &mut lane)
                 .await
             {
                 Step::Next => {
-                    inbound.advance(total);
                     if !lane.early.is_empty() {
                         inbound.extend_from_slice(&lane.early);
                         lane.early.clear();
@@ -165,9 +167,13 @@ impl ProxyApp {
                 }
                 Step::Close => return,
                 Step::Hyper(why) => {
+                    // Hyper reads the request again, then whatever followed it.
+                    let mut read = BytesMut::with_capacity(request.len() + inbound.len());
+                    read.extend_from_slice(&request);
+                    read.extend_from_slice(&inbound);
                     return self
-                        .hand_to_hyper(why, inbound, io, peer, called, shutdown)
-                        .await
+                        .hand_to_hyper(why, read, io, peer, called, shutdown)
+                        .await;
                 }
             }
             if closing || *shutdown.borrow() {
@@ -200,7 +206,7 @@ impl ProxyApp {
         self: &Arc<Self>,
         io: &mut I,
         parts: http::request::Parts,
-        body: &[u8],
+        body: Bytes,
         peer: Option<IpAddr>,
         lane: &mut Lane,
     ) -> Step
@@ -232,7 +238,7 @@ impl ProxyApp {
             let body = if body.len() > p.max_body_bytes {
                 Err(Failure::TooLarge(p.max_body_bytes))
             } else {
-                Ok(Bytes::copy_from_slice(body))
+                Ok(body)
             };
             let answered = {
                 let work = p.answer_whole(&route, &head, body, &mut ex);
@@ -273,7 +279,7 @@ impl ProxyApp {
             return self.refuse_express(io, &route, ex, f, out).await;
         }
         let mut scan = p.scan(&auth, &ex);
-        scan.request_seen(body);
+        scan.request_seen(&body);
         out.clear();
         put_request_head(
             out,
@@ -281,7 +287,7 @@ impl ProxyApp {
             &auth.target.path_and_query,
             &headers,
         );
-        out.extend_from_slice(body);
+        out.extend_from_slice(&body);
         let timeout = upstream.request_timeout();
         let sent = alarm
             .within(
@@ -313,10 +319,9 @@ impl ProxyApp {
             ups.keep_alive,
             answer,
             reply,
-            &mut scan,
+            (scan, &|scan| p.stream_done(scan, &ex)),
         )
         .await;
-        p.stream_done(scan, &ex);
         let delivered = matches!(relayed, Relayed::Keep | Relayed::Close);
         p.finish(ex, delivered);
         match relayed {
@@ -359,11 +364,7 @@ impl ProxyApp {
             put_header(out, b"x-upsbridge-error", kind.as_bytes());
         }
         put_header(out, REQUEST_ID.as_str().as_bytes(), ex.id_header.as_bytes());
-        put_header(
-            out,
-            b"content-length",
-            answer.body.len().to_string().as_bytes(),
-        );
+        put_content_length(out, answer.body.len());
         put_date(out);
         let close = ex.framing_error;
         if close {
@@ -692,8 +693,19 @@ async fn relay<I: AsyncWrite + Unpin>(
     ups_keep_alive: bool,
     answer: &mut BytesMut,
     out: &mut Vec<u8>,
-    scan: &mut Scan,
+    (scan, done): (Scan, &(dyn Fn(Scan) + Sync)),
 ) -> Relayed {
+    // The answer is recorded (ops page, metrics) before its last bytes leave, so a client
+    // that asks the ops page right after its answer sees it; `Seen` records it once.
+    struct Seen<'a>(Option<Scan>, &'a (dyn Fn(Scan) + Sync));
+    impl Drop for Seen<'_> {
+        fn drop(&mut self) {
+            if let Some(scan) = self.0.take() {
+                (self.1)(scan);
+            }
+        }
+    }
+    let mut seen = Seen(Some(scan), done);
     let mut chunks = ChunkWalk::default();
     let mut left = match framing {
         Framing::Length(n) => n,
@@ -708,18 +720,25 @@ async fn relay<I: AsyncWrite + Unpin>(
                 left -= take;
                 (take, left == 0)
             }
-            Framing::Chunked => match chunks.walk(answer, |data| scan.answer_chunk(data)) {
+            Framing::Chunked => match chunks.walk(answer, |data| {
+                if let Some(scan) = seen.0.as_mut() {
+                    scan.answer_chunk(data)
+                }
+            }) {
                 Ok(r) => r,
                 Err(()) => return Relayed::Broken,
             },
             Framing::UntilClose => (answer.len(), false),
         };
         if framing != Framing::Chunked {
-            scan.answer_chunk(&answer[..take]);
+            if let Some(scan) = seen.0.as_mut() {
+                scan.answer_chunk(&answer[..take]);
+            }
         }
         out.extend_from_slice(&answer[..take]);
         answer.advance(take);
         if ended {
+            drop(seen);
             if deliver(io, out).await.is_err() {
                 return Relayed::Broken;
             }
@@ -737,6 +756,7 @@ async fn relay<I: AsyncWrite + Unpin>(
         answer.reserve(READ_CHUNK);
         match conn.read_buf(answer).await {
             Ok(0) if framing == Framing::UntilClose => {
+                drop(seen);
                 return match deliver(io, out).await {
                     Ok(()) => Relayed::Close,
                     Err(_) => Relayed::Broken,
@@ -821,6 +841,12 @@ impl ChunkWalk {
 async fn deliver<I: AsyncWrite + Unpin>(io: &mut I, bytes: &[u8]) -> io::Result<()> {
     io.write_all(bytes).await?;
     io.flush().await
+}
+
+/// `Content-Length: n`, without a `String` per answer.
+fn put_content_length(out: &mut Vec<u8>, n: usize) {
+    use std::io::Write as _;
+    let _ = write!(out, "Content-Length: {n}\r\n"); // writing to a Vec cannot fail
 }
 
 /// The `Date` header, formatted once a second per thread (as hyper does).
