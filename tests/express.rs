@@ -309,7 +309,13 @@ fn a_chunked_ups_answer_reaches_the_client_whole_and_the_connection_carries_on()
         );
         assert!(w.header("x-upsbridge-request-id").is_some(), "{:?}", w.head);
     }
-    assert_eq!(relay.api_calls.load(Ordering::SeqCst), 3);
+    // A body dialect's call reads the chunked answer whole (trailer and all) to translate it,
+    // on the same pooled connection.
+    for _ in 0..2 {
+        s.write_all(legacy_json_rate(&EAST).as_bytes()).unwrap();
+        assert_rated(&read_answer(&mut r));
+    }
+    assert_eq!(relay.api_calls.load(Ordering::SeqCst), 5);
     // All three went through the lane.
     assert_no_hand_over(proxy);
 }
@@ -325,7 +331,16 @@ fn an_answer_ended_by_ups_closing_reaches_the_client_whole_then_its_connection_c
         assert_eq!(w.header("connection"), Some("close"), "{:?}", w.head);
         assert_rated(&w);
     }
-    assert_eq!(relay.api_calls.load(Ordering::SeqCst), 2);
+    // A body dialect reads such an answer to its end; the client's answer is its own, so
+    // the client's connection carries on.
+    let (mut s, mut r) = connect(proxy);
+    for _ in 0..2 {
+        s.write_all(legacy_json_rate(&EAST).as_bytes()).unwrap();
+        let w = read_answer(&mut r);
+        assert_eq!(w.header("connection"), None, "{:?}", w.head);
+        assert_rated(&w);
+    }
+    assert_eq!(relay.api_calls.load(Ordering::SeqCst), 4);
 }
 
 #[test]
@@ -333,13 +348,19 @@ fn a_pooled_connection_ups_closed_is_retried_on_a_new_one_and_each_call_reaches_
     let scene = through_relay(Reframe::CloseAfterEach);
     let (relay, proxy) = (&scene.relay, &scene.proxy);
     let (mut s, mut r) = connect(proxy);
-    for _ in 0..5 {
-        s.write_all(rate(&EAST, EAST.password).as_bytes()).unwrap();
+    for i in 0..6 {
+        // Header style and a body dialect take the same pooled connections.
+        let request = if i % 2 == 0 {
+            rate(&EAST, EAST.password)
+        } else {
+            legacy_json_rate(&EAST)
+        };
+        s.write_all(request.as_bytes()).unwrap();
         assert_rated(&read_answer(&mut r));
         // Let the relay's close reach the proxy's pooled connection first.
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(relay.api_calls.load(Ordering::SeqCst), 5);
+    assert_eq!(relay.api_calls.load(Ordering::SeqCst), 6);
     let log = proxy.log_text();
     assert!(!log.contains("refused:"), "{log}");
 }

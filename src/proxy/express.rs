@@ -26,18 +26,18 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
+use super::h1::{
+    put_header, put_request_head, put_status_line, send, ChunkWalk, ClientHead, Framing,
+    MAX_HEADERS, READ_CHUNK,
+};
 use super::upstream::{RawConn, Upstream};
 use super::{tunnel, ProxyApp, REQUEST_ID};
 use crate::config::Environment;
 use crate::error::Failure;
 use crate::pipeline::{Answer, Exchange, Head, Pipeline, Route, Scan};
 
-/// Headers in a head the lane reads (more: hyper's).
-const MAX_HEADERS: usize = 64;
 /// The largest request the lane buffers, head and body (larger: hyper streams it).
 const MAX_REQUEST: usize = 64 * 1024;
-/// How much is read at a time.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// What became of one request.
 enum Step {
@@ -293,7 +293,15 @@ impl ProxyApp {
             .within(
                 Instant::now(),
                 timeout,
-                send(&upstream, out, answer, reply, &ex.id_header),
+                send(
+                    &upstream,
+                    out,
+                    answer,
+                    Some(ClientHead {
+                        out: reply,
+                        request_id: &ex.id_header,
+                    }),
+                ),
             )
             .await;
         let (conn, ups) = match sent {
@@ -499,178 +507,6 @@ fn parse_request(buf: &[u8]) -> Parse {
     })
 }
 
-/// How UPS's answer body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length(usize),
-    Chunked,
-    /// Until UPS closes the connection.
-    UntilClose,
-    Empty,
-}
-
-/// UPS's answer head (it is the start of the answer buffer).
-struct UpsHead {
-    status: u16,
-    head_len: usize,
-    framing: Framing,
-    keep_alive: bool,
-}
-
-/// Send `request` on a pooled connection of this thread's, or a new one, and read the
-/// answer's head into `answer` (the client's head written into `reply`). A pooled connection that ends before a byte of answer was
-/// closed by UPS while idle: the request goes again on the next one (the lane carries only
-/// calls that change nothing at UPS).
-async fn send(
-    upstream: &Upstream,
-    request: &[u8],
-    answer: &mut BytesMut,
-    reply: &mut Vec<u8>,
-    request_id: &HeaderValue,
-) -> Result<(RawConn, UpsHead), Failure> {
-    loop {
-        let (mut conn, pooled) = match upstream.idle_connection() {
-            Some(conn) => (conn, true),
-            None => (upstream.connect().await?, false),
-        };
-        answer.clear();
-        let written = conn.write_all(request).await;
-        let head = match written {
-            Ok(()) => read_answer_head(&mut conn, answer, reply, request_id).await,
-            Err(e) => Err(e),
-        };
-        match head {
-            Ok(head) => return Ok((conn, head)),
-            Err(_) if pooled && answer.is_empty() => continue,
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                return Err(Failure::UpstreamGarbled(e.to_string()))
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(Failure::UpstreamUnreachable(
-                    "connection closed before the answer".into(),
-                ))
-            }
-            Err(e) => return Err(Failure::UpstreamUnreachable(e.to_string())),
-        }
-    }
-}
-
-/// Read until UPS's answer head is complete (skipping `1xx` interim answers).
-async fn read_answer_head(
-    conn: &mut RawConn,
-    answer: &mut BytesMut,
-    reply: &mut Vec<u8>,
-    request_id: &HeaderValue,
-) -> io::Result<UpsHead> {
-    loop {
-        if let Some(head) = parse_answer_head(answer, reply, request_id)? {
-            if (100..200).contains(&head.status) {
-                answer.advance(head.head_len);
-                continue;
-            }
-            return Ok(head);
-        }
-        if answer.len() > MAX_REQUEST {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "UPS's answer head is too large",
-            ));
-        }
-        answer.reserve(READ_CHUNK);
-        if conn.read_buf(answer).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-}
-
-/// UPS's answer head, if complete; a final answer's head is also written into `reply` as
-/// the client gets it: UPS's status and headers but its hop-by-hop ones, and the request
-/// id. (A body that ends when UPS closes ends the client's connection too.)
-fn parse_answer_head(
-    buf: &[u8],
-    reply: &mut Vec<u8>,
-    request_id: &HeaderValue,
-) -> io::Result<Option<UpsHead>> {
-    let garbled = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut res = httparse::Response::new(&mut slots);
-    let head_len = match res.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(garbled(&format!("UPS's answer head: {e}"))),
-    };
-    let status = res.code.unwrap_or(0);
-    let interim = (100..200).contains(&status);
-    reply.clear();
-    put_status_line(reply, status, res.reason.unwrap_or("").as_bytes());
-    let mut keep_alive = res.version == Some(1);
-    let mut length = None;
-    let mut chunked = false;
-    for h in res.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .ok_or_else(|| garbled("UPS's Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(garbled("UPS sent two Content-Lengths"));
-            }
-            length = Some(n);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = h
-                .value
-                .rsplit(|b| *b == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            if !chunked {
-                return Err(garbled("UPS's Transfer-Encoding"));
-            }
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            let v = h.value;
-            if contains_token(v, b"close") {
-                keep_alive = false;
-            } else if contains_token(v, b"keep-alive") {
-                keep_alive = true;
-            }
-            continue;
-        }
-        if !h.name.eq_ignore_ascii_case("keep-alive")
-            && !h.name.eq_ignore_ascii_case(REQUEST_ID.as_str())
-        {
-            put_header(reply, h.name.as_bytes(), h.value);
-        }
-    }
-    let framing = if status == 204 || status == 304 || interim {
-        Framing::Empty
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(n) = length {
-        Framing::Length(n)
-    } else {
-        keep_alive = false;
-        Framing::UntilClose
-    };
-    if !interim {
-        put_header(reply, REQUEST_ID.as_str().as_bytes(), request_id.as_bytes());
-        if framing == Framing::UntilClose {
-            put_header(reply, b"connection", b"close");
-        }
-        reply.extend_from_slice(b"\r\n");
-    }
-    Ok(Some(UpsHead {
-        status,
-        head_len,
-        framing,
-        keep_alive,
-    }))
-}
-
-fn contains_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|b| *b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
 /// How relaying UPS's answer ended.
 enum Relayed {
     /// Delivered whole; the client connection can carry the next request.
@@ -773,69 +609,6 @@ async fn relay<I: AsyncWrite + Unpin>(
     }
 }
 
-/// Where a chunked body is, across reads: the bytes pass through unchanged; the walk finds
-/// the end and shows the data to the scan.
-#[derive(Default)]
-struct ChunkWalk {
-    /// Data bytes left in the current chunk, then its CRLF.
-    data_left: usize,
-    crlf_left: usize,
-    /// In the trailer section (after the last chunk).
-    trailers: bool,
-}
-
-impl ChunkWalk {
-    /// How many bytes of `buf` can go to the client, and whether the body ends with them.
-    /// `seen` is shown the data bytes.
-    fn walk(&mut self, buf: &[u8], mut seen: impl FnMut(&[u8])) -> Result<(usize, bool), ()> {
-        let mut at = 0;
-        loop {
-            if self.data_left > 0 {
-                let n = self.data_left.min(buf.len() - at);
-                seen(&buf[at..at + n]);
-                self.data_left -= n;
-                at += n;
-                if self.data_left > 0 {
-                    return Ok((at, false));
-                }
-            }
-            if self.crlf_left > 0 {
-                let n = self.crlf_left.min(buf.len() - at);
-                self.crlf_left -= n;
-                at += n;
-                if self.crlf_left > 0 {
-                    return Ok((at, false));
-                }
-            }
-            let rest = &buf[at..];
-            if self.trailers {
-                // Trailer lines until an empty one.
-                let Some(eol) = memchr::memchr(b'\n', rest) else {
-                    return Ok((at, false));
-                };
-                at += eol + 1;
-                if eol == 0 || (eol == 1 && rest[0] == b'\r') {
-                    return Ok((at, true));
-                }
-                continue;
-            }
-            match httparse::parse_chunk_size(rest) {
-                Ok(httparse::Status::Complete((n, size))) => {
-                    at += n;
-                    if size == 0 {
-                        self.trailers = true;
-                    } else {
-                        self.data_left = usize::try_from(size).map_err(|_| ())?;
-                        self.crlf_left = 2;
-                    }
-                }
-                Ok(httparse::Status::Partial) => return Ok((at, false)),
-                Err(_) => return Err(()),
-            }
-        }
-    }
-}
-
 /// Write `bytes` to the client and flush them (a TLS stream may hold records until
 /// flushed; a plain one has nothing to flush).
 async fn deliver<I: AsyncWrite + Unpin>(io: &mut I, bytes: &[u8]) -> io::Result<()> {
@@ -845,8 +618,11 @@ async fn deliver<I: AsyncWrite + Unpin>(io: &mut I, bytes: &[u8]) -> io::Result<
 
 /// `Content-Length: n`, without a `String` per answer.
 fn put_content_length(out: &mut Vec<u8>, n: usize) {
-    use std::io::Write as _;
-    let _ = write!(out, "Content-Length: {n}\r\n"); // writing to a Vec cannot fail
+    put_header(
+        out,
+        b"content-length",
+        itoa::Buffer::new().format(n).as_bytes(),
+    );
 }
 
 /// The `Date` header, formatted once a second per thread (as hyper does).
@@ -865,54 +641,6 @@ fn put_date(out: &mut Vec<u8>) {
         }
         put_header(out, b"date", date.1.as_bytes());
     })
-}
-
-fn put_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(itoa3(status).as_slice());
-    out.push(b' ');
-    out.extend_from_slice(reason);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn itoa3(n: u16) -> [u8; 3] {
-    let n = n.min(999);
-    [
-        b'0' + (n / 100) as u8,
-        b'0' + (n / 10 % 10) as u8,
-        b'0' + (n % 10) as u8,
-    ]
-}
-
-/// One header line, its name in title case (`Content-Type`), as hyper writes ours: some old
-/// clients match header names exactly.
-fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    let mut upper = true;
-    for &b in name {
-        out.push(if upper {
-            b.to_ascii_uppercase()
-        } else {
-            b.to_ascii_lowercase()
-        });
-        upper = b == b'-';
-    }
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn put_request_head(out: &mut Vec<u8>, method: &Method, path_and_query: &str, headers: &HeaderMap) {
-    out.extend_from_slice(method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(path_and_query.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// A connection hyper takes over: the bytes the lane had read come first.
@@ -1021,110 +749,6 @@ mod tests {
             MAX_REQUEST
         );
         assert!(is_hypers(big.as_bytes()));
-    }
-
-    #[test]
-    fn ups_answer_heads_say_how_their_body_ends() {
-        let id = HeaderValue::from_static("ub1");
-        let head = |raw: &[u8]| {
-            parse_answer_head(raw, &mut Vec::new(), &id)
-                .unwrap()
-                .unwrap()
-        };
-        let h = head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n");
-        assert_eq!(
-            (h.status, h.framing, h.keep_alive),
-            (200, Framing::Length(12), true)
-        );
-        let h = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
-        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
-        let h = head(b"HTTP/1.1 200 OK\r\n\r\n");
-        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
-        let h = head(b"HTTP/1.1 204 No Content\r\n\r\n");
-        assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
-        let h = head(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n");
-        assert!(!h.keep_alive);
-        assert!(
-            parse_answer_head(b"HTTP/1.1 200 OK\r\nContent-", &mut Vec::new(), &id)
-                .unwrap()
-                .is_none()
-        );
-        for bad in [
-            &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
-            b"NOT HTTP\r\n\r\n",
-        ] {
-            let e = parse_answer_head(bad, &mut Vec::new(), &id)
-                .err()
-                .expect("garbled");
-            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        }
-    }
-
-    #[test]
-    fn the_clients_head_is_upss_without_hop_by_hop_headers_and_with_our_request_id() {
-        let id = HeaderValue::from_static("ub1");
-        let mut reply = Vec::new();
-        let raw = b"HTTP/1.1 200 Fine\r\ncontent-type: application/json\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Upsbridge-Request-Id: forged\r\nContent-Length: 2\r\n\r\n{}";
-        let h = parse_answer_head(raw, &mut reply, &id).unwrap().unwrap();
-        assert_eq!(&raw[h.head_len..], b"{}");
-        assert_eq!(
-            String::from_utf8(reply.clone()).unwrap(),
-            "HTTP/1.1 200 Fine\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Upsbridge-Request-Id: ub1\r\n\r\n"
-        );
-        // No length: the client's connection ends with the body, and is told so.
-        parse_answer_head(b"HTTP/1.1 200 OK\r\n\r\n", &mut reply, &id).unwrap();
-        assert!(reply.ends_with(b"Connection: close\r\n\r\n"));
-        // An interim answer writes nothing for the client.
-        reply.clear();
-        parse_answer_head(b"HTTP/1.1 100 Continue\r\n\r\n", &mut reply, &id).unwrap();
-        assert!(!reply.ends_with(b"\r\n\r\n"));
-    }
-
-    #[test]
-    fn a_chunked_body_is_walked_to_its_end_in_any_pieces() {
-        let body = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: t\r\n\r\nNEXT";
-        let whole = body.len() - 4;
-        for split in 0..=whole {
-            let mut walk = ChunkWalk::default();
-            let mut data = Vec::new();
-            let mut buf = body[..split].to_vec();
-            let mut passed = 0;
-            let mut fed = split;
-            let ended = loop {
-                let (take, ended) = walk.walk(&buf, |d| data.extend_from_slice(d)).unwrap();
-                passed += take;
-                buf.drain(..take);
-                if ended {
-                    break true;
-                }
-                if fed == body.len() {
-                    break false;
-                }
-                buf.push(body[fed]);
-                fed += 1;
-            };
-            assert!(ended, "split at {split}");
-            assert_eq!(passed, whole, "split at {split}");
-            assert_eq!(data, b"hello, world", "split at {split}");
-        }
-        let mut walk = ChunkWalk::default();
-        assert!(walk.walk(b"zz\r\n", |_| {}).is_err());
-    }
-
-    #[test]
-    fn header_names_are_written_in_title_case_as_hyper_writes_them() {
-        let mut out = Vec::new();
-        put_header(&mut out, b"content-TYPE", b"application/json");
-        put_header(&mut out, b"x-upsbridge-request-id", b"ub1");
-        assert_eq!(
-            out,
-            b"Content-Type: application/json\r\nX-Upsbridge-Request-Id: ub1\r\n"
-        );
-        let mut out = Vec::new();
-        put_status_line(&mut out, 404, b"Not Found");
-        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n");
     }
 
     #[tokio::test]

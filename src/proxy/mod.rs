@@ -16,6 +16,7 @@
 
 mod body;
 mod express;
+mod h1;
 mod tunnel;
 pub mod upstream;
 

@@ -24,9 +24,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::{debug, error, warn};
 
+use super::h1;
 use crate::config::{Environment, UpsConfig};
 use crate::error::Failure;
-use crate::pipeline::{RestAnswer, RestApi, Tap};
+use crate::pipeline::{replay, RestAnswer, RestApi, Tap};
 use crate::rest::RestCall;
 
 /// Largest UPS answer we buffer for translation (labels are base64 images; 50 MiB is ample).
@@ -350,7 +351,10 @@ impl Upstream {
         }
     }
 
-    /// One REST call with a fully buffered answer, all within the request timeout.
+    /// One REST call with a fully buffered answer, all within the request timeout. A call
+    /// that changes nothing at UPS is one write on this thread's pooled connections
+    /// ([`h1::exchange_whole`]); one that changes something goes through hyper's client,
+    /// which never sends a request twice.
     pub async fn exchange(
         &self,
         call: &RestCall,
@@ -358,6 +362,15 @@ impl Upstream {
         bearer: &HeaderValue,
         trans_id: &str,
     ) -> Result<RestAnswer, Failure> {
+        if !replay::is_effectful(&call.method, &call.path_and_query) {
+            let request = rest_request(&self.host_header, call, body.as_deref(), bearer, trans_id)?;
+            let exchange = h1::exchange_whole(self, &request, &call.method, MAX_ANSWER_BYTES);
+            return match tokio::time::timeout(self.request_timeout, exchange).await {
+                Ok(Ok((status, body))) => Ok(RestAnswer { status, body }),
+                Ok(Err(f)) => Err(f),
+                Err(_) => Err(Failure::UpstreamTimeout(self.request_timeout)),
+            };
+        }
         let mut req = Request::builder()
             .method(call.method.clone())
             .uri(self.uri(&call.path_and_query)?)
@@ -411,6 +424,52 @@ impl Upstream {
 pub struct Upstreams {
     default: Environment,
     upstreams: [Result<Arc<Upstream>, String>; 2],
+}
+
+/// A REST call's request as it goes on the wire: head and body in one buffer, each value
+/// checked as hyper's request builder checks it (no line break ever reaches UPS).
+fn rest_request(
+    host: &HeaderValue,
+    call: &RestCall,
+    body: Option<&[u8]>,
+    bearer: &HeaderValue,
+    trans_id: &str,
+) -> Result<Vec<u8>, Failure> {
+    let path = http::uri::PathAndQuery::try_from(call.path_and_query.as_str())
+        .map_err(|_| Failure::Malformed("request path".into()))?;
+    let trans_id = HeaderValue::from_str(trans_id)
+        .map_err(|_| Failure::Malformed("transId header value".into()))?;
+    let mut out = Vec::with_capacity(512 + body.map_or(0, <[u8]>::len));
+    out.extend_from_slice(call.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_str().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let line = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
+    line(&mut out, "host", host.as_bytes());
+    line(&mut out, "authorization", bearer.as_bytes());
+    line(&mut out, "accept", b"application/json");
+    line(&mut out, "transid", trans_id.as_bytes());
+    line(&mut out, "transactionsrc", b"upsbridge");
+    for (k, v) in &call.headers {
+        let v = HeaderValue::from_str(v)
+            .map_err(|_| Failure::Malformed(format!("{k} header value")))?;
+        line(&mut out, k, v.as_bytes());
+    }
+    if let Some(body) = body {
+        line(&mut out, "content-type", b"application/json");
+        let mut n = itoa::Buffer::new();
+        line(&mut out, "content-length", n.format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(out)
 }
 
 impl Upstreams {

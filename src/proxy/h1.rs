@@ -1,0 +1,518 @@
+//! HTTP/1.1 written and read by hand on this thread's pooled UPS connections
+//! ([`RawConn`]): one write of head and body, UPS's answer head parsed once with httparse.
+//! The express lane relays answers through it; the translated dialects' calls that change
+//! nothing at UPS (rates, tracking, address checks…) read theirs whole with
+//! [`exchange_whole`]. Calls that change something at UPS (shipments, pickups, voids) stay
+//! on hyper's client, which never sends a request twice.
+
+use std::io;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::upstream::{RawConn, Upstream};
+use super::REQUEST_ID;
+use crate::error::Failure;
+
+/// Headers in a head we read (more: the head is refused).
+pub(super) const MAX_HEADERS: usize = 64;
+/// The largest head we read.
+const MAX_HEAD: usize = 64 * 1024;
+/// How much is read at a time.
+pub(super) const READ_CHUNK: usize = 8 * 1024;
+
+/// How UPS's answer body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    Length(usize),
+    Chunked,
+    /// Until UPS closes the connection.
+    UntilClose,
+    Empty,
+}
+
+/// UPS's answer head (it is the start of the answer buffer).
+pub(super) struct UpsHead {
+    pub status: u16,
+    pub head_len: usize,
+    pub framing: Framing,
+    pub keep_alive: bool,
+}
+
+/// The client's answer head, written while UPS's is read (the express lane relays UPS's
+/// answer): UPS's status and headers but its hop-by-hop ones, and our request id.
+pub(super) struct ClientHead<'a> {
+    pub out: &'a mut Vec<u8>,
+    pub request_id: &'a HeaderValue,
+}
+
+/// Send `request` on a pooled connection of this thread's, or a new one, and read the
+/// answer's head into `answer` (and the client's into `client`, if given). A pooled
+/// connection that ends before a byte of answer was closed by UPS while idle: the request
+/// goes again on the next one. Only calls that change nothing at UPS come here.
+pub(super) async fn send(
+    upstream: &Upstream,
+    request: &[u8],
+    answer: &mut BytesMut,
+    mut client: Option<ClientHead<'_>>,
+) -> Result<(RawConn, UpsHead), Failure> {
+    loop {
+        let (mut conn, pooled) = match upstream.idle_connection() {
+            Some(conn) => (conn, true),
+            None => (upstream.connect().await?, false),
+        };
+        answer.clear();
+        let written = conn.write_all(request).await;
+        let head = match written {
+            Ok(()) => read_answer_head(&mut conn, answer, client.as_mut()).await,
+            Err(e) => Err(e),
+        };
+        match head {
+            Ok(head) => return Ok((conn, head)),
+            Err(_) if pooled && answer.is_empty() => continue,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(Failure::UpstreamGarbled(e.to_string()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(Failure::UpstreamUnreachable(
+                    "connection closed before the answer".into(),
+                ))
+            }
+            Err(e) => return Err(Failure::UpstreamUnreachable(e.to_string())),
+        }
+    }
+}
+
+/// Read until UPS's answer head is complete (skipping `1xx` interim answers).
+async fn read_answer_head(
+    conn: &mut RawConn,
+    answer: &mut BytesMut,
+    mut client: Option<&mut ClientHead<'_>>,
+) -> io::Result<UpsHead> {
+    loop {
+        if let Some(head) = parse_answer_head(answer, client.as_deref_mut())? {
+            if (100..200).contains(&head.status) {
+                answer.advance(head.head_len);
+                continue;
+            }
+            return Ok(head);
+        }
+        if answer.len() > MAX_HEAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "UPS's answer head is too large",
+            ));
+        }
+        answer.reserve(READ_CHUNK);
+        if conn.read_buf(answer).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+/// UPS's answer head, if complete; a final answer's head is also written for the client if
+/// asked. (A body that ends when UPS closes ends the client's connection too.)
+pub(super) fn parse_answer_head(
+    buf: &[u8],
+    mut client: Option<&mut ClientHead<'_>>,
+) -> io::Result<Option<UpsHead>> {
+    let garbled = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut slots);
+    let head_len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(garbled(&format!("UPS's answer head: {e}"))),
+    };
+    let status = res.code.unwrap_or(0);
+    let interim = (100..200).contains(&status);
+    if let Some(c) = client.as_deref_mut() {
+        c.out.clear();
+        put_status_line(c.out, status, res.reason.unwrap_or("").as_bytes());
+    }
+    let mut keep_alive = res.version == Some(1);
+    let mut length = None;
+    let mut chunked = false;
+    for h in res.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or_else(|| garbled("UPS's Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(garbled("UPS sent two Content-Lengths"));
+            }
+            length = Some(n);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h
+                .value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            if !chunked {
+                return Err(garbled("UPS's Transfer-Encoding"));
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            let v = h.value;
+            if contains_token(v, b"close") {
+                keep_alive = false;
+            } else if contains_token(v, b"keep-alive") {
+                keep_alive = true;
+            }
+            continue;
+        }
+        if let Some(c) = client.as_deref_mut() {
+            if !h.name.eq_ignore_ascii_case("keep-alive")
+                && !h.name.eq_ignore_ascii_case(REQUEST_ID.as_str())
+            {
+                put_header(c.out, h.name.as_bytes(), h.value);
+            }
+        }
+    }
+    let framing = if status == 204 || status == 304 || interim {
+        Framing::Empty
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        keep_alive = false;
+        Framing::UntilClose
+    };
+    if let Some(c) = client.filter(|_| !interim) {
+        put_header(
+            c.out,
+            REQUEST_ID.as_str().as_bytes(),
+            c.request_id.as_bytes(),
+        );
+        if framing == Framing::UntilClose {
+            put_header(c.out, b"connection", b"close");
+        }
+        c.out.extend_from_slice(b"\r\n");
+    }
+    Ok(Some(UpsHead {
+        status,
+        head_len,
+        framing,
+        keep_alive,
+    }))
+}
+
+fn contains_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// One call that changes nothing at UPS (`request`: its head and body), the answer read
+/// whole (at most `max` bytes of body). The connection goes back to this thread's pool if
+/// the answer ended cleanly.
+pub(super) async fn exchange_whole(
+    upstream: &Upstream,
+    request: &[u8],
+    method: &Method,
+    max: usize,
+) -> Result<(u16, Bytes), Failure> {
+    let too_large = || Failure::UpstreamGarbled(format!("answer larger than {} MiB", max >> 20));
+    let cut_short = |e: io::Error| Failure::UpstreamUnreachable(format!("reading the answer: {e}"));
+    let mut answer = BytesMut::with_capacity(READ_CHUNK);
+    let (mut conn, head) = send(upstream, request, &mut answer, None).await?;
+    answer.advance(head.head_len);
+    let framing = if *method == Method::HEAD {
+        Framing::Empty
+    } else {
+        head.framing
+    };
+    let body = match framing {
+        Framing::Empty => Bytes::new(),
+        Framing::Length(n) => {
+            if n > max {
+                return Err(too_large());
+            }
+            answer.reserve(n.saturating_sub(answer.len()));
+            while answer.len() < n {
+                if conn.read_buf(&mut answer).await.map_err(cut_short)? == 0 {
+                    return Err(cut_short(io::ErrorKind::UnexpectedEof.into()));
+                }
+            }
+            answer.split_to(n).freeze()
+        }
+        Framing::Chunked => {
+            let mut walk = ChunkWalk::default();
+            let mut data = BytesMut::new();
+            loop {
+                let (n, ended) = walk
+                    .walk(&answer, |d| data.extend_from_slice(d))
+                    .map_err(|()| Failure::UpstreamGarbled("UPS's chunked answer".into()))?;
+                answer.advance(n);
+                if ended {
+                    break;
+                }
+                if data.len() > max {
+                    return Err(too_large());
+                }
+                answer.reserve(READ_CHUNK);
+                if conn.read_buf(&mut answer).await.map_err(cut_short)? == 0 {
+                    return Err(cut_short(io::ErrorKind::UnexpectedEof.into()));
+                }
+            }
+            data.freeze()
+        }
+        Framing::UntilClose => {
+            loop {
+                if answer.len() > max {
+                    return Err(too_large());
+                }
+                answer.reserve(READ_CHUNK);
+                if conn.read_buf(&mut answer).await.map_err(cut_short)? == 0 {
+                    break;
+                }
+            }
+            // The connection ends with the answer.
+            return Ok((head.status, answer.freeze()));
+        }
+    };
+    if head.keep_alive && answer.is_empty() {
+        upstream.put_back(conn);
+    }
+    Ok((head.status, body))
+}
+
+/// Where a chunked body is, across reads: the bytes pass through unchanged; the walk finds
+/// the end and shows the data to the scan.
+#[derive(Default)]
+pub(super) struct ChunkWalk {
+    /// Data bytes left in the current chunk, then its CRLF.
+    data_left: usize,
+    crlf_left: usize,
+    /// In the trailer section (after the last chunk).
+    trailers: bool,
+}
+
+impl ChunkWalk {
+    /// How many bytes of `buf` can go to the client, and whether the body ends with them.
+    /// `seen` is shown the data bytes.
+    pub fn walk(&mut self, buf: &[u8], mut seen: impl FnMut(&[u8])) -> Result<(usize, bool), ()> {
+        let mut at = 0;
+        loop {
+            if self.data_left > 0 {
+                let n = self.data_left.min(buf.len() - at);
+                seen(&buf[at..at + n]);
+                self.data_left -= n;
+                at += n;
+                if self.data_left > 0 {
+                    return Ok((at, false));
+                }
+            }
+            if self.crlf_left > 0 {
+                let n = self.crlf_left.min(buf.len() - at);
+                self.crlf_left -= n;
+                at += n;
+                if self.crlf_left > 0 {
+                    return Ok((at, false));
+                }
+            }
+            let rest = &buf[at..];
+            if self.trailers {
+                // Trailer lines until an empty one.
+                let Some(eol) = memchr::memchr(b'\n', rest) else {
+                    return Ok((at, false));
+                };
+                at += eol + 1;
+                if eol == 0 || (eol == 1 && rest[0] == b'\r') {
+                    return Ok((at, true));
+                }
+                continue;
+            }
+            match httparse::parse_chunk_size(rest) {
+                Ok(httparse::Status::Complete((n, size))) => {
+                    at += n;
+                    if size == 0 {
+                        self.trailers = true;
+                    } else {
+                        self.data_left = usize::try_from(size).map_err(|_| ())?;
+                        self.crlf_left = 2;
+                    }
+                }
+                Ok(httparse::Status::Partial) => return Ok((at, false)),
+                Err(_) => return Err(()),
+            }
+        }
+    }
+}
+
+pub(super) fn put_status_line(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa3(status).as_slice());
+    out.push(b' ');
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn itoa3(n: u16) -> [u8; 3] {
+    let n = n.min(999);
+    [
+        b'0' + (n / 100) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]
+}
+
+/// One header line, its name in title case (`Content-Type`), as hyper writes ours: some old
+/// clients match header names exactly.
+pub(super) fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    let mut upper = true;
+    for &b in name {
+        out.push(if upper {
+            b.to_ascii_uppercase()
+        } else {
+            b.to_ascii_lowercase()
+        });
+        upper = b == b'-';
+    }
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+pub(super) fn put_request_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path_and_query.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ups_answer_heads_say_how_their_body_ends() {
+        let head = |raw: &[u8]| parse_answer_head(raw, None).unwrap().unwrap();
+        let h = head(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n");
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive),
+            (200, Framing::Length(12), true)
+        );
+        let h = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        let h = head(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
+        let h = head(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!((h.framing, h.keep_alive), (Framing::Empty, true));
+        let h = head(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n");
+        assert!(!h.keep_alive);
+        assert!(parse_answer_head(b"HTTP/1.1 200 OK\r\nContent-", None)
+            .unwrap()
+            .is_none());
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"NOT HTTP\r\n\r\n",
+        ] {
+            let e = parse_answer_head(bad, None).err().expect("garbled");
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        }
+    }
+
+    #[test]
+    fn the_clients_head_is_upss_without_hop_by_hop_headers_and_with_our_request_id() {
+        let id = HeaderValue::from_static("ub1");
+        let mut reply = Vec::new();
+        let raw = b"HTTP/1.1 200 Fine\r\ncontent-type: application/json\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Upsbridge-Request-Id: forged\r\nContent-Length: 2\r\n\r\n{}";
+        let h = parse_answer_head(
+            raw,
+            Some(&mut ClientHead {
+                out: &mut reply,
+                request_id: &id,
+            }),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(&raw[h.head_len..], b"{}");
+        assert_eq!(
+            String::from_utf8(reply.clone()).unwrap(),
+            "HTTP/1.1 200 Fine\r\nContent-Type: application/json\r\nContent-Length: 2\r\nX-Upsbridge-Request-Id: ub1\r\n\r\n"
+        );
+        // No length: the client's connection ends with the body, and is told so.
+        parse_answer_head(
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            Some(&mut ClientHead {
+                out: &mut reply,
+                request_id: &id,
+            }),
+        )
+        .unwrap();
+        assert!(reply.ends_with(b"Connection: close\r\n\r\n"));
+        // An interim answer writes nothing for the client.
+        reply.clear();
+        parse_answer_head(
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            Some(&mut ClientHead {
+                out: &mut reply,
+                request_id: &id,
+            }),
+        )
+        .unwrap();
+        assert!(!reply.ends_with(b"\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_chunked_body_is_walked_to_its_end_in_any_pieces() {
+        let body = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: t\r\n\r\nNEXT";
+        let whole = body.len() - 4;
+        for split in 0..=whole {
+            let mut walk = ChunkWalk::default();
+            let mut data = Vec::new();
+            let mut buf = body[..split].to_vec();
+            let mut passed = 0;
+            let mut fed = split;
+            let ended = loop {
+                let (take, ended) = walk.walk(&buf, |d| data.extend_from_slice(d)).unwrap();
+                passed += take;
+                buf.drain(..take);
+                if ended {
+                    break true;
+                }
+                if fed == body.len() {
+                    break false;
+                }
+                buf.push(body[fed]);
+                fed += 1;
+            };
+            assert!(ended, "split at {split}");
+            assert_eq!(passed, whole, "split at {split}");
+            assert_eq!(data, b"hello, world", "split at {split}");
+        }
+        let mut walk = ChunkWalk::default();
+        assert!(walk.walk(b"zz\r\n", |_| {}).is_err());
+    }
+
+    #[test]
+    fn header_names_are_written_in_title_case_as_hyper_writes_them() {
+        let mut out = Vec::new();
+        put_header(&mut out, b"content-TYPE", b"application/json");
+        put_header(&mut out, b"x-upsbridge-request-id", b"ub1");
+        assert_eq!(
+            out,
+            b"Content-Type: application/json\r\nX-Upsbridge-Request-Id: ub1\r\n"
+        );
+        let mut out = Vec::new();
+        put_status_line(&mut out, 404, b"Not Found");
+        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n");
+    }
+}
