@@ -186,18 +186,28 @@ fn at_pattern_obj(
         }
         return;
     }
-    let keys: Vec<String> = if first == "*" {
-        map.keys().cloned().collect()
-    } else if map.contains_key(first) {
-        vec![first.to_string()]
-    } else {
-        vec![]
-    };
-    for k in keys {
-        if rest.is_empty() {
-            f(map, &k);
-        } else if let Some(child) = map.get_mut(&k) {
-            at_pattern(child, rest, f);
+    match (first, rest.is_empty()) {
+        // `f` changes the map: the names are taken first (the only allocation here).
+        ("*", true) => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            for k in keys {
+                f(map, &k);
+            }
+        }
+        ("*", false) => {
+            for child in map.values_mut() {
+                at_pattern(child, rest, f);
+            }
+        }
+        (name, true) => {
+            if map.contains_key(name) {
+                f(map, name);
+            }
+        }
+        (name, false) => {
+            if let Some(child) = map.get_mut(name) {
+                at_pattern(child, rest, f);
+            }
         }
     }
 }
