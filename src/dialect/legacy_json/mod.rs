@@ -93,13 +93,8 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
             "both `UPSSecurity` and `Security` are present".into(),
         ));
     }
-    if let Some((name, raw)) = security {
-        if let Some(dup) = duplicate_member(raw, 4) {
-            return Err(Failure::Malformed(format!("`{name}` has `{dup}` twice")));
-        }
-    }
     let credentials = match security {
-        Some((_, raw)) => credentials(raw),
+        Some((name, raw)) => credentials(name, raw)?,
         None => LegacyCredentials::none(),
     };
     let request = rest_call(text, &members);
@@ -135,41 +130,65 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
     }
 }
 
-/// The first member name given twice in an object or its nested objects (to `depth`).
-fn duplicate_member(raw: &RawValue, depth: usize) -> Option<String> {
-    let members = serde_json::from_str::<Members>(raw.get()).ok()?.0;
-    for (i, (k, v)) in members.iter().enumerate() {
-        if members[..i].iter().any(|(seen, _)| seen == k) {
-            return Some(k.clone());
-        }
-        if depth > 0 && v.get().starts_with('{') {
-            if let Some(d) = duplicate_member(v, depth - 1) {
-                return Some(d);
-            }
-        }
-    }
-    None
+/// The credential member, read borrowed. serde refuses a field given twice: which copy
+/// authenticates must never be a guess.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Security<'a> {
+    #[serde(rename = "UsernameToken", borrow)]
+    username_token: Option<UsernameToken<'a>>,
+    #[serde(rename = "ServiceAccessToken", borrow)]
+    access: Option<AccessToken<'a>>,
+    /// The older `Security` member's name for it.
+    #[serde(rename = "UPSServiceAccessToken", borrow)]
+    ups_access: Option<AccessToken<'a>>,
 }
 
-fn credentials(raw: &RawValue) -> LegacyCredentials {
-    let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-    let s = |p: &str| {
-        v.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim()
-            .to_string()
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct UsernameToken<'a> {
+    #[serde(rename = "Username", borrow)]
+    username: Option<&'a RawValue>,
+    #[serde(rename = "Password", borrow)]
+    password: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct AccessToken<'a> {
+    #[serde(rename = "AccessLicenseNumber", borrow)]
+    key: Option<&'a RawValue>,
+}
+
+/// The credentials in `name`'s member: a field given twice is refused; a member not shaped
+/// as credentials gives none (refused as missing credentials).
+fn credentials(name: &str, raw: &RawValue) -> Result<LegacyCredentials, Failure> {
+    let security = match serde_json::from_str::<Security>(raw.get()) {
+        Ok(security) => security,
+        Err(e) if e.to_string().starts_with("duplicate field") => {
+            return Err(Failure::Malformed(format!(
+                "`{name}` has a member twice ({e})"
+            )))
+        }
+        Err(_) => Security::default(),
     };
-    let key = s("/ServiceAccessToken/AccessLicenseNumber");
-    LegacyCredentials::new(
+    // A string, trimmed; anything else is no value.
+    let text = |raw: Option<&RawValue>| {
+        raw.and_then(|r| serde_json::from_str::<std::borrow::Cow<str>>(r.get()).ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let token = security.username_token.unwrap_or_default();
+    let key = text(security.access.and_then(|a| a.key));
+    Ok(LegacyCredentials::new(
         if key.is_empty() {
-            s("/UPSServiceAccessToken/AccessLicenseNumber")
+            text(security.ups_access.and_then(|a| a.key))
         } else {
             key
         },
-        s("/UsernameToken/Username"),
-        s("/UsernameToken/Password"),
-    )
+        text(token.username),
+        text(token.password),
+    ))
 }
 
 fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<Request, Failure> {
