@@ -166,14 +166,12 @@ pub fn parse_document(text: &str) -> Result<(Element, usize), Failure> {
     let mut last_ns: Option<Arc<str>> = None;
     loop {
         let (ns, event) = match reader.read_resolved_event() {
-            Ok((ResolveResult::Bound(n), event)) => {
-                let uri = String::from_utf8_lossy(n.as_ref());
-                let shared = match &last_ns {
-                    Some(last) if **last == *uri => last.clone(),
-                    _ => Arc::from(uri.as_ref()),
-                };
-                last_ns = Some(shared.clone());
-                (Some(shared), event)
+            // Only a start tag keeps its namespace (end tags are checked by name).
+            Ok((ResolveResult::Bound(n), event @ (Event::Start(_) | Event::Empty(_)))) => {
+                if last_ns.as_ref().is_none_or(|l| l.as_bytes() != n.as_ref()) {
+                    last_ns = Some(Arc::from(String::from_utf8_lossy(n.as_ref()).as_ref()));
+                }
+                (last_ns.clone(), event)
             }
             Ok((_, event)) => (None, event),
             Err(e) => {
