@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use super::services::as_list;
 use super::xmljson::escape_text;
@@ -94,6 +95,19 @@ pub struct TypeDef {
     pub children: Vec<ChildDef>,
     /// `xsd:any` somewhere in the content: unknown members are kept, not dropped.
     pub open: bool,
+    /// Indices of `children` in the order of their names, to find a member's child by
+    /// binary search (a type has up to 42 children; an answer object a handful of members).
+    by_name: Vec<u32>,
+}
+
+impl TypeDef {
+    /// The index of the child named `name`.
+    fn position(&self, name: &str) -> Option<usize> {
+        self.by_name
+            .binary_search_by(|&i| self.children[i as usize].name.as_str().cmp(name))
+            .ok()
+            .map(|at| self.by_name[at] as usize)
+    }
 }
 
 /// A document (or payload) root element.
@@ -177,6 +191,22 @@ impl Schemas {
                     max: c.max,
                     choice: c.choice,
                 });
+            }
+            def.by_name = (0..def.children.len() as u32).collect();
+            def.by_name.sort_by(|&a, &b| {
+                def.children[a as usize]
+                    .name
+                    .cmp(&def.children[b as usize].name)
+            });
+            if let Some(w) = def
+                .by_name
+                .windows(2)
+                .find(|w| def.children[w[0] as usize].name == def.children[w[1] as usize].name)
+            {
+                return Err(format!(
+                    "{name}: two children named {}",
+                    def.children[w[0] as usize].name
+                ));
             }
             types.push(def);
         }
@@ -272,6 +302,8 @@ pub trait Node: Sized {
     fn items(&self) -> impl Iterator<Item = &Self>;
     /// The members' names of an object (none for anything else).
     fn keys(&self) -> impl Iterator<Item = &str>;
+    /// The members of an object in order (none for anything else).
+    fn entries(&self) -> impl Iterator<Item = (&str, &Self)>;
     fn is_null(&self) -> bool;
     /// An object or an array.
     fn is_structure(&self) -> bool;
@@ -304,6 +336,11 @@ impl Node for Value {
             .into_iter()
             .flat_map(|m| m.keys().map(String::as_str))
     }
+    fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.as_object()
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
     fn is_null(&self) -> bool {
         Value::is_null(self)
     }
@@ -330,6 +367,9 @@ impl Node for serde_json_borrow::Value<'_> {
     }
     fn keys(&self) -> impl Iterator<Item = &str> {
         self.as_object().into_iter().flat_map(|m| m.keys())
+    }
+    fn entries(&self) -> impl Iterator<Item = (&str, &Self)> {
+        self.as_object().into_iter().flat_map(|m| m.iter())
     }
     fn is_null(&self) -> bool {
         serde_json_borrow::Value::is_null(self)
@@ -388,9 +428,22 @@ impl Walk<'_> {
         path: &mut String,
     ) {
         let def = &self.schemas.types[ty];
-        let mut chosen: Vec<u32> = vec![];
-        for c in &def.children {
-            let present = value.member(&c.name);
+        // The members by the child they are, in schema order: each member's name is looked
+        // up once instead of each child's name being searched among the members. A name
+        // given twice counts once, its first copy, as a lookup by name finds it.
+        let mut found: SmallVec<[(usize, &N); 16]> = value
+            .entries()
+            .filter_map(|(k, v)| def.position(k).map(|i| (i, v)))
+            .collect();
+        found.sort_by_key(|&(i, _)| i); // stable: a first copy stays first
+        found.dedup_by_key(|&mut (i, _)| i);
+        let mut found = found.into_iter().peekable();
+        let mut chosen: SmallVec<[u32; 4]> = SmallVec::new();
+        for (i, c) in def.children.iter().enumerate() {
+            let present = found
+                .next_if(|&(at, _)| at == i)
+                .map(|(_, v)| v)
+                .filter(|v| !v.is_null());
             if let Some(group) = c.choice {
                 if chosen.contains(&group) {
                     continue;
@@ -414,7 +467,7 @@ impl Walk<'_> {
         }
         if !def.open {
             for k in value.keys() {
-                if !def.children.iter().any(|c| c.name == k) {
+                if def.position(k).is_none() {
                     self.shaped.dropped.push(join(path, k));
                 }
             }
