@@ -212,20 +212,77 @@ fn at_pattern_obj(
     }
 }
 
+/// What paths and answer templates read: serde_json's [`Value`], or the borrowed parse of
+/// UPS's bytes ([`serde_json_borrow`]: objects as vectors, no hashed map per object).
+pub trait Tree: Sized {
+    /// An object's member `key` (the first of that name), `None` for anything else.
+    fn member(&self, key: &str) -> Option<&Self>;
+    /// An array's items.
+    fn list(&self) -> Option<&[Self]>;
+    /// An object's members in order (none for anything else).
+    fn entries(&self) -> impl Iterator<Item = (&str, &Self)>;
+    /// An owned copy, for an answer being built.
+    fn owned(&self) -> Value;
+    /// A leaf as text: a string as it is, `null` as nothing, anything else as its JSON.
+    fn text(&self) -> String;
+}
+
+impl Tree for Value {
+    fn member(&self, key: &str) -> Option<&Value> {
+        self.as_object()?.get(key)
+    }
+    fn list(&self) -> Option<&[Value]> {
+        self.as_array().map(Vec::as_slice)
+    }
+    fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.as_object()
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+    fn owned(&self) -> Value {
+        self.clone()
+    }
+    fn text(&self) -> String {
+        super::json_text_value(self)
+    }
+}
+
+impl Tree for serde_json_borrow::Value<'_> {
+    fn member(&self, key: &str) -> Option<&Self> {
+        self.as_object()?.get(key)
+    }
+    fn list(&self) -> Option<&[Self]> {
+        self.as_array()
+    }
+    fn entries(&self) -> impl Iterator<Item = (&str, &Self)> {
+        self.as_object().into_iter().flat_map(|m| m.iter())
+    }
+    fn owned(&self) -> Value {
+        Value::from(self)
+    }
+    fn text(&self) -> String {
+        match self.as_str() {
+            Some(s) => s.to_string(),
+            None if self.is_null() => String::new(),
+            None => Value::from(self).to_string(),
+        }
+    }
+}
+
 /// The value at an exact path; arrays are entered at their first item.
-pub fn get<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+pub fn get<'v, T: Tree>(v: &'v T, path: &str) -> Option<&'v T> {
     path.split('/')
         .filter(|s| !s.is_empty())
         .try_fold(v, |cur, seg| {
-            let cur = match cur {
-                Value::Array(a) => a.first()?,
-                other => other,
+            let cur = match cur.list() {
+                Some(a) => a.first()?,
+                None => cur,
             };
-            cur.get(seg)
+            cur.member(seg)
         })
-        .map(|found| match found {
-            Value::Array(a) if a.len() == 1 => a.first().unwrap_or(found),
-            other => other,
+        .map(|found| match found.list() {
+            Some([one]) => one,
+            _ => found,
         })
 }
 
@@ -328,41 +385,35 @@ pub const fn f(name: &'static str, src: Src) -> Field {
     Field { name, src }
 }
 
-fn items_at<'v>(v: &'v Value, path: &str) -> Vec<&'v Value> {
+fn items_at<'v, T: Tree>(v: &'v T, path: &str) -> Vec<&'v T> {
+    // An array stands for its items; anything else for itself.
+    fn each<T: Tree>(c: &T) -> &[T] {
+        c.list().unwrap_or(std::slice::from_ref(c))
+    }
     let mut cur = vec![v];
     for seg in path.split('/').filter(|s| !s.is_empty()) {
         cur = cur
             .into_iter()
-            .flat_map(|c| match c {
-                Value::Array(a) => a.iter().collect::<Vec<_>>(),
-                o => vec![o],
-            })
-            .filter_map(|c| c.get(seg))
+            .flat_map(each)
+            .filter_map(|c| c.member(seg))
             .collect();
     }
-    cur.into_iter()
-        .flat_map(|c| match c {
-            Value::Array(a) => a.iter().collect::<Vec<_>>(),
-            o => vec![o],
-        })
-        .collect()
+    cur.into_iter().flat_map(each).collect()
 }
 
 /// Build an element's members from a template against a REST object.
-pub fn build(fields: &[Field], rest: &Value) -> Map<String, Value> {
+pub fn build<T: Tree>(fields: &[Field], rest: &T) -> Map<String, Value> {
     let mut out = Map::new();
     for field in fields {
         let value = match field.src {
-            Src::Copy(path) => get(rest, path).cloned(),
+            Src::Copy(path) => get(rest, path).map(T::owned),
             Src::TextOrEmpty(path) => Some(Value::String(
-                get(rest, path)
-                    .map(super::json_text_value)
-                    .unwrap_or_default(),
+                get(rest, path).map(T::text).unwrap_or_default(),
             )),
             Src::EachText(list, path) => {
                 let texts: Vec<Value> = items_at(rest, list)
                     .into_iter()
-                    .filter_map(|i| get(i, path).map(super::json_text_value))
+                    .filter_map(|i| get(i, path).map(T::text))
                     .map(Value::String)
                     .collect();
                 (!texts.is_empty()).then_some(Value::Array(texts))
@@ -380,10 +431,8 @@ pub fn build(fields: &[Field], rest: &Value) -> Map<String, Value> {
                 (!built.is_empty()).then_some(Value::Array(built))
             }
             Src::Spread(path) => {
-                if let Some(Value::Object(m)) = get(rest, path) {
-                    for (k, x) in m {
-                        out.insert(k.clone(), x.clone());
-                    }
+                for (k, x) in get(rest, path).into_iter().flat_map(T::entries) {
+                    out.insert(k.to_string(), x.owned());
                 }
                 None
             }
@@ -476,5 +525,31 @@ mod tests {
             Value::Object(build(T, &rest)),
             json!({"Service": {"Code": "03"}, "Warning": ["a", "b"], "Days": "", "Pkg": [{"Weight": "3"}]})
         );
+    }
+
+    #[test]
+    fn a_template_reads_a_borrowed_parse_as_it_reads_a_value() {
+        const T: &[Field] = &[
+            f("Charges", Src::Copy("Total")),
+            f("Weight", Src::TextOrEmpty("Package/Weight")),
+            f("Count", Src::TextOrEmpty("Count")),
+            f("Note", Src::TextOrEmpty("Note")),
+            f("Warning", Src::EachText("Alert", "Description")),
+            f("Pkg", Src::Each("Package", &[f("W", Src::Copy("Weight"))])),
+            f("Spread", Src::Spread("Extra")),
+            f("Fixed", Src::Const("1")),
+        ];
+        let text = r#"{"Total":{"CurrencyCode":"USD","MonetaryValue":"21.35"},
+            "Package":[{"Weight":"3.0"}],"Count":2,"Note":null,
+            "Alert":{"Description":"esc\"aped \u00e9"},"Extra":{"A":"1","B":["2","3"]}}"#;
+        let value: Value = serde_json::from_str(text).unwrap();
+        let borrowed: serde_json_borrow::Value = serde_json::from_str(text).unwrap();
+        let built = Value::Object(build(T, &borrowed));
+        assert_eq!(built, Value::Object(build(T, &value)));
+        assert_eq!(built["Count"], "2");
+        assert_eq!(built["Note"], "");
+        assert_eq!(built["Warning"], json!(["esc\"aped é"]));
+        assert_eq!(built["Weight"], "3.0");
+        assert_eq!(built["B"], json!(["2", "3"]));
     }
 }

@@ -828,27 +828,23 @@ fn warnings(rest: &Value) -> Vec<UpsError> {
 pub fn answer(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) -> Answer {
     let svc = shape.old;
     let root = svc.response_root();
+    let success = (200..300).contains(&status);
+    // A rate (the common call) or a confirmation is built from a borrowed parse of UPS's
+    // bytes: no `Value` with a hashed map per object (half of a rate's answer cost).
+    if success && matches!(svc, OldService::Rate | OldService::ShipConfirm) {
+        let parsed = serde_json::from_slice(&body).unwrap_or(serde_json_borrow::Value::Null);
+        return templated(shape, status, &parsed, digest);
+    }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if !(200..300).contains(&status) {
+    if !success {
         return error_document(root, Some(shape), &rest_errors(&parsed, status), None);
     }
-    let garbled = |why: String| {
-        let f = Failure::UpstreamGarbled(why);
-        error_document(root, Some(shape), &[f.ups_error()], Some(f.kind()))
-    };
     let Some(rest) = parsed.get(svc.rest_root()) else {
-        return garbled(format!("no {} in a {status} answer", svc.rest_root()));
+        return garbled(shape, status);
     };
     let (members, warn) = match svc {
-        OldService::Rate => (schema::build(RATE_ANSWER, rest), vec![]),
-        OldService::ShipConfirm => {
-            let Some(digest) = digest else {
-                let f = Failure::unreadable("ShipConfirm digest", "none was stored");
-                return error_document(root, Some(shape), &[f.ups_error()], Some(f.kind()));
-            };
-            let mut m = schema::build(CONFIRM_ANSWER, rest);
-            m.insert("ShipmentDigest".into(), json!(digest));
-            (m, vec![])
+        OldService::Rate | OldService::ShipConfirm => {
+            return templated(shape, status, &parsed, digest)
         }
         OldService::ShipAccept => (schema::build(ACCEPT_ANSWER, rest), warnings(rest)),
         OldService::Void => (schema::build(VOID_ANSWER, rest), warnings(rest)),
@@ -874,13 +870,60 @@ pub fn answer(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) 
             Err(e) => return error_document(root, Some(shape), &e, None),
         },
     };
+    success_document(shape, members, &warn)
+}
+
+/// A rate's or a confirmation's answer: their templates read any [`schema::Tree`].
+fn templated<T: schema::Tree>(
+    shape: &OldShape,
+    status: u16,
+    parsed: &T,
+    digest: Option<&str>,
+) -> Answer {
+    let svc = shape.old;
+    let Some(rest) = parsed.member(svc.rest_root()) else {
+        return garbled(shape, status);
+    };
+    let members = if svc == OldService::ShipConfirm {
+        let Some(digest) = digest else {
+            let f = Failure::unreadable("ShipConfirm digest", "none was stored");
+            return error_document(
+                svc.response_root(),
+                Some(shape),
+                &[f.ups_error()],
+                Some(f.kind()),
+            );
+        };
+        let mut m = schema::build(CONFIRM_ANSWER, rest);
+        m.insert("ShipmentDigest".into(), json!(digest));
+        m
+    } else {
+        schema::build(RATE_ANSWER, rest)
+    };
+    success_document(shape, members, &[])
+}
+
+/// UPS's success answer without the member the old answer is built from.
+fn garbled(shape: &OldShape, status: u16) -> Answer {
+    let svc = shape.old;
+    let f = Failure::UpstreamGarbled(format!("no {} in a {status} answer", svc.rest_root()));
+    error_document(
+        svc.response_root(),
+        Some(shape),
+        &[f.ups_error()],
+        Some(f.kind()),
+    )
+}
+
+/// The old success document: the `Response` block (with `warn`ings), then `members`.
+fn success_document(shape: &OldShape, members: Map<String, Value>, warn: &[UpsError]) -> Answer {
     let mut all = Map::new();
-    all.insert("Response".into(), response_block(Some(shape), true, &warn));
+    all.insert("Response".into(), response_block(Some(shape), true, warn));
     all.extend(members);
     Answer {
         status: 200,
         content_type: CONTENT_TYPE,
-        body: document(root, all),
+        body: document(shape.old.response_root(), all),
         error_kind: None,
         dropped_fields: 0,
     }
