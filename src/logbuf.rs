@@ -73,9 +73,37 @@ pub fn start_flusher() {
     }));
 }
 
+/// The log lines' timestamp, exactly as tracing-subscriber's default writes it (RFC 3339 in
+/// UTC with microseconds), with the date and time of day formatted once a second per thread:
+/// formatting the whole of it for every line was 1.5 % of a header-style request's CPU.
+pub struct SecondCachedTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SecondCachedTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        thread_local! {
+            static SECOND: std::cell::RefCell<(i64, String)> =
+                const { std::cell::RefCell::new((i64::MIN, String::new())) };
+        }
+        let now = time::OffsetDateTime::now_utc();
+        SECOND.with(|second| {
+            let mut second = second.borrow_mut();
+            if second.0 != now.unix_timestamp() {
+                let format = time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second]"
+                );
+                second.1 = now.format(&format).unwrap_or_default();
+                second.0 = now.unix_timestamp();
+            }
+            write!(w, "{}.{:06}Z", second.1, now.microsecond())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing_subscriber::fmt::format::Writer;
+    use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 
     #[test]
     fn a_line_is_one_buffered_write() {
@@ -87,5 +115,25 @@ mod tests {
         drop(line);
         // The lock is free again once the line's writer is dropped.
         assert!(buffer().try_lock().is_ok());
+    }
+
+    fn stamp(timer: &impl FormatTime) -> String {
+        let mut s = String::new();
+        timer.format_time(&mut Writer::new(&mut s)).unwrap();
+        s
+    }
+
+    #[test]
+    fn the_cached_timestamp_reads_as_tracing_subscribers_own() {
+        for _ in 0..3 {
+            let (ours, theirs) = (stamp(&super::SecondCachedTime), stamp(&SystemTime));
+            assert_eq!(ours.len(), theirs.len(), "{ours} / {theirs}");
+            // Taken microseconds apart: the same up to the second (unless a second turned).
+            if ours[..19] == theirs[..19] {
+                assert!(ours.ends_with('Z') && ours.as_bytes()[19] == b'.', "{ours}");
+                return;
+            }
+        }
+        panic!("three seconds turned between two clock reads");
     }
 }
