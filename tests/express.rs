@@ -284,6 +284,14 @@ fn through_relay(mode: Reframe) -> Scene {
     }
 }
 
+/// A simulator and a proxy in front of it (keep all three bound for the test's length).
+fn in_front_of_the_simulator() -> (tempfile::TempDir, Sim, Proxy) {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    (dir, sim, proxy)
+}
+
 fn assert_no_hand_over(proxy: &Proxy) {
     let metrics = proxy.metrics_text();
     assert!(
@@ -367,9 +375,7 @@ fn a_pooled_connection_ups_closed_is_retried_on_a_new_one_and_each_call_reaches_
 
 #[test]
 fn one_connection_moves_from_the_lane_to_hyper_and_keeps_answering_in_order() {
-    let dir = tempdir();
-    let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let (_dir, sim, proxy) = in_front_of_the_simulator();
     let (mut s, mut r) = connect(&proxy);
 
     // The lane: header names as UPS writes them, our request id, no hop-by-hop header.
@@ -457,9 +463,7 @@ fn legacy_json_rate(a: &TestAccount) -> String {
 
 #[test]
 fn body_dialects_are_answered_on_the_lane_and_a_next_request_sent_early_waits_its_turn() {
-    let dir = tempdir();
-    let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let (_dir, sim, proxy) = in_front_of_the_simulator();
     let (mut s, mut r) = connect(&proxy);
 
     s.write_all(legacy_json_rate(&EAST).as_bytes()).unwrap();

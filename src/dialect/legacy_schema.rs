@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use smallvec::SmallVec;
 
-use super::services::as_list;
+use super::tree::Node;
 use super::xmljson::escape_text;
 
 static TABLE_JSON: &str = include_str!("tables/legacy_schema.json");
@@ -290,104 +290,6 @@ fn closure_namespaces(
 pub struct Shaped {
     /// Paths (element names from the root) of members the schema does not define.
     pub dropped: Vec<String>,
-}
-
-/// What the walk reads of an answer: serde_json's [`Value`] (answers upsbridge rebuilt), or
-/// the borrowed tree of [`serde_json_borrow`] that the hot path parses UPS's bytes into
-/// (objects as vectors, strings borrowed from the body: no hashing, no key allocation).
-pub trait Node: Sized {
-    /// The member `name` of an object, unless absent or `null`.
-    fn member(&self, name: &str) -> Option<&Self>;
-    /// An array's items, or the value itself (the legacy single-item collapse read back).
-    fn items(&self) -> impl Iterator<Item = &Self>;
-    /// The members' names of an object (none for anything else).
-    fn keys(&self) -> impl Iterator<Item = &str>;
-    /// The members of an object in order (none for anything else).
-    fn entries(&self) -> impl Iterator<Item = (&str, &Self)>;
-    fn is_null(&self) -> bool;
-    /// An object or an array.
-    fn is_structure(&self) -> bool;
-    /// A string leaf.
-    fn string(&self) -> Option<&str>;
-    /// A number or boolean leaf, spelled out.
-    fn scalar(&self) -> Option<String>;
-
-    fn is_nonempty_string(&self) -> bool {
-        self.string().is_some_and(|s| !s.is_empty())
-    }
-    /// A leaf as text: strings as they are, numbers and booleans spelled out.
-    fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
-        match self.string() {
-            Some(s) => Some(s.into()),
-            None => self.scalar().map(Into::into),
-        }
-    }
-}
-
-impl Node for Value {
-    fn member(&self, name: &str) -> Option<&Value> {
-        self.get(name).filter(|v| !v.is_null())
-    }
-    fn items(&self) -> impl Iterator<Item = &Value> {
-        as_list(Some(self)).into_iter()
-    }
-    fn keys(&self) -> impl Iterator<Item = &str> {
-        self.as_object()
-            .into_iter()
-            .flat_map(|m| m.keys().map(String::as_str))
-    }
-    fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.as_object()
-            .into_iter()
-            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
-    }
-    fn is_null(&self) -> bool {
-        Value::is_null(self)
-    }
-    fn is_structure(&self) -> bool {
-        self.is_object() || self.is_array()
-    }
-    fn string(&self) -> Option<&str> {
-        self.as_str()
-    }
-    fn scalar(&self) -> Option<String> {
-        (self.is_number() || self.is_boolean()).then(|| self.to_string())
-    }
-}
-
-impl Node for serde_json_borrow::Value<'_> {
-    fn member(&self, name: &str) -> Option<&Self> {
-        self.as_object()?.get(name).filter(|v| !v.is_null())
-    }
-    fn items(&self) -> impl Iterator<Item = &Self> {
-        match self.as_array() {
-            Some(list) => list.iter(),
-            None => std::slice::from_ref(self).iter(),
-        }
-    }
-    fn keys(&self) -> impl Iterator<Item = &str> {
-        self.as_object().into_iter().flat_map(|m| m.keys())
-    }
-    fn entries(&self) -> impl Iterator<Item = (&str, &Self)> {
-        self.as_object().into_iter().flat_map(|m| m.iter())
-    }
-    fn is_null(&self) -> bool {
-        serde_json_borrow::Value::is_null(self)
-    }
-    fn is_structure(&self) -> bool {
-        self.is_object() || self.is_array()
-    }
-    fn string(&self) -> Option<&str> {
-        self.as_str()
-    }
-    fn scalar(&self) -> Option<String> {
-        use serde_json_borrow::Value as V;
-        match self {
-            V::Number(n) => Some(n.to_string()),
-            V::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    }
 }
 
 /// UPS's answer parsed borrowed when it can be written straight from UPS's bytes: a success

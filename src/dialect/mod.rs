@@ -30,6 +30,7 @@ pub mod oldxml;
 pub mod schema;
 pub mod services;
 pub mod soap;
+pub mod tree;
 pub mod xmljson;
 
 use bytes::Bytes;

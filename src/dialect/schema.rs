@@ -17,6 +17,8 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
+use super::tree::Node;
+
 static ARRAYS_JSON: &str = include_str!("tables/arrays.json");
 
 /// The array paths below `root` (e.g. `Shipment/Package` for `RateRequest`).
@@ -212,65 +214,8 @@ fn at_pattern_obj(
     }
 }
 
-/// What paths and answer templates read: serde_json's [`Value`], or the borrowed parse of
-/// UPS's bytes ([`serde_json_borrow`]: objects as vectors, no hashed map per object).
-pub trait Tree: Sized {
-    /// An object's member `key` (the first of that name), `None` for anything else.
-    fn member(&self, key: &str) -> Option<&Self>;
-    /// An array's items.
-    fn list(&self) -> Option<&[Self]>;
-    /// An object's members in order (none for anything else).
-    fn entries(&self) -> impl Iterator<Item = (&str, &Self)>;
-    /// An owned copy, for an answer being built.
-    fn owned(&self) -> Value;
-    /// A leaf as text: a string as it is, `null` as nothing, anything else as its JSON.
-    fn text(&self) -> String;
-}
-
-impl Tree for Value {
-    fn member(&self, key: &str) -> Option<&Value> {
-        self.as_object()?.get(key)
-    }
-    fn list(&self) -> Option<&[Value]> {
-        self.as_array().map(Vec::as_slice)
-    }
-    fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.as_object()
-            .into_iter()
-            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v)))
-    }
-    fn owned(&self) -> Value {
-        self.clone()
-    }
-    fn text(&self) -> String {
-        super::json_text_value(self)
-    }
-}
-
-impl Tree for serde_json_borrow::Value<'_> {
-    fn member(&self, key: &str) -> Option<&Self> {
-        self.as_object()?.get(key)
-    }
-    fn list(&self) -> Option<&[Self]> {
-        self.as_array()
-    }
-    fn entries(&self) -> impl Iterator<Item = (&str, &Self)> {
-        self.as_object().into_iter().flat_map(|m| m.iter())
-    }
-    fn owned(&self) -> Value {
-        Value::from(self)
-    }
-    fn text(&self) -> String {
-        match self.as_str() {
-            Some(s) => s.to_string(),
-            None if self.is_null() => String::new(),
-            None => Value::from(self).to_string(),
-        }
-    }
-}
-
 /// The value at an exact path; arrays are entered at their first item.
-pub fn get<'v, T: Tree>(v: &'v T, path: &str) -> Option<&'v T> {
+pub fn get<'v, T: Node>(v: &'v T, path: &str) -> Option<&'v T> {
     path.split('/')
         .filter(|s| !s.is_empty())
         .try_fold(v, |cur, seg| {
@@ -278,7 +223,7 @@ pub fn get<'v, T: Tree>(v: &'v T, path: &str) -> Option<&'v T> {
                 Some(a) => a.first()?,
                 None => cur,
             };
-            cur.member(seg)
+            cur.field(seg)
         })
         .map(|found| match found.list() {
             Some([one]) => one,
@@ -385,9 +330,9 @@ pub const fn f(name: &'static str, src: Src) -> Field {
     Field { name, src }
 }
 
-fn items_at<'v, T: Tree>(v: &'v T, path: &str) -> Vec<&'v T> {
+fn items_at<'v, T: Node>(v: &'v T, path: &str) -> Vec<&'v T> {
     // An array stands for its items; anything else for itself.
-    fn each<T: Tree>(c: &T) -> &[T] {
+    fn each<T: Node>(c: &T) -> &[T] {
         c.list().unwrap_or(std::slice::from_ref(c))
     }
     let mut cur = vec![v];
@@ -395,25 +340,25 @@ fn items_at<'v, T: Tree>(v: &'v T, path: &str) -> Vec<&'v T> {
         cur = cur
             .into_iter()
             .flat_map(each)
-            .filter_map(|c| c.member(seg))
+            .filter_map(|c| c.field(seg))
             .collect();
     }
     cur.into_iter().flat_map(each).collect()
 }
 
 /// Build an element's members from a template against a REST object.
-pub fn build<T: Tree>(fields: &[Field], rest: &T) -> Map<String, Value> {
+pub fn build<T: Node>(fields: &[Field], rest: &T) -> Map<String, Value> {
     let mut out = Map::new();
     for field in fields {
         let value = match field.src {
             Src::Copy(path) => get(rest, path).map(T::owned),
             Src::TextOrEmpty(path) => Some(Value::String(
-                get(rest, path).map(T::text).unwrap_or_default(),
+                get(rest, path).map(T::json_text).unwrap_or_default(),
             )),
             Src::EachText(list, path) => {
                 let texts: Vec<Value> = items_at(rest, list)
                     .into_iter()
-                    .filter_map(|i| get(i, path).map(T::text))
+                    .filter_map(|i| get(i, path).map(T::json_text))
                     .map(Value::String)
                     .collect();
                 (!texts.is_empty()).then_some(Value::Array(texts))

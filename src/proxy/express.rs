@@ -27,10 +27,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use super::h1::{
-    put_header, put_request_head, put_status_line, send, ChunkWalk, ClientHead, Framing,
-    MAX_HEADERS, READ_CHUNK,
+    put_header, put_request_head, put_status_line, send, ChunkWalk, ClientHead, Connections,
+    Framing, RawConn, MAX_HEADERS, READ_CHUNK,
 };
-use super::upstream::{RawConn, Upstream};
+use super::upstream::Upstream;
 use super::{tunnel, ProxyApp, REQUEST_ID};
 use crate::config::Environment;
 use crate::error::Failure;
@@ -294,7 +294,7 @@ impl ProxyApp {
                 Instant::now(),
                 timeout,
                 send(
-                    &upstream,
+                    &*upstream,
                     out,
                     answer,
                     Some(ClientHead {

@@ -9,11 +9,26 @@ use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::upstream::{RawConn, Upstream};
 use super::REQUEST_ID;
 use crate::error::Failure;
+
+/// A connection to UPS written and read by hand (TLS or plain). Boxed: the TLS state is over
+/// a kilobyte, and the connection moves (pool, call, pool) per request.
+pub type RawConn = Box<TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>>;
+
+/// Where connections come from and go back to: an origin's per-thread pool
+/// ([`super::upstream::Upstream`]).
+pub(super) trait Connections {
+    /// The newest idle connection of this thread, if one is young enough.
+    fn idle_connection(&self) -> Option<RawConn>;
+    /// Keep a connection whose last exchange ended cleanly, for this thread's next request.
+    fn put_back(&self, conn: RawConn);
+    /// A new connection.
+    fn connect(&self) -> impl std::future::Future<Output = Result<RawConn, Failure>>;
+}
 
 /// Headers in a head we read (more: the head is refused).
 pub(super) const MAX_HEADERS: usize = 64;
@@ -52,7 +67,7 @@ pub(super) struct ClientHead<'a> {
 /// connection that ends before a byte of answer was closed by UPS while idle: the request
 /// goes again on the next one. Only calls that change nothing at UPS come here.
 pub(super) async fn send(
-    upstream: &Upstream,
+    upstream: &impl Connections,
     request: &[u8],
     answer: &mut BytesMut,
     mut client: Option<ClientHead<'_>>,
@@ -209,7 +224,7 @@ fn contains_token(value: &[u8], token: &[u8]) -> bool {
 /// whole (at most `max` bytes of body). The connection goes back to this thread's pool if
 /// the answer ended cleanly.
 pub(super) async fn exchange_whole(
-    upstream: &Upstream,
+    upstream: &impl Connections,
     request: &[u8],
     method: &Method,
     max: usize,
@@ -376,22 +391,32 @@ pub(super) fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A request's head to UPS: the request line, then `headers` (their names as they are).
 pub(super) fn put_request_head(
     out: &mut Vec<u8>,
     method: &Method,
     path_and_query: &str,
     headers: &HeaderMap,
 ) {
+    put_request_line(out, method, path_and_query);
+    for (name, value) in headers {
+        put_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+pub(super) fn put_request_line(out: &mut Vec<u8>, method: &Method, path_and_query: &str) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(path_and_query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+}
+
+/// One header line of a request to UPS, its name as given.
+pub(super) fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

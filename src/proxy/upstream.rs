@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, Uri};
+use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -24,7 +24,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::{debug, error, warn};
 
-use super::h1;
+use super::h1::{self, Connections, RawConn};
 use crate::config::{Environment, UpsConfig};
 use crate::error::Failure;
 use crate::pipeline::{replay, RestAnswer, RestApi, Tap};
@@ -120,10 +120,6 @@ pub struct Upstream {
 }
 
 type UpsClient = Client<Connector, Payload>;
-
-/// A connection to UPS that the express lane writes and reads itself (TLS or plain). Boxed:
-/// the TLS state is over a kilobyte, and the connection moves (pool, call, pool) per request.
-pub type RawConn = Box<TokioIo<hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>>;
 
 /// How long an idle connection is kept for reuse (as the hyper client's pool).
 const IDLE_FOR: Duration = Duration::from_secs(55);
@@ -243,58 +239,6 @@ impl Upstream {
         })
     }
 
-    /// The newest idle express-lane connection of this thread, if one is young enough.
-    pub fn idle_connection(&self) -> Option<RawConn> {
-        THREAD_IDLE.with(|idle| {
-            let mut idle = idle.borrow_mut();
-            let (_, conns) = idle.iter_mut().find(|(id, _)| *id == self.id)?;
-            let newest = conns.pop()?;
-            // Connections idle too long may be closed by UPS at any moment: let them go
-            // (when the newest is too old, so are all the others).
-            if newest.since.elapsed() >= IDLE_FOR {
-                conns.clear();
-                return None;
-            }
-            Some(newest.conn)
-        })
-    }
-
-    /// Keep a connection whose last exchange ended cleanly, for this thread's next request.
-    pub fn put_back(&self, conn: RawConn) {
-        THREAD_IDLE.with(|idle| {
-            let mut idle = idle.borrow_mut();
-            let at = match idle.iter().position(|(id, _)| *id == self.id) {
-                Some(at) => at,
-                None => {
-                    idle.push((self.id, Vec::new()));
-                    idle.len() - 1
-                }
-            };
-            let conns = &mut idle[at].1;
-            let now = Instant::now();
-            // Oldest first: when the oldest is stale, close the stale ones (no clock reads
-            // but this one).
-            if conns.first().is_some_and(|c| now - c.since >= IDLE_FOR) {
-                conns.retain(|c| now - c.since < IDLE_FOR);
-            }
-            if conns.len() < MAX_IDLE {
-                conns.push(Idle { conn, since: now });
-            }
-        })
-    }
-
-    /// A new connection for the express lane (TLS with SNI and certificate checks when
-    /// `https`), within `[ups] connect_timeout`.
-    pub async fn connect(&self) -> Result<RawConn, Failure> {
-        use tower::ServiceExt;
-        let uri = Uri::try_from(self.origin.as_str())
-            .map_err(|_| Failure::UpstreamUnreachable(format!("bad origin {}", self.origin)))?;
-        match self.connector.clone().oneshot(uri).await {
-            Ok(stream) => Ok(Box::new(TokioIo::new(stream))),
-            Err(e) => Err(Failure::UpstreamUnreachable(format!("cannot connect: {e}"))),
-        }
-    }
-
     /// `Host` header value for UPS (built once; cloning it is a reference count).
     pub fn host_header(&self) -> HeaderValue {
         self.host_header.clone()
@@ -373,28 +317,24 @@ impl Upstream {
         }
         let mut req = Request::builder()
             .method(call.method.clone())
-            .uri(self.uri(&call.path_and_query)?)
-            .header(http::header::HOST, self.host_header())
-            .header(http::header::AUTHORIZATION, bearer.clone())
-            .header(
-                http::header::ACCEPT,
-                HeaderValue::from_static("application/json"),
-            )
-            .header("transid", trans_id)
-            .header("transactionsrc", HeaderValue::from_static("upsbridge"));
-        for (k, v) in &call.headers {
-            let v = HeaderValue::from_str(v)
-                .map_err(|_| Failure::Malformed(format!("{k} header value")))?;
-            req = req.header(*k, v);
-        }
-        if let Some(b) = &body {
-            req = req
-                .header(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )
-                .header(http::header::CONTENT_LENGTH, b.len());
-        }
+            .uri(self.uri(&call.path_and_query)?);
+        let Some(headers) = req.headers_mut() else {
+            return Err(Failure::Malformed("request to UPS".into()));
+        };
+        let body_len = body.as_ref().map(Bytes::len);
+        rest_fields(
+            &self.host_header,
+            call,
+            body_len,
+            bearer,
+            trans_id,
+            |k, v| {
+                // Checked by `rest_fields`; names are the tables' own.
+                if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k), HeaderValue::from_bytes(v)) {
+                    headers.append(k, v);
+                }
+            },
+        )?;
         let req = req
             .body(Payload::Full(body))
             .map_err(|e| Failure::Malformed(format!("request to UPS: {e}")))?;
@@ -426,8 +366,62 @@ pub struct Upstreams {
     upstreams: [Result<Arc<Upstream>, String>; 2],
 }
 
-/// A REST call's request as it goes on the wire: head and body in one buffer, each value
-/// checked as hyper's request builder checks it (no line break ever reaches UPS).
+/// This thread's pool of the connections [`h1`] writes and reads itself.
+impl Connections for Upstream {
+    /// The newest idle express-lane connection of this thread, if one is young enough.
+    fn idle_connection(&self) -> Option<RawConn> {
+        THREAD_IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let (_, conns) = idle.iter_mut().find(|(id, _)| *id == self.id)?;
+            let newest = conns.pop()?;
+            // Connections idle too long may be closed by UPS at any moment: let them go
+            // (when the newest is too old, so are all the others).
+            if newest.since.elapsed() >= IDLE_FOR {
+                conns.clear();
+                return None;
+            }
+            Some(newest.conn)
+        })
+    }
+
+    /// Keep a connection whose last exchange ended cleanly, for this thread's next request.
+    fn put_back(&self, conn: RawConn) {
+        THREAD_IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let at = match idle.iter().position(|(id, _)| *id == self.id) {
+                Some(at) => at,
+                None => {
+                    idle.push((self.id, Vec::new()));
+                    idle.len() - 1
+                }
+            };
+            let conns = &mut idle[at].1;
+            let now = Instant::now();
+            // Oldest first: when the oldest is stale, close the stale ones (no clock reads
+            // but this one).
+            if conns.first().is_some_and(|c| now - c.since >= IDLE_FOR) {
+                conns.retain(|c| now - c.since < IDLE_FOR);
+            }
+            if conns.len() < MAX_IDLE {
+                conns.push(Idle { conn, since: now });
+            }
+        })
+    }
+
+    /// A new connection for the express lane (TLS with SNI and certificate checks when
+    /// `https`), within `[ups] connect_timeout`.
+    async fn connect(&self) -> Result<RawConn, Failure> {
+        use tower::ServiceExt;
+        let uri = Uri::try_from(self.origin.as_str())
+            .map_err(|_| Failure::UpstreamUnreachable(format!("bad origin {}", self.origin)))?;
+        match self.connector.clone().oneshot(uri).await {
+            Ok(stream) => Ok(Box::new(TokioIo::new(stream))),
+            Err(e) => Err(Failure::UpstreamUnreachable(format!("cannot connect: {e}"))),
+        }
+    }
+}
+
+/// A REST call's request as it goes on the wire: head and body in one buffer.
 fn rest_request(
     host: &HeaderValue,
     call: &RestCall,
@@ -437,39 +431,48 @@ fn rest_request(
 ) -> Result<Vec<u8>, Failure> {
     let path = http::uri::PathAndQuery::try_from(call.path_and_query.as_str())
         .map_err(|_| Failure::Malformed("request path".into()))?;
-    let trans_id = HeaderValue::from_str(trans_id)
-        .map_err(|_| Failure::Malformed("transId header value".into()))?;
     let mut out = Vec::with_capacity(512 + body.map_or(0, <[u8]>::len));
-    out.extend_from_slice(call.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(path.as_str().as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    let line = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    };
-    line(&mut out, "host", host.as_bytes());
-    line(&mut out, "authorization", bearer.as_bytes());
-    line(&mut out, "accept", b"application/json");
-    line(&mut out, "transid", trans_id.as_bytes());
-    line(&mut out, "transactionsrc", b"upsbridge");
-    for (k, v) in &call.headers {
-        let v = HeaderValue::from_str(v)
-            .map_err(|_| Failure::Malformed(format!("{k} header value")))?;
-        line(&mut out, k, v.as_bytes());
-    }
-    if let Some(body) = body {
-        line(&mut out, "content-type", b"application/json");
-        let mut n = itoa::Buffer::new();
-        line(&mut out, "content-length", n.format(body.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body);
-    } else {
-        out.extend_from_slice(b"\r\n");
-    }
+    h1::put_request_line(&mut out, &call.method, path.as_str());
+    let body_len = body.map(<[u8]>::len);
+    rest_fields(host, call, body_len, bearer, trans_id, |k, v| {
+        h1::put_field(&mut out, k, v)
+    })?;
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.unwrap_or_default());
     Ok(out)
+}
+
+/// The header fields of a REST call to UPS, in order, for either way of sending it. Values
+/// are checked first, as `HeaderValue` checks them (no control character but tab), so no
+/// line break ever reaches UPS.
+fn rest_fields(
+    host: &HeaderValue,
+    call: &RestCall,
+    body_len: Option<usize>,
+    bearer: &HeaderValue,
+    trans_id: &str,
+    mut field: impl FnMut(&[u8], &[u8]),
+) -> Result<(), Failure> {
+    let valid = |v: &str| v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+    if !valid(trans_id) {
+        return Err(Failure::Malformed("transId header value".into()));
+    }
+    if let Some((k, _)) = call.headers.iter().find(|(_, v)| !valid(v)) {
+        return Err(Failure::Malformed(format!("{k} header value")));
+    }
+    field(b"host", host.as_bytes());
+    field(b"authorization", bearer.as_bytes());
+    field(b"accept", b"application/json");
+    field(b"transid", trans_id.as_bytes());
+    field(b"transactionsrc", b"upsbridge");
+    for (k, v) in &call.headers {
+        field(k.as_bytes(), v.as_bytes());
+    }
+    if let Some(n) = body_len {
+        field(b"content-type", b"application/json");
+        field(b"content-length", itoa::Buffer::new().format(n).as_bytes());
+    }
+    Ok(())
 }
 
 impl Upstreams {
@@ -602,5 +605,42 @@ impl RestApi for Upstreams {
 
     fn request_timeout(&self) -> Duration {
         self.default_upstream().request_timeout()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rest::RestBody;
+
+    fn call(path: &str, headers: Vec<(&'static str, String)>) -> RestCall {
+        RestCall {
+            method: http::Method::POST,
+            path_and_query: path.into(),
+            body: RestBody::Unchanged,
+            headers,
+        }
+    }
+
+    #[test]
+    fn a_rest_request_is_one_buffer_and_no_line_break_reaches_ups() {
+        let host = HeaderValue::from_static("ups");
+        let bearer = HeaderValue::from_static("Bearer t");
+        let ok = rest_request(
+            &host,
+            &call("/api/x?a=1", vec![("AccountNumber", "9Y9Y9Y".into())]),
+            Some(b"{}"),
+            &bearer,
+            "ub1",
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(ok).unwrap(),
+            "POST /api/x?a=1 HTTP/1.1\r\nhost: ups\r\nauthorization: Bearer t\r\naccept: application/json\r\ntransid: ub1\r\ntransactionsrc: upsbridge\r\nAccountNumber: 9Y9Y9Y\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+        );
+        let injected = call("/api/x", vec![("AccountNumber", "1\r\nX-Evil: 1".into())]);
+        assert!(rest_request(&host, &injected, None, &bearer, "ub1").is_err());
+        assert!(rest_request(&host, &call("/api/x y", vec![]), None, &bearer, "ub1").is_err());
+        assert!(rest_request(&host, &call("/api/x", vec![]), None, &bearer, "ub\n1").is_err());
     }
 }

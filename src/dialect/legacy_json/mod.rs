@@ -12,8 +12,9 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::legacy_schema::{self, Family, Node, RootDef};
+use super::legacy_schema::{self, Family, RootDef};
 use super::services::{self, AnswerShape, Converted, RestBody, Service};
+use super::tree::Node;
 use super::{
     rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route, Severity, Ups,
     UpsError,

@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::schema::{self, f, Field, Rule, Src};
 use super::services::{self, AnswerShape, RestBody, RestCall, Service};
+use super::tree::Node;
 use super::xmljson::{self, Element};
 use super::{
     json_text, rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route,
@@ -843,6 +844,7 @@ pub fn answer(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) 
         return garbled(shape, status);
     };
     let (members, warn) = match svc {
+        // Answered above from the borrowed parse; the same template reads a `Value` too.
         OldService::Rate | OldService::ShipConfirm => {
             return templated(shape, status, &parsed, digest)
         }
@@ -873,15 +875,10 @@ pub fn answer(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) 
     success_document(shape, members, &warn)
 }
 
-/// A rate's or a confirmation's answer: their templates read any [`schema::Tree`].
-fn templated<T: schema::Tree>(
-    shape: &OldShape,
-    status: u16,
-    parsed: &T,
-    digest: Option<&str>,
-) -> Answer {
+/// A rate's or a confirmation's answer: their templates read any [`Node`].
+fn templated<T: Node>(shape: &OldShape, status: u16, parsed: &T, digest: Option<&str>) -> Answer {
     let svc = shape.old;
-    let Some(rest) = parsed.member(svc.rest_root()) else {
+    let Some(rest) = parsed.field(svc.rest_root()) else {
         return garbled(shape, status);
     };
     let members = if svc == OldService::ShipConfirm {

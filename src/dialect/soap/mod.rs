@@ -13,9 +13,10 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::legacy_schema::{self, Family, Node, RootDef};
+use super::legacy_schema::{self, Family, RootDef};
 use super::schema::{self, Rule};
 use super::services::{self, AnswerShape, Converted, RestBody, Service};
+use super::tree::Node;
 use super::xmljson::{self, escape_text, Element};
 use super::{
     rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route, Severity, Ups,
