@@ -187,6 +187,7 @@ fn init_logging() -> FlushOnExit {
     let out = fmt::layer()
         .with_writer(upsbridge::logbuf::BatchedStderr)
         .with_timer(upsbridge::logbuf::SecondCachedTime)
+        .fmt_fields(upsbridge::logbuf::PlainFields)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(env)
         .with_filter(no_raw_bytes);
