@@ -33,10 +33,22 @@ pub struct AnswerShape {
 }
 
 fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer)
+    at(v, pointer)
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
+}
+
+/// `v.pointer(path)` without its allocations: `Value::pointer` builds two `String`s per
+/// step to unescape `~0` and `~1`, which none of our constant paths has. Every rate reads
+/// two of these.
+fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    debug_assert!(path.starts_with('/') && !path.contains('~'), "{path}");
+    path.split('/').skip(1).try_fold(v, |v, step| match v {
+        Value::Object(m) => m.get(step),
+        Value::Array(a) => step.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
 }
 
 /// A value that may be a string, a `{"Value": …}` wrapper or a one-element array of either.
@@ -760,6 +772,16 @@ mod tests {
         to_rest(Service::from_request_root(root).unwrap(), &v)
             .unwrap()
             .0
+    }
+
+    #[test]
+    fn at_finds_what_a_json_pointer_finds() {
+        let v = json!({"A": {"B": [{"C": "x"}, 2], "": {"D": 1}}, "E": null});
+        for path in [
+            "/A", "/A/B", "/A/B/0/C", "/A/B/1", "/A/B/2", "/A//D", "/E", "/E/F", "/Z",
+        ] {
+            assert_eq!(at(&v, path), v.pointer(path), "{path}");
+        }
     }
 
     #[test]
