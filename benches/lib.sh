@@ -54,6 +54,17 @@ cpu_ticks() {
   echo "$total"
 }
 
+# User and kernel ticks of the given processes (all their threads), as "USER KERNEL".
+cpu_ticks_split() {
+  local user=0 kernel=0 pid u k
+  for pid in "$@"; do
+    read -r u k < <(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')
+    user=$((user + u))
+    kernel=$((kernel + k))
+  done
+  echo "$user $kernel"
+}
+
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 nginx_common() {
