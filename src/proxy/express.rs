@@ -23,6 +23,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 use pingora::server::ShutdownWatch;
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
@@ -65,11 +66,35 @@ struct Lane {
     early: BytesMut,
 }
 
-/// A request head the lane takes, with where its body is in the buffer.
+/// A request head the lane takes, located in the read buffer: its parts are built from the
+/// request's own bytes once they leave the buffer ([`Arrived::parts`]), so no header value
+/// and no path is copied.
 struct Arrived {
-    parts: http::request::Parts,
+    method: Method,
+    /// Where the request target is.
+    target: (usize, usize),
+    /// Each field's name, and where its value is.
+    fields: SmallVec<[(HeaderName, (usize, usize)); 16]>,
     head_len: usize,
     body_len: usize,
+}
+
+impl Arrived {
+    /// The head's parts, sharing `request`'s bytes (the buffer the offsets were taken in).
+    /// `None`: a target or value `http` refuses (hyper reads the request, and refuses it).
+    fn parts(self, request: &Bytes) -> Option<http::request::Parts> {
+        let at = |(start, len): (usize, usize)| request.slice(start..start + len);
+        let uri = Uri::from_maybe_shared(at(self.target)).ok()?;
+        let mut headers = HeaderMap::with_capacity(self.fields.len());
+        for (name, value) in self.fields {
+            headers.append(name, HeaderValue::from_maybe_shared(at(value)).ok()?);
+        }
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.method = self.method;
+        parts.uri = uri;
+        parts.headers = headers;
+        Some(parts)
+    }
 }
 
 // Returned once per parse and moved once: a box would be an allocation per request.
@@ -150,15 +175,17 @@ impl ProxyApp {
                         .await
                 }
             };
-            // The request leaves the buffer without a copy; its body is shared from it.
+            // The request leaves the buffer without a copy; its head and body are shared
+            // from it.
             let request = inbound
                 .split_to(arrived.head_len + arrived.body_len)
                 .freeze();
             let body = request.slice(arrived.head_len..);
-            match self
-                .express(&mut io, arrived.parts, body, peer, &mut lane)
-                .await
-            {
+            let step = match arrived.parts(&request) {
+                Some(parts) => self.express(&mut io, parts, body, peer, &mut lane).await,
+                None => Step::Hyper("head"),
+            };
+            match step {
                 Step::Next => {
                     if !lane.early.is_empty() {
                         inbound.extend_from_slice(&lane.early);
@@ -462,13 +489,12 @@ fn parse_request(buf: &[u8]) -> Parse {
     if method == Method::CONNECT || !path.starts_with('/') {
         return Parse::Hyper("head");
     }
-    let Ok(uri) = Uri::try_from(path) else {
-        return Parse::Hyper("head");
-    };
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let offset = |part: &[u8]| (part.as_ptr() as usize - buf.as_ptr() as usize, part.len());
+    let target = offset(path.as_bytes());
+    let mut fields = SmallVec::new();
     let mut body_len = None;
     for h in req.headers.iter() {
-        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+        let Some(name) = field_name(h.name.as_bytes()) else {
             return Parse::Hyper("head");
         };
         if name == header::CONTENT_LENGTH {
@@ -487,24 +513,41 @@ fn parse_request(buf: &[u8]) -> Parse {
         {
             return Parse::Hyper("head");
         }
-        let Ok(value) = HeaderValue::from_bytes(h.value) else {
-            return Parse::Hyper("head");
-        };
-        headers.append(name, value);
+        fields.push((name, offset(h.value)));
     }
     let body_len = body_len.unwrap_or(0);
     if head_len + body_len > MAX_REQUEST {
         return Parse::Hyper("size");
     }
-    let (mut parts, ()) = http::Request::new(()).into_parts();
-    parts.method = method;
-    parts.uri = uri;
-    parts.headers = headers;
     Parse::Arrived(Arrived {
-        parts,
+        method,
+        target,
+        fields,
         head_len,
         body_len,
     })
+}
+
+/// The legacy credential and tracing fields every header-style request carries, named once:
+/// `HeaderName::from_bytes` allocates a lower-cased copy of any name that is not standard.
+static KNOWN_FIELDS: std::sync::LazyLock<[HeaderName; 5]> = std::sync::LazyLock::new(|| {
+    [
+        "accesslicensenumber",
+        "username",
+        "password",
+        "transid",
+        "transactionsrc",
+    ]
+    .map(HeaderName::from_static)
+});
+
+/// A field's name, without an allocation for the legacy fields.
+fn field_name(raw: &[u8]) -> Option<HeaderName> {
+    KNOWN_FIELDS
+        .iter()
+        .find(|known| raw.eq_ignore_ascii_case(known.as_str().as_bytes()))
+        .cloned()
+        .or_else(|| HeaderName::from_bytes(raw).ok())
 }
 
 /// How relaying UPS's answer ended.
@@ -713,13 +756,19 @@ mod tests {
 
     #[test]
     fn a_plain_header_style_request_is_the_lanes_with_its_body_located() {
-        let raw = b"POST /ship/v2409/rating/Rate?additionalinfo=x HTTP/1.1\r\nHost: p\r\nAccessLicenseNumber: K\r\nContent-Length: 4\r\nConnection: keep-alive\r\n\r\nbody";
+        let raw = b"POST /ship/v2409/rating/Rate?additionalinfo=x HTTP/1.1\r\nHost: p\r\nAccessLicenseNumber: K\r\nPassWORD: p w\r\nX-Other: o\r\nContent-Length: 4\r\nConnection: keep-alive\r\n\r\nbody";
         let a = arrived(raw);
-        assert_eq!(a.parts.method, Method::POST);
-        assert_eq!(a.parts.uri.path(), "/ship/v2409/rating/Rate");
-        assert_eq!(a.parts.uri.query(), Some("additionalinfo=x"));
-        assert_eq!(a.parts.headers["accesslicensenumber"], "K");
-        assert_eq!(&raw[a.head_len..a.head_len + a.body_len], b"body");
+        let (head_len, body_len) = (a.head_len, a.body_len);
+        assert_eq!(&raw[head_len..head_len + body_len], b"body");
+        let parts = a.parts(&Bytes::from_static(raw)).expect("parts");
+        assert_eq!(parts.method, Method::POST);
+        assert_eq!(parts.uri.path(), "/ship/v2409/rating/Rate");
+        assert_eq!(parts.uri.query(), Some("additionalinfo=x"));
+        assert_eq!(parts.headers["accesslicensenumber"], "K");
+        assert_eq!(parts.headers["password"], "p w");
+        assert_eq!(parts.headers["x-other"], "o");
+        assert_eq!(parts.headers["content-length"], "4");
+        assert_eq!(parts.headers.len(), 6);
         // The head arrives in pieces: partial until its blank line.
         assert!(matches!(parse_request(&raw[..20]), Parse::Partial));
         // The body may still be coming: the head says how much.
