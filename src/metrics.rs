@@ -340,11 +340,14 @@ pub mod traffic {
 
     impl Traffic {
         fn with(&self, account: &str, f: impl FnOnce(&mut Account)) {
-            if !self.accounts.contains_key(account) {
-                self.accounts.entry(account.to_string()).or_default();
-            }
-            if let Some(a) = self.accounts.get(account) {
-                f(&mut a.lock().expect("traffic lock"));
+            // One lookup per request once the account has traffic; the name is copied only
+            // for its first request.
+            match self.accounts.get(account) {
+                Some(a) => f(&mut a.lock().expect("traffic lock")),
+                None => {
+                    let a = self.accounts.entry(account.to_string()).or_default();
+                    f(&mut a.lock().expect("traffic lock"));
+                }
             }
         }
 
