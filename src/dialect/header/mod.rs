@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use http::Method;
+use smallvec::SmallVec;
 
 use super::{Answer, Dialect, Failure, Head, Parsed, Request, Route};
 use crate::accounts::LegacyCredentials;
@@ -144,9 +145,11 @@ pub fn credentials(headers: &http::HeaderMap) -> LegacyCredentials {
 /// `has_body`: a GET with a body on rating is a POST sent with the wrong verb.
 pub fn map(method: &Method, path: &str, query: Option<&str>, has_body: bool) -> Option<RestCall> {
     use crate::rest;
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    // The segments as sent and lower-cased, on the stack (one allocation for the lower-cased
+    // path: this runs for every header-style request).
+    let segs: SmallVec<[&str; 8]> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let lower = path.to_ascii_lowercase();
+    let l: SmallVec<[&str; 8]> = lower.split('/').filter(|s| !s.is_empty()).collect();
     let version = |v: &str| rest::is_version_segment(v).then_some(());
     let mut query = query.unwrap_or("").to_string();
     let post = Method::POST;
