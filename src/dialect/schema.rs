@@ -12,7 +12,7 @@
 //!
 //! The tables themselves are data; no per-field code. Nothing here logs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
@@ -21,9 +21,13 @@ use super::tree::Node;
 
 static ARRAYS_JSON: &str = include_str!("tables/arrays.json");
 
+/// Paths (`/`-joined element names below a root) that are arrays. FxHash: a request's every
+/// member path is looked up here, and the table is ours, not the client's.
+pub type ArrayPaths = rustc_hash::FxHashSet<String>;
+
 /// The array paths below `root` (e.g. `Shipment/Package` for `RateRequest`).
-pub fn arrays(root: &str) -> Option<&'static HashSet<String>> {
-    static TABLE: OnceLock<HashMap<String, HashSet<String>>> = OnceLock::new();
+pub fn arrays(root: &str) -> Option<&'static ArrayPaths> {
+    static TABLE: OnceLock<HashMap<String, ArrayPaths>> = OnceLock::new();
     TABLE
         .get_or_init(|| {
             // Committed, generated data: a unit test proves it parses.
@@ -37,9 +41,9 @@ pub fn arrays(root: &str) -> Option<&'static HashSet<String>> {
 }
 
 /// The empty set, for roots without arrays.
-pub fn no_arrays() -> &'static HashSet<String> {
-    static EMPTY: OnceLock<HashSet<String>> = OnceLock::new();
-    EMPTY.get_or_init(HashSet::new)
+pub fn no_arrays() -> &'static ArrayPaths {
+    static EMPTY: OnceLock<ArrayPaths> = OnceLock::new();
+    EMPTY.get_or_init(ArrayPaths::default)
 }
 
 // ---- request rewrite rules --------------------------------------------------------------------

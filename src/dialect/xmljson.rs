@@ -291,19 +291,21 @@ fn push_text(stack: &mut [Element], s: &str) -> Result<(), Failure> {
 
 /// An element as JSON (no schema): `None` for `xsi:nil`.
 /// Leaves are strings (`""` when empty); repeated children become arrays, in order.
-pub fn to_json(el: &Element) -> Option<Value> {
+/// The tree is consumed: its names and texts move into the JSON instead of being copied.
+pub fn to_json(el: Element) -> Option<Value> {
     if el.nil {
         return None;
     }
     if el.children.is_empty() {
-        return Some(Value::String(el.text.trim().to_string()));
+        return Some(Value::String(trimmed(el.text)));
     }
     let mut map: Map<String, Value> = Map::new();
-    for c in &el.children {
+    for mut c in el.children {
+        let name = std::mem::take(&mut c.name);
         let Some(v) = to_json(c) else { continue };
-        match map.get_mut(&c.name) {
+        match map.get_mut(&name) {
             None => {
-                map.insert(c.name.clone(), v);
+                map.insert(name, v);
             }
             // Element values are never arrays, so an array here is a repetition list.
             Some(Value::Array(list)) => list.push(v),
@@ -316,10 +318,20 @@ pub fn to_json(el: &Element) -> Option<Value> {
     Some(Value::Object(map))
 }
 
+/// `text` without surrounding whitespace, in its own buffer when there is none to cut.
+fn trimmed(text: String) -> String {
+    let t = text.trim();
+    if t.len() == text.len() {
+        text
+    } else {
+        t.to_string()
+    }
+}
+
 /// Make every path listed for `root` an array (one element → one-element array),
 /// and drop empty-string and null items of arrays (REST refuses an empty `AddressLine` item).
-pub fn normalize_arrays(v: &mut Value, arrays: &std::collections::HashSet<String>) {
-    fn walk(v: &mut Value, path: &mut String, arrays: &std::collections::HashSet<String>) {
+pub fn normalize_arrays(v: &mut Value, arrays: &super::schema::ArrayPaths) {
+    fn walk(v: &mut Value, path: &mut String, arrays: &super::schema::ArrayPaths) {
         let Value::Object(map) = v else { return };
         let mut emptied: Vec<String> = vec![];
         for (k, child) in map.iter_mut() {
@@ -466,7 +478,7 @@ mod tests {
         assert_eq!(a.name, "A");
         assert_eq!(a.text_at("B"), Some("1"));
         let (c, _) = parse_document(&body[end..]).unwrap();
-        assert_eq!(to_json(&c).unwrap(), json!({"D": ""}));
+        assert_eq!(to_json(c).unwrap(), json!({"D": ""}));
     }
 
     #[test]
@@ -475,7 +487,7 @@ mod tests {
         let (root, _) = parse_document(body).unwrap();
         assert_eq!(root.ns.as_deref(), Some("urn:x"));
         assert_eq!(root.children[0].ns.as_deref(), Some("urn:p"));
-        assert_eq!(to_json(&root).unwrap(), json!({"A": "a & b A<c>"}));
+        assert_eq!(to_json(root).unwrap(), json!({"A": "a & b A<c>"}));
     }
 
     #[test]
@@ -523,7 +535,7 @@ mod tests {
     #[test]
     fn arrays_by_schema_and_back_to_xml() {
         let (el, _) = parse_document("<R><S><P><W>1</W></P><L>a</L><L></L><I/></S></R>").unwrap();
-        let mut v = to_json(&el).unwrap();
+        let mut v = to_json(el).unwrap();
         let arrays = ["S/P".to_string(), "S/L".to_string()].into_iter().collect();
         normalize_arrays(&mut v, &arrays);
         assert_eq!(v, json!({"S": {"P": [{"W": "1"}], "L": ["a"], "I": ""}}));

@@ -630,7 +630,7 @@ pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
         // No AccessRequest: refused as missing credentials (250003).
         (LegacyCredentials::none(), Ok(first))
     };
-    let request = request.and_then(|r| understood(route, &r));
+    let request = request.and_then(|r| understood(route, r));
     Ok(Parsed {
         credentials,
         request,
@@ -638,7 +638,7 @@ pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
 }
 
 /// The request document (content of its root) as JSON, rewritten by a service's tables.
-pub fn request_json(svc: OldService, req: &Element) -> Value {
+pub fn request_json(svc: OldService, req: Element) -> Value {
     let mut v = match xmljson::to_json(req) {
         Some(v @ Value::Object(_)) => v,
         _ => Value::Object(Map::new()),
@@ -665,7 +665,7 @@ fn label_stock_portrait(v: &mut Value) {
     }
 }
 
-fn understood(route: &Route, req: &Element) -> Result<Request, Failure> {
+fn understood(route: &Route, req: Element) -> Result<Request, Failure> {
     let mut svc = OldService::from_path(&route.service)
         .ok_or_else(|| Failure::UnknownService(route.service.clone()))?;
     if svc == OldService::Av && req.child("AddressKeyFormat").is_some() {
@@ -683,11 +683,12 @@ fn understood(route: &Route, req: &Element) -> Result<Request, Failure> {
     let customer_context = req
         .text_at("Request/TransactionReference/CustomerContext")
         .map(str::to_string);
+    let digest = req.text_at("ShipmentDigest").map(str::to_string);
     let mut v = request_json(svc, req);
     let (service, root) = svc.xoltws();
     let (shape, step) = match svc {
         OldService::ShipAccept => {
-            let digest = req.text_at("ShipmentDigest").ok_or(Failure::MissingField(
+            let digest = digest.ok_or(Failure::MissingField(
                 "ShipmentAcceptRequest/ShipmentDigest",
             ))?;
             let shape = AnswerShape {
@@ -695,7 +696,6 @@ fn understood(route: &Route, req: &Element) -> Result<Request, Failure> {
                 customer_context,
                 all_activity: false,
             };
-            let digest = digest.to_string();
             (shape, Step::Accept { digest })
         }
         OldService::ShipConfirm => {

@@ -151,8 +151,8 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
     };
     let request = envelope
         .children
-        .iter()
-        .find(|e| in_envelope_ns(e, "Body"))
+        .into_iter()
+        .find(|e| in_envelope_ns(&e, "Body"))
         .ok_or_else(|| Failure::Malformed("the SOAP Envelope has no Body".into()))
         .and_then(understood);
     Ok(Parsed {
@@ -202,37 +202,37 @@ fn credentials(header: &Element) -> Result<LegacyCredentials, Failure> {
 }
 
 /// The XOLTWS request element of a SOAP body, as JSON normalised to the REST schema.
-pub fn request_json(request: &Element, service: Service) -> Value {
+pub fn request_json(request: Element, service: Service) -> Value {
+    let arrays = schema::arrays(&request.name).unwrap_or_else(schema::no_arrays);
     let mut v = match xmljson::to_json(request) {
         Some(v @ Value::Object(_)) => v,
         _ => Value::Object(Map::new()),
     };
     schema::apply(rules(service), &mut v);
     xmljson::prune_empty(&mut v);
-    xmljson::normalize_arrays(
-        &mut v,
-        schema::arrays(&request.name).unwrap_or_else(schema::no_arrays),
-    );
+    xmljson::normalize_arrays(&mut v, arrays);
     v
 }
 
-fn understood(body: &Element) -> Result<Request, Failure> {
+fn understood(body: Element) -> Result<Request, Failure> {
     let request = body
         .children
-        .first()
+        .into_iter()
+        .next()
         .ok_or_else(|| Failure::Malformed("the SOAP Body is empty".into()))?;
-    let service = Service::from_request_root(&request.name)
-        .ok_or_else(|| Failure::UnknownService(request.name.clone()))?;
+    let (root, namespace) = (request.name.clone(), request.ns.clone());
+    let service =
+        Service::from_request_root(&root).ok_or_else(|| Failure::UnknownService(root.clone()))?;
     let v = request_json(request, service);
     let (call, shape) = services::to_rest(service, &v)?;
     let body = match &call.body {
         RestBody::None => None,
-        RestBody::Unchanged => Some(super::rest_body(&request.name, &v)),
+        RestBody::Unchanged => Some(super::rest_body(&root, &v)),
         RestBody::Json(j) => Some(Bytes::from(j.to_string())),
     };
     Ok(Request::Answered(Box::new(SoapRequest {
         shape,
-        namespace: request.ns.clone(),
+        namespace,
         call,
         body,
     })))
