@@ -116,7 +116,7 @@ impl RunningSim {
 
 /// Bind `listen` (port 0 allowed) and serve on the current tokio runtime (spawned task).
 pub async fn start(listen: SocketAddr, opts: SimOptions) -> std::io::Result<RunningSim> {
-    let listener = TcpListener::bind(listen).await?;
+    let listener = bind(listen)?;
     let addr = listener.local_addr()?;
     let sim = Arc::new(Sim::new(opts));
     let router = dispatch::router(sim.clone());
@@ -124,6 +124,21 @@ pub async fn start(listen: SocketAddr, opts: SimOptions) -> std::io::Result<Runn
     let task = tokio::spawn(accept_loop(listener, sim, router, stop_rx));
     tracing::info!(%addr, "UPS simulator listening");
     Ok(RunningSim { addr, stop, task })
+}
+
+/// The listening socket, with a deep accept queue: a proxy renewing its pool after idle sends
+/// a thousand connects at once, and UPS's front ends take them. At tokio's default (1,024), a
+/// loaded test machine overflowed the queue and the dropped SYNs were retried after 1 s, past
+/// the proxy's connect timeout.
+fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    socket.listen(4096)
 }
 
 async fn accept_loop(
