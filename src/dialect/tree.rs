@@ -17,8 +17,6 @@ pub trait Node: Sized {
     fn owned(&self) -> Value;
     /// An array's items, or the value itself (the legacy single-item collapse read back).
     fn items(&self) -> impl Iterator<Item = &Self>;
-    /// The members' names of an object (none for anything else).
-    fn keys(&self) -> impl Iterator<Item = &str>;
     /// The members of an object in order (none for anything else).
     fn entries(&self) -> impl Iterator<Item = (&str, &Self)>;
     fn is_null(&self) -> bool;
@@ -67,11 +65,6 @@ impl Node for Value {
     fn items(&self) -> impl Iterator<Item = &Value> {
         as_list(Some(self)).into_iter()
     }
-    fn keys(&self) -> impl Iterator<Item = &str> {
-        self.as_object()
-            .into_iter()
-            .flat_map(|m| m.keys().map(String::as_str))
-    }
     fn entries(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.as_object()
             .into_iter()
@@ -106,9 +99,6 @@ impl Node for serde_json_borrow::Value<'_> {
             Some(list) => list.iter(),
             None => std::slice::from_ref(self).iter(),
         }
-    }
-    fn keys(&self) -> impl Iterator<Item = &str> {
-        self.as_object().into_iter().flat_map(|m| m.keys())
     }
     fn entries(&self) -> impl Iterator<Item = (&str, &Self)> {
         self.as_object().into_iter().flat_map(|m| m.iter())

@@ -683,7 +683,10 @@ fn understood(route: &Route, req: Element) -> Result<Request, Failure> {
     let customer_context = req
         .text_at("Request/TransactionReference/CustomerContext")
         .map(str::to_string);
-    let digest = req.text_at("ShipmentDigest").map(str::to_string);
+    // Read before the tree moves into JSON; only an accept carries one.
+    let digest = (svc == OldService::ShipAccept)
+        .then(|| req.text_at("ShipmentDigest").map(str::to_string))
+        .flatten();
     let mut v = request_json(svc, req);
     let (service, root) = svc.xoltws();
     let (shape, step) = match svc {
@@ -883,12 +886,9 @@ fn templated<T: Node>(shape: &OldShape, status: u16, parsed: &T, digest: Option<
     };
     let members = if svc == OldService::ShipConfirm {
         let Some(digest) = digest else {
-            let f = Failure::unreadable("ShipConfirm digest", "none was stored");
-            return error_document(
-                svc.response_root(),
-                Some(shape),
-                &[f.ups_error()],
-                Some(f.kind()),
+            return refused(
+                shape,
+                Failure::unreadable("ShipConfirm digest", "none was stored"),
             );
         };
         let mut m = schema::build(CONFIRM_ANSWER, rest);
@@ -902,10 +902,14 @@ fn templated<T: Node>(shape: &OldShape, status: u16, parsed: &T, digest: Option<
 
 /// UPS's success answer without the member the old answer is built from.
 fn garbled(shape: &OldShape, status: u16) -> Answer {
-    let svc = shape.old;
-    let f = Failure::UpstreamGarbled(format!("no {} in a {status} answer", svc.rest_root()));
+    let why = format!("no {} in a {status} answer", shape.old.rest_root());
+    refused(shape, Failure::UpstreamGarbled(why))
+}
+
+/// Our own failure as the service's old error document.
+fn refused(shape: &OldShape, f: Failure) -> Answer {
     error_document(
-        svc.response_root(),
+        shape.old.response_root(),
         Some(shape),
         &[f.ups_error()],
         Some(f.kind()),
