@@ -162,6 +162,40 @@ pub fn apply(rules: &[Rule], v: &mut Value) {
     }
 }
 
+/// Whether a rule's pattern names `path` (`/`-joined element names below the request root),
+/// with the same `*` and `**` as [`apply`]; for writers that meet elements one at a time.
+pub fn pattern_matches(pattern: &str, path: &str) -> bool {
+    // Most patterns name one path: a length compare rules nearly all paths out.
+    if pattern == path {
+        return true;
+    }
+    if !pattern.contains('*') {
+        return false;
+    }
+    /// The first segment and what follows it (`None`: nothing).
+    fn first(s: &str) -> (&str, Option<&str>) {
+        match s.split_once('/') {
+            Some((seg, rest)) => (seg, Some(rest)),
+            None => (s, None),
+        }
+    }
+    fn go(pattern: Option<&str>, path: Option<&str>) -> bool {
+        let Some(pattern) = pattern else {
+            return path.is_none();
+        };
+        let (seg, pattern_rest) = first(pattern);
+        match path.map(first) {
+            // `**`: no element here, or one more still under `**`.
+            _ if seg == "**" => {
+                go(pattern_rest, path) || path.is_some_and(|p| go(Some(pattern), first(p).1))
+            }
+            Some((name, path_rest)) => (seg == "*" || seg == name) && go(pattern_rest, path_rest),
+            None => false,
+        }
+    }
+    go(Some(pattern), Some(path))
+}
+
 /// Call `f(parent, key)` for every member matching the pattern.
 fn at_pattern(v: &mut Value, segs: &[&str], f: &mut dyn FnMut(&mut Map<String, Value>, &str)) {
     match v {
@@ -398,6 +432,50 @@ pub fn build<T: Node>(fields: &[Field], rest: &T) -> Map<String, Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn patterns_name_the_paths_apply_reaches() {
+        let yes = [
+            ("Request/RequestOption", "Request/RequestOption"),
+            ("Shipment/*/CompanyName", "Shipment/ShipTo/CompanyName"),
+            ("**/Address", "Address"),
+            ("**/Address", "Shipment/ShipTo/Address"),
+            (
+                "**/Address/ResidentialAddress",
+                "Shipment/Shipper/Address/ResidentialAddress",
+            ),
+        ];
+        let no = [
+            ("Request/RequestOption", "Request"),
+            ("Request/RequestOption", "Request/RequestOption/X"),
+            ("Shipment/*/CompanyName", "Shipment/CompanyName"),
+            ("Shipment/*/CompanyName", "Shipment/A/B/CompanyName"),
+            ("**/Address", "Shipment/Address/City"),
+            (
+                "**/Address/ResidentialAddress",
+                "Shipment/ResidentialAddress",
+            ),
+        ];
+        for (pattern, path) in yes {
+            assert!(pattern_matches(pattern, path), "{pattern} {path}");
+        }
+        for (pattern, path) in no {
+            assert!(!pattern_matches(pattern, path), "{pattern} {path}");
+        }
+        // The same elements `apply` reaches: rename by each pattern, see which moved.
+        for (pattern, path) in yes {
+            let mut v = json!({});
+            put(&mut v, path, json!("x"));
+            apply(&[Rule::Rename(pattern, "Renamed")], &mut v);
+            let (parent, _) = path.rsplit_once('/').unwrap_or(("", path));
+            let renamed = if parent.is_empty() {
+                "Renamed".to_string()
+            } else {
+                format!("{parent}/Renamed")
+            };
+            assert!(get(&v, &renamed).is_some(), "{pattern} {path}: {v}");
+        }
+    }
 
     #[test]
     fn generated_array_table_is_embedded() {

@@ -160,8 +160,7 @@ pub fn parse_document(text: &str) -> Result<(Element, usize), Failure> {
     }
     let mut reader = NsReader::from_str(doc);
     reader.config_mut().check_end_names = true;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut count = 0usize;
+    let mut tree = TreeBuilder::new(0, 0);
     // The namespace of the element read last: the next one is most often in the same.
     let mut last_ns: Option<Arc<str>> = None;
     loop {
@@ -181,69 +180,92 @@ pub fn parse_document(text: &str) -> Result<(Element, usize), Failure> {
                 )))
             }
         };
-        match event {
-            Event::Start(e) => {
-                let el = start(&e, ns, stack.len(), &mut count)?;
-                stack.push(el);
-            }
-            Event::Empty(e) => {
-                let el = start(&e, ns, stack.len(), &mut count)?;
-                if let Some(done) = close(&mut stack, el) {
-                    return Ok((done, skipped + reader.buffer_position() as usize));
-                }
-            }
-            Event::End(_) => {
-                let el = stack.pop().ok_or_else(|| malformed("unmatched end tag"))?;
-                if let Some(done) = close(&mut stack, el) {
-                    return Ok((done, skipped + reader.buffer_position() as usize));
-                }
-            }
-            Event::Text(t) => {
-                let s = t.xml_content().map_err(malformed)?;
-                push_text(&mut stack, &s)?;
-            }
-            Event::CData(t) => {
-                let s = t.xml_content().map_err(malformed)?;
-                push_text(&mut stack, &s)?;
-            }
-            Event::GeneralRef(r) => {
-                let resolved = if r.is_char_ref() {
-                    r.resolve_char_ref()
-                        .map_err(malformed)?
-                        .map(String::from)
-                        .ok_or_else(|| malformed("invalid character reference"))?
-                } else {
-                    let name = r.xml_content().map_err(malformed)?;
-                    resolve_predefined_entity(&name)
-                        .map(String::from)
-                        .ok_or_else(|| malformed(format_args!("undefined entity &{name};")))?
-                };
-                push_text(&mut stack, &resolved)?;
-            }
-            Event::DocType(_) => {
-                return Err(malformed(
-                    "a DOCTYPE is not accepted (no DTDs or entity declarations)",
-                ))
-            }
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => {
-                return Err(if stack.is_empty() && count == 0 {
-                    malformed("no root element")
-                } else {
-                    malformed("document ends before its root element is closed")
-                })
-            }
+        if let Some(root) = tree.feed(ns, event)? {
+            return Ok((root, skipped + reader.buffer_position() as usize));
         }
     }
 }
 
-/// A new element from its start tag, within the depth and count limits.
-fn start(
-    e: &quick_xml::events::BytesStart,
-    ns: Option<Arc<str>>,
-    depth: usize,
-    count: &mut usize,
-) -> Result<Element, Failure> {
+/// Builds an element tree from a reader's events: a whole document, or one element of one
+/// (the SOAP header, read while the rest of the envelope is streamed).
+pub struct TreeBuilder {
+    stack: Vec<Element>,
+    /// How deep the first element fed sits in its document (for [`MAX_DEPTH`]).
+    depth0: usize,
+    count: usize,
+}
+
+impl TreeBuilder {
+    /// A builder for an element `depth0` deep, `count` elements into its document.
+    pub fn new(depth0: usize, count: usize) -> Self {
+        TreeBuilder {
+            stack: Vec::new(),
+            depth0,
+            count,
+        }
+    }
+
+    /// Elements of the document so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Feed one event (a start tag with its namespace, if it is to be kept); returns the
+    /// element fed first once its end tag has been fed.
+    pub fn feed(
+        &mut self,
+        ns: Option<Arc<str>>,
+        event: Event<'_>,
+    ) -> Result<Option<Element>, Failure> {
+        match event {
+            Event::Start(e) => {
+                let el = self.start(&e, ns)?;
+                self.stack.push(el);
+                Ok(None)
+            }
+            Event::Empty(e) => {
+                let el = self.start(&e, ns)?;
+                Ok(close(&mut self.stack, el))
+            }
+            Event::End(_) => {
+                let el = self
+                    .stack
+                    .pop()
+                    .ok_or_else(|| malformed("unmatched end tag"))?;
+                Ok(close(&mut self.stack, el))
+            }
+            Event::Eof => Err(if self.stack.is_empty() && self.count == 0 {
+                malformed("no root element")
+            } else {
+                malformed("document ends before its root element is closed")
+            }),
+            other => {
+                if let Some(s) = event_text(&other)? {
+                    push_text(&mut self.stack, &s)?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// A new element from its start tag, within the depth and count limits.
+    fn start(
+        &mut self,
+        e: &quick_xml::events::BytesStart,
+        ns: Option<Arc<str>>,
+    ) -> Result<Element, Failure> {
+        counted(self.depth0 + self.stack.len(), &mut self.count)?;
+        Ok(Element {
+            ns,
+            name: String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+            nil: is_nil(e),
+            ..Element::default()
+        })
+    }
+}
+
+/// One more element, `depth` deep: within [`MAX_DEPTH`] and [`MAX_ELEMENTS`]?
+pub fn counted(depth: usize, count: &mut usize) -> Result<(), Failure> {
     if depth >= MAX_DEPTH {
         return Err(malformed(format_args!(
             "elements nested deeper than {MAX_DEPTH}"
@@ -253,16 +275,42 @@ fn start(
     if *count > MAX_ELEMENTS {
         return Err(malformed(format_args!("more than {MAX_ELEMENTS} elements")));
     }
-    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-    let nil = e.attributes().flatten().any(|a| {
-        a.key.local_name().as_ref() == b"nil" && matches!(a.value.as_ref(), b"true" | b"1")
-    });
-    Ok(Element {
-        ns,
-        name,
-        nil,
-        ..Element::default()
-    })
+    Ok(())
+}
+
+/// `xsi:nil="true"` (or `1`) on a start tag.
+pub fn is_nil(e: &quick_xml::events::BytesStart) -> bool {
+    // Most elements have no attributes: nothing to parse.
+    !e.attributes_raw().trim_ascii().is_empty()
+        && e.attributes().flatten().any(|a| {
+            a.key.local_name().as_ref() == b"nil" && matches!(a.value.as_ref(), b"true" | b"1")
+        })
+}
+
+/// The character data an event stands for (text and CDATA decoded, a character reference
+/// or predefined entity resolved), `None` for events that carry none; a DOCTYPE is refused.
+pub fn event_text<'i>(event: &Event<'i>) -> Result<Option<Cow<'i, str>>, Failure> {
+    Ok(Some(match event {
+        Event::Text(t) => t.xml_content().map_err(malformed)?,
+        Event::CData(t) => t.xml_content().map_err(malformed)?,
+        Event::GeneralRef(r) if r.is_char_ref() => r
+            .resolve_char_ref()
+            .map_err(malformed)?
+            .map(|c| Cow::Owned(String::from(c)))
+            .ok_or_else(|| malformed("invalid character reference"))?,
+        Event::GeneralRef(r) => {
+            let name = r.xml_content().map_err(malformed)?;
+            resolve_predefined_entity(&name)
+                .map(Cow::Borrowed)
+                .ok_or_else(|| malformed(format_args!("undefined entity &{name};")))?
+        }
+        Event::DocType(_) => {
+            return Err(malformed(
+                "a DOCTYPE is not accepted (no DTDs or entity declarations)",
+            ))
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// Attach a finished element to its parent; returns it when it was the root.
