@@ -3,6 +3,7 @@
 //! refusal is a `Failure` with a UPS error code; every XML answer is well-formed.
 //! Case counts are explicit (not `PROPTEST_CASES`), 130,000 in all.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
 use upsbridge::dialect::oldxml::{self, OldService};
 use upsbridge::dialect::services::{AnswerShape, Service};
-use upsbridge::dialect::{legacy_json, soap, Dialect, Failure, Parsed, Route};
+use upsbridge::dialect::{legacy_json, soap, CannedUps, Dialect, Failure, Parsed, Route};
 
 const SOAP_RATE: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:upss="http://www.ups.com/XMLSchema/XOLTWS/UPSS/v1.0" xmlns:common="http://www.ups.com/XMLSchema/XOLTWS/Common/v1.0"><soapenv:Header><upss:UPSSecurity><upss:UsernameToken><upss:Username>u</upss:Username><upss:Password>p</upss:Password></upss:UsernameToken><upss:ServiceAccessToken><upss:AccessLicenseNumber>K</upss:AccessLicenseNumber></upss:ServiceAccessToken></upss:UPSSecurity></soapenv:Header><soapenv:Body><rate:RateRequest xmlns:rate="http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1"><common:Request><common:RequestOption>Shop</common:RequestOption></common:Request><rate:Shipment><rate:ShipTo><rate:Address><rate:AddressLine>5 Oak</rate:AddressLine><rate:CountryCode>US</rate:CountryCode></rate:Address></rate:ShipTo><rate:Package><rate:PackageWeight><rate:Weight>3</rate:Weight></rate:PackageWeight></rate:Package></rate:Shipment></rate:RateRequest></soapenv:Body></soapenv:Envelope>"#;
 const SOAP_VOID: &str = r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body><v:VoidShipmentRequest xmlns:v="urn:v"><v:VoidShipment><v:ShipmentIdentificationNumber>1Z1</v:ShipmentIdentificationNumber><v:TrackingNumber>1Z2</v:TrackingNumber></v:VoidShipment></v:VoidShipmentRequest></e:Body></e:Envelope>"#;
@@ -201,7 +202,13 @@ fn mutated_soap_documents_never_panic() {
     let t = run(
         30_000,
         (0..docs.len(), proptest::collection::vec(mutation(), 1..6)),
-        |(i, muts)| check(soap::parse(&mutate(docs[i].as_bytes(), &muts))),
+        |(i, muts)| {
+            let doc = mutate(docs[i].as_bytes(), &muts);
+            assert_eq!(
+                outcome(soap::parse(&doc)),
+                outcome(soap::parse_by_tree(&doc))
+            );
+        },
     );
     eprintln!("mutated SOAP: 30000 cases in {t:?}");
 }
@@ -316,4 +323,211 @@ fn arbitrary_rest_answers_become_well_formed_xml() {
         },
     );
     eprintln!("arbitrary REST answers: 20000 cases × 2 dialects in {t:?}");
+}
+
+// ---- one pass and the tree: the same requests ----------------------------------------------
+
+/// SOAP requests one pass takes: the bench's rate, purplship's shipment (its `RequestOption`
+/// given twice), and shipments with what Ship's rules rename and drop.
+fn one_pass_docs() -> Vec<String> {
+    let body = |http: &str| {
+        http.split_once("\r\n\r\n")
+            .or_else(|| http.split_once("\n\n"))
+            .unwrap()
+            .1
+            .to_string()
+    };
+    vec![
+        SOAP_RATE.to_string(),
+        body(include_str!("fixtures/clients/purplship-rate.http")),
+        body(include_str!("fixtures/clients/purplship-ship.http")),
+        SOAP_SHIP.to_string(),
+    ]
+}
+
+const SOAP_SHIP: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><UPSSecurity><UsernameToken><Username>u</Username><Password>p&amp;q</Password></UsernameToken><ServiceAccessToken><AccessLicenseNumber>K</AccessLicenseNumber></ServiceAccessToken></UPSSecurity></s:Header><s:Body><ShipmentRequest xmlns="urn:ship"><Request><RequestOption>nonvalidate</RequestOption><TransactionReference><CustomerContext> c&lt;1 </CustomerContext><XpciVersion>1.0</XpciVersion></TransactionReference></Request><Shipment><ShipFrom><ShipperNumber>9</ShipperNumber><Name>A</Name></ShipFrom><Package><PackagingType><Code>02</Code></PackagingType><Description/></Package><Package><PackagingType><Code>02</Code></PackagingType></Package></Shipment></ShipmentRequest></s:Body></s:Envelope>"#;
+
+/// Elements spliced in after a tag: repeats (adjacent or not, listed as arrays or not), empty
+/// and nil elements, indicators, what the rules rename, drop and keep one of, and text.
+const SPLICES: [&str; 22] = [
+    "<AddressLine>x</AddressLine>",
+    "<AddressLine/>",
+    "<AddressLine> </AddressLine>",
+    "<Package><Weight>1</Weight></Package>",
+    "<Package/>",
+    "<Package><X/></Package>",
+    "<RequestOption>Rate</RequestOption>",
+    "<RequestOption/>",
+    "<FooIndicator/>",
+    "<FooIndicator><A/></FooIndicator>",
+    "<X xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\" i:nil=\"true\">1</X>",
+    "<Code>07</Code>",
+    "<PackagingType><Code>02</Code></PackagingType>",
+    "<Packaging><Code>02</Code></Packaging>",
+    "<ShipperNumber>1</ShipperNumber>",
+    "<XpciVersion>1.0</XpciVersion>",
+    "<Request><RequestOption>Shop</RequestOption></Request>",
+    "  tail ",
+    "<!-- c -->",
+    "&amp;&#x41;",
+    "<![CDATA[ <a> ]]>",
+    "<Y><Z>\u{e9}</Z></Y>",
+];
+
+/// What a parse amounts to, for comparing two: the refusal, or the credentials, the REST
+/// calls with their bodies (objects' members sorted: JSON does not weigh their order) and the
+/// answer to a canned UPS rate answer. Refusals are checked as [`check`] does.
+fn outcome(parsed: Result<Parsed, Failure>) -> String {
+    let parsed = match parsed {
+        Err(f) => {
+            check_failure(&f);
+            return format!("refused: {f:?}");
+        }
+        Ok(p) => p,
+    };
+    let c = &parsed.credentials;
+    let mut out = format!(
+        "{}|{}|{}\n",
+        c.access_key.as_str(),
+        c.user_id.as_str(),
+        c.password.expose()
+    );
+    if let Err(f) = &parsed.request {
+        check_failure(f);
+    }
+    let mut ups = CannedUps::new(200, RATE_ANSWER);
+    let answer = ups.run(parsed.request);
+    for (call, body) in &ups.calls {
+        let body = body.as_ref().map(|b| {
+            serde_json::from_slice::<UniqueMembers>(b).expect("no member twice in an object");
+            let v: Value = serde_json::from_slice(b).expect("REST bodies are JSON");
+            sorted(&v).to_string()
+        });
+        out += &format!(
+            "{} {} {:?} {body:?}\n",
+            call.method, call.path_and_query, call.headers
+        );
+    }
+    out + &match answer {
+        Ok(a) => format!("{} {}", a.status, String::from_utf8_lossy(&a.body)),
+        Err(f) => format!("request refused: {f:?}"),
+    }
+}
+
+/// A JSON document none of whose objects names a member twice (a `Value` would keep the
+/// last silently; UPS may not).
+struct UniqueMembers;
+
+impl<'de> serde::Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueMembers)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueMembers {
+    type Value = UniqueMembers;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut names = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !names.insert(name.clone()) {
+                return Err(serde::de::Error::custom(format!("`{name}` twice")));
+            }
+            map.next_value::<UniqueMembers>()?;
+        }
+        Ok(UniqueMembers)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<UniqueMembers>()?.is_some() {}
+        Ok(UniqueMembers)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(UniqueMembers)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(UniqueMembers)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(UniqueMembers)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(UniqueMembers)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(UniqueMembers)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(UniqueMembers)
+    }
+}
+
+/// `v` with every object's members in name order.
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut members: Vec<(&String, &Value)> = m.iter().collect();
+            members.sort_by_key(|(k, _)| *k);
+            Value::Object(
+                members
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+const RATE_ANSWER: &str = r#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":[{"Service":{"Code":"02"},"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"21.35"}}]}}"#;
+
+/// `doc` with `SPLICES` put in after the `>` of tags picked by `at`.
+fn spliced(doc: &str, splices: &[(usize, usize)]) -> String {
+    let mut d = doc.to_string();
+    for &(at, which) in splices {
+        let ends: Vec<usize> = d.match_indices('>').map(|(i, _)| i + 1).collect();
+        let at = ends[at % ends.len()];
+        d.insert_str(at, SPLICES[which]);
+    }
+    d
+}
+
+#[test]
+fn one_pass_takes_the_common_requests_and_writes_what_the_tree_writes() {
+    for doc in one_pass_docs() {
+        assert!(
+            soap::parse_in_one_pass(&doc).is_some(),
+            "one pass should take {doc}"
+        );
+        let one = outcome(soap::parse(doc.as_bytes()));
+        assert!(one.contains("POST /api/"), "{one}");
+        assert_eq!(one, outcome(soap::parse_by_tree(doc.as_bytes())), "{doc}");
+    }
+}
+
+#[test]
+fn spliced_soap_requests_read_the_same_either_way() {
+    let docs = one_pass_docs();
+    let one_pass = AtomicU32::new(0);
+    let t = run(
+        20_000,
+        (
+            0..docs.len(),
+            proptest::collection::vec((any::<usize>(), 0..SPLICES.len()), 1..5),
+        ),
+        |(i, splices)| {
+            let doc = spliced(&docs[i], &splices);
+            if soap::parse_in_one_pass(&doc).is_some() {
+                one_pass.fetch_add(1, Ordering::Relaxed);
+            }
+            let one = outcome(soap::parse(doc.as_bytes()));
+            assert_eq!(one, outcome(soap::parse_by_tree(doc.as_bytes())), "{doc}");
+        },
+    );
+    // The comparison must mostly be of the two paths, not of the tree path with itself.
+    let one_pass = one_pass.load(Ordering::Relaxed);
+    eprintln!("spliced SOAP: 20000 cases in {t:?}, {one_pass} taken in one pass");
+    assert!(one_pass > 5_000, "{one_pass}");
 }

@@ -27,6 +27,7 @@ pub mod legacy_json;
 pub mod legacy_schema;
 pub mod old_service;
 pub mod oldxml;
+pub mod onepass;
 pub mod schema;
 pub mod services;
 pub mod soap;

@@ -11,9 +11,12 @@
 //! `Errors/ErrorDetail`, HTTP 500. Credentials are never logged or echoed.
 
 use bytes::Bytes;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
 use serde_json::{Map, Value};
 
 use super::legacy_schema::{self, Family, RootDef};
+use super::onepass;
 use super::schema::{self, Rule};
 use super::services::{self, AnswerShape, Converted, RestBody, Service};
 use super::tree::Node;
@@ -133,7 +136,24 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
         return Err(Failure::Empty);
     }
     let text = xmljson::decode(body);
-    let (envelope, _) = xmljson::parse_document(&text)?;
+    if let Some(parsed) = parse_in_one_pass(&text) {
+        return Ok(parsed);
+    }
+    parse_tree(&text)
+}
+
+/// [`parse`] by the element tree alone, which takes every request and words every error:
+/// the reference the one-pass path is tested against.
+#[doc(hidden)]
+pub fn parse_by_tree(body: &[u8]) -> Result<Parsed, Failure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Failure::Empty);
+    }
+    parse_tree(&xmljson::decode(body))
+}
+
+fn parse_tree(text: &str) -> Result<Parsed, Failure> {
+    let (envelope, _) = xmljson::parse_document(text)?;
     if envelope.name != "Envelope" || !is_soap_ns(envelope.ns.as_deref()) {
         return Err(Failure::Malformed(format!(
             "expected a SOAP Envelope, found <{}>",
@@ -159,6 +179,141 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
         credentials,
         request,
     })
+}
+
+/// A SOAP body read in one pass (see [`onepass`]): the header into a tree for its
+/// credentials, the payload straight into its REST JSON. `None` for anything one pass does
+/// not take (a service whose call reads more than its `Request` member, a document the
+/// tree path refuses, …): the caller then takes the tree path.
+#[doc(hidden)]
+pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
+    let doc = text.trim_start();
+    let mut reader = onepass::Reader::from_str(doc);
+    reader.config_mut().check_end_names = true;
+    let mut count = 0usize;
+    let envelope = loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => break e,
+            Event::Empty(_) | Event::End(_) | Event::Eof => return None,
+            other => {
+                let text = xmljson::event_text(&other).ok()?;
+                if text.is_some_and(|t| !t.trim().is_empty()) {
+                    return None;
+                }
+            }
+        }
+    };
+    xmljson::counted(0, &mut count).ok()?;
+    if !in_envelope_ns(&reader, &envelope, "Envelope") {
+        return None;
+    }
+    let mut credentials: Option<LegacyCredentials> = None;
+    let mut payload = None;
+    let mut body_seen = false;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => {
+                if credentials.is_none() && in_envelope_ns(&reader, &e, "Header") {
+                    let mut tree = xmljson::TreeBuilder::new(1, count);
+                    let mut event = Event::Start(e);
+                    let header = loop {
+                        if let Some(header) = tree.feed(None, event).ok()? {
+                            break header;
+                        }
+                        event = reader.read_event().ok()?;
+                    };
+                    count = tree.count();
+                    credentials = Some(self::credentials(&header).ok()?);
+                } else if !body_seen && in_envelope_ns(&reader, &e, "Body") {
+                    xmljson::counted(1, &mut count).ok()?;
+                    body_seen = true;
+                    payload = Some(payload_in_one_pass(doc, &mut reader, &mut count)?);
+                } else {
+                    xmljson::counted(1, &mut count).ok()?;
+                    onepass::skip_element(&mut reader, 1, &mut count)?;
+                }
+            }
+            Event::Empty(e) => {
+                xmljson::counted(1, &mut count).ok()?;
+                if credentials.is_none() && in_envelope_ns(&reader, &e, "Header") {
+                    credentials = Some(LegacyCredentials::none());
+                } else if !body_seen && in_envelope_ns(&reader, &e, "Body") {
+                    return None;
+                }
+            }
+            // The envelope's end: what follows it is not read, as on the tree path.
+            Event::End(_) => break,
+            Event::Eof => return None,
+            other => {
+                xmljson::event_text(&other).ok()?;
+            }
+        }
+    }
+    let (service, namespace, written) = payload??;
+    let onepass::Written { body, request } = written;
+    let mut members = Map::new();
+    if let Some(range) = request {
+        members.insert("Request".into(), serde_json::from_slice(&body[range]).ok()?);
+    }
+    let request = services::to_rest(service, &Value::Object(members))
+        .map(|(call, shape)| soap_request(shape, namespace, call, || Bytes::from(body)));
+    Some(Parsed {
+        credentials: credentials.unwrap_or_else(LegacyCredentials::none),
+        request,
+    })
+}
+
+/// The first element of a SOAP `Body` (its start tag just read) written as REST JSON, the
+/// rest of the `Body` read past: `Some(None)` when the `Body` holds no element.
+#[allow(clippy::type_complexity)]
+fn payload_in_one_pass<'x>(
+    doc: &'x str,
+    reader: &mut onepass::Reader<'x>,
+    count: &mut usize,
+) -> Option<Option<(Service, Option<std::sync::Arc<str>>, onepass::Written)>> {
+    let mut payload = None;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) if payload.is_none() => {
+                xmljson::counted(2, count).ok()?;
+                let name = onepass::in_input(doc, e.local_name().as_ref())?;
+                let service = Service::from_request_root(name)?;
+                if !services::reads_request_member_only(service)
+                    || !onepass::takes(rules(service))
+                    || xmljson::is_nil(&e)
+                {
+                    return None;
+                }
+                let namespace = match reader.resolve_element(e.name()).0 {
+                    ResolveResult::Bound(ns) => Some(std::str::from_utf8(ns.as_ref()).ok()?.into()),
+                    _ => None,
+                };
+                let arrays = schema::arrays(name).unwrap_or_else(schema::no_arrays);
+                let written =
+                    onepass::write_request(doc, reader, name, 2, count, arrays, rules(service))?;
+                payload = Some((service, namespace, written));
+            }
+            Event::Start(_) => {
+                xmljson::counted(2, count).ok()?;
+                onepass::skip_element(reader, 2, count)?;
+            }
+            // An empty payload element: the tree path words what it lacks.
+            Event::Empty(_) if payload.is_none() => return None,
+            Event::Empty(_) => xmljson::counted(2, count).ok()?,
+            Event::End(_) => return Some(payload),
+            Event::Eof => return None,
+            other => {
+                xmljson::event_text(&other).ok()?;
+            }
+        }
+    }
+}
+
+/// A start tag named `name` in the SOAP 1.1 or 1.2 envelope namespace.
+fn in_envelope_ns(reader: &onepass::Reader<'_>, e: &BytesStart<'_>, name: &str) -> bool {
+    let (ns, local) = reader.resolve_element(e.name());
+    local.as_ref() == name.as_bytes()
+        && matches!(ns, ResolveResult::Bound(n) if is_soap_ns(std::str::from_utf8(n.as_ref()).ok()))
 }
 
 /// `UPSSecurity` (XOLTWS) or `AccessRequest` (older xpci services) in the header.
@@ -225,17 +380,30 @@ fn understood(body: Element) -> Result<Request, Failure> {
         Service::from_request_root(&root).ok_or_else(|| Failure::UnknownService(root.clone()))?;
     let v = request_json(request, service);
     let (call, shape) = services::to_rest(service, &v)?;
+    Ok(soap_request(shape, namespace, call, || {
+        super::rest_body(&root, &v)
+    }))
+}
+
+/// A request understood, its REST body the request as converted (`unchanged`) unless its
+/// call says otherwise.
+fn soap_request(
+    shape: AnswerShape,
+    namespace: Option<std::sync::Arc<str>>,
+    call: RestCall,
+    unchanged: impl FnOnce() -> Bytes,
+) -> Request {
     let body = match &call.body {
         RestBody::None => None,
-        RestBody::Unchanged => Some(super::rest_body(&root, &v)),
+        RestBody::Unchanged => Some(unchanged()),
         RestBody::Json(j) => Some(Bytes::from(j.to_string())),
     };
-    Ok(Request::Answered(Box::new(SoapRequest {
+    Request::Answered(Box::new(SoapRequest {
         shape,
         namespace,
         call,
         body,
-    })))
+    }))
 }
 
 /// UPS's REST answer → a SOAP envelope (or Fault), its payload in `namespace` (the one the
