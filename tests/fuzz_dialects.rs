@@ -220,11 +220,12 @@ fn mutated_old_xml_documents_never_panic() {
         (0..OLD.len(), proptest::collection::vec(mutation(), 1..6)),
         |(i, muts)| {
             let (svc, doc) = OLD[i];
-            let body = format!("{ACCESS}\n{doc}");
-            check(oldxml::parse(
-                &route(&oldxml::OldXml, svc),
-                &mutate(body.as_bytes(), &muts),
-            ));
+            let body = mutate(format!("{ACCESS}\n{doc}").as_bytes(), &muts);
+            let route = route(&oldxml::OldXml, svc);
+            assert_eq!(
+                outcome(oldxml::parse(&route, &body)),
+                outcome(oldxml::parse_by_tree(&route, &body))
+            );
         },
     );
     eprintln!("mutated old XML: 30000 cases in {t:?}");
@@ -531,5 +532,104 @@ fn spliced_soap_requests_read_the_same_either_way() {
     // The comparison must mostly be of the two paths, not of the tree path with itself.
     let one_pass = one_pass.load(Ordering::Relaxed);
     eprintln!("spliced SOAP: 20000 cases in {t:?}, {one_pass} taken in one pass");
+    assert!(one_pass > 5_000, "{one_pass}");
+}
+
+/// Old-XML rate requests one pass takes (the text after their `AccessRequest`): the fuzzed
+/// rate, shipping-ups' (empty address lines, phone numbers, a description), and the one
+/// benches/compare.sh measures (an `XpciVersion` to echo).
+fn old_xml_one_pass_docs() -> Vec<String> {
+    let request = |body: &str| {
+        let (_, after) = body.split_once("</AccessRequest>").unwrap();
+        after.to_string()
+    };
+    vec![
+        OLD[0].1.to_string(),
+        request(include_str!("fixtures/clients/shipping-ups-rate.http")),
+        request(include_str!("../benches/compare/rate_xml.xml")),
+        OLD_RATE_PAID.to_string(),
+    ]
+}
+
+const OLD_RATE_PAID: &str = "<RatingServiceSelectionRequest><Request><TransactionReference><XpciVersion> 1.0001 </XpciVersion></TransactionReference><RequestOption>Shop</RequestOption></Request><Shipment><ShipFrom><CompanyName>A</CompanyName><Address><AddressLine>0</AddressLine><AddressLine1>1</AddressLine1><AddressLine1> </AddressLine1><AddressLine2>2</AddressLine2><ResidentialAddress/></Address></ShipFrom><ShipmentWeight><Weight>3</Weight></ShipmentWeight><DocumentsOnly/><ShipmentServiceOptions><SaturdayDelivery/></ShipmentServiceOptions></Shipment></RatingServiceSelectionRequest>";
+
+/// Old-XML elements spliced in: what the rate tables rename, move, collect, drop and set.
+const OLD_SPLICES: [&str; 24] = [
+    "<AddressLine1>a</AddressLine1>",
+    "<AddressLine2>b</AddressLine2>",
+    "<AddressLine3/>",
+    "<AddressLine>c</AddressLine>",
+    "<AddressLine1><X>1</X></AddressLine1>",
+    "<CompanyName>N</CompanyName>",
+    "<Name>M</Name>",
+    "<ResidentialAddress/>",
+    "<RateInformation><NegotiatedRatesIndicator/></RateInformation>",
+    "<ShipmentRatingOptions><X>1</X></ShipmentRatingOptions>",
+    "<PaymentInformation><Prepaid><BillShipper><AccountNumber>9</AccountNumber></BillShipper></Prepaid></PaymentInformation>",
+    "<PaymentDetails><ShipmentCharge><BillShipper>1</BillShipper></ShipmentCharge></PaymentDetails>",
+    "<Description>d</Description>",
+    "<PhoneNumber>1</PhoneNumber>",
+    "<ShipmentWeight><Weight>1</Weight></ShipmentWeight>",
+    "<XpciVersion>2.0</XpciVersion>",
+    "<XpciVersion><V>1</V></XpciVersion>",
+    "<TransactionReference><XpciVersion>3</XpciVersion></TransactionReference>",
+    "<RequestAction>Rate</RequestAction>",
+    "<RequestOption>Rate</RequestOption>",
+    "<Package><PackagingType><Code>02</Code></PackagingType></Package>",
+    "<Address><AddressLine1>x</AddressLine1></Address>",
+    "<X xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\" i:nil=\"1\"/>",
+    "  t ",
+];
+
+#[test]
+fn one_pass_takes_old_xml_rates_and_writes_what_the_tree_writes() {
+    let route = route(&oldxml::OldXml, "Rate");
+    for doc in old_xml_one_pass_docs() {
+        assert!(
+            matches!(oldxml::request_in_one_pass(&route, &doc), Some(Ok(_))),
+            "one pass should take {doc}"
+        );
+        let body = format!("{ACCESS}{doc}");
+        let one = outcome(oldxml::parse(&route, body.as_bytes()));
+        assert!(one.contains("POST /api/rating/"), "{one}");
+        assert_eq!(
+            one,
+            outcome(oldxml::parse_by_tree(&route, body.as_bytes())),
+            "{doc}"
+        );
+    }
+}
+
+#[test]
+fn spliced_old_xml_rates_read_the_same_either_way() {
+    let docs = old_xml_one_pass_docs();
+    let route = route(&oldxml::OldXml, "Rate");
+    let one_pass = AtomicU32::new(0);
+    let t = run(
+        20_000,
+        (
+            0..docs.len(),
+            proptest::collection::vec((any::<usize>(), 0..OLD_SPLICES.len()), 1..5),
+        ),
+        |(i, splices)| {
+            let mut doc = docs[i].clone();
+            for (at, which) in splices {
+                let ends: Vec<usize> = doc.match_indices('>').map(|(i, _)| i + 1).collect();
+                doc.insert_str(ends[at % ends.len()], OLD_SPLICES[which]);
+            }
+            if oldxml::request_in_one_pass(&route, &doc).is_some() {
+                one_pass.fetch_add(1, Ordering::Relaxed);
+            }
+            let body = format!("{ACCESS}{doc}");
+            let one = outcome(oldxml::parse(&route, body.as_bytes()));
+            assert_eq!(
+                one,
+                outcome(oldxml::parse_by_tree(&route, body.as_bytes())),
+                "{doc}"
+            );
+        },
+    );
+    let one_pass = one_pass.load(Ordering::Relaxed);
+    eprintln!("spliced old XML: 20000 cases in {t:?}, {one_pass} taken in one pass");
     assert!(one_pass > 5_000, "{one_pass}");
 }

@@ -39,7 +39,7 @@ use bytes::Bytes;
 use crate::accounts::LegacyCredentials;
 pub use crate::error::{DigestProblem, Failure, Severity, UpsError};
 pub use crate::rest::RestAnswer;
-use crate::rest::RestCall;
+use crate::rest::{RestBody, RestCall};
 
 /// Every dialect, in the order a request is offered to them: the one list of them. Adding a
 /// dialect is its folder and one line here (and its `pub mod` above). Header style is last:
@@ -241,14 +241,24 @@ pub fn unrouted_refusal(failure: &Failure) -> Answer {
 /// a trailing slash is allowed. How the body dialects recognise their paths.
 /// `{"<root>":<request>}`, the REST body of a translated request, serialised into one buffer
 /// (`json!` would deep-copy `request` before writing it).
-pub fn rest_body(root: &str, request: &serde_json::Value) -> bytes::Bytes {
+/// The body a REST call is sent with: none, its own JSON, or the request as converted
+/// (`unchanged`, built only then).
+pub fn rest_body_of(call: &RestCall, unchanged: impl FnOnce() -> Bytes) -> Option<Bytes> {
+    match &call.body {
+        RestBody::None => None,
+        RestBody::Unchanged => Some(unchanged()),
+        RestBody::Json(j) => Some(Bytes::from(j.to_string())),
+    }
+}
+
+pub fn rest_body(root: &str, request: &serde_json::Value) -> Bytes {
     let mut out = Vec::with_capacity(1024);
     out.push(b'{');
     serde_json::to_writer(&mut out, root).expect("a str serialises into a Vec");
     out.push(b':');
     serde_json::to_writer(&mut out, request).expect("a Value serialises into a Vec");
     out.push(b'}');
-    bytes::Bytes::from(out)
+    Bytes::from(out)
 }
 
 pub fn service_after(prefixes: &[&str], path: &str, lower: &str) -> Option<String> {

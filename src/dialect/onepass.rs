@@ -1,7 +1,7 @@
 //! One pass from an XML request element to its REST JSON, for the requests that are most of
-//! the traffic (rates and shipments, whose REST call is read from their `Request` member
-//! alone): quick-xml's events are written straight into the JSON body, with no element
-//! tree, no `serde_json::Value` and no second serialisation.
+//! the traffic (SOAP rates and shipments, old-XML rates: the requests whose REST call is read
+//! from their `Request` member alone): quick-xml's events are written straight into the JSON
+//! body, with no element tree, no `serde_json::Value` and no second serialisation.
 //!
 //! What it writes is what the tree path writes (`xmljson::to_json`, the service's rules,
 //! `prune_empty`, `normalize_arrays`, `rest_body`), member for member; only a renamed member
@@ -11,8 +11,9 @@
 //! - an element repeated where the schema lists no array (the tree path makes one of it), or
 //!   a listed one whose occurrences are not adjacent;
 //! - an array item left empty (the tree path keeps or drops it by how many there are);
-//! - a rule other than rename, drop and last, or a `Last` element given twice with another
-//!   member between;
+//! - a rule that moves, wraps or sets something the document has (see [`takes`]), or a
+//!   `Last` element given twice with another member between;
+//! - collected lines out of their table's order, or one with children;
 //! - any input error, a DOCTYPE, or a limit reached.
 //!
 //! The differential tests (`tests/one_pass.rs`) hold both paths to the same JSON. Nothing
@@ -29,18 +30,37 @@ use super::xmljson;
 
 /// A request element written as REST JSON.
 pub struct Written {
-    /// `{"<Root>":{…}}`: the REST body.
+    /// `{"<wrapper>":{…}}`: the REST body.
     pub body: Vec<u8>,
     /// Where the value of its top-level `Request` member is in `body`, if it has one.
     pub request: Option<Range<usize>>,
+    /// The text at each of [`Plan::captures`]' paths: of the first element there, if it is a
+    /// leaf with text (trimmed), as the tree path's `Element::text_at` reads it.
+    pub captured: SmallVec<[Option<String>; 1]>,
 }
 
-/// Whether one pass can apply these rules: it renames, drops and keeps one of, element by
-/// element, but moves and collects nothing.
-pub fn takes(rules: &[Rule]) -> bool {
+/// How a request element is written.
+pub struct Plan<'a> {
+    /// The REST root the JSON is wrapped in (`RateRequest`).
+    pub wrapper: &'a str,
+    /// The array paths below it.
+    pub arrays: &'a ArrayPaths,
+    /// The rule tables, applied in order.
+    pub rules: &'a [&'a [Rule]],
+    /// Paths read before the rules run (an element the rules drop included), by the JSON
+    /// names of their ancestors and the element's own name.
+    pub captures: &'a [&'a str],
+}
+
+/// Whether one pass can apply these rules. It renames, drops, keeps the last of and collects
+/// element by element, and takes a move within one parent for a rename. Other moves, fills,
+/// wraps and conditional sets change nothing unless the document has what they act on, and
+/// then one pass gives up; a default adds what is absent, which one pass cannot know in time.
+pub fn takes(rules: &[&[Rule]]) -> bool {
     rules
         .iter()
-        .all(|r| matches!(r, Rule::Rename(..) | Rule::Drop(_) | Rule::Last(_)))
+        .flat_map(|t| t.iter())
+        .all(|r| !matches!(r, Rule::Default(..)))
 }
 
 /// A reader over a document held as text: its events borrow the text.
@@ -52,42 +72,73 @@ pub fn in_input<'x>(input: &'x str, part: &[u8]) -> Option<&'x str> {
     input.get(at..at.checked_add(part.len())?)
 }
 
-/// Read past the element whose start tag was just read, `depth` deep, checking what the
-/// tree path checks (limits, entities, DOCTYPE) without keeping anything.
-pub fn skip_element(reader: &mut Reader<'_>, depth: usize, count: &mut usize) -> Option<()> {
-    let mut open = 1usize;
+/// Read up to the root element's start tag, past a declaration, comments, processing
+/// instructions and whitespace; `None` for anything else first.
+pub fn root_start<'x>(reader: &mut Reader<'x>) -> Option<BytesStart<'x>> {
     loop {
         match reader.read_event().ok()? {
-            Event::Start(_) => {
-                xmljson::counted(depth + open, count).ok()?;
-                open += 1;
-            }
-            Event::Empty(_) => xmljson::counted(depth + open, count).ok()?,
-            Event::End(_) => {
-                open -= 1;
-                if open == 0 {
-                    return Some(());
-                }
-            }
-            Event::Eof => return None,
+            Event::Start(e) => return Some(e),
+            Event::Empty(_) | Event::End(_) | Event::Eof => return None,
             other => {
-                xmljson::event_text(&other).ok()?;
+                let text = xmljson::event_text(&other).ok()?;
+                if text.is_some_and(|t| !t.trim().is_empty()) {
+                    return None;
+                }
             }
         }
     }
 }
 
-/// Write the element whose start tag `root` (named `root_name`, `depth` deep) the reader
-/// has just returned, as `{"<root_name>":{…}}`, reading to its end tag. `count` holds the
-/// elements read so far, the root included.
+/// Read past the element whose start tag was just read, `depth` deep, checking what the
+/// tree path checks (limits, entities, DOCTYPE) without keeping anything.
+pub fn skip_element(reader: &mut Reader<'_>, depth: usize, count: &mut usize) -> Option<()> {
+    skip(reader, depth, count, None).map(drop)
+}
+
+/// [`skip_element`], keeping the element's own text in `text` when given; whether it had
+/// child elements.
+fn skip(
+    reader: &mut Reader<'_>,
+    depth: usize,
+    count: &mut usize,
+    mut text: Option<&mut String>,
+) -> Option<bool> {
+    let (mut open, mut children) = (1usize, false);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(_) => {
+                xmljson::counted(depth + open, count).ok()?;
+                (open, children) = (open + 1, true);
+            }
+            Event::Empty(_) => {
+                xmljson::counted(depth + open, count).ok()?;
+                children = true;
+            }
+            Event::End(_) => {
+                open -= 1;
+                if open == 0 {
+                    return Some(children);
+                }
+            }
+            Event::Eof => return None,
+            other => {
+                let t = xmljson::event_text(&other).ok()?;
+                if let (Some(t), Some(text), 1) = (t, text.as_deref_mut(), open) {
+                    text.push_str(&t);
+                }
+            }
+        }
+    }
+}
+
+/// Write the element whose start tag the reader has just returned (`depth` deep, `count`
+/// elements into its document, itself included) as the plan says, reading to its end tag.
 pub fn write_request<'x>(
     input: &'x str,
     reader: &mut Reader<'x>,
-    root_name: &'x str,
     depth: usize,
     count: &mut usize,
-    arrays: &ArrayPaths,
-    rules: &[Rule],
+    plan: &Plan<'_>,
 ) -> Option<Written> {
     let mut w = Writer {
         input,
@@ -96,15 +147,17 @@ pub fn write_request<'x>(
         text: String::new(),
         stack: Vec::with_capacity(16),
         request: None,
-        arrays,
-        rules,
+        captured: plan.captures.iter().map(|_| None).collect(),
+        capture_seen: plan.captures.iter().map(|_| false).collect(),
+        plan,
         depth,
     };
     w.out.push(b'{');
-    serde_json::to_writer(&mut w.out, root_name).ok()?;
+    serde_json::to_writer(&mut w.out, plan.wrapper).ok()?;
     w.out.push(b':');
     let at = w.out.len();
-    w.stack.push(Open::new(root_name, 0, at, false));
+    // The root's own name is never read (no indicator, no `Request` at the top).
+    w.stack.push(Open::new("", 0, at, None));
     loop {
         match reader.read_event().ok()? {
             Event::Start(e) => w.start(reader, &e, false, count)?,
@@ -131,7 +184,26 @@ pub fn write_request<'x>(
     Some(Written {
         body: w.out,
         request: w.request,
+        captured: w.captured,
     })
+}
+
+/// What kind of array item an element is.
+#[derive(Clone, Copy, PartialEq)]
+enum Item {
+    /// Of an array the schema lists, or of a repeated `Last` element: empty, it ends one pass.
+    Listed,
+    /// A line a `Collect` rule gathers: empty, it is left out.
+    Collected,
+}
+
+/// The array being written among an object's members.
+struct OpenArray<'x> {
+    name: &'x str,
+    /// Where its member begins (at its comma).
+    start: usize,
+    items: u32,
+    collected: bool,
 }
 
 /// An element being written.
@@ -140,7 +212,7 @@ struct Open<'x> {
     name: &'x str,
     /// The path's length before this element's name was added.
     path_len: usize,
-    /// Where its member begins in the output (at its comma), to take it back if pruned.
+    /// Where it begins in the output (at its comma), to take it back if pruned.
     start: usize,
     /// Where its value begins.
     value_at: usize,
@@ -149,17 +221,21 @@ struct Open<'x> {
     /// Members written into it (an array counts once).
     members: u32,
     /// It is an item of an array.
-    item: bool,
+    item: Option<Item>,
     /// The array among its members still open (`]` not yet written).
-    open_array: Option<&'x str>,
+    open_array: Option<OpenArray<'x>>,
     /// The names of its members so far.
     seen: SmallVec<[&'x str; 8]>,
     /// Its last member: name, where it begins, and whether it is still written.
     last: Option<(&'x str, usize, bool)>,
+    /// The place in its `Collect` rule's table of the last line collected under it.
+    collected_at: usize,
+    /// Which capture it is the element of.
+    capture: Option<usize>,
 }
 
 impl<'x> Open<'x> {
-    fn new(name: &'x str, path_len: usize, start: usize, item: bool) -> Self {
+    fn new(name: &'x str, path_len: usize, start: usize, item: Option<Item>) -> Self {
         Open {
             name,
             path_len,
@@ -171,6 +247,8 @@ impl<'x> Open<'x> {
             open_array: None,
             seen: SmallVec::new(),
             last: None,
+            collected_at: 0,
+            capture: None,
         }
     }
 }
@@ -184,10 +262,16 @@ struct Writer<'x, 'a> {
     text: String,
     stack: Vec<Open<'x>>,
     request: Option<Range<usize>>,
-    arrays: &'a ArrayPaths,
-    rules: &'a [Rule],
+    captured: SmallVec<[Option<String>; 1]>,
+    capture_seen: SmallVec<[bool; 1]>,
+    plan: &'a Plan<'a>,
     /// How deep the root sits in its document.
     depth: usize,
+}
+
+/// The parent path of a rule's exact path.
+fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(parent, _)| parent)
 }
 
 impl<'x> Writer<'x, '_> {
@@ -207,54 +291,108 @@ impl<'x> Writer<'x, '_> {
             self.out.push(b'{');
         }
         self.text.clear();
-        // An absent value: no member at all.
-        if xmljson::is_nil(e) {
-            return if empty {
-                Some(())
-            } else {
-                skip_element(reader, depth, count)
-            };
-        }
         let path_len = self.path.len();
         if path_len > 0 {
             self.path.push('/');
         }
         let name_at = self.path.len();
         self.path.push_str(original);
-        let (mut name, mut last) = (original, false);
-        for rule in self.rules {
+        let capture = self.capture_at();
+        // An absent value: no member at all (and nothing one pass can capture).
+        if xmljson::is_nil(e) {
+            self.path.truncate(path_len);
+            return match (capture, empty) {
+                (Some(_), _) => None,
+                (None, true) => Some(()),
+                (None, false) => skip_element(reader, depth, count),
+            };
+        }
+        let (mut name, mut last, mut collect) = (original, false, None);
+        let renamed = |path: &mut String, new_name: &'static str| {
+            path.truncate(name_at);
+            path.push_str(new_name);
+            new_name
+        };
+        for rule in self.plan.rules.iter().flat_map(|t| t.iter()) {
+            let here = |p: &str| schema::pattern_matches(p, &self.path);
             match *rule {
-                Rule::Drop(p) if schema::pattern_matches(p, &self.path) => {
+                Rule::Drop(p) if here(p) => {
+                    // What a move or a capture would have taken out first must not be in it.
+                    if !empty && self.reaches_below() {
+                        return None;
+                    }
                     self.path.truncate(path_len);
-                    return if empty {
-                        Some(())
-                    } else {
-                        skip_element(reader, depth, count)
+                    if empty {
+                        return Some(());
+                    }
+                    let Some(i) = capture else {
+                        return skip_element(reader, depth, count);
                     };
+                    let mut text = String::new();
+                    let children = skip(reader, depth, count, Some(&mut text))?;
+                    let text = text.trim();
+                    self.captured[i] = (!children && !text.is_empty()).then(|| text.to_string());
+                    return Some(());
                 }
-                Rule::Rename(p, new_name) if schema::pattern_matches(p, &self.path) => {
-                    self.path.truncate(name_at);
-                    self.path.push_str(new_name);
-                    name = new_name;
+                Rule::Rename(p, new_name) if here(p) => name = renamed(&mut self.path, new_name),
+                Rule::Move(from, to) if here(from) => {
+                    if from.contains('*') || parent_of(from) != parent_of(to) {
+                        return None;
+                    }
+                    name = renamed(&mut self.path, to.rsplit('/').next()?);
                 }
-                Rule::Last(p) if schema::pattern_matches(p, &self.path) => last = true,
+                Rule::Fill(from, _) | Rule::SetIf(from, ..) | Rule::Wrap(from, ..)
+                    if here(from) =>
+                {
+                    return None
+                }
+                Rule::Last(p) if here(p) => last = true,
+                Rule::Collect(pattern, from, into)
+                    if collect.is_none()
+                        && schema::pattern_matches(pattern, &self.path[..path_len]) =>
+                {
+                    let place = if name == into {
+                        Some(0)
+                    } else {
+                        from.iter().position(|f| *f == name).map(|i| i + 1)
+                    };
+                    if let Some(place) = place {
+                        collect = Some(place);
+                        name = renamed(&mut self.path, into);
+                    }
+                }
                 _ => {}
             }
         }
-        let listed = !last && self.arrays.contains(self.path.as_str());
+        let listed = collect.is_some() || (!last && self.plan.arrays.contains(self.path.as_str()));
         let parent = self.stack.last_mut()?;
-        // Where a member that turns out empty is taken back from (its comma on); an item is
-        // never taken back.
-        let start;
-        let repeated = parent.seen.contains(&name);
-        let item = if repeated && !last {
-            // Only the next item of the array being written can be written in one pass.
-            if !(listed && parent.open_array == Some(name)) {
+        if let Some(place) = collect {
+            // Lines are gathered in the rule's order: what is there already, then each name.
+            if place < parent.collected_at {
                 return None;
             }
-            self.out.push(b',');
-            start = self.out.len();
-            true
+            parent.collected_at = place;
+        }
+        let repeated = parent.seen.contains(&name);
+        let (start, item) = if repeated && !last {
+            // Only the next item of the array being written can be written in one pass.
+            let array = parent
+                .open_array
+                .as_mut()
+                .filter(|a| listed && a.name == name && a.collected == collect.is_some())?;
+            let start = self.out.len();
+            if array.items > 0 {
+                self.out.push(b',');
+            }
+            array.items += 1;
+            (
+                start,
+                Some(if array.collected {
+                    Item::Collected
+                } else {
+                    Item::Listed
+                }),
+            )
         } else {
             if repeated {
                 // Given again where one counts: this one replaces the one just written.
@@ -269,10 +407,8 @@ impl<'x> Writer<'x, '_> {
             } else {
                 parent.seen.push(name);
             }
-            if parent.open_array.take().is_some() {
-                self.out.push(b']');
-            }
-            start = self.out.len();
+            close_array(&mut self.out, parent);
+            let start = self.out.len();
             parent.last = Some((name, start, true));
             parent.members += 1;
             if parent.members > 1 {
@@ -282,12 +418,25 @@ impl<'x> Writer<'x, '_> {
             self.out.push(b':');
             if listed {
                 self.out.push(b'[');
-                parent.open_array = Some(name);
+                parent.open_array = Some(OpenArray {
+                    name,
+                    start,
+                    items: 1,
+                    collected: collect.is_some(),
+                });
+                let item = if collect.is_some() {
+                    Item::Collected
+                } else {
+                    Item::Listed
+                };
+                (self.out.len(), Some(item))
+            } else {
+                (start, None)
             }
-            listed
         };
         let mut open = Open::new(name, path_len, start, item);
         open.value_at = self.out.len();
+        open.capture = capture;
         self.stack.push(open);
         if empty {
             self.end()?;
@@ -295,52 +444,104 @@ impl<'x> Writer<'x, '_> {
         Some(())
     }
 
+    /// Whether a rule one pass does not apply, or a capture, may act on something below the
+    /// element just added to the path (a pattern with a wildcard may).
+    fn reaches_below(&self) -> bool {
+        let below = |p: &str| {
+            p.contains('*')
+                || p.strip_prefix(self.path.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        let mut rules = self.plan.rules.iter().flat_map(|t| t.iter());
+        rules.any(|r| match *r {
+            Rule::Move(from, _)
+            | Rule::Fill(from, _)
+            | Rule::SetIf(from, ..)
+            | Rule::Wrap(from, ..) => below(from),
+            _ => false,
+        }) || self.plan.captures.iter().any(|c| below(c))
+    }
+
+    /// The capture the element just added to the path is the first of, if any.
+    fn capture_at(&mut self) -> Option<usize> {
+        let i = self
+            .plan
+            .captures
+            .iter()
+            .position(|c| schema::pattern_matches(c, &self.path))?;
+        (!std::mem::replace(&mut self.capture_seen[i], true)).then_some(i)
+    }
+
     fn end(&mut self) -> Option<()> {
-        let open = self.stack.pop()?;
+        let mut open = self.stack.pop()?;
         self.path.truncate(open.path_len);
         let indicator = open.name.ends_with("Indicator");
         let root = self.stack.is_empty();
+        let text = self.text.trim();
+        if let Some(i) = open.capture {
+            self.captured[i] = (!open.object && !text.is_empty()).then(|| text.to_string());
+        }
         let kept = if open.object {
-            if open.open_array.is_some() {
-                self.out.push(b']');
-            }
+            close_array(&mut self.out, &mut open);
             // Emptied by pruning: gone, unless an indicator's presence is what it says.
-            let kept = open.members > 0 || (indicator && !open.item) || root;
+            let kept = open.members > 0 || (indicator && open.item.is_none()) || root;
             if kept {
                 self.out.push(b'}');
             }
             kept
+        } else if !text.is_empty() {
+            serde_json::to_writer(&mut self.out, text).ok()?;
+            true
+        } else if root {
+            self.out.extend_from_slice(b"{}");
+            true
+        } else if indicator && open.item.is_none() {
+            self.out.extend_from_slice(b"\"\"");
+            true
         } else {
-            let text = self.text.trim();
-            if !text.is_empty() {
-                serde_json::to_writer(&mut self.out, text).ok()?;
-                true
-            } else if root {
-                self.out.extend_from_slice(b"{}");
-                true
-            } else if indicator && !open.item {
-                self.out.extend_from_slice(b"\"\"");
-                true
-            } else {
-                false
-            }
+            false
         };
-        if !kept {
-            if open.item {
-                return None;
+        let parent = self.stack.last_mut();
+        match (open.item, kept, open.object) {
+            // A collected line is text: one with children the tree path leaves out.
+            (Some(Item::Collected), _, true) => return None,
+            (Some(Item::Collected), false, _) => {
+                self.out.truncate(open.start);
+                parent?.open_array.as_mut()?.items -= 1;
             }
-            self.out.truncate(open.start);
-            if let Some(parent) = self.stack.last_mut() {
-                parent.members -= 1;
-                if let Some(last) = &mut parent.last {
-                    last.2 = false;
+            (Some(Item::Listed), false, _) => return None,
+            (None, false, _) => {
+                self.out.truncate(open.start);
+                if let Some(parent) = parent {
+                    parent.members -= 1;
+                    if let Some(last) = &mut parent.last {
+                        last.2 = false;
+                    }
                 }
             }
-            return Some(());
-        }
-        if self.stack.len() == 1 && !open.item && open.name == "Request" {
-            self.request = Some(open.value_at..self.out.len());
+            (_, true, _) => {
+                if self.stack.len() == 1 && open.item.is_none() && open.name == "Request" {
+                    self.request = Some(open.value_at..self.out.len());
+                }
+            }
         }
         Some(())
+    }
+}
+
+/// Close the array being written among `open`'s members: `]`, or, when every item was left
+/// out, the member taken back.
+fn close_array(out: &mut Vec<u8>, open: &mut Open<'_>) {
+    let Some(array) = open.open_array.take() else {
+        return;
+    };
+    if array.items > 0 {
+        out.push(b']');
+    } else {
+        out.truncate(array.start);
+        open.members -= 1;
+        if let Some(last) = &mut open.last {
+            last.2 = false;
+        }
     }
 }

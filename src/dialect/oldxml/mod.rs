@@ -16,6 +16,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use super::onepass;
 use super::schema::{self, f, Field, Rule, Src};
 use super::services::{self, AnswerShape, RestBody, RestCall, Service};
 use super::tree::Node;
@@ -603,6 +604,17 @@ fn unknown_root(segment: &str) -> String {
 
 /// Take an old-XML body apart: the `AccessRequest` document, then the request document.
 pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
+    parse_with(route, body, true)
+}
+
+/// [`parse`] by the element tree alone, which takes every request and words every error:
+/// the reference the one-pass path is tested against.
+#[doc(hidden)]
+pub fn parse_by_tree(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
+    parse_with(route, body, false)
+}
+
+fn parse_with(route: &Route, body: &[u8], one_pass: bool) -> Result<Parsed, Failure> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::Empty);
     }
@@ -618,14 +630,17 @@ pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
         let credentials =
             LegacyCredentials::new(t("AccessLicenseNumber"), t("UserId"), t("Password"));
         let rest = text.get(end..).unwrap_or("");
-        let request = if rest.trim().is_empty() {
-            Err(Failure::MissingField(
-                "the service request document after AccessRequest",
-            ))
+        if rest.trim().is_empty() {
+            let missing = Failure::MissingField("the service request document after AccessRequest");
+            (credentials, Err(missing))
+        } else if let Some(request) = one_pass.then(|| request_in_one_pass(route, rest)).flatten() {
+            return Ok(Parsed {
+                credentials,
+                request,
+            });
         } else {
-            xmljson::parse_document(rest).map(|(e, _)| e)
-        };
-        (credentials, request)
+            (credentials, xmljson::parse_document(rest).map(|(e, _)| e))
+        }
     } else {
         // No AccessRequest: refused as missing credentials (250003).
         (LegacyCredentials::none(), Ok(first))
@@ -635,6 +650,63 @@ pub fn parse(route: &Route, body: &[u8]) -> Result<Parsed, Failure> {
         credentials,
         request,
     })
+}
+
+/// Where old XML's `XpciVersion` is: echoed in the answer, never sent to UPS.
+const XPCI_VERSION: &str = "Request/TransactionReference/XpciVersion";
+
+/// The request document read in one pass (see [`onepass`]), for the services whose REST
+/// call reads only the `Request` member (rates); `None` sends the caller down the tree path.
+#[doc(hidden)]
+pub fn request_in_one_pass(route: &Route, text: &str) -> Option<Result<Request, Failure>> {
+    let svc = OldService::from_path(&route.service)?;
+    let (service, root) = svc.xoltws();
+    // Confirm and accept are exchanges of their own; an AV request may turn out to be XAV.
+    if matches!(
+        svc,
+        OldService::ShipConfirm | OldService::ShipAccept | OldService::Av
+    ) || !services::reads_request_member_only(service)
+        || !onepass::takes(svc.rules())
+    {
+        return None;
+    }
+    let doc = text.trim_start();
+    let mut reader = onepass::Reader::from_str(doc);
+    reader.config_mut().check_end_names = true;
+    let start = onepass::root_start(&mut reader)?;
+    if start.local_name().as_ref() != svc.request_root().as_bytes() || xmljson::is_nil(&start) {
+        return None;
+    }
+    let mut count = 0;
+    xmljson::counted(0, &mut count).ok()?;
+    let plan = onepass::Plan {
+        wrapper: root,
+        arrays: schema::arrays(root).unwrap_or_else(schema::no_arrays),
+        rules: svc.rules(),
+        captures: &[XPCI_VERSION],
+    };
+    let onepass::Written {
+        body,
+        request,
+        captured,
+    } = onepass::write_request(doc, &mut reader, 0, &mut count, &plan)?;
+    let mut members = Map::new();
+    if let Some(range) = request {
+        members.insert("Request".into(), serde_json::from_slice(&body[range]).ok()?);
+    }
+    let xpci_version = captured.into_iter().next().flatten();
+    Some(
+        services::to_rest(service, &Value::Object(members)).map(|(call, shape)| {
+            let body = super::rest_body_of(&call, || Bytes::from(body));
+            let shape = OldShape {
+                old: svc,
+                shape,
+                xpci_version,
+            };
+            let step = Step::Call { call, body };
+            Request::Answered(Box::new(OldXmlRequest { shape, step }) as Box<dyn Answered>)
+        }),
+    )
 }
 
 /// The request document (content of its root) as JSON, rewritten by a service's tables.
@@ -677,9 +749,7 @@ fn understood(route: &Route, req: Element) -> Result<Request, Failure> {
             req.name, route.service
         )));
     }
-    let xpci_version = req
-        .text_at("Request/TransactionReference/XpciVersion")
-        .map(str::to_string);
+    let xpci_version = req.text_at(XPCI_VERSION).map(str::to_string);
     let customer_context = req
         .text_at("Request/TransactionReference/CustomerContext")
         .map(str::to_string);
@@ -733,11 +803,7 @@ fn understood(route: &Route, req: Element) -> Result<Request, Failure> {
                 schema::arrays(root).unwrap_or_else(schema::no_arrays),
             );
             let (call, shape) = services::to_rest(service, &v)?;
-            let body = match &call.body {
-                RestBody::None => None,
-                RestBody::Unchanged => Some(super::rest_body(root, &v)),
-                RestBody::Json(j) => Some(Bytes::from(j.to_string())),
-            };
+            let body = super::rest_body_of(&call, || super::rest_body(root, &v));
             (shape, Step::Call { call, body })
         }
     };

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::legacy_schema::{self, Family, RootDef};
 use super::onepass;
 use super::schema::{self, Rule};
-use super::services::{self, AnswerShape, Converted, RestBody, Service};
+use super::services::{self, AnswerShape, Converted, Service};
 use super::tree::Node;
 use super::xmljson::{self, escape_text, Element};
 use super::{
@@ -191,18 +191,7 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
     let mut reader = onepass::Reader::from_str(doc);
     reader.config_mut().check_end_names = true;
     let mut count = 0usize;
-    let envelope = loop {
-        match reader.read_event().ok()? {
-            Event::Start(e) => break e,
-            Event::Empty(_) | Event::End(_) | Event::Eof => return None,
-            other => {
-                let text = xmljson::event_text(&other).ok()?;
-                if text.is_some_and(|t| !t.trim().is_empty()) {
-                    return None;
-                }
-            }
-        }
-    };
+    let envelope = onepass::root_start(&mut reader)?;
     xmljson::counted(0, &mut count).ok()?;
     if !in_envelope_ns(&reader, &envelope, "Envelope") {
         return None;
@@ -250,7 +239,7 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
         }
     }
     let (service, namespace, written) = payload??;
-    let onepass::Written { body, request } = written;
+    let onepass::Written { body, request, .. } = written;
     let mut members = Map::new();
     if let Some(range) = request {
         members.insert("Request".into(), serde_json::from_slice(&body[range]).ok()?);
@@ -278,8 +267,9 @@ fn payload_in_one_pass<'x>(
                 xmljson::counted(2, count).ok()?;
                 let name = onepass::in_input(doc, e.local_name().as_ref())?;
                 let service = Service::from_request_root(name)?;
+                let tables = [rules(service)];
                 if !services::reads_request_member_only(service)
-                    || !onepass::takes(rules(service))
+                    || !onepass::takes(&tables)
                     || xmljson::is_nil(&e)
                 {
                     return None;
@@ -288,9 +278,13 @@ fn payload_in_one_pass<'x>(
                     ResolveResult::Bound(ns) => Some(std::str::from_utf8(ns.as_ref()).ok()?.into()),
                     _ => None,
                 };
-                let arrays = schema::arrays(name).unwrap_or_else(schema::no_arrays);
-                let written =
-                    onepass::write_request(doc, reader, name, 2, count, arrays, rules(service))?;
+                let plan = onepass::Plan {
+                    wrapper: name,
+                    arrays: schema::arrays(name).unwrap_or_else(schema::no_arrays),
+                    rules: &tables,
+                    captures: &[],
+                };
+                let written = onepass::write_request(doc, reader, 2, count, &plan)?;
                 payload = Some((service, namespace, written));
             }
             Event::Start(_) => {
@@ -393,11 +387,7 @@ fn soap_request(
     call: RestCall,
     unchanged: impl FnOnce() -> Bytes,
 ) -> Request {
-    let body = match &call.body {
-        RestBody::None => None,
-        RestBody::Unchanged => Some(unchanged()),
-        RestBody::Json(j) => Some(Bytes::from(j.to_string())),
-    };
+    let body = super::rest_body_of(&call, unchanged);
     Request::Answered(Box::new(SoapRequest {
         shape,
         namespace,
