@@ -147,6 +147,7 @@ pub fn write_request<'x>(
         text: String::new(),
         stack: Vec::with_capacity(16),
         request: None,
+        tails: plan.rules.iter().flat_map(|t| t.iter()).map(tail).collect(),
         captured: plan.captures.iter().map(|_| None).collect(),
         capture_seen: plan.captures.iter().map(|_| false).collect(),
         plan,
@@ -265,8 +266,27 @@ struct Writer<'x, 'a> {
     captured: SmallVec<[Option<String>; 1]>,
     capture_seen: SmallVec<[bool; 1]>,
     plan: &'a Plan<'a>,
+    /// The last name of each rule's pattern (the element's, or a collect's container's):
+    /// unless it is a wildcard, most elements differ in it, and no more need be compared.
+    tails: SmallVec<[&'static str; 32]>,
     /// How deep the root sits in its document.
     depth: usize,
+}
+
+/// The last name of the pattern a rule acts on.
+fn tail(rule: &Rule) -> &'static str {
+    let pattern = match *rule {
+        Rule::Drop(p)
+        | Rule::Rename(p, _)
+        | Rule::Last(p)
+        | Rule::Wrap(p, ..)
+        | Rule::Collect(p, ..)
+        | Rule::Move(p, _)
+        | Rule::Fill(p, _)
+        | Rule::SetIf(p, ..)
+        | Rule::Default(p, _) => p,
+    };
+    schema::last_segment(pattern)
 }
 
 /// The parent path of a rule's exact path.
@@ -313,7 +333,17 @@ impl<'x> Writer<'x, '_> {
             path.push_str(new_name);
             new_name
         };
-        for rule in self.plan.rules.iter().flat_map(|t| t.iter()) {
+        let parent_name = self.stack.last()?.name;
+        let rules = self.plan.rules.iter().flat_map(|t| t.iter());
+        for (rule, &tail) in rules.zip(&self.tails) {
+            let named = if matches!(rule, Rule::Collect(..)) {
+                parent_name
+            } else {
+                name
+            };
+            if tail != named && tail != "*" && tail != "**" {
+                continue;
+            }
             let here = |p: &str| schema::pattern_matches(p, &self.path);
             match *rule {
                 Rule::Drop(p) if here(p) => {

@@ -165,7 +165,6 @@ pub fn apply(rules: &[Rule], v: &mut Value) {
 /// Whether a rule's pattern names `path` (`/`-joined element names below the request root),
 /// with the same `*` and `**` as [`apply`]; for writers that meet elements one at a time.
 pub fn pattern_matches(pattern: &str, path: &str) -> bool {
-    // Most patterns name one path: a length compare rules nearly all paths out.
     if pattern == path {
         return true;
     }
@@ -174,8 +173,8 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
     }
     /// The first segment and what follows it (`None`: nothing).
     fn first(s: &str) -> (&str, Option<&str>) {
-        match s.split_once('/') {
-            Some((seg, rest)) => (seg, Some(rest)),
+        match s.bytes().position(|b| b == b'/') {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         }
     }
@@ -194,6 +193,14 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
         }
     }
     go(Some(pattern), Some(path))
+}
+
+/// What follows the last `/` (all of `s` without one).
+pub fn last_segment(s: &str) -> &str {
+    match s.bytes().rposition(|b| b == b'/') {
+        Some(i) => &s[i + 1..],
+        None => s,
+    }
 }
 
 /// Call `f(parent, key)` for every member matching the pattern.
