@@ -47,8 +47,8 @@ pub struct Plan<'a> {
     pub arrays: &'a ArrayPaths,
     /// The rule tables, applied in order.
     pub rules: &'a [&'a [Rule]],
-    /// Paths read before the rules run (an element the rules drop included), by the JSON
-    /// names of their ancestors and the element's own name.
+    /// Exact paths read before the rules run (an element the rules drop included), by the
+    /// JSON names of their ancestors and the element's own name.
     pub captures: &'a [&'a str],
 }
 
@@ -494,11 +494,7 @@ impl<'x> Writer<'x, '_> {
 
     /// The capture the element just added to the path is the first of, if any.
     fn capture_at(&mut self) -> Option<usize> {
-        let i = self
-            .plan
-            .captures
-            .iter()
-            .position(|c| schema::pattern_matches(c, &self.path))?;
+        let i = self.plan.captures.iter().position(|c| *c == self.path)?;
         (!std::mem::replace(&mut self.capture_seen[i], true)).then_some(i)
     }
 
