@@ -486,15 +486,30 @@ fn sorted(v: &Value) -> Value {
 
 const RATE_ANSWER: &str = r#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"}},"RatedShipment":[{"Service":{"Code":"02"},"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"21.35"}}]}}"#;
 
-/// `doc` with `SPLICES` put in after the `>` of tags picked by `at`.
-fn spliced(doc: &str, splices: &[(usize, usize)]) -> String {
+/// `doc` with `table`'s pieces put in after the `>` of tags: `(at, which)` picks each.
+fn spliced(doc: &str, table: &[&str], picks: &[(usize, usize)]) -> String {
     let mut d = doc.to_string();
-    for &(at, which) in splices {
+    for &(at, which) in picks {
         let ends: Vec<usize> = d.match_indices('>').map(|(i, _)| i + 1).collect();
-        let at = ends[at % ends.len()];
-        d.insert_str(at, SPLICES[which]);
+        d.insert_str(ends[at % ends.len()], table[which]);
     }
     d
+}
+
+/// 20,000 of `docs` spliced with one to four of `table`'s pieces each. `same` asserts that
+/// both paths read a document alike and says whether one pass took it, as most must have:
+/// the comparison is of the two paths, not of the tree path with itself.
+fn spliced_read_alike(what: &str, docs: &[String], table: &[&str], same: impl Fn(&str) -> bool) {
+    let one_pass = AtomicU32::new(0);
+    let picks = proptest::collection::vec((any::<usize>(), 0..table.len()), 1..5);
+    let t = run(20_000, (0..docs.len(), picks), |(i, picks)| {
+        if same(&spliced(&docs[i], table, &picks)) {
+            one_pass.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let one_pass = one_pass.load(Ordering::Relaxed);
+    eprintln!("spliced {what}: 20000 cases in {t:?}, {one_pass} taken in one pass");
+    assert!(one_pass > 5_000, "{one_pass}");
 }
 
 #[test]
@@ -512,27 +527,11 @@ fn one_pass_takes_the_common_requests_and_writes_what_the_tree_writes() {
 
 #[test]
 fn spliced_soap_requests_read_the_same_either_way() {
-    let docs = one_pass_docs();
-    let one_pass = AtomicU32::new(0);
-    let t = run(
-        20_000,
-        (
-            0..docs.len(),
-            proptest::collection::vec((any::<usize>(), 0..SPLICES.len()), 1..5),
-        ),
-        |(i, splices)| {
-            let doc = spliced(&docs[i], &splices);
-            if soap::parse_in_one_pass(&doc).is_some() {
-                one_pass.fetch_add(1, Ordering::Relaxed);
-            }
-            let one = outcome(soap::parse(doc.as_bytes()));
-            assert_eq!(one, outcome(soap::parse_by_tree(doc.as_bytes())), "{doc}");
-        },
-    );
-    // The comparison must mostly be of the two paths, not of the tree path with itself.
-    let one_pass = one_pass.load(Ordering::Relaxed);
-    eprintln!("spliced SOAP: 20000 cases in {t:?}, {one_pass} taken in one pass");
-    assert!(one_pass > 5_000, "{one_pass}");
+    spliced_read_alike("SOAP", &one_pass_docs(), &SPLICES, |doc| {
+        let one = outcome(soap::parse(doc.as_bytes()));
+        assert_eq!(one, outcome(soap::parse_by_tree(doc.as_bytes())), "{doc}");
+        soap::parse_in_one_pass(doc).is_some()
+    });
 }
 
 /// Old-XML rate requests one pass takes (the text after their `AccessRequest`): the fuzzed
@@ -602,34 +601,12 @@ fn one_pass_takes_old_xml_rates_and_writes_what_the_tree_writes() {
 
 #[test]
 fn spliced_old_xml_rates_read_the_same_either_way() {
-    let docs = old_xml_one_pass_docs();
     let route = route(&oldxml::OldXml, "Rate");
-    let one_pass = AtomicU32::new(0);
-    let t = run(
-        20_000,
-        (
-            0..docs.len(),
-            proptest::collection::vec((any::<usize>(), 0..OLD_SPLICES.len()), 1..5),
-        ),
-        |(i, splices)| {
-            let mut doc = docs[i].clone();
-            for (at, which) in splices {
-                let ends: Vec<usize> = doc.match_indices('>').map(|(i, _)| i + 1).collect();
-                doc.insert_str(ends[at % ends.len()], OLD_SPLICES[which]);
-            }
-            if oldxml::request_in_one_pass(&route, &doc).is_some() {
-                one_pass.fetch_add(1, Ordering::Relaxed);
-            }
-            let body = format!("{ACCESS}{doc}");
-            let one = outcome(oldxml::parse(&route, body.as_bytes()));
-            assert_eq!(
-                one,
-                outcome(oldxml::parse_by_tree(&route, body.as_bytes())),
-                "{doc}"
-            );
-        },
-    );
-    let one_pass = one_pass.load(Ordering::Relaxed);
-    eprintln!("spliced old XML: 20000 cases in {t:?}, {one_pass} taken in one pass");
-    assert!(one_pass > 5_000, "{one_pass}");
+    spliced_read_alike("old XML", &old_xml_one_pass_docs(), &OLD_SPLICES, |doc| {
+        let body = format!("{ACCESS}{doc}");
+        let one = outcome(oldxml::parse(&route, body.as_bytes()));
+        let tree = outcome(oldxml::parse_by_tree(&route, body.as_bytes()));
+        assert_eq!(one, tree, "{doc}");
+        oldxml::request_in_one_pass(&route, doc).is_some()
+    });
 }
