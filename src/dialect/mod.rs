@@ -10,7 +10,8 @@
 //!   the old request document; ShipConfirm/ShipAccept emulated on one-phase REST.
 //! - [`services`]: the XOLTWS-named request objects shared by legacy JSON and SOAP
 //!   → REST calls, and REST answers → XOLTWS answers.
-//! - [`xmljson`] and [`schema`]: the XML ⇄ JSON engine and its data tables.
+//! - [`xmljson`] and [`schema`]: the XML ⇄ JSON engine and its data tables;
+//!   [`onepass`]: the same for the common requests, straight from XML events to JSON.
 //!
 //! Every dialect implements one [`Dialect`] trait (listed once, in [`DIALECTS`]):
 //! `detect`, `parse` (credentials + what the request asks), `refusal`. Header style
