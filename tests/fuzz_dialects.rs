@@ -610,3 +610,22 @@ fn spliced_old_xml_rates_read_the_same_either_way() {
         oldxml::request_in_one_pass(&route, doc).is_some()
     });
 }
+
+#[test]
+fn objects_with_very_many_members_go_down_the_tree_path() {
+    let with = |n: usize| {
+        let members: String = (0..n).map(|i| format!("<M{i}>x</M{i}>")).collect();
+        SOAP_RATE.replace("<rate:Shipment>", &format!("<rate:Shipment>{members}"))
+    };
+    // One pass looks members up in a list: past 64 the tree path's map takes over.
+    assert!(soap::parse_in_one_pass(&with(40)).is_some());
+    assert!(soap::parse_in_one_pass(&with(100)).is_none());
+    for doc in [with(40), with(100)] {
+        let one = outcome(soap::parse(doc.as_bytes()));
+        assert!(
+            one.contains("\\\"M99\\\"") == doc.contains("<M99>"),
+            "{one}"
+        );
+        assert_eq!(one, outcome(soap::parse_by_tree(doc.as_bytes())));
+    }
+}

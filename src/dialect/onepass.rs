@@ -28,6 +28,9 @@ use smallvec::SmallVec;
 use super::schema::{self, ArrayPaths, Rule};
 use super::xmljson;
 
+/// Most members one object may have in one pass (UPS's request objects have fewer than 40).
+const MAX_MEMBERS: usize = 64;
+
 /// A request element written as REST JSON.
 pub struct Written {
     /// `{"<wrapper>":{…}}`: the REST body.
@@ -435,6 +438,11 @@ impl<'x> Writer<'x, '_> {
                     parent.members -= 1;
                 }
             } else {
+                // `seen` is searched linearly: a crafted object with thousands of members
+                // goes to the tree path, whose map hashes them.
+                if parent.seen.len() >= MAX_MEMBERS {
+                    return None;
+                }
                 parent.seen.push(name);
             }
             close_array(&mut self.out, parent);
