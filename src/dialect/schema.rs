@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value};
 
 use super::tree::Node;
+use super::xmljson;
 
 static ARRAYS_JSON: &str = include_str!("tables/arrays.json");
 
@@ -433,6 +434,85 @@ pub fn build<T: Node>(fields: &[Field], rest: &T) -> Map<String, Value> {
         }
     }
     out
+}
+
+/// What [`build`] builds, written straight into `out` as the XML elements
+/// `xmljson::write_json` would write its map as, without the map (no copies of UPS's
+/// members, no hashing). `None` where the two would differ, and the caller builds the map:
+/// a `Spread` (its members may take the place of fields), a field name given twice, or a
+/// member named twice in one of UPS's objects (the map keeps one).
+pub fn write_fields<T: Node>(out: &mut String, fields: &[Field], rest: &T) -> Option<()> {
+    write_members(out, fields, rest).map(drop)
+}
+
+/// [`write_fields`]; how many members [`build`]'s map would hold (a `null` copied counts,
+/// though nothing is written for it).
+fn write_members<T: Node>(out: &mut String, fields: &[Field], rest: &T) -> Option<usize> {
+    let mut members = 0;
+    for (i, field) in fields.iter().enumerate() {
+        let name = field.name;
+        if fields[..i].iter().any(|f| f.name == name) {
+            return None;
+        }
+        let member = match field.src {
+            Src::Copy(path) => match get(rest, path) {
+                Some(v) => {
+                    xmljson::write_node(out, name, v)?;
+                    true
+                }
+                None => false,
+            },
+            Src::TextOrEmpty(path) => {
+                let text = get(rest, path).map(T::json_text).unwrap_or_default();
+                xmljson::write_text(out, name, &text);
+                true
+            }
+            Src::EachText(list, path) => {
+                let mut any = false;
+                for text in items_at(rest, list)
+                    .into_iter()
+                    .filter_map(|i| get(i, path))
+                {
+                    xmljson::write_text(out, name, &text.json_text());
+                    any = true;
+                }
+                any
+            }
+            Src::Nested(sub) => write_wrapped(out, name, sub, rest)?,
+            Src::Each(list, sub) => {
+                let mut any = false;
+                for item in items_at(rest, list) {
+                    any |= write_wrapped(out, name, sub, item)?;
+                }
+                any
+            }
+            Src::Spread(_) => return None,
+            Src::Const(text) => {
+                xmljson::write_text(out, name, text);
+                true
+            }
+        };
+        members += usize::from(member);
+    }
+    Some(members)
+}
+
+/// `<name>` around `fields`' members, or nothing when there are none (`build` leaves an
+/// empty object out); whether it was written.
+fn write_wrapped<T: Node>(
+    out: &mut String,
+    name: &str,
+    fields: &[Field],
+    rest: &T,
+) -> Option<bool> {
+    let mark = out.len();
+    xmljson::open_element(out, name);
+    if write_members(out, fields, rest)? == 0 {
+        out.truncate(mark);
+        return Some(false);
+    }
+    xmljson::close_element(out, name);
+    Some(true)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 use serde_json::{Map, Value};
 
+use super::tree::Node;
 use super::Failure;
 
 /// Deepest element nesting accepted (XOLTWS documents nest about 12 deep).
@@ -493,6 +494,65 @@ pub fn write_json(out: &mut String, prefix: Option<&str>, name: &str, v: &Value)
             close_tag(out, prefix, name);
         }
     }
+}
+
+/// `v` (a borrowed answer's node) written as [`write_json`] writes `v.owned()`, without the
+/// copy; `None` if one of its objects names a member twice (the copy would keep one).
+pub fn write_node<T: Node>(out: &mut String, name: &str, v: &T) -> Option<()> {
+    if !is_xml_name(name) || v.is_null() {
+        return Some(());
+    }
+    if let Some(items) = v.list() {
+        for i in items.iter().filter(|i| i.list().is_none()) {
+            write_node(out, name, i)?;
+        }
+        return Some(());
+    }
+    if v.is_structure() {
+        open_element(out, name);
+        let mut seen: smallvec::SmallVec<[&str; 16]> = smallvec::SmallVec::new();
+        for (k, c) in v.entries() {
+            if seen.contains(&k) {
+                return None;
+            }
+            seen.push(k);
+            write_node(out, k, c)?;
+        }
+        close_element(out, name);
+        return Some(());
+    }
+    match v.string() {
+        Some(s) => write_text(out, name, s),
+        // Numbers and booleans spelled as the copy would spell them.
+        None => write_text(out, name, &v.owned().to_string()),
+    }
+    Some(())
+}
+
+/// A string as [`write_json`] writes one: `<name/>` when empty.
+pub fn write_text(out: &mut String, name: &str, text: &str) {
+    if !is_xml_name(name) {
+        return;
+    }
+    open(out, None, name);
+    if text.is_empty() {
+        out.push_str("/>");
+    } else {
+        out.push('>');
+        out.push_str(&escape_text(text));
+        close_tag(out, None, name);
+    }
+}
+
+/// `<name>`, unprefixed.
+pub fn open_element(out: &mut String, name: &str) {
+    open(out, None, name);
+    out.push('>');
+}
+
+/// `</name>`, unprefixed.
+pub fn close_element(out: &mut String, name: &str) {
+    close_tag(out, None, name);
 }
 
 fn open(out: &mut String, prefix: Option<&str>, name: &str) {

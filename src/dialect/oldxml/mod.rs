@@ -852,9 +852,11 @@ fn response_block(shape: Option<&OldShape>, ok: bool, errors: &[UpsError]) -> Va
     Value::Object(r)
 }
 
+const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+
 fn document(root: &str, members: Map<String, Value>) -> Bytes {
     let mut out = String::with_capacity(1024);
-    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    out.push_str(XML_DECLARATION);
     xmljson::write_json(&mut out, None, root, &Value::Object(members));
     Bytes::from(out)
 }
@@ -950,6 +952,52 @@ fn templated<T: Node>(shape: &OldShape, status: u16, parsed: &T, digest: Option<
     let Some(rest) = parsed.field(svc.rest_root()) else {
         return garbled(shape, status);
     };
+    // A rate is written straight from UPS's members; the map below is built only where
+    // that would differ (see `schema::write_fields`).
+    if svc == OldService::Rate {
+        if let Some(answer) = rate_written(shape, rest) {
+            return answer;
+        }
+    }
+    templated_by_map(shape, rest, digest)
+}
+
+/// [`answer`] with a rate's members always built as a map first: the reference the direct
+/// writer is tested against.
+#[doc(hidden)]
+pub fn answer_by_map(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) -> Answer {
+    if !(200..300).contains(&status) || shape.old != OldService::Rate {
+        return answer(shape, status, body, digest);
+    }
+    let parsed = serde_json::from_slice(&body).unwrap_or(serde_json_borrow::Value::Null);
+    match parsed.field(shape.old.rest_root()) {
+        Some(rest) => templated_by_map(shape, rest, digest),
+        None => garbled(shape, status),
+    }
+}
+
+/// A rate's success document written straight from the REST `RateResponse`'s members.
+fn rate_written<T: Node>(shape: &OldShape, rest: &T) -> Option<Answer> {
+    let root = shape.old.response_root();
+    let mut out = String::with_capacity(2048);
+    out.push_str(XML_DECLARATION);
+    xmljson::open_element(&mut out, root);
+    let block = response_block(Some(shape), true, &[]);
+    xmljson::write_json(&mut out, None, "Response", &block);
+    schema::write_fields(&mut out, RATE_ANSWER, rest)?;
+    xmljson::close_element(&mut out, root);
+    Some(Answer {
+        status: 200,
+        content_type: CONTENT_TYPE,
+        body: Bytes::from(out),
+        error_kind: None,
+        dropped_fields: 0,
+    })
+}
+
+/// The template's members built as a map, then written.
+fn templated_by_map<T: Node>(shape: &OldShape, rest: &T, digest: Option<&str>) -> Answer {
+    let svc = shape.old;
     let members = if svc == OldService::ShipConfirm {
         let Some(digest) = digest else {
             return refused(
@@ -1208,6 +1256,41 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>,
 mod tests {
     use super::*;
     use crate::dialect::{CannedUps, Dialect};
+
+    #[test]
+    fn a_rate_is_written_straight_as_the_map_would_write_it() {
+        let shape = OldShape {
+            old: OldService::Rate,
+            shape: AnswerShape {
+                service: Service::Rate,
+                customer_context: Some("c<1>".into()),
+                all_activity: false,
+            },
+            xpci_version: Some("1.0001".into()),
+        };
+        let one = r#"{"Service":{"Code":"02"},"RatedShipmentAlert":[{"Code":"1","Description":"a & b"}],"BillingWeight":{"UnitOfMeasurement":{"Code":"LBS"},"Weight":"3.0"},"TransportationCharges":{"CurrencyCode":"USD","MonetaryValue":"21.35"},"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":21.35},"NegotiatedRateCharges":{"TotalCharge":{"CurrencyCode":"USD","MonetaryValue":"18.15"}},"RatedPackage":[{"Weight":"3.0","TotalCharges":{"CurrencyCode":"USD","MonetaryValue":""}},{"Weight":null}],"GuaranteedDelivery":{"BusinessDaysInTransit":2}}"#;
+        let answers = [
+            format!(r#"{{"RateResponse":{{"RatedShipment":{one}}}}}"#),
+            format!(r#"{{"RateResponse":{{"RatedShipment":[{one},{one},{{}}]}}}}"#),
+            r#"{"RateResponse":{}}"#.to_string(),
+        ];
+        for body in answers {
+            let parsed: serde_json_borrow::Value = serde_json::from_str(&body).unwrap();
+            let rest = parsed.field("RateResponse").unwrap();
+            let written = rate_written(&shape, rest).expect("written straight");
+            let by_map = templated_by_map(&shape, rest, None);
+            assert_eq!(written.body, by_map.body, "{body}");
+        }
+        // A member named twice: the map keeps one, so the map writes it.
+        let twice =
+            r#"{"RateResponse":{"RatedShipment":{"BillingWeight":{"Weight":"1","Weight":"2"}}}}"#;
+        let parsed: serde_json_borrow::Value = serde_json::from_str(twice).unwrap();
+        assert!(rate_written(&shape, parsed.field("RateResponse").unwrap()).is_none());
+        let a = answer(&shape, 200, Bytes::from(twice), None);
+        assert!(std::str::from_utf8(&a.body)
+            .unwrap()
+            .contains("<Weight>2</Weight>"));
+    }
 
     fn route(svc: &str) -> Route {
         Route {
