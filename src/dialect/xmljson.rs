@@ -497,7 +497,8 @@ pub fn write_json(out: &mut String, prefix: Option<&str>, name: &str, v: &Value)
 }
 
 /// `v` (a borrowed answer's node) written as [`write_json`] writes `v.owned()`, without the
-/// copy; `None` if one of its objects names a member twice (the copy would keep one).
+/// copy; `None` if one of its objects names a member twice (the copy would keep one) or has
+/// more than 64.
 pub fn write_node<T: Node>(out: &mut String, name: &str, v: &T) -> Option<()> {
     if !is_xml_name(name) || v.is_null() {
         return Some(());
@@ -512,7 +513,8 @@ pub fn write_node<T: Node>(out: &mut String, name: &str, v: &T) -> Option<()> {
         open_element(out, name);
         let mut seen: smallvec::SmallVec<[&str; 16]> = smallvec::SmallVec::new();
         for (k, c) in v.entries() {
-            if seen.contains(&k) {
+            // Names are searched linearly: a huge object goes to the map, which hashes them.
+            if seen.contains(&k) || seen.len() >= 64 {
                 return None;
             }
             seen.push(k);

@@ -1290,6 +1290,19 @@ mod tests {
         assert!(std::str::from_utf8(&a.body)
             .unwrap()
             .contains("<Weight>2</Weight>"));
+        // So is an object of very many members (looked up linearly when written straight).
+        let wide: Vec<String> = (0..100).map(|i| format!(r#""M{i}":"{i}""#)).collect();
+        let wide = format!(
+            r#"{{"RateResponse":{{"RatedShipment":{{"BillingWeight":{{{}}}}}}}}}"#,
+            wide.join(",")
+        );
+        let parsed: serde_json_borrow::Value = serde_json::from_str(&wide).unwrap();
+        let rest = parsed.field("RateResponse").unwrap();
+        assert!(rate_written(&shape, rest).is_none());
+        let a = answer(&shape, 200, Bytes::from(wide.clone()), None);
+        assert!(std::str::from_utf8(&a.body)
+            .unwrap()
+            .contains("<M99>99</M99>"));
     }
 
     fn route(svc: &str) -> Route {
