@@ -60,6 +60,18 @@ fn metrics(proxy: &Proxy) -> HashMap<String, f64> {
         .collect()
 }
 
+/// The metrics once `key` has been counted (or after 2 s, for the assertions to show).
+fn metrics_once(proxy: &Proxy, key: &str) -> HashMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let m = metrics(proxy);
+        if m.contains_key(key) || Instant::now() > deadline {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
     let dir = tempdir();
@@ -227,7 +239,10 @@ fn negotiated_rates_refusal_is_diagnosed_on_the_ops_page_and_metrics_count_reque
     assert_eq!(r.status(), 200);
     assert!(account_row(&proxy, EAST.name)["last_error"].is_null());
 
-    let m = metrics(&proxy);
+    // A request is counted once its last byte is handed over, which may be just after the
+    // client has read it.
+    let ok = r#"upsbridge_requests_total{dialect="header_json",outcome="ok",service="rate"}"#;
+    let m = metrics_once(&proxy, ok);
     let get = |k: &str| m.get(k).copied().unwrap_or(0.0);
     assert_eq!(
         get(
