@@ -42,6 +42,21 @@ pub struct Written {
     pub captured: SmallVec<[Option<String>; 1]>,
 }
 
+impl Written {
+    /// What `services::to_rest` reads of the request: its `Request` member alone, parsed
+    /// back from the body (`None` if it does not parse).
+    pub fn request_member(&self) -> Option<serde_json::Value> {
+        let mut members = serde_json::Map::new();
+        if let Some(range) = self.request.clone() {
+            members.insert(
+                "Request".into(),
+                serde_json::from_slice(&self.body[range]).ok()?,
+            );
+        }
+        Some(serde_json::Value::Object(members))
+    }
+}
+
 /// How a request element is written.
 pub struct Plan<'a> {
     /// The REST root the JSON is wrapped in (`RateRequest`).

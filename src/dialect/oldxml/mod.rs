@@ -685,28 +685,20 @@ pub fn request_in_one_pass(route: &Route, text: &str) -> Option<Result<Request, 
         rules: svc.rules(),
         captures: &[XPCI_VERSION],
     };
-    let onepass::Written {
-        body,
-        request,
-        captured,
-    } = onepass::write_request(doc, &mut reader, 0, &mut count, &plan)?;
-    let mut members = Map::new();
-    if let Some(range) = request {
-        members.insert("Request".into(), serde_json::from_slice(&body[range]).ok()?);
-    }
+    let written = onepass::write_request(doc, &mut reader, 0, &mut count, &plan)?;
+    let members = written.request_member()?;
+    let onepass::Written { body, captured, .. } = written;
     let xpci_version = captured.into_iter().next().flatten();
-    Some(
-        services::to_rest(service, &Value::Object(members)).map(|(call, shape)| {
-            let body = super::rest_body_of(&call, || Bytes::from(body));
-            let shape = OldShape {
-                old: svc,
-                shape,
-                xpci_version,
-            };
-            let step = Step::Call { call, body };
-            Request::Answered(Box::new(OldXmlRequest { shape, step }) as Box<dyn Answered>)
-        }),
-    )
+    Some(services::to_rest(service, &members).map(|(call, shape)| {
+        let body = super::rest_body_of(&call, || Bytes::from(body));
+        let shape = OldShape {
+            old: svc,
+            shape,
+            xpci_version,
+        };
+        let step = Step::Call { call, body };
+        Request::Answered(Box::new(OldXmlRequest { shape, step }) as Box<dyn Answered>)
+    }))
 }
 
 /// The request document (content of its root) as JSON, rewritten by a service's tables.

@@ -239,13 +239,9 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
         }
     }
     let (service, namespace, written) = payload??;
-    let onepass::Written { body, request, .. } = written;
-    let mut members = Map::new();
-    if let Some(range) = request {
-        members.insert("Request".into(), serde_json::from_slice(&body[range]).ok()?);
-    }
-    let request = services::to_rest(service, &Value::Object(members))
-        .map(|(call, shape)| soap_request(shape, namespace, call, || Bytes::from(body)));
+    let members = written.request_member()?;
+    let request = services::to_rest(service, &members)
+        .map(|(call, shape)| soap_request(shape, namespace, call, || Bytes::from(written.body)));
     Some(Parsed {
         credentials: credentials.unwrap_or_else(LegacyCredentials::none),
         request,
