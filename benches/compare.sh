@@ -47,6 +47,13 @@
 # pingora_floor on the header row: the bare header swap on hyper and on pingora's proxy loop),
 # STRACE (0; 1: `strace -c` of each server but nginx during its throughput pass: syscalls per request).
 #
+# INSTRUCTIONS=1 measures something else: instructions per request, counted by valgrind's
+# callgrind, for upsbridge and BASELINE_BIN on the same requests (wrk, INSTR_CONNS connections
+# for INSTR_SECS seconds after a warm-up; the counters are zeroed before and dumped after). The
+# count does not depend on what else the host runs, so it shows a change of a few per cent in
+# user-space work that req/s and CPU time on a shared host cannot; it says nothing of kernel
+# time or cache misses. Dumps (for callgrind_annotate) go to $OUT.
+#
 # Every process started here is stopped by its PID on exit, including on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -154,8 +161,10 @@ base_url = "http://127.0.0.1:$UP_PORT"
 EOF
   local log_level=${RUST_LOG:-info}
   [ "$QUIET_LOGS" = 1 ] && log_level=off
+  # UB_WRAP: a command to run upsbridge under (valgrind, for INSTRUCTIONS=1).
+  # shellcheck disable=SC2086 # UB_WRAP is words
   UPSBRIDGE_BENCH_SECRET=$CLIENT_SECRET RUST_LOG=$log_level \
-    taskset -c "$PIN_SERVER" "$bin" serve --config "$dir/upsbridge.toml" >"$dir/stdout" 2>"$dir/upsbridge.log" &
+    taskset -c "$PIN_SERVER" ${UB_WRAP:-} "$bin" serve --config "$dir/upsbridge.toml" >"$dir/stdout" 2>"$dir/upsbridge.log" &
   UB_PID=$!
   PIDS+=("$UB_PID")
   local lines
@@ -163,7 +172,7 @@ EOF
   UB_PORT=$(printf '%s\n' "$lines" | sed -n 's#^proxy listening on http://127.0.0.1:##p')
   UB_ADMIN=$(printf '%s\n' "$lines" | sed -n 's#^admin listening on ##p')
   local i
-  for i in $(seq 100); do
+  for i in $(seq 600); do
     curl -sf "$UB_ADMIN/readyz" >/dev/null && break
     sleep 0.1
   done
@@ -398,12 +407,58 @@ print_table() {
     }' "$OUT/results.tsv"
 }
 
+# INSTRUCTIONS=1: instructions per request of each build, row by row (see the top).
+count_instructions() {
+  command -v valgrind >/dev/null || die "valgrind not found (INSTRUCTIONS=1 bash scripts/setup.sh bench)"
+  local secs=${INSTR_SECS:-5} conns=${INSTR_CONNS:-4}
+  start_upstream
+  local builds=("upsbridge|$BIN")
+  [ -n "${BASELINE_BIN:-}" ] && builds+=("baseline|$BASELINE_BIN")
+  local build name bin d code r reqs total dump
+  for build in "${builds[@]}"; do
+    IFS='|' read -r name bin <<<"$build"
+    UB_WRAP="valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind-$name.out --dump-instr=no" \
+      start_upsbridge "$bin" "$name"
+    for d in $ROWS; do
+      code=$(probe "$UB_PORT" "$d")
+      [ "$code" = 200 ] || die "$name answered $d with HTTP $code"
+      run_wrk "$UB_PORT" "$d" "$conns" 2 >/dev/null
+      callgrind_control -z "$UB_PID" >/dev/null 2>&1
+      r=$(run_wrk "$UB_PORT" "$d" "$conns" "$secs")
+      callgrind_control -d "$d" "$UB_PID" >/dev/null 2>&1
+      reqs=$(field "$r" requests)
+      [ "$(($(field "$r" status_errors) + $(field "$r" socket_errors)))" = 0 ] || die "$name: errors on $d: $r"
+      dump=$(ls -t "$OUT/callgrind-$name.out"* | head -n 1)
+      total=$(sed -n 's/^summary: //p; s/^totals: //p' "$dump" | head -n 1)
+      [ -n "$total" ] && [ "${reqs:-0}" -gt 0 ] || die "no count in $dump"
+      printf '%s\t%s\t%s\t%s\n' "$d" "$name" "$reqs" "$total" >>"$OUT/instructions.tsv"
+      say "  $d $name: $reqs requests, $((total / reqs)) instructions per request ($dump)"
+    done
+    stop_pid "$UB_PID"
+  done
+  awk -F'\t' '
+    { per[$1, $2] = $4 / $3; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+    END {
+      printf "%-12s %14s %14s %8s\n", "row", "upsbridge", "baseline", "ratio"
+      for (i = 1; i <= n; i++) {
+        d = order[i]; a = per[d, "upsbridge"]; b = per[d, "baseline"]
+        printf "%-12s %14.0f %14s %8s\n", d, a, b ? sprintf("%.0f", b) : "-", b ? sprintf("%.3f", a / b) : "-"
+      }
+    }' "$OUT/instructions.tsv" | tee "$OUT/instructions.txt"
+  say "instructions per request (callgrind, all of upsbridge's threads): $OUT/instructions.txt"
+}
+
 # ---------------------------------------------------------------------------------------------
 say "machine: $CPUS CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
 say "load before the run: $(cut -d' ' -f1-3 /proc/loadavg)  (other work on the machine skews results)"
 say "pinning: server under test on CPU $PIN_SERVER; wrk and the static upstream on CPU $PIN_LOAD"
 say "load: wrk -t1 -c$CONNS -d${DURATION}s after ${WARMUP}s warm-up, then -c1 -d${LAT_DURATION}s"
 capture_answers
+if [ "${INSTRUCTIONS:-0}" = 1 ]; then
+  : >"$OUT/instructions.tsv"
+  count_instructions
+  exit 0
+fi
 : >"$OUT/results.tsv"
 for run in $(seq "$RUNS"); do
   one_run "$run"

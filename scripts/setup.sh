@@ -6,7 +6,8 @@
 # target/client-venv2, npm ones in tests/clients/node_modules from the lock file).
 # Debian's PostgreSQL server for the PostgreSQL store backend's tests (tests/store_backends.rs
 # runs its own clusters in temp dirs; the distribution's own cluster is not used).
-# `setup.sh bench` also installs what benches/compare.sh drives: nginx, wrk, curl, taskset.
+# `setup.sh bench` also installs what benches/compare.sh drives: nginx, wrk, curl, taskset
+# (and valgrind for its INSTRUCTIONS=1 mode).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,8 @@ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/n
 if [ "${1:-}" = bench ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
+  # INSTRUCTIONS=1 counts instructions per request under callgrind.
+  [ "${INSTRUCTIONS:-0}" = 1 ] && ! command -v valgrind >/dev/null 2>&1 && need+=(valgrind)
   command -v curl >/dev/null 2>&1 || need+=(curl)
   command -v taskset >/dev/null 2>&1 || need+=(util-linux)
 fi
