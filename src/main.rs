@@ -186,8 +186,10 @@ fn init_logging() -> FlushOnExit {
     upsbridge::logbuf::start_flusher();
     let out = fmt::layer()
         .with_writer(upsbridge::logbuf::BatchedStderr)
-        .with_timer(upsbridge::logbuf::SecondCachedTime)
         .fmt_fields(upsbridge::logbuf::PlainFields)
+        .event_format(upsbridge::logbuf::LineFormat::new(
+            upsbridge::logbuf::SecondCachedTime,
+        ))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(env)
         .with_filter(no_raw_bytes);
