@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use rustc_hash::FxHashMap;
 use secrecy::SecretString;
 
 pub use credentials::{AccessKey, LegacyCredentials, Password, UserId};
@@ -167,7 +168,9 @@ impl std::fmt::Debug for Account {
 #[derive(Default)]
 pub struct AccountIndex {
     /// access key → user id → account: two levels so lookups borrow `&str`, no allocation.
-    by_login: HashMap<String, HashMap<String, Arc<Account>>>,
+    /// Fx, not SipHash: the keys are the map file's, never the client's, so there is no
+    /// collision flood to defend against, and every request looks up twice.
+    by_login: FxHashMap<String, FxHashMap<String, Arc<Account>>>,
     by_name: HashMap<String, Arc<Account>>,
 }
 

@@ -274,9 +274,18 @@ pub fn service_after(prefixes: &[&str], path: &str, lower: &str) -> Option<Strin
 /// refused: forwarded as it is, with a bearer, it could reach another UPS path than the
 /// one the mapping chose.
 pub fn has_dot_segment(path: &str) -> bool {
+    // Every request passes here: a path with neither a dot nor an escape has no such segment.
+    if !path.bytes().any(|b| b == b'.' || b == b'%') {
+        return false;
+    }
     path.split('/').any(|seg| {
-        let decoded = percent_encoding::percent_decode_str(seg).collect::<Vec<u8>>();
-        decoded == b"." || decoded == b".."
+        // A dot segment decodes to at most two bytes: look no further than three.
+        let mut decoded = percent_encoding::percent_decode_str(seg);
+        let first = [decoded.next(), decoded.next(), decoded.next()];
+        matches!(
+            first,
+            [Some(b'.'), None, None] | [Some(b'.'), Some(b'.'), None]
+        )
     })
 }
 
@@ -421,6 +430,8 @@ mod tests {
             "/api/%2e%2E/x",
             "/api/.%2e/x",
             "/rest/%2E",
+            "/x/..",
+            "..",
         ] {
             assert!(has_dot_segment(p), "{p}");
         }
@@ -429,6 +440,10 @@ mod tests {
             "/ups.app/xml/Rate",
             "/a/.../b",
             "/a/.b",
+            "/a/%2e%2e%2e/b",
+            "/a/..%2F/b",
+            "/a/b.",
+            "/a/%41",
         ] {
             assert!(!has_dot_segment(p), "{p}");
         }

@@ -14,9 +14,10 @@
 pub mod digest;
 pub mod replay;
 
+use memchr::memmem;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -121,9 +122,51 @@ pub struct Keep {
     body: Bytes,
 }
 
+/// A request's id: `ub` and 16 random hex digits, kept inline (one is made per request).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 18]);
+
+impl RequestId {
+    pub fn new() -> RequestId {
+        // Written without the formatting machinery.
+        let mut raw = *b"ub0000000000000000";
+        let n = rand::random::<u64>();
+        for (i, b) in raw[2..].iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[(n >> (60 - 4 * i) & 0xf) as usize];
+        }
+        RequestId(raw)
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> RequestId {
+        RequestId::new()
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("ASCII hex digits")
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// What one request has become so far (recorded at its end by [`Pipeline::finish`]).
 pub struct Exchange {
-    pub id: String,
+    pub id: RequestId,
     /// `id` as a header value (UPS's `transId`, the client's `X-Upsbridge-Request-Id`).
     pub id_header: HeaderValue,
     pub started: Instant,
@@ -148,15 +191,9 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn new(peer: Option<IpAddr>) -> Exchange {
-        // `ub` and 16 hex digits, written without the formatting machinery (per request).
-        let mut raw = *b"ub0000000000000000";
-        let n = rand::random::<u64>();
-        for (i, b) in raw[2..].iter_mut().enumerate() {
-            *b = b"0123456789abcdef"[(n >> (60 - 4 * i) & 0xf) as usize];
-        }
-        let id = String::from_utf8_lossy(&raw).into_owned();
+        let id = RequestId::new();
         Exchange {
-            id_header: HeaderValue::from_bytes(&raw).expect("hex is a header value"),
+            id_header: HeaderValue::from_str(&id).expect("hex is a header value"),
             id,
             started: Instant::now(),
             peer,
@@ -421,7 +458,7 @@ impl Pipeline {
             env: auth.env,
             token: auth.token.clone(),
             asked: rate.then(|| Arc::new(AtomicBool::new(false))),
-            given: rate.then(|| Needle::new(NEGOTIATED_GIVEN)),
+            given: rate.then(|| Needle::new(&GIVEN)),
             error_body: None,
         }
     }
@@ -554,7 +591,7 @@ impl Pipeline {
                 // when this client leaves (the transport then drops this future), so the
                 // client's retry gets it instead of a digest stuck half-accepted.
                 let (this, account, id, service) =
-                    (self.clone(), account.clone(), ex.id.clone(), ex.service);
+                    (self.clone(), account.clone(), ex.id, ex.service);
                 let ship = async move {
                     let outcome = this
                         .call_ups(&account, env, token, &call, Some(body), &id, service)
@@ -621,7 +658,7 @@ impl Pipeline {
                 self.clone(),
                 account.clone(),
                 call.clone(),
-                ex.id.clone(),
+                ex.id,
                 ex.service,
             );
             async move {
@@ -730,9 +767,7 @@ impl Pipeline {
         id: &str,
         service: &'static str,
     ) -> Result<RestAnswer, Failure> {
-        let asks_negotiated = body
-            .as_deref()
-            .is_some_and(|b| memchr::memmem::find(b, NEGOTIATED_ASKED).is_some());
+        let asks_negotiated = body.as_deref().is_some_and(|b| ASKED.find(b).is_some());
         let mut answer = self
             .rest
             .exchange(env, call, body.clone(), &authorization(&token)?, id)
@@ -751,7 +786,7 @@ impl Pipeline {
         }
         self.diagnose(account.name(), service, answer.status, &answer.body);
         if (200..300).contains(&answer.status) && matches!(service, "rate" | "ship") {
-            let got = memchr::memmem::find(&answer.body, NEGOTIATED_GIVEN).is_some();
+            let got = GIVEN.find(&answer.body).is_some();
             self.tokens
                 .note_negotiated_rates(account.name(), asks_negotiated, got);
         }
@@ -799,12 +834,8 @@ impl Pipeline {
     /// to the client's connection. Called once per request, from the transport.
     pub fn finish(self: &Arc<Self>, mut ex: Exchange, delivered: bool) {
         if ex.keep.is_some() || ex.replayed.is_some() {
-            let (keep, replayed, this, id) = (
-                ex.keep.take(),
-                ex.replayed.take(),
-                self.clone(),
-                ex.id.clone(),
-            );
+            let (keep, replayed, this, id) =
+                (ex.keep.take(), ex.replayed.take(), self.clone(), ex.id);
             tokio::spawn(async move { this.settle(keep, replayed, delivered, &id).await });
         }
         let dialect = dialect_name(&ex);
@@ -915,7 +946,7 @@ impl Scan {
     /// Sees each chunk of the client's body on its way to UPS (`None`: nothing to watch).
     pub fn request_tap(&self) -> Option<Tap> {
         let asked = self.asked.clone()?;
-        let mut needle = Needle::new(NEGOTIATED_ASKED);
+        let mut needle = Needle::new(&ASKED);
         Some(Box::new(move |chunk| {
             needle.feed(chunk);
             if needle.found {
@@ -927,7 +958,7 @@ impl Scan {
     /// Sees the client's whole body at once (the express lane has it in memory).
     pub fn request_seen(&self, body: &[u8]) {
         if let Some(asked) = &self.asked {
-            if memchr::memmem::find(body, NEGOTIATED_ASKED).is_some() {
+            if ASKED.find(body).is_some() {
                 asked.store(true, Ordering::Relaxed);
             }
         }
@@ -946,42 +977,57 @@ impl Scan {
     }
 }
 
-/// Finds a byte string in a stream of chunks, across chunk boundaries.
+/// The two byte strings scanned for, their searchers built once (building one is most of
+/// the cost of searching a short body).
+static ASKED: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(NEGOTIATED_ASKED));
+static GIVEN: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(NEGOTIATED_GIVEN));
+
+/// The longest needle a [`Needle`] may look for, and the most it keeps between chunks.
+const NEEDLE_MAX: usize = 32;
+
+/// Finds a byte string in a stream of chunks, across chunk boundaries, without allocating:
+/// what it keeps of the previous chunks fits on the stack.
 struct Needle {
-    needle: &'static [u8],
-    tail: Vec<u8>,
+    finder: &'static memmem::Finder<'static>,
+    /// The last `needle - 1` bytes seen (fewer at the start).
+    tail: [u8; NEEDLE_MAX],
+    tail_len: usize,
     found: bool,
 }
 
 impl Needle {
-    fn new(needle: &'static [u8]) -> Needle {
+    fn new(finder: &'static memmem::Finder<'static>) -> Needle {
+        assert!(finder.needle().len() <= NEEDLE_MAX, "needle too long");
         Needle {
-            needle,
-            tail: Vec::new(),
+            finder,
+            tail: [0; NEEDLE_MAX],
+            tail_len: 0,
             found: false,
         }
     }
 
     fn feed(&mut self, chunk: &[u8]) {
-        if self.found {
+        if self.found || chunk.is_empty() {
             return;
         }
-        let keep = self.needle.len() - 1;
+        let keep = self.finder.needle().len() - 1;
+        // The kept tail and the chunk's start: a match across the seam, and what is kept
+        // when the chunk is shorter than the tail.
+        let mut seam = [0u8; 2 * NEEDLE_MAX];
         let head = &chunk[..chunk.len().min(keep)];
-        let mut seam = std::mem::take(&mut self.tail);
-        seam.extend_from_slice(head);
-        self.found = memchr::memmem::find(&seam, self.needle).is_some()
-            || memchr::memmem::find(chunk, self.needle).is_some();
-        let from = if chunk.len() >= keep {
-            seam.clear();
+        seam[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+        seam[self.tail_len..self.tail_len + head.len()].copy_from_slice(head);
+        let seam = &seam[..self.tail_len + head.len()];
+        self.found = self.finder.find(seam).is_some() || self.finder.find(chunk).is_some();
+        let kept = if chunk.len() >= keep {
             &chunk[chunk.len() - keep..]
         } else {
-            let drop = seam.len().saturating_sub(keep);
-            seam.drain(..drop);
-            &[][..]
+            &seam[seam.len().saturating_sub(keep)..]
         };
-        seam.extend_from_slice(from);
-        self.tail = seam;
+        self.tail[..kept.len()].copy_from_slice(kept);
+        self.tail_len = kept.len();
     }
 }
 
@@ -1004,14 +1050,16 @@ fn service_label(path: &str) -> &'static str {
         ("locations/", "locator"),
         ("quantumview/", "quantum_view"),
     ] {
-        if p.starts_with(prefix) {
-            return match (label, p.contains("/void/"), p.contains("/transittimes")) {
-                ("ship", true, _) => "void",
-                ("ship", _, true) => "time_in_transit",
-                ("ship", _, _) if p.contains("/pickup/") => "pickup",
-                _ => label,
-            };
+        if !p.starts_with(prefix) {
+            continue;
         }
+        // Only shipments' paths are searched further (this runs for every request).
+        return match label {
+            "ship" if p.contains("/void/") => "void",
+            "ship" if p.contains("/transittimes") => "time_in_transit",
+            "ship" if p.contains("/pickup/") => "pickup",
+            _ => label,
+        };
     }
     "other"
 }
@@ -1375,23 +1423,36 @@ mod tests {
 
     #[test]
     fn a_needle_is_found_across_chunks() {
-        for split in 0..30 {
-            let text = b"{\"ShipmentRatingOptions\":{\"NegotiatedRatesIndicator\":\"\"}}";
-            let (a, b) = text.split_at(split.min(text.len()));
-            let mut n = Needle::new(NEGOTIATED_ASKED);
+        let text = b"{\"ShipmentRatingOptions\":{\"NegotiatedRatesIndicator\":\"\"}}";
+        for split in 0..=text.len() {
+            let (a, b) = text.split_at(split);
+            let mut n = Needle::new(&ASKED);
             n.feed(a);
             n.feed(b);
             assert!(n.found, "split at {split}");
         }
-        let mut n = Needle::new(NEGOTIATED_ASKED);
+        let mut n = Needle::new(&ASKED);
         for c in b"NegotiatedRates Indicator".chunks(3) {
             n.feed(c);
         }
         assert!(!n.found);
-        let mut n = Needle::new(NEGOTIATED_ASKED);
-        for c in b"xxNegotiatedRatesIndicator".chunks(1) {
-            n.feed(c);
+        // Every chunking of texts with the needle at every place, or cut short: the stream's
+        // verdict is the whole text's.
+        for at in 0..12 {
+            for cut in [0, 1, 23] {
+                let mut text = vec![b'x'; at];
+                text.extend_from_slice(&NEGOTIATED_ASKED[cut..]);
+                text.extend_from_slice(b"yy");
+                let whole = memmem::find(&text, NEGOTIATED_ASKED).is_some();
+                assert_eq!(whole, cut == 0);
+                for size in 1..=text.len() {
+                    let mut n = Needle::new(&ASKED);
+                    for c in text.chunks(size) {
+                        n.feed(c);
+                    }
+                    assert_eq!(n.found, whole, "at {at}, cut {cut}, chunks of {size}");
+                }
+            }
         }
-        assert!(n.found, "one byte at a time");
     }
 }

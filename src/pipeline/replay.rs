@@ -38,7 +38,11 @@ pub type Key = [u8; 32];
 /// A call that creates or destroys something at UPS.
 pub fn is_effectful(method: &Method, path_and_query: &str) -> bool {
     let path = path_and_query.split('?').next().unwrap_or("");
-    let seg: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Every header-style request asks: most are neither shipments nor pickups.
+    if !(path.starts_with("/api/shipments/") || path.starts_with("/api/pickupcreation/")) {
+        return false;
+    }
+    let seg: smallvec::SmallVec<[&str; 8]> = path.split('/').filter(|s| !s.is_empty()).collect();
     matches!(
         (method, seg.as_slice()),
         (&Method::POST, ["api", "shipments", _, "ship"])

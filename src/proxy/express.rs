@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 use pingora::server::ShutdownWatch;
 use smallvec::SmallVec;
@@ -72,22 +72,45 @@ struct Lane {
 struct Arrived {
     method: Method,
     /// Where the request target is.
-    target: (usize, usize),
-    /// Each field's name, and where its value is.
-    fields: SmallVec<[(HeaderName, (usize, usize)); 16]>,
+    target: Span,
+    /// Where each field's name and value are. (Offsets, not `HeaderName`s: this is moved
+    /// a few times per request, and 16 names would make it three times the size.)
+    fields: SmallVec<[(Span, Span); 16]>,
     head_len: usize,
     body_len: usize,
 }
 
+/// Where a part of the head is in the read buffer: start and length.
+#[derive(Clone, Copy)]
+struct Span(u32, u32);
+
+impl Span {
+    fn of(part: &[u8], buf: &[u8]) -> Span {
+        // The head is within `MAX_REQUEST` bytes of the buffer's start.
+        Span(
+            (part.as_ptr() as usize - buf.as_ptr() as usize) as u32,
+            part.len() as u32,
+        )
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.0 as usize..(self.0 + self.1) as usize
+    }
+}
+
 impl Arrived {
     /// The head's parts, sharing `request`'s bytes (the buffer the offsets were taken in).
-    /// `None`: a target or value `http` refuses (hyper reads the request, and refuses it).
+    /// `None`: a field name, target or value `http` refuses (hyper reads the request, and
+    /// refuses it).
     fn parts(self, request: &Bytes) -> Option<http::request::Parts> {
-        let at = |(start, len): (usize, usize)| request.slice(start..start + len);
-        let uri = Uri::from_maybe_shared(at(self.target)).ok()?;
+        let uri = Uri::from_maybe_shared(request.slice(self.target.range())).ok()?;
         let mut headers = HeaderMap::with_capacity(self.fields.len());
         for (name, value) in self.fields {
-            headers.append(name, HeaderValue::from_maybe_shared(at(value)).ok()?);
+            let name = field_name(&request[name.range()])?;
+            headers.append(
+                name,
+                HeaderValue::from_maybe_shared(request.slice(value.range())).ok()?,
+            );
         }
         let (mut parts, ()) = http::Request::new(()).into_parts();
         parts.method = self.method;
@@ -489,15 +512,14 @@ fn parse_request(buf: &[u8]) -> Parse {
     if method == Method::CONNECT || !path.starts_with('/') {
         return Parse::Hyper("head");
     }
-    let offset = |part: &[u8]| (part.as_ptr() as usize - buf.as_ptr() as usize, part.len());
-    let target = offset(path.as_bytes());
+    let target = Span::of(path.as_bytes(), buf);
     let mut fields = SmallVec::new();
     let mut body_len = None;
     for h in req.headers.iter() {
-        let Some(name) = field_name(h.name.as_bytes()) else {
-            return Parse::Hyper("head");
-        };
-        if name == header::CONTENT_LENGTH {
+        let name = h.name.as_bytes();
+        // Most fields are none of these, and their lengths differ: compared by length first.
+        let is = |known: &[u8]| name.len() == known.len() && name.eq_ignore_ascii_case(known);
+        if is(b"content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
                 .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
@@ -506,14 +528,14 @@ fn parse_request(buf: &[u8]) -> Parse {
                 (Some(n), None) => body_len = Some(n),
                 _ => return Parse::Hyper("head"), // unreadable or repeated: hyper's to refuse
             }
-        } else if name == header::TRANSFER_ENCODING
-            || name == header::EXPECT
-            || name == header::UPGRADE
-            || (name == header::CONNECTION && !h.value.eq_ignore_ascii_case(b"keep-alive"))
+        } else if is(b"transfer-encoding")
+            || is(b"expect")
+            || is(b"upgrade")
+            || (is(b"connection") && !h.value.eq_ignore_ascii_case(b"keep-alive"))
         {
             return Parse::Hyper("head");
         }
-        fields.push((name, offset(h.value)));
+        fields.push((Span::of(h.name.as_bytes(), buf), Span::of(h.value, buf)));
     }
     let body_len = body_len.unwrap_or(0);
     if head_len + body_len > MAX_REQUEST {
@@ -545,7 +567,10 @@ static KNOWN_FIELDS: std::sync::LazyLock<[HeaderName; 5]> = std::sync::LazyLock:
 fn field_name(raw: &[u8]) -> Option<HeaderName> {
     KNOWN_FIELDS
         .iter()
-        .find(|known| raw.eq_ignore_ascii_case(known.as_str().as_bytes()))
+        .find(|known| {
+            let known = known.as_str().as_bytes();
+            raw.len() == known.len() && raw.eq_ignore_ascii_case(known)
+        })
         .cloned()
         .or_else(|| HeaderName::from_bytes(raw).ok())
 }
