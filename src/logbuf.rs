@@ -213,6 +213,17 @@ impl Default for Pending {
 }
 
 impl Pending {
+    /// One byte (a separator or a quote) without a `memcpy` call.
+    fn push_byte(&mut self, byte: u8) {
+        match self.buf.get_mut(self.len) {
+            Some(slot) if self.more.is_empty() => {
+                *slot = byte;
+                self.len += 1;
+            }
+            _ => self.push(&[byte]),
+        }
+    }
+
     fn push(&mut self, bytes: &[u8]) {
         match self.buf.get_mut(self.len..self.len + bytes.len()) {
             Some(room) if self.more.is_empty() => {
@@ -267,10 +278,10 @@ impl PlainVisitor<'_> {
             return false;
         }
         if !std::mem::take(&mut self.is_empty) {
-            self.pending.push(b" ");
+            self.pending.push_byte(b' ');
         }
         self.pending.push(name.as_bytes());
-        self.pending.push(b"=");
+        self.pending.push_byte(b'=');
         true
     }
 
@@ -331,9 +342,9 @@ impl Visit for PlainVisitor<'_> {
             .bytes()
             .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
         if plain && self.plain_name(field) {
-            self.pending.push(b"\"");
+            self.pending.push_byte(b'"');
             self.pending.push(value.as_bytes());
-            self.pending.push(b"\"");
+            self.pending.push_byte(b'"');
         } else {
             self.by_default(field, |v| v.record_str(field, value));
         }
@@ -363,7 +374,7 @@ impl Visit for PlainVisitor<'_> {
         if self.plain && field.name() == "message" {
             // The message: its `Debug` alone, as the default visitor writes it.
             if !std::mem::take(&mut self.is_empty) {
-                self.pending.push(b" ");
+                self.pending.push_byte(b' ');
             }
             self.result = write!(self.pending, "{value:?}");
         } else if self.plain_name(field) {

@@ -198,7 +198,8 @@ pub fn map(method: &Method, path: &str, query: Option<&str>, has_body: bool) -> 
                 return None;
             }
             let option = rest::rating_option(option)?;
-            (post, format!("/api/rating/{}/{option}", rest::RATING))
+            // The commonest header-style call: concatenated, not formatted.
+            (post, ["/api/rating/", rest::RATING, "/", option].concat())
         }
         ["ship", v, "pickups"] | ["pickupcreation", v, "pickup"] => {
             version(v)?;
