@@ -146,8 +146,12 @@ impl Account {
     }
 
     /// Some password has verified against this account's hash.
-    fn has_verified(&self) -> bool {
-        self.verified.lock().expect("verified tag lock").is_some()
+    /// Whether a password other than `tag`'s has verified. Read under one lock: the right
+    /// password may verify (by a concurrent request) after this request's own `cached`
+    /// check, and must not then count as another one.
+    fn verified_other(&self, tag: &PasswordTag) -> bool {
+        let verified = self.verified.lock().expect("verified tag lock");
+        verified.as_ref().is_some_and(|v| !v.matches(tag))
     }
 
     fn cached(&self, tag: &PasswordTag) -> bool {
@@ -545,7 +549,7 @@ impl Accounts {
         // The map's hash accepts one password; if another one already verified against it,
         // this one cannot: refused without argon2 (a guess flood costs no argon2 at all for
         // an account in use).
-        let known_other = found.as_ref().is_ok_and(|a| a.has_verified());
+        let known_other = found.as_ref().is_ok_and(|a| a.verified_other(&tag));
         let phc = found
             .as_ref()
             .ok()
