@@ -196,60 +196,25 @@ impl<'w> tracing_subscriber::fmt::FormatFields<'w> for PlainFields {
 
 /// What the plain fields wrote so far, on the stack: one write to the line's writer for all
 /// of them instead of a dynamic call per piece. (What does not fit goes to the heap.)
-struct Pending {
-    buf: [u8; 256],
-    len: usize,
-    more: Vec<u8>,
-}
-
-impl Default for Pending {
-    fn default() -> Pending {
-        Pending {
-            buf: [0; 256],
-            len: 0,
-            more: Vec::new(),
-        }
-    }
-}
+#[derive(Default)]
+struct Pending(smallvec::SmallVec<[u8; 256]>);
 
 impl Pending {
     /// One byte (a separator or a quote) without a `memcpy` call.
     fn push_byte(&mut self, byte: u8) {
-        match self.buf.get_mut(self.len) {
-            Some(slot) if self.more.is_empty() => {
-                *slot = byte;
-                self.len += 1;
-            }
-            _ => self.push(&[byte]),
-        }
+        self.0.push(byte);
     }
 
     fn push(&mut self, bytes: &[u8]) {
-        match self.buf.get_mut(self.len..self.len + bytes.len()) {
-            Some(room) if self.more.is_empty() => {
-                room.copy_from_slice(bytes);
-                self.len += bytes.len();
-            }
-            _ => {
-                if self.more.is_empty() {
-                    self.more.extend_from_slice(&self.buf[..self.len]);
-                }
-                self.more.extend_from_slice(bytes);
-            }
-        }
+        self.0.extend_from_slice(bytes);
     }
 
     fn bytes(&self) -> &[u8] {
-        if self.more.is_empty() {
-            &self.buf[..self.len]
-        } else {
-            &self.more
-        }
+        &self.0
     }
 
     fn clear(&mut self) {
-        self.len = 0;
-        self.more.clear();
+        self.0.clear();
     }
 }
 

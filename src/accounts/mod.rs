@@ -145,7 +145,6 @@ impl Account {
         &self.record.name
     }
 
-    /// Some password has verified against this account's hash.
     /// Whether a password other than `tag`'s has verified. Read under one lock: the right
     /// password may verify (by a concurrent request) after this request's own `cached`
     /// check, and must not then count as another one.
