@@ -25,7 +25,7 @@ use serde_json::Value;
 use smallvec::SmallVec;
 
 use super::tree::Node;
-use super::xmljson::escape_text;
+use super::xmljson::{escape_text, is_xml_name};
 
 static TABLE_JSON: &str = include_str!("tables/legacy_schema.json");
 
@@ -174,6 +174,10 @@ impl Schemas {
                 let Some(child_name) = &c.name else {
                     return Err(format!("{name}: a child without a name"));
                 };
+                // Answers write names as they are, unescaped, in XML and in JSON.
+                if !is_xml_name(child_name) {
+                    return Err(format!("{name}: {child_name:?} is not an XML name"));
+                }
                 let ty = match &c.ty {
                     None => None,
                     Some(t) => Some(
@@ -210,6 +214,9 @@ impl Schemas {
                 _ => continue,
             };
             for (name, r) in list {
+                if !is_xml_name(name) {
+                    return Err(format!("root {name:?} is not an XML name"));
+                }
                 let ty = *type_index
                     .get(r.ty.as_str())
                     .ok_or_else(|| format!("root {name}: unknown type {}", r.ty))?;
@@ -293,7 +300,7 @@ pub fn borrowed_success(
     body: &[u8],
 ) -> Option<serde_json_borrow::Value<'_>> {
     let direct = (200..300).contains(&status) && super::services::answer_is_unchanged(service);
-    direct.then(|| serde_json::from_slice(body).ok()).flatten()
+    direct.then(|| super::tree::parse_borrowed(body)).flatten()
 }
 
 /// Where shaping writes: XML text or legacy JSON.
@@ -545,8 +552,7 @@ impl JsonSink<'_> {
             }
             None => {}
         }
-        write_json_str(out, &c.name);
-        out.push(b':');
+        write_name(out, &c.name);
         object.last = Some((c, out.len(), false));
     }
 
@@ -566,8 +572,24 @@ impl JsonSink<'_> {
     }
 }
 
+/// `"name":` for a schema name: an XML name (checked when the table is compiled) needs no
+/// escaping.
+fn write_name(out: &mut Vec<u8>, name: &str) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// A JSON string. Most of an answer's text needs no escape and is copied as it is; serde_json
+/// writes the rest (its writer's set-up cost more than the copy, per leaf).
 fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
 }
 
 impl Sink for JsonSink<'_> {
@@ -598,8 +620,7 @@ pub fn write_json<N: Node>(
         depth: 0,
     };
     out.push(b'{');
-    write_json_str(out, &root.name);
-    out.push(b':');
+    write_name(out, &root.name);
     let mut sink = JsonSink {
         out,
         objects: vec![],
@@ -615,6 +636,32 @@ pub fn write_json<N: Node>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "tab\tnl\n",
+            "\u{1}",
+            "é ü €",
+            "\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            write_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_that_is_not_an_xml_name_is_refused() {
+        let table = TABLE.replace("\"TotalCharges\"", "\"Total\\\"Charges\"");
+        assert!(Schemas::compile(&table)
+            .unwrap_err()
+            .contains("not an XML name"));
+    }
 
     const TABLE: &str = r#"{
       "namespaces": {"r": "urn:rate", "c": "urn:common"},

@@ -52,6 +52,13 @@ pub trait Node: Sized {
     }
 }
 
+/// UPS's answer parsed borrowed. The bytes are checked as UTF-8 once and parsed as text: a
+/// parse of bytes checks every string on its own, which cost more than the rest of the parse
+/// of a rate's answer.
+pub fn parse_borrowed(body: &[u8]) -> Option<serde_json_borrow::Value<'_>> {
+    serde_json::from_str(std::str::from_utf8(body).ok()?).ok()
+}
+
 impl Node for Value {
     fn field(&self, name: &str) -> Option<&Value> {
         self.as_object()?.get(name)

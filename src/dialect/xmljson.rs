@@ -444,10 +444,17 @@ pub fn prune_empty(v: &mut Value) {
 // ---- JSON → XML -------------------------------------------------------------------------------
 
 /// A JSON key usable as an XML element name (REST answers are trusted less than that).
-fn is_xml_name(k: &str) -> bool {
-    let mut chars = k.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+/// Only ASCII names pass, so the bytes are checked, not the chars.
+pub fn is_xml_name(k: &str) -> bool {
+    match k.as_bytes().split_first() {
+        Some((first, rest)) => {
+            (first.is_ascii_alphabetic() || *first == b'_')
+                && rest
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        }
+        None => false,
+    }
 }
 
 /// Escape character data.
@@ -580,6 +587,16 @@ fn close_tag(out: &mut String, prefix: Option<&str>, name: &str) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn xml_names_are_ascii_names() {
+        for ok in ["Code", "_x", "a-b.c1", "RatedShipment"] {
+            assert!(is_xml_name(ok), "{ok}");
+        }
+        for bad in ["", "1a", "-a", ".a", "a b", "a:b", "é", "aé", "a\"b"] {
+            assert!(!is_xml_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn two_documents_are_split_by_parsing() {

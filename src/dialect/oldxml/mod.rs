@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use super::onepass;
 use super::schema::{self, f, Field, Rule, Src};
 use super::services::{self, AnswerShape, RestBody, RestCall, Service};
-use super::tree::Node;
+use super::tree::{self, Node};
 use super::xmljson::{self, Element};
 use super::{
     json_text, rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route,
@@ -896,7 +896,7 @@ pub fn answer(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) 
     // A rate (the common call) or a confirmation is built from a borrowed parse of UPS's
     // bytes: no `Value` with a hashed map per object (half of a rate's answer cost).
     if success && matches!(svc, OldService::Rate | OldService::ShipConfirm) {
-        let parsed = serde_json::from_slice(&body).unwrap_or(serde_json_borrow::Value::Null);
+        let parsed = tree::parse_borrowed(&body).unwrap_or(serde_json_borrow::Value::Null);
         return templated(shape, status, &parsed, digest);
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -961,7 +961,7 @@ pub fn answer_by_map(shape: &OldShape, status: u16, body: Bytes, digest: Option<
     if !(200..300).contains(&status) || shape.old != OldService::Rate {
         return answer(shape, status, body, digest);
     }
-    let parsed = serde_json::from_slice(&body).unwrap_or(serde_json_borrow::Value::Null);
+    let parsed = tree::parse_borrowed(&body).unwrap_or(serde_json_borrow::Value::Null);
     match parsed.field(shape.old.rest_root()) {
         Some(rest) => templated_by_map(shape, rest, digest),
         None => garbled(shape, status),
