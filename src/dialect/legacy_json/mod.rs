@@ -70,11 +70,29 @@ const SECURITY_KEYS: [&str; 2] = ["UPSSecurity", "Security"];
 
 /// Take a legacy JSON body apart: credentials, REST call and REST body.
 pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
+    let text = text_of(body)?;
+    match parse_common(text) {
+        Some(parsed) => Ok(parsed),
+        None => read_in_full(text),
+    }
+}
+
+/// [`parse`] without the one-pass reading of the common request: the reference that reading
+/// is tested against.
+#[doc(hidden)]
+pub fn parse_in_full(body: &[u8]) -> Result<Parsed, Failure> {
+    read_in_full(text_of(body)?)
+}
+
+fn text_of(body: &[u8]) -> Result<&str, Failure> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::Empty);
     }
-    let text =
-        std::str::from_utf8(body).map_err(|e| Failure::Malformed(format!("not UTF-8: {e}")))?;
+    std::str::from_utf8(body).map_err(|e| Failure::Malformed(format!("not UTF-8: {e}")))
+}
+
+/// Any body, every error worded.
+fn read_in_full(text: &str) -> Result<Parsed, Failure> {
     let members = serde_json::from_str::<Members>(text)
         .map_err(|e| Failure::Malformed(format!("JSON: {e}")))?
         .0;
@@ -103,6 +121,124 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
         credentials,
         request,
     })
+}
+
+/// The common request (a rate or a shipment, credentials and one request object, no `null`)
+/// read in one pass over the body: the credential member's text and the root's `Request`
+/// member are all that is parsed. `None` for anything else (a member twice, an escaped key, a
+/// root that is not an object, a call that needs more than `Request`); the full reading in
+/// [`parse`] then takes the body and words any error.
+fn parse_common(text: &str) -> Option<Parsed> {
+    if memchr::memmem::find(text.as_bytes(), b"null").is_some() {
+        return None;
+    }
+    let body: CommonBody = serde_json::from_str(text).ok()?;
+    let (service, request) = body.root?;
+    if !services::reads_request_member_only(service) {
+        return None;
+    }
+    let credentials = match body.security {
+        Some((name, raw)) => credentials(name, raw).ok()?,
+        None => LegacyCredentials::none(),
+    };
+    let mut members = serde_json::Map::new();
+    if let Some(r) = request {
+        members.insert("Request".into(), serde_json::from_str(r.get()).ok()?);
+    }
+    let (call, shape) = services::to_rest(service, &Value::Object(members)).ok()?;
+    let forwarded = cut_members(text, body.security.as_slice())?;
+    Some(Parsed {
+        credentials,
+        request: Ok(Request::Answered(Box::new(JsonRequest {
+            shape,
+            call,
+            body: Some(Bytes::from(forwarded)),
+        }))),
+    })
+}
+
+/// What [`parse_common`] reads of a body: its credential member and the first request root's
+/// service with that root's `Request` member.
+struct CommonBody<'a> {
+    security: Option<(&'a str, &'a RawValue)>,
+    root: Option<(Service, Option<&'a RawValue>)>,
+}
+
+impl<'de> serde::Deserialize<'de> for CommonBody<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IgnoredAny};
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = CommonBody<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<CommonBody<'de>, M::Error> {
+                let mut seen: smallvec::SmallVec<[&'de str; 4]> = smallvec::SmallVec::new();
+                let mut body = CommonBody {
+                    security: None,
+                    root: None,
+                };
+                // A key with an escape is not borrowed: an error, and the full reading's case.
+                while let Some(key) = m.next_key::<&'de str>()? {
+                    if seen.contains(&key) {
+                        return Err(M::Error::custom("a member twice"));
+                    }
+                    seen.push(key);
+                    if SECURITY_KEYS.contains(&key) {
+                        if body.security.is_some() {
+                            return Err(M::Error::custom("two credential members"));
+                        }
+                        body.security = Some((key, m.next_value()?));
+                    } else if let (None, Some(service)) =
+                        (&body.root, Service::from_request_root(key))
+                    {
+                        let RequestMember(request) = m.next_value()?;
+                        body.root = Some((service, request));
+                    } else {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(body)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A request root's `Request` member, the last of repeated ones (as a full parse reads them);
+/// the root's other members are skipped, not parsed.
+struct RequestMember<'a>(Option<&'a RawValue>);
+
+impl<'de> serde::Deserialize<'de> for RequestMember<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::IgnoredAny;
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RequestMember<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<RequestMember<'de>, M::Error> {
+                let mut request = None;
+                while let Some(key) = m.next_key::<&'de str>()? {
+                    if key == "Request" {
+                        request = Some(m.next_value()?);
+                    } else {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(RequestMember(request))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// The members of the top-level object in order, duplicates kept (a map would hide them).
@@ -269,26 +405,30 @@ fn strip_nulls(v: &mut Value) -> bool {
 /// The body text with the credential member cut out, every other byte kept.
 /// Falls back to re-serialising the other members if the text is not laid out as expected.
 fn without_security(text: &str, members: &[(String, &RawValue)]) -> String {
-    let mut out = text.to_string();
-    // Cut from the end so earlier offsets stay valid.
-    let mut cuts: Vec<(usize, usize)> = members
+    let securities: smallvec::SmallVec<[(&str, &RawValue); 2]> = members
         .iter()
         .filter(|(k, _)| SECURITY_KEYS.contains(&k.as_str()))
-        .filter_map(|(k, raw)| member_span(text, k, raw))
+        .map(|(k, raw)| (k.as_str(), *raw))
         .collect();
-    if cuts.len()
-        != members
-            .iter()
-            .filter(|(k, _)| SECURITY_KEYS.contains(&k.as_str()))
-            .count()
-    {
-        return rebuild(members);
-    }
-    cuts.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+    cut_members(text, &securities).unwrap_or_else(|| rebuild(members))
+}
+
+/// `text` without `members` (each with one adjacent comma); `None` if one of them is not laid
+/// out as expected (an escaped key).
+fn cut_members(text: &str, members: &[(&str, &RawValue)]) -> Option<String> {
+    let mut cuts = members
+        .iter()
+        .map(|(k, raw)| member_span(text, k, raw))
+        .collect::<Option<smallvec::SmallVec<[(usize, usize); 2]>>>()?;
+    cuts.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut kept_from = 0;
     for (start, end) in cuts {
-        out.replace_range(start..end, "");
+        out.push_str(text.get(kept_from..start)?);
+        kept_from = end;
     }
-    out
+    out.push_str(&text[kept_from..]);
+    Some(out)
 }
 
 /// Byte span of `"key": value` plus one adjacent comma.
@@ -298,8 +438,11 @@ fn member_span(text: &str, key: &str, raw: &RawValue) -> Option<(usize, usize)> 
     let bytes = text.as_bytes();
     let before = text[..value_start].trim_end();
     let before = before.strip_suffix(':')?.trim_end();
-    let quoted = format!("\"{key}\"");
-    let key_start = before.strip_suffix(quoted.as_str())?.len();
+    let key_start = before
+        .strip_suffix('"')?
+        .strip_suffix(key)?
+        .strip_suffix('"')?
+        .len();
     // Prefer the comma after the member; else (last member) the comma before it.
     let after = value_end + (text[value_end..].len() - text[value_end..].trim_start().len());
     if bytes.get(after) == Some(&b',') {
@@ -424,6 +567,45 @@ mod tests {
             std::str::from_utf8(&body.unwrap()).unwrap(),
             "{\n \"RateRequest\": {\"Request\":{\"RequestOption\":\"Shop\"},  \"Shipment\":{\"Shipper\":{\"ShipperNumber\":\"9Y9Y9Y\"}}}}"
         );
+    }
+
+    /// The one-pass reading of the common request gives what the full reading gives, and
+    /// leaves every other body to it.
+    #[test]
+    fn the_common_reading_agrees_with_the_full_one() {
+        let common = [
+            RATE.to_string(),
+            r#"{"RateRequest":{"Shipment":{},"Request":{"RequestOption":"Rate"},"Request":{"RequestOption":"Shop"}},"UPSSecurity":{"UsernameToken":{"Username":"u","Password":"p"},"ServiceAccessToken":{"AccessLicenseNumber":"K"}}}"#.into(),
+            r#"{ "Security" : {"UsernameToken":{"Username":" u ","Password":"p\u0041"},"UPSServiceAccessToken":{"AccessLicenseNumber":"K"}} ,"ShipmentRequest":{"Shipment":{"Description":"a\"b"}}}"#.into(),
+            r#"{"RateRequest":{"Request":{"RequestOption":"Rate"}}}"#.into(),
+        ];
+        for body in &common {
+            let one = parse_common(body).unwrap_or_else(|| panic!("not common: {body}"));
+            let full = parse_in_full(body.as_bytes()).unwrap();
+            let (a, b) = (&one.credentials, &full.credentials);
+            assert_eq!(
+                (&a.access_key, &a.user_id, a.password.expose()),
+                (&b.access_key, &b.user_id, b.password.expose()),
+                "{body}"
+            );
+            let (one_call, one_body) = sent(one);
+            let (full_call, full_body) = sent(full);
+            assert_eq!(one_call.path_and_query, full_call.path_and_query, "{body}");
+            assert_eq!(one_body, full_body, "{body}");
+        }
+        let others = [
+            r#"{"UPSSecurity":{},"UPSSecurity":{},"RateRequest":{}}"#,
+            r#"{"UPSSecurity":{},"Security":{},"RateRequest":{}}"#,
+            r#"{"UPS\u0053ecurity":{},"RateRequest":{}}"#,
+            r#"{"UPSSecurity":{},"RateRequest":"x"}"#,
+            r#"{"UPSSecurity":{},"RateRequest":{"Request":null}}"#,
+            r#"{"UPSSecurity":{},"VoidShipmentRequest":{"VoidShipment":{"ShipmentIdentificationNumber":"1Z"}}}"#,
+            r#"{"UPSSecurity":{},"FooRequest":{}}"#,
+            r#"[1]"#,
+        ];
+        for body in others {
+            assert!(parse_common(body).is_none(), "{body}");
+        }
     }
 
     #[test]
