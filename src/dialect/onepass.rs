@@ -165,14 +165,25 @@ pub fn write_request<'x>(
         text: String::new(),
         stack: Vec::with_capacity(16),
         request: None,
-        tails: plan.rules.iter().flat_map(|t| t.iter()).map(tail).collect(),
+        rules: plan
+            .rules
+            .iter()
+            .flat_map(|t| t.iter())
+            .map(|r| (r, tail(r)))
+            .collect(),
+        keys: plan
+            .rules
+            .iter()
+            .flat_map(|t| t.iter())
+            .map(rule_key)
+            .collect(),
         captured: plan.captures.iter().map(|_| None).collect(),
         capture_seen: plan.captures.iter().map(|_| false).collect(),
         plan,
         depth,
     };
     w.out.push(b'{');
-    serde_json::to_writer(&mut w.out, plan.wrapper).ok()?;
+    xmljson::write_json_str(&mut w.out, plan.wrapper);
     w.out.push(b':');
     let at = w.out.len();
     // The root's own name is never read (no indicator, no `Request` at the top).
@@ -284,9 +295,12 @@ struct Writer<'x, 'a> {
     captured: SmallVec<[Option<String>; 1]>,
     capture_seen: SmallVec<[bool; 1]>,
     plan: &'a Plan<'a>,
-    /// The last name of each rule's pattern (the element's, or a collect's container's):
-    /// unless it is a wildcard, most elements differ in it, and no more need be compared.
-    tails: SmallVec<[&'static str; 32]>,
+    /// The plan's rules in order, each with the last name of its pattern (the element's, or
+    /// a collect's container's): unless it is a wildcard, most elements differ in it.
+    rules: SmallVec<[(&'a Rule, &'static str); 8]>,
+    /// Each rule's [`rule_key`]: an element is compared with every rule's key, one word each,
+    /// and only with the rules whose key it matches by name.
+    keys: SmallVec<[u32; 8]>,
     /// How deep the root sits in its document.
     depth: usize,
 }
@@ -306,6 +320,30 @@ fn tail(rule: &Rule) -> &'static str {
     };
     schema::last_segment(pattern)
 }
+
+/// A name's length, first and last byte in one word: an element's name and a rule's last name
+/// that differ mostly differ in it.
+fn name_key(name: &str) -> u32 {
+    match name.as_bytes() {
+        [] => 0,
+        b @ [first, .., last] | b @ [first @ last] => {
+            (b.len().min(0x7ffe) as u32) << 16 | (*first as u32) << 8 | *last as u32
+        }
+    }
+}
+
+/// A rule's key: a wildcard's matches any element ([`WILD`]); a collect's is its container's
+/// name key marked [`COLLECT`] (compared with the parent's); any other's is its name key.
+fn rule_key(rule: &Rule) -> u32 {
+    match tail(rule) {
+        "*" | "**" => WILD,
+        name if matches!(rule, Rule::Collect(..)) => COLLECT | name_key(name),
+        name => name_key(name),
+    }
+}
+
+const WILD: u32 = u32::MAX;
+const COLLECT: u32 = 1 << 31;
 
 /// The parent path of a rule's exact path.
 fn parent_of(path: &str) -> &str {
@@ -352,8 +390,19 @@ impl<'x> Writer<'x, '_> {
             new_name
         };
         let parent_name = self.stack.last()?.name;
-        let rules = self.plan.rules.iter().flat_map(|t| t.iter());
-        for (rule, &tail) in rules.zip(&self.tails) {
+        let parent_key = COLLECT | name_key(parent_name);
+        let mut next = 0;
+        // The rules that may apply, in order; a rename changes the name the next ones see.
+        while let Some(i) = {
+            let key = name_key(name);
+            let keys = &self.keys[next..];
+            let at = keys
+                .iter()
+                .position(|&k| k == key || k == parent_key || k == WILD);
+            at.map(|at| next + at)
+        } {
+            next = i + 1;
+            let (rule, tail) = self.rules[i];
             let named = if matches!(rule, Rule::Collect(..)) {
                 parent_name
             } else {
@@ -467,7 +516,7 @@ impl<'x> Writer<'x, '_> {
             if parent.members > 1 {
                 self.out.push(b',');
             }
-            serde_json::to_writer(&mut self.out, name).ok()?;
+            xmljson::write_json_str(&mut self.out, name);
             self.out.push(b':');
             if listed {
                 self.out.push(b'[');
@@ -539,7 +588,7 @@ impl<'x> Writer<'x, '_> {
             }
             kept
         } else if !text.is_empty() {
-            serde_json::to_writer(&mut self.out, text).ok()?;
+            xmljson::write_json_str(&mut self.out, text);
             true
         } else if root {
             self.out.extend_from_slice(b"{}");

@@ -457,6 +457,18 @@ pub fn is_xml_name(k: &str) -> bool {
     }
 }
 
+/// A JSON string. Most text of a document needs no escape and is copied between quotes;
+/// serde_json writes the rest (its writer's set-up cost more than the copy, per leaf).
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
 /// Escape character data.
 pub fn escape_text(s: &str) -> Cow<'_, str> {
     partial_escape(s)
@@ -587,6 +599,24 @@ fn close_tag(out: &mut String, prefix: Option<&str>, name: &str) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "tab\tnl\n",
+            "\u{1}",
+            "é ü €",
+            "\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            write_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
 
     #[test]
     fn xml_names_are_ascii_names() {
