@@ -160,8 +160,8 @@ fn arbitrary_bytes_never_panic_either_parser() {
             check(oldxml::parse(&route(&oldxml::OldXml, "Rate"), &bytes));
             // The one-pass reading of common requests reads each as the full reading does.
             assert_eq!(
-                outcome(legacy_json::parse(&bytes)),
-                outcome(legacy_json::parse_in_full(&bytes))
+                legacy_json_outcome(legacy_json::parse(&bytes)),
+                legacy_json_outcome(legacy_json::parse_in_full(&bytes))
             );
         },
     );
@@ -196,8 +196,8 @@ fn mutated_legacy_json_documents_never_panic() {
             }
             // The one-pass reading of common requests reads each as the full reading does.
             assert_eq!(
-                outcome(legacy_json::parse(&bytes)),
-                outcome(legacy_json::parse_in_full(&bytes))
+                legacy_json_outcome(legacy_json::parse(&bytes)),
+                legacy_json_outcome(legacy_json::parse_in_full(&bytes))
             );
         },
     );
@@ -392,6 +392,16 @@ const SPLICES: [&str; 22] = [
 /// calls with their bodies (objects' members sorted: JSON does not weigh their order) and the
 /// answer to a canned UPS rate answer. Refusals are checked as [`check`] does.
 fn outcome(parsed: Result<Parsed, Failure>) -> String {
+    outcome_of(parsed, true)
+}
+
+/// [`outcome`], for legacy JSON: its REST body is the client's own bytes (credentials cut
+/// out), so a member the client repeated inside its request object is forwarded repeated.
+fn legacy_json_outcome(parsed: Result<Parsed, Failure>) -> String {
+    outcome_of(parsed, false)
+}
+
+fn outcome_of(parsed: Result<Parsed, Failure>, written_by_upsbridge: bool) -> String {
     let parsed = match parsed {
         Err(f) => {
             check_failure(&f);
@@ -413,7 +423,9 @@ fn outcome(parsed: Result<Parsed, Failure>) -> String {
     let answer = ups.run(parsed.request);
     for (call, body) in &ups.calls {
         let body = body.as_ref().map(|b| {
-            serde_json::from_slice::<UniqueMembers>(b).expect("no member twice in an object");
+            if written_by_upsbridge {
+                serde_json::from_slice::<UniqueMembers>(b).expect("no member twice in an object");
+            }
             let v: Value = serde_json::from_slice(b).expect("REST bodies are JSON");
             sorted(&v).to_string()
         });

@@ -25,7 +25,9 @@ use serde_json::Value;
 use smallvec::SmallVec;
 
 use super::tree::Node;
-use super::xmljson::{escape_text, is_xml_name};
+use super::xmljson::{escape_text, is_xml_name, write_json_str};
+
+mod stream;
 
 static TABLE_JSON: &str = include_str!("tables/legacy_schema.json");
 
@@ -117,6 +119,8 @@ pub struct RootDef {
     pub ty: usize,
     /// Every namespace used in the root's type closure (declared once on the root).
     pub namespaces: Vec<usize>,
+    /// The root as an element (its end tag is written from it).
+    element: ChildDef,
 }
 
 /// The compiled table.
@@ -231,6 +235,14 @@ impl Schemas {
                         ns,
                         ty,
                         namespaces: used.into_iter().collect(),
+                        element: ChildDef {
+                            name: name.clone(),
+                            ns,
+                            ty: Some(ty),
+                            min: 1,
+                            max: Some(1),
+                            choice: None,
+                        },
                     },
                 );
             }
@@ -299,8 +311,22 @@ pub fn borrowed_success(
     service: super::services::Service,
     body: &[u8],
 ) -> Option<serde_json_borrow::Value<'_>> {
-    let direct = (200..300).contains(&status) && super::services::answer_is_unchanged(service);
-    direct.then(|| super::tree::parse_borrowed(body)).flatten()
+    is_direct(status, service)
+        .then(|| super::tree::parse_borrowed(body))
+        .flatten()
+}
+
+/// UPS's answer as text when it can be shaped straight from UPS's bytes (see
+/// [`borrowed_success`]): first streamed ([`stream_json`], [`stream_xml`]), else walked from a
+/// borrowed parse.
+pub fn direct_success(status: u16, service: super::services::Service, body: &[u8]) -> Option<&str> {
+    is_direct(status, service)
+        .then(|| std::str::from_utf8(body).ok())
+        .flatten()
+}
+
+fn is_direct(status: u16, service: super::services::Service) -> bool {
+    (200..300).contains(&status) && super::services::answer_is_unchanged(service)
 }
 
 /// Where shaping writes: XML text or legacy JSON.
@@ -308,6 +334,18 @@ trait Sink {
     fn open(&mut self, s: &Schemas, c: &ChildDef);
     fn close(&mut self, s: &Schemas, c: &ChildDef);
     fn text(&mut self, s: &Schemas, c: &ChildDef, text: &str);
+
+    // For a streamed answer, whose members may come out of schema order (see `stream`).
+    /// How much is written.
+    fn written(&self) -> usize;
+    /// Where a member written next begins, after the separator it takes.
+    fn member_at(&self) -> usize;
+    /// Finish the open object's last member (a JSON array's `]`), so it can be moved past.
+    fn settle(&mut self);
+    /// Move the member written last (from `from`, a [`Sink::member_at`] taken before it, to
+    /// the end) back to `to` (the `member_at` of an earlier member of the same object), both
+    /// settled. Returns by how much what was at `to` moved on.
+    fn move_back(&mut self, from: usize, to: usize) -> usize;
 }
 
 struct Walk<'a> {
@@ -440,6 +478,21 @@ impl XmlSink<'_> {
 }
 
 impl Sink for XmlSink<'_> {
+    fn written(&self) -> usize {
+        self.out.len()
+    }
+    fn member_at(&self) -> usize {
+        self.out.len()
+    }
+    fn settle(&mut self) {}
+    fn move_back(&mut self, from: usize, to: usize) -> usize {
+        // `<earlier…><moved…>` becomes `<moved…><earlier…>`.
+        let tail = self.out.split_off(to);
+        let (earlier, moved) = tail.split_at(from - to);
+        self.out.push_str(moved);
+        self.out.push_str(earlier);
+        moved.len()
+    }
     fn open(&mut self, s: &Schemas, c: &ChildDef) {
         self.out.push('<');
         self.tag(s, c);
@@ -474,14 +527,40 @@ pub fn write_xml<N: Node>(
     content: &N,
     client_ns: Option<&str>,
 ) -> Shaped {
-    let root_child = ChildDef {
-        name: root.name.clone(),
-        ns: root.ns,
-        ty: Some(root.ty),
-        min: 1,
-        max: Some(1),
-        choice: None,
-    };
+    let walked = xml_document(out, schemas, root, client_ns, |walk, sink| {
+        walk.children(sink, root.ty, content, &mut String::new());
+        Some(())
+    });
+    walked.unwrap_or_default() // a walk over a tree always completes
+}
+
+/// [`write_xml`] of UPS's answer text, its member named as the root the content, shaped as
+/// it is parsed ([`stream`]). `None`, with `out` as it was, where a tree must be walked.
+pub fn stream_xml(
+    out: &mut String,
+    schemas: &Schemas,
+    root: &RootDef,
+    answer: &str,
+    client_ns: Option<&str>,
+) -> Option<Shaped> {
+    let at = out.len();
+    let streamed = xml_document(out, schemas, root, client_ns, |walk, sink| {
+        stream::members(walk, sink, root, answer)
+    });
+    if streamed.is_none() {
+        out.truncate(at);
+    }
+    streamed
+}
+
+/// The root element with its namespace declarations around what `content` writes.
+fn xml_document(
+    out: &mut String,
+    schemas: &Schemas,
+    root: &RootDef,
+    client_ns: Option<&str>,
+    content: impl FnOnce(&mut Walk<'_>, &mut XmlSink<'_>) -> Option<()>,
+) -> Option<Shaped> {
     out.push('<');
     if let Some(ns) = root.ns {
         out.push_str(schemas.prefix(ns));
@@ -506,10 +585,9 @@ pub fn write_xml<N: Node>(
         depth: 0,
     };
     let mut sink = XmlSink { out };
-    let mut path = String::new();
-    walk.children(&mut sink, root.ty, content, &mut path);
-    sink.close(schemas, &root_child);
-    walk.shaped
+    content(&mut walk, &mut sink)?;
+    sink.close(schemas, &root.element);
+    Some(walk.shaped)
 }
 
 /// Legacy JSON output, written as the walk goes: members in schema order, one item as an
@@ -580,19 +658,36 @@ fn write_name(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b"\":");
 }
 
-/// A JSON string. Most of an answer's text needs no escape and is copied as it is; serde_json
-/// writes the rest (its writer's set-up cost more than the copy, per leaf).
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
-    } else {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    }
-}
-
 impl Sink for JsonSink<'_> {
+    fn written(&self) -> usize {
+        self.out.len()
+    }
+    fn member_at(&self) -> usize {
+        let separator = match self.objects.last().and_then(|o| o.last) {
+            None => 0,
+            Some((_, _, false)) => 1,
+            Some((_, _, true)) => 2,
+        };
+        self.out.len() + separator
+    }
+    fn settle(&mut self) {
+        if let Some(JsonObject {
+            last: Some((_, _, array @ true)),
+        }) = self.objects.last_mut()
+        {
+            self.out.push(b']');
+            *array = false;
+        }
+    }
+    fn move_back(&mut self, from: usize, to: usize) -> usize {
+        // `"Earlier":…,"Moved":…` becomes `"Moved":…,"Earlier":…`.
+        let tail = self.out.split_off(to);
+        let (earlier, moved) = tail.split_at(from - to);
+        self.out.extend_from_slice(moved);
+        self.out.push(b',');
+        self.out.extend_from_slice(&earlier[..earlier.len() - 1]);
+        moved.len() + 1
+    }
     fn open(&mut self, _: &Schemas, c: &ChildDef) {
         self.member(c);
         self.open_object();
@@ -614,6 +709,38 @@ pub fn write_json<N: Node>(
     root: &RootDef,
     content: &N,
 ) -> Shaped {
+    let walked = json_document(out, schemas, root, |walk, sink| {
+        walk.children(sink, root.ty, content, &mut String::new());
+        Some(())
+    });
+    walked.unwrap_or_default() // a walk over a tree always completes
+}
+
+/// [`write_json`] of UPS's answer text, its member named as the root the content, shaped as
+/// it is parsed ([`stream`]). `None`, with `out` as it was, where a tree must be walked.
+pub fn stream_json(
+    out: &mut Vec<u8>,
+    schemas: &Schemas,
+    root: &RootDef,
+    answer: &str,
+) -> Option<Shaped> {
+    let at = out.len();
+    let streamed = json_document(out, schemas, root, |walk, sink| {
+        stream::members(walk, sink, root, answer)
+    });
+    if streamed.is_none() {
+        out.truncate(at);
+    }
+    streamed
+}
+
+/// `{"<root>":{` and `}}` around what `content` writes.
+fn json_document(
+    out: &mut Vec<u8>,
+    schemas: &Schemas,
+    root: &RootDef,
+    content: impl FnOnce(&mut Walk<'_>, &mut JsonSink<'_>) -> Option<()>,
+) -> Option<Shaped> {
     let mut walk = Walk {
         schemas,
         shaped: Shaped::default(),
@@ -626,34 +753,16 @@ pub fn write_json<N: Node>(
         objects: vec![],
     };
     sink.open_object();
-    walk.children(&mut sink, root.ty, content, &mut String::new());
+    content(&mut walk, &mut sink)?;
     sink.close_object();
     out.push(b'}');
-    walk.shaped
+    Some(walk.shaped)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn json_strings_are_written_as_serde_json_writes_them() {
-        for s in [
-            "",
-            "plain",
-            "a\"b",
-            "back\\slash",
-            "tab\tnl\n",
-            "\u{1}",
-            "é ü €",
-            "\u{7f}",
-        ] {
-            let mut out = Vec::new();
-            write_json_str(&mut out, s);
-            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
-        }
-    }
 
     #[test]
     fn a_name_that_is_not_an_xml_name_is_refused() {

@@ -505,6 +505,15 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
     let root = shape.service.response_root();
     let schemas = legacy_schema::schemas();
     let def = schemas.root(Family::Xoltws, root);
+    // The common case, streamed: shaped as UPS's bytes are parsed.
+    if let Some((def, text)) = def
+        .and_then(|d| legacy_schema::direct_success(status, shape.service, &body).map(|t| (d, t)))
+    {
+        let mut out = Vec::with_capacity(body.len());
+        if let Some(report) = legacy_schema::stream_json(&mut out, schemas, def, text) {
+            return shaped_answer(status, out, &report);
+        }
+    }
     // The common case (a success UPS's members go through as they are) is shaped from a
     // borrowed parse of UPS's bytes: no `Value` tree, no hashing.
     if let Some((def, doc)) = def
@@ -538,7 +547,11 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
 fn shaped<N: Node>(def: &RootDef, content: &N, status: u16) -> Answer {
     let mut out = Vec::with_capacity(2048);
     let report = legacy_schema::write_json(&mut out, legacy_schema::schemas(), def, content);
-    let mut a = json_answer(status, Bytes::from(out), None);
+    shaped_answer(status, out, &report)
+}
+
+fn shaped_answer(status: u16, body: Vec<u8>, report: &legacy_schema::Shaped) -> Answer {
+    let mut a = json_answer(status, Bytes::from(body), None);
     a.dropped_fields = report.dropped.len() as u32;
     a
 }

@@ -396,7 +396,19 @@ fn soap_request(
 /// client's request payload was in).
 pub fn answer(shape: &AnswerShape, namespace: Option<&str>, status: u16, body: Bytes) -> Answer {
     let root = shape.service.response_root();
-    let def = legacy_schema::schemas().root(Family::Xoltws, root);
+    let schemas = legacy_schema::schemas();
+    let def = schemas.root(Family::Xoltws, root);
+    // The common case, streamed: shaped as UPS's bytes are parsed.
+    if let Some((def, text)) = def
+        .and_then(|d| legacy_schema::direct_success(status, shape.service, &body).map(|t| (d, t)))
+    {
+        let mut out = String::with_capacity(body.len() + 512);
+        out.push_str(ENVELOPE_OPEN);
+        if let Some(report) = legacy_schema::stream_xml(&mut out, schemas, def, text, namespace) {
+            out.push_str(ENVELOPE_CLOSE);
+            return envelope_answer(out, report.dropped.len() as u32);
+        }
+    }
     // The common case (a success whose members go through as they are) is written from a
     // borrowed parse of UPS's bytes: no `Value` tree, no hashing.
     if let Some((def, doc)) = def
@@ -457,6 +469,10 @@ fn enveloped(payload: impl FnOnce(&mut String) -> u32) -> Answer {
     out.push_str(ENVELOPE_OPEN);
     let dropped = payload(&mut out);
     out.push_str(ENVELOPE_CLOSE);
+    envelope_answer(out, dropped)
+}
+
+fn envelope_answer(out: String, dropped: u32) -> Answer {
     Answer {
         status: 200,
         content_type: CONTENT_TYPE,
