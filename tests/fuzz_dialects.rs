@@ -361,9 +361,14 @@ fn one_pass_docs() -> Vec<String> {
 
 const SOAP_SHIP: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><UPSSecurity><UsernameToken><Username>u</Username><Password>p&amp;q</Password></UsernameToken><ServiceAccessToken><AccessLicenseNumber>K</AccessLicenseNumber></ServiceAccessToken></UPSSecurity></s:Header><s:Body><ShipmentRequest xmlns="urn:ship"><Request><RequestOption>nonvalidate</RequestOption><TransactionReference><CustomerContext> c&lt;1 </CustomerContext><XpciVersion>1.0</XpciVersion></TransactionReference></Request><Shipment><ShipFrom><ShipperNumber>9</ShipperNumber><Name>A</Name></ShipFrom><Package><PackagingType><Code>02</Code></PackagingType><Description/></Package><Package><PackagingType><Code>02</Code></PackagingType></Package></Shipment></ShipmentRequest></s:Body></s:Envelope>"#;
 
-/// Elements spliced in after a tag: repeats (adjacent or not, listed as arrays or not), empty
+/// Elements spliced in after a tag: credentials in the header; repeats (adjacent or not, listed as arrays or not), empty
 /// and nil elements, indicators, what the rules rename, drop and keep one of, and text.
-const SPLICES: [&str; 22] = [
+const SPLICES: [&str; 26] = [
+    // In the header: credentials given twice, a second block, an empty one.
+    "<Password>p2</Password>",
+    "<UsernameToken><Username>v</Username></UsernameToken>",
+    "<UPSSecurity><ServiceAccessToken><AccessLicenseNumber>K2</AccessLicenseNumber></ServiceAccessToken></UPSSecurity>",
+    "<Username/>",
     "<AddressLine>x</AddressLine>",
     "<AddressLine/>",
     "<AddressLine> </AddressLine>",

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 use super::legacy_schema::{self, Family, RootDef};
 use super::onepass;
@@ -203,16 +204,7 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
         match reader.read_event().ok()? {
             Event::Start(e) => {
                 if credentials.is_none() && in_envelope_ns(&reader, &e, "Header") {
-                    let mut tree = xmljson::TreeBuilder::new(1, count);
-                    let mut event = Event::Start(e);
-                    let header = loop {
-                        if let Some(header) = tree.feed(None, event).ok()? {
-                            break header;
-                        }
-                        event = reader.read_event().ok()?;
-                    };
-                    count = tree.count();
-                    credentials = Some(self::credentials(&header).ok()?);
+                    credentials = Some(header_in_one_pass(doc, &mut reader, &mut count)?);
                 } else if !body_seen && in_envelope_ns(&reader, &e, "Body") {
                     xmljson::counted(1, &mut count).ok()?;
                     body_seen = true;
@@ -246,6 +238,114 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
         credentials: credentials.unwrap_or_else(LegacyCredentials::none),
         request,
     })
+}
+
+/// The credentials of a SOAP `Header` whose start tag was just read, taken from its events as
+/// they come: what [`credentials`] reads from the header's tree, which cost more to build
+/// than the rest of the envelope's reading. `None` for anything the tree path words (two
+/// credential blocks, an element given twice in one, a limit).
+fn header_in_one_pass<'x>(
+    doc: &'x str,
+    reader: &mut onepass::Reader<'x>,
+    count: &mut usize,
+) -> Option<LegacyCredentials> {
+    xmljson::counted(1, count).ok()?;
+    let mut open: SmallVec<[HeaderElement<'x>; 4]> = SmallVec::new();
+    let mut block: Option<&'x str> = None;
+    // The innermost element's text (what a leaf holds when it ends).
+    let mut text = String::new();
+    let mut fields: [String; 3] = Default::default();
+    loop {
+        let (e, empty) = match reader.read_event().ok()? {
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::End(_) => {
+                let Some(closed) = open.pop() else {
+                    break; // the Header's own end
+                };
+                leaf_ended(&open, &closed, block, &text, &mut fields);
+                continue;
+            }
+            Event::Eof => return None,
+            other => {
+                if let Some(t) = xmljson::event_text(&other).ok()? {
+                    text.push_str(&t);
+                }
+                continue;
+            }
+        };
+        xmljson::counted(2 + open.len(), count).ok()?;
+        let name = onepass::in_input(doc, e.local_name().as_ref())?;
+        let in_block = match open.last_mut() {
+            Some(parent) if parent.in_block => {
+                if parent.children.contains(&name) {
+                    return None;
+                }
+                parent.children.push(name);
+                true
+            }
+            Some(_) => false,
+            None if matches!(name, "UPSSecurity" | "AccessRequest") => {
+                if block.replace(name).is_some() {
+                    return None;
+                }
+                true
+            }
+            None => false,
+        };
+        text.clear();
+        let element = HeaderElement {
+            name,
+            in_block,
+            children: SmallVec::new(),
+        };
+        if empty {
+            leaf_ended(&open, &element, block, "", &mut fields);
+        } else {
+            open.push(element);
+        }
+    }
+    let [key, user, password] = fields;
+    Some(match block {
+        Some(_) => LegacyCredentials::new(key, user, password),
+        None => LegacyCredentials::none(),
+    })
+}
+
+/// An open element below a SOAP `Header`: its name, whether it is (in) a credential block,
+/// and the names of its children so far (kept in a block only).
+struct HeaderElement<'x> {
+    name: &'x str,
+    in_block: bool,
+    children: SmallVec<[&'x str; 4]>,
+}
+
+/// Element `closed` (below the `open` ones) has ended holding `text`: a leaf of the
+/// credential block whose path names a credential fills that field (access key, user id,
+/// password), as [`credentials`] reads it.
+fn leaf_ended(
+    open: &[HeaderElement<'_>],
+    closed: &HeaderElement<'_>,
+    block: Option<&str>,
+    text: &str,
+    fields: &mut [String; 3],
+) {
+    if !closed.in_block || !closed.children.is_empty() {
+        return;
+    }
+    // The path below the block.
+    let names = open.iter().skip(1).map(|o| o.name);
+    let path: SmallVec<[&str; 4]> = names.chain([closed.name]).collect();
+    let field = match (block, path.as_slice()) {
+        (Some("UPSSecurity"), ["ServiceAccessToken", "AccessLicenseNumber"])
+        | (Some("AccessRequest"), ["AccessLicenseNumber"]) => 0,
+        (Some("UPSSecurity"), ["UsernameToken", "Username"])
+        | (Some("AccessRequest"), ["UserId"]) => 1,
+        (Some("UPSSecurity"), ["UsernameToken", "Password"])
+        | (Some("AccessRequest"), ["Password"]) => 2,
+        _ => return,
+    };
+    text.trim().clone_into(&mut fields[field]);
 }
 
 /// The first element of a SOAP `Body` (its start tag just read) written as REST JSON, the
