@@ -113,6 +113,92 @@ pub fn skip_element(reader: &mut Reader<'_>, depth: usize, count: &mut usize) ->
     skip(reader, depth, count, None).map(drop)
 }
 
+/// A credential block (`UPSSecurity` of a SOAP header, or old XML's `AccessRequest`) whose
+/// start tag was just read, `depth` deep, read to its end tag: its access key, user id and
+/// password, trimmed, as the tree path reads them from the block's tree (a leaf at a known
+/// path; text beside child elements is no value). `None` where the tree path words an error:
+/// an element given twice in the block, a limit, text the reader refuses.
+pub fn credential_block<'x>(
+    input: &'x str,
+    reader: &mut Reader<'x>,
+    block: &'x str,
+    depth: usize,
+    count: &mut usize,
+) -> Option<[String; 3]> {
+    /// An open element of the block: its name and its children's names so far.
+    struct Open<'x> {
+        name: &'x str,
+        children: SmallVec<[&'x str; 4]>,
+    }
+    let mut open: SmallVec<[Open<'x>; 4]> = SmallVec::new();
+    open.push(Open {
+        name: block,
+        children: SmallVec::new(),
+    });
+    let mut fields: [String; 3] = Default::default();
+    // The innermost element's text (what a leaf holds when it ends).
+    let mut text = String::new();
+    loop {
+        let (e, empty) = match reader.read_event().ok()? {
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::End(_) => {
+                let closed = open.pop()?;
+                if open.is_empty() {
+                    return Some(fields);
+                }
+                if closed.children.is_empty() {
+                    credential_leaf(block, &open, closed.name, &text, &mut fields);
+                }
+                continue;
+            }
+            Event::Eof => return None,
+            other => {
+                if let Some(t) = xmljson::event_text(&other).ok()? {
+                    text.push_str(&t);
+                }
+                continue;
+            }
+        };
+        xmljson::counted(depth + open.len(), count).ok()?;
+        let name = in_input(input, e.local_name().as_ref())?;
+        let parent = open.last_mut()?;
+        if parent.children.contains(&name) {
+            return None;
+        }
+        parent.children.push(name);
+        text.clear();
+        if empty {
+            credential_leaf(block, &open, name, "", &mut fields);
+        } else {
+            open.push(Open {
+                name,
+                children: SmallVec::new(),
+            });
+        }
+    }
+
+    /// Leaf `name`, below the `open` elements (the block first), ended holding `text`.
+    fn credential_leaf(
+        block: &str,
+        open: &[Open<'_>],
+        name: &str,
+        text: &str,
+        fields: &mut [String; 3],
+    ) {
+        let below_block = open.iter().skip(1).map(|o| o.name).chain([name]);
+        let path: SmallVec<[&str; 4]> = below_block.collect();
+        let field = match (block, path.as_slice()) {
+            ("UPSSecurity", ["ServiceAccessToken", "AccessLicenseNumber"])
+            | ("AccessRequest", ["AccessLicenseNumber"]) => 0,
+            ("UPSSecurity", ["UsernameToken", "Username"]) | ("AccessRequest", ["UserId"]) => 1,
+            ("UPSSecurity", ["UsernameToken", "Password"]) | ("AccessRequest", ["Password"]) => 2,
+            _ => return,
+        };
+        text.trim().clone_into(&mut fields[field]);
+    }
+}
+
 /// [`skip_element`], keeping the element's own text in `text` when given; whether it had
 /// child elements.
 fn skip(

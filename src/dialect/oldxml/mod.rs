@@ -619,6 +619,24 @@ fn parse_with(route: &Route, body: &[u8], one_pass: bool) -> Result<Parsed, Fail
         return Err(Failure::Empty);
     }
     let text = xmljson::decode(body);
+    if one_pass {
+        if let Some((credentials, end)) = access_request_in_one_pass(&text) {
+            let rest = text.get(end..).unwrap_or("");
+            let request = if rest.trim().is_empty() {
+                Err(Failure::MissingField(
+                    "the service request document after AccessRequest",
+                ))
+            } else if let Some(request) = request_in_one_pass(route, rest) {
+                request
+            } else {
+                xmljson::parse_document(rest).and_then(|(r, _)| understood(route, r))
+            };
+            return Ok(Parsed {
+                credentials,
+                request,
+            });
+        }
+    }
     let (first, end) = xmljson::parse_document(&text)?;
     let (credentials, request) = if first.name == "AccessRequest" {
         if let Some(name) = first.repeated_child() {
@@ -650,6 +668,27 @@ fn parse_with(route: &Route, body: &[u8], one_pass: bool) -> Result<Parsed, Fail
         credentials,
         request,
     })
+}
+
+/// The `AccessRequest` document in front of the request, read as its events come (a tree of
+/// it cost more than the rest of the credentials' path): the credentials and where the
+/// document ends in `text`. `None` where the tree path reads it (it is not first, it is
+/// empty) or words an error (an element twice, a limit, text outside it).
+fn access_request_in_one_pass(text: &str) -> Option<(LegacyCredentials, usize)> {
+    let skipped = text.len() - text.trim_start().len();
+    let doc = &text[skipped..];
+    let mut reader = onepass::Reader::from_str(doc);
+    reader.config_mut().check_end_names = true;
+    let start = onepass::root_start(&mut reader)?;
+    if start.local_name().as_ref() != b"AccessRequest" {
+        return None;
+    }
+    let mut count = 0;
+    xmljson::counted(0, &mut count).ok()?;
+    let [key, user, password] =
+        onepass::credential_block(doc, &mut reader, "AccessRequest", 0, &mut count)?;
+    let end = skipped + reader.buffer_position() as usize;
+    Some((LegacyCredentials::new(key, user, password), end))
 }
 
 /// Where old XML's `XpciVersion` is: echoed in the answer, never sent to UPS.

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use serde_json::{Map, Value};
-use smallvec::SmallVec;
 
 use super::legacy_schema::{self, Family, RootDef};
 use super::onepass;
@@ -250,102 +249,36 @@ fn header_in_one_pass<'x>(
     count: &mut usize,
 ) -> Option<LegacyCredentials> {
     xmljson::counted(1, count).ok()?;
-    let mut open: SmallVec<[HeaderElement<'x>; 4]> = SmallVec::new();
-    let mut block: Option<&'x str> = None;
-    // The innermost element's text (what a leaf holds when it ends).
-    let mut text = String::new();
-    let mut fields: [String; 3] = Default::default();
+    let mut fields: Option<[String; 3]> = None;
     loop {
         let (e, empty) = match reader.read_event().ok()? {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
-            Event::End(_) => {
-                let Some(closed) = open.pop() else {
-                    break; // the Header's own end
-                };
-                leaf_ended(&open, &closed, block, &text, &mut fields);
-                continue;
-            }
+            Event::End(_) => break, // the Header's own end
             Event::Eof => return None,
             other => {
-                if let Some(t) = xmljson::event_text(&other).ok()? {
-                    text.push_str(&t);
-                }
+                xmljson::event_text(&other).ok()?;
                 continue;
             }
         };
-        xmljson::counted(2 + open.len(), count).ok()?;
+        xmljson::counted(2, count).ok()?;
         let name = onepass::in_input(doc, e.local_name().as_ref())?;
-        let in_block = match open.last_mut() {
-            Some(parent) if parent.in_block => {
-                if parent.children.contains(&name) {
-                    return None;
-                }
-                parent.children.push(name);
-                true
+        if matches!(name, "UPSSecurity" | "AccessRequest") {
+            if fields.is_some() {
+                return None; // a second credential block
             }
-            Some(_) => false,
-            None if matches!(name, "UPSSecurity" | "AccessRequest") => {
-                if block.replace(name).is_some() {
-                    return None;
-                }
-                true
-            }
-            None => false,
-        };
-        text.clear();
-        let element = HeaderElement {
-            name,
-            in_block,
-            children: SmallVec::new(),
-        };
-        if empty {
-            leaf_ended(&open, &element, block, "", &mut fields);
-        } else {
-            open.push(element);
+            fields = Some(match empty {
+                true => Default::default(),
+                false => onepass::credential_block(doc, reader, name, 2, count)?,
+            });
+        } else if !empty {
+            onepass::skip_element(reader, 2, count)?;
         }
     }
-    let [key, user, password] = fields;
-    Some(match block {
-        Some(_) => LegacyCredentials::new(key, user, password),
+    Some(match fields {
+        Some([key, user, password]) => LegacyCredentials::new(key, user, password),
         None => LegacyCredentials::none(),
     })
-}
-
-/// An open element below a SOAP `Header`: its name, whether it is (in) a credential block,
-/// and the names of its children so far (kept in a block only).
-struct HeaderElement<'x> {
-    name: &'x str,
-    in_block: bool,
-    children: SmallVec<[&'x str; 4]>,
-}
-
-/// Element `closed` (below the `open` ones) has ended holding `text`: a leaf of the
-/// credential block whose path names a credential fills that field (access key, user id,
-/// password), as [`credentials`] reads it.
-fn leaf_ended(
-    open: &[HeaderElement<'_>],
-    closed: &HeaderElement<'_>,
-    block: Option<&str>,
-    text: &str,
-    fields: &mut [String; 3],
-) {
-    if !closed.in_block || !closed.children.is_empty() {
-        return;
-    }
-    // The path below the block.
-    let names = open.iter().skip(1).map(|o| o.name);
-    let path: SmallVec<[&str; 4]> = names.chain([closed.name]).collect();
-    let field = match (block, path.as_slice()) {
-        (Some("UPSSecurity"), ["ServiceAccessToken", "AccessLicenseNumber"])
-        | (Some("AccessRequest"), ["AccessLicenseNumber"]) => 0,
-        (Some("UPSSecurity"), ["UsernameToken", "Username"])
-        | (Some("AccessRequest"), ["UserId"]) => 1,
-        (Some("UPSSecurity"), ["UsernameToken", "Password"])
-        | (Some("AccessRequest"), ["Password"]) => 2,
-        _ => return,
-    };
-    text.trim().clone_into(&mut fields[field]);
 }
 
 /// The first element of a SOAP `Body` (its start tag just read) written as REST JSON, the
