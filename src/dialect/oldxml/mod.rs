@@ -883,6 +883,26 @@ fn response_block(shape: Option<&OldShape>, ok: bool, errors: &[UpsError]) -> Va
     Value::Object(r)
 }
 
+/// [`response_block`] of a success without warnings, written without building it.
+fn write_success_block(out: &mut String, shape: &OldShape) {
+    xmljson::open_element(out, "Response");
+    let context = shape.shape.customer_context.as_deref();
+    let xpci = shape.xpci_version.as_deref();
+    if context.is_some() || xpci.is_some() {
+        xmljson::open_element(out, "TransactionReference");
+        if let Some(c) = context {
+            xmljson::write_text(out, "CustomerContext", c);
+        }
+        if let Some(x) = xpci {
+            xmljson::write_text(out, "XpciVersion", x);
+        }
+        xmljson::close_element(out, "TransactionReference");
+    }
+    xmljson::write_text(out, "ResponseStatusCode", "1");
+    xmljson::write_text(out, "ResponseStatusDescription", "Success");
+    xmljson::close_element(out, "Response");
+}
+
 const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
 
 fn document(root: &str, members: Map<String, Value>) -> Bytes {
@@ -1013,8 +1033,7 @@ fn rate_written<T: Node>(shape: &OldShape, rest: &T) -> Option<Answer> {
     let mut out = String::with_capacity(2048);
     out.push_str(XML_DECLARATION);
     xmljson::open_element(&mut out, root);
-    let block = response_block(Some(shape), true, &[]);
-    xmljson::write_json(&mut out, None, "Response", &block);
+    write_success_block(&mut out, shape);
     schema::write_fields(&mut out, RATE_ANSWER, rest)?;
     xmljson::close_element(&mut out, root);
     Some(Answer {
@@ -1287,6 +1306,32 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>,
 mod tests {
     use super::*;
     use crate::dialect::{CannedUps, Dialect};
+
+    #[test]
+    fn the_success_block_is_written_as_the_map_would_write_it() {
+        for (context, xpci) in [
+            (None, None),
+            (Some(""), None),
+            (Some("c<1>&"), Some(" 1.0001 ")),
+            (None, Some("")),
+        ] {
+            let shape = OldShape {
+                old: OldService::Rate,
+                shape: AnswerShape {
+                    service: Service::Rate,
+                    customer_context: context.map(Into::into),
+                    all_activity: false,
+                },
+                xpci_version: xpci.map(Into::into),
+            };
+            let mut direct = String::new();
+            write_success_block(&mut direct, &shape);
+            let mut mapped = String::new();
+            let block = response_block(Some(&shape), true, &[]);
+            xmljson::write_json(&mut mapped, None, "Response", &block);
+            assert_eq!(direct, mapped, "{context:?} {xpci:?}");
+        }
+    }
 
     #[test]
     fn a_rate_is_written_straight_as_the_map_would_write_it() {
