@@ -552,7 +552,7 @@ fn shaped<N: Node>(def: &RootDef, content: &N, status: u16) -> Answer {
 
 fn shaped_answer(status: u16, body: Vec<u8>, report: &legacy_schema::Shaped) -> Answer {
     let mut a = json_answer(status, Bytes::from(body), None);
-    a.dropped_fields = report.dropped.len() as u32;
+    a.dropped_fields = report.dropped;
     a
 }
 
