@@ -81,8 +81,30 @@ pub fn takes(rules: &[&[Rule]]) -> bool {
         .all(|r| !matches!(r, Rule::Default(..)))
 }
 
-/// A reader over a document held as text: its events borrow the text.
+/// A reader over a document held as text: its events borrow the text. SOAP's resolves
+/// namespaces (the envelope's and the payload's matter).
 pub type Reader<'x> = NsReader<&'x [u8]>;
+
+/// A reader that resolves no namespace: old XML's documents have none that matter, and it
+/// reads them for four fifths of a resolving reader's instructions.
+pub type PlainReader<'x> = quick_xml::Reader<&'x [u8]>;
+
+/// What one pass reads a document's events from.
+pub trait Events<'x> {
+    fn next_event(&mut self) -> quick_xml::Result<Event<'x>>;
+}
+
+impl<'x> Events<'x> for Reader<'x> {
+    fn next_event(&mut self) -> quick_xml::Result<Event<'x>> {
+        self.read_event()
+    }
+}
+
+impl<'x> Events<'x> for PlainReader<'x> {
+    fn next_event(&mut self) -> quick_xml::Result<Event<'x>> {
+        self.read_event()
+    }
+}
 
 /// The part of `input` that `part` (a slice an event borrowed from it) is.
 pub fn in_input<'x>(input: &'x str, part: &[u8]) -> Option<&'x str> {
@@ -92,9 +114,9 @@ pub fn in_input<'x>(input: &'x str, part: &[u8]) -> Option<&'x str> {
 
 /// Read up to the root element's start tag, past a declaration, comments, processing
 /// instructions and whitespace; `None` for anything else first.
-pub fn root_start<'x>(reader: &mut Reader<'x>) -> Option<BytesStart<'x>> {
+pub fn root_start<'x>(reader: &mut impl Events<'x>) -> Option<BytesStart<'x>> {
     loop {
-        match reader.read_event().ok()? {
+        match reader.next_event().ok()? {
             Event::Start(e) => return Some(e),
             Event::Empty(_) | Event::End(_) | Event::Eof => return None,
             other => {
@@ -109,7 +131,11 @@ pub fn root_start<'x>(reader: &mut Reader<'x>) -> Option<BytesStart<'x>> {
 
 /// Read past the element whose start tag was just read, `depth` deep, checking what the
 /// tree path checks (limits, entities, DOCTYPE) without keeping anything.
-pub fn skip_element(reader: &mut Reader<'_>, depth: usize, count: &mut usize) -> Option<()> {
+pub fn skip_element<'x>(
+    reader: &mut impl Events<'x>,
+    depth: usize,
+    count: &mut usize,
+) -> Option<()> {
     skip(reader, depth, count, None).map(drop)
 }
 
@@ -120,7 +146,7 @@ pub fn skip_element(reader: &mut Reader<'_>, depth: usize, count: &mut usize) ->
 /// an element given twice in the block, a limit, text the reader refuses.
 pub fn credential_block<'x>(
     input: &'x str,
-    reader: &mut Reader<'x>,
+    reader: &mut impl Events<'x>,
     block: &'x str,
     depth: usize,
     count: &mut usize,
@@ -139,7 +165,7 @@ pub fn credential_block<'x>(
     // The innermost element's text (what a leaf holds when it ends).
     let mut text = String::new();
     loop {
-        let (e, empty) = match reader.read_event().ok()? {
+        let (e, empty) = match reader.next_event().ok()? {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(_) => {
@@ -201,15 +227,15 @@ pub fn credential_block<'x>(
 
 /// [`skip_element`], keeping the element's own text in `text` when given; whether it had
 /// child elements.
-fn skip(
-    reader: &mut Reader<'_>,
+fn skip<'x>(
+    reader: &mut impl Events<'x>,
     depth: usize,
     count: &mut usize,
     mut text: Option<&mut String>,
 ) -> Option<bool> {
     let (mut open, mut children) = (1usize, false);
     loop {
-        match reader.read_event().ok()? {
+        match reader.next_event().ok()? {
             Event::Start(_) => {
                 xmljson::counted(depth + open, count).ok()?;
                 (open, children) = (open + 1, true);
@@ -239,7 +265,7 @@ fn skip(
 /// elements into its document, itself included) as the plan says, reading to its end tag.
 pub fn write_request<'x>(
     input: &'x str,
-    reader: &mut Reader<'x>,
+    reader: &mut impl Events<'x>,
     depth: usize,
     count: &mut usize,
     plan: &Plan<'_>,
@@ -275,7 +301,7 @@ pub fn write_request<'x>(
     // The root's own name is never read (no indicator, no `Request` at the top).
     w.stack.push(Open::new("", 0, at, None));
     loop {
-        match reader.read_event().ok()? {
+        match reader.next_event().ok()? {
             Event::Start(e) => w.start(reader, &e, false, count)?,
             Event::Empty(e) => w.start(reader, &e, true, count)?,
             Event::End(_) => {
@@ -439,7 +465,7 @@ fn parent_of(path: &str) -> &str {
 impl<'x> Writer<'x, '_> {
     fn start(
         &mut self,
-        reader: &mut Reader<'x>,
+        reader: &mut impl Events<'x>,
         e: &BytesStart<'x>,
         empty: bool,
         count: &mut usize,

@@ -677,8 +677,7 @@ fn parse_with(route: &Route, body: &[u8], one_pass: bool) -> Result<Parsed, Fail
 fn access_request_in_one_pass(text: &str) -> Option<(LegacyCredentials, usize)> {
     let skipped = text.len() - text.trim_start().len();
     let doc = &text[skipped..];
-    let mut reader = onepass::Reader::from_str(doc);
-    reader.config_mut().check_end_names = true;
+    let mut reader = plain_reader(doc)?;
     let start = onepass::root_start(&mut reader)?;
     if start.local_name().as_ref() != b"AccessRequest" {
         return None;
@@ -689,6 +688,17 @@ fn access_request_in_one_pass(text: &str) -> Option<(LegacyCredentials, usize)> 
         onepass::credential_block(doc, &mut reader, "AccessRequest", 0, &mut count)?;
     let end = skipped + reader.buffer_position() as usize;
     Some((LegacyCredentials::new(key, user, password), end))
+}
+
+/// A reader of `doc` that resolves no namespace, for a body that declares none. One that
+/// does goes to the tree path, whose reader checks the declarations.
+fn plain_reader(doc: &str) -> Option<onepass::PlainReader<'_>> {
+    if memchr::memmem::find(doc.as_bytes(), b"xmlns").is_some() {
+        return None;
+    }
+    let mut reader = onepass::PlainReader::from_str(doc);
+    reader.config_mut().check_end_names = true;
+    Some(reader)
 }
 
 /// Where old XML's `XpciVersion` is: echoed in the answer, never sent to UPS.
@@ -710,8 +720,7 @@ pub fn request_in_one_pass(route: &Route, text: &str) -> Option<Result<Request, 
         return None;
     }
     let doc = text.trim_start();
-    let mut reader = onepass::Reader::from_str(doc);
-    reader.config_mut().check_end_names = true;
+    let mut reader = plain_reader(doc)?;
     let start = onepass::root_start(&mut reader)?;
     if start.local_name().as_ref() != svc.request_root().as_bytes() || xmljson::is_nil(&start) {
         return None;
