@@ -21,7 +21,7 @@
 # says "not available".
 #
 # Load: wrk, one thread, CONNS connections for DURATION seconds after a WARMUP (throughput,
-# p50/p99 under load), then one connection for LAT_DURATION seconds (latency without queueing:
+# p50/p99 under load), then LAT_CONNS connections (default one) for LAT_DURATION seconds (latency without queueing:
 # the added p99 over direct of design §8 is read from this pass).
 #
 # CPU pinning on a 2-core machine: the server under test (nginx proxy or upsbridge, each with
@@ -66,6 +66,8 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
 LAT_DURATION=${LAT_DURATION:-5}
+# The latency pass's connections: 1 (no queueing), or 4 for issue 12's "added p99 at c4".
+LAT_CONNS=${LAT_CONNS:-1}
 PIN_SERVER=${PIN_SERVER:-0}
 PIN_LOAD=${PIN_LOAD:-1}
 QUIET_LOGS=${QUIET_LOGS:-0}
@@ -287,7 +289,7 @@ measure() {
   local hwm
   hwm=$(hwm_kb "${pids[@]}")
   local l
-  l=$(run_wrk "$port" "$spec_of" 1 "$LAT_DURATION")
+  l=$(run_wrk "$port" "$spec_of" "$LAT_CONNS" "$LAT_DURATION")
   [ -n "$r" ] && [ -n "$l" ] || die "wrk printed no result for $dialect/$server"
   local tck
   tck=$(getconf CLK_TCK)
@@ -363,7 +365,7 @@ one_run() {
 
 print_table() {
   local run=$1
-  awk -F'\t' -v run="$run" '
+  awk -F'\t' -v run="$run" -v lat_conns="$LAT_CONNS" '
     function r(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
     function label(d) {
       return (d == "direct") ? "REST direct" : (d == "header") ? "header JSON" : (d == "legacy_json") ? "legacy JSON" : (d == "soap") ? "SOAP rate" : "old XML rate"
@@ -396,7 +398,7 @@ print_table() {
             r(v[key, 4], v[dk, 4]), r(v[key, 5], v[dk, 5]), r(v[key, 6], v[dk, 6]), r(v[key, 7], v[dk, 7]),
             r(v[key, 8], v[dk, 8]), r(v[key, 9], v[dk, 9]), r(v[key, 10], v[dk, 10])
       }
-      printf "added latency over direct at one connection (p50 / p99, ms):"
+      printf "added latency over direct at %s connection(s) (p50 / p99, ms):", lat_conns
       for (i = 1; i <= n; i++) {
         split(order[i], k, "\t")
         if (k[2] == "NA" || k[2] == "direct") continue
@@ -452,7 +454,7 @@ count_instructions() {
 say "machine: $CPUS CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
 say "load before the run: $(cut -d' ' -f1-3 /proc/loadavg)  (other work on the machine skews results)"
 say "pinning: server under test on CPU $PIN_SERVER; wrk and the static upstream on CPU $PIN_LOAD"
-say "load: wrk -t1 -c$CONNS -d${DURATION}s after ${WARMUP}s warm-up, then -c1 -d${LAT_DURATION}s"
+say "load: wrk -t1 -c$CONNS -d${DURATION}s after ${WARMUP}s warm-up, then -c$LAT_CONNS -d${LAT_DURATION}s"
 capture_answers
 if [ "${INSTRUCTIONS:-0}" = 1 ]; then
   : >"$OUT/instructions.tsv"
@@ -466,9 +468,9 @@ done
 
 {
   echo "upsbridge compare: $(date -u +%Y-%m-%dT%H:%M:%SZ), $CPUS CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "wrk -t1 -c$CONNS -d${DURATION}s (req/s, p50, p99, CPU, RSS) and -c1 -d${LAT_DURATION}s (1c p50/p99); server on CPU $PIN_SERVER, wrk+upstream on CPU $PIN_LOAD; logs $([ "$QUIET_LOGS" = 1 ] && echo off || echo 'on (defaults)')"
+  echo "wrk -t1 -c$CONNS -d${DURATION}s (req/s, p50, p99, CPU, RSS) and -c$LAT_CONNS -d${LAT_DURATION}s (1c p50/p99); server on CPU $PIN_SERVER, wrk+upstream on CPU $PIN_LOAD; logs $([ "$QUIET_LOGS" = 1 ] && echo off || echo 'on (defaults)')"
   echo "x nginx: ratio to nginx doing the header swap for the same request; x direct: ratio to REST straight to the upstream"
-  echo "CPU s/10k: CPU seconds of the server under test per 10,000 requests, split into user and kernel µs per request; RSS: peak (VmHWM) during the run; 1c: one connection"
+  echo "CPU s/10k: CPU seconds of the server under test per 10,000 requests, split into user and kernel µs per request; RSS: peak (VmHWM) during the run; 1c: the latency pass ($LAT_CONNS connection(s))"
   for run in $(seq "$RUNS"); do
     echo
     echo "run $run"
