@@ -619,51 +619,41 @@ fn parse_with(route: &Route, body: &[u8], one_pass: bool) -> Result<Parsed, Fail
         return Err(Failure::Empty);
     }
     let text = xmljson::decode(body);
-    if one_pass {
-        if let Some((credentials, end)) = access_request_in_one_pass(&text) {
-            let rest = text.get(end..).unwrap_or("");
-            let request = if rest.trim().is_empty() {
-                Err(Failure::MissingField(
-                    "the service request document after AccessRequest",
-                ))
-            } else if let Some(request) = request_in_one_pass(route, rest) {
-                request
-            } else {
-                xmljson::parse_document(rest).and_then(|(r, _)| understood(route, r))
-            };
-            return Ok(Parsed {
-                credentials,
-                request,
-            });
+    let in_one_pass = one_pass
+        .then(|| access_request_in_one_pass(&text))
+        .flatten();
+    let (credentials, end) = match in_one_pass {
+        Some(read) => read,
+        None => {
+            let (first, end) = xmljson::parse_document(&text)?;
+            if first.name != "AccessRequest" {
+                // No AccessRequest: refused as missing credentials (250003).
+                return Ok(Parsed {
+                    credentials: LegacyCredentials::none(),
+                    request: understood(route, first),
+                });
+            }
+            if let Some(name) = first.repeated_child() {
+                return Err(Failure::Malformed(format!(
+                    "AccessRequest has `{name}` twice"
+                )));
+            }
+            let t = |p: &str| first.text_at(p).unwrap_or("").to_string();
+            let credentials =
+                LegacyCredentials::new(t("AccessLicenseNumber"), t("UserId"), t("Password"));
+            (credentials, end)
         }
-    }
-    let (first, end) = xmljson::parse_document(&text)?;
-    let (credentials, request) = if first.name == "AccessRequest" {
-        if let Some(name) = first.repeated_child() {
-            return Err(Failure::Malformed(format!(
-                "AccessRequest has `{name}` twice"
-            )));
-        }
-        let t = |p: &str| first.text_at(p).unwrap_or("").to_string();
-        let credentials =
-            LegacyCredentials::new(t("AccessLicenseNumber"), t("UserId"), t("Password"));
-        let rest = text.get(end..).unwrap_or("");
-        if rest.trim().is_empty() {
-            let missing = Failure::MissingField("the service request document after AccessRequest");
-            (credentials, Err(missing))
-        } else if let Some(request) = one_pass.then(|| request_in_one_pass(route, rest)).flatten() {
-            return Ok(Parsed {
-                credentials,
-                request,
-            });
-        } else {
-            (credentials, xmljson::parse_document(rest).map(|(e, _)| e))
-        }
-    } else {
-        // No AccessRequest: refused as missing credentials (250003).
-        (LegacyCredentials::none(), Ok(first))
     };
-    let request = request.and_then(|r| understood(route, r));
+    let rest = text.get(end..).unwrap_or("");
+    let request = if rest.trim().is_empty() {
+        Err(Failure::MissingField(
+            "the service request document after AccessRequest",
+        ))
+    } else if let Some(request) = one_pass.then(|| request_in_one_pass(route, rest)).flatten() {
+        request
+    } else {
+        xmljson::parse_document(rest).and_then(|(r, _)| understood(route, r))
+    };
     Ok(Parsed {
         credentials,
         request,
