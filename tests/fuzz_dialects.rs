@@ -26,7 +26,7 @@ const OLD: [(&str, &str); 5] = [
 ];
 
 /// Fragments a mutation may splice in: markup that stresses the parser.
-const TOKENS: [&str; 16] = [
+const TOKENS: [&str; 18] = [
     "<",
     ">",
     "</",
@@ -43,6 +43,9 @@ const TOKENS: [&str; 16] = [
     "<p:X>",
     "\u{0}",
     "\u{fffd}",
+    // Ends of line XML normalises (one pass takes plain ASCII text as it stands).
+    "\r\n",
+    "\u{2028}",
 ];
 
 #[derive(Debug, Clone)]
@@ -363,7 +366,7 @@ const SOAP_SHIP: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/
 
 /// Elements spliced in after a tag: credentials in the header; repeats (adjacent or not, listed as arrays or not), empty
 /// and nil elements, indicators, what the rules rename, drop and keep one of, and text.
-const SPLICES: [&str; 26] = [
+const SPLICES: [&str; 28] = [
     // In the header: credentials given twice, a second block, an empty one.
     "<Password>p2</Password>",
     "<UsernameToken><Username>v</Username></UsernameToken>",
@@ -391,6 +394,8 @@ const SPLICES: [&str; 26] = [
     "&amp;&#x41;",
     "<![CDATA[ <a> ]]>",
     "<Y><Z>\u{e9}</Z></Y>",
+    "<Y><Z>a\r\nb\rc</Z></Y>",
+    "<Y><Z>a\u{85}b\u{2028}c</Z></Y>",
 ];
 
 /// What a parse amounts to, for comparing two: the refusal, or the credentials, the REST

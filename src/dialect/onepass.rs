@@ -19,6 +19,7 @@
 //! The differential tests (`tests/one_pass.rs`) hold both paths to the same JSON. Nothing
 //! here logs: requests carry credentials.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use quick_xml::events::{BytesStart, Event};
@@ -27,6 +28,7 @@ use smallvec::SmallVec;
 
 use super::schema::{self, ArrayPaths, Rule};
 use super::xmljson;
+use crate::error::Failure;
 
 /// Most members one object may have in one pass (UPS's request objects have fewer than 40).
 const MAX_MEMBERS: usize = 64;
@@ -112,15 +114,31 @@ pub fn in_input<'x>(input: &'x str, part: &[u8]) -> Option<&'x str> {
     input.get(at..at.checked_add(part.len())?)
 }
 
+/// [`xmljson::event_text`] of an event read from `input`: a text borrowed from it that has
+/// no end of line to normalise is taken as it stands, without decoding its bytes again
+/// (`input` is text already; the reader only saw bytes).
+pub fn event_text<'x>(input: &'x str, event: &Event<'x>) -> Result<Option<Cow<'x, str>>, Failure> {
+    if let Event::Text(t) = event {
+        let bytes: &[u8] = t;
+        // Anything else (a `\r`, a non-ASCII end of line) is what quick-xml normalises.
+        if bytes.is_ascii() && !bytes.contains(&b'\r') {
+            if let Some(text) = in_input(input, bytes) {
+                return Ok(Some(Cow::Borrowed(text)));
+            }
+        }
+    }
+    xmljson::event_text(event)
+}
+
 /// Read up to the root element's start tag, past a declaration, comments, processing
 /// instructions and whitespace; `None` for anything else first.
-pub fn root_start<'x>(reader: &mut impl Events<'x>) -> Option<BytesStart<'x>> {
+pub fn root_start<'x>(input: &'x str, reader: &mut impl Events<'x>) -> Option<BytesStart<'x>> {
     loop {
         match reader.next_event().ok()? {
             Event::Start(e) => return Some(e),
             Event::Empty(_) | Event::End(_) | Event::Eof => return None,
             other => {
-                let text = xmljson::event_text(&other).ok()?;
+                let text = event_text(input, &other).ok()?;
                 if text.is_some_and(|t| !t.trim().is_empty()) {
                     return None;
                 }
@@ -132,11 +150,12 @@ pub fn root_start<'x>(reader: &mut impl Events<'x>) -> Option<BytesStart<'x>> {
 /// Read past the element whose start tag was just read, `depth` deep, checking what the
 /// tree path checks (limits, entities, DOCTYPE) without keeping anything.
 pub fn skip_element<'x>(
+    input: &'x str,
     reader: &mut impl Events<'x>,
     depth: usize,
     count: &mut usize,
 ) -> Option<()> {
-    skip(reader, depth, count, None).map(drop)
+    skip(input, reader, depth, count, None).map(drop)
 }
 
 /// A credential block (`UPSSecurity` of a SOAP header, or old XML's `AccessRequest`) whose
@@ -180,7 +199,7 @@ pub fn credential_block<'x>(
             }
             Event::Eof => return None,
             other => {
-                if let Some(t) = xmljson::event_text(&other).ok()? {
+                if let Some(t) = event_text(input, &other).ok()? {
                     text.push_str(&t);
                 }
                 continue;
@@ -228,6 +247,7 @@ pub fn credential_block<'x>(
 /// [`skip_element`], keeping the element's own text in `text` when given; whether it had
 /// child elements.
 fn skip<'x>(
+    input: &'x str,
     reader: &mut impl Events<'x>,
     depth: usize,
     count: &mut usize,
@@ -252,7 +272,7 @@ fn skip<'x>(
             }
             Event::Eof => return None,
             other => {
-                let t = xmljson::event_text(&other).ok()?;
+                let t = event_text(input, &other).ok()?;
                 if let (Some(t), Some(text), 1) = (t, text.as_deref_mut(), open) {
                     text.push_str(&t);
                 }
@@ -312,7 +332,7 @@ pub fn write_request<'x>(
             }
             Event::Eof => return None,
             other => {
-                let text = xmljson::event_text(&other).ok()?;
+                let text = event_text(input, &other).ok()?;
                 // Only a leaf's text counts: an element with children is an object.
                 if let (Some(t), Some(top)) = (text, w.stack.last()) {
                     if !top.object {
@@ -492,7 +512,7 @@ impl<'x> Writer<'x, '_> {
             return match (capture, empty) {
                 (Some(_), _) => None,
                 (None, true) => Some(()),
-                (None, false) => skip_element(reader, depth, count),
+                (None, false) => skip_element(self.input, reader, depth, count),
             };
         }
         let (mut name, mut last, mut collect) = (original, false, None);
@@ -535,10 +555,10 @@ impl<'x> Writer<'x, '_> {
                         return Some(());
                     }
                     let Some(i) = capture else {
-                        return skip_element(reader, depth, count);
+                        return skip_element(self.input, reader, depth, count);
                     };
                     let mut text = String::new();
-                    let children = skip(reader, depth, count, Some(&mut text))?;
+                    let children = skip(self.input, reader, depth, count, Some(&mut text))?;
                     let text = text.trim();
                     self.captured[i] = (!children && !text.is_empty()).then(|| text.to_string());
                     return Some(());

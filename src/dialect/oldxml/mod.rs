@@ -668,7 +668,7 @@ fn access_request_in_one_pass(text: &str) -> Option<(LegacyCredentials, usize)> 
     let skipped = text.len() - text.trim_start().len();
     let doc = &text[skipped..];
     let mut reader = plain_reader(doc)?;
-    let start = onepass::root_start(&mut reader)?;
+    let start = onepass::root_start(doc, &mut reader)?;
     if start.local_name().as_ref() != b"AccessRequest" {
         return None;
     }
@@ -711,7 +711,7 @@ pub fn request_in_one_pass(route: &Route, text: &str) -> Option<Result<Request, 
     }
     let doc = text.trim_start();
     let mut reader = plain_reader(doc)?;
-    let start = onepass::root_start(&mut reader)?;
+    let start = onepass::root_start(doc, &mut reader)?;
     if start.local_name().as_ref() != svc.request_root().as_bytes() || xmljson::is_nil(&start) {
         return None;
     }

@@ -191,7 +191,7 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
     let mut reader = onepass::Reader::from_str(doc);
     reader.config_mut().check_end_names = true;
     let mut count = 0usize;
-    let envelope = onepass::root_start(&mut reader)?;
+    let envelope = onepass::root_start(doc, &mut reader)?;
     xmljson::counted(0, &mut count).ok()?;
     if !in_envelope_ns(&reader, &envelope, "Envelope") {
         return None;
@@ -210,7 +210,7 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
                     payload = Some(payload_in_one_pass(doc, &mut reader, &mut count)?);
                 } else {
                     xmljson::counted(1, &mut count).ok()?;
-                    onepass::skip_element(&mut reader, 1, &mut count)?;
+                    onepass::skip_element(doc, &mut reader, 1, &mut count)?;
                 }
             }
             Event::Empty(e) => {
@@ -225,7 +225,7 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
             Event::End(_) => break,
             Event::Eof => return None,
             other => {
-                xmljson::event_text(&other).ok()?;
+                onepass::event_text(doc, &other).ok()?;
             }
         }
     }
@@ -257,7 +257,7 @@ fn header_in_one_pass<'x>(
             Event::End(_) => break, // the Header's own end
             Event::Eof => return None,
             other => {
-                xmljson::event_text(&other).ok()?;
+                onepass::event_text(doc, &other).ok()?;
                 continue;
             }
         };
@@ -272,7 +272,7 @@ fn header_in_one_pass<'x>(
                 false => onepass::credential_block(doc, reader, name, 2, count)?,
             });
         } else if !empty {
-            onepass::skip_element(reader, 2, count)?;
+            onepass::skip_element(doc, reader, 2, count)?;
         }
     }
     Some(match fields {
@@ -318,7 +318,7 @@ fn payload_in_one_pass<'x>(
             }
             Event::Start(_) => {
                 xmljson::counted(2, count).ok()?;
-                onepass::skip_element(reader, 2, count)?;
+                onepass::skip_element(doc, reader, 2, count)?;
             }
             // An empty payload element: the tree path words what it lacks.
             Event::Empty(_) if payload.is_none() => return None,
@@ -326,7 +326,7 @@ fn payload_in_one_pass<'x>(
             Event::End(_) => return Some(payload),
             Event::Eof => return None,
             other => {
-                xmljson::event_text(&other).ok()?;
+                onepass::event_text(doc, &other).ok()?;
             }
         }
     }
