@@ -90,6 +90,44 @@ pub struct ChildDef {
     pub max: Option<u32>,
     /// Alternatives of one `xsd:choice` share a group number.
     pub choice: Option<u32>,
+    /// `<prefix:name></prefix:name>`, built once: an answer's every element writes its tags
+    /// from it in one copy each.
+    tags: Box<str>,
+}
+
+impl ChildDef {
+    fn new(
+        name: String,
+        prefix: Option<&str>,
+        ns: Option<usize>,
+        ty: Option<usize>,
+        (min, max): (u32, Option<u32>),
+        choice: Option<u32>,
+    ) -> ChildDef {
+        let qualified = match prefix {
+            Some(prefix) => format!("{prefix}:{name}"),
+            None => name.clone(),
+        };
+        ChildDef {
+            tags: format!("<{qualified}></{qualified}>").into(),
+            name,
+            ns,
+            ty,
+            min,
+            max,
+            choice,
+        }
+    }
+
+    /// `<prefix:name>`
+    fn open_tag(&self) -> &str {
+        &self.tags[..self.tags.len() / 2]
+    }
+
+    /// `</prefix:name>`
+    fn close_tag(&self) -> &str {
+        &self.tags[self.tags.len() / 2..]
+    }
 }
 
 /// A complex type: its children in sequence order.
@@ -190,14 +228,15 @@ impl Schemas {
                             .ok_or_else(|| format!("{name}/{child_name}: unknown type {t}"))?,
                     ),
                 };
-                def.children.push(ChildDef {
-                    name: child_name.clone(),
-                    ns: ns_index(&c.ns, &mut namespaces),
+                let ns = ns_index(&c.ns, &mut namespaces);
+                def.children.push(ChildDef::new(
+                    child_name.clone(),
+                    ns.map(|i| namespaces[i].0.as_str()),
+                    ns,
                     ty,
-                    min: c.min,
-                    max: c.max,
-                    choice: c.choice,
-                });
+                    (c.min, c.max),
+                    c.choice,
+                ));
             }
             for (i, c) in def.children.iter().enumerate() {
                 if def
@@ -235,14 +274,14 @@ impl Schemas {
                         ns,
                         ty,
                         namespaces: used.into_iter().collect(),
-                        element: ChildDef {
-                            name: name.clone(),
+                        element: ChildDef::new(
+                            name.clone(),
+                            ns.map(|i| namespaces[i].0.as_str()),
                             ns,
-                            ty: Some(ty),
-                            min: 1,
-                            max: Some(1),
-                            choice: None,
-                        },
+                            Some(ty),
+                            (1, Some(1)),
+                            None,
+                        ),
                     },
                 );
             }
@@ -479,16 +518,6 @@ struct XmlSink<'a> {
     out: &'a mut String,
 }
 
-impl XmlSink<'_> {
-    fn tag(&mut self, s: &Schemas, c: &ChildDef) {
-        if let Some(ns) = c.ns {
-            self.out.push_str(s.prefix(ns));
-            self.out.push(':');
-        }
-        self.out.push_str(&c.name);
-    }
-}
-
 impl Sink for XmlSink<'_> {
     fn written(&self) -> usize {
         self.out.len()
@@ -505,25 +534,21 @@ impl Sink for XmlSink<'_> {
         self.out.push_str(earlier);
         moved.len()
     }
-    fn open(&mut self, s: &Schemas, c: &ChildDef) {
-        self.out.push('<');
-        self.tag(s, c);
-        self.out.push('>');
+    fn open(&mut self, _: &Schemas, c: &ChildDef) {
+        self.out.push_str(c.open_tag());
     }
-    fn close(&mut self, s: &Schemas, c: &ChildDef) {
-        self.out.push_str("</");
-        self.tag(s, c);
-        self.out.push('>');
+    fn close(&mut self, _: &Schemas, c: &ChildDef) {
+        self.out.push_str(c.close_tag());
     }
-    fn text(&mut self, s: &Schemas, c: &ChildDef, text: &str) {
-        self.out.push('<');
-        self.tag(s, c);
+    fn text(&mut self, _: &Schemas, c: &ChildDef, text: &str) {
+        let open = c.open_tag();
         if text.is_empty() {
+            self.out.push_str(&open[..open.len() - 1]);
             self.out.push_str("/>");
         } else {
-            self.out.push('>');
+            self.out.push_str(open);
             self.out.push_str(&escape_text(text));
-            self.close(s, c);
+            self.out.push_str(c.close_tag());
         }
     }
 }
