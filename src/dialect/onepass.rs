@@ -182,7 +182,7 @@ pub fn credential_block<'x>(
     });
     let mut fields: [String; 3] = Default::default();
     // The innermost element's text (what a leaf holds when it ends).
-    let mut text = String::new();
+    let mut text = String::with_capacity(64);
     loop {
         let (e, empty) = match reader.next_event().ok()? {
             Event::Start(e) => (e, false),
@@ -294,7 +294,8 @@ pub fn write_request<'x>(
         input,
         out: Vec::with_capacity(input.len()),
         path: String::with_capacity(128),
-        text: String::new(),
+        // A leaf's text; most are short.
+        text: String::with_capacity(64),
         stack: Vec::with_capacity(16),
         request: None,
         rules: plan

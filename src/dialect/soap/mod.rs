@@ -435,7 +435,8 @@ pub fn answer(shape: &AnswerShape, namespace: Option<&str>, status: u16, body: B
     if let Some((def, text)) = def
         .and_then(|d| legacy_schema::direct_success(status, shape.service, &body).map(|t| (d, t)))
     {
-        let mut out = String::with_capacity(body.len() + 512);
+        // XML's tags take about twice the bytes of JSON's member names.
+        let mut out = String::with_capacity(2 * body.len() + 512);
         out.push_str(ENVELOPE_OPEN);
         if let Some(report) = legacy_schema::stream_xml(&mut out, schemas, def, text, namespace) {
             out.push_str(ENVELOPE_CLOSE);
