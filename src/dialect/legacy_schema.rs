@@ -147,6 +147,18 @@ impl TypeDef {
     fn position(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).map(|&i| i as usize)
     }
+
+    /// [`TypeDef::position`] for a member of an answer read in order, the next unwritten
+    /// child being `next`: UPS mostly sends members in schema order, skipping a few optional
+    /// ones, so the children just ahead are compared first (a length and a few bytes each),
+    /// and only a member from further on is hashed. (Names are unique within a type.)
+    fn position_after(&self, name: &str, next: usize) -> Option<usize> {
+        let ahead = self.children.get(next..).unwrap_or_default();
+        match ahead.iter().take(4).position(|c| c.name == name) {
+            Some(i) => Some(next + i),
+            None => self.position(name),
+        }
+    }
 }
 
 /// A document (or payload) root element.
@@ -385,6 +397,11 @@ trait Sink {
     fn open(&mut self, s: &Schemas, c: &ChildDef);
     fn close(&mut self, s: &Schemas, c: &ChildDef);
     fn text(&mut self, s: &Schemas, c: &ChildDef, text: &str);
+    /// [`Sink::text`] of a JSON string that held no escape and no control character (what
+    /// serde_json lends from the input): nothing in it needs escaping in JSON.
+    fn plain_json_text(&mut self, s: &Schemas, c: &ChildDef, text: &str) {
+        self.text(s, c, text)
+    }
 
     // For a streamed answer, whose members may come out of schema order (see `stream`).
     /// How much is written.
@@ -735,6 +752,12 @@ impl Sink for JsonSink<'_> {
     fn text(&mut self, _: &Schemas, c: &ChildDef, text: &str) {
         self.member(c);
         write_json_str(self.out, text);
+    }
+    fn plain_json_text(&mut self, _: &Schemas, c: &ChildDef, text: &str) {
+        self.member(c);
+        self.out.push(b'"');
+        self.out.extend_from_slice(text.as_bytes());
+        self.out.push(b'"');
     }
 }
 

@@ -154,7 +154,7 @@ impl<'de, S: Sink> Visitor<'de> for Members<'_, '_, S> {
         let mut marks: Marks = SmallVec::new();
         let mut late: SmallVec<[(usize, &'de RawValue); 2]> = SmallVec::new();
         while let Some(key) = m.next_key::<&'de str>()? {
-            let Some(i) = def.position(key) else {
+            let Some(i) = def.position_after(key, next) else {
                 m.next_value::<IgnoredAny>()?;
                 if !def.open {
                     self.walk.shaped.drop_member(|| self.path.with(key));
@@ -291,12 +291,18 @@ impl<S: Sink> Member<'_, '_, S> {
 
     /// A string, number or boolean: the text of a leaf; an empty string, a number or a
     /// boolean where the schema has structure is that structure empty; a non-empty string
-    /// there is not the client's element.
-    fn scalar<E: serde::de::Error>(mut self, text: &str, string: bool) -> Result<bool, E> {
+    /// there is not the client's element. `plain`: nothing in `text` needs a JSON escape.
+    fn scalar<E: serde::de::Error>(
+        mut self,
+        text: &str,
+        string: bool,
+        plain: bool,
+    ) -> Result<bool, E> {
         if self.written_nothing() {
             return Ok(true);
         }
         self.at(|m| match m.c.ty {
+            None if plain => m.sink.plain_json_text(m.walk.schemas, m.c, text),
             None => m.sink.text(m.walk.schemas, m.c, text),
             Some(_) if string && !text.is_empty() => m.walk.shaped.drop_member(|| m.path.joined()),
             Some(ty) => {
@@ -334,20 +340,26 @@ impl<'de, S: Sink> Visitor<'de> for Member<'_, '_, S> {
         Ok(false)
     }
     fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<bool, E> {
-        self.scalar(if v { "true" } else { "false" }, false)
+        self.scalar(if v { "true" } else { "false" }, false, true)
     }
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<bool, E> {
-        self.scalar(itoa::Buffer::new().format(v), false)
+        self.scalar(itoa::Buffer::new().format(v), false, true)
     }
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<bool, E> {
-        self.scalar(itoa::Buffer::new().format(v), false)
+        self.scalar(itoa::Buffer::new().format(v), false, true)
     }
     /// How a float is spelled is the tree's business.
     fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<bool, E> {
         Err(stop())
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
-        self.scalar(v, true)
+        self.scalar(v, true, false)
+    }
+    /// The stream is read only by serde_json's text deserializer (`from_str`), which lends a
+    /// string only when it held no escape, and refuses control characters in strings: its
+    /// text is written between quotes as it is.
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<bool, E> {
+        self.scalar(v, true, true)
     }
     fn visit_map<M: MapAccess<'de>>(mut self, mut m: M) -> Result<bool, M::Error> {
         if self.written_nothing() {
