@@ -119,6 +119,11 @@ impl ChildDef {
         }
     }
 
+    /// `<prefix:name`: the start tag before its attributes, or its `/>`.
+    fn tag_start(&self) -> &str {
+        &self.tags[..self.tags.len() / 2 - 1]
+    }
+
     /// `<prefix:name>`
     fn open_tag(&self) -> &str {
         &self.tags[..self.tags.len() / 2]
@@ -558,12 +563,11 @@ impl Sink for XmlSink<'_> {
         self.out.push_str(c.close_tag());
     }
     fn text(&mut self, _: &Schemas, c: &ChildDef, text: &str) {
-        let open = c.open_tag();
         if text.is_empty() {
-            self.out.push_str(&open[..open.len() - 1]);
+            self.out.push_str(c.tag_start());
             self.out.push_str("/>");
         } else {
-            self.out.push_str(open);
+            self.out.push_str(c.open_tag());
             self.out.push_str(&escape_text(text));
             self.out.push_str(c.close_tag());
         }
@@ -615,12 +619,7 @@ fn xml_document(
     client_ns: Option<&str>,
     content: impl FnOnce(&mut Walk<'_>, &mut XmlSink<'_>) -> Option<()>,
 ) -> Option<Shaped> {
-    out.push('<');
-    if let Some(ns) = root.ns {
-        out.push_str(schemas.prefix(ns));
-        out.push(':');
-    }
-    out.push_str(&root.name);
+    out.push_str(root.element.tag_start());
     for &ns in &root.namespaces {
         let uri = match (client_ns, root.ns) {
             (Some(client), Some(r)) if r == ns => client,
