@@ -29,6 +29,7 @@ pub mod legacy_schema;
 pub mod old_service;
 pub mod oldxml;
 pub mod onepass;
+pub mod request_member;
 pub mod schema;
 pub mod services;
 pub mod soap;

@@ -26,6 +26,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::NsReader;
 use smallvec::SmallVec;
 
+use super::request_member::RequestMember;
 use super::schema::{self, ArrayPaths, Rule};
 use super::xmljson;
 use crate::error::Failure;
@@ -45,17 +46,13 @@ pub struct Written {
 }
 
 impl Written {
-    /// What `services::to_rest` reads of the request: its `Request` member alone, parsed
-    /// back from the body (`None` if it does not parse).
-    pub fn request_member(&self) -> Option<serde_json::Value> {
-        let mut members = serde_json::Map::new();
-        if let Some(range) = self.request.clone() {
-            members.insert(
-                "Request".into(),
-                serde_json::from_slice(&self.body[range]).ok()?,
-            );
+    /// What `services::to_rest` reads of the request, read from its `Request` member in the
+    /// body (`None` if it does not parse).
+    pub fn request_member(&self) -> Option<RequestMember<'_>> {
+        match self.request.clone() {
+            Some(range) => RequestMember::from_json(&self.body[range]).ok(),
+            None => Some(RequestMember::default()),
         }
-        Some(serde_json::Value::Object(members))
     }
 }
 

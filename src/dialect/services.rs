@@ -11,6 +11,7 @@ use http::Method;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Map, Value};
 
+pub use super::request_member::RequestMember;
 use super::{json_text, Failure, Severity, UpsError};
 use crate::rest::{self, rating_option};
 
@@ -70,10 +71,6 @@ pub fn as_list(v: Option<&Value>) -> Vec<&Value> {
     }
 }
 
-fn request_option(req: &Value) -> Option<&str> {
-    text(req, "/Request/RequestOption")
-}
-
 /// Whether [`to_rest`] reads nothing of a `service` request but its `Request` member, and
 /// sends the body unchanged: then a caller holding the body as text need not build a tree of
 /// the rest of it (the shipment, most of the bytes).
@@ -91,13 +88,11 @@ pub fn reads_request_member_only(service: Service) -> bool {
 
 /// Map a XOLTWS request object to its REST call.
 pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape), Failure> {
-    let customer_context =
-        text(req, "/Request/TransactionReference/CustomerContext").map(str::to_string);
-    let shape = AnswerShape {
-        service,
-        customer_context,
-        all_activity: false,
-    };
+    let member = RequestMember::of(req);
+    if let Some(rest) = to_rest_of_member(service, &member) {
+        return rest;
+    }
+    let shape = shape_of(service, &member);
     let call = |method: Method, path: String, body: RestBody| RestCall {
         method,
         path_and_query: path,
@@ -106,21 +101,12 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
     };
     let post = Method::POST;
     let rest = match service {
-        Service::Rate => {
-            let option = request_option(req).unwrap_or("Rate");
-            let option = rating_option(option)
-                .ok_or(Failure::MissingField("RateRequest/Request/RequestOption"))?;
-            call(
-                post,
-                format!("/api/rating/{}/{option}", rest::RATING),
-                RestBody::Unchanged,
-            )
-        }
-        Service::Ship => call(
-            post,
-            format!("/api/shipments/{}/ship", rest::SHIPPING),
-            RestBody::Unchanged,
-        ),
+        Service::Rate
+        | Service::Ship
+        | Service::PickupRate
+        | Service::PickupServiceCenters
+        | Service::Locator
+        | Service::QuantumView => unreachable!("to_rest_of_member reads these"),
         Service::Void => {
             let id = first_text(req.pointer("/VoidShipment/ShipmentIdentificationNumber"))
                 .or_else(|| first_text(req.get("ShipmentIdentificationNumber")))
@@ -150,7 +136,7 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             )
         }
         Service::Track => {
-            let option = request_option(req).unwrap_or("0").to_ascii_lowercase();
+            let option = member.option().unwrap_or("0").to_ascii_lowercase();
             let n = first_text(req.get("InquiryNumber"))
                 .or_else(|| first_text(req.get("TrackingNumber")))
                 .ok_or(Failure::MissingField("TrackRequest/InquiryNumber"))?;
@@ -172,7 +158,7 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
             RestBody::Json(tnt_request(req)?),
         ),
         Service::Xav => {
-            let option = request_option(req).unwrap_or("1");
+            let option = member.option().unwrap_or("1");
             if !matches!(option, "1" | "2" | "3") {
                 return Err(Failure::MissingField(
                     "XAVRequest/Request/RequestOption (1, 2 or 3)",
@@ -224,11 +210,6 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
                 RestBody::Json(json!({"PickupCreationRequest": body})),
             )
         }
-        Service::PickupRate => call(
-            post,
-            format!("/api/shipments/{}/pickup/oncall", rest::PICKUP),
-            RestBody::Unchanged,
-        ),
         Service::PickupCancel => {
             let by = text(req, "/CancelBy").unwrap_or("02");
             let mut c = call(
@@ -263,23 +244,6 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
                 RestBody::None,
             )
         }
-        Service::PickupServiceCenters => call(
-            post,
-            format!("/api/pickup/{}/servicecenterlocations", rest::PICKUP),
-            RestBody::Unchanged,
-        ),
-        Service::Locator => {
-            let option = request_option(req).unwrap_or("1");
-            call(
-                post,
-                format!(
-                    "/api/locations/{}/search/availabilities/{}",
-                    rest::LOCATOR,
-                    seg(option)
-                ),
-                RestBody::Unchanged,
-            )
-        }
         Service::LabelRecovery => {
             let mut body = req.clone();
             if let Some(o) = body.as_object_mut() {
@@ -295,13 +259,54 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
                 RestBody::Json(json!({"LabelRecoveryRequest": body})),
             )
         }
-        Service::QuantumView => call(
-            post,
-            format!("/api/quantumview/{}/events", rest::QUANTUM_VIEW),
-            RestBody::Unchanged,
-        ),
     };
     Ok((rest, shape))
+}
+
+/// [`to_rest`] of a request whose service [`reads_request_member_only`], from that member
+/// alone; `None` for any other service.
+pub fn to_rest_of_member(
+    service: Service,
+    member: &RequestMember<'_>,
+) -> Option<Result<(RestCall, AnswerShape), Failure>> {
+    let post = |path: String| RestCall {
+        method: Method::POST,
+        path_and_query: path,
+        body: RestBody::Unchanged,
+        headers: vec![],
+    };
+    let call = match service {
+        Service::Rate => {
+            let Some(option) = rating_option(member.option().unwrap_or("Rate")) else {
+                return Some(Err(Failure::MissingField(
+                    "RateRequest/Request/RequestOption",
+                )));
+            };
+            post(format!("/api/rating/{}/{option}", rest::RATING))
+        }
+        Service::Ship => post(format!("/api/shipments/{}/ship", rest::SHIPPING)),
+        Service::PickupRate => post(format!("/api/shipments/{}/pickup/oncall", rest::PICKUP)),
+        Service::PickupServiceCenters => post(format!(
+            "/api/pickup/{}/servicecenterlocations",
+            rest::PICKUP
+        )),
+        Service::Locator => post(format!(
+            "/api/locations/{}/search/availabilities/{}",
+            rest::LOCATOR,
+            seg(member.option().unwrap_or("1"))
+        )),
+        Service::QuantumView => post(format!("/api/quantumview/{}/events", rest::QUANTUM_VIEW)),
+        _ => return None,
+    };
+    Some(Ok((call, shape_of(service, member))))
+}
+
+fn shape_of(service: Service, member: &RequestMember<'_>) -> AnswerShape {
+    AnswerShape {
+        service,
+        customer_context: member.customer_context().map(str::to_string),
+        all_activity: false,
+    }
 }
 
 // ---- TimeInTransit (REST is flat camelCase) ---------------------------------------------------
@@ -811,6 +816,31 @@ mod tests {
         }
         assert!(!reads_request_member_only(Service::Void));
         assert!(!reads_request_member_only(Service::Xav));
+        use Service::*;
+        for service in [
+            Rate,
+            Ship,
+            Void,
+            Track,
+            TimeInTransit,
+            Xav,
+            PickupCreation,
+            PickupRate,
+            PickupCancel,
+            PickupPendingStatus,
+            PickupPoliticalDivision1,
+            PickupServiceCenters,
+            Locator,
+            LabelRecovery,
+            QuantumView,
+        ] {
+            let from_member = to_rest_of_member(service, &RequestMember::default());
+            assert_eq!(
+                reads_request_member_only(service),
+                from_member.is_some(),
+                "{service:?}: to_rest_of_member must take exactly these"
+            );
+        }
     }
 
     #[test]

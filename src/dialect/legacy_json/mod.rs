@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::legacy_schema::{self, Family, RootDef};
-use super::services::{self, AnswerShape, Converted, RestBody, Service};
+use super::services::{self, AnswerShape, Converted, RequestMember, RestBody, Service};
 use super::tree::Node;
 use super::{
     rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route, Severity, Ups,
@@ -141,11 +141,8 @@ fn parse_common(text: &str) -> Option<Parsed> {
         Some((name, raw)) => credentials(name, raw).ok()?,
         None => LegacyCredentials::none(),
     };
-    let mut members = serde_json::Map::new();
-    if let Some(r) = request {
-        members.insert("Request".into(), serde_json::from_str(r.get()).ok()?);
-    }
-    let (call, shape) = services::to_rest(service, &Value::Object(members)).ok()?;
+    let member = request.unwrap_or_default();
+    let (call, shape) = services::to_rest_of_member(service, &member)?.ok()?;
     let forwarded = cut_members(text, body.security.as_slice())?;
     Some(Parsed {
         credentials,
@@ -161,7 +158,7 @@ fn parse_common(text: &str) -> Option<Parsed> {
 /// service with that root's `Request` member.
 struct CommonBody<'a> {
     security: Option<(&'a str, &'a RawValue)>,
-    root: Option<(Service, Option<&'a RawValue>)>,
+    root: Option<(Service, Option<RequestMember<'a>>)>,
 }
 
 impl<'de> serde::Deserialize<'de> for CommonBody<'de> {
@@ -196,7 +193,7 @@ impl<'de> serde::Deserialize<'de> for CommonBody<'de> {
                     } else if let (None, Some(service)) =
                         (&body.root, Service::from_request_root(key))
                     {
-                        let RequestMember(request) = m.next_value()?;
+                        let RootRequest(request) = m.next_value()?;
                         body.root = Some((service, request));
                     } else {
                         m.next_value::<IgnoredAny>()?;
@@ -209,23 +206,23 @@ impl<'de> serde::Deserialize<'de> for CommonBody<'de> {
     }
 }
 
-/// A request root's `Request` member, the last of repeated ones (as a full parse reads them);
-/// the root's other members are skipped, not parsed.
-struct RequestMember<'a>(Option<&'a RawValue>);
+/// What a request root's `Request` member holds for its REST call, of the last of repeated
+/// ones (as a full parse reads them); the root's other members are skipped, not parsed.
+struct RootRequest<'a>(Option<RequestMember<'a>>);
 
-impl<'de> serde::Deserialize<'de> for RequestMember<'de> {
+impl<'de> serde::Deserialize<'de> for RootRequest<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::IgnoredAny;
         struct Visit;
         impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = RequestMember<'de>;
+            type Value = RootRequest<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(
                 self,
                 mut m: M,
-            ) -> Result<RequestMember<'de>, M::Error> {
+            ) -> Result<RootRequest<'de>, M::Error> {
                 let mut request = None;
                 while let Some(key) = m.next_key::<&'de str>()? {
                     if key == "Request" {
@@ -234,7 +231,7 @@ impl<'de> serde::Deserialize<'de> for RequestMember<'de> {
                         m.next_value::<IgnoredAny>()?;
                     }
                 }
-                Ok(RequestMember(request))
+                Ok(RootRequest(request))
             }
         }
         d.deserialize_map(Visit)
@@ -347,18 +344,20 @@ fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<Request, Fai
         let inner = serde_json::from_str::<Members>(raw.get())
             .map_err(|e| Failure::Malformed(format!("{root}: {e}")))?
             .0;
-        let mut request = serde_json::Map::new();
         // As in a full parse, the last of repeated members counts.
-        if let Some((_, r)) = inner.iter().rev().find(|(k, _)| k == "Request") {
-            let r = serde_json::from_str(r.get()).map_err(|e| Failure::Malformed(e.to_string()))?;
-            request.insert("Request".into(), r);
+        let member = match inner.iter().rev().find(|(k, _)| k == "Request") {
+            Some((_, r)) => RequestMember::from_json(r.get().as_bytes())
+                .map_err(|e| Failure::Malformed(e.to_string()))?,
+            None => RequestMember::default(),
+        };
+        if let Some(rest) = services::to_rest_of_member(service, &member) {
+            let (call, shape) = rest?;
+            return Ok(Request::Answered(Box::new(JsonRequest {
+                shape,
+                call,
+                body: Some(Bytes::from(without_security(text, members))),
+            })));
         }
-        let (call, shape) = services::to_rest(service, &Value::Object(request))?;
-        return Ok(Request::Answered(Box::new(JsonRequest {
-            shape,
-            call,
-            body: Some(Bytes::from(without_security(text, members))),
-        })));
     }
     let mut request: Value =
         serde_json::from_str(raw.get()).map_err(|e| Failure::Malformed(e.to_string()))?;

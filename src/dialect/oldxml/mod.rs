@@ -724,10 +724,10 @@ pub fn request_in_one_pass(route: &Route, text: &str) -> Option<Result<Request, 
         captures: &[XPCI_VERSION],
     };
     let written = onepass::write_request(doc, &mut reader, 0, &mut count, &plan)?;
-    let members = written.request_member()?;
+    let rest = services::to_rest_of_member(service, &written.request_member()?)?;
     let onepass::Written { body, captured, .. } = written;
     let xpci_version = captured.into_iter().next().flatten();
-    Some(services::to_rest(service, &members).map(|(call, shape)| {
+    Some(rest.map(|(call, shape)| {
         let body = super::rest_body_of(&call, || Bytes::from(body));
         let shape = OldShape {
             old: svc,

@@ -230,8 +230,8 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
         }
     }
     let (service, namespace, written) = payload??;
-    let members = written.request_member()?;
-    let request = services::to_rest(service, &members)
+    let rest = services::to_rest_of_member(service, &written.request_member()?)?;
+    let request = rest
         .map(|(call, shape)| soap_request(shape, namespace, call, || Bytes::from(written.body)));
     Some(Parsed {
         credentials: credentials.unwrap_or_else(LegacyCredentials::none),
