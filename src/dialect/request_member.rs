@@ -53,6 +53,16 @@ impl<'a> RequestMember<'a> {
     }
 }
 
+/// Any JSON value, read for its text: a string's (borrowed when it holds no escape), or
+/// `None` for any other value, which is read past.
+pub struct JsonText<'a>(pub Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for JsonText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(JsonText(Part::Text.deserialize(d)?.into_text()))
+    }
+}
+
 /// The member read where it stands in a larger document (see [`RequestMember::from_json`]).
 impl<'de> serde::Deserialize<'de> for RequestMember<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -236,6 +246,21 @@ mod tests {
         ] {
             let m = reads_as_the_tree(other);
             assert_eq!((m.option(), m.customer_context()), (None, None), "{other}");
+        }
+    }
+
+    #[test]
+    fn json_text_keeps_strings_only() {
+        for (json, text) in [
+            (r#""a\"b""#, Some("a\"b")),
+            (r#"" K1 ""#, Some(" K1 ")),
+            ("12", None),
+            ("null", None),
+            (r#"{"Username":"u"}"#, None),
+            (r#"["u"]"#, None),
+        ] {
+            let read = serde_json::from_str::<JsonText>(json).unwrap();
+            assert_eq!(read.0.as_deref(), text, "{json}");
         }
     }
 

@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::legacy_schema::{self, Family, RootDef};
+use super::request_member::JsonText;
 use super::services::{self, AnswerShape, Converted, RequestMember, RestBody, Service};
 use super::tree::Node;
 use super::{
@@ -282,16 +283,16 @@ struct Security<'a> {
 #[serde(default)]
 struct UsernameToken<'a> {
     #[serde(rename = "Username", borrow)]
-    username: Option<&'a RawValue>,
+    username: Option<JsonText<'a>>,
     #[serde(rename = "Password", borrow)]
-    password: Option<&'a RawValue>,
+    password: Option<JsonText<'a>>,
 }
 
 #[derive(serde::Deserialize, Default)]
 #[serde(default)]
 struct AccessToken<'a> {
     #[serde(rename = "AccessLicenseNumber", borrow)]
-    key: Option<&'a RawValue>,
+    key: Option<JsonText<'a>>,
 }
 
 /// The credentials in `name`'s member: a field given twice is refused; a member not shaped
@@ -307,8 +308,9 @@ fn credentials(name: &str, raw: &RawValue) -> Result<LegacyCredentials, Failure>
         Err(_) => Security::default(),
     };
     // A string, trimmed; anything else is no value.
-    let text = |raw: Option<&RawValue>| {
-        raw.and_then(|r| serde_json::from_str::<std::borrow::Cow<str>>(r.get()).ok())
+    let text = |value: Option<JsonText>| {
+        value
+            .and_then(|v| v.0)
             .map(|s| s.trim().to_string())
             .unwrap_or_default()
     };
