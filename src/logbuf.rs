@@ -61,7 +61,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStderr {
     }
 }
 
-/// Flush every 20 ms (and pace the file's write-back), and before a panic message (so the lines leading up to it come first).
+/// Flush every 20 ms (and pace the file's write-back), and before a panic message (so the
+/// lines leading up to it come first).
 pub fn start_flusher() {
     let write_back = WriteBack::of_stderr();
     let _ = std::thread::Builder::new()
