@@ -14,7 +14,7 @@ use serde_json::Value;
 
 /// The request option and the customer context of a `Request` member, each when it is a
 /// string (trimmed, not empty), as `to_rest` reads them from a request's tree.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct RequestMember<'a> {
     option: Option<Cow<'a, str>>,
     customer_context: Option<Cow<'a, str>>,
@@ -111,9 +111,10 @@ impl<'de> DeserializeSeed<'de> for Part {
 }
 
 impl Part {
-    fn text(self, text: Cow<'_, str>) -> Found<'_> {
+    /// A string read: kept where a string is wanted (made only then: it may be a copy).
+    fn text<'a>(self, text: impl FnOnce() -> Cow<'a, str>) -> Found<'a> {
         match self {
-            Part::Text => Found::Text(text),
+            Part::Text => Found::Text(text()),
             Part::Request | Part::Reference => Found::Nothing,
         }
     }
@@ -127,14 +128,11 @@ impl<'de> Visitor<'de> for Part {
     }
 
     fn visit_borrowed_str<E: Error>(self, s: &'de str) -> Result<Found<'de>, E> {
-        Ok(self.text(Cow::Borrowed(s)))
+        Ok(self.text(|| Cow::Borrowed(s)))
     }
 
     fn visit_str<E: Error>(self, s: &str) -> Result<Found<'de>, E> {
-        Ok(match self {
-            Part::Text => Found::Text(Cow::Owned(s.to_owned())),
-            Part::Request | Part::Reference => Found::Nothing,
-        })
+        Ok(self.text(|| Cow::Owned(s.to_owned())))
     }
 
     fn visit_bool<E: Error>(self, _: bool) -> Result<Found<'de>, E> {

@@ -93,12 +93,6 @@ pub fn to_rest(service: Service, req: &Value) -> Result<(RestCall, AnswerShape),
         return rest;
     }
     let shape = shape_of(service, &member);
-    let call = |method: Method, path: String, body: RestBody| RestCall {
-        method,
-        path_and_query: path,
-        body,
-        headers: vec![],
-    };
     let post = Method::POST;
     let rest = match service {
         Service::Rate
@@ -269,13 +263,8 @@ pub fn to_rest_of_member(
     service: Service,
     member: &RequestMember<'_>,
 ) -> Option<Result<(RestCall, AnswerShape), Failure>> {
-    let post = |path: String| RestCall {
-        method: Method::POST,
-        path_and_query: path,
-        body: RestBody::Unchanged,
-        headers: vec![],
-    };
-    let call = match service {
+    let post = |path: String| call(Method::POST, path, RestBody::Unchanged);
+    let rest = match service {
         Service::Rate => {
             let Some(option) = rating_option(member.option().unwrap_or("Rate")) else {
                 return Some(Err(Failure::MissingField(
@@ -298,7 +287,17 @@ pub fn to_rest_of_member(
         Service::QuantumView => post(format!("/api/quantumview/{}/events", rest::QUANTUM_VIEW)),
         _ => return None,
     };
-    Some(Ok((call, shape_of(service, member))))
+    Some(Ok((rest, shape_of(service, member))))
+}
+
+/// A REST call without extra headers.
+fn call(method: Method, path_and_query: String, body: RestBody) -> RestCall {
+    RestCall {
+        method,
+        path_and_query,
+        body,
+        headers: vec![],
+    }
 }
 
 fn shape_of(service: Service, member: &RequestMember<'_>) -> AnswerShape {
