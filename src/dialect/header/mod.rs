@@ -156,6 +156,33 @@ pub fn credentials(headers: &http::HeaderMap) -> LegacyCredentials {
 /// `GET /track/v1/details/?inquiryNumber=…` (query parameter, trailing slash).
 /// `has_body`: a GET with a body on rating is a POST sent with the wrong verb.
 pub fn map(method: &Method, path: &str, query: Option<&str>, has_body: bool) -> Option<RestCall> {
+    // Already REST, as most header-style clients send it: path and query go as they came.
+    // (The segment walk gives the same for such a path, with four allocations more.)
+    if is_plain_rest_path(path) {
+        let mut path_and_query =
+            String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+        path_and_query.push_str(path);
+        if let Some(q) = query.filter(|q| !q.is_empty()) {
+            path_and_query.push('?');
+            path_and_query.push_str(q);
+        }
+        return Some(RestCall {
+            method: method.clone(),
+            path_and_query,
+            body: RestBody::Unchanged,
+            headers: vec![],
+        });
+    }
+    map_by_segments(method, path, query, has_body)
+}
+
+/// [`map`] for any path, segment by segment.
+fn map_by_segments(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    has_body: bool,
+) -> Option<RestCall> {
     use crate::rest;
     // The segments as sent and lower-cased, on the stack (one allocation for the lower-cased
     // path: this runs for every header-style request).
@@ -269,6 +296,14 @@ pub fn map(method: &Method, path: &str, query: Option<&str>, has_body: bool) -> 
         body: RestBody::Unchanged,
         headers: vec![],
     })
+}
+
+/// `/api/…` (any case) with no empty segment: a REST path that needs no mapping.
+fn is_plain_rest_path(path: &str) -> bool {
+    path.get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("/api/"))
+        && !path.ends_with('/')
+        && !path.contains("//")
 }
 
 /// The first non-empty value of one of `names` (any case) in a query string, kept
@@ -398,11 +433,45 @@ mod tests {
                 None,
                 "POST /api/rating/v2409/Rate",
             ),
+            (
+                Method::GET,
+                "/API/track/v1/details/1Z123",
+                Some("locale=en_US"),
+                "GET /API/track/v1/details/1Z123?locale=en_US",
+            ),
+            (
+                Method::GET,
+                "/api//track/v1/details/1Z123/",
+                Some(""),
+                "GET /api/track/v1/details/1Z123",
+            ),
         ];
         for (method, path, query, want) in cases {
             assert_eq!(m(method, path, query).as_deref(), Some(want), "{path}");
         }
         assert_eq!(m(Method::POST, "/ship/vx/shipments", None), None);
+        // A plain REST path takes the short way; it gives what the segment walk gives.
+        for (path, query) in [
+            ("/api/track/v1/details/1Z123", Some("locale=en_US")),
+            ("/Api/rating/v2409/Shop", None),
+            ("/api/shipments/v2409/ship", Some("")),
+            ("/api/x", Some("a=1&b")),
+        ] {
+            assert!(is_plain_rest_path(path), "{path}");
+            let walked = map_by_segments(&Method::POST, path, query, true)
+                .map(|t| format!("{} {}", t.method, t.path_and_query));
+            assert_eq!(m(Method::POST, path, query), walked, "{path}");
+        }
+        for path in [
+            "/api/",
+            "/api",
+            "/api//x",
+            "/api/x/",
+            "/apix/y",
+            "/ship/v1/api/x",
+        ] {
+            assert!(!is_plain_rest_path(path), "{path}");
+        }
         assert_eq!(m(Method::POST, "/ship/v1/rating/Cheapest", None), None);
         assert_eq!(
             m(Method::GET, "/track/v1/details/", Some("locale=en_US")),
