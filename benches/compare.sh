@@ -16,9 +16,10 @@
 #             its token from the upstream's token endpoint, verifies the legacy credentials,
 #             translates, and calls the same /api/ the other two reach.
 #
-# Rows: header-style JSON, legacy JSON, SOAP rate and old XML rate. SOAP and old XML run only
-# when upsbridge answers them with 200 (those dialects are being built); otherwise the row
-# says "not available".
+# Rows: header-style JSON (header: a rate POST; header_get: the shared harness's GET, a track
+# lookup with no body, answered by the same static upstream), legacy JSON, SOAP rate and old
+# XML rate. SOAP and old XML run only when upsbridge answers them with 200 (those dialects are
+# being built); otherwise the row says "not available".
 #
 # Load: wrk, one thread, CONNS connections for DURATION seconds after a WARMUP (throughput,
 # p50/p99 under load), then LAT_CONNS connections (default one) for LAT_DURATION seconds (latency without queueing:
@@ -36,7 +37,7 @@
 # /proc/PID/clear_refs; nginx: master + workers), each with ratios against nginx (same request)
 # and against direct. Raw numbers go to $OUT (default target/compare/<time>).
 #
-# Environment: ROWS ("header legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
+# Environment: ROWS ("header header_get legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
 # PIN_SERVER (0), PIN_LOAD (1), PROXY_THREADS (1: upsbridge's [proxy] threads), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
 # PERF_RECORD (0; 1: `perf record` of upsbridge and the floors during their throughput passes, reports in $OUT;
@@ -71,7 +72,7 @@ LAT_CONNS=${LAT_CONNS:-1}
 PIN_SERVER=${PIN_SERVER:-0}
 PIN_LOAD=${PIN_LOAD:-1}
 QUIET_LOGS=${QUIET_LOGS:-0}
-ROWS=${ROWS:-header legacy_json soap xml}
+ROWS=${ROWS:-header header_get legacy_json soap xml}
 OUT=${OUT:-$ROOT/target/compare/$(date +%Y%m%d-%H%M%S)}
 BENCH=$ROOT/benches/compare
 
@@ -201,9 +202,19 @@ request_spec() {
     direct) echo "/api/rating/v2409/Rate|$BENCH/rate_rest.json|Content-Type: application/json|Authorization: Bearer $STATIC_BEARER|transId: bench-1|transactionSrc: bench" ;;
     floor) echo "/api/rating/v2409/Rate|$BENCH/rate_rest.json|Content-Type: application/json|$LEGACY_HEADERS|transId: bench-1|transactionSrc: bench" ;;
     header) echo "/ship/v2409/rating/Rate|$BENCH/rate_rest.json|Content-Type: application/json|$LEGACY_HEADERS|transId: bench-1|transactionSrc: bench" ;;
+    # The shared harness's GET scenario: a track lookup, no body ("-").
+    header_get) echo "/api/track/v1/details/1Z12345E0205271688|-|$LEGACY_HEADERS|transId: bench-1|transactionSrc: bench" ;;
     legacy_json) echo "/rest/Rate|$BENCH/rate_legacy.json|Content-Type: application/json" ;;
     soap) echo "/webservices/Rate|$BENCH/rate_soap.xml|Content-Type: text/xml; charset=utf-8|SOAPAction: http://onlinetools.ups.com/webservices/RateBinding/v1.1" ;;
     xml) echo "/ups.app/xml/Rate|$BENCH/rate_xml.xml|Content-Type: application/x-www-form-urlencoded" ;;
+  esac
+}
+
+# The method a row's request uses.
+request_method() {
+  case $1 in
+    header_get) echo GET ;;
+    *) echo POST ;;
   esac
 }
 
@@ -211,6 +222,7 @@ dialect_label() {
   case $1 in
     direct) echo "REST (direct)" ;;
     header) echo "header JSON" ;;
+    header_get) echo "header GET" ;;
     legacy_json) echo "legacy JSON" ;;
     soap) echo "SOAP rate" ;;
     xml) echo "old XML rate" ;;
@@ -220,7 +232,8 @@ dialect_label() {
 # What a successful answer of this dialect contains.
 answer_marker() {
   case $1 in
-    direct | floor | header | legacy_json) echo '"RateResponse"' ;;
+    # The static upstream answers every /api/ path with the rate answer, the track GET too.
+    direct | floor | header | header_get | legacy_json) echo '"RateResponse"' ;;
     soap) echo 'RateResponse' ;;
     xml) echo '<RatingServiceSelectionResponse' ;;
   esac
@@ -234,7 +247,8 @@ probe() {
   IFS='|' read -ra hdrs <<<"$rest"
   local h
   for h in "${hdrs[@]}"; do args+=(-H "$h"); done
-  curl -s -o "$TMP/probe.body" -w '%{http_code}' -X POST "${args[@]}" --data-binary @"$body" \
+  [ "$body" = - ] || args+=(--data-binary @"$body")
+  curl -s -o "$TMP/probe.body" -w '%{http_code}' -X "$(request_method "$dialect")" "${args[@]}" \
     --max-time 10 "http://127.0.0.1:$port$path" || echo 000
 }
 
@@ -243,7 +257,8 @@ run_wrk() {
   local port=$1 dialect=$2 conns=$3 secs=$4 spec path body rest
   spec=$(request_spec "$dialect")
   IFS='|' read -r path body rest <<<"$spec"
-  WRK_METHOD=POST WRK_PATH=$path WRK_BODY_FILE=$body WRK_HEADERS=$rest \
+  [ "$body" = - ] && body=
+  WRK_METHOD=$(request_method "$dialect") WRK_PATH=$path WRK_BODY_FILE=$body WRK_HEADERS=$rest \
     taskset -c "$PIN_LOAD" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s -s "$BENCH/wrk.lua" \
     "http://127.0.0.1:$port" | sed -n 's/^RESULT //p'
 }
@@ -368,7 +383,7 @@ print_table() {
   awk -F'\t' -v run="$run" -v lat_conns="$LAT_CONNS" '
     function r(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
     function label(d) {
-      return (d == "direct") ? "REST direct" : (d == "header") ? "header JSON" : (d == "legacy_json") ? "legacy JSON" : (d == "soap") ? "SOAP rate" : "old XML rate"
+      return (d == "direct") ? "REST direct" : (d == "header") ? "header JSON" : (d == "header_get") ? "header GET" : (d == "legacy_json") ? "legacy JSON" : (d == "soap") ? "SOAP rate" : "old XML rate"
     }
     $1 != run { next }
     $4 == "NA" { order[++n] = $2 "\tNA"; na[$2] = $5; next }

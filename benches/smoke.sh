@@ -22,7 +22,7 @@ SKIP_BUILD=1 UPSBRIDGE_BIN=$BIN FLOORS=0 RUNS=1 DURATION=3 WARMUP=0 LAT_DURATION
 
 # results.tsv: run, row, server, req/s, …, errors in column 11.
 fail=0
-for row in header legacy_json soap xml; do
+for row in header header_get legacy_json soap xml; do
   line=$(awk -F'\t' -v r="$row" '$2 == r && $3 == "upsbridge"' "$OUT/results.tsv")
   rate=$(printf '%s\n' "$line" | cut -f4)
   errors=$(printf '%s\n' "$line" | cut -f11)
