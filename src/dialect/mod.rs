@@ -66,9 +66,12 @@ pub trait Dialect: Send + Sync {
     fn streams(&self) -> bool {
         false
     }
-    /// Streaming mode: remove from the client's headers, which become UPS's, everything
-    /// that must not reach UPS (legacy credentials, hop-by-hop headers).
-    fn strip_for_ups(&self, _headers: &mut http::HeaderMap) {}
+    /// Streaming mode: whether the client's header `name` goes on to UPS (the client's
+    /// headers become UPS's). `false` for everything that must not reach UPS (legacy
+    /// credentials, hop-by-hop headers).
+    fn forwards_to_ups(&self, _name: &http::HeaderName) -> bool {
+        true
+    }
     /// Take the request apart. `Err` when it is refused before authentication (malformed,
     /// empty, not even credentials found), answered with [`Dialect::refusal`].
     fn parse(&self, route: &Route, head: &Head<'_>, body: &[u8]) -> Result<Parsed, Failure>;

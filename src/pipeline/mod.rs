@@ -232,6 +232,58 @@ impl Authorized {
     }
 }
 
+/// The headers of a streamed request to UPS: the client's, in its order, without what its
+/// dialect keeps back (every legacy credential, hop-by-hop headers); UPS's host in the place
+/// of the client's `Host`; then the account's bearer, and a transaction id and source where
+/// the client gave none (UPS asks for them). Handed out one by one, so that the express lane
+/// writes them straight into the request head, with no map built, searched or shrunk.
+pub struct UpsHeaders<'a> {
+    client: &'a http::HeaderMap,
+    dialect: &'static dyn Dialect,
+    host: &'a HeaderValue,
+    authorization: HeaderValue,
+    trans_id: &'a HeaderValue,
+}
+
+impl UpsHeaders<'_> {
+    /// Every header, in the order UPS gets them.
+    pub fn each(&self, mut put: impl FnMut(&HeaderName, &HeaderValue)) {
+        const TRANS_ID: HeaderName = HeaderName::from_static("transid");
+        const TRANSACTION_SRC: HeaderName = HeaderName::from_static("transactionsrc");
+        let (mut host_put, mut has_trans_id, mut has_source) = (false, false, false);
+        for (name, value) in self.client {
+            if name == http::header::HOST {
+                if !std::mem::replace(&mut host_put, true) {
+                    put(&http::header::HOST, self.host);
+                }
+            } else if self.dialect.forwards_to_ups(name) {
+                has_trans_id |= name == TRANS_ID;
+                has_source |= name == TRANSACTION_SRC;
+                put(name, value);
+            }
+        }
+        if !host_put {
+            put(&http::header::HOST, self.host);
+        }
+        put(&http::header::AUTHORIZATION, &self.authorization);
+        if !has_trans_id {
+            put(&TRANS_ID, self.trans_id);
+        }
+        if !has_source {
+            put(&TRANSACTION_SRC, &HeaderValue::from_static("upsbridge"));
+        }
+    }
+
+    /// The same, as a map (for hyper's client).
+    pub fn to_map(&self) -> http::HeaderMap {
+        let mut map = http::HeaderMap::with_capacity(self.client.len() + 3);
+        self.each(|name, value| {
+            map.append(name.clone(), value.clone());
+        });
+        map
+    }
+}
+
 /// A header-style request understood but not yet authenticated.
 pub struct Planned {
     credentials: LegacyCredentials,
@@ -425,28 +477,21 @@ impl Pipeline {
         })
     }
 
-    /// Header style, streamed: the client's headers become UPS's. Every legacy credential
-    /// and hop-by-hop header goes; UPS's host, the account's bearer and a transaction id
-    /// come in.
-    pub fn headers_for_ups(
+    /// Header style, streamed: the client's headers as UPS gets them (see [`UpsHeaders`]).
+    pub fn headers_for_ups<'a>(
         &self,
         auth: &Authorized,
-        headers: &mut http::HeaderMap,
-        host: HeaderValue,
-        ex: &Exchange,
-    ) -> Result<(), Failure> {
-        auth.dialect.strip_for_ups(headers);
-        headers.insert(http::header::HOST, host);
-        headers.insert(http::header::AUTHORIZATION, authorization(&auth.token)?);
-        const TRANS_ID: HeaderName = HeaderName::from_static("transid");
-        const TRANSACTION_SRC: HeaderName = HeaderName::from_static("transactionsrc");
-        if !headers.contains_key(TRANS_ID) {
-            headers.insert(TRANS_ID, ex.id_header.clone());
-        }
-        if !headers.contains_key(TRANSACTION_SRC) {
-            headers.insert(TRANSACTION_SRC, HeaderValue::from_static("upsbridge"));
-        }
-        Ok(())
+        client: &'a http::HeaderMap,
+        host: &'a HeaderValue,
+        ex: &'a Exchange,
+    ) -> Result<UpsHeaders<'a>, Failure> {
+        Ok(UpsHeaders {
+            client,
+            dialect: auth.dialect,
+            host,
+            authorization: authorization(&auth.token)?,
+            trans_id: &ex.id_header,
+        })
     }
 
     /// Header style, streamed: what to watch on the way (nothing is buffered but the
@@ -1454,5 +1499,79 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// What a header-style client sends, as UPS gets it: credentials and hop-by-hop headers
+    /// gone, UPS's host in the client's `Host` place, the rest in the client's order, then the
+    /// bearer and a transaction id and source only where the client gave none.
+    #[test]
+    fn ups_gets_the_clients_headers_without_its_credentials() {
+        let head = |pairs: &[(&str, &str)]| {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            map
+        };
+        let seen = |client: &http::HeaderMap| {
+            let (host, id) = (
+                HeaderValue::from_static("onlinetools.ups.com"),
+                HeaderValue::from_static("ub0123"),
+            );
+            let headers = UpsHeaders {
+                client,
+                dialect: &crate::dialect::header::HeaderJson,
+                host: &host,
+                authorization: HeaderValue::from_static("Bearer t0k"),
+                trans_id: &id,
+            };
+            let mut written = Vec::new();
+            headers.each(|n, v| written.push(format!("{n}: {}", v.to_str().unwrap())));
+            let map = headers.to_map();
+            let mapped: Vec<String> = map
+                .iter()
+                .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+                .collect();
+            assert_eq!(written, mapped, "the map holds what is written, in order");
+            written
+        };
+        let client = head(&[
+            ("Host", "proxy.local:8080"),
+            ("AccessLicenseNumber", "KEY"),
+            ("Content-Type", "application/json"),
+            ("Username", "user"),
+            ("Password", "secret"),
+            ("Authorization", "Basic c2VjcmV0"),
+            ("Cookie", "s=1"),
+            ("Connection", "keep-alive"),
+            ("X-Custom", "a"),
+            ("x-custom", "b"),
+            ("transId", "client-7"),
+        ]);
+        assert_eq!(
+            seen(&client),
+            [
+                "host: onlinetools.ups.com",
+                "content-type: application/json",
+                "x-custom: a",
+                "x-custom: b",
+                "transid: client-7",
+                "authorization: Bearer t0k",
+                "transactionsrc: upsbridge",
+            ]
+        );
+        // No Host from the client (HTTP/1.0): UPS's still goes first of ours.
+        assert_eq!(
+            seen(&head(&[("Password", "secret"), ("TransactionSrc", "erp")])),
+            [
+                "transactionsrc: erp",
+                "host: onlinetools.ups.com",
+                "authorization: Bearer t0k",
+                "transid: ub0123",
+            ]
+        );
     }
 }

@@ -324,10 +324,10 @@ impl ProxyApp {
             Ok(u) => u.clone(),
             Err(f) => return self.refuse_express(io, &route, ex, f, out).await,
         };
-        let mut headers = parts.headers;
-        if let Err(f) = p.headers_for_ups(&auth, &mut headers, upstream.host_header(), &ex) {
-            return self.refuse_express(io, &route, ex, f, out).await;
-        }
+        let headers = match p.headers_for_ups(&auth, &parts.headers, upstream.host_header(), &ex) {
+            Ok(headers) => headers,
+            Err(f) => return self.refuse_express(io, &route, ex, f, out).await,
+        };
         let mut scan = p.scan(&auth, &ex);
         scan.request_seen(&body);
         out.clear();

@@ -8,12 +8,13 @@
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderValue, Method};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::REQUEST_ID;
 use crate::error::Failure;
+use crate::pipeline::UpsHeaders;
 
 /// A connection to UPS written and read by hand (TLS or plain). Boxed: the TLS state is over
 /// a kilobyte, and the connection moves (pool, call, pool) per request.
@@ -396,12 +397,10 @@ pub(super) fn put_request_head(
     out: &mut Vec<u8>,
     method: &Method,
     path_and_query: &str,
-    headers: &HeaderMap,
+    headers: &UpsHeaders<'_>,
 ) {
     put_request_line(out, method, path_and_query);
-    for (name, value) in headers {
-        put_field(out, name.as_str().as_bytes(), value.as_bytes());
-    }
+    headers.each(|name, value| put_field(out, name.as_str().as_bytes(), value.as_bytes()));
     out.extend_from_slice(b"\r\n");
 }
 

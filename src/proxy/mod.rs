@@ -170,12 +170,11 @@ impl ProxyApp {
                         Err(f) => return self.refuse(&route, ex, f),
                     };
                     let scan = p.scan(&auth, &ex);
-                    let mut headers = parts.headers;
-                    if let Err(f) =
-                        p.headers_for_ups(&auth, &mut headers, upstream.host_header(), &ex)
-                    {
-                        return self.refuse(&route, ex, f);
-                    }
+                    let host = upstream.host_header();
+                    let headers = match p.headers_for_ups(&auth, &parts.headers, host, &ex) {
+                        Ok(headers) => headers.to_map(),
+                        Err(f) => return self.refuse(&route, ex, f),
+                    };
                     let mut up = Request::new(Payload::Stream {
                         body,
                         tap: scan.request_tap(),

@@ -239,9 +239,9 @@ impl Upstream {
         })
     }
 
-    /// `Host` header value for UPS (built once; cloning it is a reference count).
-    pub fn host_header(&self) -> HeaderValue {
-        self.host_header.clone()
+    /// `Host` header value for UPS (built once).
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -31,8 +31,8 @@ impl Dialect for HeaderJson {
         true
     }
 
-    fn strip_for_ups(&self, headers: &mut http::HeaderMap) {
-        strip_for_ups(headers)
+    fn forwards_to_ups(&self, name: &http::HeaderName) -> bool {
+        !STRIPPED_HEADERS.contains(name)
     }
 
     /// From the head alone: an unknown path or a repeated credential header is refused at
@@ -64,11 +64,9 @@ const ACCESS_KEY: http::HeaderName = http::HeaderName::from_static("accesslicens
 const USERNAME: http::HeaderName = http::HeaderName::from_static("username");
 const PASSWORD: http::HeaderName = http::HeaderName::from_static("password");
 
-const STRIPPED: usize = 11;
-
 /// Headers a client may send that must never reach UPS: its legacy credentials, anything
 /// that authenticates elsewhere, and hop-by-hop headers of its own connection.
-const STRIPPED_HEADERS: [http::HeaderName; STRIPPED] = [
+const STRIPPED_HEADERS: [http::HeaderName; 11] = [
     ACCESS_KEY,
     USERNAME,
     PASSWORD,
@@ -81,23 +79,6 @@ const STRIPPED_HEADERS: [http::HeaderName; STRIPPED] = [
     http::header::UPGRADE,
     http::header::EXPECT,
 ];
-
-/// Remove every header that must not reach UPS (see [`STRIPPED_HEADERS`]).
-fn strip_for_ups(headers: &mut http::HeaderMap) {
-    // Most of them are absent: one pass over the request's few fields finds which are
-    // there, and only those are removed (a removal hashes and probes even when absent).
-    let mut present = [false; STRIPPED];
-    for name in headers.keys() {
-        if let Some(i) = STRIPPED_HEADERS.iter().position(|h| h == name) {
-            present[i] = true;
-        }
-    }
-    for (h, present) in STRIPPED_HEADERS.iter().zip(present) {
-        if present {
-            headers.remove(h);
-        }
-    }
-}
 
 /// Does the request carry a legacy access key header (header style on `/api/…`)?
 fn has_access_key(headers: &http::HeaderMap) -> bool {
