@@ -48,7 +48,7 @@ fn header_headers() -> HeaderMap {
 /// One request + answer per dialect; returns the answer size so nothing is optimised away.
 fn header_once(h: &HeaderMap, answer: &Bytes) -> usize {
     let target = header::map(&Method::POST, "/ship/v1801/rating/Rate", None, true).expect("mapped");
-    let creds = header::credentials(h);
+    let creds = header::credentials(h).expect("each credential once");
     // The body and the answer stream through untouched.
     target.path_and_query.len() + creds.access_key.as_str().len() + answer.len()
 }

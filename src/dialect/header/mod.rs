@@ -46,11 +46,10 @@ impl Dialect for HeaderJson {
         let path = head.uri.path();
         let call = map(head.method, path, head.uri.query(), has_body)
             .ok_or_else(|| Failure::UnknownService(path.to_string()))?;
-        if let Some(h) = repeated_credential_header(head.headers) {
-            return Err(Failure::Malformed(format!("the {h} header is sent twice")));
-        }
+        let credentials = credentials(head.headers)
+            .map_err(|h| Failure::Malformed(format!("the {h} header is sent twice")))?;
         Ok(Parsed {
-            credentials: credentials(head.headers),
+            credentials,
             request: Ok(Request::Streamed(call)),
         })
     }
@@ -102,29 +101,23 @@ fn is_header_style_path(lower: &str) -> bool {
     .any(|p| lower.starts_with(p))
 }
 
-/// A credential header sent twice (`None` when each is sent at most once).
-fn repeated_credential_header(headers: &http::HeaderMap) -> Option<&'static str> {
-    // Names looked up as `HeaderName`s: a `&str` is parsed and lower-cased on every lookup.
-    [
-        (ACCESS_KEY, "AccessLicenseNumber"),
-        (USERNAME, "Username"),
-        (PASSWORD, "Password"),
-    ]
-    .into_iter()
-    .find(|(name, _)| headers.get_all(name).iter().nth(1).is_some())
-    .map(|(_, shown)| shown)
-}
-
-/// Credentials from the request headers (missing ones are empty).
-pub fn credentials(headers: &http::HeaderMap) -> LegacyCredentials {
-    let get = |name: http::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .trim()
+/// The credentials from the request headers (a missing one is empty), or the name of one
+/// sent twice.
+pub fn credentials(headers: &http::HeaderMap) -> Result<LegacyCredentials, &'static str> {
+    // One lookup per name, by `HeaderName`: a `&str` is parsed and lower-cased on every lookup.
+    let once = |name: http::HeaderName, shown: &'static str| {
+        let mut values = headers.get_all(name).iter();
+        let first = values.next();
+        match values.next() {
+            Some(_) => Err(shown),
+            None => Ok(first.and_then(|v| v.to_str().ok()).unwrap_or("").trim()),
+        }
     };
-    LegacyCredentials::new(get(ACCESS_KEY), get(USERNAME), get(PASSWORD))
+    Ok(LegacyCredentials::new(
+        once(ACCESS_KEY, "AccessLicenseNumber")?,
+        once(USERNAME, "Username")?,
+        once(PASSWORD, "Password")?,
+    ))
 }
 
 /// The REST call of a header-style request (legacy-dialects §3.3), or `None` when the path
