@@ -1084,7 +1084,8 @@ fn authorization(token: &CachedToken) -> Result<HeaderValue, Failure> {
 
 /// `/api/rating/v2409/Rate` → `rating` (a bounded label for logs and metrics).
 fn service_label(path: &str) -> &'static str {
-    let p = path.trim_start_matches("/api/");
+    // (`trim_start_matches` with a `&str` sets up a substring searcher on every call.)
+    let p = path.strip_prefix("/api/").unwrap_or(path);
     for (prefix, label) in [
         ("rating/", "rate"),
         ("shipments/", "ship"),
