@@ -378,14 +378,19 @@ fn itoa3(n: u16) -> [u8; 3] {
 /// One header line, its name in title case (`Content-Type`), as hyper writes ours: some old
 /// clients match header names exactly.
 pub(super) fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    // Copied whole, then cased in place (a push per byte checks the capacity per byte).
+    let start = out.len();
+    out.reserve(name.len() + value.len() + 4);
+    out.extend_from_slice(name);
     let mut upper = true;
-    for &b in name {
-        out.push(if upper {
-            b.to_ascii_uppercase()
+    for b in &mut out[start..] {
+        let was = *b;
+        *b = if upper {
+            was.to_ascii_uppercase()
         } else {
-            b.to_ascii_lowercase()
-        });
-        upper = b == b'-';
+            was.to_ascii_lowercase()
+        };
+        upper = was == b'-';
     }
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
