@@ -159,7 +159,7 @@ fn map_by_segments(
 ) -> Option<RestCall> {
     use crate::rest;
     // The segments as sent and lower-cased, on the stack (one allocation for the lower-cased
-    // path: this runs for every header-style request).
+    // path: this runs for every header-style request on a legacy path).
     let segs: SmallVec<[&str; 8]> = path.split('/').filter(|s| !s.is_empty()).collect();
     let lower = path.to_ascii_lowercase();
     let l: SmallVec<[&str; 8]> = lower.split('/').filter(|s| !s.is_empty()).collect();
