@@ -366,7 +366,7 @@ const SOAP_SHIP: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/
 
 /// Elements spliced in after a tag: credentials in the header; repeats (adjacent or not, listed as arrays or not), empty
 /// and nil elements, indicators, what the rules rename, drop and keep one of, and text.
-const SPLICES: [&str; 28] = [
+const SPLICES: [&str; 29] = [
     // In the header: credentials given twice, a second block, an empty one.
     "<Password>p2</Password>",
     "<UsernameToken><Username>v</Username></UsernameToken>",
@@ -383,6 +383,8 @@ const SPLICES: [&str; 28] = [
     "<FooIndicator/>",
     "<FooIndicator><A/></FooIndicator>",
     "<X xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\" i:nil=\"true\">1</X>",
+    // A declaration the resolving reader refuses: one pass must not read past it unchecked.
+    "<N xmlns:xml=\"urn:not-xml\"/>",
     "<Code>07</Code>",
     "<PackagingType><Code>02</Code></PackagingType>",
     "<Packaging><Code>02</Code></Packaging>",

@@ -281,40 +281,26 @@ fn header_in_one_pass<'x>(
     })
 }
 
+/// The payload element read from a SOAP `Body`: its service, the namespace the client wrote
+/// it in (the answer is written in it), and its REST JSON.
+type Payload = (Service, Option<std::sync::Arc<str>>, onepass::Written);
+
 /// The first element of a SOAP `Body` (its start tag just read) written as REST JSON, the
 /// rest of the `Body` read past: `Some(None)` when the `Body` holds no element.
-#[allow(clippy::type_complexity)]
 fn payload_in_one_pass<'x>(
     doc: &'x str,
     reader: &mut onepass::Reader<'x>,
     count: &mut usize,
-) -> Option<Option<(Service, Option<std::sync::Arc<str>>, onepass::Written)>> {
-    let mut payload = None;
+) -> Option<Option<Payload>> {
+    let mut payload = match payload_read_plainly(doc, reader, count)? {
+        Plainly::Read(payload) => Some(payload),
+        Plainly::NotPlain => None,
+    };
     loop {
         match reader.read_event().ok()? {
             Event::Start(e) if payload.is_none() => {
-                xmljson::counted(2, count).ok()?;
-                let name = onepass::in_input(doc, e.local_name().as_ref())?;
-                let service = Service::from_request_root(name)?;
-                let tables = [rules(service)];
-                if !services::reads_request_member_only(service)
-                    || !onepass::takes(&tables)
-                    || xmljson::is_nil(&e)
-                {
-                    return None;
-                }
-                let namespace = match reader.resolve_element(e.name()).0 {
-                    ResolveResult::Bound(ns) => Some(std::str::from_utf8(ns.as_ref()).ok()?.into()),
-                    _ => None,
-                };
-                let plan = onepass::Plan {
-                    wrapper: name,
-                    arrays: schema::arrays(name).unwrap_or_else(schema::no_arrays),
-                    rules: &tables,
-                    captures: &[],
-                };
-                let written = onepass::write_request(doc, reader, 2, count, &plan)?;
-                payload = Some((service, namespace, written));
+                let namespace = bound(reader.resolve_element(e.name()).0)?;
+                payload = Some(write_payload(doc, reader, &e, namespace, count)?);
             }
             Event::Start(_) => {
                 xmljson::counted(2, count).ok()?;
@@ -330,6 +316,90 @@ fn payload_in_one_pass<'x>(
             }
         }
     }
+}
+
+/// How the payload was read.
+enum Plainly {
+    Read(Payload),
+    /// Something in or after it declares a namespace (or the `Body` opens with no start
+    /// tag): the envelope's reader, which checks declarations, reads it as it comes.
+    NotPlain,
+}
+
+/// The payload element read by a reader that resolves no namespace, when nothing from its
+/// start tag's end on declares one: the resolving reader's scope keeping was a twelfth of a
+/// SOAP request's reading, for elements whose namespace is never looked at (payload elements
+/// go by local name). Only the payload's own namespace is resolved: in the envelope's scope
+/// plus its own declarations. The envelope's reader then goes on from the payload's end tag,
+/// in the state it was in (the `Body` open): the payload's subtree is balanced, and a reader
+/// of a slice keeps nothing of the input but what is left of it. A body that declares a
+/// namespace inside the payload is read by the resolving reader, as before.
+fn payload_read_plainly<'x>(
+    doc: &'x str,
+    reader: &mut onepass::Reader<'x>,
+    count: &mut usize,
+) -> Option<Plainly> {
+    let mut plain = onepass::PlainReader::from_reader(*reader.get_ref());
+    plain.config_mut().check_end_names = true;
+    let e = loop {
+        match plain.read_event().ok()? {
+            Event::Start(e) => break e,
+            Event::Empty(_) | Event::End(_) | Event::Eof => return Some(Plainly::NotPlain),
+            other => {
+                onepass::event_text(doc, &other).ok()?;
+            }
+        }
+    };
+    if memchr::memmem::find(plain.get_ref(), b"xmlns").is_some() {
+        return Some(Plainly::NotPlain);
+    }
+    let mut scope = reader.resolver().clone();
+    scope.push(&e).ok()?;
+    let namespace = bound(scope.resolve_element(e.name()).0)?;
+    let payload = write_payload(doc, &mut plain, &e, namespace, count)?;
+    // What is left of the input, after the payload's end tag. Both readers are between
+    // markup there; only the envelope reader's error positions lose the payload's length,
+    // and one pass reports none (the tree path words errors).
+    *reader.get_mut() = *plain.get_ref();
+    Some(Plainly::Read(payload))
+}
+
+/// A resolved namespace as text; `Some(None)` for none, `None` for one that is not UTF-8.
+fn bound(resolved: ResolveResult<'_>) -> Option<Option<std::sync::Arc<str>>> {
+    Some(match resolved {
+        ResolveResult::Bound(ns) => Some(std::str::from_utf8(ns.as_ref()).ok()?.into()),
+        _ => None,
+    })
+}
+
+/// The payload element whose start tag `e` was just read from `reader`, written as REST JSON
+/// (`None` for what the tree path reads: a service read from more than its `Request`, rules
+/// one pass does not apply, a nil payload).
+fn write_payload<'x>(
+    doc: &'x str,
+    reader: &mut impl onepass::Events<'x>,
+    e: &BytesStart<'x>,
+    namespace: Option<std::sync::Arc<str>>,
+    count: &mut usize,
+) -> Option<Payload> {
+    xmljson::counted(2, count).ok()?;
+    let name = onepass::in_input(doc, e.local_name().as_ref())?;
+    let service = Service::from_request_root(name)?;
+    let tables = [rules(service)];
+    if !services::reads_request_member_only(service)
+        || !onepass::takes(&tables)
+        || xmljson::is_nil(e)
+    {
+        return None;
+    }
+    let plan = onepass::Plan {
+        wrapper: name,
+        arrays: schema::arrays(name).unwrap_or_else(schema::no_arrays),
+        rules: &tables,
+        captures: &[],
+    };
+    let written = onepass::write_request(doc, reader, 2, count, &plan)?;
+    Some((service, namespace, written))
 }
 
 /// A start tag named `name` in the SOAP 1.1 or 1.2 envelope namespace.
@@ -593,6 +663,94 @@ mod tests {
   <rate:Shipment><rate:ShipTo><rate:Address><rate:AddressLine>5 Oak Ave</rate:AddressLine><rate:CountryCode>US</rate:CountryCode><rate:ResidentialAddressIndicator/></rate:Address></rate:ShipTo>
   <rate:Package><rate:PackagingType><rate:Code>02</rate:Code></rate:PackagingType></rate:Package></rate:Shipment>
  </rate:RateRequest></ns2:Body></tns:Envelope>"#;
+
+    /// `RATE`'s envelope reader, just past the `Body`'s start tag.
+    fn reader_in_body(doc: &str) -> onepass::Reader<'_> {
+        let mut reader = onepass::Reader::from_str(doc);
+        reader.config_mut().check_end_names = true;
+        loop {
+            if let Event::Start(e) = reader.read_event().unwrap() {
+                if e.local_name().as_ref() == b"Body" {
+                    return reader;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_that_declares_nothing_inside_is_read_plainly_and_the_envelope_goes_on() {
+        let mut reader = reader_in_body(RATE);
+        let mut count = 0;
+        let Some(Plainly::Read((service, namespace, written))) =
+            payload_read_plainly(RATE, &mut reader, &mut count)
+        else {
+            panic!("read plainly");
+        };
+        assert_eq!(service, Service::Rate);
+        // Declared on the payload's own start tag.
+        assert_eq!(
+            namespace.as_deref(),
+            Some("http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1")
+        );
+        assert!(std::str::from_utf8(&written.body)
+            .unwrap()
+            .starts_with(r#"{"RateRequest":{"Request":"#));
+        // The envelope's reader is past the payload: next come the `Body`'s and the envelope's
+        // ends, checked against their start tags.
+        let ends: Vec<String> = std::iter::from_fn(|| match reader.read_event().unwrap() {
+            Event::Eof => None,
+            Event::End(e) => Some(String::from_utf8_lossy(e.as_ref()).into_owned()),
+            _ => Some(String::new()),
+        })
+        .filter(|e| !e.is_empty())
+        .collect();
+        assert_eq!(ends, ["ns2:Body", "tns:Envelope"]);
+
+        // A default namespace on the payload's own tag is its namespace.
+        let doc = RATE.replace(
+            r#"<rate:RateRequest xmlns:rate="http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1">"#,
+            r#"<RateRequest xmlns="urn:rate">"#,
+        );
+        let doc = doc.replace("</rate:RateRequest>", "</RateRequest>");
+        let mut reader = reader_in_body(&doc);
+        let Some(Plainly::Read((_, namespace, _))) =
+            payload_read_plainly(&doc, &mut reader, &mut count)
+        else {
+            panic!("read plainly");
+        };
+        assert_eq!(namespace.as_deref(), Some("urn:rate"));
+    }
+
+    #[test]
+    fn a_payload_that_declares_a_namespace_inside_is_left_to_the_envelope_reader() {
+        let doc = RATE.replace(
+            "<common:Request>",
+            r#"<common:Request xmlns:common="urn:c">"#,
+        );
+        let mut reader = reader_in_body(&doc);
+        let mut count = 0;
+        assert!(matches!(
+            payload_read_plainly(&doc, &mut reader, &mut count),
+            Some(Plainly::NotPlain)
+        ));
+        // Nothing of it was read: the payload's start tag comes next.
+        let next = loop {
+            match reader.read_event().unwrap() {
+                Event::Start(e) => break String::from_utf8_lossy(e.name().as_ref()).into_owned(),
+                Event::Text(_) => {}
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(next, "rate:RateRequest");
+        // And the whole request reads as the tree reads it.
+        assert_eq!(
+            format!("{:?}", CannedUps::sent(parse(doc.as_bytes()).unwrap())),
+            format!(
+                "{:?}",
+                CannedUps::sent(parse_by_tree(doc.as_bytes()).unwrap())
+            )
+        );
+    }
 
     #[test]
     fn rate_request_becomes_rest_json_with_schema_arrays() {
