@@ -93,6 +93,8 @@ pub struct ChildDef {
     /// `<prefix:name></prefix:name>`, built once: an answer's every element writes its tags
     /// from it in one copy each.
     tags: Box<str>,
+    /// `"name":`, the legacy JSON member's key, written in one copy.
+    json_key: Box<str>,
 }
 
 impl ChildDef {
@@ -110,6 +112,7 @@ impl ChildDef {
         };
         ChildDef {
             tags: format!("<{qualified}></{qualified}>").into(),
+            json_key: format!("\"{name}\":").into(),
             name,
             ns,
             ty,
@@ -683,7 +686,7 @@ impl JsonSink<'_> {
             }
             None => {}
         }
-        write_name(out, &c.name);
+        out.extend_from_slice(c.json_key.as_bytes());
         object.last = Some((c, out.len(), false));
     }
 
