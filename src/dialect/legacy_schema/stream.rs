@@ -281,11 +281,17 @@ impl<'de, S: Sink> DeserializeSeed<'de> for Member<'_, '_, S> {
 }
 
 impl<S: Sink> Member<'_, '_, S> {
-    /// The child's name added to the path for what `write` does, then taken off again.
+    /// The child's name added to the path for what `write` does, then taken off again. Only
+    /// the unit tests read a dropped member's path ([`super::Shaped::paths`]), so only their
+    /// builds keep it.
     fn at<R>(&mut self, write: impl FnOnce(&mut Self) -> R) -> R {
-        self.path.names.push(&self.c.name);
+        if cfg!(test) {
+            self.path.names.push(&self.c.name);
+        }
         let r = write(self);
-        self.path.names.pop();
+        if cfg!(test) {
+            self.path.names.pop();
+        }
         r
     }
 
