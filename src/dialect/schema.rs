@@ -172,28 +172,43 @@ pub fn pattern_matches(pattern: &str, path: &str) -> bool {
     if !pattern.contains('*') {
         return false;
     }
-    /// The first segment and what follows it (`None`: nothing).
-    fn first(s: &str) -> (&str, Option<&str>) {
-        match s.bytes().position(|b| b == b'/') {
-            Some(i) => (&s[..i], Some(&s[i + 1..])),
-            None => (s, None),
+    // The common wildcard, `**/` before names (an old-XML address's lines are collected under
+    // any `Address`, checked for each of its children): the path ends in those names.
+    if let Some(names) = pattern.strip_prefix("**/") {
+        if !names.contains('*') {
+            return path
+                .strip_suffix(names)
+                .is_some_and(|above| above.is_empty() || above.ends_with('/'));
         }
     }
-    fn go(pattern: Option<&str>, path: Option<&str>) -> bool {
-        let Some(pattern) = pattern else {
-            return path.is_none();
-        };
-        let (seg, pattern_rest) = first(pattern);
-        match path.map(first) {
-            // `**`: no element here, or one more still under `**`.
-            _ if seg == "**" => {
-                go(pattern_rest, path) || path.is_some_and(|p| go(Some(pattern), first(p).1))
-            }
-            Some((name, path_rest)) => (seg == "*" || seg == name) && go(pattern_rest, path_rest),
-            None => false,
-        }
+    segments_match(Some(pattern), Some(path))
+}
+
+/// The first segment and what follows it (`None`: nothing).
+fn first(s: &str) -> (&str, Option<&str>) {
+    match s.bytes().position(|b| b == b'/') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
     }
-    go(Some(pattern), Some(path))
+}
+
+/// [`pattern_matches`] segment by segment (`None`: no segment left).
+fn segments_match(pattern: Option<&str>, path: Option<&str>) -> bool {
+    let Some(pattern) = pattern else {
+        return path.is_none();
+    };
+    let (seg, pattern_rest) = first(pattern);
+    match path.map(first) {
+        // `**`: no element here, or one more still under `**`.
+        _ if seg == "**" => {
+            segments_match(pattern_rest, path)
+                || path.is_some_and(|p| segments_match(Some(pattern), first(p).1))
+        }
+        Some((name, path_rest)) => {
+            (seg == "*" || seg == name) && segments_match(pattern_rest, path_rest)
+        }
+        None => false,
+    }
 }
 
 /// What follows the last `/` (all of `s` without one).
@@ -527,6 +542,8 @@ mod tests {
             ("Shipment/*/CompanyName", "Shipment/ShipTo/CompanyName"),
             ("**/Address", "Address"),
             ("**/Address", "Shipment/ShipTo/Address"),
+            ("**/Address/City", "Address/City"),
+            ("**/*/City", "Shipment/Address/City"),
             (
                 "**/Address/ResidentialAddress",
                 "Shipment/Shipper/Address/ResidentialAddress",
@@ -542,9 +559,42 @@ mod tests {
                 "**/Address/ResidentialAddress",
                 "Shipment/ResidentialAddress",
             ),
+            ("**/Address", "ShipToAddress"),
+            ("**/Address", "Shipment/ShipToAddress"),
+            ("**/Address", "Address/City"),
+            ("**/Address/City", "Shipment/Address/XCity"),
         ];
         for (pattern, path) in yes {
             assert!(pattern_matches(pattern, path), "{pattern} {path}");
+        }
+        // `**/` before names, read as a suffix: what the segment walk reads, on every path of
+        // up to four names of a small alphabet.
+        let names = ["A", "B", "AB", "BA"];
+        let mut paths = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = paths
+                .iter()
+                .flat_map(|p| {
+                    names.map(|n| {
+                        if p.is_empty() {
+                            n.to_string()
+                        } else {
+                            format!("{p}/{n}")
+                        }
+                    })
+                })
+                .collect();
+            paths.extend(longer);
+        }
+        paths.dedup();
+        for pattern in ["**/A", "**/B", "**/A/B", "**/AB/A", "**/B/A/B"] {
+            for path in paths.iter().filter(|p| !p.is_empty()) {
+                assert_eq!(
+                    pattern_matches(pattern, path),
+                    segments_match(Some(pattern), Some(path)),
+                    "{pattern} {path}"
+                );
+            }
         }
         for (pattern, path) in no {
             assert!(!pattern_matches(pattern, path), "{pattern} {path}");
