@@ -176,7 +176,10 @@ impl<'de, S: Sink> Visitor<'de> for Members<'_, '_, S> {
                 late.push((i, m.next_value()?));
                 continue;
             }
-            self.absent(next..i, &mut marks);
+            // Mostly the member that comes next in the schema: no child was passed over.
+            if next < i {
+                self.absent(next..i, &mut marks);
+            }
             next = i + 1;
             if c.choice.is_some_and(|group| chosen.contains(&group)) {
                 m.next_value::<IgnoredAny>()?;
