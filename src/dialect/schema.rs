@@ -586,7 +586,6 @@ mod tests {
                 .collect();
             paths.extend(longer);
         }
-        paths.dedup();
         for pattern in ["**/A", "**/B", "**/A/B", "**/AB/A", "**/B/A/B"] {
             for path in paths.iter().filter(|p| !p.is_empty()) {
                 assert_eq!(

@@ -329,11 +329,12 @@ enum Plainly {
 /// The payload element read by a reader that resolves no namespace, when nothing from its
 /// start tag's end on declares one: the resolving reader kept a namespace scope for each of
 /// its elements, whose namespace is never looked at (payload elements go by local name;
-/// about 4k of a SOAP rate's 153k instructions). Only the payload's own namespace is resolved: in the envelope's scope
-/// plus its own declarations. The envelope's reader then goes on from the payload's end tag,
-/// in the state it was in (the `Body` open): the payload's subtree is balanced, and a reader
-/// of a slice keeps nothing of the input but what is left of it. A body that declares a
-/// namespace inside the payload is read by the resolving reader, as before.
+/// about 4k of a SOAP rate's 153k instructions). Only the payload's own namespace is
+/// resolved: in the envelope's scope plus its own declarations. The envelope's reader then
+/// goes on from the payload's end tag, in the state it was in (the `Body` open): the
+/// payload's subtree is balanced, and a reader of a slice keeps nothing of the input but what
+/// is left of it. A body that declares a namespace inside the payload is read by the
+/// resolving reader, as before.
 fn payload_read_plainly<'x>(
     doc: &'x str,
     reader: &mut onepass::Reader<'x>,
