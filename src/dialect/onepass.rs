@@ -88,6 +88,20 @@ pub type Reader<'x> = NsReader<&'x [u8]>;
 /// reads them for four fifths of a resolving reader's instructions.
 pub type PlainReader<'x> = quick_xml::Reader<&'x [u8]>;
 
+/// A reader of `input` that resolves no namespace, each end tag checked against its start tag
+/// (as the resolving readers are).
+pub fn plain_reader(input: &[u8]) -> PlainReader<'_> {
+    let mut reader = PlainReader::from_reader(input);
+    reader.config_mut().check_end_names = true;
+    reader
+}
+
+/// Whether `text` may declare a namespace: a reader that resolves none does not check the
+/// declarations, so such text goes to a resolving reader.
+pub fn declares_namespace(text: &[u8]) -> bool {
+    memchr::memmem::find(text, b"xmlns").is_some()
+}
+
 /// What one pass reads a document's events from.
 pub trait Events<'x> {
     fn next_event(&mut self) -> quick_xml::Result<Event<'x>>;

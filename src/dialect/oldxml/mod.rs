@@ -683,12 +683,7 @@ fn access_request_in_one_pass(text: &str) -> Option<(LegacyCredentials, usize)> 
 /// A reader of `doc` that resolves no namespace, for a body that declares none. One that
 /// does goes to the tree path, whose reader checks the declarations.
 fn plain_reader(doc: &str) -> Option<onepass::PlainReader<'_>> {
-    if memchr::memmem::find(doc.as_bytes(), b"xmlns").is_some() {
-        return None;
-    }
-    let mut reader = onepass::PlainReader::from_str(doc);
-    reader.config_mut().check_end_names = true;
-    Some(reader)
+    (!onepass::declares_namespace(doc.as_bytes())).then(|| onepass::plain_reader(doc.as_bytes()))
 }
 
 /// Where old XML's `XpciVersion` is: echoed in the answer, never sent to UPS.

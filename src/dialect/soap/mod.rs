@@ -340,8 +340,7 @@ fn payload_read_plainly<'x>(
     reader: &mut onepass::Reader<'x>,
     count: &mut usize,
 ) -> Option<Plainly> {
-    let mut plain = onepass::PlainReader::from_reader(*reader.get_ref());
-    plain.config_mut().check_end_names = true;
+    let mut plain = onepass::plain_reader(reader.get_ref());
     let e = loop {
         match plain.read_event().ok()? {
             Event::Start(e) => break e,
@@ -351,7 +350,7 @@ fn payload_read_plainly<'x>(
             }
         }
     };
-    if memchr::memmem::find(plain.get_ref(), b"xmlns").is_some() {
+    if onepass::declares_namespace(plain.get_ref()) {
         return Some(Plainly::NotPlain);
     }
     let mut scope = reader.resolver().clone();
