@@ -53,7 +53,8 @@
 # for INSTR_SECS seconds after a warm-up; the counters are zeroed before and dumped after). The
 # count does not depend on what else the host runs, so it shows a change of a few per cent in
 # user-space work that req/s and CPU time on a shared host cannot; it says nothing of kernel
-# time or cache misses. Dumps (for callgrind_annotate) go to $OUT.
+# time or cache misses. Dumps (for callgrind_annotate; each row's dump names its functions in
+# full, so it reads alone) go to $OUT.
 #
 # Every process started here is stopped by its PID on exit, including on Ctrl-C.
 set -euo pipefail
@@ -434,7 +435,7 @@ count_instructions() {
   local build name bin d code r reqs total dump
   for build in "${builds[@]}"; do
     IFS='|' read -r name bin <<<"$build"
-    UB_WRAP="valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind-$name.out --dump-instr=no" \
+    UB_WRAP="valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind-$name.out --dump-instr=no --compress-strings=no" \
       start_upsbridge "$bin" "$name"
     for d in $ROWS; do
       code=$(probe "$UB_PORT" "$d")
