@@ -471,14 +471,26 @@ const NAME_BYTE: [bool; 256] = {
 /// A JSON string. Most text of a document needs no escape and is copied between quotes;
 /// serde_json writes the rest (its writer's set-up cost more than the copy, per leaf).
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+    if s.bytes().any(|b| JSON_ESCAPED[usize::from(b)]) {
         serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
     } else {
+        out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
     }
 }
+
+/// The bytes a JSON string escapes: control characters, `"` and `\`.
+const JSON_ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < table.len() {
+        table[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize;
+        b += 1;
+    }
+    table
+};
 
 /// Escape character data.
 pub fn escape_text(s: &str) -> Cow<'_, str> {
