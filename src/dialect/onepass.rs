@@ -301,6 +301,12 @@ pub fn write_request<'x>(
     count: &mut usize,
     plan: &Plan<'_>,
 ) -> Option<Written> {
+    let keys: SmallVec<[u32; 8]> = plan
+        .rules
+        .iter()
+        .flat_map(|t| t.iter())
+        .map(rule_key)
+        .collect();
     let mut w = Writer {
         input,
         out: Vec::with_capacity(input.len()),
@@ -315,12 +321,8 @@ pub fn write_request<'x>(
             .flat_map(|t| t.iter())
             .map(|r| (r, tail(r)))
             .collect(),
-        keys: plan
-            .rules
-            .iter()
-            .flat_map(|t| t.iter())
-            .map(rule_key)
-            .collect(),
+        filter: KeyFilter::of(&keys),
+        keys,
         captured: plan.captures.iter().map(|_| None).collect(),
         capture_seen: plan.captures.iter().map(|_| false).collect(),
         plan,
@@ -445,6 +447,8 @@ struct Writer<'x, 'a> {
     /// Each rule's [`rule_key`]: an element is compared with every rule's key, one word each,
     /// and only with the rules whose key it matches by name.
     keys: SmallVec<[u32; 8]>,
+    /// The keys as a filter.
+    filter: KeyFilter,
     /// How deep the root sits in its document.
     depth: usize,
 }
@@ -488,6 +492,47 @@ fn rule_key(rule: &Rule) -> u32 {
 
 const WILD: u32 = u32::MAX;
 const COLLECT: u32 = 1 << 31;
+
+/// Which rule keys a plan has, one bit per hash of a key: an element whose key and parent's
+/// key are both absent matches no rule, and two bit tests say so where comparing it with
+/// every rule's key cost a scan per element.
+struct KeyFilter {
+    bits: [u64; 4],
+    /// A wildcard rule matches every element.
+    wild: bool,
+}
+
+impl KeyFilter {
+    fn of(keys: &[u32]) -> Self {
+        let mut filter = KeyFilter {
+            bits: [0; 4],
+            wild: false,
+        };
+        for &k in keys {
+            if k == WILD {
+                filter.wild = true;
+            } else {
+                let b = Self::bit(k);
+                filter.bits[b / 64] |= 1 << (b % 64);
+            }
+        }
+        filter
+    }
+
+    fn bit(key: u32) -> usize {
+        (key.wrapping_mul(0x9e37_79b1) >> 24) as usize
+    }
+
+    fn has(&self, key: u32) -> bool {
+        let b = Self::bit(key);
+        self.bits[b / 64] & 1 << (b % 64) != 0
+    }
+
+    /// Whether a rule's key may be the element's or its parent's (false: none is).
+    fn may_match(&self, key: u32, parent_key: u32) -> bool {
+        self.wild || self.has(key) || self.has(parent_key)
+    }
+}
 
 /// The parent path of a rule's exact path.
 fn parent_of(path: &str) -> &str {
@@ -535,7 +580,12 @@ impl<'x> Writer<'x, '_> {
         };
         let parent_name = self.stack.last()?.name;
         let parent_key = COLLECT | name_key(parent_name);
-        let mut next = 0;
+        // Most elements match no rule's key, and the filter says so without the scan.
+        let mut next = if self.filter.may_match(name_key(name), parent_key) {
+            0
+        } else {
+            self.keys.len()
+        };
         // The rules that may apply, in order; a rename changes the name the next ones see.
         while let Some(i) = {
             let key = name_key(name);
@@ -785,5 +835,47 @@ fn close_array(out: &mut Vec<u8>, open: &mut Open<'_>) {
         if let Some(last) = &mut open.last {
             last.2 = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_filter_passes_every_rule_key_and_a_wildcard_passes_all() {
+        let names = [
+            "Address",
+            "AddressLine1",
+            "CompanyName",
+            "Package",
+            "Code",
+            "X",
+        ];
+        let keys: Vec<u32> = names.iter().map(|n| name_key(n)).collect();
+        let filter = KeyFilter::of(&keys);
+        for (name, &key) in names.iter().zip(&keys) {
+            assert!(filter.may_match(key, 0), "{name}");
+            assert!(filter.may_match(0, key), "{name} as the parent's key");
+        }
+        // No key, no match: the scan is skipped for every element.
+        let none = KeyFilter::of(&[]);
+        assert!(!none.may_match(name_key("Address"), COLLECT | name_key("Shipper")));
+        // A wildcard rule applies to any element.
+        let wild = KeyFilter::of(&[name_key("Address"), WILD]);
+        assert!(wild.may_match(name_key("Anything"), COLLECT | name_key("Else")));
+        // Most other names miss the filter (a few may share a bit: it only prunes).
+        let others = [
+            "City",
+            "PostalCode",
+            "CountryCode",
+            "Weight",
+            "UnitOfMeasurement",
+        ];
+        let missed = others
+            .iter()
+            .filter(|n| !filter.may_match(name_key(n), COLLECT | name_key("Shipper")))
+            .count();
+        assert!(missed >= 3, "only {missed} of {} pruned", others.len());
     }
 }
