@@ -314,6 +314,7 @@ pub fn write_request<'x>(
         // A leaf's text; most are short.
         text: String::with_capacity(64),
         stack: Vec::with_capacity(16),
+        seen: Vec::with_capacity(64),
         request: None,
         rules: plan
             .rules
@@ -400,8 +401,8 @@ struct Open<'x> {
     item: Option<Item>,
     /// The array among its members still open (`]` not yet written).
     open_array: Option<OpenArray<'x>>,
-    /// The names of its members so far.
-    seen: SmallVec<[&'x str; 8]>,
+    /// Where the names of its members so far begin in [`Writer::seen`].
+    seen_from: usize,
     /// Its last member: name, where it begins, and whether it is still written.
     last: Option<(&'x str, usize, bool)>,
     /// The place in its `Collect` rule's table of the last line collected under it.
@@ -421,7 +422,7 @@ impl<'x> Open<'x> {
             members: 0,
             item,
             open_array: None,
-            seen: SmallVec::new(),
+            seen_from: 0,
             last: None,
             collected_at: 0,
             capture: None,
@@ -437,6 +438,10 @@ struct Writer<'x, 'a> {
     /// The innermost element's text so far.
     text: String,
     stack: Vec<Open<'x>>,
+    /// The member names of every open element, the innermost's last: an element's children
+    /// are gone from it when it ends. (Kept in each element, they made it four times the
+    /// size, copied on every push and pop of the stack.)
+    seen: Vec<&'x str>,
     request: Option<Range<usize>>,
     captured: SmallVec<[Option<String>; 1]>,
     capture_seen: SmallVec<[bool; 1]>,
@@ -664,7 +669,7 @@ impl<'x> Writer<'x, '_> {
             }
             parent.collected_at = place;
         }
-        let repeated = parent.seen.contains(&name);
+        let repeated = self.seen[parent.seen_from..].contains(&name);
         let (start, item) = if repeated && !last {
             // Only the next item of the array being written can be written in one pass.
             let array = parent
@@ -698,10 +703,10 @@ impl<'x> Writer<'x, '_> {
             } else {
                 // `seen` is searched linearly: a crafted object with thousands of members
                 // goes to the tree path, whose map hashes them.
-                if parent.seen.len() >= MAX_MEMBERS {
+                if self.seen.len() - parent.seen_from >= MAX_MEMBERS {
                     return None;
                 }
-                parent.seen.push(name);
+                self.seen.push(name);
             }
             close_array(&mut self.out, parent);
             let start = self.out.len();
@@ -733,6 +738,7 @@ impl<'x> Writer<'x, '_> {
         let mut open = Open::new(name, path_len, start, item);
         open.value_at = self.out.len();
         open.capture = capture;
+        open.seen_from = self.seen.len();
         self.stack.push(open);
         if empty {
             self.end()?;
@@ -766,6 +772,7 @@ impl<'x> Writer<'x, '_> {
 
     fn end(&mut self) -> Option<()> {
         let mut open = self.stack.pop()?;
+        self.seen.truncate(open.seen_from);
         self.path.truncate(open.path_len);
         let indicator = open.name.ends_with("Indicator");
         let root = self.stack.is_empty();
