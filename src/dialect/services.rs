@@ -271,9 +271,10 @@ pub fn to_rest_of_member(
                     "RateRequest/Request/RequestOption",
                 )));
             };
-            post(format!("/api/rating/{}/{option}", rest::RATING))
+            // Rates and shipments are most calls: their paths are joined, not formatted.
+            post(["/api/rating/", rest::RATING, "/", option].concat())
         }
-        Service::Ship => post(format!("/api/shipments/{}/ship", rest::SHIPPING)),
+        Service::Ship => post(["/api/shipments/", rest::SHIPPING, "/ship"].concat()),
         Service::PickupRate => post(format!("/api/shipments/{}/pickup/oncall", rest::PICKUP)),
         Service::PickupServiceCenters => post(format!(
             "/api/pickup/{}/servicecenterlocations",
