@@ -454,8 +454,9 @@ pub fn build<T: Node>(fields: &[Field], rest: &T) -> Map<String, Value> {
 /// What [`build`] builds, written straight into `out` as the XML elements
 /// `xmljson::write_json` would write its map as, without the map (no copies of UPS's
 /// members, no hashing). `None` where the two would differ, and the caller builds the map:
-/// a `Spread` (its members may take the place of fields), a field name given twice, or a
-/// member named twice in one of UPS's objects (the map keeps one).
+/// a `Spread` (its members may take the place of fields), or a member named twice in one of
+/// UPS's objects (the map keeps one). The fields must name distinct members at every level
+/// (the map would keep one of two): [`names_are_distinct`], which the tables' tests check.
 pub fn write_fields<T: Node>(out: &mut String, fields: &[Field], rest: &T) -> Option<()> {
     write_members(out, fields, rest).map(drop)
 }
@@ -463,12 +464,10 @@ pub fn write_fields<T: Node>(out: &mut String, fields: &[Field], rest: &T) -> Op
 /// [`write_fields`]; how many members [`build`]'s map would hold (a `null` copied counts,
 /// though nothing is written for it).
 fn write_members<T: Node>(out: &mut String, fields: &[Field], rest: &T) -> Option<usize> {
+    debug_assert!(names_are_distinct(fields));
     let mut members = 0;
-    for (i, field) in fields.iter().enumerate() {
+    for field in fields {
         let name = field.name;
-        if fields[..i].iter().any(|f| f.name == name) {
-            return None;
-        }
         let member = match field.src {
             Src::Copy(path) => match get(rest, path) {
                 Some(v) => {
@@ -510,6 +509,18 @@ fn write_members<T: Node>(out: &mut String, fields: &[Field], rest: &T) -> Optio
         members += usize::from(member);
     }
     Some(members)
+}
+
+/// Whether no two of `fields`, nor of any fields nested in them, name the same member: a
+/// property of a static table, checked by its tests rather than on every answer.
+pub fn names_are_distinct(fields: &[Field]) -> bool {
+    fields.iter().enumerate().all(|(i, field)| {
+        let nested = match field.src {
+            Src::Nested(sub) | Src::Each(_, sub) => names_are_distinct(sub),
+            _ => true,
+        };
+        nested && !fields[..i].iter().any(|f| f.name == field.name)
+    })
 }
 
 /// `<name>` around `fields`' members, or nothing when there are none (`build` leaves an

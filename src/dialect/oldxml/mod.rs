@@ -1302,6 +1302,23 @@ mod tests {
     use crate::dialect::{CannedUps, Dialect};
 
     #[test]
+    fn every_answer_table_names_distinct_members() {
+        for table in [
+            RATE_ANSWER,
+            CONFIRM_ANSWER,
+            ACCEPT_ANSWER,
+            VOID_ANSWER,
+            XAV_ANSWER,
+            AV_ANSWER,
+        ] {
+            assert!(schema::names_are_distinct(table), "{:?}", table[0].name);
+        }
+        // The check sees a name given twice, at any depth.
+        const INNER: &[Field] = &[f("A", Src::Copy("a")), f("A", Src::Copy("b"))];
+        assert!(!schema::names_are_distinct(&[f("X", Src::Nested(INNER))]));
+    }
+
+    #[test]
     fn the_success_block_is_written_as_the_map_would_write_it() {
         for (context, xpci) in [
             (None, None),
