@@ -62,11 +62,44 @@ pub struct Plan<'a> {
     pub wrapper: &'a str,
     /// The array paths below it.
     pub arrays: &'a ArrayPaths,
-    /// The rule tables, applied in order.
-    pub rules: &'a [&'a [Rule]],
+    /// The rules, applied in order.
+    pub rules: &'a Rules,
     /// Exact paths read before the rules run (an element the rules drop included), by the
     /// JSON names of their ancestors and the element's own name.
     pub captures: &'a [&'a str],
+}
+
+/// A service's rule tables as one pass reads them: in order, each rule with the last name of
+/// its pattern and its key, and a filter of the keys. The tables are static, so a service's
+/// are compiled once and kept (computing the names and keys per request was about 2k
+/// instructions of an old-XML rate).
+pub struct Rules {
+    /// The rules in order, each with the last name of its pattern (the element's, or a
+    /// collect's container's): unless it is a wildcard, most elements differ in it.
+    entries: Vec<(&'static Rule, &'static str)>,
+    /// Each rule's [`rule_key`]: an element is compared with every rule's key, one word each,
+    /// and only with the rules whose key it matches by name.
+    keys: Vec<u32>,
+    filter: KeyFilter,
+    /// Whether one pass can apply them at all ([`takes`]).
+    pub takes: bool,
+}
+
+impl Rules {
+    pub fn new(tables: &[&'static [Rule]]) -> Rules {
+        let rules = || tables.iter().flat_map(|t| t.iter());
+        let keys: Vec<u32> = rules().map(rule_key).collect();
+        Rules {
+            entries: rules().map(|r| (r, tail(r))).collect(),
+            filter: KeyFilter::of(&keys),
+            keys,
+            takes: takes(tables),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'static Rule> + '_ {
+        self.entries.iter().map(|&(rule, _)| rule)
+    }
 }
 
 /// Whether one pass can apply these rules. It renames, drops, keeps the last of and collects
@@ -301,12 +334,6 @@ pub fn write_request<'x>(
     count: &mut usize,
     plan: &Plan<'_>,
 ) -> Option<Written> {
-    let keys: SmallVec<[u32; 8]> = plan
-        .rules
-        .iter()
-        .flat_map(|t| t.iter())
-        .map(rule_key)
-        .collect();
     let mut w = Writer {
         input,
         out: Vec::with_capacity(input.len()),
@@ -316,14 +343,6 @@ pub fn write_request<'x>(
         stack: Vec::with_capacity(16),
         seen: Vec::with_capacity(64),
         request: None,
-        rules: plan
-            .rules
-            .iter()
-            .flat_map(|t| t.iter())
-            .map(|r| (r, tail(r)))
-            .collect(),
-        filter: KeyFilter::of(&keys),
-        keys,
         captured: plan.captures.iter().map(|_| None).collect(),
         capture_seen: plan.captures.iter().map(|_| false).collect(),
         plan,
@@ -446,14 +465,6 @@ struct Writer<'x, 'a> {
     captured: SmallVec<[Option<String>; 1]>,
     capture_seen: SmallVec<[bool; 1]>,
     plan: &'a Plan<'a>,
-    /// The plan's rules in order, each with the last name of its pattern (the element's, or
-    /// a collect's container's): unless it is a wildcard, most elements differ in it.
-    rules: SmallVec<[(&'a Rule, &'static str); 8]>,
-    /// Each rule's [`rule_key`]: an element is compared with every rule's key, one word each,
-    /// and only with the rules whose key it matches by name.
-    keys: SmallVec<[u32; 8]>,
-    /// The keys as a filter.
-    filter: KeyFilter,
     /// How deep the root sits in its document.
     depth: usize,
 }
@@ -586,22 +597,23 @@ impl<'x> Writer<'x, '_> {
         let parent_name = self.stack.last()?.name;
         let parent_key = COLLECT | name_key(parent_name);
         // Most elements match no rule's key, and the filter says so without the scan.
-        let mut next = if self.filter.may_match(name_key(name), parent_key) {
+        let rules = self.plan.rules;
+        let mut next = if rules.filter.may_match(name_key(name), parent_key) {
             0
         } else {
-            self.keys.len()
+            rules.keys.len()
         };
         // The rules that may apply, in order; a rename changes the name the next ones see.
         while let Some(i) = {
             let key = name_key(name);
-            let keys = &self.keys[next..];
+            let keys = &rules.keys[next..];
             let at = keys
                 .iter()
                 .position(|&k| k == key || k == parent_key || k == WILD);
             at.map(|at| next + at)
         } {
             next = i + 1;
-            let (rule, tail) = self.rules[i];
+            let (rule, tail) = rules.entries[i];
             let named = if matches!(rule, Rule::Collect(..)) {
                 parent_name
             } else {
@@ -754,8 +766,7 @@ impl<'x> Writer<'x, '_> {
                 || p.strip_prefix(self.path.as_str())
                     .is_some_and(|rest| rest.starts_with('/'))
         };
-        let mut rules = self.plan.rules.iter().flat_map(|t| t.iter());
-        rules.any(|r| match *r {
+        self.plan.rules.iter().any(|r| match *r {
             Rule::Move(from, _)
             | Rule::Fill(from, _)
             | Rule::SetIf(from, ..)

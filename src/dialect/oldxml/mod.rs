@@ -13,6 +13,8 @@
 //! under a digest ([`Ups::prepare`]); accept makes it, once
 //! ([`Ups::make_prepared`]). Never log or echo `AccessRequest` content.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
@@ -58,6 +60,31 @@ impl OldService {
             OldService::Xav => &[COMMON],
             OldService::Av => &[COMMON, AV],
         }
+    }
+
+    /// [`Self::rules`] compiled for one pass, once per service. `None` for a service not
+    /// listed here, which then takes the tree path.
+    fn one_pass_rules(self) -> Option<&'static onepass::Rules> {
+        static COMPILED: OnceLock<Vec<(OldService, onepass::Rules)>> = OnceLock::new();
+        let compiled = COMPILED.get_or_init(|| {
+            [
+                OldService::Rate,
+                OldService::Track,
+                OldService::ShipConfirm,
+                OldService::ShipAccept,
+                OldService::Void,
+                OldService::TimeInTransit,
+                OldService::Av,
+                OldService::Xav,
+            ]
+            .into_iter()
+            .map(|svc| (svc, onepass::Rules::new(svc.rules())))
+            .collect()
+        });
+        compiled
+            .iter()
+            .find(|(svc, _)| *svc == self)
+            .map(|(_, rules)| rules)
     }
 }
 
@@ -695,12 +722,13 @@ const XPCI_VERSION: &str = "Request/TransactionReference/XpciVersion";
 pub fn request_in_one_pass(route: &Route, text: &str) -> Option<Result<Request, Failure>> {
     let svc = OldService::from_path(&route.service)?;
     let (service, root) = svc.xoltws();
+    let rules = svc.one_pass_rules()?;
     // Confirm and accept are exchanges of their own; an AV request may turn out to be XAV.
     if matches!(
         svc,
         OldService::ShipConfirm | OldService::ShipAccept | OldService::Av
     ) || !services::reads_request_member_only(service)
-        || !onepass::takes(svc.rules())
+        || !rules.takes
     {
         return None;
     }
@@ -715,7 +743,7 @@ pub fn request_in_one_pass(route: &Route, text: &str) -> Option<Result<Request, 
     let plan = onepass::Plan {
         wrapper: root,
         arrays: schema::arrays(root).unwrap_or_else(schema::no_arrays),
-        rules: svc.rules(),
+        rules,
         captures: &[XPCI_VERSION],
     };
     let written = onepass::write_request(doc, &mut reader, 0, &mut count, &plan)?;
@@ -1300,6 +1328,28 @@ fn track_answer(shape: &AnswerShape, rest: &Value) -> Result<Map<String, Value>,
 mod tests {
     use super::*;
     use crate::dialect::{CannedUps, Dialect};
+
+    #[test]
+    fn every_service_has_its_rules_compiled_for_one_pass() {
+        for path in [
+            "rate",
+            "track",
+            "shipconfirm",
+            "shipaccept",
+            "void",
+            "timeintransit",
+            "av",
+            "xav",
+        ] {
+            let svc = OldService::from_path(path).unwrap();
+            let rules = svc
+                .one_pass_rules()
+                .unwrap_or_else(|| panic!("{path}: not compiled"));
+            assert_eq!(rules.takes, onepass::takes(svc.rules()), "{path}");
+        }
+        // A ShipConfirm default is what one pass cannot apply.
+        assert!(!OldService::ShipConfirm.one_pass_rules().unwrap().takes);
+    }
 
     #[test]
     fn every_answer_table_names_distinct_members() {

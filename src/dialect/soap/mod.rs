@@ -10,6 +10,8 @@
 //! namespace the client used for its payload; errors as SOAP Faults with UPS's
 //! `Errors/ErrorDetail`, HTTP 500. Credentials are never logged or echoed.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -111,18 +113,35 @@ fn default_namespace(service: Service) -> (&'static str, &'static str) {
 
 /// Names SOAP clients send that REST spells differently (legacy-dialects §4.1).
 fn rules(service: Service) -> &'static [Rule] {
+    rule_set(service).0
+}
+
+/// [`rules`] compiled for one pass, once per table.
+fn one_pass_rules(service: Service) -> &'static onepass::Rules {
+    let (table, compiled) = rule_set(service);
+    compiled.get_or_init(|| onepass::Rules::new(&[table]))
+}
+
+/// A service's rule table, and where it is kept compiled for one pass.
+fn rule_set(service: Service) -> (&'static [Rule], &'static OnceLock<onepass::Rules>) {
     const XPCI: Rule = Rule::Drop("Request/TransactionReference/XpciVersion");
     // purplship sends `RequestOption` twice (`Shop`, then the `Rate` it means).
     const ONE_OPTION: Rule = Rule::Last("Request/RequestOption");
+    static SHIP: OnceLock<onepass::Rules> = OnceLock::new();
+    static QUANTUM_VIEW: OnceLock<onepass::Rules> = OnceLock::new();
+    static OTHER: OnceLock<onepass::Rules> = OnceLock::new();
     match service {
-        Service::Ship => &[
-            Rule::Rename("Shipment/Package/PackagingType", "Packaging"),
-            Rule::Drop("Shipment/ShipFrom/ShipperNumber"),
-            XPCI,
-            ONE_OPTION,
-        ],
-        Service::QuantumView => &[ONE_OPTION],
-        _ => &[XPCI, ONE_OPTION],
+        Service::Ship => (
+            &[
+                Rule::Rename("Shipment/Package/PackagingType", "Packaging"),
+                Rule::Drop("Shipment/ShipFrom/ShipperNumber"),
+                XPCI,
+                ONE_OPTION,
+            ],
+            &SHIP,
+        ),
+        Service::QuantumView => (&[ONE_OPTION], &QUANTUM_VIEW),
+        _ => (&[XPCI, ONE_OPTION], &OTHER),
     }
 }
 
@@ -385,17 +404,14 @@ fn write_payload<'x>(
     xmljson::counted(2, count).ok()?;
     let name = onepass::in_input(doc, e.local_name().as_ref())?;
     let service = Service::from_request_root(name)?;
-    let tables = [rules(service)];
-    if !services::reads_request_member_only(service)
-        || !onepass::takes(&tables)
-        || xmljson::is_nil(e)
-    {
+    let rules = one_pass_rules(service);
+    if !services::reads_request_member_only(service) || !rules.takes || xmljson::is_nil(e) {
         return None;
     }
     let plan = onepass::Plan {
         wrapper: name,
         arrays: schema::arrays(name).unwrap_or_else(schema::no_arrays),
-        rules: &tables,
+        rules,
         captures: &[],
     };
     let written = onepass::write_request(doc, reader, 2, count, &plan)?;
