@@ -277,16 +277,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 
 #[test]
 fn arbitrary_rest_answers_become_well_formed_xml() {
-    const OLDS: [OldService; 8] = [
-        OldService::Rate,
-        OldService::Track,
-        OldService::ShipConfirm,
-        OldService::ShipAccept,
-        OldService::Void,
-        OldService::TimeInTransit,
-        OldService::Av,
-        OldService::Xav,
-    ];
+    const OLDS: [OldService; 8] = OldService::ALL;
     const ROOTS: [&str; 8] = [
         "RateResponse",
         "trackResponse",

@@ -17,6 +17,18 @@ pub enum OldService {
 }
 
 impl OldService {
+    /// Every service.
+    pub const ALL: [OldService; 8] = [
+        OldService::Rate,
+        OldService::Track,
+        OldService::ShipConfirm,
+        OldService::ShipAccept,
+        OldService::Void,
+        OldService::TimeInTransit,
+        OldService::Av,
+        OldService::Xav,
+    ];
+
     /// From the `<Svc>` path segment (any case).
     pub fn from_path(segment: &str) -> Option<OldService> {
         Some(match segment.to_ascii_lowercase().as_str() {

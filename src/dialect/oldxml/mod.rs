@@ -62,24 +62,15 @@ impl OldService {
         }
     }
 
-    /// [`Self::rules`] compiled for one pass, once per service. `None` for a service not
-    /// listed here, which then takes the tree path.
+    /// [`Self::rules`] compiled for one pass, once per service. `None` for a service not in
+    /// [`OldService::ALL`], which then takes the tree path.
     fn one_pass_rules(self) -> Option<&'static onepass::Rules> {
         static COMPILED: OnceLock<Vec<(OldService, onepass::Rules)>> = OnceLock::new();
         let compiled = COMPILED.get_or_init(|| {
-            [
-                OldService::Rate,
-                OldService::Track,
-                OldService::ShipConfirm,
-                OldService::ShipAccept,
-                OldService::Void,
-                OldService::TimeInTransit,
-                OldService::Av,
-                OldService::Xav,
-            ]
-            .into_iter()
-            .map(|svc| (svc, onepass::Rules::new(svc.rules())))
-            .collect()
+            OldService::ALL
+                .into_iter()
+                .map(|svc| (svc, onepass::Rules::new(svc.rules())))
+                .collect()
         });
         compiled
             .iter()
