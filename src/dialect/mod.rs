@@ -23,6 +23,7 @@
 //! [`LegacyCredentials`](crate::accounts::LegacyCredentials); nothing in this
 //! module logs them or copies them into an answer.
 
+pub mod fields;
 pub mod header;
 pub mod legacy_json;
 pub mod legacy_schema;
@@ -42,6 +43,7 @@ use crate::accounts::LegacyCredentials;
 pub use crate::error::{DigestProblem, Failure, Severity, UpsError};
 pub use crate::rest::RestAnswer;
 use crate::rest::{RestBody, RestCall};
+pub use fields::Fields;
 
 /// Every dialect, in the order a request is offered to them: the one list of them. Adding a
 /// dialect is its folder and one line here (and its `pub mod` above). Header style is last:
@@ -60,16 +62,16 @@ pub trait Dialect: Send + Sync {
     fn name(&self) -> &'static str;
     /// `Some(service segment)` when the request is this dialect's (`path` as sent, `lower`
     /// the same lower-cased); the segment is empty for a dialect without one.
-    fn detect(&self, path: &str, lower: &str, headers: &http::HeaderMap) -> Option<String>;
+    fn detect(&self, path: &str, lower: &str, headers: Fields<'_>) -> Option<String>;
     /// Streaming mode: the request is parsed from its head alone and its body goes to UPS
     /// unread ([`Request::Streamed`]). Otherwise the body is read whole before [`Dialect::parse`].
     fn streams(&self) -> bool {
         false
     }
-    /// Streaming mode: whether the client's header `name` goes on to UPS (the client's
-    /// headers become UPS's). `false` for everything that must not reach UPS (legacy
+    /// Streaming mode: whether the client's header `name` (in any case) goes on to UPS (the
+    /// client's headers become UPS's). `false` for everything that must not reach UPS (legacy
     /// credentials, hop-by-hop headers).
-    fn forwards_to_ups(&self, _name: &http::HeaderName) -> bool {
+    fn forwards_to_ups(&self, _name: &[u8]) -> bool {
         true
     }
     /// Take the request apart. `Err` when it is refused before authentication (malformed,
@@ -84,7 +86,7 @@ pub trait Dialect: Send + Sync {
 pub struct Head<'a> {
     pub method: &'a http::Method,
     pub uri: &'a http::Uri,
-    pub headers: &'a http::HeaderMap,
+    pub headers: Fields<'a>,
 }
 
 /// A request taken apart by its dialect.
@@ -225,7 +227,7 @@ impl std::fmt::Debug for Route {
 
 /// Recognise the dialect from the path (and, for header style, the credential header).
 /// `None`: not a legacy UPS request upsbridge knows.
-pub fn detect(path: &str, headers: &http::HeaderMap) -> Option<Route> {
+pub fn detect(path: &str, headers: Fields<'_>) -> Option<Route> {
     let lower = path.to_ascii_lowercase();
     DIALECTS.iter().find_map(|dialect| {
         let service = dialect.detect(path, &lower, headers)?;
@@ -379,51 +381,47 @@ pub fn json_text_value(v: &serde_json::Value) -> String {
 mod tests {
     use super::*;
 
-    fn with_key() -> http::HeaderMap {
-        let mut h = http::HeaderMap::new();
-        h.insert("accesslicensenumber", http::HeaderValue::from_static("K"));
-        h
+    fn with_key() -> Fields<'static> {
+        Fields::Raw(&[(b"AccessLicenseNumber", b"K")])
     }
 
     #[test]
     fn detection_is_by_path_then_header() {
-        let r = detect("/rest/Rate", &http::HeaderMap::new()).unwrap();
+        let r = detect("/rest/Rate", Fields::Raw(&[])).unwrap();
         assert_eq!(
             (r.dialect.name(), r.service.as_str()),
             ("legacy_json", "Rate")
         );
         assert_eq!(
-            detect("/JSON/Track/", &http::HeaderMap::new())
-                .unwrap()
-                .service,
+            detect("/JSON/Track/", Fields::Raw(&[])).unwrap().service,
             "Track"
         );
         assert_eq!(
-            detect("/ship/v1801/shipments", &with_key())
+            detect("/ship/v1801/shipments", with_key())
                 .unwrap()
                 .dialect
                 .name(),
             "header_json"
         );
         assert_eq!(
-            detect("/ship/v1801/shipments", &http::HeaderMap::new())
+            detect("/ship/v1801/shipments", Fields::Raw(&[]))
                 .unwrap()
                 .dialect
                 .name(),
             "header_json"
         );
-        assert!(detect("/api/rating/v2409/Rate", &http::HeaderMap::new()).is_none());
-        assert!(detect("/api/rating/v2409/Rate", &with_key()).is_some());
-        assert!(detect("/favicon.ico", &with_key()).is_none());
-        assert!(detect("/rest/", &http::HeaderMap::new()).is_none());
-        let r = detect("/UPS.APP/xml/ShipConfirm", &http::HeaderMap::new()).unwrap();
+        assert!(detect("/api/rating/v2409/Rate", Fields::Raw(&[])).is_none());
+        assert!(detect("/api/rating/v2409/Rate", with_key()).is_some());
+        assert!(detect("/favicon.ico", with_key()).is_none());
+        assert!(detect("/rest/", Fields::Raw(&[])).is_none());
+        let r = detect("/UPS.APP/xml/ShipConfirm", Fields::Raw(&[])).unwrap();
         assert_eq!(
             (r.dialect.name(), r.service.as_str()),
             ("xml", "ShipConfirm")
         );
-        let r = detect("/webservices/Rate", &http::HeaderMap::new()).unwrap();
+        let r = detect("/webservices/Rate", Fields::Raw(&[])).unwrap();
         assert_eq!((r.dialect.name(), r.service.as_str()), ("soap", "Rate"));
-        assert!(detect("/webservices/", &http::HeaderMap::new()).is_none());
+        assert!(detect("/webservices/", Fields::Raw(&[])).is_none());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Accounts, LegacyCredentials};
 use crate::config::{Environment, HostPolicy};
-use crate::dialect::{self, Answered, Dialect, Failure, Request};
+use crate::dialect::{self, Answered, Dialect, Failure, Fields, Request};
 pub use crate::dialect::{Answer, Head, Route};
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker, TokenError};
@@ -238,49 +238,76 @@ impl Authorized {
 /// the client gave none (UPS asks for them). Handed out one by one, so that the express lane
 /// writes them straight into the request head, with no map built, searched or shrunk.
 pub struct UpsHeaders<'a> {
-    client: &'a http::HeaderMap,
+    client: Fields<'a>,
     dialect: &'static dyn Dialect,
     host: &'a HeaderValue,
     authorization: HeaderValue,
     trans_id: &'a HeaderValue,
 }
 
+/// One header of a request to UPS: the client's, or one upsbridge puts in.
+enum UpsField<'a> {
+    Client(&'a [u8], &'a [u8]),
+    Ours(&'static HeaderName, &'a HeaderValue),
+}
+
 impl UpsHeaders<'_> {
-    /// Every header, in the order UPS gets them.
-    pub fn each(&self, mut put: impl FnMut(&HeaderName, &HeaderValue)) {
-        const TRANS_ID: HeaderName = HeaderName::from_static("transid");
-        const TRANSACTION_SRC: HeaderName = HeaderName::from_static("transactionsrc");
-        let (mut host_put, mut has_trans_id, mut has_source) = (false, false, false);
-        for (name, value) in self.client {
-            if name == http::header::HOST {
-                if !std::mem::replace(&mut host_put, true) {
-                    put(&http::header::HOST, self.host);
-                }
-            } else if self.dialect.forwards_to_ups(name) {
-                has_trans_id |= name == TRANS_ID;
-                has_source |= name == TRANSACTION_SRC;
-                put(name, value);
-            }
-        }
-        if !host_put {
-            put(&http::header::HOST, self.host);
-        }
-        put(&http::header::AUTHORIZATION, &self.authorization);
-        if !has_trans_id {
-            put(&TRANS_ID, self.trans_id);
-        }
-        if !has_source {
-            put(&TRANSACTION_SRC, &HeaderValue::from_static("upsbridge"));
-        }
+    /// Every header, in the order UPS gets them (the client's names as it wrote them).
+    pub fn each(&self, mut put: impl FnMut(&[u8], &[u8])) {
+        self.walk(|field| match field {
+            UpsField::Client(name, value) => put(name, value),
+            UpsField::Ours(name, value) => put(name.as_str().as_bytes(), value.as_bytes()),
+        })
     }
 
-    /// The same, as a map (for hyper's client).
+    /// The same, as a map (for hyper's client; the bearer stays marked sensitive).
     pub fn to_map(&self) -> http::HeaderMap {
         let mut map = http::HeaderMap::with_capacity(self.client.len() + 3);
-        self.each(|name, value| {
-            map.append(name.clone(), value.clone());
+        self.walk(|field| match field {
+            UpsField::Client(name, value) => {
+                // A client's field was a valid name and value when it was read.
+                if let (Ok(name), Ok(value)) =
+                    (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+                {
+                    map.append(name, value);
+                }
+            }
+            UpsField::Ours(name, value) => {
+                map.append(name, value.clone());
+            }
         });
         map
+    }
+
+    fn walk(&self, mut put: impl FnMut(UpsField<'_>)) {
+        static TRANS_ID: HeaderName = HeaderName::from_static("transid");
+        static TRANSACTION_SRC: HeaderName = HeaderName::from_static("transactionsrc");
+        static SOURCE: HeaderValue = HeaderValue::from_static("upsbridge");
+        let (mut host_put, mut has_trans_id, mut has_source) = (false, false, false);
+        self.client.each(|name, value| {
+            if name.eq_ignore_ascii_case(b"host") {
+                if !std::mem::replace(&mut host_put, true) {
+                    put(UpsField::Ours(&http::header::HOST, self.host));
+                }
+            } else if self.dialect.forwards_to_ups(name) {
+                has_trans_id |= name.eq_ignore_ascii_case(b"transid");
+                has_source |= name.eq_ignore_ascii_case(b"transactionsrc");
+                put(UpsField::Client(name, value));
+            }
+        });
+        if !host_put {
+            put(UpsField::Ours(&http::header::HOST, self.host));
+        }
+        put(UpsField::Ours(
+            &http::header::AUTHORIZATION,
+            &self.authorization,
+        ));
+        if !has_trans_id {
+            put(UpsField::Ours(&TRANS_ID, self.trans_id));
+        }
+        if !has_source {
+            put(UpsField::Ours(&TRANSACTION_SRC, &SOURCE));
+        }
     }
 }
 
@@ -313,7 +340,7 @@ impl Pipeline {
     pub fn route(
         &self,
         path: &str,
-        headers: &http::HeaderMap,
+        headers: Fields<'_>,
         ex: &mut Exchange,
     ) -> Result<Route, Answer> {
         let Some(route) = dialect::detect(path, headers) else {
@@ -481,7 +508,7 @@ impl Pipeline {
     pub fn headers_for_ups<'a>(
         &self,
         auth: &Authorized,
-        client: &'a http::HeaderMap,
+        client: Fields<'a>,
         host: &'a HeaderValue,
         ex: &'a Exchange,
     ) -> Result<UpsHeaders<'a>, Failure> {
@@ -1290,13 +1317,13 @@ mod tests {
     ) -> Answer {
         let mut ex = Exchange::new(None);
         ex.called = called;
-        let (method, uri, headers) = (Method::POST, path.parse().unwrap(), http::HeaderMap::new());
+        let (method, uri, headers) = (Method::POST, path.parse().unwrap(), Fields::Raw(&[]));
         let head = Head {
             method: &method,
             uri: &uri,
-            headers: &headers,
+            headers,
         };
-        let route = b.pipeline.route(path, &headers, &mut ex).unwrap();
+        let route = b.pipeline.route(path, headers, &mut ex).unwrap();
         let answer = b
             .pipeline
             .answer_whole(&route, &head, Ok(Bytes::from(body.to_string())), &mut ex)
@@ -1507,17 +1534,7 @@ mod tests {
     /// bearer and a transaction id and source only where the client gave none.
     #[test]
     fn ups_gets_the_clients_headers_without_its_credentials() {
-        let head = |pairs: &[(&str, &str)]| {
-            let mut map = http::HeaderMap::new();
-            for (name, value) in pairs {
-                map.append(
-                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                    HeaderValue::from_str(value).unwrap(),
-                );
-            }
-            map
-        };
-        let seen = |client: &http::HeaderMap| {
+        let seen = |client: Fields<'_>| {
             let (host, id) = (
                 HeaderValue::from_static("onlinetools.ups.com"),
                 HeaderValue::from_static("ub0123"),
@@ -1526,17 +1543,45 @@ mod tests {
                 client,
                 dialect: &crate::dialect::header::HeaderJson,
                 host: &host,
-                authorization: HeaderValue::from_static("Bearer t0k"),
+                authorization: {
+                    let mut bearer = HeaderValue::from_static("Bearer t0k");
+                    bearer.set_sensitive(true);
+                    bearer
+                },
                 trans_id: &id,
             };
             let mut written = Vec::new();
-            headers.each(|n, v| written.push(format!("{n}: {}", v.to_str().unwrap())));
+            headers.each(|n, v| {
+                written.push(format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(n).to_ascii_lowercase(),
+                    String::from_utf8_lossy(v)
+                ))
+            });
             let map = headers.to_map();
             let mapped: Vec<String> = map
                 .iter()
                 .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
                 .collect();
             assert_eq!(written, mapped, "the map holds what is written, in order");
+            assert!(map[http::header::AUTHORIZATION].is_sensitive());
+            written
+        };
+        // The same fields from hyper's map and from the express lane's read buffer.
+        let head = |pairs: &[(&str, &str)]| {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            let raw: Vec<(&[u8], &[u8])> = pairs
+                .iter()
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+                .collect();
+            let written = seen(Fields::Raw(&raw));
+            assert_eq!(written, seen(Fields::Map(&map)));
             written
         };
         let client = head(&[
@@ -1553,7 +1598,7 @@ mod tests {
             ("transId", "client-7"),
         ]);
         assert_eq!(
-            seen(&client),
+            client,
             [
                 "host: onlinetools.ups.com",
                 "content-type: application/json",
@@ -1566,7 +1611,7 @@ mod tests {
         );
         // No Host from the client (HTTP/1.0): UPS's still goes first of ours.
         assert_eq!(
-            seen(&head(&[("Password", "secret"), ("TransactionSrc", "erp")])),
+            head(&[("Password", "secret"), ("TransactionSrc", "erp")]),
             [
                 "transactionsrc: erp",
                 "host: onlinetools.ups.com",

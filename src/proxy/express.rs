@@ -20,8 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Uri};
+use http::{Method, Uri};
 use pingora::server::ShutdownWatch;
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -34,6 +33,7 @@ use super::h1::{
 use super::upstream::Upstream;
 use super::{tunnel, ProxyApp, REQUEST_ID};
 use crate::config::Environment;
+use crate::dialect::Fields;
 use crate::error::Failure;
 use crate::pipeline::{Answer, Exchange, Head, Pipeline, Route, Scan};
 
@@ -99,24 +99,18 @@ impl Span {
 }
 
 impl Arrived {
-    /// The head's parts, sharing `request`'s bytes (the buffer the offsets were taken in).
-    /// `None`: a field name, target or value `http` refuses (hyper reads the request, and
-    /// refuses it).
-    fn parts(self, request: &Bytes) -> Option<http::request::Parts> {
-        let uri = Uri::from_maybe_shared(request.slice(self.target.range())).ok()?;
-        let mut headers = HeaderMap::with_capacity(self.fields.len());
-        for (name, value) in self.fields {
-            let name = field_name(&request[name.range()])?;
-            headers.append(
-                name,
-                HeaderValue::from_maybe_shared(request.slice(value.range())).ok()?,
-            );
-        }
-        let (mut parts, ()) = http::Request::new(()).into_parts();
-        parts.method = self.method;
-        parts.uri = uri;
-        parts.headers = headers;
-        Some(parts)
+    /// The request target, sharing `request`'s bytes (the buffer the offsets were taken in).
+    /// `None`: a target `http` refuses (hyper reads the request, and refuses it).
+    fn uri(&self, request: &Bytes) -> Option<Uri> {
+        Uri::from_maybe_shared(request.slice(self.target.range())).ok()
+    }
+
+    /// The header fields, borrowed from `request`.
+    fn fields<'r>(&self, request: &'r [u8]) -> SmallVec<[(&'r [u8], &'r [u8]); 16]> {
+        self.fields
+            .iter()
+            .map(|(name, value)| (&request[name.range()], &request[value.range()]))
+            .collect()
     }
 }
 
@@ -204,8 +198,16 @@ impl ProxyApp {
                 .split_to(arrived.head_len + arrived.body_len)
                 .freeze();
             let body = request.slice(arrived.head_len..);
-            let step = match arrived.parts(&request) {
-                Some(parts) => self.express(&mut io, parts, body, peer, &mut lane).await,
+            let step = match arrived.uri(&request) {
+                Some(uri) => {
+                    let fields = arrived.fields(&request);
+                    let head = Head {
+                        method: &arrived.method,
+                        uri: &uri,
+                        headers: Fields::Raw(&fields),
+                    };
+                    self.express(&mut io, head, body, peer, &mut lane).await
+                }
                 None => Step::Hyper("head"),
             };
             match step {
@@ -255,7 +257,7 @@ impl ProxyApp {
     async fn express<I>(
         self: &Arc<Self>,
         io: &mut I,
-        parts: http::request::Parts,
+        head: Head<'_>,
         body: Bytes,
         peer: Option<IpAddr>,
         lane: &mut Lane,
@@ -273,15 +275,10 @@ impl ProxyApp {
         } = lane;
         let p = &self.pipeline;
         let mut ex = Exchange::new(peer);
-        ex.called = called.or_else(|| tunnel::called_by_host(&parts));
-        let route = match p.route(parts.uri.path(), &parts.headers, &mut ex) {
+        ex.called = called.or_else(|| tunnel::called_by_host(head.uri, head.headers));
+        let route = match p.route(head.uri.path(), head.headers, &mut ex) {
             Ok(route) => route,
             Err(refusal) => return self.answer_express(io, ex, refusal, out).await,
-        };
-        let head = Head {
-            method: &parts.method,
-            uri: &parts.uri,
-            headers: &parts.headers,
         };
         if Pipeline::reads_whole_body(&route) {
             // A body dialect: translated both ways by the pipeline, answered in one write.
@@ -324,7 +321,7 @@ impl ProxyApp {
             Ok(u) => u.clone(),
             Err(f) => return self.refuse_express(io, &route, ex, f, out).await,
         };
-        let headers = match p.headers_for_ups(&auth, &parts.headers, upstream.host_header(), &ex) {
+        let headers = match p.headers_for_ups(&auth, head.headers, upstream.host_header(), &ex) {
             Ok(headers) => headers,
             Err(f) => return self.refuse_express(io, &route, ex, f, out).await,
         };
@@ -550,28 +547,6 @@ fn parse_request(buf: &[u8]) -> Parse {
     })
 }
 
-/// The legacy credential and tracing fields every header-style request carries, named once:
-/// `HeaderName::from_bytes` allocates a lower-cased copy of any name that is not standard.
-static KNOWN_FIELDS: std::sync::LazyLock<[HeaderName; 5]> = std::sync::LazyLock::new(|| {
-    [
-        "accesslicensenumber",
-        "username",
-        "password",
-        "transid",
-        "transactionsrc",
-    ]
-    .map(HeaderName::from_static)
-});
-
-/// A field's name, without an allocation for the legacy fields.
-fn field_name(raw: &[u8]) -> Option<HeaderName> {
-    KNOWN_FIELDS
-        .iter()
-        .find(|known| raw.eq_ignore_ascii_case(known.as_str().as_bytes()))
-        .cloned()
-        .or_else(|| HeaderName::from_bytes(raw).ok())
-}
-
 /// How relaying UPS's answer ended.
 enum Relayed {
     /// Delivered whole; the client connection can carry the next request.
@@ -782,15 +757,18 @@ mod tests {
         let a = arrived(raw);
         let (head_len, body_len) = (a.head_len, a.body_len);
         assert_eq!(&raw[head_len..head_len + body_len], b"body");
-        let parts = a.parts(&Bytes::from_static(raw)).expect("parts");
-        assert_eq!(parts.method, Method::POST);
-        assert_eq!(parts.uri.path(), "/ship/v2409/rating/Rate");
-        assert_eq!(parts.uri.query(), Some("additionalinfo=x"));
-        assert_eq!(parts.headers["accesslicensenumber"], "K");
-        assert_eq!(parts.headers["password"], "p w");
-        assert_eq!(parts.headers["x-other"], "o");
-        assert_eq!(parts.headers["content-length"], "4");
-        assert_eq!(parts.headers.len(), 6);
+        let request = Bytes::from_static(raw);
+        let uri = a.uri(&request).expect("a target http takes");
+        assert_eq!(a.method, Method::POST);
+        assert_eq!(uri.path(), "/ship/v2409/rating/Rate");
+        assert_eq!(uri.query(), Some("additionalinfo=x"));
+        let fields = a.fields(&request);
+        let fields = Fields::Raw(&fields);
+        assert_eq!(fields.get("accesslicensenumber"), Some(&b"K"[..]));
+        assert_eq!(fields.get("password"), Some(&b"p w"[..]));
+        assert_eq!(fields.get("x-other"), Some(&b"o"[..]));
+        assert_eq!(fields.get("content-length"), Some(&b"4"[..]));
+        assert_eq!(fields.len(), 6);
         // The head arrives in pieces: partial until its blank line.
         assert!(matches!(parse_request(&raw[..20]), Parse::Partial));
         // The body may still be coming: the head says how much.

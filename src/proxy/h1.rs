@@ -405,7 +405,7 @@ pub(super) fn put_request_head(
     headers: &UpsHeaders<'_>,
 ) {
     put_request_line(out, method, path_and_query);
-    headers.each(|name, value| put_field(out, name.as_str().as_bytes(), value.as_bytes()));
+    headers.each(|name, value| put_field(out, name, value));
     out.extend_from_slice(b"\r\n");
 }
 

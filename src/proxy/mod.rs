@@ -40,6 +40,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use crate::config::Environment;
+use crate::dialect::Fields;
 use crate::error::Failure;
 use crate::pipeline::{Answer, Head, Route};
 use crate::pipeline::{Exchange, Pipeline, Scan};
@@ -140,18 +141,16 @@ impl ProxyApp {
     ) -> Response<AnswerBody> {
         let mut ex = Exchange::new(peer);
         let (parts, body) = req.into_parts();
-        ex.called = called.or_else(|| tunnel::called_by_host(&parts));
-        let route = match self
-            .pipeline
-            .route(parts.uri.path(), &parts.headers, &mut ex)
-        {
+        let fields = Fields::Map(&parts.headers);
+        ex.called = called.or_else(|| tunnel::called_by_host(&parts.uri, fields));
+        let route = match self.pipeline.route(parts.uri.path(), fields, &mut ex) {
             Ok(route) => route,
             Err(answer) => return self.answer(ex, answer, !body.is_end_stream()),
         };
         let head = Head {
             method: &parts.method,
             uri: &parts.uri,
-            headers: &parts.headers,
+            headers: fields,
         };
         if Pipeline::reads_whole_body(&route) {
             let body = body::read_whole(body, &parts.headers, self.pipeline.max_body_bytes).await;
@@ -171,7 +170,7 @@ impl ProxyApp {
                     };
                     let scan = p.scan(&auth, &ex);
                     let host = upstream.host_header();
-                    let headers = match p.headers_for_ups(&auth, &parts.headers, host, &ex) {
+                    let headers = match p.headers_for_ups(&auth, fields, host, &ex) {
                         Ok(headers) => headers.to_map(),
                         Err(f) => return self.refuse(&route, ex, f),
                     };

@@ -18,6 +18,7 @@ use pingora::server::ShutdownWatch;
 
 use super::ProxyApp;
 use crate::config::Environment;
+use crate::dialect::fields::{self, Fields};
 
 /// One listener's way in: plain HTTP (optionally with `CONNECT` tunnels to UPS's names),
 /// or TLS.
@@ -141,9 +142,9 @@ pub(super) fn called_by_sni<I>(tls: &tokio_rustls::server::TlsStream<I>) -> Opti
 }
 
 /// The UPS environment a plain request's `Host` (or absolute URI) names.
-pub(super) fn called_by_host(parts: &http::request::Parts) -> Option<Environment> {
-    let host = parts.uri.host().or_else(|| {
-        let h = parts.headers.get(header::HOST)?.to_str().ok()?;
+pub(super) fn called_by_host(uri: &http::Uri, headers: Fields<'_>) -> Option<Environment> {
+    let host = uri.host().or_else(|| {
+        let h = fields::text(headers.get("host")?)?;
         Some(h.rsplit_once(':').map_or(h, |(name, _)| name))
     })?;
     Environment::of_host(host)

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::Method;
 use smallvec::SmallVec;
 
+use super::fields::{self, Fields};
 use super::{Answer, Dialect, Failure, Head, Parsed, Request, Route};
 use crate::accounts::LegacyCredentials;
 use crate::rest::{RestBody, RestCall};
@@ -21,9 +22,9 @@ impl Dialect for HeaderJson {
 
     /// A legacy JSON path is header style even without credentials (then refused as such);
     /// `/api/…` is header style only when legacy credentials are present.
-    fn detect(&self, _path: &str, lower: &str, headers: &http::HeaderMap) -> Option<String> {
+    fn detect(&self, _path: &str, lower: &str, headers: Fields<'_>) -> Option<String> {
         let legacy_path = is_header_style_path(lower) && !lower.starts_with("/api/");
-        let api_with_key = lower.starts_with("/api/") && has_access_key(headers);
+        let api_with_key = lower.starts_with("/api/") && headers.contains(ACCESS_KEY);
         (legacy_path || api_with_key).then(String::new)
     }
 
@@ -31,8 +32,8 @@ impl Dialect for HeaderJson {
         true
     }
 
-    fn forwards_to_ups(&self, name: &http::HeaderName) -> bool {
-        !STRIPPED_HEADERS.contains(name)
+    fn forwards_to_ups(&self, name: &[u8]) -> bool {
+        !is_stripped(name)
     }
 
     /// From the head alone: an unknown path or a repeated credential header is refused at
@@ -40,9 +41,9 @@ impl Dialect for HeaderJson {
     fn parse(&self, _route: &Route, head: &Head<'_>, _body: &[u8]) -> Result<Parsed, Failure> {
         let has_body = head
             .headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v != "0")
-            || head.headers.contains_key(http::header::TRANSFER_ENCODING);
+            .get("content-length")
+            .is_some_and(|v| v != b"0")
+            || head.headers.contains("transfer-encoding");
         let path = head.uri.path();
         let call = map(head.method, path, head.uri.query(), has_body)
             .ok_or_else(|| Failure::UnknownService(path.to_string()))?;
@@ -59,29 +60,29 @@ impl Dialect for HeaderJson {
     }
 }
 
-const ACCESS_KEY: http::HeaderName = http::HeaderName::from_static("accesslicensenumber");
-const USERNAME: http::HeaderName = http::HeaderName::from_static("username");
-const PASSWORD: http::HeaderName = http::HeaderName::from_static("password");
+const ACCESS_KEY: &str = "accesslicensenumber";
+const USERNAME: &str = "username";
+const PASSWORD: &str = "password";
 
 /// Headers a client may send that must never reach UPS: its legacy credentials, anything
-/// that authenticates elsewhere, and hop-by-hop headers of its own connection.
-const STRIPPED_HEADERS: [http::HeaderName; 11] = [
-    ACCESS_KEY,
-    USERNAME,
-    PASSWORD,
-    http::header::AUTHORIZATION,
-    http::header::COOKIE,
-    http::header::PROXY_AUTHORIZATION,
-    http::header::CONNECTION,
-    http::HeaderName::from_static("keep-alive"),
-    http::header::TE,
-    http::header::UPGRADE,
-    http::header::EXPECT,
-];
-
-/// Does the request carry a legacy access key header (header style on `/api/…`)?
-fn has_access_key(headers: &http::HeaderMap) -> bool {
-    headers.contains_key(ACCESS_KEY)
+/// that authenticates elsewhere, and hop-by-hop headers of its own connection. (By length
+/// first: every field of every request is checked.)
+fn is_stripped(name: &[u8]) -> bool {
+    let any = |names: &[&str]| {
+        names
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+    };
+    match name.len() {
+        2 => any(&["te"]),
+        6 => any(&["cookie", "expect"]),
+        7 => any(&["upgrade"]),
+        8 => any(&[USERNAME, PASSWORD]),
+        10 => any(&["connection", "keep-alive"]),
+        13 => any(&["authorization"]),
+        19 => any(&[ACCESS_KEY, "proxy-authorization"]),
+        _ => false,
+    }
 }
 
 /// Paths header-style clients use (lower-cased).
@@ -103,14 +104,13 @@ fn is_header_style_path(lower: &str) -> bool {
 
 /// The credentials from the request headers (a missing one is empty), or the name of one
 /// sent twice.
-pub fn credentials(headers: &http::HeaderMap) -> Result<LegacyCredentials, &'static str> {
-    // One lookup per name, by `HeaderName`: a `&str` is parsed and lower-cased on every lookup.
-    let once = |name: http::HeaderName, shown: &'static str| {
-        let mut values = headers.get_all(name).iter();
+pub fn credentials(headers: Fields<'_>) -> Result<LegacyCredentials, &'static str> {
+    let once = |name: &'static str, shown: &'static str| {
+        let mut values = headers.get_all(name);
         let first = values.next();
         match values.next() {
             Some(_) => Err(shown),
-            None => Ok(first.and_then(|v| v.to_str().ok()).unwrap_or("").trim()),
+            None => Ok(first.and_then(fields::text).unwrap_or("").trim()),
         }
     };
     Ok(LegacyCredentials::new(

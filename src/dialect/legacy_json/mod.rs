@@ -31,7 +31,7 @@ impl Dialect for LegacyJson {
         "legacy_json"
     }
 
-    fn detect(&self, path: &str, lower: &str, _headers: &http::HeaderMap) -> Option<String> {
+    fn detect(&self, path: &str, lower: &str, _headers: super::Fields<'_>) -> Option<String> {
         super::service_after(&["/rest/", "/json/"], path, lower)
     }
 

@@ -517,7 +517,7 @@ impl Dialect for OldXml {
         "xml"
     }
 
-    fn detect(&self, path: &str, lower: &str, _headers: &http::HeaderMap) -> Option<String> {
+    fn detect(&self, path: &str, lower: &str, _headers: super::Fields<'_>) -> Option<String> {
         super::service_after(&["/ups.app/xml/"], path, lower)
     }
 

@@ -44,7 +44,7 @@ impl Dialect for Soap {
         "soap"
     }
 
-    fn detect(&self, path: &str, lower: &str, _headers: &http::HeaderMap) -> Option<String> {
+    fn detect(&self, path: &str, lower: &str, _headers: super::Fields<'_>) -> Option<String> {
         super::service_after(&["/webservices/"], path, lower)
     }
 
