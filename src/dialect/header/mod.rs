@@ -105,19 +105,32 @@ fn is_header_style_path(lower: &str) -> bool {
 /// The credentials from the request headers (a missing one is empty), or the name of one
 /// sent twice.
 pub fn credentials(headers: Fields<'_>) -> Result<LegacyCredentials, &'static str> {
-    let once = |name: &'static str, shown: &'static str| {
-        let mut values = headers.get_all(name);
-        let first = values.next();
-        match values.next() {
-            Some(_) => Err(shown),
-            None => Ok(first.and_then(fields::text).unwrap_or("").trim()),
+    // One walk over the fields for all three (by length first: most fields are none of them).
+    const NAMES: [(&str, &str); 3] = [
+        (ACCESS_KEY, "AccessLicenseNumber"),
+        (USERNAME, "Username"),
+        (PASSWORD, "Password"),
+    ];
+    let mut values: [Option<&[u8]>; 3] = [None; 3];
+    let mut twice = None;
+    headers.each(|name, value| {
+        if !matches!(name.len(), 8 | 19) {
+            return;
         }
-    };
-    Ok(LegacyCredentials::new(
-        once(ACCESS_KEY, "AccessLicenseNumber")?,
-        once(USERNAME, "Username")?,
-        once(PASSWORD, "Password")?,
-    ))
+        if let Some(i) = NAMES
+            .iter()
+            .position(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
+        {
+            if values[i].replace(value).is_some() {
+                twice = twice.or(Some(NAMES[i].1));
+            }
+        }
+    });
+    if let Some(name) = twice {
+        return Err(name);
+    }
+    let [key, user, password] = values.map(|v| v.and_then(fields::text).unwrap_or("").trim());
+    Ok(LegacyCredentials::new(key, user, password))
 }
 
 /// The REST call of a header-style request (legacy-dialects §3.3), or `None` when the path
@@ -315,6 +328,30 @@ pub fn refusal(failure: &Failure) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_found_in_any_case_and_refused_when_sent_twice() {
+        let raw: [(&[u8], &[u8]); 5] = [
+            (b"Host", b"p"),
+            (b"ACCESSLICENSENUMBER", b" KEY "),
+            (b"content-type", b"application/json"),
+            (b"PassWord", b"p w"),
+            (b"X-Username", b"not this"),
+        ];
+        let c = credentials(Fields::Raw(&raw)).unwrap();
+        assert_eq!(c.access_key.as_str(), "KEY");
+        assert_eq!(c.user_id.as_str(), "", "a missing one is empty");
+        assert_eq!(c.password.expose(), "p w");
+        let mut map = http::HeaderMap::new();
+        map.append("username", "u".parse().unwrap());
+        map.append("username", "v".parse().unwrap());
+        assert_eq!(credentials(Fields::Map(&map)).err(), Some("Username"));
+        let twice: [(&[u8], &[u8]); 2] = [(b"Password", b"a"), (b"password", b"b")];
+        assert_eq!(credentials(Fields::Raw(&twice)).err(), Some("Password"));
+        // A value that is not visible ASCII counts as missing, as `HeaderValue::to_str` did.
+        let odd: [(&[u8], &[u8]); 1] = [(b"Username", b"\xc3\xa9")];
+        assert_eq!(credentials(Fields::Raw(&odd)).unwrap().user_id.as_str(), "");
+    }
 
     fn m(method: Method, path: &str, query: Option<&str>) -> Option<String> {
         map(&method, path, query, false).map(|t| format!("{} {}", t.method, t.path_and_query))
