@@ -228,9 +228,12 @@ impl std::fmt::Debug for Route {
 /// Recognise the dialect from the path (and, for header style, the credential header).
 /// `None`: not a legacy UPS request upsbridge knows.
 pub fn detect(path: &str, headers: Fields<'_>) -> Option<Route> {
-    let lower = path.to_ascii_lowercase();
+    // On the stack for any usual path: every request comes here.
+    let mut lower = smallvec::SmallVec::<[u8; 128]>::from_slice(path.as_bytes());
+    lower.make_ascii_lowercase();
+    let lower = std::str::from_utf8(&lower).expect("ASCII lower-casing keeps UTF-8 valid");
     DIALECTS.iter().find_map(|dialect| {
-        let service = dialect.detect(path, &lower, headers)?;
+        let service = dialect.detect(path, lower, headers)?;
         Some(Route {
             dialect: *dialect,
             service,
