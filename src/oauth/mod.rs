@@ -355,6 +355,25 @@ impl TokenBroker {
         (env != self.home(account)).then(|| crossed_key(account.name(), env))
     }
 
+    /// The cached token of `account` for its own environment if it is fresh, from the slot in
+    /// place (no clone of it, no future). `None`: anything else (not loaded yet, due for
+    /// renewal, another environment's), for [`TokenBroker::token_in`].
+    pub fn fresh_token(&self, account: &Account, env: Environment) -> Option<Arc<CachedToken>> {
+        if env != self.home(account) {
+            return None;
+        }
+        let slot = self.inner.slots.get(account.name())?;
+        if !slot.loaded.initialized() {
+            return None;
+        }
+        let token = slot
+            .current
+            .load_full()
+            .filter(|t| t.fresh(Instant::now()))?;
+        slot.last_used_unix.store(unix_now(), Ordering::Relaxed);
+        Some(token)
+    }
+
     /// A usable access token for `account` at `env`'s UPS: cached, renewed, or fetched now.
     pub async fn token_in(
         &self,

@@ -69,6 +69,11 @@ pub trait Tokens: Send + Sync {
         account: &Arc<Account>,
         env: Environment,
     ) -> Result<Arc<CachedToken>, TokenError>;
+    /// The token [`Tokens::token`] would give at once, when that needs no waiting (a fresh
+    /// cached one): most requests, answered without building a future. `None`: ask `token`.
+    fn fresh(&self, _account: &Account, _env: Environment) -> Option<Arc<CachedToken>> {
+        None
+    }
     /// UPS refused this token: never hand it out again.
     fn invalidate(&self, account: &Account, env: Environment, token: &Arc<CachedToken>);
     /// The account's last UPS error (`None`: it works), for the ops page.
@@ -84,6 +89,9 @@ impl Tokens for TokenBroker {
         env: Environment,
     ) -> Result<Arc<CachedToken>, TokenError> {
         TokenBroker::token_in(self, account, env).await
+    }
+    fn fresh(&self, account: &Account, env: Environment) -> Option<Arc<CachedToken>> {
+        TokenBroker::fresh_token(self, account, env)
     }
     fn invalidate(&self, account: &Account, env: Environment, token: &Arc<CachedToken>) {
         TokenBroker::invalidate(self, account, env, token)
@@ -409,6 +417,18 @@ impl Pipeline {
     /// The environment an account's call goes to: its own, unless the client called the
     /// other environment's host and `[ups] host_policy = "client"`. A disagreement is
     /// counted and logged either way.
+    /// The account's token for `env`: the fresh cached one, or from the broker's wait.
+    async fn token(
+        &self,
+        account: &Arc<Account>,
+        env: Environment,
+    ) -> Result<Arc<CachedToken>, TokenError> {
+        match self.tokens.fresh(account, env) {
+            Some(token) => Ok(token),
+            None => self.tokens.token(account, env).await,
+        }
+    }
+
     fn environment(&self, account: &Account, ex: &Exchange) -> Environment {
         let own = account.record.environment.unwrap_or(self.default_env);
         match ex.called {
@@ -471,7 +491,7 @@ impl Pipeline {
         let account = self.authenticate(&credentials, ex).await?;
         ex.account = Some(account.clone());
         let env = self.environment(&account, ex);
-        let token = self.tokens.token(&account, env).await?;
+        let token = self.token(&account, env).await?;
         Ok(Authorized {
             dialect: route.dialect,
             target,
@@ -616,7 +636,7 @@ impl Pipeline {
         let request = request?;
         ex.service = request.service();
         let env = self.environment(&account, ex);
-        let token = self.tokens.token(&account, env).await?;
+        let token = self.token(&account, env).await?;
         let mut ups = AccountUps {
             pipeline: self,
             account: &account,
