@@ -414,9 +414,6 @@ impl Pipeline {
         }
     }
 
-    /// The environment an account's call goes to: its own, unless the client called the
-    /// other environment's host and `[ups] host_policy = "client"`. A disagreement is
-    /// counted and logged either way.
     /// The account's token for `env`: the fresh cached one, or from the broker's wait.
     async fn token(
         &self,
@@ -429,6 +426,9 @@ impl Pipeline {
         }
     }
 
+    /// The environment an account's call goes to: its own, unless the client called the
+    /// other environment's host and `[ups] host_policy = "client"`. A disagreement is
+    /// counted and logged either way.
     fn environment(&self, account: &Account, ex: &Exchange) -> Environment {
         let own = account.record.environment.unwrap_or(self.default_env);
         match ex.called {
