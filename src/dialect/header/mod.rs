@@ -330,6 +330,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_credential_and_hop_by_hop_header_is_stripped_in_any_case() {
+        for name in [
+            "AccessLicenseNumber",
+            "USERNAME",
+            "password",
+            "Authorization",
+            "Cookie",
+            "Proxy-Authorization",
+            "Connection",
+            "Keep-Alive",
+            "TE",
+            "Upgrade",
+            "Expect",
+        ] {
+            assert!(!HeaderJson.forwards_to_ups(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "Content-Type",
+            "transId",
+            "Cookies",
+            "X-Password",
+            "Accept",
+            "t",
+        ] {
+            assert!(HeaderJson.forwards_to_ups(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
     fn credentials_are_found_in_any_case_and_refused_when_sent_twice() {
         let raw: [(&[u8], &[u8]); 5] = [
             (b"Host", b"p"),
