@@ -378,23 +378,38 @@ fn itoa3(n: u16) -> [u8; 3] {
 /// One header line, its name in title case (`Content-Type`), as hyper writes ours: some old
 /// clients match header names exactly.
 pub(super) fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    // Copied whole, then cased in place (a push per byte checks the capacity per byte).
-    let start = out.len();
     out.reserve(name.len() + value.len() + 4);
-    out.extend_from_slice(name);
-    let mut upper = true;
-    for b in &mut out[start..] {
-        let was = *b;
-        *b = if upper {
-            was.to_ascii_uppercase()
-        } else {
-            was.to_ascii_lowercase()
-        };
-        upper = was == b'-';
-    }
+    put_title_case(out, name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// `name` in title case: a letter first or after a `-` upper case, any other lower. Each
+/// byte is decided from itself and the one before it in `name`, with no branch on the data,
+/// so the loop runs many bytes at a time (a flag carried from byte to byte cost about 8
+/// instructions a byte, 1.3k per answer head).
+fn put_title_case(out: &mut Vec<u8>, name: &[u8]) {
+    let start = out.len();
+    out.resize(start + name.len(), 0);
+    let dst = &mut out[start..];
+    let Some((&first, rest)) = name.split_first() else {
+        return;
+    };
+    dst[0] = title_case_byte(first, b'-');
+    for ((d, &b), &prev) in dst[1..].iter_mut().zip(rest).zip(name) {
+        *d = title_case_byte(b, prev);
+    }
+}
+
+fn title_case_byte(b: u8, prev: u8) -> u8 {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let case_bit = u8::from(letter) << 5;
+    if prev == b'-' {
+        b & !case_bit
+    } else {
+        b | case_bit
+    }
 }
 
 /// A request's head to UPS: the request line, then `headers` (their names as they are).
@@ -543,5 +558,20 @@ mod tests {
         let mut out = Vec::new();
         put_status_line(&mut out, 404, b"Not Found");
         assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n");
+        // Every byte, first and after a `-` or a letter: as ASCII's own case mapping.
+        for prev in [None, Some(b'-'), Some(b'a'), Some(b'Z')] {
+            for b in 0..=255u8 {
+                let name: Vec<u8> = prev.into_iter().chain([b]).collect();
+                let upper = prev.is_none_or(|p| p == b'-');
+                let want = if upper {
+                    b.to_ascii_uppercase()
+                } else {
+                    b.to_ascii_lowercase()
+                };
+                let mut out = Vec::new();
+                put_title_case(&mut out, &name);
+                assert_eq!(out.last(), Some(&want), "{name:?}");
+            }
+        }
     }
 }
