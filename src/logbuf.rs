@@ -5,10 +5,10 @@
 //! (benches/compare.sh with logs on and off in one run), and handing each line to a log
 //! thread costs a wake-up and a context switch per line on a pinned core. A buffer behind
 //! a mutex costs a `memcpy`; the mutex is held only for that, never for a write: the flusher
-//! swaps the buffer out and writes it unlocked, so a slow disk stalls the flusher, not a proxy
-//! thread. (Holding the lock across the write, a proxy thread that logged while the flusher
-//! wrote waited for the disk: 12–20 ms at p99 on one connection, on a day the disk was slow.)
-//! Only when the flusher is far behind (a buffer past [`HIGH_WATER`]) does a logging thread
+//! swaps the buffer out and writes it unlocked, so a slow disk (or a stalled reader of a
+//! piped stderr) stalls the flusher, not a proxy thread. (The lock used to be held across the
+//! write, and a proxy thread that logged meanwhile waited for it.)
+//! Only when the flusher is far behind (a buffer past `HIGH_WATER`) does a logging thread
 //! write itself: then the log slows the proxy rather than losing lines or growing unbounded.
 //! When stderr is a file, the flusher also has the kernel start writing it to disk (see
 //! [`WriteBack`]).

@@ -66,9 +66,9 @@ struct Lane {
     early: BytesMut,
 }
 
-/// A request head the lane takes, located in the read buffer: its parts are built from the
-/// request's own bytes once they leave the buffer ([`Arrived::parts`]), so no header value
-/// and no path is copied.
+/// A request head the lane takes, located in the read buffer: its target and fields are
+/// taken from the request's own bytes once they leave the buffer ([`Arrived::uri`],
+/// [`Arrived::fields`]), so no header value and no path is copied.
 struct Arrived {
     method: Method,
     /// Where the request target is.
