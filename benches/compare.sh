@@ -40,6 +40,8 @@
 # Environment: ROWS ("header header_get legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
 # PIN_SERVER (0), PIN_LOAD (1), PROXY_THREADS (1: upsbridge's [proxy] threads), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
+# PGO (0; 1: measure the profile-guided build of scripts/pgo.sh, target/pgo/release/upsbridge,
+# built first unless SKIP_BUILD=1),
 # PERF_RECORD (0; 1: `perf record` of upsbridge and the floors during their throughput passes, reports in $OUT;
 # PERF_CALLGRAPH picks the call-graph mode: fp (default), dwarf (sees through our inlined frames)
 # or none (a flat profile, for a high PERF_FREQ: samples per second, 499 by default)),
@@ -88,11 +90,19 @@ STATIC_BEARER=bench-static-token-0123456789abcdef0123456789abcdef
 die() { say "compare.sh: $*"; exit 1; }
 
 bash scripts/setup.sh bench
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
+if [ "${PGO:-0}" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
+  say "building the profile-guided release binary (scripts/pgo.sh: two release builds)…"
+  bash scripts/setup.sh pgo
+  bash scripts/pgo.sh
+elif [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building the release binary (incremental)…"
   cargo build --release --quiet --bin upsbridge
 fi
-BIN=${UPSBRIDGE_BIN:-$ROOT/target/release/upsbridge}
+if [ "${PGO:-0}" = 1 ]; then
+  BIN=${UPSBRIDGE_BIN:-$ROOT/target/pgo/release/upsbridge}
+else
+  BIN=${UPSBRIDGE_BIN:-$ROOT/target/release/upsbridge}
+fi
 FLOORS=${FLOORS:-1}
 FLOOR_DIR=$ROOT/target/release/examples
 if [ "$FLOORS" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then

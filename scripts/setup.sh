@@ -7,7 +7,8 @@
 # Debian's PostgreSQL server for the PostgreSQL store backend's tests (tests/store_backends.rs
 # runs its own clusters in temp dirs; the distribution's own cluster is not used).
 # `setup.sh bench` also installs what benches/compare.sh drives: nginx, wrk, curl, taskset
-# (and valgrind for its INSTRUCTIONS=1 mode).
+# (and valgrind for its INSTRUCTIONS=1 mode); `setup.sh pgo` that and the llvm-profdata of
+# rustc's own LLVM version, for scripts/pgo.sh (the profile-guided release build).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,13 +24,18 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # initdb is not on PATH in Debian's packaging: look where it installs it too.
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-if [ "${1:-}" = bench ]; then
+if [ "${1:-}" = bench ] || [ "${1:-}" = pgo ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   # INSTRUCTIONS=1 counts instructions per request under callgrind.
   [ "${INSTRUCTIONS:-0}" = 1 ] && ! command -v valgrind >/dev/null 2>&1 && need+=(valgrind)
   command -v curl >/dev/null 2>&1 || need+=(curl)
   command -v taskset >/dev/null 2>&1 || need+=(util-linux)
+fi
+if [ "${1:-}" = pgo ]; then
+  # The profile's format is LLVM's own: merge it with the llvm-profdata rustc's LLVM matches.
+  llvm_major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+  command -v "llvm-profdata-$llvm_major" >/dev/null 2>&1 || need+=("llvm-$llvm_major")
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
