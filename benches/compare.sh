@@ -98,11 +98,9 @@ elif [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building the release binary (incremental)…"
   cargo build --release --quiet --bin upsbridge
 fi
-if [ "${PGO:-0}" = 1 ]; then
-  BIN=${UPSBRIDGE_BIN:-$ROOT/target/pgo/release/upsbridge}
-else
-  BIN=${UPSBRIDGE_BIN:-$ROOT/target/release/upsbridge}
-fi
+built=release
+[ "${PGO:-0}" = 1 ] && built=pgo/release
+BIN=${UPSBRIDGE_BIN:-$ROOT/target/$built/upsbridge}
 FLOORS=${FLOORS:-1}
 FLOOR_DIR=$ROOT/target/release/examples
 if [ "$FLOORS" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then

@@ -7,8 +7,8 @@
 # 1. builds an instrumented binary (target/pgo-gen; RUSTFLAGS change every crate's build, so
 #    it has its own target dir and leaves target/release alone);
 # 2. trains it with benches/compare.sh's rows (header style POST and GET, legacy JSON, SOAP and
-#    old-XML rates against the static upstream, nginx beside it as always), which writes a
-#    profile when the proxy exits;
+#    old-XML rates against the static upstream, nginx beside it as always; PGO_SECS seconds
+#    each under load, default 5), which writes a profile when the proxy exits;
 # 3. merges the profile with the llvm-profdata of rustc's own LLVM version and builds again
 #    with it (target/pgo).
 #
