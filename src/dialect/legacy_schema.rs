@@ -374,16 +374,17 @@ impl Shaped {
     }
 }
 
-/// UPS's answer parsed borrowed when it can be written straight from UPS's bytes: a success
-/// of a service whose REST answer goes through unchanged. `None`: take the `Value` path
-/// (errors, converted services, bodies that are not JSON).
-pub fn borrowed_success(
+/// UPS's answer parsed into `arena` when it can be written straight from UPS's bytes: a
+/// success of a service whose REST answer goes through unchanged. `None`: take the `Value`
+/// path (errors, converted services, bodies that are not JSON).
+pub fn borrowed_success<'a>(
+    arena: &'a bumpalo::Bump,
     status: u16,
     service: super::services::Service,
-    body: &[u8],
-) -> Option<serde_json_borrow::Value<'_>> {
+    body: &'a [u8],
+) -> Option<super::tree::Json<'a>> {
     is_direct(status, service)
-        .then(|| super::tree::parse_borrowed(body))
+        .then(|| super::tree::parse_in(arena, body))
         .flatten()
 }
 
@@ -886,7 +887,8 @@ mod tests {
         assert_eq!(shaped.dropped, 1);
         // The borrowed tree of the hot path shapes the same bytes the same way.
         let text = rest.to_string();
-        let borrowed: serde_json_borrow::Value = serde_json::from_str(&text).unwrap();
+        let arena = bumpalo::Bump::new();
+        let borrowed = crate::dialect::tree::parse_in(&arena, text.as_bytes()).unwrap();
         let mut again = String::new();
         write_xml(&mut again, &s, root, &borrowed, None);
         assert_eq!(again, out);
@@ -917,7 +919,8 @@ mod tests {
         assert_eq!(String::from_utf8(json).unwrap(), expected);
         assert_eq!(shaped.paths, vec!["RatedShipment/Junk"]);
         let text = rest.to_string();
-        let borrowed: serde_json_borrow::Value = serde_json::from_str(&text).unwrap();
+        let arena = bumpalo::Bump::new();
+        let borrowed = crate::dialect::tree::parse_in(&arena, text.as_bytes()).unwrap();
         let mut json = vec![];
         write_json(&mut json, &s, root, &borrowed);
         assert_eq!(String::from_utf8(json).unwrap(), expected);

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::legacy_schema::{self, Family, RootDef};
 use super::request_member::JsonText;
 use super::services::{self, AnswerShape, Converted, RequestMember, RestBody, Service};
-use super::tree::Node;
+use super::tree::{self, Node};
 use super::{
     rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route, Severity, Ups,
     UpsError,
@@ -517,13 +517,16 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
     }
     // The common case (a success UPS's members go through as they are) is shaped from a
     // borrowed parse of UPS's bytes: no `Value` tree, no hashing.
-    if let Some((def, doc)) = def
-        .and_then(|d| legacy_schema::borrowed_success(status, shape.service, &body).map(|b| (d, b)))
-    {
-        return match doc.member(root) {
-            Some(content) => shaped(def, content, status),
-            None => json_answer(status, body, None),
-        };
+    let borrowed = def.and_then(|def| {
+        tree::with_arena(|arena| {
+            let doc = legacy_schema::borrowed_success(arena, status, shape.service, &body)?;
+            Some(doc.member(root).map(|content| shaped(def, content, status)))
+        })
+    });
+    match borrowed {
+        Some(Some(answer)) => return answer,
+        Some(None) => return json_answer(status, body, None),
+        None => {}
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {

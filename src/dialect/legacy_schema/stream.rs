@@ -431,7 +431,7 @@ impl<'de, S: Sink> Visitor<'de> for Member<'_, '_, S> {
 #[cfg(test)]
 mod tests {
     use super::super::{schemas, stream_json, stream_xml, write_json, write_xml, Family, Schemas};
-    use crate::dialect::tree::{parse_borrowed, Node};
+    use crate::dialect::tree::{parse_in, Node};
 
     /// A small deterministic generator (xorshift), so a failure names its seed.
     struct Rng(u64);
@@ -543,7 +543,8 @@ mod tests {
         let root = s.root(Family::Xoltws, "RateResponse").unwrap();
         let mut json = Vec::new();
         let shaped = stream_json(&mut json, s, root, RATE_ANSWER).expect("streams");
-        let doc = parse_borrowed(RATE_ANSWER.as_bytes()).unwrap();
+        let arena = bumpalo::Bump::new();
+        let doc = parse_in(&arena, RATE_ANSWER.as_bytes()).unwrap();
         let mut walked = Vec::new();
         let walked_shape = write_json(&mut walked, s, root, doc.member("RateResponse").unwrap());
         assert_eq!(
@@ -592,7 +593,8 @@ mod tests {
                 object(&mut rng, s, root.ty, 0, &mut text);
             }
             text.push('}');
-            let doc = parse_borrowed(text.as_bytes()).expect("generated JSON parses");
+            let arena = bumpalo::Bump::new();
+            let doc = parse_in(&arena, text.as_bytes()).expect("generated JSON parses");
             let content = doc.member(&root.name);
             cases += 1;
 

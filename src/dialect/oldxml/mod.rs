@@ -968,8 +968,10 @@ pub fn answer(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) 
     // A rate (the common call) or a confirmation is built from a borrowed parse of UPS's
     // bytes: no `Value` with a hashed map per object (half of a rate's answer cost).
     if success && matches!(svc, OldService::Rate | OldService::ShipConfirm) {
-        let parsed = tree::parse_borrowed(&body).unwrap_or(serde_json_borrow::Value::Null);
-        return templated(shape, status, &parsed, digest);
+        return tree::with_arena(|arena| {
+            let parsed = tree::parse_in(arena, &body).unwrap_or(tree::Json::Null);
+            templated(shape, status, &parsed, digest)
+        });
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !success {
@@ -1033,11 +1035,13 @@ pub fn answer_by_map(shape: &OldShape, status: u16, body: Bytes, digest: Option<
     if !(200..300).contains(&status) || shape.old != OldService::Rate {
         return answer(shape, status, body, digest);
     }
-    let parsed = tree::parse_borrowed(&body).unwrap_or(serde_json_borrow::Value::Null);
-    match parsed.field(shape.old.rest_root()) {
-        Some(rest) => templated_by_map(shape, rest, digest),
-        None => garbled(shape, status),
-    }
+    tree::with_arena(|arena| {
+        let parsed = tree::parse_in(arena, &body).unwrap_or(tree::Json::Null);
+        match parsed.field(shape.old.rest_root()) {
+            Some(rest) => templated_by_map(shape, rest, digest),
+            None => garbled(shape, status),
+        }
+    })
 }
 
 /// A rate's success document written straight from the REST `RateResponse`'s members.
@@ -1403,7 +1407,8 @@ mod tests {
             r#"{"RateResponse":{}}"#.to_string(),
         ];
         for body in answers {
-            let parsed: serde_json_borrow::Value = serde_json::from_str(&body).unwrap();
+            let arena = bumpalo::Bump::new();
+            let parsed = tree::parse_in(&arena, body.as_bytes()).unwrap();
             let rest = parsed.field("RateResponse").unwrap();
             let written = rate_written(&shape, rest).expect("written straight");
             let by_map = templated_by_map(&shape, rest, None);
@@ -1412,7 +1417,8 @@ mod tests {
         // A member named twice: the map keeps one, so the map writes it.
         let twice =
             r#"{"RateResponse":{"RatedShipment":{"BillingWeight":{"Weight":"1","Weight":"2"}}}}"#;
-        let parsed: serde_json_borrow::Value = serde_json::from_str(twice).unwrap();
+        let arena = bumpalo::Bump::new();
+        let parsed = tree::parse_in(&arena, twice.as_bytes()).unwrap();
         assert!(rate_written(&shape, parsed.field("RateResponse").unwrap()).is_none());
         let a = answer(&shape, 200, Bytes::from(twice), None);
         assert!(std::str::from_utf8(&a.body)
@@ -1424,7 +1430,7 @@ mod tests {
             r#"{{"RateResponse":{{"RatedShipment":{{"BillingWeight":{{{}}}}}}}}}"#,
             wide.join(",")
         );
-        let parsed: serde_json_borrow::Value = serde_json::from_str(&wide).unwrap();
+        let parsed = tree::parse_in(&arena, wide.as_bytes()).unwrap();
         let rest = parsed.field("RateResponse").unwrap();
         assert!(rate_written(&shape, rest).is_none());
         let a = answer(&shape, 200, Bytes::from(wide.clone()), None);

@@ -21,7 +21,7 @@ use super::legacy_schema::{self, Family, RootDef};
 use super::onepass;
 use super::schema::{self, Rule};
 use super::services::{self, AnswerShape, Converted, Service};
-use super::tree::Node;
+use super::tree::{self, Node};
 use super::xmljson::{self, escape_text, Element};
 use super::{
     rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route, Severity, Ups,
@@ -531,13 +531,17 @@ pub fn answer(shape: &AnswerShape, namespace: Option<&str>, status: u16, body: B
     }
     // The common case (a success whose members go through as they are) is written from a
     // borrowed parse of UPS's bytes: no `Value` tree, no hashing.
-    if let Some((def, doc)) = def
-        .and_then(|d| legacy_schema::borrowed_success(status, shape.service, &body).map(|b| (d, b)))
-    {
-        return match doc.member(root) {
-            Some(content) => enveloped(|out| by_schema(out, def, content, namespace)),
-            None => garbled(root, status),
-        };
+    let borrowed = def.and_then(|def| {
+        tree::with_arena(|arena| {
+            let doc = legacy_schema::borrowed_success(arena, status, shape.service, &body)?;
+            Some(match doc.member(root) {
+                Some(content) => enveloped(|out| by_schema(out, def, content, namespace)),
+                None => garbled(root, status),
+            })
+        })
+    });
+    if let Some(answer) = borrowed {
+        return answer;
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
