@@ -14,7 +14,8 @@
 #
 # What the profile does not cover (other services, refusals, the admin page, TLS) is compiled
 # as cold code: correct, only not laid out for speed. Each build is a fat-LTO release build of
-# every crate: 10-15 minutes each on 2 cores.
+# every crate: 10-15 minutes each on 2 cores. Both builds read the working tree as it is when
+# cargo gets to each file: to build one commit while editing, run this in a `git worktree`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

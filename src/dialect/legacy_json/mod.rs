@@ -520,13 +520,14 @@ pub fn answer(shape: &AnswerShape, status: u16, body: Bytes) -> Answer {
     let borrowed = def.and_then(|def| {
         tree::with_arena(|arena| {
             let doc = legacy_schema::borrowed_success(arena, status, shape.service, &body)?;
-            Some(doc.member(root).map(|content| shaped(def, content, status)))
+            Some(match doc.member(root) {
+                Some(content) => shaped(def, content, status),
+                None => json_answer(status, body.clone(), None),
+            })
         })
     });
-    match borrowed {
-        Some(Some(answer)) => return answer,
-        Some(None) => return json_answer(status, body, None),
-        None => {}
+    if let Some(answer) = borrowed {
+        return answer;
     }
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
