@@ -12,7 +12,8 @@
 //!   the UPS call, the answer, the record.
 //! - [`proxy`]: the listener (a pingora service served by hyper) and the UPS upstream.
 //! - [`admin`]: the ops listener (health, metrics, account status).
-//! - [`clock`]: Unix time; [`memory`]: the process allocator; [`logbuf`]: the batched log writer.
+//! - [`clock`]: Unix time; [`memory`]: the process allocator; [`logbuf`]: the batched log writer;
+//!   [`substring`]: byte strings searched for in bodies.
 //! - [`server`]: assembles one `serve` process.
 //! - [`tls`]: the private CA, certificates by SNI, reload and renewal; [`doctor`]: the
 //!   set-up checklist.
@@ -36,4 +37,5 @@ pub mod proxy;
 pub mod rest;
 pub mod server;
 pub mod store;
+pub mod substring;
 pub mod tls;

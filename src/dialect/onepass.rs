@@ -30,6 +30,7 @@ use super::request_member::RequestMember;
 use super::schema::{self, ArrayPaths, Rule};
 use super::xmljson;
 use crate::error::Failure;
+use crate::substring::Substring;
 
 /// Most members one object may have in one pass (UPS's request objects have fewer than 40).
 const MAX_MEMBERS: usize = 64;
@@ -132,7 +133,8 @@ pub fn plain_reader(input: &[u8]) -> PlainReader<'_> {
 /// Whether `text` may declare a namespace: a reader that resolves none does not check the
 /// declarations, so such text goes to a resolving reader.
 pub fn declares_namespace(text: &[u8]) -> bool {
-    memchr::memmem::find(text, b"xmlns").is_some()
+    static XMLNS: Substring = Substring::new(b"xmlns");
+    XMLNS.is_in(text)
 }
 
 /// What one pass reads a document's events from.

@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 
 use super::tree::Node;
 use super::Failure;
+use crate::substring::Substring;
 
 /// Deepest element nesting accepted (XOLTWS documents nest about 12 deep).
 pub const MAX_DEPTH: usize = 64;
@@ -104,13 +105,15 @@ pub fn decode(body: &[u8]) -> Cow<'_, str> {
 
 /// A non-UTF-8 encoding named by any XML declaration in the body (at most the first few).
 fn declared_encoding(body: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    static DECLARATION: Substring = Substring::new(b"<?xml");
+    static DECLARATION_END: Substring = Substring::new(b"?>");
     let mut rest = body;
     for _ in 0..4 {
-        let start = find(rest, b"<?xml")?;
+        let start = DECLARATION.find(rest)?;
         let decl = &rest[start..];
-        let end = find(decl, b"?>")?;
+        let end = DECLARATION_END.find(decl)?;
         let decl_text = &decl[..end];
-        if let Some(label) = attr_value(decl_text, b"encoding") {
+        if let Some(label) = encoding_label(decl_text) {
             if let Some(enc) = encoding_rs::Encoding::for_label(label) {
                 if enc != encoding_rs::UTF_8 {
                     return Some(enc);
@@ -122,14 +125,11 @@ fn declared_encoding(body: &[u8]) -> Option<&'static encoding_rs::Encoding> {
     None
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
-}
-
-/// `name="value"` or `name='value'` inside a declaration.
-fn attr_value<'a>(decl: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    let at = find(decl, name)?;
-    let after = decl.get(at + name.len()..)?;
+/// `encoding="label"` or `encoding='label'` inside a declaration.
+fn encoding_label(decl: &[u8]) -> Option<&[u8]> {
+    static ENCODING: Substring = Substring::new(b"encoding");
+    let at = ENCODING.find(decl)?;
+    let after = decl.get(at + b"encoding".len()..)?;
     let after = trim_ascii_start(after).strip_prefix(b"=")?;
     let after = trim_ascii_start(after);
     let quote = *after.first()?;

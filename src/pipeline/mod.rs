@@ -17,7 +17,7 @@ pub mod replay;
 use memchr::memmem;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker, TokenError};
 pub use crate::rest::RestAnswer;
 use crate::rest::RestCall;
+use crate::substring::Substring;
 use digest::{Accept, ShipDigests};
 use replay::{Begin, Replays};
 
@@ -550,7 +551,7 @@ impl Pipeline {
             env: auth.env,
             token: auth.token.clone(),
             asked: rate.then(|| Arc::new(AtomicBool::new(false))),
-            given: rate.then(|| Needle::new(&GIVEN)),
+            given: rate.then(|| Needle::new(GIVEN.finder())),
             error_body: None,
         }
     }
@@ -1038,7 +1039,7 @@ impl Scan {
     /// Sees each chunk of the client's body on its way to UPS (`None`: nothing to watch).
     pub fn request_tap(&self) -> Option<Tap> {
         let asked = self.asked.clone()?;
-        let mut needle = Needle::new(&ASKED);
+        let mut needle = Needle::new(ASKED.finder());
         Some(Box::new(move |chunk| {
             needle.feed(chunk);
             if needle.found {
@@ -1071,10 +1072,8 @@ impl Scan {
 
 /// The two byte strings scanned for, their searchers built once (building one is most of
 /// the cost of searching a short body).
-static ASKED: LazyLock<memmem::Finder<'static>> =
-    LazyLock::new(|| memmem::Finder::new(NEGOTIATED_ASKED));
-static GIVEN: LazyLock<memmem::Finder<'static>> =
-    LazyLock::new(|| memmem::Finder::new(NEGOTIATED_GIVEN));
+static ASKED: Substring = Substring::new(NEGOTIATED_ASKED);
+static GIVEN: Substring = Substring::new(NEGOTIATED_GIVEN);
 
 /// The longest needle a [`Needle`] may look for, and the most it keeps between chunks.
 const NEEDLE_MAX: usize = 32;
@@ -1519,12 +1518,12 @@ mod tests {
         let text = b"{\"ShipmentRatingOptions\":{\"NegotiatedRatesIndicator\":\"\"}}";
         for split in 0..=text.len() {
             let (a, b) = text.split_at(split);
-            let mut n = Needle::new(&ASKED);
+            let mut n = Needle::new(ASKED.finder());
             n.feed(a);
             n.feed(b);
             assert!(n.found, "split at {split}");
         }
-        let mut n = Needle::new(&ASKED);
+        let mut n = Needle::new(ASKED.finder());
         for c in b"NegotiatedRates Indicator".chunks(3) {
             n.feed(c);
         }
@@ -1539,7 +1538,7 @@ mod tests {
                 let whole = memmem::find(&text, NEGOTIATED_ASKED).is_some();
                 assert_eq!(whole, cut == 0);
                 for size in 1..=text.len() {
-                    let mut n = Needle::new(&ASKED);
+                    let mut n = Needle::new(ASKED.finder());
                     for c in text.chunks(size) {
                         n.feed(c);
                     }

@@ -22,6 +22,10 @@ use super::{
 };
 use crate::accounts::LegacyCredentials;
 use crate::rest::RestCall;
+use crate::substring::Substring;
+
+/// `null` anywhere in a body: such a body takes the full reading, which removes nulls.
+static NULL: Substring = Substring::new(b"null");
 
 /// The legacy JSON dialect.
 pub struct LegacyJson;
@@ -130,7 +134,7 @@ fn read_in_full(text: &str) -> Result<Parsed, Failure> {
 /// root that is not an object, a call that needs more than `Request`); the full reading in
 /// [`parse`] then takes the body and words any error.
 fn parse_common(text: &str) -> Option<Parsed> {
-    if memchr::memmem::find(text.as_bytes(), b"null").is_some() {
+    if NULL.is_in(text.as_bytes()) {
         return None;
     }
     let body: CommonBody = serde_json::from_str(text).ok()?;
@@ -341,7 +345,7 @@ fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<Request, Fai
     // Most requests (rates, shipments) go to UPS byte for byte and their REST call is read
     // from their `Request` member: only that member is parsed, the shipment never is. A body
     // that may hold a `null` takes the full path, which removes nulls (REST refuses them).
-    let nulls_possible = memchr::memmem::find(raw.get().as_bytes(), b"null").is_some();
+    let nulls_possible = NULL.is_in(raw.get().as_bytes());
     if services::reads_request_member_only(service) && !nulls_possible {
         let inner = serde_json::from_str::<Members>(raw.get())
             .map_err(|e| Failure::Malformed(format!("{root}: {e}")))?
