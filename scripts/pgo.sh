@@ -10,7 +10,11 @@
 #    old-XML rates against the static upstream, nginx beside it as always; PGO_SECS seconds
 #    each under load, default 5), which writes a profile when the proxy exits;
 # 3. merges the profile with the llvm-profdata of rustc's own LLVM version and builds again
-#    with it (target/pgo).
+#    with it (target/pgo), linked with its relocations kept;
+# 4. lays that binary's code out by where the same training spends its time, with LLVM's BOLT
+#    (an instrumented copy is trained as in 2, then `llvm-bolt` reorders its blocks and
+#    functions and splits cold code out): target/pgo/release/upsbridge. BOLT=0 skips this
+#    step; the profile-guided binary before it is kept as target/pgo/release/upsbridge.pgo.
 #
 # What the profile does not cover (other services, refusals, the admin page, TLS) is compiled
 # as cold code: correct, only not laid out for speed. Each build is a fat-LTO release build of
@@ -25,6 +29,19 @@ profdata=${LLVM_PROFDATA:-$(command -v "llvm-profdata-$llvm_major" || true)}
   echo "pgo: llvm-profdata-$llvm_major not found (rustc uses LLVM $llvm_major): bash scripts/setup.sh pgo" >&2
   exit 1
 }
+bolt_step=${BOLT:-1}
+bolt=$(command -v "llvm-bolt-$llvm_major" || true)
+merge_fdata=$(command -v "merge-fdata-$llvm_major" || true)
+if [ "$bolt_step" != 0 ] && { [ ! -x "$bolt" ] || [ ! -x "$merge_fdata" ]; }; then
+  echo "pgo: llvm-bolt-$llvm_major not found: bash scripts/setup.sh pgo (or BOLT=0)" >&2
+  exit 1
+fi
+
+# Trains the binary $1 with benches/compare.sh's rows; $2 names the run's output dir.
+train() {
+  SKIP_BUILD=1 UPSBRIDGE_BIN=$1 RUNS=1 DURATION=${PGO_SECS:-5} \
+    LAT_DURATION=1 FLOORS=0 OUT=$PWD/target/$2 bash benches/compare.sh >&2
+}
 
 data=$PWD/target/pgo-data
 rm -rf "$data"
@@ -36,8 +53,7 @@ RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$data" \
 # Build scripts and proc macros ran instrumented during the build: only the proxy's profile.
 rm -f "$data"/*.profraw
 echo "pgo: training it with benches/compare.sh's rows" >&2
-SKIP_BUILD=1 UPSBRIDGE_BIN=$PWD/target/pgo-gen/release/upsbridge RUNS=1 DURATION=${PGO_SECS:-5} \
-  LAT_DURATION=1 FLOORS=0 OUT=$PWD/target/pgo-train bash benches/compare.sh >&2
+train "$PWD/target/pgo-gen/release/upsbridge" pgo-train
 ls "$data"/*.profraw >/dev/null 2>&1 || {
   echo "pgo: the instrumented proxy wrote no profile (did it exit cleanly?)" >&2
   exit 1
@@ -46,8 +62,34 @@ ls "$data"/*.profraw >/dev/null 2>&1 || {
 
 # Every crate is built against the profile (pingora's and tokio's hot paths are most of a
 # request), so a new profile means a clean build: cargo does not see the file change.
+# The relocations let BOLT move functions, not only the blocks inside each.
 rm -rf target/pgo/release
 echo "pgo: building with the profile (target/pgo)" >&2
-RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$PWD/target/pgo.profdata" \
+RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$PWD/target/pgo.profdata -Clink-arg=-Wl,--emit-relocs" \
   cargo build --release --bin upsbridge --target-dir target/pgo
-echo "pgo: target/pgo/release/upsbridge" >&2
+bin=target/pgo/release/upsbridge
+cp "$bin" "$bin.pgo"
+if [ "$bolt_step" = 0 ]; then
+  echo "pgo: $bin (BOLT=0: not laid out by BOLT)" >&2
+  exit 0
+fi
+
+# BOLT's instrumented copy writes one profile per process, when it exits (as in 2).
+bolt_data=$PWD/target/bolt-data
+rm -rf "$bolt_data"
+mkdir -p "$bolt_data"
+echo "pgo: laying the code out with BOLT (log: target/bolt.log)" >&2
+"$bolt" "$bin.pgo" -instrument -instrumentation-file="$bolt_data/upsbridge" \
+  -instrumentation-file-append-pid -o target/pgo/upsbridge.bolt-gen >target/bolt.log 2>&1
+train "$PWD/target/pgo/upsbridge.bolt-gen" bolt-train
+ls "$bolt_data"/*.fdata >/dev/null 2>&1 || {
+  echo "pgo: the instrumented proxy wrote no BOLT profile (did it exit cleanly?)" >&2
+  exit 1
+}
+"$merge_fdata" "$bolt_data"/*.fdata >"$bolt_data/merged.fdata" 2>>target/bolt.log
+# The layout BOLT's own documentation recommends; the line tables are rewritten so that
+# backtraces keep their file:line.
+"$bolt" "$bin.pgo" -o "$bin" -data="$bolt_data/merged.fdata" -reorder-blocks=ext-tsp \
+  -reorder-functions=cdsort -split-functions -split-all-cold -split-eh -icf=1 \
+  -use-gnu-stack -update-debug-sections -dyno-stats >>target/bolt.log 2>&1
+echo "pgo: $bin (profile-guided, laid out by BOLT; $bin.pgo before BOLT)" >&2

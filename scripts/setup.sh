@@ -7,8 +7,8 @@
 # Debian's PostgreSQL server for the PostgreSQL store backend's tests (tests/store_backends.rs
 # runs its own clusters in temp dirs; the distribution's own cluster is not used).
 # `setup.sh bench` also installs what benches/compare.sh drives: nginx, wrk, curl, taskset
-# (and valgrind for its INSTRUCTIONS=1 mode); `setup.sh pgo` that and the llvm-profdata of
-# rustc's own LLVM version, for scripts/pgo.sh (the profile-guided release build).
+# (and valgrind for its INSTRUCTIONS=1 mode); `setup.sh pgo` that and the llvm-profdata and
+# BOLT of rustc's own LLVM version, for scripts/pgo.sh (the profile-guided release build).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,9 @@ if [ "${1:-}" = pgo ]; then
   # The profile's format is LLVM's own: merge it with the llvm-profdata rustc's LLVM matches.
   llvm_major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
   command -v "llvm-profdata-$llvm_major" >/dev/null 2>&1 || need+=("llvm-$llvm_major")
+  # BOLT lays the profile-guided binary out; its instrumented copy links BOLT's runtime.
+  command -v "llvm-bolt-$llvm_major" >/dev/null 2>&1 || need+=("bolt-$llvm_major")
+  ls /usr/lib/llvm-"$llvm_major"/lib/libbolt_rt_instr.a >/dev/null 2>&1 || need+=("libbolt-$llvm_major-dev")
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
