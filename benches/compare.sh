@@ -56,7 +56,10 @@
 # count does not depend on what else the host runs, so it shows a change of a few per cent in
 # user-space work that req/s and CPU time on a shared host cannot; it says nothing of kernel
 # time or cache misses. Dumps (for callgrind_annotate; each row's dump names its functions in
-# full, so it reads alone) go to $OUT.
+# full, so it reads alone) go to $OUT. INSTR_SIM=1 adds callgrind's model of the caches and the
+# branch predictor: instruction-cache misses (first level, last level) and mispredicted branches
+# per request, beside the instructions. A model, not this CPU; it shows a change in code layout
+# (scripts/pgo.sh's BOLT step) that the count does not, where a shared host's noise hides it.
 #
 # Every process started here is stopped by its PID on exit, including on Ctrl-C.
 set -euo pipefail
@@ -436,14 +439,15 @@ print_table() {
 # INSTRUCTIONS=1: instructions per request of each build, row by row (see the top).
 count_instructions() {
   command -v valgrind >/dev/null || die "valgrind not found (INSTRUCTIONS=1 bash scripts/setup.sh bench)"
-  local secs=${INSTR_SECS:-5} conns=${INSTR_CONNS:-4}
+  local secs=${INSTR_SECS:-5} conns=${INSTR_CONNS:-4} sim=""
+  [ "${INSTR_SIM:-0}" = 1 ] && sim="--cache-sim=yes --branch-sim=yes"
   start_upstream
   local builds=("upsbridge|$BIN")
   [ -n "${BASELINE_BIN:-}" ] && builds+=("baseline|$BASELINE_BIN")
-  local build name bin d code r reqs total dump
+  local build name bin d code r reqs total dump events counts
   for build in "${builds[@]}"; do
     IFS='|' read -r name bin <<<"$build"
-    UB_WRAP="valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind-$name.out --dump-instr=no --compress-strings=no" \
+    UB_WRAP="valgrind --tool=callgrind --callgrind-out-file=$OUT/callgrind-$name.out --dump-instr=no --compress-strings=no $sim" \
       start_upsbridge "$bin" "$name"
     for d in $ROWS; do
       code=$(probe "$UB_PORT" "$d")
@@ -455,10 +459,20 @@ count_instructions() {
       reqs=$(field "$r" requests)
       [ "$(($(field "$r" status_errors) + $(field "$r" socket_errors)))" = 0 ] || die "$name: errors on $d: $r"
       dump=$(ls -t "$OUT/callgrind-$name.out"* | head -n 1)
-      total=$(sed -n 's/^summary: //p; s/^totals: //p' "$dump" | head -n 1)
+      # One number per event, in the order of the dump's `events:` line (Ir first).
+      events=$(sed -n 's/^events: //p' "$dump" | head -n 1)
+      counts=$(sed -n 's/^summary: //p; s/^totals: //p' "$dump" | head -n 1)
+      total=${counts%% *}
       [ -n "$total" ] && [ "${reqs:-0}" -gt 0 ] || die "no count in $dump"
       printf '%s\t%s\t%s\t%s\n' "$d" "$name" "$reqs" "$total" >>"$OUT/instructions.tsv"
       say "  $d $name: $reqs requests, $((total / reqs)) instructions per request ($dump)"
+      if [ -n "$sim" ]; then
+        awk -v d="$d" -v name="$name" -v reqs="$reqs" -v ev="$events" -v c="$counts" 'BEGIN {
+          n = split(ev, e, " "); split(c, v, " ")
+          for (i = 1; i <= n; i++) per[e[i]] = v[i] / reqs
+          printf "%s\t%s\t%.1f\t%.1f\t%.1f\n", d, name, per["I1mr"], per["ILmr"], per["Bcm"] + per["Bim"]
+        }' >>"$OUT/simulated.tsv"
+      fi
     done
     stop_pid "$UB_PID"
   done
@@ -472,6 +486,11 @@ count_instructions() {
       }
     }' "$OUT/instructions.tsv" | tee "$OUT/instructions.txt"
   say "instructions per request (callgrind, all of upsbridge's threads): $OUT/instructions.txt"
+  if [ -n "$sim" ]; then
+    awk -F'\t' 'BEGIN { printf "%-12s %-10s %16s %16s %16s\n", "row", "build", "I1 misses/req", "LL i-misses/req", "mispredicts/req" }
+      { printf "%-12s %-10s %16s %16s %16s\n", $1, $2, $3, $4, $5 }' "$OUT/simulated.tsv" | tee "$OUT/simulated.txt"
+    say "callgrind's cache and branch model, per request: $OUT/simulated.txt"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
