@@ -443,6 +443,20 @@ impl Proxy {
             .unwrap()
     }
 
+    /// The metrics text once it holds `line`, or after 5 s for the caller's assertion to
+    /// show: a request is counted once its last byte is handed over, which may be just after
+    /// the client has read it.
+    pub fn metrics_text_with(&self, line: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.metrics_text();
+            if text.contains(line) || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Every problem the legacy schemas find in the answers received so far (and stop
     /// recording). Dropping the `Proxy` fails the test on any.
     pub fn answer_problems(&self) -> Vec<String> {
