@@ -11,7 +11,7 @@
 //! Only when the flusher is far behind (a buffer past `HIGH_WATER`) does a logging thread
 //! write itself: then the log slows the proxy rather than losing lines or growing unbounded.
 //! When stderr is a file, the flusher also has the kernel start writing it to disk (see
-//! [`WriteBack`]).
+//! `WriteBack`).
 
 use std::io::{Stderr, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};

@@ -597,7 +597,7 @@ pub fn write_xml<N: Node>(
 }
 
 /// [`write_xml`] of UPS's answer text, its member named as the root the content, shaped as
-/// it is parsed ([`stream`]). `None`, with `out` as it was, where a tree must be walked.
+/// it is parsed (`stream`). `None`, with `out` as it was, where a tree must be walked.
 pub fn stream_xml(
     out: &mut String,
     schemas: &Schemas,
@@ -780,7 +780,7 @@ pub fn write_json<N: Node>(
 }
 
 /// [`write_json`] of UPS's answer text, its member named as the root the content, shaped as
-/// it is parsed ([`stream`]). `None`, with `out` as it was, where a tree must be walked.
+/// it is parsed (`stream`). `None`, with `out` as it was, where a tree must be walked.
 pub fn stream_json(
     out: &mut Vec<u8>,
     schemas: &Schemas,

@@ -20,7 +20,7 @@
 //! exchange with UPS through the pipeline's [`Ups`] and writes the answer.
 //!
 //! Credentials are taken out here and handed over as
-//! [`LegacyCredentials`](crate::accounts::LegacyCredentials); nothing in this
+//! [`LegacyCredentials`]; nothing in this
 //! module logs them or copies them into an answer.
 
 pub mod fields;

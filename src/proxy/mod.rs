@@ -2,10 +2,10 @@
 //! graceful shutdown) whose connections are served by hyper, moving bytes between
 //! the client, [`crate::pipeline`] and UPS. Nothing here knows a dialect.
 //!
-//! Connections start in the express lane ([`express`]): header-style calls exchanged with
+//! Connections start in the express lane (`express`): header-style calls exchanged with
 //! UPS in one write each way on httparse, body dialects' translated by the pipeline and
 //! answered in one write. The first request it does not take hands the connection to hyper
-//! for the rest of its life. Both talk to UPS by hand on pooled connections ([`h1`]) for
+//! for the rest of its life. Both talk to UPS by hand on pooled connections (`h1`) for
 //! calls that change nothing there, and through hyper's client for the rest.
 //!
 //! Two shapes of exchange on hyper:

@@ -297,7 +297,7 @@ impl Upstream {
 
     /// One REST call with a fully buffered answer, all within the request timeout. A call
     /// that changes nothing at UPS is one write on this thread's pooled connections
-    /// ([`h1::exchange_whole`]); one that changes something goes through hyper's client,
+    /// (`h1::exchange_whole`); one that changes something goes through hyper's client,
     /// which never sends a request twice.
     pub async fn exchange(
         &self,

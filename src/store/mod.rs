@@ -22,7 +22,7 @@
 //! that says what to check, never hangs. sled calls are quick and run inline.
 //!
 //! Every public method call is counted and timed once ([`observe`]), under a short static
-//! operation name (`token_get`, `digest_swap`, …), by [`Store::observed`].
+//! operation name (`token_get`, `digest_swap`, …), by `Store::observed`.
 
 pub mod migrate;
 pub mod observe;
