@@ -20,6 +20,10 @@ impl Substring {
         }
     }
 
+    pub fn needle(&self) -> &'static [u8] {
+        self.needle
+    }
+
     /// The searcher, built on first use.
     pub fn finder(&self) -> &Finder<'static> {
         self.finder.get_or_init(|| Finder::new(self.needle))

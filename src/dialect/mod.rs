@@ -19,8 +19,7 @@
 //! [`Answered`] holding that dialect's own per-request state, which makes its
 //! exchange with UPS through the pipeline's [`Ups`] and writes the answer.
 //!
-//! Credentials are taken out here and handed over as
-//! [`LegacyCredentials`]; nothing in this
+//! Credentials are taken out here and handed over as [`LegacyCredentials`]; nothing in this
 //! module logs them or copies them into an answer.
 
 pub mod fields;

@@ -129,7 +129,7 @@ fn declared_encoding(body: &[u8]) -> Option<&'static encoding_rs::Encoding> {
 fn encoding_label(decl: &[u8]) -> Option<&[u8]> {
     static ENCODING: Substring = Substring::new(b"encoding");
     let at = ENCODING.find(decl)?;
-    let after = decl.get(at + b"encoding".len()..)?;
+    let after = decl.get(at + ENCODING.needle().len()..)?;
     let after = trim_ascii_start(after).strip_prefix(b"=")?;
     let after = trim_ascii_start(after);
     let quote = *after.first()?;
