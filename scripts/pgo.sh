@@ -18,9 +18,9 @@
 #    Off by default: callgrind's model counts 10-13 % fewer instruction-cache misses, but the
 #    time it saves was not measurable on a busy host (docs/performance.md, fourteenth session).
 #
-# Both builds are for x86-64-v3 CPUs (AVX2, BMI2, FMA: Intel Haswell and AMD Zen onwards, the
-# fourteenth session measured 2-5 % fewer instructions per translation), as the machine it
-# is built on is assumed to be the kind it runs on; TARGET_CPU=x86-64 builds for any x86-64 CPU
+# Both builds are for x86-64-v3 CPUs (AVX2, BMI2, FMA: Intel Haswell and AMD Zen onwards; 6-7 %
+# fewer instructions per request through the proxy than for plain x86-64, legacy JSON 2.4 %),
+# as the machine it is built on is assumed to be the kind it runs on; TARGET_CPU=x86-64 builds for any x86-64 CPU
 # (a v3 binary stops with SIGILL on one without AVX2), TARGET_CPU=native for this very CPU.
 #
 # What the profile does not cover (other services, refusals, the admin page, TLS) is compiled
