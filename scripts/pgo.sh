@@ -20,8 +20,9 @@
 #
 # Both builds are for x86-64-v3 CPUs (AVX2, BMI2, FMA: Intel Haswell and AMD Zen onwards; 6-7 %
 # fewer instructions per request through the proxy than for plain x86-64, legacy JSON 2.4 %),
-# as the machine it is built on is assumed to be the kind it runs on; TARGET_CPU=x86-64 builds for any x86-64 CPU
-# (a v3 binary stops with SIGILL on one without AVX2), TARGET_CPU=native for this very CPU.
+# as the machine it is built on is assumed to be the kind it runs on. TARGET_CPU=x86-64 builds
+# for any x86-64 CPU (a v3 binary stops with SIGILL on one without AVX2), TARGET_CPU=native for
+# this very CPU (valgrind, and so compare.sh's INSTRUCTIONS=1, cannot run AVX-512 code).
 #
 # What the profile does not cover (other services, refusals, the admin page, TLS) is compiled
 # as cold code: correct, only not laid out for speed. Each build is a fat-LTO release build of
