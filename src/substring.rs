@@ -25,7 +25,7 @@ impl Substring {
     }
 
     /// The searcher, built on first use.
-    pub fn finder(&self) -> &Finder<'static> {
+    fn finder(&self) -> &Finder<'static> {
         self.finder.get_or_init(|| Finder::new(self.needle))
     }
 

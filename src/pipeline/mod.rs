@@ -14,7 +14,6 @@
 pub mod digest;
 pub mod replay;
 
-use memchr::memmem;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -551,7 +550,7 @@ impl Pipeline {
             env: auth.env,
             token: auth.token.clone(),
             asked: rate.then(|| Arc::new(AtomicBool::new(false))),
-            given: rate.then(|| Needle::new(GIVEN.finder())),
+            given: rate.then(|| Needle::new(&GIVEN)),
             error_body: None,
         }
     }
@@ -860,7 +859,7 @@ impl Pipeline {
         id: &str,
         service: &'static str,
     ) -> Result<RestAnswer, Failure> {
-        let asks_negotiated = body.as_deref().is_some_and(|b| ASKED.find(b).is_some());
+        let asks_negotiated = body.as_deref().is_some_and(|b| ASKED.is_in(b));
         let mut answer = self
             .rest
             .exchange(env, call, body.clone(), &authorization(&token)?, id)
@@ -879,7 +878,7 @@ impl Pipeline {
         }
         self.diagnose(account.name(), service, answer.status, &answer.body);
         if (200..300).contains(&answer.status) && matches!(service, "rate" | "ship") {
-            let got = GIVEN.find(&answer.body).is_some();
+            let got = GIVEN.is_in(&answer.body);
             self.tokens
                 .note_negotiated_rates(account.name(), asks_negotiated, got);
         }
@@ -1039,7 +1038,7 @@ impl Scan {
     /// Sees each chunk of the client's body on its way to UPS (`None`: nothing to watch).
     pub fn request_tap(&self) -> Option<Tap> {
         let asked = self.asked.clone()?;
-        let mut needle = Needle::new(ASKED.finder());
+        let mut needle = Needle::new(&ASKED);
         Some(Box::new(move |chunk| {
             needle.feed(chunk);
             if needle.found {
@@ -1051,7 +1050,7 @@ impl Scan {
     /// Sees the client's whole body at once (the express lane has it in memory).
     pub fn request_seen(&self, body: &[u8]) {
         if let Some(asked) = &self.asked {
-            if ASKED.find(body).is_some() {
+            if ASKED.is_in(body) {
                 asked.store(true, Ordering::Relaxed);
             }
         }
@@ -1070,8 +1069,7 @@ impl Scan {
     }
 }
 
-/// The two byte strings scanned for, their searchers built once (building one is most of
-/// the cost of searching a short body).
+/// The two byte strings scanned for.
 static ASKED: Substring = Substring::new(NEGOTIATED_ASKED);
 static GIVEN: Substring = Substring::new(NEGOTIATED_GIVEN);
 
@@ -1081,7 +1079,7 @@ const NEEDLE_MAX: usize = 32;
 /// Finds a byte string in a stream of chunks, across chunk boundaries, without allocating:
 /// what it keeps of the previous chunks fits on the stack.
 struct Needle {
-    finder: &'static memmem::Finder<'static>,
+    substring: &'static Substring,
     /// The last `needle - 1` bytes seen (fewer at the start).
     tail: [u8; NEEDLE_MAX],
     tail_len: usize,
@@ -1089,10 +1087,10 @@ struct Needle {
 }
 
 impl Needle {
-    fn new(finder: &'static memmem::Finder<'static>) -> Needle {
-        assert!(finder.needle().len() <= NEEDLE_MAX, "needle too long");
+    fn new(substring: &'static Substring) -> Needle {
+        assert!(substring.needle().len() <= NEEDLE_MAX, "needle too long");
         Needle {
-            finder,
+            substring,
             tail: [0; NEEDLE_MAX],
             tail_len: 0,
             found: false,
@@ -1103,7 +1101,7 @@ impl Needle {
         if self.found || chunk.is_empty() {
             return;
         }
-        let keep = self.finder.needle().len() - 1;
+        let keep = self.substring.needle().len() - 1;
         // The kept tail and the chunk's start: a match across the seam, and what is kept
         // when the chunk is shorter than the tail.
         let mut seam = [0u8; 2 * NEEDLE_MAX];
@@ -1111,7 +1109,7 @@ impl Needle {
         seam[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
         seam[self.tail_len..self.tail_len + head.len()].copy_from_slice(head);
         let seam = &seam[..self.tail_len + head.len()];
-        self.found = self.finder.find(seam).is_some() || self.finder.find(chunk).is_some();
+        self.found = self.substring.is_in(seam) || self.substring.is_in(chunk);
         let kept = if chunk.len() >= keep {
             &chunk[chunk.len() - keep..]
         } else {
@@ -1518,12 +1516,12 @@ mod tests {
         let text = b"{\"ShipmentRatingOptions\":{\"NegotiatedRatesIndicator\":\"\"}}";
         for split in 0..=text.len() {
             let (a, b) = text.split_at(split);
-            let mut n = Needle::new(ASKED.finder());
+            let mut n = Needle::new(&ASKED);
             n.feed(a);
             n.feed(b);
             assert!(n.found, "split at {split}");
         }
-        let mut n = Needle::new(ASKED.finder());
+        let mut n = Needle::new(&ASKED);
         for c in b"NegotiatedRates Indicator".chunks(3) {
             n.feed(c);
         }
@@ -1535,10 +1533,10 @@ mod tests {
                 let mut text = vec![b'x'; at];
                 text.extend_from_slice(&NEGOTIATED_ASKED[cut..]);
                 text.extend_from_slice(b"yy");
-                let whole = memmem::find(&text, NEGOTIATED_ASKED).is_some();
+                let whole = memchr::memmem::find(&text, NEGOTIATED_ASKED).is_some();
                 assert_eq!(whole, cut == 0);
                 for size in 1..=text.len() {
-                    let mut n = Needle::new(ASKED.finder());
+                    let mut n = Needle::new(&ASKED);
                     for c in text.chunks(size) {
                         n.feed(c);
                     }
