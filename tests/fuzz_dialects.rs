@@ -638,6 +638,27 @@ fn spliced_old_xml_rates_read_the_same_either_way() {
 }
 
 #[test]
+fn a_request_with_very_many_paths_goes_down_the_tree_path_and_the_next_is_read_in_one_pass() {
+    // One pass keeps what it decided per path, for at most 1024 paths per service and thread.
+    let with = |groups: usize| {
+        let members: String = (0..groups)
+            .map(|g| {
+                let leaves: String = (0..60).map(|i| format!("<M{i}>x</M{i}>")).collect();
+                format!("<G{g}>{leaves}</G{g}>")
+            })
+            .collect();
+        SOAP_RATE.replace("<rate:Shipment>", &format!("<rate:Shipment>{members}"))
+    };
+    for doc in [with(2), with(20), SOAP_RATE.to_string(), with(20)] {
+        let many = doc.contains("<G19>");
+        assert_eq!(soap::parse_in_one_pass(&doc).is_some(), !many, "{many}");
+        let one = outcome(soap::parse(doc.as_bytes()));
+        assert!(one.contains("POST /api/"), "{one}");
+        assert_eq!(one, outcome(soap::parse_by_tree(doc.as_bytes())));
+    }
+}
+
+#[test]
 fn objects_with_very_many_members_go_down_the_tree_path() {
     let with = |n: usize| {
         let members: String = (0..n).map(|i| format!("<M{i}>x</M{i}>")).collect();

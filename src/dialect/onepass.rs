@@ -16,10 +16,11 @@
 //! - collected lines out of their table's order, or one with children;
 //! - any input error, a DOCTYPE, or a limit reached.
 //!
-//! The differential tests (`tests/one_pass.rs`) hold both paths to the same JSON. Nothing
+//! The differential tests (`tests/fuzz_dialects.rs`) hold both paths to the same JSON. Nothing
 //! here logs: requests carry credentials.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::ops::Range;
 
 use quick_xml::events::{BytesStart, Event};
@@ -62,12 +63,12 @@ pub struct Plan<'a> {
     /// The REST root the JSON is wrapped in (`RateRequest`).
     pub wrapper: &'a str,
     /// The array paths below it.
-    pub arrays: &'a ArrayPaths,
+    pub arrays: &'static ArrayPaths,
     /// The rules, applied in order.
-    pub rules: &'a Rules,
+    pub rules: &'static Rules,
     /// Exact paths read before the rules run (an element the rules drop included), by the
     /// JSON names of their ancestors and the element's own name.
-    pub captures: &'a [&'a str],
+    pub captures: &'static [&'static str],
 }
 
 /// A service's rule tables as one pass reads them: in order, each rule with the last name of
@@ -336,10 +337,32 @@ pub fn write_request<'x>(
     count: &mut usize,
     plan: &Plan<'_>,
 ) -> Option<Written> {
+    thread_local! {
+        static DECIDED: RefCell<Vec<Decided>> = const { RefCell::new(Vec::new()) };
+    }
+    DECIDED.with(|decided| match decided.try_borrow_mut() {
+        Ok(mut decided) => {
+            let paths = Decided::for_plan(&mut decided, plan);
+            write_with(input, reader, depth, count, plan, paths)
+        }
+        // Nothing writes two requests at once on one thread; if something did, the second
+        // would work its paths out afresh.
+        Err(_) => write_with(input, reader, depth, count, plan, &mut Paths::default()),
+    })
+}
+
+fn write_with<'x>(
+    input: &'x str,
+    reader: &mut impl Events<'x>,
+    depth: usize,
+    count: &mut usize,
+    plan: &Plan<'_>,
+    paths: &mut Paths,
+) -> Option<Written> {
     let mut w = Writer {
         input,
         out: Vec::with_capacity(input.len()),
-        path: String::with_capacity(128),
+        paths,
         // A leaf's text; most are short.
         text: String::with_capacity(64),
         stack: Vec::with_capacity(16),
@@ -355,7 +378,7 @@ pub fn write_request<'x>(
     w.out.push(b':');
     let at = w.out.len();
     // The root's own name is never read (no indicator, no `Request` at the top).
-    w.stack.push(Open::new("", 0, at, None));
+    w.stack.push(Open::new("", Paths::ROOT, at, None));
     loop {
         match reader.next_event().ok()? {
             Event::Start(e) => w.start(reader, &e, false, count)?,
@@ -408,8 +431,8 @@ struct OpenArray<'x> {
 struct Open<'x> {
     /// Its name in the JSON (after renames).
     name: &'x str,
-    /// The path's length before this element's name was added.
-    path_len: usize,
+    /// Its path in [`Writer::paths`].
+    node: u32,
     /// Where it begins in the output (at its comma), to take it back if pruned.
     start: usize,
     /// Where its value begins.
@@ -433,10 +456,10 @@ struct Open<'x> {
 }
 
 impl<'x> Open<'x> {
-    fn new(name: &'x str, path_len: usize, start: usize, item: Option<Item>) -> Self {
+    fn new(name: &'x str, node: u32, start: usize, item: Option<Item>) -> Self {
         Open {
             name,
-            path_len,
+            node,
             start,
             value_at: start,
             object: false,
@@ -454,8 +477,8 @@ impl<'x> Open<'x> {
 struct Writer<'x, 'a> {
     input: &'x str,
     out: Vec<u8>,
-    /// `/`-joined names (after renames) of the open elements below the root.
-    path: String,
+    /// What the plan does with each path this thread has met.
+    paths: &'a mut Paths,
     /// The innermost element's text so far.
     text: String,
     stack: Vec<Open<'x>>,
@@ -557,6 +580,257 @@ fn parent_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(parent, _)| parent)
 }
 
+/// What one pass does with an element at a path: the plan's rules and arrays decide it from
+/// the path alone, so it is worked out the first time a thread meets the path and looked up
+/// after (the rule scan, the path kept as text and matched against patterns, and the array
+/// lookup were about half of one pass's work per element).
+#[derive(Clone, Copy)]
+enum Decision {
+    /// A rule one pass does not apply acts on it: the tree path writes the request.
+    GiveUp,
+    /// Dropped. `reaches_below`: a rule one pass does not apply, or a capture, may act on
+    /// something below it (a pattern with a wildcard may), so it must not have children.
+    Drop { reaches_below: bool },
+    Keep {
+        /// Its name in the JSON when a rule renames it.
+        renamed: Option<&'static str>,
+        /// Only its last occurrence counts.
+        last: bool,
+        /// A line a `Collect` rule gathers: its place in the rule's table.
+        collect: Option<usize>,
+        /// An array's item.
+        listed: bool,
+    },
+}
+
+/// A path met, and what the plan does there.
+struct PathNode {
+    /// The element's name as documents give it (before any rename), and its [`name_key`].
+    name: Box<str>,
+    key: u32,
+    /// The `/`-joined JSON names (after renames) from below the root down to it: what
+    /// patterns and array paths are matched against.
+    path: Box<str>,
+    /// The capture whose path this is.
+    capture: Option<usize>,
+    decision: Decision,
+    /// `"name":` in the JSON, escaped (an XML name may hold a `"` quick-xml lets through).
+    member: Box<[u8]>,
+    children: Vec<u32>,
+}
+
+/// The paths of one plan a thread has met, as a tree from the root element.
+struct Paths {
+    nodes: Vec<PathNode>,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            nodes: vec![PathNode {
+                name: "".into(),
+                key: 0,
+                path: "".into(),
+                capture: None,
+                decision: Decision::GiveUp,
+                member: Box::default(),
+                children: Vec::new(),
+            }],
+        }
+    }
+}
+
+impl Paths {
+    const ROOT: u32 = 0;
+    /// Most paths kept per plan and thread: UPS's rate and ship requests have a few hundred.
+    /// A request with more goes to the tree path; the next request starts afresh.
+    const MAX: usize = 1024;
+
+    /// The path of the element `name` under `parent` (whose JSON name is `parent_name`),
+    /// worked out if new; `None` when there is no room for it.
+    fn child(
+        &mut self,
+        parent: u32,
+        name: &str,
+        parent_name: &str,
+        plan: &Plan<'_>,
+    ) -> Option<u32> {
+        let key = name_key(name);
+        let nodes = &self.nodes;
+        let known = nodes[parent as usize].children.iter().find(|&&c| {
+            let n = &nodes[c as usize];
+            n.key == key && *n.name == *name
+        });
+        if let Some(&id) = known {
+            return Some(id);
+        }
+        if nodes.len() >= Self::MAX {
+            return None;
+        }
+        let node = decide(&nodes[parent as usize].path, name, parent_name, plan);
+        let id = u32::try_from(nodes.len()).ok()?;
+        self.nodes.push(node);
+        self.nodes[parent as usize].children.push(id);
+        Some(id)
+    }
+}
+
+/// A thread's [`Paths`] of one plan (the plans are static: one per service).
+struct Decided {
+    rules: &'static Rules,
+    arrays: &'static ArrayPaths,
+    captures: &'static [&'static str],
+    paths: Paths,
+}
+
+impl Decided {
+    fn for_plan<'d>(decided: &'d mut Vec<Decided>, plan: &Plan<'_>) -> &'d mut Paths {
+        let i = match decided.iter().position(|d| {
+            std::ptr::eq(d.rules, plan.rules)
+                && std::ptr::eq(d.arrays, plan.arrays)
+                && d.captures == plan.captures
+        }) {
+            Some(i) => i,
+            None => {
+                decided.push(Decided {
+                    rules: plan.rules,
+                    arrays: plan.arrays,
+                    captures: plan.captures,
+                    paths: Paths::default(),
+                });
+                decided.len() - 1
+            }
+        };
+        let paths = &mut decided[i].paths;
+        // Full (a request with many paths, or crafted ones): begin again rather than hold
+        // every request after it to the tree path.
+        if paths.nodes.len() >= Paths::MAX {
+            *paths = Paths::default();
+        }
+        paths
+    }
+}
+
+/// What the plan does with an element `name` under the path `parent_path`, whose JSON name
+/// is `parent_name`: the rules in order (a rename changes the name the next ones see).
+fn decide(parent_path: &str, name: &str, parent_name: &str, plan: &Plan<'_>) -> PathNode {
+    let mut path = String::with_capacity(parent_path.len() + 1 + name.len());
+    path.push_str(parent_path);
+    if !path.is_empty() {
+        path.push('/');
+    }
+    let name_at = path.len();
+    path.push_str(name);
+    let capture = plan.captures.iter().position(|c| *c == path);
+    let original = name;
+    let (mut name, mut renamed, mut last, mut collect) = (name, None, false, None);
+    let parent_key = COLLECT | name_key(parent_name);
+    let rules = plan.rules;
+    // Most elements match no rule's key, and the filter says so without the scan.
+    let mut next = if rules.filter.may_match(name_key(name), parent_key) {
+        0
+    } else {
+        rules.keys.len()
+    };
+    let decision = loop {
+        let key = name_key(name);
+        let Some(i) = rules.keys[next..]
+            .iter()
+            .position(|&k| k == key || k == parent_key || k == WILD)
+            .map(|at| next + at)
+        else {
+            let listed = collect.is_some() || (!last && plan.arrays.contains(path.as_str()));
+            break Decision::Keep {
+                renamed,
+                last,
+                collect,
+                listed,
+            };
+        };
+        next = i + 1;
+        let (rule, tail) = rules.entries[i];
+        let named = if matches!(rule, Rule::Collect(..)) {
+            parent_name
+        } else {
+            name
+        };
+        if tail != named && tail != "*" && tail != "**" {
+            continue;
+        }
+        let mut rename = |path: &mut String, new_name: &'static str| {
+            path.truncate(name_at);
+            path.push_str(new_name);
+            renamed = Some(new_name);
+            new_name
+        };
+        let here = |p: &str| schema::pattern_matches(p, &path);
+        match *rule {
+            Rule::Drop(p) if here(p) => {
+                break Decision::Drop {
+                    reaches_below: reaches_below(&path, plan),
+                }
+            }
+            Rule::Rename(p, new_name) if here(p) => name = rename(&mut path, new_name),
+            Rule::Move(from, to) if here(from) => {
+                if from.contains('*') || parent_of(from) != parent_of(to) {
+                    break Decision::GiveUp;
+                }
+                match to.rsplit('/').next() {
+                    Some(new_name) => name = rename(&mut path, new_name),
+                    None => break Decision::GiveUp,
+                }
+            }
+            Rule::Fill(from, _) | Rule::SetIf(from, ..) | Rule::Wrap(from, ..) if here(from) => {
+                break Decision::GiveUp
+            }
+            Rule::Last(p) if here(p) => last = true,
+            Rule::Collect(pattern, from, into)
+                if collect.is_none() && schema::pattern_matches(pattern, parent_path) =>
+            {
+                let place = if name == into {
+                    Some(0)
+                } else {
+                    from.iter().position(|f| *f == name).map(|i| i + 1)
+                };
+                if let Some(place) = place {
+                    collect = Some(place);
+                    name = rename(&mut path, into);
+                }
+            }
+            _ => {}
+        }
+    };
+    let mut member = Vec::with_capacity(name.len() + 3);
+    xmljson::write_json_str(&mut member, name);
+    member.push(b':');
+    PathNode {
+        name: original.into(),
+        key: name_key(original),
+        path: path.into(),
+        capture,
+        decision,
+        member: member.into(),
+        children: Vec::new(),
+    }
+}
+
+/// Whether a rule one pass does not apply, or a capture, may act on something below `path`
+/// (a pattern with a wildcard may).
+fn reaches_below(path: &str, plan: &Plan<'_>) -> bool {
+    let below = |p: &str| {
+        p.contains('*')
+            || p.strip_prefix(path)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    plan.rules.iter().any(|r| match *r {
+        Rule::Move(from, _)
+        | Rule::Fill(from, _)
+        | Rule::SetIf(from, ..)
+        | Rule::Wrap(from, ..) => below(from),
+        _ => false,
+    }) || plan.captures.iter().any(|c| below(c))
+}
+
 impl<'x> Writer<'x, '_> {
     fn start(
         &mut self,
@@ -574,107 +848,49 @@ impl<'x> Writer<'x, '_> {
             self.out.push(b'{');
         }
         self.text.clear();
-        let path_len = self.path.len();
-        if path_len > 0 {
-            self.path.push('/');
-        }
-        let name_at = self.path.len();
-        self.path.push_str(original);
-        let capture = self.capture_at();
+        let id = self
+            .paths
+            .child(parent.node, original, parent.name, self.plan)?;
+        let node = &self.paths.nodes[id as usize];
+        // Only the first element at a capture's path is read.
+        let capture = node
+            .capture
+            .filter(|&i| !std::mem::replace(&mut self.capture_seen[i], true));
         // An absent value: no member at all (and nothing one pass can capture).
         if xmljson::is_nil(e) {
-            self.path.truncate(path_len);
             return match (capture, empty) {
                 (Some(_), _) => None,
                 (None, true) => Some(()),
                 (None, false) => skip_element(self.input, reader, depth, count),
             };
         }
-        let (mut name, mut last, mut collect) = (original, false, None);
-        let renamed = |path: &mut String, new_name: &'static str| {
-            path.truncate(name_at);
-            path.push_str(new_name);
-            new_name
-        };
-        let parent_name = self.stack.last()?.name;
-        let parent_key = COLLECT | name_key(parent_name);
-        // Most elements match no rule's key, and the filter says so without the scan.
-        let rules = self.plan.rules;
-        let mut next = if rules.filter.may_match(name_key(name), parent_key) {
-            0
-        } else {
-            rules.keys.len()
-        };
-        // The rules that may apply, in order; a rename changes the name the next ones see.
-        while let Some(i) = {
-            let key = name_key(name);
-            let keys = &rules.keys[next..];
-            let at = keys
-                .iter()
-                .position(|&k| k == key || k == parent_key || k == WILD);
-            at.map(|at| next + at)
-        } {
-            next = i + 1;
-            let (rule, tail) = rules.entries[i];
-            let named = if matches!(rule, Rule::Collect(..)) {
-                parent_name
-            } else {
-                name
-            };
-            if tail != named && tail != "*" && tail != "**" {
-                continue;
-            }
-            let here = |p: &str| schema::pattern_matches(p, &self.path);
-            match *rule {
-                Rule::Drop(p) if here(p) => {
-                    // What a move or a capture would have taken out first must not be in it.
-                    if !empty && self.reaches_below() {
-                        return None;
-                    }
-                    self.path.truncate(path_len);
-                    if empty {
-                        return Some(());
-                    }
-                    let Some(i) = capture else {
-                        return skip_element(self.input, reader, depth, count);
-                    };
-                    let mut text = String::new();
-                    let children = skip(self.input, reader, depth, count, Some(&mut text))?;
-                    let text = text.trim();
-                    self.captured[i] = (!children && !text.is_empty()).then(|| text.to_string());
+        let (renamed, last, collect, listed) = match node.decision {
+            Decision::GiveUp => return None,
+            Decision::Drop { reaches_below } => {
+                // What a move or a capture would have taken out first must not be in it.
+                if !empty && reaches_below {
+                    return None;
+                }
+                if empty {
                     return Some(());
                 }
-                Rule::Rename(p, new_name) if here(p) => name = renamed(&mut self.path, new_name),
-                Rule::Move(from, to) if here(from) => {
-                    if from.contains('*') || parent_of(from) != parent_of(to) {
-                        return None;
-                    }
-                    name = renamed(&mut self.path, to.rsplit('/').next()?);
-                }
-                Rule::Fill(from, _) | Rule::SetIf(from, ..) | Rule::Wrap(from, ..)
-                    if here(from) =>
-                {
-                    return None
-                }
-                Rule::Last(p) if here(p) => last = true,
-                Rule::Collect(pattern, from, into)
-                    if collect.is_none()
-                        && schema::pattern_matches(pattern, &self.path[..path_len]) =>
-                {
-                    let place = if name == into {
-                        Some(0)
-                    } else {
-                        from.iter().position(|f| *f == name).map(|i| i + 1)
-                    };
-                    if let Some(place) = place {
-                        collect = Some(place);
-                        name = renamed(&mut self.path, into);
-                    }
-                }
-                _ => {}
+                let Some(i) = capture else {
+                    return skip_element(self.input, reader, depth, count);
+                };
+                let mut text = String::new();
+                let children = skip(self.input, reader, depth, count, Some(&mut text))?;
+                let text = text.trim();
+                self.captured[i] = (!children && !text.is_empty()).then(|| text.to_string());
+                return Some(());
             }
-        }
-        let listed = collect.is_some() || (!last && self.plan.arrays.contains(self.path.as_str()));
+            Decision::Keep {
+                renamed,
+                last,
+                collect,
+                listed,
+            } => (renamed, last, collect, listed),
+        };
+        let name = renamed.unwrap_or(original);
         let parent = self.stack.last_mut()?;
         if let Some(place) = collect {
             // Lines are gathered in the rule's order: what is there already, then each name.
@@ -729,8 +945,7 @@ impl<'x> Writer<'x, '_> {
             if parent.members > 1 {
                 self.out.push(b',');
             }
-            xmljson::write_json_str(&mut self.out, name);
-            self.out.push(b':');
+            self.out.extend_from_slice(&node.member);
             if listed {
                 self.out.push(b'[');
                 parent.open_array = Some(OpenArray {
@@ -749,7 +964,7 @@ impl<'x> Writer<'x, '_> {
                 (start, None)
             }
         };
-        let mut open = Open::new(name, path_len, start, item);
+        let mut open = Open::new(name, id, start, item);
         open.value_at = self.out.len();
         open.capture = capture;
         open.seen_from = self.seen.len();
@@ -760,33 +975,9 @@ impl<'x> Writer<'x, '_> {
         Some(())
     }
 
-    /// Whether a rule one pass does not apply, or a capture, may act on something below the
-    /// element just added to the path (a pattern with a wildcard may).
-    fn reaches_below(&self) -> bool {
-        let below = |p: &str| {
-            p.contains('*')
-                || p.strip_prefix(self.path.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'))
-        };
-        self.plan.rules.iter().any(|r| match *r {
-            Rule::Move(from, _)
-            | Rule::Fill(from, _)
-            | Rule::SetIf(from, ..)
-            | Rule::Wrap(from, ..) => below(from),
-            _ => false,
-        }) || self.plan.captures.iter().any(|c| below(c))
-    }
-
-    /// The capture the element just added to the path is the first of, if any.
-    fn capture_at(&mut self) -> Option<usize> {
-        let i = self.plan.captures.iter().position(|c| *c == self.path)?;
-        (!std::mem::replace(&mut self.capture_seen[i], true)).then_some(i)
-    }
-
     fn end(&mut self) -> Option<()> {
         let mut open = self.stack.pop()?;
         self.seen.truncate(open.seen_from);
-        self.path.truncate(open.path_len);
         let indicator = open.name.ends_with("Indicator");
         let root = self.stack.is_empty();
         let text = self.text.trim();
