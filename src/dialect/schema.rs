@@ -275,10 +275,27 @@ fn at_pattern_obj(
     }
 }
 
+/// The names of a `/`-joined path, empty ones skipped. A plain scan of the bytes:
+/// `split('/')`'s searcher cost more to set up than a path of a few short names takes to
+/// scan.
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = path;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
+        let seg = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        if !seg.is_empty() {
+            return Some(seg);
+        }
+    })
+}
+
 /// The value at an exact path; arrays are entered at their first item.
 pub fn get<'v, T: Node>(v: &'v T, path: &str) -> Option<&'v T> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
+    segments(path)
         .try_fold(v, |cur, seg| {
             let cur = match cur.list() {
                 Some(a) => a.first()?,
@@ -397,7 +414,7 @@ fn items_at<'v, T: Node>(v: &'v T, path: &str) -> Vec<&'v T> {
         c.list().unwrap_or(std::slice::from_ref(c))
     }
     let mut cur = vec![v];
-    for seg in path.split('/').filter(|s| !s.is_empty()) {
+    for seg in segments(path) {
         cur = cur
             .into_iter()
             .flat_map(each)
