@@ -649,8 +649,21 @@ fn a_request_with_very_many_paths_goes_down_the_tree_path_and_the_next_is_read_i
             .collect();
         SOAP_RATE.replace("<rate:Shipment>", &format!("<rate:Shipment>{members}"))
     };
-    for doc in [with(2), with(20), SOAP_RATE.to_string(), with(20)] {
-        let many = doc.contains("<G19>");
+    // Nor more than 256 KiB of names: one element named with 300,000 letters.
+    let long = "N".repeat(300_000);
+    let long_name = SOAP_RATE.replace(
+        "<rate:Shipment>",
+        &format!("<rate:Shipment><{long}>x</{long}>"),
+    );
+    for doc in [
+        with(2),
+        with(20),
+        SOAP_RATE.to_string(),
+        with(20),
+        long_name,
+        SOAP_RATE.to_string(),
+    ] {
+        let many = doc.contains("<G19>") || doc.contains(&long);
         assert_eq!(soap::parse_in_one_pass(&doc).is_some(), !many, "{many}");
         let one = outcome(soap::parse(doc.as_bytes()));
         assert!(one.contains("POST /api/"), "{one}");

@@ -622,6 +622,8 @@ struct PathNode {
 /// The paths of one plan a thread has met, as a tree from the root element.
 struct Paths {
     nodes: Vec<PathNode>,
+    /// The bytes their names, paths and members hold.
+    bytes: usize,
 }
 
 impl Default for Paths {
@@ -636,6 +638,7 @@ impl Default for Paths {
                 member: Box::default(),
                 children: Vec::new(),
             }],
+            bytes: 0,
         }
     }
 }
@@ -645,6 +648,14 @@ impl Paths {
     /// Most paths kept per plan and thread: UPS's rate and ship requests have a few hundred.
     /// A request with more goes to the tree path; the next request starts afresh.
     const MAX: usize = 1024;
+    /// Most bytes of names and paths kept per plan and thread (UPS's paths are tens of bytes):
+    /// a document of long names, sent before any credential is checked, cannot make a
+    /// thread hold megabytes.
+    const MAX_BYTES: usize = 256 << 10;
+
+    fn full(&self) -> bool {
+        self.nodes.len() >= Self::MAX || self.bytes >= Self::MAX_BYTES
+    }
 
     /// The path of the element `name` under `parent` (whose JSON name is `parent_name`),
     /// worked out if new; `None` when there is no room for it.
@@ -664,11 +675,16 @@ impl Paths {
         if let Some(&id) = known {
             return Some(id);
         }
-        if nodes.len() >= Self::MAX {
+        if self.full() {
             return None;
         }
         let node = decide(&nodes[parent as usize].path, name, parent_name, plan);
+        let bytes = node.name.len() + node.path.len() + node.member.len();
+        if self.bytes + bytes > Self::MAX_BYTES {
+            return None;
+        }
         let id = u32::try_from(nodes.len()).ok()?;
+        self.bytes += bytes;
         self.nodes.push(node);
         self.nodes[parent as usize].children.push(id);
         Some(id)
@@ -704,7 +720,7 @@ impl Decided {
         let paths = &mut decided[i].paths;
         // Full (a request with many paths, or crafted ones): begin again rather than hold
         // every request after it to the tree path.
-        if paths.nodes.len() >= Paths::MAX {
+        if paths.full() {
             *paths = Paths::default();
         }
         paths
