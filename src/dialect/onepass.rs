@@ -791,10 +791,7 @@ fn decide(parent_path: &str, name: &str, parent_name: &str, plan: &Plan<'_>) -> 
                 if from.contains('*') || parent_of(from) != parent_of(to) {
                     break Decision::GiveUp;
                 }
-                match to.rsplit('/').next() {
-                    Some(new_name) => name = rename(&mut path, new_name),
-                    None => break Decision::GiveUp,
-                }
+                name = rename(&mut path, schema::last_segment(to));
             }
             Rule::Fill(from, _) | Rule::SetIf(from, ..) | Rule::Wrap(from, ..) if here(from) => {
                 break Decision::GiveUp

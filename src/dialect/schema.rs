@@ -275,18 +275,14 @@ fn at_pattern_obj(
     }
 }
 
-/// The names of a `/`-joined path, empty ones skipped. A plain scan of the bytes:
+/// The names of a `/`-joined path, empty ones skipped, split by [`first`]'s byte scan:
 /// `split('/')`'s searcher cost more to set up than a path of a few short names takes to
 /// scan.
 fn segments(path: &str) -> impl Iterator<Item = &str> {
-    let mut rest = path;
+    let mut rest = Some(path);
     std::iter::from_fn(move || loop {
-        if rest.is_empty() {
-            return None;
-        }
-        let end = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
-        let seg = &rest[..end];
-        rest = rest.get(end + 1..).unwrap_or_default();
+        let (seg, after) = first(rest?);
+        rest = after;
         if !seg.is_empty() {
             return Some(seg);
         }
