@@ -64,6 +64,9 @@
 # beside the instructions. A model, not this CPU; it shows a change in code layout
 # (scripts/pgo.sh's BOLT step) that the count does not, where a shared host's noise hides it.
 #
+# Odd runs measure nginx first and even runs last (each row); with RUNS > 1 the table ends with
+# each row's ratio to nginx paired within its run: the median and range over the runs.
+#
 # Every process started here is stopped by its PID on exit, including on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -369,11 +372,22 @@ one_run() {
     fi
     code=$(probe "$NGX_PORT" "$d")
     [ "$code" = 200 ] || die "nginx answered $d with HTTP $code"
-    measure "$run" "$d" nginx "$NGX_PORT" $(nginx_pids "$NGX_MASTER")
-    measure "$run" "$d" upsbridge "$UB_PORT" "$UB_PID"
-    if [ -n "${BASELINE_BIN:-}" ]; then
-      measure "$run" "$d" baseline "$BASE_PORT" "$BASE_PID"
+    # Odd runs measure nginx first, even runs last: on a shared host the load drifts within a
+    # run, and a fixed order would give that drift to one side of every ratio.
+    local servers=(nginx upsbridge) s
+    [ -n "${BASELINE_BIN:-}" ] && servers+=(baseline)
+    if [ $((run % 2)) = 0 ]; then
+      local i reversed=()
+      for ((i = ${#servers[@]} - 1; i >= 0; i--)); do reversed+=("${servers[i]}"); done
+      servers=("${reversed[@]}")
     fi
+    for s in "${servers[@]}"; do
+      case $s in
+        nginx) measure "$run" "$d" nginx "$NGX_PORT" $(nginx_pids "$NGX_MASTER") ;;
+        upsbridge) measure "$run" "$d" upsbridge "$UB_PORT" "$UB_PID" ;;
+        baseline) measure "$run" "$d" baseline "$BASE_PORT" "$BASE_PID" ;;
+      esac
+    done
     if [ "$d" = header ] && [ "$FLOORS" = 1 ]; then
       local f
       for f in hyper_floor pingora_floor raw_floor; do
@@ -497,6 +511,38 @@ count_instructions() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The verdict over several runs: each run's ratio to nginx (same row, same run), then the
+# median and range of those ratios. On a shared host the absolute figures move by tens of per
+# cent between runs while nginx and upsbridge, measured seconds apart, move together; a median
+# of paired ratios is what that noise leaves readable.
+paired_ratios() {
+  echo "ratio to nginx, paired within each run, over $RUNS runs: median (min-max)"
+  awk -F'\t' '
+    $4 == "NA" { next }
+    { rps[$1, $2, $3] = $4; cpu[$1, $2, $3] = $7; runs[$1] = 1
+      key = $2 "\t" $3
+      if ($3 != "nginx" && $3 != "direct" && !(key in seen)) { seen[key] = 1; order[++n] = key } }
+    function median(a, m,   i, j, t) {
+      for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    END {
+      printf "%-13s %-13s %24s %24s\n", "row", "server", "req/s x nginx", "CPU/request x nginx"
+      for (i = 1; i <= n; i++) {
+        split(order[i], k, "\t"); m = 0
+        delete q; delete c
+        for (r in runs)
+          if (((r, k[1], k[2]) in rps) && ((r, k[1], "nginx") in rps) && rps[r, k[1], "nginx"] > 0 && cpu[r, k[1], "nginx"] > 0) {
+            m++; q[m] = rps[r, k[1], k[2]] / rps[r, k[1], "nginx"]; c[m] = cpu[r, k[1], k[2]] / cpu[r, k[1], "nginx"]
+          }
+        if (m == 0) continue
+        lo = hi = q[1]; clo = chi = c[1]
+        for (j = 2; j <= m; j++) { if (q[j] < lo) lo = q[j]; if (q[j] > hi) hi = q[j]; if (c[j] < clo) clo = c[j]; if (c[j] > chi) chi = c[j] }
+        printf "%-13s %-13s %10.2f (%.2f-%.2f) %10.2f (%.2f-%.2f)\n", k[1], k[2], median(q, m), lo, hi, median(c, m), clo, chi
+      }
+    }' "$OUT/results.tsv"
+}
+
 say "machine: $CPUS CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
 say "load before the run: $(cut -d' ' -f1-3 /proc/loadavg)  (other work on the machine skews results)"
 say "pinning: server under test on CPU $PIN_SERVER; wrk and the static upstream on CPU $PIN_LOAD"
@@ -523,6 +569,8 @@ done
     print_table "$run"
   done
   if [ "$RUNS" -gt 1 ]; then
+    echo
+    paired_ratios
     echo
     echo "run-to-run spread ((max-min)/mean over $RUNS runs)"
     awk -F'\t' '
