@@ -37,6 +37,12 @@ impl Substring {
     pub fn is_in(&self, haystack: &[u8]) -> bool {
         self.find(haystack).is_some()
     }
+
+    /// How often the needle occurs in `haystack`, counted up to `at_most` (the search stops
+    /// there).
+    pub fn count(&self, haystack: &[u8], at_most: usize) -> usize {
+        self.finder().find_iter(haystack).take(at_most).count()
+    }
 }
 
 #[cfg(test)]
@@ -50,5 +56,8 @@ mod tests {
         assert_eq!(NEEDLE.find(b"<a xmln='y'>"), None);
         assert!(!NEEDLE.is_in(b""));
         assert!(NEEDLE.is_in(b"xmlns"));
+        assert_eq!(NEEDLE.count(b"<a xmlns:b='x' xmlns='y'>xmlns</a>", 10), 3);
+        assert_eq!(NEEDLE.count(b"<a xmlns:b='x' xmlns='y'>xmlns</a>", 2), 2);
+        assert_eq!(NEEDLE.count(b"<a/>", 10), 0);
     }
 }

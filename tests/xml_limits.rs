@@ -179,3 +179,115 @@ fn billion_laughs_and_50_mib_bodies_are_refused_fast_with_bounded_memory() {
     assert_eq!(status, 200);
     assert_old_xml_success(&text);
 }
+
+/// `n` attributes for a start tag: ` a0="x" a1="x" …`.
+fn attributes(n: usize) -> String {
+    (0..n).map(|i| format!(" a{i}=\"x\"")).collect()
+}
+
+/// `n` namespace declarations: ` xmlns:p0="urn:p" …`.
+fn declarations(n: usize) -> String {
+    (0..n).map(|i| format!(" xmlns:p{i}=\"urn:p\"")).collect()
+}
+
+#[test]
+fn a_start_tag_of_many_attributes_is_read_in_linear_time_and_many_namespaces_are_refused() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
+    let rate = |attrs: &str| {
+        format!(
+            r#"<rate:RateRequest xmlns:rate="http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1"{attrs}><common:Request><common:RequestOption>Rate</common:RequestOption></common:Request><rate:Shipment><rate:Shipper><rate:ShipperNumber>9Y9Y9Y</rate:ShipperNumber><rate:Address><rate:City>Dover</rate:City><rate:PostalCode>19901</rate:PostalCode><rate:CountryCode>US</rate:CountryCode></rate:Address></rate:Shipper><rate:ShipTo><rate:Address><rate:City>Reno</rate:City><rate:PostalCode>89501</rate:PostalCode><rate:CountryCode>US</rate:CountryCode></rate:Address></rate:ShipTo><rate:Package><rate:PackagingType><rate:Code>02</rate:Code></rate:PackagingType><rate:PackageWeight><rate:UnitOfMeasurement><rate:Code>LBS</rate:Code></rate:UnitOfMeasurement><rate:Weight>3</rate:Weight></rate:PackageWeight></rate:Package></rate:Shipment></rate:RateRequest>"#
+        )
+    };
+    let soap = |body: String| {
+        let started = Instant::now();
+        let answer = post_raw(
+            &proxy.http,
+            &format!("{}/webservices/Rate", proxy.url),
+            body,
+            Some("text/xml"),
+        );
+        (answer, started.elapsed())
+    };
+    let track = |attrs: &str| {
+        format!(
+            "{}<?xml version=\"1.0\"?><TrackRequest{attrs}><TrackingNumber>1Z9Y9Y9Y0312345678</TrackingNumber></TrackRequest>",
+            access(&EAST)
+        )
+    };
+    let old_xml = |body: String| {
+        let started = Instant::now();
+        let answer = post_raw(
+            &proxy.http,
+            &format!("{}/ups.app/xml/Track", proxy.url),
+            body,
+            None,
+        );
+        (answer, started.elapsed())
+    };
+
+    // 200,000 attributes (2.6 MB) on the payload's start tag. Checking each for a repeat
+    // against every one before it (quick-xml 0.38's default) took minutes; they are dropped
+    // and the request is answered as without them.
+    let many = attributes(200_000);
+    let ((status, _, text), soap_attrs) = soap(soap_envelope(&EAST, &rate(&many)));
+    assert_eq!(status, 200, "{}", &text[..text.len().min(2000)]);
+    assert!(
+        xml_text(
+            &text,
+            "Body/RateResponse/RatedShipment/TotalCharges/MonetaryValue"
+        )
+        .is_some(),
+        "{text}"
+    );
+    let ((status, _, text), old_attrs) = old_xml(track(&many));
+    assert_eq!(status, 200);
+    assert_old_xml_success(&text);
+
+    // More namespace declarations than a body may make: refused in dialect, before anything
+    // is resolved (each element's prefix is looked up among those in scope, one by one).
+    let bomb = format!(
+        r#"<?xml version="1.0"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"{}><soapenv:Body>{}</soapenv:Body></soapenv:Envelope>"#,
+        declarations(200_000),
+        "<a>1</a>".repeat(50_000)
+    );
+    let ((status, _, text), soap_declared) = soap(bomb);
+    assert_eq!(status, 500);
+    let code = "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode";
+    assert_eq!(
+        xml_text(&text, &format!("{code}/Code")).as_deref(),
+        Some("10001")
+    );
+    assert!(
+        xml_text(&text, &format!("{code}/Description"))
+            .unwrap()
+            .contains("more than 256 namespace declarations"),
+        "{text}"
+    );
+    let ((status, _, text), old_declared) = old_xml(track(&declarations(257)));
+    assert_eq!(status, 200);
+    assert_eq!(
+        xml_text(&text, "Response/Error/ErrorCode").as_deref(),
+        Some("10001")
+    );
+    assert!(
+        xml_text(&text, "Response/Error/ErrorDescription")
+            .unwrap()
+            .contains("namespace declarations"),
+        "{text}"
+    );
+    // 256 declarations are taken.
+    let ((status, _, text), _) = old_xml(track(&declarations(256)));
+    assert_eq!(status, 200);
+    assert_old_xml_success(&text);
+
+    eprintln!(
+        "200,000 attributes answered in {soap_attrs:?} (SOAP) / {old_attrs:?} (old XML); 200,000 declarations refused in {soap_declared:?} (SOAP), 257 in {old_declared:?} (old XML)"
+    );
+    for took in [soap_attrs, old_attrs, soap_declared, old_declared] {
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+    // Neither refusal reached UPS: the two answered requests are the only ones it saw.
+    assert_eq!(sim.api_requests().len(), 3, "{:?}", sim.api_requests());
+}

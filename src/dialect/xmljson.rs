@@ -10,8 +10,10 @@
 //! JSON → XML: arrays → repeated elements, `""` → empty element.
 //!
 //! Safety: a `<!DOCTYPE` is refused outright (no DTD, no entity expansion, so a
-//! billion-laughs body costs one event), nesting is capped at [`MAX_DEPTH`] and
-//! the element count at [`MAX_ELEMENTS`]; every input error is a
+//! billion-laughs body costs one event), nesting is capped at [`MAX_DEPTH`],
+//! the element count at [`MAX_ELEMENTS`] and namespace declarations at
+//! [`MAX_NAMESPACE_DECLARATIONS`], attributes are read without the quadratic check
+//! for repeats ([`is_nil`]); every input error is a
 //! [`Failure::Malformed`], never a panic. This module never logs: the trees it
 //! builds may hold credentials.
 
@@ -32,6 +34,13 @@ use crate::substring::Substring;
 pub const MAX_DEPTH: usize = 64;
 /// Most elements accepted in one document.
 pub const MAX_ELEMENTS: usize = 100_000;
+/// Most namespace declarations (`xmlns`, `xmlns:p`) accepted in one body. A resolving reader
+/// looks each element's prefix up among the declarations in scope one by one, so a body of
+/// a hundred thousand declarations and as many elements (10 MiB holds both) cost minutes of
+/// CPU before any credential was checked; at this cap, a worst case costs a few times what a
+/// plain body of [`MAX_ELEMENTS`] does. SOAP clients declare a handful, on the envelope or
+/// where the namespace changes (XOLTWS payloads change it two or three times).
+pub const MAX_NAMESPACE_DECLARATIONS: usize = 256;
 
 /// One XML element: namespace URI, local name, children in order, text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,6 +91,18 @@ impl Element {
         };
         Some(e.text.trim()).filter(|t| !t.is_empty() && e.children.is_empty())
     }
+}
+
+/// [`decode`], refusing a body that declares more than [`MAX_NAMESPACE_DECLARATIONS`]
+/// namespaces (every `xmlns` counts, in markup or not: text that says it merely counts too).
+pub fn decode_within_limits(body: &[u8]) -> Result<Cow<'_, str>, Failure> {
+    static XMLNS: Substring = Substring::new(b"xmlns");
+    if XMLNS.count(body, MAX_NAMESPACE_DECLARATIONS + 1) > MAX_NAMESPACE_DECLARATIONS {
+        return Err(malformed(format_args!(
+            "more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations"
+        )));
+    }
+    Ok(decode(body))
 }
 
 /// Decode a body to text. The encoding comes from an XML declaration if one
@@ -280,10 +301,13 @@ pub fn counted(depth: usize, count: &mut usize) -> Result<(), Failure> {
 }
 
 /// `xsi:nil="true"` (or `1`) on a start tag.
+/// Attributes are not checked for repeats (an attribute given twice counts twice): quick-xml
+/// 0.38 compares each with every one before it, and one start tag of a hundred thousand
+/// attributes (a megabyte) took minutes.
 pub fn is_nil(e: &quick_xml::events::BytesStart) -> bool {
     // Most elements have no attributes: nothing to parse.
     !e.attributes_raw().trim_ascii().is_empty()
-        && e.attributes().flatten().any(|a| {
+        && e.attributes().with_checks(false).flatten().any(|a| {
             a.key.local_name().as_ref() == b"nil" && matches!(a.value.as_ref(), b"true" | b"1")
         })
 }

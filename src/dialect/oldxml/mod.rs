@@ -636,7 +636,7 @@ fn parse_with(route: &Route, body: &[u8], one_pass: bool) -> Result<Parsed, Fail
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::Empty);
     }
-    let text = xmljson::decode(body);
+    let text = xmljson::decode_within_limits(body)?;
     let in_one_pass = one_pass
         .then(|| access_request_in_one_pass(&text))
         .flatten();

@@ -154,7 +154,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::Empty);
     }
-    let text = xmljson::decode(body);
+    let text = xmljson::decode_within_limits(body)?;
     if let Some(parsed) = parse_in_one_pass(&text) {
         return Ok(parsed);
     }
@@ -168,7 +168,7 @@ pub fn parse_by_tree(body: &[u8]) -> Result<Parsed, Failure> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::Empty);
     }
-    parse_tree(&xmljson::decode(body))
+    parse_tree(&xmljson::decode_within_limits(body)?)
 }
 
 fn parse_tree(text: &str) -> Result<Parsed, Failure> {
