@@ -191,7 +191,8 @@ fn declarations(n: usize) -> String {
 }
 
 #[test]
-fn a_start_tag_of_many_attributes_is_read_in_linear_time_and_many_namespaces_are_refused() {
+fn many_attributes_and_credential_children_are_read_in_linear_time_and_many_namespaces_are_refused()
+{
     let dir = tempdir();
     let sim = Sim::start(dir.path(), &[&EAST], 14399);
     let proxy = Proxy::start(dir.path(), &sim, &[&EAST], FAST_TIMEOUTS);
@@ -245,6 +246,34 @@ fn a_start_tag_of_many_attributes_is_read_in_linear_time_and_many_namespaces_are
     assert_eq!(status, 200);
     assert_old_xml_success(&text);
 
+    // 99,000 children in a credential block: each was compared with every one before it
+    // (seconds); now a set. The block names no credential: refused as such, in dialect.
+    let children: String = (0..99_000).map(|i| format!("<k{i}/>")).collect();
+    let ((status, _, text), soap_block) = soap(format!(
+        r#"<?xml version="1.0"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header><UPSSecurity>{children}</UPSSecurity></soapenv:Header><soapenv:Body>{}</soapenv:Body></soapenv:Envelope>"#,
+        rate("")
+    ));
+    assert_eq!(status, 500);
+    assert_eq!(
+        xml_text(
+            &text,
+            "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode/Code"
+        )
+        .as_deref(),
+        Some("250003"),
+        "{text}"
+    );
+    let ((status, _, text), old_block) = old_xml(format!(
+        "<?xml version=\"1.0\"?><AccessRequest>{children}</AccessRequest>{}",
+        track("").split_once("</AccessRequest>").unwrap().1
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(
+        xml_text(&text, "Response/Error/ErrorCode").as_deref(),
+        Some("250003"),
+        "{text}"
+    );
+
     // More namespace declarations than a body may make: refused in dialect, before anything
     // is resolved (each element's prefix is looked up among those in scope, one by one).
     let bomb = format!(
@@ -283,9 +312,16 @@ fn a_start_tag_of_many_attributes_is_read_in_linear_time_and_many_namespaces_are
     assert_old_xml_success(&text);
 
     eprintln!(
-        "200,000 attributes answered in {soap_attrs:?} (SOAP) / {old_attrs:?} (old XML); 200,000 declarations refused in {soap_declared:?} (SOAP), 257 in {old_declared:?} (old XML)"
+        "200,000 attributes answered in {soap_attrs:?} (SOAP) / {old_attrs:?} (old XML); 99,000 children of a credential block in {soap_block:?} / {old_block:?}; 200,000 declarations refused in {soap_declared:?} (SOAP), 257 in {old_declared:?} (old XML)"
     );
-    for took in [soap_attrs, old_attrs, soap_declared, old_declared] {
+    for took in [
+        soap_attrs,
+        old_attrs,
+        soap_block,
+        old_block,
+        soap_declared,
+        old_declared,
+    ] {
         assert!(took < Duration::from_secs(5), "{took:?}");
     }
     // Neither refusal reached UPS: the two answered requests are the only ones it saw.

@@ -255,7 +255,10 @@ pub fn credential_block<'x>(
         xmljson::counted(depth + open.len(), count).ok()?;
         let name = in_input(input, e.local_name().as_ref())?;
         let parent = open.last_mut()?;
-        if parent.children.contains(&name) {
+        // A block of more children than any credential block has goes to the tree path,
+        // which checks repeats with a set: this scan is quadratic (100,000 children took
+        // seconds).
+        if parent.children.len() >= MAX_CREDENTIAL_CHILDREN || parent.children.contains(&name) {
             return None;
         }
         parent.children.push(name);
@@ -290,6 +293,10 @@ pub fn credential_block<'x>(
         text.trim().clone_into(&mut fields[field]);
     }
 }
+
+/// Most children one element of a credential block read in one pass may have (`UPSSecurity`
+/// has two, `UsernameToken` two, `AccessRequest` three).
+const MAX_CREDENTIAL_CHILDREN: usize = 16;
 
 /// [`skip_element`], keeping the element's own text in `text` when given; whether it had
 /// child elements.
