@@ -123,14 +123,7 @@ fn billion_laughs_and_50_mib_bodies_are_refused_fast_with_bounded_memory() {
     );
     let lol_soap = started.elapsed();
     assert_eq!(status, 500);
-    assert_eq!(
-        xml_text(
-            &text,
-            "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode/Code"
-        )
-        .as_deref(),
-        Some("10001")
-    );
+    assert_eq!(fault_code(&text).as_deref(), Some("10001"));
     assert!(
         lol_xml < Duration::from_secs(1) && lol_soap < Duration::from_secs(1),
         "{lol_xml:?} {lol_soap:?}"
@@ -147,14 +140,7 @@ fn billion_laughs_and_50_mib_bodies_are_refused_fast_with_bounded_memory() {
     // 50 MiB chunked (no length): read up to the 10 MiB cap, then refused.
     let (head, body, chunked) = hostile(&addr, "/webservices/Rate", FIFTY_MIB, true);
     assert!(head.starts_with("HTTP/1.1 500"), "{head}");
-    assert_eq!(
-        xml_text(
-            &body,
-            "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode/Code"
-        )
-        .as_deref(),
-        Some("10002")
-    );
+    assert_eq!(fault_code(&body).as_deref(), Some("10002"));
     assert!(declared < Duration::from_secs(2), "{declared:?}");
     assert!(chunked < Duration::from_secs(10), "{chunked:?}");
 
@@ -180,6 +166,14 @@ fn billion_laughs_and_50_mib_bodies_are_refused_fast_with_bounded_memory() {
     assert_old_xml_success(&text);
 }
 
+/// A SOAP Fault's UPS error code.
+fn fault_code(fault: &str) -> Option<String> {
+    xml_text(
+        fault,
+        "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode/Code",
+    )
+}
+
 /// `n` attributes for a start tag: ` a0="x" a1="x" …`.
 fn attributes(n: usize) -> String {
     (0..n).map(|i| format!(" a{i}=\"x\"")).collect()
@@ -201,32 +195,25 @@ fn many_attributes_and_credential_children_are_read_in_linear_time_and_many_name
             r#"<rate:RateRequest xmlns:rate="http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1"{attrs}><common:Request><common:RequestOption>Rate</common:RequestOption></common:Request><rate:Shipment><rate:Shipper><rate:ShipperNumber>9Y9Y9Y</rate:ShipperNumber><rate:Address><rate:City>Dover</rate:City><rate:PostalCode>19901</rate:PostalCode><rate:CountryCode>US</rate:CountryCode></rate:Address></rate:Shipper><rate:ShipTo><rate:Address><rate:City>Reno</rate:City><rate:PostalCode>89501</rate:PostalCode><rate:CountryCode>US</rate:CountryCode></rate:Address></rate:ShipTo><rate:Package><rate:PackagingType><rate:Code>02</rate:Code></rate:PackagingType><rate:PackageWeight><rate:UnitOfMeasurement><rate:Code>LBS</rate:Code></rate:UnitOfMeasurement><rate:Weight>3</rate:Weight></rate:PackageWeight></rate:Package></rate:Shipment></rate:RateRequest>"#
         )
     };
-    let soap = |body: String| {
+    // POST a body to a path: the answer, and how long it took.
+    let timed = |path: &str, body: String, content_type: Option<&str>| {
         let started = Instant::now();
         let answer = post_raw(
             &proxy.http,
-            &format!("{}/webservices/Rate", proxy.url),
+            &format!("{}{path}", proxy.url),
             body,
-            Some("text/xml"),
+            content_type,
         );
         (answer, started.elapsed())
     };
+    let soap = |body: String| timed("/webservices/Rate", body, Some("text/xml"));
     let track = |attrs: &str| {
         format!(
             "{}<?xml version=\"1.0\"?><TrackRequest{attrs}><TrackingNumber>1Z9Y9Y9Y0312345678</TrackingNumber></TrackRequest>",
             access(&EAST)
         )
     };
-    let old_xml = |body: String| {
-        let started = Instant::now();
-        let answer = post_raw(
-            &proxy.http,
-            &format!("{}/ups.app/xml/Track", proxy.url),
-            body,
-            None,
-        );
-        (answer, started.elapsed())
-    };
+    let old_xml = |body: String| timed("/ups.app/xml/Track", body, None);
 
     // 200,000 attributes (2.6 MB) on the payload's start tag. Checking each for a repeat
     // against every one before it (quick-xml 0.38's default) took minutes; they are dropped
@@ -254,15 +241,7 @@ fn many_attributes_and_credential_children_are_read_in_linear_time_and_many_name
         rate("")
     ));
     assert_eq!(status, 500);
-    assert_eq!(
-        xml_text(
-            &text,
-            "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode/Code"
-        )
-        .as_deref(),
-        Some("250003"),
-        "{text}"
-    );
+    assert_eq!(fault_code(&text).as_deref(), Some("250003"), "{text}");
     let ((status, _, text), old_block) = old_xml(format!(
         "<?xml version=\"1.0\"?><AccessRequest>{children}</AccessRequest>{}",
         track("").split_once("</AccessRequest>").unwrap().1
@@ -283,15 +262,14 @@ fn many_attributes_and_credential_children_are_read_in_linear_time_and_many_name
     );
     let ((status, _, text), soap_declared) = soap(bomb);
     assert_eq!(status, 500);
-    let code = "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode";
-    assert_eq!(
-        xml_text(&text, &format!("{code}/Code")).as_deref(),
-        Some("10001")
-    );
+    assert_eq!(fault_code(&text).as_deref(), Some("10001"));
     assert!(
-        xml_text(&text, &format!("{code}/Description"))
-            .unwrap()
-            .contains("more than 256 namespace declarations"),
+        xml_text(
+            &text,
+            "Body/Fault/detail/Errors/ErrorDetail/PrimaryErrorCode/Description"
+        )
+        .unwrap()
+        .contains("more than 256 namespace declarations"),
         "{text}"
     );
     let ((status, _, text), old_declared) = old_xml(track(&declarations(257)));
