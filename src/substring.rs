@@ -38,10 +38,9 @@ impl Substring {
         self.find(haystack).is_some()
     }
 
-    /// How often the needle occurs in `haystack`, counted up to `at_most` (the search stops
-    /// there).
-    pub fn count(&self, haystack: &[u8], at_most: usize) -> usize {
-        self.finder().find_iter(haystack).take(at_most).count()
+    /// Where the needle occurs in `haystack`, first to last (occurrences do not overlap).
+    pub fn find_iter<'h>(&'h self, haystack: &'h [u8]) -> impl Iterator<Item = usize> + 'h {
+        self.finder().find_iter(haystack)
     }
 }
 
@@ -56,8 +55,10 @@ mod tests {
         assert_eq!(NEEDLE.find(b"<a xmln='y'>"), None);
         assert!(!NEEDLE.is_in(b""));
         assert!(NEEDLE.is_in(b"xmlns"));
-        assert_eq!(NEEDLE.count(b"<a xmlns:b='x' xmlns='y'>xmlns</a>", 10), 3);
-        assert_eq!(NEEDLE.count(b"<a xmlns:b='x' xmlns='y'>xmlns</a>", 2), 2);
-        assert_eq!(NEEDLE.count(b"<a/>", 10), 0);
+        let at: Vec<usize> = NEEDLE
+            .find_iter(b"<a xmlns:b='x' xmlns='y'>xmlns</a>")
+            .collect();
+        assert_eq!(at, [3, 15, 25]);
+        assert_eq!(NEEDLE.find_iter(b"<a/>").count(), 0);
     }
 }

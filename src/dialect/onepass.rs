@@ -131,11 +131,43 @@ pub fn plain_reader(input: &[u8]) -> PlainReader<'_> {
     reader
 }
 
-/// Whether `text` may declare a namespace: a reader that resolves none does not check the
-/// declarations, so such text goes to a resolving reader.
-pub fn declares_namespace(text: &[u8]) -> bool {
-    static XMLNS: Substring = Substring::new(b"xmlns");
-    XMLNS.is_in(text)
+/// Where a body's namespace declarations may be: whether a part of it may declare one, asked
+/// before reading that part with a reader that resolves none (which does not check
+/// declarations: such a part goes to a resolving reader).
+pub struct Declarations<'t> {
+    text: &'t str,
+    /// Where the last `xmlns` of `text` begins.
+    last: Option<usize>,
+}
+
+static XMLNS: Substring = Substring::new(b"xmlns");
+
+impl<'t> Declarations<'t> {
+    /// The declarations of `text`, searched for.
+    pub fn of(text: &'t str) -> Self {
+        Declarations {
+            text,
+            last: XMLNS.find_iter(text.as_bytes()).last(),
+        }
+    }
+
+    /// The declarations of `text` whose last `xmlns` begins at `last` (a search already made,
+    /// as the body's declarations were counted: [`xmljson::decode_within_limits`]).
+    pub fn with_last(text: &'t str, last: Option<usize>) -> Self {
+        Declarations { text, last }
+    }
+
+    /// Whether `part` may declare a namespace (`xmlns` occurs in it). For a part that runs to
+    /// the end of the text, whether the last `xmlns` begins in it; any other part is searched.
+    pub fn in_part(&self, part: &[u8]) -> bool {
+        let start = (part.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize);
+        match start {
+            Some(at) if at.checked_add(part.len()) == Some(self.text.len()) => {
+                self.last.is_some_and(|last| last >= at)
+            }
+            _ => XMLNS.is_in(part),
+        }
+    }
 }
 
 /// What one pass reads a document's events from.
@@ -1072,6 +1104,31 @@ fn close_array(out: &mut Vec<u8>, open: &mut Open<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_to_the_end_declares_what_begins_in_it_and_any_other_part_is_searched() {
+        let text = "<e xmlns:a='u'><a:b>xmlns</a:b><c/></e>";
+        let declarations = Declarations::of(text);
+        let bytes = text.as_bytes();
+        let second = text.rfind("xmlns").unwrap();
+        // To the end: whether the last `xmlns` begins in the part.
+        assert!(declarations.in_part(&bytes[second..]));
+        assert!(!declarations.in_part(&bytes[second + 1..]));
+        assert!(declarations.in_part(bytes));
+        // Not to the end (or another text): searched.
+        assert!(declarations.in_part(&bytes[3..8]));
+        assert!(!declarations.in_part(&bytes[4..9]));
+        assert!(declarations.in_part(b"xmlns"));
+        assert!(!declarations.in_part(b"<a/>"));
+        // No `xmlns` at all.
+        let none = Declarations::of("<e><b/></e>");
+        assert!(!none.in_part(b"<e><b/></e>"));
+        assert!(!none.in_part(&"<e><b/></e>".as_bytes()[3..]));
+        // As counted by the body's decoding.
+        let (decoded, last) = xmljson::decode_within_limits(bytes).unwrap();
+        assert_eq!(last, Some(second));
+        assert!(Declarations::with_last(&decoded, last).in_part(&decoded.as_bytes()[second..]));
+    }
 
     #[test]
     fn the_key_filter_passes_every_rule_key_and_a_wildcard_passes_all() {

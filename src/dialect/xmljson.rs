@@ -99,14 +99,24 @@ impl Element {
 
 /// [`decode`], refusing a body that declares more than [`MAX_NAMESPACE_DECLARATIONS`]
 /// namespaces (every `xmlns` counts, in markup or not: text that says it merely counts too).
-pub fn decode_within_limits(body: &[u8]) -> Result<Cow<'_, str>, Failure> {
+/// With the text, where its last `xmlns` begins (for [`onepass::Declarations`]: the search
+/// that counted them is the only one a body needs).
+///
+/// [`onepass::Declarations`]: super::onepass::Declarations
+pub fn decode_within_limits(body: &[u8]) -> Result<(Cow<'_, str>, Option<usize>), Failure> {
     static XMLNS: Substring = Substring::new(b"xmlns");
-    if XMLNS.count(body, MAX_NAMESPACE_DECLARATIONS + 1) > MAX_NAMESPACE_DECLARATIONS {
-        return Err(malformed(format_args!(
-            "more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations"
-        )));
+    let text = decode(body);
+    let (mut count, mut last) = (0, None);
+    for at in XMLNS.find_iter(text.as_bytes()) {
+        count += 1;
+        if count > MAX_NAMESPACE_DECLARATIONS {
+            return Err(malformed(format_args!(
+                "more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations"
+            )));
+        }
+        last = Some(at);
     }
-    Ok(decode(body))
+    Ok((text, last))
 }
 
 /// Decode a body to text. The encoding comes from an XML declaration if one

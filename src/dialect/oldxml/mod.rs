@@ -636,9 +636,10 @@ fn parse_with(route: &Route, body: &[u8], one_pass: bool) -> Result<Parsed, Fail
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::Empty);
     }
-    let text = xmljson::decode_within_limits(body)?;
+    let (text, last_xmlns) = xmljson::decode_within_limits(body)?;
+    let declarations = onepass::Declarations::with_last(&text, last_xmlns);
     let in_one_pass = one_pass
-        .then(|| access_request_in_one_pass(&text))
+        .then(|| access_request_in_one_pass(&text, &declarations))
         .flatten();
     let (credentials, end) = match in_one_pass {
         Some(read) => read,
@@ -667,7 +668,10 @@ fn parse_with(route: &Route, body: &[u8], one_pass: bool) -> Result<Parsed, Fail
         Err(Failure::MissingField(
             "the service request document after AccessRequest",
         ))
-    } else if let Some(request) = one_pass.then(|| request_in_one_pass(route, rest)).flatten() {
+    } else if let Some(request) = one_pass
+        .then(|| request_read_in_one_pass(route, rest, &declarations))
+        .flatten()
+    {
         request
     } else {
         xmljson::parse_document(rest).and_then(|(r, _)| understood(route, r))
@@ -682,10 +686,13 @@ fn parse_with(route: &Route, body: &[u8], one_pass: bool) -> Result<Parsed, Fail
 /// it cost more than the rest of the credentials' path): the credentials and where the
 /// document ends in `text`. `None` where the tree path reads it (it is not first, it is
 /// empty) or words an error (an element twice, a limit, text outside it).
-fn access_request_in_one_pass(text: &str) -> Option<(LegacyCredentials, usize)> {
+fn access_request_in_one_pass(
+    text: &str,
+    declarations: &onepass::Declarations<'_>,
+) -> Option<(LegacyCredentials, usize)> {
     let skipped = text.len() - text.trim_start().len();
     let doc = &text[skipped..];
-    let mut reader = plain_reader(doc)?;
+    let mut reader = plain_reader(doc, declarations)?;
     let start = onepass::root_start(doc, &mut reader)?;
     if start.local_name().as_ref() != b"AccessRequest" {
         return None;
@@ -700,8 +707,11 @@ fn access_request_in_one_pass(text: &str) -> Option<(LegacyCredentials, usize)> 
 
 /// A reader of `doc` that resolves no namespace, for a body that declares none. One that
 /// does goes to the tree path, whose reader checks the declarations.
-fn plain_reader(doc: &str) -> Option<onepass::PlainReader<'_>> {
-    (!onepass::declares_namespace(doc.as_bytes())).then(|| onepass::plain_reader(doc.as_bytes()))
+fn plain_reader<'x>(
+    doc: &'x str,
+    declarations: &onepass::Declarations<'_>,
+) -> Option<onepass::PlainReader<'x>> {
+    (!declarations.in_part(doc.as_bytes())).then(|| onepass::plain_reader(doc.as_bytes()))
 }
 
 /// Where old XML's `XpciVersion` is: echoed in the answer, never sent to UPS.
@@ -711,6 +721,16 @@ const XPCI_VERSION: &str = "Request/TransactionReference/XpciVersion";
 /// call reads only the `Request` member (rates); `None` sends the caller down the tree path.
 #[doc(hidden)]
 pub fn request_in_one_pass(route: &Route, text: &str) -> Option<Result<Request, Failure>> {
+    request_read_in_one_pass(route, text, &onepass::Declarations::of(text))
+}
+
+/// [`request_in_one_pass`], where the body's namespace declarations are (`text` is a part of
+/// the body).
+fn request_read_in_one_pass(
+    route: &Route,
+    text: &str,
+    declarations: &onepass::Declarations<'_>,
+) -> Option<Result<Request, Failure>> {
     let svc = OldService::from_path(&route.service)?;
     let (service, root) = svc.xoltws();
     let rules = svc.one_pass_rules()?;
@@ -724,7 +744,7 @@ pub fn request_in_one_pass(route: &Route, text: &str) -> Option<Result<Request, 
         return None;
     }
     let doc = text.trim_start();
-    let mut reader = plain_reader(doc)?;
+    let mut reader = plain_reader(doc, declarations)?;
     let start = onepass::root_start(doc, &mut reader)?;
     if start.local_name().as_ref() != svc.request_root().as_bytes() || xmljson::is_nil(&start) {
         return None;

@@ -154,8 +154,9 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::Empty);
     }
-    let text = xmljson::decode_within_limits(body)?;
-    if let Some(parsed) = parse_in_one_pass(&text) {
+    let (text, last_xmlns) = xmljson::decode_within_limits(body)?;
+    let declarations = onepass::Declarations::with_last(&text, last_xmlns);
+    if let Some(parsed) = one_pass(&text, &declarations) {
         return Ok(parsed);
     }
     parse_tree(&text)
@@ -168,7 +169,7 @@ pub fn parse_by_tree(body: &[u8]) -> Result<Parsed, Failure> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::Empty);
     }
-    parse_tree(&xmljson::decode_within_limits(body)?)
+    parse_tree(&xmljson::decode_within_limits(body)?.0)
 }
 
 fn parse_tree(text: &str) -> Result<Parsed, Failure> {
@@ -206,6 +207,11 @@ fn parse_tree(text: &str) -> Result<Parsed, Failure> {
 /// tree path refuses, …): the caller then takes the tree path.
 #[doc(hidden)]
 pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
+    one_pass(text, &onepass::Declarations::of(text))
+}
+
+/// [`parse_in_one_pass`], where `text`'s namespace declarations are.
+fn one_pass(text: &str, declarations: &onepass::Declarations<'_>) -> Option<Parsed> {
     let doc = text.trim_start();
     let mut reader = onepass::Reader::from_str(doc);
     reader.config_mut().check_end_names = true;
@@ -226,7 +232,12 @@ pub fn parse_in_one_pass(text: &str) -> Option<Parsed> {
                 } else if !body_seen && in_envelope_ns(&reader, &e, "Body") {
                     xmljson::counted(1, &mut count).ok()?;
                     body_seen = true;
-                    payload = Some(payload_in_one_pass(doc, &mut reader, &mut count)?);
+                    payload = Some(payload_in_one_pass(
+                        doc,
+                        &mut reader,
+                        &mut count,
+                        declarations,
+                    )?);
                 } else {
                     xmljson::counted(1, &mut count).ok()?;
                     onepass::skip_element(doc, &mut reader, 1, &mut count)?;
@@ -310,8 +321,9 @@ fn payload_in_one_pass<'x>(
     doc: &'x str,
     reader: &mut onepass::Reader<'x>,
     count: &mut usize,
+    declarations: &onepass::Declarations<'_>,
 ) -> Option<Option<Payload>> {
-    let mut payload = match payload_read_plainly(doc, reader, count)? {
+    let mut payload = match payload_read_plainly(doc, reader, count, declarations)? {
         Plainly::Read(payload) => Some(payload),
         Plainly::NotPlain => None,
     };
@@ -358,6 +370,7 @@ fn payload_read_plainly<'x>(
     doc: &'x str,
     reader: &mut onepass::Reader<'x>,
     count: &mut usize,
+    declarations: &onepass::Declarations<'_>,
 ) -> Option<Plainly> {
     let mut plain = onepass::plain_reader(reader.get_ref());
     let e = loop {
@@ -369,7 +382,7 @@ fn payload_read_plainly<'x>(
             }
         }
     };
-    if onepass::declares_namespace(plain.get_ref()) {
+    if declarations.in_part(plain.get_ref()) {
         return Some(Plainly::NotPlain);
     }
     let mut scope = reader.resolver().clone();
@@ -701,9 +714,12 @@ mod tests {
     fn a_payload_that_declares_nothing_inside_is_read_plainly_and_the_envelope_goes_on() {
         let mut reader = reader_in_body(RATE);
         let mut count = 0;
-        let Some(Plainly::Read((service, namespace, written))) =
-            payload_read_plainly(RATE, &mut reader, &mut count)
-        else {
+        let Some(Plainly::Read((service, namespace, written))) = payload_read_plainly(
+            RATE,
+            &mut reader,
+            &mut count,
+            &onepass::Declarations::of(RATE),
+        ) else {
             panic!("read plainly");
         };
         assert_eq!(service, Service::Rate);
@@ -733,9 +749,12 @@ mod tests {
         );
         let doc = doc.replace("</rate:RateRequest>", "</RateRequest>");
         let mut reader = reader_in_body(&doc);
-        let Some(Plainly::Read((_, namespace, _))) =
-            payload_read_plainly(&doc, &mut reader, &mut count)
-        else {
+        let Some(Plainly::Read((_, namespace, _))) = payload_read_plainly(
+            &doc,
+            &mut reader,
+            &mut count,
+            &onepass::Declarations::of(&doc),
+        ) else {
             panic!("read plainly");
         };
         assert_eq!(namespace.as_deref(), Some("urn:rate"));
@@ -750,7 +769,12 @@ mod tests {
         let mut reader = reader_in_body(&doc);
         let mut count = 0;
         assert!(matches!(
-            payload_read_plainly(&doc, &mut reader, &mut count),
+            payload_read_plainly(
+                &doc,
+                &mut reader,
+                &mut count,
+                &onepass::Declarations::of(&doc)
+            ),
             Some(Plainly::NotPlain)
         ));
         // Nothing of it was read: the payload's start tag comes next.
