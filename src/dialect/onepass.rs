@@ -29,9 +29,8 @@ use smallvec::SmallVec;
 
 use super::request_member::RequestMember;
 use super::schema::{self, ArrayPaths, Rule};
-use super::xmljson;
+use super::xmljson::{self, XMLNS};
 use crate::error::Failure;
-use crate::substring::Substring;
 
 /// Most members one object may have in one pass (UPS's request objects have fewer than 40).
 const MAX_MEMBERS: usize = 64;
@@ -139,8 +138,6 @@ pub struct Declarations<'t> {
     /// Where the last `xmlns` of `text` begins.
     last: Option<usize>,
 }
-
-static XMLNS: Substring = Substring::new(b"xmlns");
 
 impl<'t> Declarations<'t> {
     /// The declarations of `text`, searched for.

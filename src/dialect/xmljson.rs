@@ -37,10 +37,13 @@ pub const MAX_ELEMENTS: usize = 100_000;
 /// Most namespace declarations (`xmlns`, `xmlns:p`) accepted in one body. A resolving reader
 /// looks each element's prefix up among the declarations in scope one by one, so a body of
 /// a hundred thousand declarations and as many elements (10 MiB holds both) cost minutes of
-/// CPU before any credential was checked; at this cap, a worst case costs a few times what a
+/// CPU before any credential was checked; at this cap, a worst case costs under twice what a
 /// plain body of [`MAX_ELEMENTS`] does. SOAP clients declare a handful, on the envelope or
 /// where the namespace changes (XOLTWS payloads change it two or three times).
 pub const MAX_NAMESPACE_DECLARATIONS: usize = 256;
+
+/// What begins every namespace declaration.
+pub(super) static XMLNS: Substring = Substring::new(b"xmlns");
 
 /// One XML element: namespace URI, local name, children in order, text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,7 +107,6 @@ impl Element {
 ///
 /// [`onepass::Declarations`]: super::onepass::Declarations
 pub fn decode_within_limits(body: &[u8]) -> Result<(Cow<'_, str>, Option<usize>), Failure> {
-    static XMLNS: Substring = Substring::new(b"xmlns");
     let text = decode(body);
     let (mut count, mut last) = (0, None);
     for at in XMLNS.find_iter(text.as_bytes()) {
