@@ -73,6 +73,10 @@ impl Answered for JsonRequest {
 
 const SECURITY_KEYS: [&str; 2] = ["UPSSecurity", "Security"];
 
+/// Most top-level members the one-pass reading of a common request takes (one has two: the
+/// credentials and the request).
+const MAX_COMMON_MEMBERS: usize = 16;
+
 /// Take a legacy JSON body apart: credentials, REST call and REST body.
 pub fn parse(body: &[u8]) -> Result<Parsed, Failure> {
     let text = text_of(body)?;
@@ -102,9 +106,12 @@ fn read_in_full(text: &str) -> Result<Parsed, Failure> {
         .map_err(|e| Failure::Malformed(format!("JSON: {e}")))?
         .0;
     // A member given twice is ambiguous: which copy authenticates and which is forwarded
-    // must never differ, so neither is chosen.
-    for (i, (k, _)) in members.iter().enumerate() {
-        if members[..i].iter().any(|(seen, _)| seen == k) {
+    // must never differ, so neither is chosen. The names seen go into a set: comparing each
+    // with every one before it took 4 s for 40,000 members, read before any credential is
+    // checked (SipHash: the names are the client's).
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    for (k, _) in &members {
+        if !seen.insert(k.as_str()) {
             return Err(Failure::Malformed(format!("member `{k}` appears twice")));
         }
     }
@@ -186,6 +193,11 @@ impl<'de> serde::Deserialize<'de> for CommonBody<'de> {
                 };
                 // A key with an escape is not borrowed: an error, and the full reading's case.
                 while let Some(key) = m.next_key::<&'de str>()? {
+                    // More members than a request has: the full reading, which checks
+                    // repeats with a set (this scan is quadratic).
+                    if seen.len() >= MAX_COMMON_MEMBERS {
+                        return Err(M::Error::custom("many members"));
+                    }
                     if seen.contains(&key) {
                         return Err(M::Error::custom("a member twice"));
                     }
