@@ -25,13 +25,13 @@ macro_rules! shown_in_logs {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                $name(s.trim().to_string())
+                $name(crate::substring::trim(s).to_string())
             }
         }
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                let trimmed = s.trim();
+                let trimmed = crate::substring::trim(&s);
                 if trimmed.len() == s.len() {
                     $name(s)
                 } else {

@@ -31,6 +31,7 @@ use super::request_member::RequestMember;
 use super::schema::{self, ArrayPaths, Rule};
 use super::xmljson::{self, XMLNS};
 use crate::error::Failure;
+use crate::substring::trim;
 
 /// Most members one object may have in one pass (UPS's request objects have fewer than 40).
 const MAX_MEMBERS: usize = 64;
@@ -319,7 +320,7 @@ pub fn credential_block<'x>(
             ("UPSSecurity", ["UsernameToken", "Password"]) | ("AccessRequest", ["Password"]) => 2,
             _ => return,
         };
-        text.trim().clone_into(&mut fields[field]);
+        trim(text).clone_into(&mut fields[field]);
     }
 }
 
@@ -1029,7 +1030,7 @@ impl<'x> Writer<'x, '_> {
         self.seen.truncate(open.seen_from);
         let indicator = open.name.ends_with("Indicator");
         let root = self.stack.is_empty();
-        let text = self.text.trim();
+        let text = trim(&self.text);
         if let Some(i) = open.capture {
             self.captured[i] = (!open.object && !text.is_empty()).then(|| text.to_string());
         }

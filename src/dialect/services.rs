@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 pub use super::request_member::RequestMember;
 use super::{json_text, Failure, Severity, UpsError};
 use crate::rest::{self, rating_option};
+use crate::substring::trim;
 
 /// Characters kept verbatim in a path segment or query value built from request data.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
@@ -55,7 +56,7 @@ fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 /// A value that may be a string, a `{"Value": …}` wrapper or a one-element array of either.
 fn first_text(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::String(s) if !trim(s).is_empty() => Some(trim(s).to_string()),
         Value::Array(a) => first_text(a.first()),
         Value::Object(o) => first_text(o.get("Value")),
         _ => None,

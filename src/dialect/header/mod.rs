@@ -11,6 +11,7 @@ use super::fields::{self, Fields};
 use super::{Answer, Dialect, Failure, Head, Parsed, Request, Route};
 use crate::accounts::LegacyCredentials;
 use crate::rest::{RestBody, RestCall};
+use crate::substring::trim;
 
 /// The header-style dialect: the same [`Dialect`] as the others, in streaming mode.
 pub struct HeaderJson;
@@ -129,7 +130,9 @@ pub fn credentials(headers: Fields<'_>) -> Result<LegacyCredentials, &'static st
     if let Some(name) = twice {
         return Err(name);
     }
-    let [key, user, password] = values.map(|v| v.and_then(fields::text).unwrap_or("").trim());
+    let [key, user, password] = values
+        .map(|v| v.and_then(fields::text).unwrap_or(""))
+        .map(trim);
     Ok(LegacyCredentials::new(key, user, password))
 }
 

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::accounts::LegacyCredentials;
 use crate::rest::RestCall;
-use crate::substring::Substring;
+use crate::substring::{trim, Substring};
 
 /// `null` anywhere in a body: such a body takes the full reading, which removes nulls.
 static NULL: Substring = Substring::new(b"null");
@@ -327,7 +327,7 @@ fn credentials(name: &str, raw: &RawValue) -> Result<LegacyCredentials, Failure>
     let text = |value: Option<JsonText>| {
         value
             .and_then(|v| v.0)
-            .map(|s| s.trim().to_string())
+            .map(|s| trim(&s).to_string())
             .unwrap_or_default()
     };
     let token = security.username_token.unwrap_or_default();
