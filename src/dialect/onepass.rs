@@ -197,8 +197,10 @@ pub fn in_input<'x>(input: &'x str, part: &[u8]) -> Option<&'x str> {
 pub fn event_text<'x>(input: &'x str, event: &Event<'x>) -> Result<Option<Cow<'x, str>>, Failure> {
     if let Event::Text(t) = event {
         let bytes: &[u8] = t;
-        // Anything else (a `\r`, a non-ASCII end of line) is what quick-xml normalises.
-        if bytes.is_ascii() && !bytes.contains(&b'\r') {
+        // Anything else (a `\r`, a non-ASCII end of line) is what quick-xml normalises. One
+        // loop over the bytes: texts are short, and `is_ascii` plus a `memchr` for `\r` cost
+        // two calls per text (about 1.2 % of a SOAP or old-XML translation).
+        if bytes.iter().all(|&b| b.is_ascii() && b != b'\r') {
             if let Some(text) = in_input(input, bytes) {
                 return Ok(Some(Cow::Borrowed(text)));
             }
