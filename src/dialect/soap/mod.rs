@@ -292,7 +292,7 @@ fn header_in_one_pass<'x>(
             }
         };
         xmljson::counted(2, count).ok()?;
-        let name = onepass::in_input(doc, e.local_name().as_ref())?;
+        let name = onepass::in_input(doc, onepass::local_name(&e))?;
         if matches!(name, "UPSSecurity" | "AccessRequest") {
             if fields.is_some() {
                 return None; // a second credential block
@@ -415,7 +415,7 @@ fn write_payload<'x>(
     count: &mut usize,
 ) -> Option<Payload> {
     xmljson::counted(2, count).ok()?;
-    let name = onepass::in_input(doc, e.local_name().as_ref())?;
+    let name = onepass::in_input(doc, onepass::local_name(e))?;
     let service = Service::from_request_root(name)?;
     let rules = one_pass_rules(service);
     if !services::reads_request_member_only(service) || !rules.takes || xmljson::is_nil(e) {
