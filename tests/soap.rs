@@ -312,10 +312,9 @@ fn ship_void_track_and_time_in_transit_over_soap() {
 }
 
 fn fault_code(text: &str) -> (String, String) {
-    let d = "Body/Fault/detail/Errors/ErrorDetail";
     (
-        xml_text(text, &format!("{d}/PrimaryErrorCode/Code")).unwrap_or_default(),
-        xml_text(text, &format!("{d}/Severity")).unwrap_or_default(),
+        soap_fault_code(text).unwrap_or_default(),
+        xml_text(text, &format!("{SOAP_FAULT_ERROR}/Severity")).unwrap_or_default(),
     )
 }
 

@@ -718,6 +718,15 @@ pub fn xml_text(doc: &str, path: &str) -> Option<String> {
     Some(node.text().unwrap_or("").to_string())
 }
 
+/// Where a SOAP fault carries UPS's error: below it, `PrimaryErrorCode/Code`,
+/// `PrimaryErrorCode/Description` and `Severity`.
+pub const SOAP_FAULT_ERROR: &str = "Body/Fault/detail/Errors/ErrorDetail";
+
+/// The error code of a SOAP fault.
+pub fn soap_fault_code(fault: &str) -> Option<String> {
+    xml_text(fault, &format!("{SOAP_FAULT_ERROR}/PrimaryErrorCode/Code"))
+}
+
 /// Every element at a path (namespaces ignored): their texts.
 pub fn xml_all(doc: &str, path: &str) -> Vec<String> {
     let d = roxmltree::Document::parse(doc).unwrap_or_else(|e| panic!("{e}: {doc}"));
