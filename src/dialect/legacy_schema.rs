@@ -25,7 +25,7 @@ use serde_json::Value;
 use smallvec::SmallVec;
 
 use super::tree::Node;
-use super::xmljson::{escape_text, is_xml_name, write_json_str};
+use super::xmljson::{is_xml_name, push_escaped, write_json_str};
 
 mod stream;
 
@@ -572,7 +572,7 @@ impl Sink for XmlSink<'_> {
             self.out.push_str("/>");
         } else {
             self.out.push_str(c.open_tag());
-            self.out.push_str(&escape_text(text));
+            push_escaped(&mut self.out, text);
             self.out.push_str(c.close_tag());
         }
     }

@@ -22,7 +22,7 @@ use super::onepass;
 use super::schema::{self, Rule};
 use super::services::{self, AnswerShape, Converted, Service};
 use super::tree::{self, Node};
-use super::xmljson::{self, escape_text, Element};
+use super::xmljson::{self, push_escaped, Element};
 use super::{
     rest_errors, Answer, Answered, Dialect, Failure, Head, Parsed, Request, Route, Severity, Ups,
     UpsError,
@@ -667,9 +667,9 @@ pub fn fault(errors: &[UpsError], error_kind: Option<&'static str>) -> Answer {
         out.push_str("<err:ErrorDetail><err:Severity>");
         out.push_str(e.severity.as_str());
         out.push_str("</err:Severity><err:PrimaryErrorCode><err:Code>");
-        out.push_str(&escape_text(&e.code));
+        push_escaped(&mut out, &e.code);
         out.push_str("</err:Code><err:Description>");
-        out.push_str(&escape_text(&e.description));
+        push_escaped(&mut out, &e.description);
         out.push_str("</err:Description></err:PrimaryErrorCode></err:ErrorDetail>");
     }
     out.push_str("</err:Errors></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>");
