@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 
 use super::tree::Node;
 use super::xmljson;
@@ -404,12 +405,14 @@ pub const fn f(name: &'static str, src: Src) -> Field {
     Field { name, src }
 }
 
-fn items_at<'v, T: Node>(v: &'v T, path: &str) -> Vec<&'v T> {
+/// The items at `path`: on the stack while there are a few (a rate answer's lists hold one to
+/// a dozen), where three vectors per list cost more than finding the items.
+fn items_at<'v, T: Node>(v: &'v T, path: &str) -> SmallVec<[&'v T; 8]> {
     // An array stands for its items; anything else for itself.
     fn each<T: Node>(c: &T) -> &[T] {
         c.list().unwrap_or(std::slice::from_ref(c))
     }
-    let mut cur = vec![v];
+    let mut cur: SmallVec<[&'v T; 8]> = smallvec::smallvec![v];
     for seg in segments(path) {
         cur = cur
             .into_iter()
