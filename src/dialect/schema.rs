@@ -430,13 +430,15 @@ pub fn build<T: Node>(fields: &[Field], rest: &T) -> Map<String, Value> {
         let value = match field.src {
             Src::Copy(path) => get(rest, path).map(T::owned),
             Src::TextOrEmpty(path) => Some(Value::String(
-                get(rest, path).map(T::json_text).unwrap_or_default(),
+                get(rest, path)
+                    .map(|v| v.json_text().into_owned())
+                    .unwrap_or_default(),
             )),
             Src::EachText(list, path) => {
                 let texts: Vec<Value> = items_at(rest, list)
                     .into_iter()
-                    .filter_map(|i| get(i, path).map(T::json_text))
-                    .map(Value::String)
+                    .filter_map(|i| get(i, path))
+                    .map(|v| Value::String(v.json_text().into_owned()))
                     .collect();
                 (!texts.is_empty()).then_some(Value::Array(texts))
             }

@@ -35,13 +35,13 @@ pub trait Node: Sized {
     fn member(&self, name: &str) -> Option<&Self> {
         self.field(name).filter(|v| !v.is_null())
     }
-    /// A leaf as answer templates take it: a string as it is, `null` as nothing, anything
-    /// else as its JSON.
-    fn json_text(&self) -> String {
+    /// A leaf as answer templates take it: a string as it is (borrowed: most are written
+    /// straight into an answer), `null` as nothing, anything else as its JSON.
+    fn json_text(&self) -> std::borrow::Cow<'_, str> {
         match self.string() {
-            Some(s) => s.to_string(),
-            None if self.is_null() => String::new(),
-            None => self.owned().to_string(),
+            Some(s) => s.into(),
+            None if self.is_null() => "".into(),
+            None => self.owned().to_string().into(),
         }
     }
     fn is_nonempty_string(&self) -> bool {
