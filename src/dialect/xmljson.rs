@@ -532,11 +532,20 @@ const JSON_ESCAPED: [bool; 256] = {
     table
 };
 
+/// The bytes [`push_escaped`] escapes, as a table (a load per byte).
+const TEXT_ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'<' as usize] = true;
+    table[b'>' as usize] = true;
+    table[b'&' as usize] = true;
+    table
+};
+
 /// Append character data to `out`, escaped. Most leaves (codes, amounts, names) hold
 /// nothing to escape: one loop over their bytes says so, and they are copied as they stand
 /// (quick-xml's escape cost about 90 instructions a leaf to return them unchanged).
 pub fn push_escaped(out: &mut String, s: &str) {
-    if s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&')) {
+    if s.bytes().any(|b| TEXT_ESCAPED[usize::from(b)]) {
         out.push_str(&partial_escape(s));
     } else {
         out.push_str(s);
