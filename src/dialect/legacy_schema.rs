@@ -572,7 +572,7 @@ impl Sink for XmlSink<'_> {
             self.out.push_str("/>");
         } else {
             self.out.push_str(c.open_tag());
-            push_escaped(&mut self.out, text);
+            push_escaped(self.out, text);
             self.out.push_str(c.close_tag());
         }
     }
