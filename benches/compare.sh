@@ -48,7 +48,8 @@
 # BASELINE_BIN (unset; another upsbridge binary, e.g. the previous commit's, measured in the same
 # run as "baseline": the A/B of a change), FLOORS (1: also measure benches/floors/ hyper_floor and
 # pingora_floor on the header row: the bare header swap on hyper and on pingora's proxy loop),
-# STRACE (0; 1: `strace -c` of each server but nginx during its throughput pass: syscalls per request).
+# STRACE (0; 1: `strace -c` of each server, nginx's worker included, during its throughput pass:
+# syscalls per request).
 #
 # INSTRUCTIONS=1 measures something else: instructions per request, counted by valgrind's
 # callgrind, for upsbridge and BASELINE_BIN on the same requests (wrk, INSTR_CONNS connections
@@ -299,8 +300,11 @@ measure() {
     perf_pid=$!
   fi
   local strace_pid=""
-  if [ "${STRACE:-0}" = 1 ] && [ "$server" != nginx ] && command -v strace >/dev/null; then
-    timeout -s INT "$DURATION" strace -c -f -p "${pids[0]}" -o "$OUT/strace-$dialect-$server-run$run.txt" &
+  if [ "${STRACE:-0}" = 1 ] && command -v strace >/dev/null; then
+    # Every process of the server: nginx's worker is a child of the master, already running.
+    local traced=() pid
+    for pid in "${pids[@]}"; do traced+=(-p "$pid"); done
+    timeout -s INT "$DURATION" strace -c -f "${traced[@]}" -o "$OUT/strace-$dialect-$server-run$run.txt" &
     strace_pid=$!
   fi
   local u0 k0 u1 k1
