@@ -27,7 +27,7 @@ use oauth2::TokenUrl;
 use tracing::{error, info, warn};
 
 use crate::accounts::{Account, Grant};
-use crate::clock::unix_now;
+use crate::clock::{unix_now, unix_now_coarse, Tick};
 use crate::config::{Environment, UpsConfig};
 use crate::store::Store;
 use grant::AppCredentials;
@@ -87,9 +87,9 @@ pub struct CachedToken {
     /// tokens run to a couple of KB) and marked sensitive so it never prints. `None` if the
     /// token is not a valid header value.
     authorization: Option<http::HeaderValue>,
-    expires_at: Instant,
+    expires_at: Tick,
     /// Renew from this instant on (expiry minus margin).
-    renew_at: Instant,
+    renew_at: Tick,
     expires_at_unix: u64,
 }
 
@@ -105,7 +105,7 @@ impl CachedToken {
         let left = left.saturating_sub(TRANSIT_ALLOWANCE.min(left / 20));
         // Margin relative to a lifetime we can only estimate from what is left.
         let margin = margin.min(left / 2);
-        let now = Instant::now();
+        let now = Tick::now();
         let authorization = http::HeaderValue::from_str(&format!("Bearer {}", r.access_token))
             .ok()
             .map(|mut v| {
@@ -115,7 +115,7 @@ impl CachedToken {
         CachedToken {
             authorization,
             expires_at: now + left,
-            renew_at: now + left - margin,
+            renew_at: now + (left - margin),
             expires_at_unix: r.access_expires_at,
         }
     }
@@ -126,7 +126,7 @@ impl CachedToken {
         if let Some(v) = authorization.as_mut() {
             v.set_sensitive(true);
         }
-        let now = Instant::now();
+        let now = Tick::now();
         CachedToken {
             authorization,
             expires_at: now + lifetime,
@@ -141,11 +141,11 @@ impl CachedToken {
         self.authorization.clone()
     }
 
-    fn usable(&self, now: Instant) -> bool {
+    fn usable(&self, now: Tick) -> bool {
         now < self.expires_at
     }
 
-    fn fresh(&self, now: Instant) -> bool {
+    fn fresh(&self, now: Tick) -> bool {
         now < self.renew_at
     }
 }
@@ -366,11 +366,9 @@ impl TokenBroker {
         if !slot.loaded.initialized() {
             return None;
         }
-        let token = slot
-            .current
-            .load_full()
-            .filter(|t| t.fresh(Instant::now()))?;
-        slot.last_used_unix.store(unix_now(), Ordering::Relaxed);
+        let token = slot.current.load_full().filter(|t| t.fresh(Tick::now()))?;
+        slot.last_used_unix
+            .store(unix_now_coarse(), Ordering::Relaxed);
         Some(token)
     }
 
@@ -393,8 +391,9 @@ impl TokenBroker {
             None => self.loaded_slot(account.name()).await?,
             Some(key) => self.slot(key),
         };
-        slot.last_used_unix.store(unix_now(), Ordering::Relaxed);
-        let now = Instant::now();
+        slot.last_used_unix
+            .store(unix_now_coarse(), Ordering::Relaxed);
+        let now = Tick::now();
         if let Some(t) = slot.current.load_full() {
             if t.fresh(now) {
                 return Ok(t);
@@ -426,7 +425,7 @@ impl TokenBroker {
         }
         // A flight that finished between the caller's check and this lock left a fresh token.
         if let Some(t) = slot.current.load_full() {
-            if t.fresh(Instant::now()) {
+            if t.fresh(Tick::now()) {
                 return Ok(futures::future::ready(Ok(t)).boxed().shared());
             }
         }
@@ -510,7 +509,7 @@ impl TokenBroker {
                             .is_none_or(|r| stored.generation > r.generation) =>
                     {
                         let token = CachedToken::from_record(&stored, self.inner.margin);
-                        if token.fresh(Instant::now()) {
+                        if token.fresh(Tick::now()) {
                             if let Some(held) = lease.take() {
                                 held.release().await;
                             }
@@ -704,7 +703,7 @@ impl TokenBroker {
             Ok(slot) => (slot, None),
             Err(e) => (self.slot(account.name()), Some(e)),
         };
-        let now = Instant::now();
+        let now = Tick::now();
         let current = slot.current.load_full();
         let failure = slot
             .last_failure

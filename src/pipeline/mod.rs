@@ -923,16 +923,18 @@ impl Pipeline {
 
     /// The end of a request, whatever became of it: settle a kept or replayed answer, then
     /// one metrics record and one log line. `delivered`: the answer's last byte was handed
-    /// to the client's connection. Called once per request, from the transport.
-    pub fn finish(self: &Arc<Self>, mut ex: Exchange, delivered: bool) {
+    /// to the client's connection. Called once per request, from the transport. Returns
+    /// when the request ended (a keep-alive connection's wait for the next starts there).
+    pub fn finish(self: &Arc<Self>, mut ex: Exchange, delivered: bool) -> Instant {
         if ex.keep.is_some() || ex.replayed.is_some() {
             let (keep, replayed, this, id) =
                 (ex.keep.take(), ex.replayed.take(), self.clone(), ex.id);
             tokio::spawn(async move { this.settle(keep, replayed, delivered, &id).await });
         }
         let dialect = dialect_name(&ex);
-        // One clock read for the metrics and the log line.
-        let elapsed = ex.started.elapsed();
+        // One clock read for the metrics, the log line and the connection's next wait.
+        let ended = Instant::now();
+        let elapsed = ended.saturating_duration_since(ex.started);
         let outcome = match (ex.error_kind, ex.status, delivered) {
             (Some(kind), _, _) => kind,
             (None, 200..=299, true) => "ok",
@@ -963,6 +965,7 @@ impl Pipeline {
             ms = elapsed.as_millis() as u64,
             "request"
         );
+        ended
     }
 }
 

@@ -42,8 +42,8 @@ const MAX_REQUEST: usize = 64 * 1024;
 
 /// What became of one request.
 enum Step {
-    /// Answered; the connection may carry the next request.
-    Next,
+    /// Answered (at this instant); the connection may carry the next request.
+    Next(std::time::Instant),
     /// Answered (or not deliverable); close the connection.
     Close,
     /// Not the lane's: hyper serves the connection from this request on (why, for the
@@ -149,10 +149,11 @@ impl ProxyApp {
         };
         let mut stop = shutdown.clone();
         let mut closing = false;
+        // The request-head deadline, also the keep-alive idle timeout (as hyper's
+        // `header_read_timeout`), runs from here: the connection's start, then the end of
+        // each request (the instant its log line was timed at).
+        let mut waiting_since = Instant::now();
         loop {
-            // The request-head deadline, also the keep-alive idle timeout (as hyper's
-            // `header_read_timeout`).
-            let waiting_since = Instant::now();
             let arrived = loop {
                 match parse_request(&inbound) {
                     Parse::Arrived(a) if inbound.len() >= a.head_len + a.body_len => break Ok(a),
@@ -211,7 +212,8 @@ impl ProxyApp {
                 None => Step::Hyper("head"),
             };
             match step {
-                Step::Next => {
+                Step::Next(ended) => {
+                    waiting_since = Instant::from_std(ended);
                     if !lane.early.is_empty() {
                         inbound.extend_from_slice(&lane.early);
                         lane.early.clear();
@@ -378,9 +380,9 @@ impl ProxyApp {
         )
         .await;
         let delivered = matches!(relayed, Relayed::Keep | Relayed::Close);
-        p.finish(ex, delivered);
+        let ended = p.finish(ex, delivered);
         match relayed {
-            Relayed::Keep => Step::Next,
+            Relayed::Keep => Step::Next(ended),
             Relayed::Close | Relayed::Broken => Step::Close,
         }
     }
@@ -428,9 +430,9 @@ impl ProxyApp {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&answer.body);
         let delivered = deliver(io, out).await.is_ok();
-        self.pipeline.finish(ex, delivered);
+        let ended = self.pipeline.finish(ex, delivered);
         if delivered && !close {
-            Step::Next
+            Step::Next(ended)
         } else {
             Step::Close
         }

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::{debug, error, warn};
 
 use super::h1::{self, Connections, RawConn};
+use crate::clock::Tick;
 use crate::config::{Environment, UpsConfig};
 use crate::error::Failure;
 use crate::pipeline::{replay, RestAnswer, RestApi, Tap};
@@ -128,7 +129,8 @@ const MAX_IDLE: usize = 256;
 
 struct Idle {
     conn: RawConn,
-    since: Instant,
+    /// When it went idle, to the kernel's tick: its age is weighed against `IDLE_FOR`.
+    since: Tick,
 }
 
 thread_local! {
@@ -376,7 +378,7 @@ impl Connections for Upstream {
             let newest = conns.pop()?;
             // Connections idle too long may be closed by UPS at any moment: let them go
             // (when the newest is too old, so are all the others).
-            if newest.since.elapsed() >= IDLE_FOR {
+            if Tick::now().since(newest.since) >= IDLE_FOR {
                 conns.clear();
                 return None;
             }
@@ -396,11 +398,14 @@ impl Connections for Upstream {
                 }
             };
             let conns = &mut idle[at].1;
-            let now = Instant::now();
+            let now = Tick::now();
             // Oldest first: when the oldest is stale, close the stale ones (no clock reads
             // but this one).
-            if conns.first().is_some_and(|c| now - c.since >= IDLE_FOR) {
-                conns.retain(|c| now - c.since < IDLE_FOR);
+            if conns
+                .first()
+                .is_some_and(|c| now.since(c.since) >= IDLE_FOR)
+            {
+                conns.retain(|c| now.since(c.since) < IDLE_FOR);
             }
             if conns.len() < MAX_IDLE {
                 conns.push(Idle { conn, since: now });
