@@ -7,10 +7,24 @@
 //! (perf, cpu-clock). The kernel's coarse clocks are its last tick (at most 4 ms old at
 //! `HZ=250`), read from the vDSO in about 5 ns. A request's own timing (its latency, UPS's
 //! deadline, the log's microseconds) stays on the precise clocks.
+//!
+//! Read through glibc, which finds the vDSO itself and falls back to the system call where
+//! there is none. (rustix's own vDSO lookup faults under valgrind, which leaves the
+//! vDSO's auxv entry pointing at nothing: `INSTRUCTIONS=1 benches/compare.sh` runs us there.)
 
 use std::time::Duration;
 
-use rustix::time::{clock_gettime, ClockId};
+/// One of the kernel's clocks.
+fn read(clock: libc::clockid_t) -> libc::timespec {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec; the clock ids used here exist on every
+    // Linux since 2.6.32, and on failure `t` stays zero.
+    unsafe { libc::clock_gettime(clock, &mut t) };
+    t
+}
 
 /// Seconds since the Unix epoch (0 if the clock is set before it).
 pub fn unix_now() -> u64 {
@@ -22,7 +36,7 @@ pub fn unix_now() -> u64 {
 /// [`unix_now`] as of the kernel's last tick: never later than it, at most a tick earlier.
 /// For what only needs the second (when an account was last used, a traffic minute).
 pub fn unix_now_coarse() -> u64 {
-    u64::try_from(clock_gettime(ClockId::RealtimeCoarse).tv_sec).unwrap_or(0)
+    u64::try_from(read(libc::CLOCK_REALTIME_COARSE).tv_sec).unwrap_or(0)
 }
 
 /// A monotonic instant as of the kernel's last tick (`CLOCK_MONOTONIC_COARSE`), for
@@ -32,7 +46,7 @@ pub struct Tick(Duration);
 
 impl Tick {
     pub fn now() -> Tick {
-        let t = clock_gettime(ClockId::MonotonicCoarse);
+        let t = read(libc::CLOCK_MONOTONIC_COARSE);
         // The monotonic clock counts from boot: never negative.
         let secs = u64::try_from(t.tv_sec).unwrap_or(0);
         let nanos = u32::try_from(t.tv_nsec).unwrap_or(0);
