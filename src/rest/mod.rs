@@ -70,18 +70,32 @@ pub fn is_version_segment(segment: &str) -> bool {
 
 /// REST's spelling of a rating request option (`shop` → `Shop`).
 pub fn rating_option(option: &str) -> Option<&'static str> {
-    match option.to_ascii_lowercase().as_str() {
-        "rate" => Some("Rate"),
-        "shop" => Some("Shop"),
-        "ratetimeintransit" => Some("Ratetimeintransit"),
-        "shoptimeintransit" => Some("Shoptimeintransit"),
-        _ => None,
-    }
+    // Compared in place: lower-casing a copy was an allocation on every rate request.
+    ["Rate", "Shop", "Ratetimeintransit", "Shoptimeintransit"]
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(option))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rating_options_in_any_case_get_rest_spelling() {
+        assert_eq!(rating_option("shop"), Some("Shop"));
+        assert_eq!(rating_option("RATE"), Some("Rate"));
+        assert_eq!(
+            rating_option("RateTimeInTransit"),
+            Some("Ratetimeintransit")
+        );
+        assert_eq!(
+            rating_option("shoptimeintransit"),
+            Some("Shoptimeintransit")
+        );
+        for unknown in ["", "Rates", "Sho", "shop "] {
+            assert_eq!(rating_option(unknown), None, "{unknown:?}");
+        }
+    }
 
     #[test]
     fn version_segments() {
