@@ -221,19 +221,58 @@ fn contains_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
-/// One call that changes nothing at UPS (`request`: its head and body), the answer read
-/// whole (at most `max` bytes of body). The connection goes back to this thread's pool if
-/// the answer ended cleanly.
+/// The buffers of a whole exchange: the request's bytes as written, and UPS's answer as
+/// read (its body is handed on as a view of it). A thread keeps one pair from one exchange
+/// to the next ([`WholeBuffers::take`], [`WholeBuffers::keep`]): allocated per exchange,
+/// they were two blocks of several KiB in memory not touched for a while, on every
+/// translated request. The answer's block is written again once the body handed on before
+/// is gone (`BytesMut::reserve` takes it back when nothing else holds it).
+#[derive(Default)]
+pub(super) struct WholeBuffers {
+    pub request: Vec<u8>,
+    answer: BytesMut,
+}
+
+impl WholeBuffers {
+    /// Most bytes of each buffer a thread keeps: a rare large answer or request is not held.
+    const KEPT: usize = 64 * 1024;
+
+    thread_local! {
+        static SPARE: std::cell::Cell<Option<WholeBuffers>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// This thread's buffers, emptied; new ones when another exchange of the thread (waiting
+    /// on UPS) has them.
+    pub fn take() -> WholeBuffers {
+        let mut buffers = Self::SPARE.take().unwrap_or_default();
+        buffers.request.clear();
+        buffers.answer.clear();
+        buffers
+    }
+
+    /// Keep these buffers for this thread's next exchange.
+    pub fn keep(self) {
+        if self.request.capacity() <= Self::KEPT && self.answer.capacity() <= Self::KEPT {
+            Self::SPARE.set(Some(self));
+        }
+    }
+}
+
+/// One call that changes nothing at UPS (`buffers.request`: its head and body), the answer
+/// read whole (at most `max` bytes of body) into `buffers.answer`. The connection goes back
+/// to this thread's pool if the answer ended cleanly.
 pub(super) async fn exchange_whole(
     upstream: &impl Connections,
-    request: &[u8],
+    buffers: &mut WholeBuffers,
     method: &Method,
     max: usize,
 ) -> Result<(u16, Bytes), Failure> {
     let too_large = || Failure::UpstreamGarbled(format!("answer larger than {} MiB", max >> 20));
     let cut_short = |e: io::Error| Failure::UpstreamUnreachable(format!("reading the answer: {e}"));
-    let mut answer = BytesMut::with_capacity(READ_CHUNK);
-    let (mut conn, head) = send(upstream, request, &mut answer, None).await?;
+    let WholeBuffers { request, answer } = buffers;
+    // From the block's start when the last answer read into it is gone.
+    answer.reserve(READ_CHUNK);
+    let (mut conn, head) = send(upstream, request, answer, None).await?;
     answer.advance(head.head_len);
     let framing = if *method == Method::HEAD {
         Framing::Empty
@@ -248,7 +287,7 @@ pub(super) async fn exchange_whole(
             }
             answer.reserve(n.saturating_sub(answer.len()));
             while answer.len() < n {
-                if conn.read_buf(&mut answer).await.map_err(cut_short)? == 0 {
+                if conn.read_buf(answer).await.map_err(cut_short)? == 0 {
                     return Err(cut_short(io::ErrorKind::UnexpectedEof.into()));
                 }
             }
@@ -259,7 +298,7 @@ pub(super) async fn exchange_whole(
             let mut data = BytesMut::new();
             loop {
                 let (n, ended) = walk
-                    .walk(&answer, |d| data.extend_from_slice(d))
+                    .walk(answer, |d| data.extend_from_slice(d))
                     .map_err(|()| Failure::UpstreamGarbled("UPS's chunked answer".into()))?;
                 answer.advance(n);
                 if ended {
@@ -269,7 +308,7 @@ pub(super) async fn exchange_whole(
                     return Err(too_large());
                 }
                 answer.reserve(READ_CHUNK);
-                if conn.read_buf(&mut answer).await.map_err(cut_short)? == 0 {
+                if conn.read_buf(answer).await.map_err(cut_short)? == 0 {
                     return Err(cut_short(io::ErrorKind::UnexpectedEof.into()));
                 }
             }
@@ -281,12 +320,12 @@ pub(super) async fn exchange_whole(
                     return Err(too_large());
                 }
                 answer.reserve(READ_CHUNK);
-                if conn.read_buf(&mut answer).await.map_err(cut_short)? == 0 {
+                if conn.read_buf(answer).await.map_err(cut_short)? == 0 {
                     break;
                 }
             }
             // The connection ends with the answer.
-            return Ok((head.status, answer.freeze()));
+            return Ok((head.status, answer.split().freeze()));
         }
     };
     if head.keep_alive && answer.is_empty() {
@@ -442,6 +481,82 @@ pub(super) fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One connection to a local listener that answers each request with the next of
+    /// `bodies` (kept alive), then closes.
+    struct OneConnection {
+        addr: std::net::SocketAddr,
+        idle: std::sync::Mutex<Option<RawConn>>,
+    }
+
+    impl OneConnection {
+        async fn answering(bodies: &'static [&'static str]) -> OneConnection {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                let (mut tcp, _) = listener.accept().await.unwrap();
+                let mut read = vec![0u8; 4096];
+                for body in bodies {
+                    let mut got = Vec::new();
+                    while !got.ends_with(b"\r\n\r\n") {
+                        let n = tcp.read(&mut read).await.unwrap();
+                        assert!(n > 0, "the request ends with its head");
+                        got.extend_from_slice(&read[..n]);
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    tcp.write_all(answer.as_bytes()).await.unwrap();
+                }
+            });
+            let idle = std::sync::Mutex::new(None);
+            OneConnection { addr, idle }
+        }
+    }
+
+    impl Connections for OneConnection {
+        fn idle_connection(&self) -> Option<RawConn> {
+            self.idle.lock().unwrap().take()
+        }
+        fn put_back(&self, conn: RawConn) {
+            *self.idle.lock().unwrap() = Some(conn);
+        }
+        async fn connect(&self) -> Result<RawConn, Failure> {
+            let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+            let stream = hyper_rustls::MaybeHttpsStream::Http(TokioIo::new(tcp));
+            Ok(Box::new(TokioIo::new(stream)))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_threads_answer_buffer_is_written_again_only_once_the_body_read_into_it_is_gone() {
+        let ups = OneConnection::answering(&["first", "second", "third"]).await;
+        let exchange = |ups: &'static OneConnection| async move {
+            let mut buffers = WholeBuffers::take();
+            buffers
+                .request
+                .extend_from_slice(b"GET /x HTTP/1.1\r\nhost: ups\r\n\r\n");
+            let (status, body) = exchange_whole(ups, &mut buffers, &Method::GET, 1 << 20)
+                .await
+                .unwrap();
+            buffers.keep();
+            assert_eq!(status, 200);
+            body
+        };
+        let ups: &'static OneConnection = Box::leak(Box::new(ups));
+        let first = exchange(ups).await;
+        // Read while the first body is still held: into a block of its own.
+        let second = exchange(ups).await;
+        assert_eq!((&first[..], &second[..]), (&b"first"[..], &b"second"[..]));
+        let kept = second.as_ptr();
+        drop((first, second));
+        // Both gone: the kept block is read into from its start again (the heads are the
+        // same length, so the third body starts where the second did).
+        let third = exchange(ups).await;
+        assert_eq!(&third[..], b"third");
+        assert_eq!(third.as_ptr(), kept, "the kept block is reused");
+    }
 
     #[test]
     fn ups_answer_heads_say_how_their_body_ends() {

@@ -309,13 +309,17 @@ impl Upstream {
         trans_id: &str,
     ) -> Result<RestAnswer, Failure> {
         if !replay::is_effectful(&call.method, &call.path_and_query) {
-            let request = rest_request(&self.host_header, call, body.as_deref(), bearer, trans_id)?;
-            let exchange = h1::exchange_whole(self, &request, &call.method, MAX_ANSWER_BYTES);
-            return match tokio::time::timeout(self.request_timeout, exchange).await {
+            let mut buffers = h1::WholeBuffers::take();
+            let (host, body) = (&self.host_header, body.as_deref());
+            put_rest_request(&mut buffers.request, host, call, body, bearer, trans_id)?;
+            let exchange = h1::exchange_whole(self, &mut buffers, &call.method, MAX_ANSWER_BYTES);
+            let answered = match tokio::time::timeout(self.request_timeout, exchange).await {
                 Ok(Ok((status, body))) => Ok(RestAnswer { status, body }),
                 Ok(Err(f)) => Err(f),
                 Err(_) => Err(Failure::UpstreamTimeout(self.request_timeout)),
             };
+            buffers.keep();
+            return answered;
         }
         let mut req = Request::builder()
             .method(call.method.clone())
@@ -426,25 +430,27 @@ impl Connections for Upstream {
     }
 }
 
-/// A REST call's request as it goes on the wire: head and body in one buffer.
-fn rest_request(
+/// A REST call's request as it goes on the wire, head and body, into `out` (emptied first).
+fn put_rest_request(
+    out: &mut Vec<u8>,
     host: &HeaderValue,
     call: &RestCall,
     body: Option<&[u8]>,
     bearer: &HeaderValue,
     trans_id: &str,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<(), Failure> {
     let path = http::uri::PathAndQuery::try_from(call.path_and_query.as_str())
         .map_err(|_| Failure::Malformed("request path".into()))?;
-    let mut out = Vec::with_capacity(512 + body.map_or(0, <[u8]>::len));
-    h1::put_request_line(&mut out, &call.method, path.as_str());
+    out.clear();
+    out.reserve(512 + body.map_or(0, <[u8]>::len));
+    h1::put_request_line(out, &call.method, path.as_str());
     let body_len = body.map(<[u8]>::len);
     rest_fields(host, call, body_len, bearer, trans_id, |k, v| {
-        h1::put_field(&mut out, k, v)
+        h1::put_field(out, k, v)
     })?;
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body.unwrap_or_default());
-    Ok(out)
+    Ok(())
 }
 
 /// The header fields of a REST call to UPS, in order, for either way of sending it. Values
@@ -625,6 +631,18 @@ mod tests {
             body: RestBody::Unchanged,
             headers,
         }
+    }
+
+    fn rest_request(
+        host: &HeaderValue,
+        call: &RestCall,
+        body: Option<&[u8]>,
+        bearer: &HeaderValue,
+        trans_id: &str,
+    ) -> Result<Vec<u8>, Failure> {
+        // A buffer kept from an earlier request: nothing of it may remain.
+        let mut out = b"POST /api/earlier HTTP/1.1\r\n".to_vec();
+        put_rest_request(&mut out, host, call, body, bearer, trans_id).map(|()| out)
     }
 
     #[test]
