@@ -246,10 +246,6 @@ pub fn unrouted_refusal(failure: &Failure) -> Answer {
     header::refusal(failure)
 }
 
-/// The one `<Svc>` segment after one of `prefixes` (lower case, with both slashes), as sent;
-/// a trailing slash is allowed. How the body dialects recognise their paths.
-/// `{"<root>":<request>}`, the REST body of a translated request, serialised into one buffer
-/// (`json!` would deep-copy `request` before writing it).
 /// The body a REST call is sent with: none, its own JSON, or the request as converted
 /// (`unchanged`, built only then).
 pub fn rest_body_of(call: &RestCall, unchanged: impl FnOnce() -> Bytes) -> Option<Bytes> {
@@ -260,6 +256,8 @@ pub fn rest_body_of(call: &RestCall, unchanged: impl FnOnce() -> Bytes) -> Optio
     }
 }
 
+/// `{"<root>":<request>}`, the REST body of a translated request, serialised into one buffer
+/// (`json!` would deep-copy `request` before writing it).
 pub fn rest_body(root: &str, request: &serde_json::Value) -> Bytes {
     let mut out = Vec::with_capacity(1024);
     out.push(b'{');
@@ -270,6 +268,8 @@ pub fn rest_body(root: &str, request: &serde_json::Value) -> Bytes {
     Bytes::from(out)
 }
 
+/// The one `<Svc>` segment after one of `prefixes` (lower case, with both slashes), as sent;
+/// a trailing slash is allowed. How the body dialects recognise their paths.
 pub fn service_after(prefixes: &[&str], path: &str, lower: &str) -> Option<String> {
     prefixes.iter().find_map(|prefix| {
         let rest = lower.strip_prefix(prefix)?;
