@@ -256,6 +256,14 @@ impl WholeBuffers {
             Self::SPARE.set(Some(self));
         }
     }
+
+    /// A block that took a large answer goes with that answer's body. (What is left of the
+    /// answer is a view at the block's end, whose capacity does not show the block's size.)
+    fn let_go_if_large(answer: &mut BytesMut, body: &Bytes) {
+        if body.len() > Self::KEPT {
+            *answer = BytesMut::new();
+        }
+    }
 }
 
 /// One call that changes nothing at UPS (`buffers.request`: its head and body), the answer
@@ -325,12 +333,15 @@ pub(super) async fn exchange_whole(
                 }
             }
             // The connection ends with the answer.
-            return Ok((head.status, answer.split().freeze()));
+            let body = answer.split().freeze();
+            WholeBuffers::let_go_if_large(answer, &body);
+            return Ok((head.status, body));
         }
     };
     if head.keep_alive && answer.is_empty() {
         upstream.put_back(conn);
     }
+    WholeBuffers::let_go_if_large(answer, &body);
     Ok((head.status, body))
 }
 
@@ -531,7 +542,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_threads_answer_buffer_is_written_again_only_once_the_body_read_into_it_is_gone() {
-        let ups = OneConnection::answering(&["first", "second", "third"]).await;
+        let large: &'static str = Box::leak("x".repeat(100_000).into_boxed_str());
+        let bodies = Box::leak(Box::new(["first", "second", "third", large]));
+        let ups = OneConnection::answering(bodies).await;
         let exchange = |ups: &'static OneConnection| async move {
             let mut buffers = WholeBuffers::take();
             buffers
@@ -556,6 +569,14 @@ mod tests {
         let third = exchange(ups).await;
         assert_eq!(&third[..], b"third");
         assert_eq!(third.as_ptr(), kept, "the kept block is reused");
+        assert!(!third.is_unique(), "the thread keeps the rest of its block");
+        // A large answer's block is not kept: its body is all that holds it.
+        let large = exchange(ups).await;
+        assert_eq!(large.len(), 100_000);
+        assert!(
+            large.is_unique(),
+            "the thread let go of the large answer's block"
+        );
     }
 
     #[test]
