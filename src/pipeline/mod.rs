@@ -174,9 +174,9 @@ impl std::fmt::Debug for RequestId {
 
 /// What one request has become so far (recorded at its end by [`Pipeline::finish`]).
 pub struct Exchange {
+    /// Also UPS's `transId` and the client's `X-Upsbridge-Request-Id` (written from its
+    /// bytes: a `HeaderValue` of it was an allocation per request).
     pub id: RequestId,
-    /// `id` as a header value (UPS's `transId`, the client's `X-Upsbridge-Request-Id`).
-    pub id_header: HeaderValue,
     pub started: Instant,
     pub peer: Option<IpAddr>,
     /// The UPS environment whose host the client called (TLS name, CONNECT target or
@@ -201,7 +201,6 @@ impl Exchange {
     pub fn new(peer: Option<IpAddr>) -> Exchange {
         let id = RequestId::new();
         Exchange {
-            id_header: HeaderValue::from_str(&id).expect("hex is a header value"),
             id,
             started: Instant::now(),
             peer,
@@ -250,13 +249,18 @@ pub struct UpsHeaders<'a> {
     dialect: &'static dyn Dialect,
     host: &'a HeaderValue,
     authorization: HeaderValue,
-    trans_id: &'a HeaderValue,
+    trans_id: &'a str,
 }
+
+/// The header UPS reads a transaction id from.
+static TRANS_ID: HeaderName = HeaderName::from_static("transid");
 
 /// One header of a request to UPS: the client's, or one upsbridge puts in.
 enum UpsField<'a> {
     Client(&'a [u8], &'a [u8]),
     Ours(&'static HeaderName, &'a HeaderValue),
+    /// The transaction id UPS asks for (our request id, where the client gave none).
+    TransId(&'a str),
 }
 
 impl UpsHeaders<'_> {
@@ -265,6 +269,7 @@ impl UpsHeaders<'_> {
         self.walk(|field| match field {
             UpsField::Client(name, value) => put(name, value),
             UpsField::Ours(name, value) => put(name.as_str().as_bytes(), value.as_bytes()),
+            UpsField::TransId(id) => put(TRANS_ID.as_str().as_bytes(), id.as_bytes()),
         })
     }
 
@@ -283,12 +288,16 @@ impl UpsHeaders<'_> {
             UpsField::Ours(name, value) => {
                 map.append(name, value.clone());
             }
+            UpsField::TransId(id) => {
+                if let Ok(value) = HeaderValue::from_str(id) {
+                    map.append(&TRANS_ID, value);
+                }
+            }
         });
         map
     }
 
     fn walk(&self, mut put: impl FnMut(UpsField<'_>)) {
-        static TRANS_ID: HeaderName = HeaderName::from_static("transid");
         static TRANSACTION_SRC: HeaderName = HeaderName::from_static("transactionsrc");
         static SOURCE: HeaderValue = HeaderValue::from_static("upsbridge");
         let (mut host_put, mut has_trans_id, mut has_source) = (false, false, false);
@@ -311,7 +320,7 @@ impl UpsHeaders<'_> {
             &self.authorization,
         ));
         if !has_trans_id {
-            put(UpsField::Ours(&TRANS_ID, self.trans_id));
+            put(UpsField::TransId(self.trans_id));
         }
         if !has_source {
             put(UpsField::Ours(&TRANSACTION_SRC, &SOURCE));
@@ -537,7 +546,7 @@ impl Pipeline {
             dialect: auth.dialect,
             host,
             authorization: authorization(&auth.token)?,
-            trans_id: &ex.id_header,
+            trans_id: &ex.id,
         })
     }
 
@@ -1555,10 +1564,7 @@ mod tests {
     #[test]
     fn ups_gets_the_clients_headers_without_its_credentials() {
         let seen = |client: Fields<'_>| {
-            let (host, id) = (
-                HeaderValue::from_static("onlinetools.ups.com"),
-                HeaderValue::from_static("ub0123"),
-            );
+            let host = HeaderValue::from_static("onlinetools.ups.com");
             let headers = UpsHeaders {
                 client,
                 dialect: &crate::dialect::header::HeaderJson,
@@ -1568,7 +1574,7 @@ mod tests {
                     bearer.set_sensitive(true);
                     bearer
                 },
-                trans_id: &id,
+                trans_id: "ub0123",
             };
             let mut written = Vec::new();
             headers.each(|n, v| {

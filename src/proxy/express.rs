@@ -348,7 +348,7 @@ impl ProxyApp {
                     answer,
                     Some(ClientHead {
                         out: reply,
-                        request_id: &ex.id_header,
+                        request_id: &ex.id,
                     }),
                 ),
             )
@@ -420,7 +420,7 @@ impl ProxyApp {
         if let Some(kind) = answer.error_kind {
             put_header(out, b"x-upsbridge-error", kind.as_bytes());
         }
-        put_header(out, REQUEST_ID.as_str().as_bytes(), ex.id_header.as_bytes());
+        put_header(out, REQUEST_ID.as_str().as_bytes(), ex.id.as_bytes());
         put_content_length(out, answer.body.len());
         put_date(out);
         let close = ex.framing_error;

@@ -8,7 +8,7 @@
 use std::io;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderValue, Method};
+use http::Method;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -60,7 +60,7 @@ pub(super) struct UpsHead {
 /// answer): UPS's status and headers but its hop-by-hop ones, and our request id.
 pub(super) struct ClientHead<'a> {
     pub out: &'a mut Vec<u8>,
-    pub request_id: &'a HeaderValue,
+    pub request_id: &'a str,
 }
 
 /// Send `request` on a pooled connection of this thread's, or a new one, and read the
@@ -611,14 +611,14 @@ mod tests {
 
     #[test]
     fn the_clients_head_is_upss_without_hop_by_hop_headers_and_with_our_request_id() {
-        let id = HeaderValue::from_static("ub1");
+        let id = "ub1";
         let mut reply = Vec::new();
         let raw = b"HTTP/1.1 200 Fine\r\ncontent-type: application/json\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Upsbridge-Request-Id: forged\r\nContent-Length: 2\r\n\r\n{}";
         let h = parse_answer_head(
             raw,
             Some(&mut ClientHead {
                 out: &mut reply,
-                request_id: &id,
+                request_id: id,
             }),
         )
         .unwrap()
@@ -633,7 +633,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\n\r\n",
             Some(&mut ClientHead {
                 out: &mut reply,
-                request_id: &id,
+                request_id: id,
             }),
         )
         .unwrap();
@@ -644,7 +644,7 @@ mod tests {
             b"HTTP/1.1 100 Continue\r\n\r\n",
             Some(&mut ClientHead {
                 out: &mut reply,
-                request_id: &id,
+                request_id: id,
             }),
         )
         .unwrap();

@@ -267,7 +267,8 @@ impl ProxyApp {
         scan: Option<Scan>,
     ) -> Response<AnswerBody> {
         if let Some(ex) = &ex {
-            head.headers_mut().insert(REQUEST_ID, ex.id_header.clone());
+            let id = HeaderValue::from_str(&ex.id).expect("hex is a header value");
+            head.headers_mut().insert(REQUEST_ID, id);
         }
         head.map(|()| AnswerBody::new(payload, self.pipeline.clone(), ex, scan))
     }
