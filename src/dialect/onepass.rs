@@ -274,8 +274,10 @@ pub fn credential_block<'x>(
         children: SmallVec::new(),
     });
     let mut fields: [String; 3] = Default::default();
-    // The innermost element's text (what a leaf holds when it ends).
-    let mut text = String::with_capacity(64);
+    // The innermost element's text (what a leaf holds when it ends): lent by the input
+    // unless it comes in parts. Text after an end tag is its parent's, which has a child
+    // and so no text of its own.
+    let mut text: Cow<'x, str> = Cow::Borrowed("");
     loop {
         let (e, empty) = match reader.next_event().ok()? {
             Event::Start(e) => (e, false),
@@ -288,12 +290,15 @@ pub fn credential_block<'x>(
                 if closed.children.is_empty() {
                     credential_leaf(block, &open, closed.name, &text, &mut fields);
                 }
+                text = Cow::Borrowed("");
                 continue;
             }
             Event::Eof => return None,
             other => {
-                if let Some(t) = event_text(input, &other).ok()? {
-                    text.push_str(&t);
+                match event_text(input, &other).ok()? {
+                    Some(t) if text.is_empty() => text = t,
+                    Some(t) => text.to_mut().push_str(&t),
+                    None => {}
                 }
                 continue;
             }
@@ -308,7 +313,7 @@ pub fn credential_block<'x>(
             return None;
         }
         parent.children.push(name);
-        text.clear();
+        text = Cow::Borrowed("");
         if empty {
             credential_leaf(block, &open, name, "", &mut fields);
         } else {
@@ -391,17 +396,101 @@ pub fn write_request<'x>(
     plan: &Plan<'_>,
 ) -> Option<Written> {
     thread_local! {
-        static DECIDED: RefCell<Vec<Decided>> = const { RefCell::new(Vec::new()) };
+        static KEPT: RefCell<Kept> = const {
+            RefCell::new(Kept { decided: Vec::new(), scratch: Scratch::EMPTY })
+        };
     }
-    DECIDED.with(|decided| match decided.try_borrow_mut() {
-        Ok(mut decided) => {
-            let paths = Decided::for_plan(&mut decided, plan);
-            write_with(input, reader, depth, count, plan, paths)
+    KEPT.with(|kept| match kept.try_borrow_mut() {
+        Ok(mut kept) => {
+            let Kept { decided, scratch } = &mut *kept;
+            let paths = Decided::for_plan(decided, plan);
+            write_with(input, reader, depth, count, plan, paths, scratch)
         }
         // Nothing writes two requests at once on one thread; if something did, the second
         // would work its paths out afresh.
-        Err(_) => write_with(input, reader, depth, count, plan, &mut Paths::default()),
+        Err(_) => write_with(
+            input,
+            reader,
+            depth,
+            count,
+            plan,
+            &mut Paths::default(),
+            &mut Scratch::default(),
+        ),
     })
+}
+
+/// What a thread keeps of one pass from one request to the next.
+struct Kept {
+    /// The paths each plan's requests have met.
+    decided: Vec<Decided>,
+    scratch: Scratch,
+}
+
+/// The writer's working buffers, kept empty between requests so that their blocks are
+/// written again while still in cache: allocated afresh, they came from blocks freed long
+/// before (mimalloc hands out a page's other free blocks first), which cost a cache miss
+/// each (twentieth session's profile).
+struct Scratch {
+    text: String,
+    /// An empty stack; its elements' names borrow a document, so it is kept as `'static`
+    /// and lent out for the document's lifetime.
+    stack: Vec<Open<'static>>,
+    seen: Vec<&'static str>,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch::EMPTY
+    }
+}
+
+impl Scratch {
+    const EMPTY: Scratch = Scratch {
+        text: String::new(),
+        stack: Vec::new(),
+        seen: Vec::new(),
+    };
+
+    /// Most of each kept (a crafted document may grow them further, once).
+    const MAX_TEXT: usize = 4096;
+    const MAX_STACK: usize = 64;
+    const MAX_SEEN: usize = 1024;
+
+    /// The buffers for one document, empty, at their usual sizes at least.
+    fn lend<'x>(&mut self) -> (String, Vec<Open<'x>>, Vec<&'x str>) {
+        let (mut text, mut stack, mut seen) = (
+            std::mem::take(&mut self.text),
+            std::mem::take(&mut self.stack),
+            std::mem::take(&mut self.seen),
+        );
+        // A leaf's text; most are short.
+        text.reserve(64);
+        stack.reserve(16);
+        seen.reserve(64);
+        (text, stack, seen)
+    }
+
+    /// Take the buffers back, emptied, unless one grew past its bound.
+    fn keep(&mut self, mut text: String, stack: Vec<Open<'_>>, seen: Vec<&str>) {
+        if text.capacity() <= Self::MAX_TEXT {
+            text.clear();
+            self.text = text;
+        }
+        if stack.capacity() <= Self::MAX_STACK {
+            self.stack = emptied(stack);
+        }
+        if seen.capacity() <= Self::MAX_SEEN {
+            self.seen = emptied(seen);
+        }
+    }
+}
+
+/// `v` emptied, as a vector of the same layout whose elements may live longer: nothing
+/// borrowed is left in it. Collecting in place keeps the block (the test below checks).
+fn emptied<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("cleared")).collect()
 }
 
 fn write_with<'x>(
@@ -411,54 +500,37 @@ fn write_with<'x>(
     count: &mut usize,
     plan: &Plan<'_>,
     paths: &mut Paths,
+    scratch: &mut Scratch,
 ) -> Option<Written> {
+    let (text, stack, seen) = scratch.lend();
     let mut w = Writer {
         input,
         out: Vec::with_capacity(input.len()),
         paths,
-        // A leaf's text; most are short.
-        text: String::with_capacity(64),
-        stack: Vec::with_capacity(16),
-        seen: Vec::with_capacity(64),
+        text,
+        stack,
+        seen,
         request: None,
         captured: plan.captures.iter().map(|_| None).collect(),
         capture_seen: plan.captures.iter().map(|_| false).collect(),
         plan,
         depth,
     };
-    w.out.push(b'{');
-    xmljson::write_json_str(&mut w.out, plan.wrapper);
-    w.out.push(b':');
-    let at = w.out.len();
-    // The root's own name is never read (no indicator, no `Request` at the top).
-    w.stack.push(Open::new("", Paths::ROOT, at, None));
-    loop {
-        match reader.next_event().ok()? {
-            Event::Start(e) => w.start(reader, &e, false, count)?,
-            Event::Empty(e) => w.start(reader, &e, true, count)?,
-            Event::End(_) => {
-                w.end()?;
-                if w.stack.is_empty() {
-                    break;
-                }
-            }
-            Event::Eof => return None,
-            other => {
-                let text = event_text(input, &other).ok()?;
-                // Only a leaf's text counts: an element with children is an object.
-                if let (Some(t), Some(top)) = (text, w.stack.last()) {
-                    if !top.object {
-                        w.text.push_str(&t);
-                    }
-                }
-            }
-        }
-    }
-    w.out.push(b'}');
-    Some(Written {
-        body: w.out,
-        request: w.request,
-        captured: w.captured,
+    let written = w.write(reader, count);
+    let Writer {
+        out,
+        text,
+        stack,
+        seen,
+        request,
+        captured,
+        ..
+    } = w;
+    scratch.keep(text, stack, seen);
+    written.map(|()| Written {
+        body: out,
+        request,
+        captured,
     })
 }
 
@@ -898,6 +970,41 @@ fn reaches_below(path: &str, plan: &Plan<'_>) -> bool {
 }
 
 impl<'x> Writer<'x, '_> {
+    /// Write the root element whose start tag was just read, to its end tag.
+    fn write(&mut self, reader: &mut impl Events<'x>, count: &mut usize) -> Option<()> {
+        let plan = self.plan;
+        self.out.push(b'{');
+        xmljson::write_json_str(&mut self.out, plan.wrapper);
+        self.out.push(b':');
+        let at = self.out.len();
+        // The root's own name is never read (no indicator, no `Request` at the top).
+        self.stack.push(Open::new("", Paths::ROOT, at, None));
+        loop {
+            match reader.next_event().ok()? {
+                Event::Start(e) => self.start(reader, &e, false, count)?,
+                Event::Empty(e) => self.start(reader, &e, true, count)?,
+                Event::End(_) => {
+                    self.end()?;
+                    if self.stack.is_empty() {
+                        break;
+                    }
+                }
+                Event::Eof => return None,
+                other => {
+                    let text = event_text(self.input, &other).ok()?;
+                    // Only a leaf's text counts: an element with children is an object.
+                    if let (Some(t), Some(top)) = (text, self.stack.last()) {
+                        if !top.object {
+                            self.text.push_str(&t);
+                        }
+                    }
+                }
+            }
+        }
+        self.out.push(b'}');
+        Some(())
+    }
+
     fn start(
         &mut self,
         reader: &mut impl Events<'x>,
@@ -1118,6 +1225,40 @@ fn close_array(out: &mut Vec<u8>, open: &mut Open<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kept buffers are the blocks the last document used: emptying a vector of
+    /// borrowed names into one of `'static` ones collects it in place.
+    #[test]
+    fn a_threads_writer_buffers_are_the_blocks_its_last_document_used() {
+        let doc = String::from("<a><b>1</b></a>");
+        let mut scratch = Scratch::default();
+        let (text, mut stack, mut seen) = scratch.lend();
+        stack.push(Open::new(&doc[1..2], Paths::ROOT, 0, None));
+        seen.push(&doc[4..5]);
+        let blocks = (
+            stack.as_ptr() as usize,
+            seen.as_ptr() as usize,
+            text.as_ptr(),
+        );
+        scratch.keep(text, stack, seen);
+        drop(doc);
+        let (text, stack, seen): (_, Vec<Open<'static>>, Vec<&'static str>) = scratch.lend();
+        assert!(stack.is_empty() && seen.is_empty() && text.is_empty());
+        assert_eq!(
+            (
+                stack.as_ptr() as usize,
+                seen.as_ptr() as usize,
+                text.as_ptr()
+            ),
+            blocks
+        );
+        // One grown past its bound is let go.
+        let mut big = String::with_capacity(Scratch::MAX_TEXT + 1);
+        big.push('x');
+        scratch.keep(big, stack, seen);
+        assert_eq!(scratch.text.capacity(), 0);
+        assert_eq!(scratch.stack.capacity(), 16);
+    }
 
     #[test]
     fn a_part_to_the_end_declares_what_begins_in_it_and_any_other_part_is_searched() {
