@@ -385,9 +385,16 @@ fn payload_read_plainly<'x>(
     if declarations.in_part(plain.get_ref()) {
         return Some(Plainly::NotPlain);
     }
-    let mut scope = reader.resolver().clone();
-    scope.push(&e).ok()?;
-    let namespace = bound(scope.resolve_element(e.name()).0)?;
+    // Its namespace, in the envelope reader's scope (the `Body` open), and its own
+    // declarations if it has any (in a copy of that scope: two allocations, and a scope
+    // push, that a payload which declares nothing does without).
+    let namespace = if declarations.in_part(e.attributes_raw()) {
+        let mut scope = reader.resolver().clone();
+        scope.push(&e).ok()?;
+        bound(scope.resolve_element(e.name()).0)?
+    } else {
+        bound(reader.resolve_element(e.name()).0)?
+    };
     let payload = write_payload(doc, &mut plain, &e, namespace, count)?;
     // What is left of the input, after the payload's end tag. Both readers are between
     // markup there; only the envelope reader's error positions lose the payload's length,
@@ -397,11 +404,21 @@ fn payload_read_plainly<'x>(
 }
 
 /// A resolved namespace as text; `Some(None)` for none, `None` for one that is not UTF-8.
+/// The thread's last one is shared again when it is the same: a client writes each service
+/// in one namespace, and a new `Arc<str>` of it was an allocation per request.
 fn bound(resolved: ResolveResult<'_>) -> Option<Option<std::sync::Arc<str>>> {
-    Some(match resolved {
-        ResolveResult::Bound(ns) => Some(std::str::from_utf8(ns.as_ref()).ok()?.into()),
-        _ => None,
-    })
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<std::sync::Arc<str>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let ResolveResult::Bound(ns) = resolved else {
+        return Some(None);
+    };
+    let ns = std::str::from_utf8(ns.as_ref()).ok()?;
+    Some(Some(LAST.with_borrow_mut(|last| match last {
+        Some(kept) if **kept == *ns => kept.clone(),
+        _ => last.insert(ns.into()).clone(),
+    })))
 }
 
 /// The payload element whose start tag `e` was just read from `reader`, written as REST JSON
@@ -758,6 +775,34 @@ mod tests {
             panic!("read plainly");
         };
         assert_eq!(namespace.as_deref(), Some("urn:rate"));
+
+        // Declared on the envelope, or on the `Body`, and not on the payload: resolved in the
+        // envelope reader's scope, with no copy of it; the same text shares its `Arc`.
+        let mut seen = Vec::new();
+        for on in ["tns:Envelope", "ns2:Body"] {
+            let doc = RATE
+                .replace(
+                    r#"<rate:RateRequest xmlns:rate="http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1">"#,
+                    "<rate:RateRequest>",
+                )
+                .replacen(
+                    &format!("<{on} "),
+                    &format!(r#"<{on} xmlns:rate="urn:envelope-rate" "#),
+                    1,
+                );
+            let mut reader = reader_in_body(&doc);
+            let Some(Plainly::Read((_, namespace, _))) = payload_read_plainly(
+                &doc,
+                &mut reader,
+                &mut count,
+                &onepass::Declarations::of(&doc),
+            ) else {
+                panic!("read plainly, declared on {on}");
+            };
+            assert_eq!(namespace.as_deref(), Some("urn:envelope-rate"), "{on}");
+            seen.push(namespace.unwrap());
+        }
+        assert!(std::sync::Arc::ptr_eq(&seen[0], &seen[1]));
     }
 
     #[test]
