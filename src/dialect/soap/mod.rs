@@ -727,6 +727,16 @@ mod tests {
         }
     }
 
+    /// The namespace of `doc`'s payload, read plainly.
+    fn payload_namespace(doc: &str) -> Option<std::sync::Arc<str>> {
+        let mut reader = reader_in_body(doc);
+        let declarations = onepass::Declarations::of(doc);
+        match payload_read_plainly(doc, &mut reader, &mut 0, &declarations) {
+            Some(Plainly::Read((_, namespace, _))) => namespace,
+            _ => panic!("read plainly: {doc}"),
+        }
+    }
+
     #[test]
     fn a_payload_that_declares_nothing_inside_is_read_plainly_and_the_envelope_goes_on() {
         let mut reader = reader_in_body(RATE);
@@ -765,16 +775,7 @@ mod tests {
             r#"<RateRequest xmlns="urn:rate">"#,
         );
         let doc = doc.replace("</rate:RateRequest>", "</RateRequest>");
-        let mut reader = reader_in_body(&doc);
-        let Some(Plainly::Read((_, namespace, _))) = payload_read_plainly(
-            &doc,
-            &mut reader,
-            &mut count,
-            &onepass::Declarations::of(&doc),
-        ) else {
-            panic!("read plainly");
-        };
-        assert_eq!(namespace.as_deref(), Some("urn:rate"));
+        assert_eq!(payload_namespace(&doc).as_deref(), Some("urn:rate"));
 
         // Declared on the envelope, or on the `Body`, and not on the payload: resolved in the
         // envelope reader's scope, with no copy of it; the same text shares its `Arc`.
@@ -790,17 +791,9 @@ mod tests {
                     &format!(r#"<{on} xmlns:rate="urn:envelope-rate" "#),
                     1,
                 );
-            let mut reader = reader_in_body(&doc);
-            let Some(Plainly::Read((_, namespace, _))) = payload_read_plainly(
-                &doc,
-                &mut reader,
-                &mut count,
-                &onepass::Declarations::of(&doc),
-            ) else {
-                panic!("read plainly, declared on {on}");
-            };
-            assert_eq!(namespace.as_deref(), Some("urn:envelope-rate"), "{on}");
-            seen.push(namespace.unwrap());
+            let namespace = payload_namespace(&doc).expect("a namespace");
+            assert_eq!(&*namespace, "urn:envelope-rate", "{on}");
+            seen.push(namespace);
         }
         assert!(std::sync::Arc::ptr_eq(&seen[0], &seen[1]));
     }
