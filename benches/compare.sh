@@ -35,7 +35,12 @@
 # /proc/PID/stat, all threads; also as user and kernel µs per request: the kernel's share,
 # mostly loopback TCP, is about the same for every proxy), peak RSS (VmHWM, reset before each measurement through
 # /proc/PID/clear_refs; nginx: master + workers), each with ratios against nginx (same request)
-# and against direct. Raw numbers go to $OUT (default target/compare/<time>).
+# and against direct. Two readings of the cores around the server, per request of the
+# throughput pass: "load µs", CPU $PIN_LOAD's busy time (wrk and the upstream: where requests/s
+# is set when the server idles), and "wakes", the interrupts CPU $PIN_SERVER took to wake a
+# sleeping server thread from the other core (function-call and rescheduling IPIs; a server
+# that sleeps more is woken more, and the waker pays). Raw numbers go to $OUT (default
+# target/compare/<time>).
 #
 # Environment: ROWS ("header header_get legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
 # PIN_SERVER (0), PIN_LOAD (1), PROXY_THREADS (1: upsbridge's [proxy] threads), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
@@ -307,9 +312,13 @@ measure() {
     timeout -s INT "$DURATION" strace -c -f "${traced[@]}" -o "$OUT/strace-$dialect-$server-run$run.txt" &
     strace_pid=$!
   fi
-  local u0 k0 u1 k1
+  local u0 k0 u1 k1 load0 load1 wakes0 wakes1 ignored
   read -r u0 k0 < <(cpu_ticks_split "${pids[@]}")
+  read -r load0 ignored < <(core_counters "$PIN_LOAD")
+  read -r ignored wakes0 < <(core_counters "$PIN_SERVER")
   r=$(run_wrk "$port" "$spec_of" "$CONNS" "$DURATION")
+  read -r load1 ignored < <(core_counters "$PIN_LOAD")
+  read -r ignored wakes1 < <(core_counters "$PIN_SERVER")
   if [ -n "$strace_pid" ]; then
     wait "$strace_pid" 2>/dev/null || true
     say "  syscalls: $OUT/strace-$dialect-$server-run$run.txt (requests: ${r%% *})"
@@ -335,12 +344,13 @@ measure() {
     -v err="$(($(field "$r" status_errors) + $(field "$r" socket_errors) + $(field "$l" status_errors) + $(field "$l" socket_errors)))" \
     -v ticks="$((c1 - c0))" -v uticks="$((u1 - u0))" -v kticks="$((k1 - k0))" -v tck="$tck" -v hwm="$hwm" \
     -v lreq="$(field "$l" requests)" -v l50="$(field "$l" p50_us)" -v l99="$(field "$l" p99_us)" \
+    -v lticks="$((load1 - load0))" -v wakes="$((wakes1 - wakes0))" \
     'BEGIN {
        rps = req / (dur / 1e6);
        cpu = (ticks / tck) / req * 10000;
-       printf "%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.1f\t%.3f\t%.3f\t%d\t%d\t%.1f\t%.1f\n",
+       printf "%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.1f\t%.3f\t%.3f\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.3f\n",
          run, d, s, rps, p50 / 1000, p99 / 1000, cpu, hwm / 1024, l50 / 1000, l99 / 1000, err, req,
-         (uticks / tck) / req * 1e6, (kticks / tck) / req * 1e6
+         (uticks / tck) / req * 1e6, (kticks / tck) / req * 1e6, (lticks / tck) / req * 1e6, wakes / req
      }' >>"$OUT/results.tsv"
   tail -n 1 "$OUT/results.tsv" | awk -F'\t' '{printf "  %-12s %-9s %8s req/s  p99 %s ms  1-conn p99 %s ms  CPU %s s/10k (user %s + kernel %s µs per request)  RSS %s MB  errors %s\n", $2, $3, $4, $6, $10, $7, $13, $14, $8, $11}' >&2
 }
@@ -422,25 +432,26 @@ print_table() {
     $4 == "NA" { order[++n] = $2 "\tNA"; na[$2] = $5; next }
     {
       key = $2 "\t" $3
-      for (f = 4; f <= 14; f++) v[key, f] = $f
+      for (f = 4; f <= 16; f++) v[key, f] = $f
       order[++n] = key
     }
     END {
       dk = "direct\tdirect"
-      hdr = "%-13s %-13s %8s %7s %7s %9s %7s %7s %7s %6s %7s %7s\n"
-      printf hdr, "row", "server", "req/s", "p50 ms", "p99 ms", "CPU s/10k", "RSS MB", "1c p50", "1c p99", "errors", "user µs", "kern µs"
+      hdr = "%-13s %-13s %8s %7s %7s %9s %7s %7s %7s %6s %7s %7s %7s %6s\n"
+      printf hdr, "row", "server", "req/s", "p50 ms", "p99 ms", "CPU s/10k", "RSS MB", "1c p50", "1c p99", "errors", "user µs", "kern µs", "load µs", "wakes"
       for (i = 1; i <= n; i++) {
         split(order[i], k, "\t")
         d = k[1]; s = k[2]
         if (s == "NA") { printf "%-13s %-13s not available (upsbridge answered HTTP %s)\n", label(d), "upsbridge", na[d]; continue }
         key = order[i]; nk = d "\tnginx"
-        printf "%-13s %-13s %8d %7.2f %7.2f %9.3f %7.1f %7.3f %7.3f %6d %7.1f %7.1f\n", label(d), s,
-          v[key, 4], v[key, 5], v[key, 6], v[key, 7], v[key, 8], v[key, 9], v[key, 10], v[key, 11], v[key, 13], v[key, 14]
+        printf "%-13s %-13s %8d %7.2f %7.2f %9.3f %7.1f %7.3f %7.3f %6d %7.1f %7.1f %7.1f %6.3f\n", label(d), s,
+          v[key, 4], v[key, 5], v[key, 6], v[key, 7], v[key, 8], v[key, 9], v[key, 10], v[key, 11], v[key, 13], v[key, 14],
+          v[key, 15], v[key, 16]
         if (s != "nginx" && s != "direct")
-          printf "%-13s %-13s %8s %7s %7s %9s %7s %7s %7s %6s %7s %7s\n", "", "  x nginx",
+          printf "%-13s %-13s %8s %7s %7s %9s %7s %7s %7s %6s %7s %7s %7s %6s\n", "", "  x nginx",
             r(v[key, 4], v[nk, 4]), r(v[key, 5], v[nk, 5]), r(v[key, 6], v[nk, 6]), r(v[key, 7], v[nk, 7]),
             r(v[key, 8], v[nk, 8]), r(v[key, 9], v[nk, 9]), r(v[key, 10], v[nk, 10]), "",
-            r(v[key, 13], v[nk, 13]), r(v[key, 14], v[nk, 14])
+            r(v[key, 13], v[nk, 13]), r(v[key, 14], v[nk, 14]), r(v[key, 15], v[nk, 15]), r(v[key, 16], v[nk, 16])
         if (s != "direct")
           printf "%-13s %-13s %8s %7s %7s %9s %7s %7s %7s\n", "", "  x direct",
             r(v[key, 4], v[dk, 4]), r(v[key, 5], v[dk, 5]), r(v[key, 6], v[dk, 6]), r(v[key, 7], v[dk, 7]),
@@ -566,7 +577,7 @@ done
   echo "upsbridge compare: $(date -u +%Y-%m-%dT%H:%M:%SZ), $CPUS CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "wrk -t1 -c$CONNS -d${DURATION}s (req/s, p50, p99, CPU, RSS) and -c$LAT_CONNS -d${LAT_DURATION}s (1c p50/p99); server on CPU $PIN_SERVER, wrk+upstream on CPU $PIN_LOAD; logs $([ "$QUIET_LOGS" = 1 ] && echo off || echo 'on (defaults)')"
   echo "x nginx: ratio to nginx doing the header swap for the same request; x direct: ratio to REST straight to the upstream"
-  echo "CPU s/10k: CPU seconds of the server under test per 10,000 requests, split into user and kernel µs per request; RSS: peak (VmHWM) during the run; 1c: the latency pass ($LAT_CONNS connection(s))"
+  echo "CPU s/10k: CPU seconds of the server under test per 10,000 requests, split into user and kernel µs per request; RSS: peak (VmHWM) during the run; 1c: the latency pass ($LAT_CONNS connection(s)); load µs: CPU $PIN_LOAD's busy time per request; wakes: wake-up interrupts of CPU $PIN_SERVER per request"
   for run in $(seq "$RUNS"); do
     echo
     echo "run $run"

@@ -65,6 +65,19 @@ cpu_ticks_split() {
   echo "$user $kernel"
 }
 
+# Core CPU's busy ticks (user, nice, system, irq, softirq) and the interrupts it took that
+# wake a thread sleeping on it from another CPU (function-call and rescheduling IPIs: this
+# kernel queues a remote wake-up and sends a function-call interrupt), as "BUSY WAKES".
+# "0 0" when CPU is not a single CPU number.
+core_counters() {
+  local cpu=$1
+  case $cpu in '' | *[!0-9]*) echo "0 0"; return ;; esac
+  awk -v c="cpu$cpu" -v col=$((cpu + 2)) '
+    FILENAME == "/proc/stat" && $1 == c { busy = $2 + $3 + $4 + $7 + $8 }
+    FILENAME == "/proc/interrupts" && ($1 == "CAL:" || $1 == "RES:") { wakes += $col }
+    END { print busy + 0, wakes + 0 }' /proc/stat /proc/interrupts
+}
+
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 nginx_common() {
