@@ -1,5 +1,7 @@
 //! The log's writer: lines go into one in-memory buffer and reach stderr in batches, written
-//! by a small flusher thread every 20 ms.
+//! by a small flusher thread 20 ms after the first line of a batch. With nothing to write it
+//! sleeps until a line arrives: an idle proxy wakes no thread for its log (it woke 50 times a
+//! second when the flusher ran on a fixed beat).
 //!
 //! Why: one `write(2)` per request line was the largest single cost of the proxy thread
 //! (benches/compare.sh with logs on and off in one run), and handing each line to a log
@@ -15,7 +17,8 @@
 
 use std::io::{Stderr, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread::Thread;
 use std::time::Duration;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::VisitOutput;
@@ -36,6 +39,9 @@ static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// [`PENDING`], never after.
 static STDERR: Mutex<Option<Stderr>> = Mutex::new(None);
 
+/// The flusher thread, unparked by the first line into an empty buffer.
+static FLUSHER: OnceLock<Thread> = OnceLock::new();
+
 /// A lock that a panic elsewhere does not poison: whole lines are left behind at worst.
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -43,6 +49,11 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Write what is buffered to stderr now.
 pub fn flush() {
+    write_pending();
+}
+
+/// Writes what is buffered; false when there was nothing.
+fn write_pending() -> bool {
     thread_local! {
         /// The batch being written; its capacity is reused.
         static SPARE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -52,7 +63,8 @@ pub fn flush() {
         let mut out = locked(&STDERR);
         // Swapped out under the lock for the time of a pointer swap; written unlocked.
         std::mem::swap(&mut *locked(&PENDING), &mut *spare);
-        if !spare.is_empty() {
+        let wrote = !spare.is_empty();
+        if wrote {
             let _ = out.get_or_insert_with(std::io::stderr).write_all(&spare);
             spare.clear();
         }
@@ -60,6 +72,7 @@ pub fn flush() {
         if spare.capacity() > KEPT_CAPACITY {
             *spare = Vec::new();
         }
+        wrote
     })
 }
 
@@ -68,11 +81,15 @@ pub fn flush() {
 pub struct BatchedStderr;
 
 /// One log line's writer: holds the buffer for the time of a `memcpy`.
-pub struct Line(Option<MutexGuard<'static, Vec<u8>>>);
+pub struct Line {
+    pending: Option<MutexGuard<'static, Vec<u8>>>,
+    /// The buffer held no line before this one: the flusher may be asleep.
+    first: bool,
+}
 
 impl Write for Line {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Some(pending) = self.0.as_mut() {
+        if let Some(pending) = self.pending.as_mut() {
             pending.extend_from_slice(bytes);
         }
         Ok(bytes.len())
@@ -86,11 +103,17 @@ impl Write for Line {
 
 impl Drop for Line {
     fn drop(&mut self) {
-        let full = self.0.as_ref().is_some_and(|p| p.len() >= HIGH_WATER);
+        let len = self.pending.as_ref().map_or(0, |p| p.len());
         // Released first: `flush` takes the locks in their order.
-        self.0 = None;
-        if full {
+        self.pending = None;
+        if len >= HIGH_WATER {
             flush();
+        } else if self.first && len > 0 {
+            // A system call only if the flusher is parked, i.e. the first line after a quiet
+            // spell; under load it is awake and this is an atomic swap.
+            if let Some(flusher) = FLUSHER.get() {
+                flusher.unpark();
+            }
         }
     }
 }
@@ -99,21 +122,37 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStderr {
     type Writer = Line;
 
     fn make_writer(&'a self) -> Line {
-        Line(Some(locked(&PENDING)))
+        let pending = locked(&PENDING);
+        Line {
+            first: pending.is_empty(),
+            pending: Some(pending),
+        }
     }
 }
 
-/// Flush every 20 ms (and pace the file's write-back), and before a panic message (so the
-/// lines leading up to it come first).
+/// Flush 20 ms after a batch's first line (and pace the file's write-back), and before a
+/// panic message (so the lines leading up to it come first).
 pub fn start_flusher() {
     let write_back = WriteBack::of_stderr();
     let _ = std::thread::Builder::new()
         .name("upsbridge-log".into())
-        .spawn(move || loop {
-            std::thread::sleep(FLUSH_EVERY);
-            flush();
-            if let Some(write_back) = &write_back {
-                write_back.start();
+        .spawn(move || {
+            // Set before the first look at the buffer: a line that finds it empty from then
+            // on unparks this thread.
+            let _ = FLUSHER.set(std::thread::current());
+            loop {
+                // Asleep until a line arrives in the empty buffer (at once if one did
+                // meanwhile: unpark leaves a token). Under load one always did.
+                if locked(&PENDING).is_empty() {
+                    std::thread::park();
+                }
+                // The batch's first line waits this long, so that a batch holds many.
+                std::thread::sleep(FLUSH_EVERY);
+                if write_pending() {
+                    if let Some(write_back) = &write_back {
+                        write_back.start();
+                    }
+                }
             }
         });
     let default_hook = std::panic::take_hook();

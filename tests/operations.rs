@@ -654,3 +654,55 @@ fn a_read_only_map_gets_a_block_to_paste_and_the_cli_adds_accounts() {
     );
     assert!(!text.contains(WEST.password));
 }
+
+/// Context switches so far of the proxy's thread named `name`.
+fn thread_switches(pid: u32, name: &str) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    let task = tasks
+        .flatten()
+        .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .unwrap_or_else(|| panic!("no thread named {name}"));
+    let status = std::fs::read_to_string(task.path().join("status")).unwrap();
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn an_idle_proxy_does_not_wake_for_its_log_and_a_new_line_is_written_at_once() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 3600);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "");
+    assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
+    let pid = proxy.proc.child.id();
+    // Quiet: the startup and request lines are written, nothing else is logged.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = thread_switches(pid, "upsbridge-log");
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = thread_switches(pid, "upsbridge-log") - before;
+    // A flusher on a fixed 20 ms beat switched about 100 times in these two seconds.
+    assert!(
+        idle <= 2,
+        "the log thread woke {idle} times in 2 s of quiet"
+    );
+
+    // The first line after the quiet spell still reaches the file within the batch delay.
+    let logged = std::fs::metadata(&proxy.proc.log).unwrap().len();
+    let sent = Instant::now();
+    assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
+    while std::fs::metadata(&proxy.proc.log).unwrap().len() == logged {
+        assert!(
+            sent.elapsed() < Duration::from_millis(500),
+            "no log line 500 ms after a request"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let text = proxy.log_text();
+    let new = &text[logged as usize..];
+    assert!(
+        new.contains("service=\"rate\"") && new.contains("status=200"),
+        "{new}"
+    );
+}
