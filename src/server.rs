@@ -14,9 +14,9 @@ use std::sync::Arc;
 use pingora::listeners::{ListenerConfig, TcpSocketOptions};
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server};
+use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::listening::Service as ListeningService;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::accounts::{Accounts, ReloadError};
 use crate::admin::onboarding::Onboarding;
@@ -399,14 +399,77 @@ pub fn serve_with(
     drop(out);
     on_listening(proxy_addr, admin_addr);
 
+    exit_once_drained(
+        control.handle().clone(),
+        server.watch_execution_phase(),
+        slots,
+        limits.max_connections,
+        store.clone(),
+    );
     server.run(RunArgs::default());
     drop(proxy_port);
     drop(tls_port);
 
-    info!("shutting down: flushing the store");
-    if let Err(e) = control.block_on(store.flush()) {
-        error!(error = %e, "store flush at shutdown failed");
-    }
+    control.block_on(flush_store(&store));
     control.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
+}
+
+/// The last of `serve`: the store's pending writes reach the disk.
+async fn flush_store(store: &Store) {
+    info!("shutting down: flushing the store");
+    if let Err(e) = store.flush().await {
+        error!(error = %e, "store flush at shutdown failed");
+    }
+}
+
+/// Ends the process as soon as the proxy's last client connection has closed after SIGTERM
+/// (or a graceful upgrade's hand-over), as `serve` would at the grace period's end.
+///
+/// Why: pingora sleeps out the whole grace period (`grace_period_seconds`) even with nothing
+/// in flight, so `systemctl stop` took `shutdown_grace_secs` (10 s) on an idle proxy. Every
+/// open client connection, TLS and tunnels included, holds one of `slots`: holding all of them
+/// means none is open, and after the shutdown broadcast none opens. A connection still open at
+/// the period's end is left to pingora, which ends it as before; this thread then stands down.
+fn exit_once_drained(
+    control: tokio::runtime::Handle,
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    slots: Arc<tokio::sync::Semaphore>,
+    capacity: usize,
+    store: Store,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let Ok(all) = u32::try_from(capacity) else {
+        return;
+    };
+    let drain = move || {
+        control.block_on(async move {
+            loop {
+                match phases.recv().await {
+                    Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    // The server is gone without a grace period (SIGINT): serve finishes.
+                    Err(RecvError::Closed) => return,
+                }
+            }
+            tokio::select! {
+                biased;
+                // The period is over: pingora is ending what is left, and serve finishes.
+                _ = phases.recv() => return,
+                _ = slots.acquire_many(all) => {}
+            }
+            info!(
+                "shutting down: every client connection has closed, before the grace period's end"
+            );
+            flush_store(&store).await;
+            crate::logbuf::flush();
+            std::process::exit(0);
+        })
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("upsbridge-drain".into())
+        .spawn(drain)
+    {
+        warn!(error = %e, "no drain watcher: SIGTERM waits out the whole grace period");
+    }
 }

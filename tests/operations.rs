@@ -273,14 +273,18 @@ fn negotiated_rates_refusal_is_diagnosed_on_the_ops_page_and_metrics_count_reque
 }
 
 #[test]
-fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
+fn sigterm_finishes_in_flight_requests_then_exits_cleanly_without_waiting_out_the_grace() {
     let dir = tempdir();
     let sim = Sim::start(dir.path(), &[&EAST], 14399);
-    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "request_timeout_ms = 5000\n");
-    // Warm the token so the slow part is UPS's answer.
+    write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+    let config = Proxy::config_text(&sim.url, "request_timeout_ms = 5000\n")
+        .replace("shutdown_grace_secs = 1", "shutdown_grace_secs = 30");
+    let proxy = Proxy::start_with_config(dir.path(), &[&EAST], &config);
+    // Warm the token so the slow part is UPS's answer; the client keeps its connection open,
+    // idle, as legacy clients do.
     let r = rate(&proxy.http, &proxy, &EAST, false);
     assert_eq!(r.status(), 200);
-    // The test config's grace is 1 s: a 700 ms answer must be let through.
+    // A 700 ms answer must be let through.
     sim.faults(json!({"latency_ms": 700}));
     let mut proxy = proxy;
     let started = Instant::now();
@@ -310,17 +314,78 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
         std::net::TcpStream::connect(&addr).is_err(),
         "still accepting after SIGTERM"
     );
+    // Out as soon as the last connection closed, not at the 30 s grace period's end.
     let status = loop {
         if let Some(s) = proxy.proc.child.try_wait().unwrap() {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "did not exit");
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running {:?} after SIGTERM with nothing in flight",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
-    assert!(proxy
-        .log_text()
-        .contains("shutting down: flushing the store"));
+    let log = proxy.log_text();
+    assert!(
+        log.contains("every client connection has closed, before the grace period's end"),
+        "{log}"
+    );
+    assert!(log.contains("shutting down: flushing the store"), "{log}");
+}
+
+#[test]
+fn a_request_outliving_the_grace_period_is_cut_and_serve_still_exits_cleanly() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 14399);
+    // The test config's grace is 1 s; UPS takes 4 s.
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "request_timeout_ms = 8000\n");
+    assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
+    sim.faults(json!({"latency_ms": 4000}));
+    let mut proxy = proxy;
+    let url = proxy.direct_url.clone();
+    let in_flight = std::thread::spawn(move || {
+        let body = json!({"UPSSecurity": ups_security(&EAST), "RateRequest": rate_body(false)["RateRequest"].clone()});
+        reqwest::blocking::Client::new()
+            .post(format!("{url}/rest/Rate"))
+            .json(&body)
+            .send()
+            .map(|r| r.status().as_u16())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let pid = proxy.proc.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = loop {
+        if let Some(s) = proxy.proc.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The grace period (1 s) and then pingora's runtime shutdown, not UPS's 4 s.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "exited after {took:?}, before the grace period's end"
+    );
+    assert!(
+        took < Duration::from_millis(3500),
+        "waited {took:?} for the request"
+    );
+    assert!(status.success(), "{status:?}");
+    assert!(
+        in_flight.join().unwrap().is_err(),
+        "the request outlived the grace period"
+    );
+    let log = proxy.log_text();
+    assert!(!log.contains("every client connection has closed"), "{log}");
+    assert!(log.contains("shutting down: flushing the store"), "{log}");
 }
 
 #[test]
