@@ -280,6 +280,7 @@ pub fn serve_with(
             config.admin.metrics_public,
         )),
     };
+    let admin_running = Arc::new(tokio::sync::Semaphore::new(config.admin.max_connections));
     control.spawn(admin::serve(
         admin_listener,
         state,
@@ -287,6 +288,7 @@ pub fn serve_with(
             header_read_timeout: config.admin.header_read_timeout,
             max_connections: config.admin.max_connections,
         },
+        admin_running.clone(),
     ));
 
     let conf = ServerConf {
@@ -402,8 +404,10 @@ pub fn serve_with(
     exit_once_drained(
         control.handle().clone(),
         server.watch_execution_phase(),
-        slots,
-        limits.max_connections,
+        [
+            (slots, limits.max_connections),
+            (admin_running, config.admin.max_connections),
+        ],
         store.clone(),
     );
     server.run(RunArgs::default());
@@ -424,22 +428,28 @@ async fn flush_store(store: &Store) {
 }
 
 /// Ends the process as soon as the proxy's last client connection has closed after SIGTERM
-/// (or a graceful upgrade's hand-over), as `serve` would at the grace period's end.
+/// (or a graceful upgrade's hand-over) and no admin request is running, as `serve` would at
+/// the grace period's end.
 ///
 /// Why: pingora sleeps out the whole grace period (`grace_period_seconds`) even with nothing
-/// in flight, so `systemctl stop` took `shutdown_grace_secs` (10 s) on an idle proxy. Every
-/// open client connection, TLS and tunnels included, holds one of `slots`: holding all of them
-/// means none is open, and after the shutdown broadcast none opens. A connection still open at
-/// the period's end is left to pingora, which ends it as before; this thread then stands down.
-fn exit_once_drained(
+/// in flight, so `systemctl stop` took `shutdown_grace_secs` (10 s) on an idle proxy. Each
+/// gate is a semaphore and its size: every open proxy connection (TLS and tunnels included)
+/// holds a permit of the first, every running admin request one of the second. Holding them
+/// all means nothing is in flight, and after the shutdown broadcast no proxy connection
+/// opens. Whatever is still open at the period's end is left to pingora and `serve`, which
+/// end it as before; this thread then stands down.
+fn exit_once_drained<const N: usize>(
     control: tokio::runtime::Handle,
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
-    slots: Arc<tokio::sync::Semaphore>,
-    capacity: usize,
+    gates: [(Arc<tokio::sync::Semaphore>, usize); N],
     store: Store,
 ) {
     use tokio::sync::broadcast::error::RecvError;
-    let Ok(all) = u32::try_from(capacity) else {
+    let Ok(gates) = gates
+        .into_iter()
+        .map(|(gate, size)| u32::try_from(size).map(|all| (gate, all)))
+        .collect::<Result<Vec<_>, _>>()
+    else {
         return;
     };
     let drain = move || {
@@ -452,14 +462,22 @@ fn exit_once_drained(
                     Err(RecvError::Closed) => return,
                 }
             }
-            tokio::select! {
+            let drained = async {
+                let mut held = Vec::with_capacity(gates.len());
+                for (gate, all) in &gates {
+                    held.push(gate.acquire_many(*all).await);
+                }
+                held
+            };
+            // Kept until the exit: nothing new starts meanwhile.
+            let _held = tokio::select! {
                 biased;
                 // The period is over: pingora is ending what is left, and serve finishes.
                 _ = phases.recv() => return,
-                _ = slots.acquire_many(all) => {}
-            }
+                held = drained => held,
+            };
             info!(
-                "shutting down: every client connection has closed, before the grace period's end"
+                "shutting down: every client connection has closed and no admin request is running, before the grace period's end"
             );
             flush_store(&store).await;
             crate::logbuf::flush();

@@ -255,3 +255,57 @@ fn accounts_authorize_onboards_from_a_terminal() {
     assert!(rest.iter().any(|l| l.contains("is authorized")), "{rest:?}");
     assert_eq!(track(&proxy, &NORTH).status(), 200);
 }
+
+#[test]
+fn an_authorization_completing_during_sigterm_is_saved_before_the_process_exits() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&NORTH], 14399);
+    write_map(&dir.path().join("accounts.toml"), &[&NORTH]);
+    let config = Proxy::config_text(&sim.url, FAST_TIMEOUTS)
+        .replace("shutdown_grace_secs = 1", "shutdown_grace_secs = 30");
+    let mut proxy = Proxy::start_with_config(dir.path(), &[&NORTH], &config);
+    let callback = log_in_at_ups(&start_authorize(&proxy, NORTH.name));
+    // UPS takes its time exchanging the code; SIGTERM arrives meanwhile.
+    sim.faults(serde_json::json!({"token_latency_ms": 1500}));
+    let started = Instant::now();
+    // The owner's browser (and its flow cookie) stays on this thread; ops stop the service.
+    let pid = proxy.proc.child.id().to_string();
+    let stop = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    });
+    let r = follow_callback(&callback);
+    assert!(stop.join().unwrap());
+    assert!(
+        started.elapsed() > Duration::from_millis(1400),
+        "the exchange did not outlast the SIGTERM"
+    );
+    assert_eq!(r.status(), 303, "the callback was cut by the shutdown");
+    assert_eq!(
+        r.headers()["location"],
+        format!("/?flash=authorized&account={}", NORTH.name).as_str()
+    );
+    let exit = loop {
+        if let Some(s) = proxy.proc.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waiting out the grace period"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    drop(proxy);
+
+    // The next start has the account's token: the exchange was saved, not lost.
+    sim.clear_faults();
+    let proxy = Proxy::start_with_config(dir.path(), &[&NORTH], &config);
+    assert_eq!(account_row(&proxy, NORTH.name)["token"]["state"], "valid");
+    assert_eq!(track(&proxy, &NORTH).status(), 200);
+    assert_eq!(sim.token_requests("authorization_code"), 1);
+}

@@ -154,9 +154,18 @@ pub struct Limits {
 }
 
 /// Serve the admin router on `listener` until the process ends, with `limits`.
-pub async fn serve(listener: tokio::net::TcpListener, state: AdminState, limits: Limits) {
+///
+/// Each request holds a permit of `running` while its handler runs, so that a shutdown waits
+/// for a map save or an OAuth callback in progress (`server::exit_once_drained`). Size it by
+/// `limits.max_connections`: HTTP/1 runs one request per connection at a time.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    limits: Limits,
+    running: Arc<tokio::sync::Semaphore>,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    let app = router(state);
+    let app = router(state).layer(middleware::from_fn_with_state(running, hold_while_running));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -182,6 +191,17 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AdminState, limits:
             }
         });
     }
+}
+
+/// Holds a permit of the running-requests semaphore for the request's handler. None is left
+/// only once a shutdown has taken them all to exit; the request then runs uncounted.
+async fn hold_while_running(
+    State(running): State<Arc<tokio::sync::Semaphore>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let _running = running.try_acquire_owned();
+    next.run(req).await
 }
 
 /// Requests must name this listener in `Host` (health probes excepted).
