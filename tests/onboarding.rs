@@ -269,17 +269,13 @@ fn an_authorization_completing_during_sigterm_is_saved_before_the_process_exits(
     sim.faults(serde_json::json!({"token_latency_ms": 1500}));
     let started = Instant::now();
     // The owner's browser (and its flow cookie) stays on this thread; ops stop the service.
-    let pid = proxy.proc.child.id().to_string();
-    let stop = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
+    let r = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            proxy.proc.sigterm();
+        });
+        follow_callback(&callback)
     });
-    let r = follow_callback(&callback);
-    assert!(stop.join().unwrap());
     assert!(
         started.elapsed() > Duration::from_millis(1400),
         "the exchange did not outlast the SIGTERM"
@@ -289,16 +285,8 @@ fn an_authorization_completing_during_sigterm_is_saved_before_the_process_exits(
         r.headers()["location"],
         format!("/?flash=authorized&account={}", NORTH.name).as_str()
     );
-    let exit = loop {
-        if let Some(s) = proxy.proc.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "waiting out the grace period"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Out once the exchange is saved, not at the 30 s grace period's end.
+    let exit = proxy.proc.wait_exit(started, Duration::from_secs(10));
     assert!(exit.success(), "{exit:?}");
     drop(proxy);
 

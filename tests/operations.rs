@@ -295,12 +295,7 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly_without_waiting_out_th
             http.post(format!("{}/rest/Rate", proxy.url)).json(&body).send().map(|r| r.status().as_u16())
         });
         std::thread::sleep(Duration::from_millis(300));
-        let pid = proxy.proc.child.id().to_string();
-        assert!(std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
+        proxy.proc.sigterm();
         assert_eq!(
             in_flight.join().unwrap().unwrap(),
             200,
@@ -315,17 +310,7 @@ fn sigterm_finishes_in_flight_requests_then_exits_cleanly_without_waiting_out_th
         "still accepting after SIGTERM"
     );
     // Out as soon as the last connection closed, not at the 30 s grace period's end.
-    let status = loop {
-        if let Some(s) = proxy.proc.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still running {:?} after SIGTERM with nothing in flight",
-            started.elapsed()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = proxy.proc.wait_exit(started, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     let log = proxy.log_text();
     assert!(
@@ -355,19 +340,8 @@ fn a_request_outliving_the_grace_period_is_cut_and_serve_still_exits_cleanly() {
     });
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let pid = proxy.proc.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = loop {
-        if let Some(s) = proxy.proc.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    proxy.proc.sigterm();
+    let status = proxy.proc.wait_exit(started, Duration::from_secs(10));
     // The grace period (1 s) and then pingora's runtime shutdown, not UPS's 4 s.
     let took = started.elapsed();
     assert!(

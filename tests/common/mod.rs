@@ -65,6 +65,28 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// Send SIGTERM, as systemd's stop does.
+    pub fn sigterm(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+    }
+
+    /// Wait for the process to end, at most `within` from `since`; its exit status.
+    pub fn wait_exit(&mut self, since: Instant, within: Duration) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                since.elapsed() < within,
+                "still running {:?} after SIGTERM",
+                since.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The log so far. upsbridge writes its log from a log thread in batches, so a line
     /// logged just before an answer may reach the file just after it: read until the file
     /// has not grown for 50 ms (at most 2 s).
