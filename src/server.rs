@@ -280,7 +280,8 @@ pub fn serve_with(
             config.admin.metrics_public,
         )),
     };
-    let admin_running = Arc::new(tokio::sync::Semaphore::new(config.admin.max_connections));
+    let admin_slots = Arc::new(tokio::sync::Semaphore::new(config.admin.max_connections));
+    let (admin_stop, admin_stopping) = tokio::sync::watch::channel(false);
     control.spawn(admin::serve(
         admin_listener,
         state,
@@ -288,7 +289,10 @@ pub fn serve_with(
             header_read_timeout: config.admin.header_read_timeout,
             max_connections: config.admin.max_connections,
         },
-        admin_running.clone(),
+        admin::Drain {
+            slots: admin_slots.clone(),
+            stop: admin_stopping,
+        },
     ));
 
     let conf = ServerConf {
@@ -406,8 +410,9 @@ pub fn serve_with(
         server.watch_execution_phase(),
         [
             (slots, limits.max_connections),
-            (admin_running, config.admin.max_connections),
+            (admin_slots, config.admin.max_connections),
         ],
+        admin_stop,
         store.clone(),
     );
     server.run(RunArgs::default());
@@ -427,21 +432,24 @@ async fn flush_store(store: &Store) {
     }
 }
 
-/// Ends the process as soon as the proxy's last client connection has closed after SIGTERM
-/// (or a graceful upgrade's hand-over) and no admin request is running, as `serve` would at
-/// the grace period's end.
+/// Ends the process as soon as every client connection, the proxy's and the admin
+/// listener's, has closed after SIGTERM (or a graceful upgrade's hand-over), as `serve` would
+/// at the grace period's end.
 ///
 /// Why: pingora sleeps out the whole grace period (`grace_period_seconds`) even with nothing
 /// in flight, so `systemctl stop` took `shutdown_grace_secs` (10 s) on an idle proxy. Each
 /// gate is a semaphore and its size: every open proxy connection (TLS and tunnels included)
-/// holds a permit of the first, every running admin request one of the second. Holding them
-/// all means nothing is in flight, and after the shutdown broadcast no proxy connection
-/// opens. Whatever is still open at the period's end is left to pingora and `serve`, which
-/// end it as before; this thread then stands down.
+/// holds a permit of the first, every open admin connection one of the second. When the
+/// period starts, pingora has closed the proxy's listeners and asked its connections to
+/// finish; `admin_stop` does the same for the admin listener (the control runtime it runs on
+/// would otherwise live on, and a save or an OAuth callback in progress be cut). Holding all
+/// the permits means nothing is in flight. Whatever is still open at the period's end is
+/// left to pingora and `serve`, which end it as before; this thread then stands down.
 fn exit_once_drained<const N: usize>(
     control: tokio::runtime::Handle,
     mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
     gates: [(Arc<tokio::sync::Semaphore>, usize); N],
+    admin_stop: tokio::sync::watch::Sender<bool>,
     store: Store,
 ) {
     use tokio::sync::broadcast::error::RecvError;
@@ -462,6 +470,7 @@ fn exit_once_drained<const N: usize>(
                     Err(RecvError::Closed) => return,
                 }
             }
+            let _ = admin_stop.send(true);
             let drained = async {
                 let mut held = Vec::with_capacity(gates.len());
                 for (gate, all) in &gates {
@@ -477,7 +486,7 @@ fn exit_once_drained<const N: usize>(
                 held = drained => held,
             };
             info!(
-                "shutting down: every client connection has closed and no admin request is running, before the grace period's end"
+                "shutting down: every client connection has closed, before the grace period's end"
             );
             flush_store(&store).await;
             crate::logbuf::flush();

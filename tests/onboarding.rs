@@ -271,7 +271,15 @@ fn an_authorization_completing_during_sigterm_is_saved_before_the_process_exits(
     // The owner's browser (and its flow cookie) stays on this thread; ops stop the service.
     let r = std::thread::scope(|scope| {
         scope.spawn(|| {
-            std::thread::sleep(Duration::from_millis(300));
+            // Once the callback's exchange has reached UPS (counted as it arrives, before
+            // the latency): the admin request is then surely in progress.
+            while sim.token_requests("authorization_code") == 0 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "no code exchange"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
             proxy.proc.sigterm();
         });
         follow_callback(&callback)

@@ -153,22 +153,35 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Serve the admin router on `listener` until the process ends, with `limits`.
-///
-/// Each request holds a permit of `running` while its handler runs, so that a shutdown waits
-/// for a map save or an OAuth callback in progress (`server::exit_once_drained`). Size it by
-/// `limits.max_connections`: HTTP/1 runs one request per connection at a time.
+/// How the admin listener takes part in a shutdown (`server::exit_once_drained`).
+pub struct Drain {
+    /// One permit per open connection, held until the connection has closed: the exit waits
+    /// for all of them. Sized by [`Limits::max_connections`].
+    pub slots: Arc<tokio::sync::Semaphore>,
+    /// Turns true when the shutdown starts: the listener closes, idle connections close at
+    /// once, and a request in progress is answered (its response written) before its
+    /// connection closes. A dropped sender means no shutdown is coming this way.
+    pub stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Serve the admin router on `listener` until the process ends or `drain.stop` turns true,
+/// with `limits`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AdminState,
     limits: Limits,
-    running: Arc<tokio::sync::Semaphore>,
+    drain: Drain,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    let app = router(state).layer(middleware::from_fn_with_state(running, hold_while_running));
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let app = router(state);
+    let mut stop = drain.stop.clone();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            // The listener is dropped on return: new connections are refused.
+            () = stopping(&mut stop) => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 error!(error = %e, "admin listener: accept failed");
@@ -176,32 +189,39 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Ok(slot) = drain.slots.clone().try_acquire_owned() else {
             warn!(%peer, max = limits.max_connections, "admin connection refused: too many open; raise [admin] max_connections if this is legitimate");
             continue;
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stop = drain.stop.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
-            if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                () = stopping(&mut stop) => {
+                    // Finish the request in progress (a save, an OAuth callback), then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "admin connection ended");
             }
         });
     }
 }
 
-/// Holds a permit of the running-requests semaphore for the request's handler. None is left
-/// only once a shutdown has taken them all to exit; the request then runs uncounted.
-async fn hold_while_running(
-    State(running): State<Arc<tokio::sync::Semaphore>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let _running = running.try_acquire_owned();
-    next.run(req).await
+/// Resolves once `stop` turns true; never, if its sender is dropped first.
+async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stopping| *stopping).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Requests must name this listener in `Host` (health probes excepted).
