@@ -453,11 +453,14 @@ fn exit_once_drained<const N: usize>(
     store: Store,
 ) {
     use tokio::sync::broadcast::error::RecvError;
+    let no_watcher = "no drain watcher: SIGTERM waits out the whole grace period";
+    // `acquire_many` counts in u32: a gate larger than that cannot be taken whole.
     let Ok(gates) = gates
         .into_iter()
         .map(|(gate, size)| u32::try_from(size).map(|all| (gate, all)))
         .collect::<Result<Vec<_>, _>>()
     else {
+        warn!("{no_watcher}: max_connections is above 4,294,967,295");
         return;
     };
     let drain = move || {
@@ -497,6 +500,6 @@ fn exit_once_drained<const N: usize>(
         .name("upsbridge-drain".into())
         .spawn(drain)
     {
-        warn!(error = %e, "no drain watcher: SIGTERM waits out the whole grace period");
+        warn!(error = %e, "{no_watcher}");
     }
 }
