@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Medians of the team's harness rounds against nginx-1w, per set of rounds and pooled.
+
+Each argument is a RESULTS_DIR that `../shared/bench/run.sh` wrote its rounds into (one
+`<time>.tsv` per round). For every set, and for all of them pooled, it prints upsbridge's
+requests/s and CPU per request as ratios to nginx-1w's in the same round, the median over
+the rounds of each of the three scenarios (POST and GET at 32 connections, POST at four),
+how many rounds met both halves of the header target (>= 1.0x the requests/s, <= 1.0x the
+CPU), and how many met them in all three scenarios at once.
+
+    python3 benches/harness_medians.py /tmp/h8-a /tmp/h8-b
+"""
+
+import glob
+import statistics
+import sys
+
+SCENARIOS = [("post", "32"), ("get", "32"), ("post", "4")]
+CANDIDATE = "upsbridge"
+BASELINE = "nginx-1w"
+
+
+def rounds(results_dir):
+    """Each complete round of the set: (target, scenario, conns) -> (rps, cpu us per request)."""
+    found = []
+    for path in sorted(glob.glob(f"{results_dir}/*.tsv")):
+        with open(path) as f:
+            header, *lines = f.read().splitlines()
+        cols = header.split("\t")
+        rps, cpu = cols.index("rps"), cols.index("cpu_us_per_req")
+        row = {}
+        for line in lines:
+            x = line.split("\t")
+            row[(x[0], x[1], x[2])] = (float(x[rps]), float(x[cpu]))
+        if all((t, s, c) in row for t in (CANDIDATE, BASELINE) for s, c in SCENARIOS):
+            found.append(row)
+    return found
+
+
+def ratios(row, scenario, conns):
+    (rps, cpu), (base_rps, base_cpu) = (row[(t, scenario, conns)] for t in (CANDIDATE, BASELINE))
+    return rps / base_rps, cpu / base_cpu
+
+
+def met(row, scenario, conns):
+    throughput, cpu = ratios(row, scenario, conns)
+    return throughput >= 1.0 and cpu <= 1.0
+
+
+def summary(name, rows):
+    if not rows:
+        return f"{name}: no complete rounds"
+    parts = [f"{name}: {len(rows)} rounds"]
+    for s, c in SCENARIOS:
+        pairs = [ratios(r, s, c) for r in rows]
+        throughput = statistics.median(p[0] for p in pairs)
+        cpu = statistics.median(p[1] for p in pairs)
+        hits = sum(met(r, s, c) for r in rows)
+        parts.append(f"{s.upper()} c{c} {throughput:.3f} / {cpu:.3f} ({hits}/{len(rows)})")
+    all_three = sum(all(met(r, s, c) for s, c in SCENARIOS) for r in rows)
+    parts.append(f"all three met in {all_three}")
+    return "; ".join(parts)
+
+
+def main(dirs):
+    if not dirs:
+        sys.exit(__doc__)
+    pooled = []
+    for d in dirs:
+        rows = rounds(d)
+        print(summary(d, rows))
+        pooled += rows
+    if len(dirs) > 1:
+        print(summary("pooled", pooled))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
