@@ -7,6 +7,9 @@
 #     TARGETS=nginx-1w ../shared/bench/run.sh
 #
 # UPSBRIDGE_BIN picks the binary (default target/release/upsbridge), for an A/B of two builds.
+# upsbridge logs at its default `info`, one line per request to a file; the harness's nginx
+# has `access_log off`. RUST_LOG passes through: CANDIDATE_CMD="RUST_LOG=warn exec bash …"
+# runs the like-for-like job, no request line on either side.
 set -euo pipefail
 : "${RUN_DIR:?run by ../shared/bench/run.sh}" "${CANDIDATE_PORT:?}" "${UPSTREAM_URL:?}"
 BIN=${UPSBRIDGE_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/upsbridge}
