@@ -17,6 +17,7 @@
 
 use std::io::{Stderr, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
@@ -130,6 +131,123 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedStderr {
     }
 }
 
+/// The binary's log is this module's writer and format with colours off, so a [`DirectLine`]
+/// may go straight into the batch. Off unless set ([`write_lines_directly`]): a test's own
+/// subscriber, or colours on a terminal, get every line through `tracing`.
+static DIRECT: AtomicBool = AtomicBool::new(false);
+
+/// Lets [`DirectLine`]s into the batch. Call once the global subscriber writes through
+/// [`BatchedStderr`] with [`LineFormat`], [`PlainFields`] and [`SecondCachedTime`], colours
+/// off: the lines it would write are then the lines a `DirectLine` writes.
+pub fn write_lines_directly() {
+    DIRECT.store(true, Ordering::Relaxed);
+}
+
+/// One log line composed straight into the batch, byte for byte as the binary's `tracing`
+/// layer writes the same event. For the line per request: through `tracing`'s dispatch, the
+/// formatter's own buffer and the field visitor, it was a tenth of a header-style request's
+/// instructions (docs/performance.md). The caller asks `tracing::enabled!` first, with the
+/// event's level and field names, so `RUST_LOG` governs the line as it does any other.
+///
+/// Fields are written in the order of the calls, after the message, as the event macros
+/// write them. The buffer is held from [`DirectLine::start`] until the line is dropped.
+pub struct DirectLine {
+    line: Line,
+}
+
+impl DirectLine {
+    /// The line's time, level, target and message (a literal: written without escapes), or
+    /// `None` when lines do not go straight into the batch: the binary's set-up did not let
+    /// them ([`write_lines_directly`]), or the thread is in a span, whose context only
+    /// `tracing` writes.
+    pub fn start(level: tracing::Level, target: &str, message: &str) -> Option<DirectLine> {
+        if !DIRECT.load(Ordering::Relaxed) || !tracing::Span::current().is_none() {
+            return None;
+        }
+        let line = tracing_subscriber::fmt::MakeWriter::make_writer(&BatchedStderr);
+        Some(DirectLine::begin(line, level, target, message))
+    }
+
+    /// The line's head, into `line`'s buffer.
+    fn begin(line: Line, level: tracing::Level, target: &str, message: &str) -> DirectLine {
+        let mut line = DirectLine { line };
+        let out = line.out();
+        with_now(|second, tail| {
+            out.extend_from_slice(second.as_bytes());
+            out.extend_from_slice(tail);
+        });
+        out.extend_from_slice(level_text(level).as_bytes());
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(message.as_bytes());
+        line
+    }
+
+    #[inline]
+    fn out(&mut self) -> &mut Vec<u8> {
+        self.line
+            .pending
+            .as_mut()
+            .expect("a line holds the buffer until dropped")
+    }
+
+    /// ` name=`, the separator and the field's name.
+    #[inline]
+    fn name(&mut self, name: &str) -> &mut Vec<u8> {
+        let out = self.out();
+        out.push(b' ');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'=');
+        out
+    }
+
+    /// A field written by its `Display` (`%value` in the event macros), here a `str`.
+    #[inline]
+    pub fn display(&mut self, name: &str, value: &str) {
+        self.name(name).extend_from_slice(value.as_bytes());
+    }
+
+    /// A string field, between quotes and escaped as its `Debug` escapes it.
+    #[inline]
+    pub fn str(&mut self, name: &str, value: &str) {
+        let out = self.name(name);
+        if quotes_as_is(value) {
+            out.push(b'"');
+            out.extend_from_slice(value.as_bytes());
+            out.push(b'"');
+        } else {
+            use std::fmt::Write as _;
+            let _ = write!(Appending(out), "{value:?}");
+        }
+    }
+
+    /// An integer field.
+    #[inline]
+    pub fn u64(&mut self, name: &str, value: u64) {
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(value);
+        self.name(name).extend_from_slice(digits.as_bytes());
+    }
+}
+
+impl Drop for DirectLine {
+    fn drop(&mut self) {
+        self.out().push(b'\n');
+        // Then the `Line` releases the buffer, and wakes the flusher if the line is the
+        // batch's first.
+    }
+}
+
+/// `fmt::Write` onto the end of a byte buffer.
+struct Appending<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Appending<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// Flush 20 ms after a batch's first line (and pace the file's write-back), and before a
 /// panic message (so the lines leading up to it come first).
 pub fn start_flusher() {
@@ -212,31 +330,56 @@ pub struct SecondCachedTime;
 
 impl tracing_subscriber::fmt::time::FormatTime for SecondCachedTime {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        thread_local! {
-            static SECOND: std::cell::RefCell<(i64, String)> =
-                const { std::cell::RefCell::new((i64::MIN, String::new())) };
-        }
-        let now = time::OffsetDateTime::now_utc();
-        SECOND.with(|second| {
-            let mut second = second.borrow_mut();
-            if second.0 != now.unix_timestamp() {
-                let format = time::macros::format_description!(
-                    "[year]-[month]-[day]T[hour]:[minute]:[second]"
-                );
-                second.1 = now.format(&format).unwrap_or_default();
-                second.0 = now.unix_timestamp();
-            }
-            // `.` and six digits of microseconds, without the formatting machinery.
-            let mut tail = *b".000000Z";
-            let mut micros = now.microsecond();
-            for digit in tail[1..7].iter_mut().rev() {
-                *digit = b'0' + (micros % 10) as u8;
-                micros /= 10;
-            }
-            w.write_str(&second.1)?;
-            w.write_str(std::str::from_utf8(&tail).expect("ASCII digits"))
+        with_now(|second, tail| {
+            w.write_str(second)?;
+            w.write_str(std::str::from_utf8(tail).expect("ASCII digits"))
         })
     }
+}
+
+/// The time now, as [`SecondCachedTime`] writes it, in two parts: the date and time of day
+/// (formatted once a second per thread) and the tail, `.`, six digits of microseconds and `Z`.
+fn with_now<R>(write: impl FnOnce(&str, &[u8; 8]) -> R) -> R {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(i64, String)> =
+            const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = time::OffsetDateTime::now_utc();
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != now.unix_timestamp() {
+            let format =
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+            second.1 = now.format(&format).unwrap_or_default();
+            second.0 = now.unix_timestamp();
+        }
+        // Without the formatting machinery.
+        let mut tail = *b".000000Z";
+        let mut micros = now.microsecond();
+        for digit in tail[1..7].iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        write(&second.1, &tail)
+    })
+}
+
+/// A level as `Full` writes it between the time and the target, padded to five letters.
+fn level_text(level: tracing::Level) -> &'static str {
+    match level {
+        tracing::Level::TRACE => " TRACE ",
+        tracing::Level::DEBUG => " DEBUG ",
+        tracing::Level::INFO => "  INFO ",
+        tracing::Level::WARN => "  WARN ",
+        tracing::Level::ERROR => " ERROR ",
+    }
+}
+
+/// A string field's value needs no escape: its `Debug` is itself between quotes.
+fn quotes_as_is(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// The log lines, exactly as tracing-subscriber's default (`Full`) format writes them, with
@@ -279,14 +422,7 @@ where
         if self.timer.format_time(&mut writer).is_err() {
             writer.write_str("<unknown time>")?;
         }
-        let level = match *meta.level() {
-            tracing::Level::TRACE => " TRACE ",
-            tracing::Level::DEBUG => " DEBUG ",
-            tracing::Level::INFO => "  INFO ",
-            tracing::Level::WARN => "  WARN ",
-            tracing::Level::ERROR => " ERROR ",
-        };
-        writer.write_str(level)?;
+        writer.write_str(level_text(*meta.level()))?;
         writer.write_str(meta.target())?;
         writer.write_str(": ")?;
         tracing_subscriber::fmt::FormatFields::format_fields(ctx, writer.by_ref(), event)?;
@@ -429,11 +565,7 @@ impl Visit for PlainVisitor<'_> {
         if self.result.is_err() {
             return;
         }
-        // `Debug` of a string is itself between quotes when it needs no escape.
-        let plain = value
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
-        if plain && self.plain_name(field) {
+        if quotes_as_is(value) && self.plain_name(field) {
             self.pending.push_byte(b'"');
             self.pending.push(value.as_bytes());
             self.pending.push_byte(b'"');
@@ -679,6 +811,73 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// What the binary's own layer (colours off) writes for the events `emit` logs.
+    fn through_the_layer(emit: impl FnOnce()) -> String {
+        use tracing_subscriber::layer::SubscriberExt;
+        let out = std::sync::Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .fmt_fields(PlainFields)
+            .event_format(LineFormat::new(SecondCachedTime))
+            .with_writer(move || Sink(sink.clone()));
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+        let bytes = out.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_direct_line_is_the_line_the_layer_writes_for_the_same_event() {
+        static BUF: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+        let long = "wh-".repeat(100);
+        let accounts = [
+            ("east-warehouse", 200u16, 3u64),
+            ("-", 502, 0),
+            ("", 401, 12_345),
+            ("Acme \"East\" \\ wh\n\u{e9}t\u{e9}", 200, 1),
+            (long.as_str(), 200, u64::MAX),
+        ];
+        for (account, status, ms) in accounts {
+            let theirs = through_the_layer(|| {
+                tracing::info!(target: "upsbridge::pipeline", request_id = %"ub0123456789abcdef",
+                    dialect = "header_json", service = "rate", account, status, outcome = "ok",
+                    ms, "request");
+            });
+            {
+                let held = Line {
+                    pending: Some(locked(&BUF)),
+                    first: false,
+                };
+                let mut line =
+                    DirectLine::begin(held, tracing::Level::INFO, "upsbridge::pipeline", "request");
+                line.display("request_id", "ub0123456789abcdef");
+                line.str("dialect", "header_json");
+                line.str("service", "rate");
+                line.str("account", account);
+                line.u64("status", status.into());
+                line.str("outcome", "ok");
+                line.u64("ms", ms);
+            }
+            let ours = String::from_utf8(std::mem::take(&mut *locked(&BUF))).unwrap();
+            // Stamped microseconds apart: the same from the level on, and the same shape of
+            // time before it.
+            assert_eq!(ours.len(), theirs.len(), "{ours}{theirs}");
+            assert_eq!(ours[27..], theirs[27..]);
+            assert_eq!(ours.as_bytes()[10], b'T', "{ours}");
+            assert_eq!(&ours[26..27], "Z", "{ours}");
+            assert_eq!(ours.lines().count(), 1, "{ours}");
+        }
+        let first = through_the_layer(|| {
+            tracing::info!(target: "upsbridge::pipeline", request_id = %"ub01", dialect = "soap",
+                service = "rate", account = "east", status = 200u16, outcome = "ok", ms = 3u64,
+                "request");
+        });
+        assert_eq!(
+            &first[27..],
+            "  INFO upsbridge::pipeline: request request_id=ub01 dialect=\"soap\" service=\"rate\" account=\"east\" status=200 outcome=\"ok\" ms=3\n"
+        );
     }
 
     #[test]

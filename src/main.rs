@@ -184,17 +184,22 @@ fn init_logging() -> FlushOnExit {
         !(chatty && *meta.level() > tracing::Level::INFO)
     });
     upsbridge::logbuf::start_flusher();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let out = fmt::layer()
         .with_writer(upsbridge::logbuf::BatchedStderr)
         .fmt_fields(upsbridge::logbuf::PlainFields)
         .event_format(upsbridge::logbuf::LineFormat::new(
             upsbridge::logbuf::SecondCachedTime,
         ))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_filter(env)
-        .with_filter(no_raw_bytes);
+        .with_ansi(ansi)
+        // One filter of both: `tracing::enabled!` (the request line asks it) reads a stack
+        // of two per-layer filters as enabled when the outer one alone enables.
+        .with_filter(filter::FilterExt::and(env, no_raw_bytes));
     // With the `tracing-log` feature, try_init also routes pingora's `log` records here.
-    let _ = tracing_subscriber::registry().with(out).try_init();
+    if tracing_subscriber::registry().with(out).try_init().is_ok() && !ansi {
+        // The request line may skip the layer: it writes what the layer would.
+        upsbridge::logbuf::write_lines_directly();
+    }
     FlushOnExit
 }
 

@@ -745,3 +745,84 @@ fn an_idle_proxy_does_not_wake_for_its_log_and_a_new_line_is_written_at_once() {
         "{new}"
     );
 }
+
+/// The lines of `log` that record the request `id`.
+fn request_lines<'a>(log: &'a str, id: &str) -> Vec<&'a str> {
+    let marker = format!(" request request_id={id} ");
+    log.lines().filter(|l| l.contains(&marker)).collect()
+}
+
+/// The id the proxy gave the request its answer answers.
+fn request_id(answer: &reqwest::blocking::Response) -> String {
+    answer
+        .headers()
+        .get("x-upsbridge-request-id")
+        .expect("an answer names its request")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn each_request_has_one_log_line_under_its_id_and_rust_log_governs_it() {
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST], 3600);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "");
+    let ok = rate(&proxy.http, &proxy, &EAST, false);
+    assert_eq!(ok.status(), 200);
+    let wrong = TestAccount {
+        password: "not-the-password",
+        ..EAST.clone()
+    };
+    let refused = rate(&proxy.http, &proxy, &wrong, false);
+    assert_eq!(refused.status(), 401);
+    let (ok, refused) = (request_id(&ok), request_id(&refused));
+    assert_ne!(ok, refused);
+
+    let log = proxy.log_text();
+    for (id, rest) in [
+        (
+            &ok,
+            format!(
+                "dialect=\"header_json\" service=\"rate\" account=\"{}\" status=200 outcome=\"ok\" ms=",
+                EAST.name
+            ),
+        ),
+        (
+            &refused,
+            "dialect=\"header_json\" service=\"rate\" account=\"-\" status=401 outcome=\"auth\" ms=".to_string(),
+        ),
+    ] {
+        let lines = request_lines(&log, id);
+        assert_eq!(lines.len(), 1, "{id}:\n{log}");
+        let (time, line) = lines[0].split_at(27);
+        assert!(
+            time.len() == 27 && time.as_bytes()[10] == b'T' && time.ends_with('Z'),
+            "{time}"
+        );
+        let head = format!("  INFO upsbridge::pipeline: request request_id={id} {rest}");
+        let ms = line.strip_prefix(&head).unwrap_or_else(|| panic!("{line}"));
+        assert!(ms.parse::<u64>().is_ok(), "{line}");
+    }
+    assert!(!log.contains(wrong.password), "a password in the log");
+
+    // The request line answers to RUST_LOG like any other line: off at `warn`, and off for
+    // its own module while the rest of `info` stays.
+    for (level, other_info) in [("warn", false), ("info,upsbridge::pipeline=warn", true)] {
+        let dir = tempdir();
+        write_map(&dir.path().join("accounts.toml"), &[&EAST]);
+        let quiet = Proxy::start_with_env(
+            dir.path(),
+            &[&EAST],
+            &Proxy::config_text(&sim.url, ""),
+            &[("RUST_LOG", level)],
+        );
+        let answer = rate(&quiet.http, &quiet, &EAST, false);
+        assert_eq!(answer.status(), 200);
+        let id = request_id(&answer);
+        let log = quiet.log_text();
+        assert!(request_lines(&log, &id).is_empty(), "{level}:\n{log}");
+        assert!(!log.contains(" request request_id="), "{level}:\n{log}");
+        assert_eq!(log.contains("  INFO "), other_info, "{level}:\n{log}");
+    }
+}

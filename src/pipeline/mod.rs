@@ -28,6 +28,7 @@ use crate::accounts::{Account, Accounts, LegacyCredentials};
 use crate::config::{Environment, HostPolicy};
 use crate::dialect::{self, Answered, Dialect, Failure, Fields, Request};
 pub use crate::dialect::{Answer, Head, Route};
+use crate::logbuf;
 use crate::metrics::Metrics;
 use crate::oauth::{CachedToken, TokenBroker, TokenError};
 pub use crate::rest::RestAnswer;
@@ -964,18 +965,50 @@ impl Pipeline {
                     .refused(a.name(), dialect, ex.service, kind.replace('_', " "));
             }
         }
-        info!(
-            request_id = %ex.id,
-            dialect,
-            service = ex.service,
-            account = ex.account_name(),
-            status = ex.status,
-            outcome,
-            ms = elapsed.as_millis() as u64,
-            "request"
-        );
+        log_request(&ex, dialect, outcome, elapsed.as_millis() as u64);
         ended
     }
+}
+
+/// The request's line in the log. Straight into the log's batch where the binary's log set-up
+/// allows it, through `tracing` otherwise: the same line either way, under the same
+/// `RUST_LOG` (see [`logbuf::DirectLine`]).
+fn log_request(ex: &Exchange, dialect: &str, outcome: &str, ms: u64) {
+    let enabled = tracing::enabled!(
+        tracing::Level::INFO,
+        request_id,
+        dialect,
+        service,
+        account,
+        status,
+        outcome,
+        ms
+    );
+    if !enabled {
+        return;
+    }
+    if let Some(mut line) =
+        logbuf::DirectLine::start(tracing::Level::INFO, module_path!(), "request")
+    {
+        line.display("request_id", &ex.id);
+        line.str("dialect", dialect);
+        line.str("service", ex.service);
+        line.str("account", ex.account_name());
+        line.u64("status", ex.status.into());
+        line.str("outcome", outcome);
+        line.u64("ms", ms);
+        return;
+    }
+    info!(
+        request_id = %ex.id,
+        dialect,
+        service = ex.service,
+        account = ex.account_name(),
+        status = ex.status,
+        outcome,
+        ms,
+        "request"
+    );
 }
 
 /// The request's dialect in logs and metrics.
