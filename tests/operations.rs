@@ -752,7 +752,7 @@ fn request_lines<'a>(log: &'a str, id: &str) -> Vec<&'a str> {
     log.lines().filter(|l| l.contains(&marker)).collect()
 }
 
-/// The id the proxy gave the request its answer answers.
+/// The request id the proxy put on its answer.
 fn request_id(answer: &reqwest::blocking::Response) -> String {
     answer
         .headers()
