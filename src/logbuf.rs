@@ -216,8 +216,8 @@ impl DirectLine {
             out.extend_from_slice(value.as_bytes());
             out.push(b'"');
         } else {
-            use std::fmt::Write as _;
-            let _ = write!(Appending(out), "{value:?}");
+            // `Vec<u8>` is an `io::Write`: writing to it cannot fail.
+            let _ = write!(out, "{value:?}");
         }
     }
 
@@ -235,16 +235,6 @@ impl Drop for DirectLine {
         self.out().push(b'\n');
         // Then the `Line` releases the buffer, and wakes the flusher if the line is the
         // batch's first.
-    }
-}
-
-/// `fmt::Write` onto the end of a byte buffer.
-struct Appending<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Appending<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 
