@@ -693,3 +693,34 @@ fn objects_with_very_many_members_go_down_the_tree_path() {
         assert_eq!(one, outcome(soap::parse_by_tree(doc.as_bytes())));
     }
 }
+
+/// A request element holding text alone (a client's bug, or a document cut short) is read as
+/// the empty request on both paths: the tree makes the request an object whatever it holds,
+/// and one pass must too (CI's mutated SOAP once cut a rate down to `pment>`, which one pass
+/// sent as `{"RateRequest":"pment>"}`).
+#[test]
+fn a_request_of_text_alone_is_the_empty_request_either_way() {
+    let open = "<rate:RateRequest xmlns:rate=\"http://www.ups.com/XMLSchema/XOLTWS/Rate/v1.1\">";
+    let (head, rest) = SOAP_RATE.split_once(open).unwrap();
+    let (_, tail) = rest.split_once("</rate:RateRequest>").unwrap();
+    let route = route(&oldxml::OldXml, "Rate");
+    for text in ["pment>", "a &amp; b", " x ", "<![CDATA[<y/>]]>"] {
+        let doc = format!("{head}{open}{text}</rate:RateRequest>{tail}");
+        assert!(soap::parse_in_one_pass(&doc).is_some(), "{doc}");
+        let one = outcome(soap::parse(doc.as_bytes()));
+        assert!(one.contains(r#"Some("{\"RateRequest\":{}}")"#), "{one}");
+        assert_eq!(one, outcome(soap::parse_by_tree(doc.as_bytes())), "{doc}");
+
+        let body = format!(
+            "{ACCESS}<RatingServiceSelectionRequest>{text}</RatingServiceSelectionRequest>"
+        );
+        assert!(oldxml::reads_in_one_pass(&route, body.as_bytes()), "{body}");
+        let one = outcome(oldxml::parse(&route, body.as_bytes()));
+        assert!(one.contains(r#"Some("{\"RateRequest\":{}}")"#), "{one}");
+        assert_eq!(
+            one,
+            outcome(oldxml::parse_by_tree(&route, body.as_bytes())),
+            "{body}"
+        );
+    }
+}

@@ -1165,11 +1165,12 @@ impl<'x> Writer<'x, '_> {
                 self.out.push(b'}');
             }
             kept
+        } else if root {
+            // The request is an object whatever text it holds, as on the tree path.
+            self.out.extend_from_slice(b"{}");
+            true
         } else if !text.is_empty() {
             xmljson::write_json_str(&mut self.out, text);
-            true
-        } else if root {
-            self.out.extend_from_slice(b"{}");
             true
         } else if indicator && open.item.is_none() {
             self.out.extend_from_slice(b"\"\"");
