@@ -3,12 +3,14 @@
 //! refusal is a `Failure` with a UPS error code; every XML answer is well-formed.
 //! Case counts are explicit (not `PROPTEST_CASES`), 130,000 in all.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::Value;
 use upsbridge::dialect::oldxml::{self, OldService};
 use upsbridge::dialect::services::{AnswerShape, Service};
@@ -138,18 +140,30 @@ where
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // Each run draws fresh cases; the seed it prints replays one that failed:
+    // UPSBRIDGE_FUZZ_SEED=<seed> cargo test --test fuzz_dialects <test>
+    let seed: u64 = std::env::var("UPSBRIDGE_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| RandomState::new().build_hasher().finish());
+    eprintln!("UPSBRIDGE_FUZZ_SEED={seed}");
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
     let started = Instant::now();
-    let mut runner = TestRunner::new(Config {
-        cases: cases.saturating_mul(scale.max(1)),
-        failure_persistence: None,
-        ..Config::default()
-    });
-    runner
-        .run(&strategy, |v| {
-            test(v);
-            Ok(())
-        })
-        .unwrap();
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases: cases.saturating_mul(scale.max(1)),
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &key),
+    );
+    if let Err(e) = runner.run(&strategy, |v| {
+        test(v);
+        Ok(())
+    }) {
+        panic!("{e}\nreplay with UPSBRIDGE_FUZZ_SEED={seed}");
+    }
     started.elapsed()
 }
 
