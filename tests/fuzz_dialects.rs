@@ -130,7 +130,9 @@ fn route(dialect: &'static dyn Dialect, svc: &str) -> Route {
     }
 }
 
-fn run<S: Strategy>(cases: u32, strategy: S, test: impl Fn(S::Value)) -> std::time::Duration
+/// Run `test` on `cases` values of `strategy` (times `UPSBRIDGE_FUZZ_SCALE`), and say how
+/// many ran, how long they took and under which seed. Returns the count run.
+fn run<S: Strategy>(what: &str, cases: u32, strategy: S, test: impl Fn(S::Value)) -> u32
 where
     S::Value: std::fmt::Debug,
 {
@@ -146,13 +148,13 @@ where
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| RandomState::new().build_hasher().finish());
-    eprintln!("UPSBRIDGE_FUZZ_SEED={seed}");
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
+    let cases = cases.saturating_mul(scale.max(1));
     let started = Instant::now();
     let mut runner = TestRunner::new_with_rng(
         Config {
-            cases: cases.saturating_mul(scale.max(1)),
+            cases,
             failure_persistence: None,
             ..Config::default()
         },
@@ -164,12 +166,15 @@ where
     }) {
         panic!("{e}\nreplay with UPSBRIDGE_FUZZ_SEED={seed}");
     }
-    started.elapsed()
+    let t = started.elapsed();
+    eprintln!("{what}: {cases} cases in {t:?} (UPSBRIDGE_FUZZ_SEED={seed})");
+    cases
 }
 
 #[test]
 fn arbitrary_bytes_never_panic_either_parser() {
-    let t = run(
+    run(
+        "arbitrary bytes, 3 parsers",
         30_000,
         proptest::collection::vec(any::<u8>(), 0..600),
         |bytes| {
@@ -182,7 +187,6 @@ fn arbitrary_bytes_never_panic_either_parser() {
             );
         },
     );
-    eprintln!("arbitrary bytes: 30000 cases × 3 parsers in {t:?}");
 }
 
 const LEGACY_JSON: [&str; 3] = [
@@ -198,7 +202,8 @@ const JSON_TOKENS: [&str; 10] = [
 
 #[test]
 fn mutated_legacy_json_documents_never_panic() {
-    let t = run(
+    run(
+        "mutated legacy JSON",
         20_000,
         (
             0..LEGACY_JSON.len(),
@@ -218,13 +223,13 @@ fn mutated_legacy_json_documents_never_panic() {
             );
         },
     );
-    eprintln!("mutated legacy JSON: 20000 cases in {t:?}");
 }
 
 #[test]
 fn mutated_soap_documents_never_panic() {
     let docs = [SOAP_RATE, SOAP_VOID];
-    let t = run(
+    run(
+        "mutated SOAP",
         30_000,
         (0..docs.len(), proptest::collection::vec(mutation(), 1..6)),
         |(i, muts)| {
@@ -235,12 +240,12 @@ fn mutated_soap_documents_never_panic() {
             );
         },
     );
-    eprintln!("mutated SOAP: 30000 cases in {t:?}");
 }
 
 #[test]
 fn mutated_old_xml_documents_never_panic() {
-    let t = run(
+    run(
+        "mutated old XML",
         30_000,
         (0..OLD.len(), proptest::collection::vec(mutation(), 1..6)),
         |(i, muts)| {
@@ -253,7 +258,6 @@ fn mutated_old_xml_documents_never_panic() {
             );
         },
     );
-    eprintln!("mutated old XML: 30000 cases in {t:?}");
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -302,7 +306,8 @@ fn arbitrary_rest_answers_become_well_formed_xml() {
         "XAVResponse",
         "TrackResponse",
     ];
-    let t = run(
+    run(
+        "arbitrary REST answers, 2 dialects",
         20_000,
         (
             0..OLDS.len(),
@@ -342,7 +347,6 @@ fn arbitrary_rest_answers_become_well_formed_xml() {
             }
         },
     );
-    eprintln!("arbitrary REST answers: 20000 cases × 2 dialects in {t:?}");
 }
 
 // ---- one pass and the tree: the same requests ----------------------------------------------
@@ -542,14 +546,19 @@ fn spliced(doc: &str, table: &[&str], picks: &[(usize, usize)]) -> String {
 fn spliced_read_alike(what: &str, docs: &[String], table: &[&str], same: impl Fn(&str) -> bool) {
     let one_pass = AtomicU32::new(0);
     let picks = proptest::collection::vec((any::<usize>(), 0..table.len()), 1..5);
-    let t = run(20_000, (0..docs.len(), picks), |(i, picks)| {
-        if same(&spliced(&docs[i], table, &picks)) {
-            one_pass.fetch_add(1, Ordering::Relaxed);
-        }
-    });
+    let cases = run(
+        &format!("spliced {what}"),
+        20_000,
+        (0..docs.len(), picks),
+        |(i, picks)| {
+            if same(&spliced(&docs[i], table, &picks)) {
+                one_pass.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+    );
     let one_pass = one_pass.load(Ordering::Relaxed);
-    eprintln!("spliced {what}: 20000 cases in {t:?}, {one_pass} taken in one pass");
-    assert!(one_pass > 5_000, "{one_pass}");
+    eprintln!("spliced {what}: {one_pass} of {cases} taken in one pass");
+    assert!(one_pass > cases / 4, "{one_pass} of {cases}");
 }
 
 #[test]
