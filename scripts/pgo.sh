@@ -10,7 +10,8 @@
 #    old-XML rates against the static upstream, nginx beside it as always; PGO_SECS seconds
 #    each under load, default 5), which writes a profile when the proxy exits;
 # 3. merges the profile with the llvm-profdata of rustc's own LLVM version and builds again
-#    with it (target/pgo);
+#    with it (target/pgo), as scripts/build.sh builds with the committed profile; with
+#    SAVE_PROFILE=1 the profile becomes the committed one (pgo/upsbridge.profdata.gz);
 # 4. with BOLT=1 only, lays that binary's code out by where the same training spends its time,
 #    with LLVM's BOLT: the binary is linked with its relocations kept, an instrumented copy is
 #    trained as in 2, and `llvm-bolt` reorders blocks and functions and splits cold code out.
@@ -37,15 +38,7 @@ profdata=${LLVM_PROFDATA:-$(command -v "llvm-profdata-$llvm_major" || true)}
   echo "pgo: llvm-profdata-$llvm_major not found (rustc uses LLVM $llvm_major): bash scripts/setup.sh pgo" >&2
   exit 1
 }
-cpu=""
-if [ "$(uname -m)" = x86_64 ]; then
-  target_cpu=${TARGET_CPU:-x86-64-v3}
-  if [ -z "${TARGET_CPU:-}" ] && ! grep -qw avx2 /proc/cpuinfo; then
-    echo "pgo: this CPU has no AVX2: building for any x86-64 CPU" >&2
-    target_cpu=x86-64
-  fi
-  cpu="-Ctarget-cpu=$target_cpu"
-fi
+cpu=$(bash scripts/build.sh --cpu-flag)
 bolt_step=${BOLT:-0}
 bolt=$(command -v "llvm-bolt-$llvm_major" || true)
 merge_fdata=$(command -v "merge-fdata-$llvm_major" || true)
@@ -75,17 +68,33 @@ ls "$data"/*.profraw >/dev/null 2>&1 || {
   echo "pgo: the instrumented proxy wrote no profile (did it exit cleanly?)" >&2
   exit 1
 }
+# Not sparse: a function the training never ran is in the profile with a count of zero, so it
+# is built small and out of the way (with `--sparse` it is built as without a profile, and the
+# binary's code grew by a quarter).
 "$profdata" merge -o "$PWD/target/pgo.profdata" "$data"
+if [ "${SAVE_PROFILE:-0}" = 1 ]; then
+  gzip -9 -n -c "$PWD/target/pgo.profdata" >pgo/upsbridge.profdata.gz
+  {
+    echo "# What recorded pgo/upsbridge.profdata.gz (written by scripts/pgo.sh with SAVE_PROFILE=1)."
+    echo "code: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' plus uncommitted changes')"
+    echo "rustc: $(rustc -V)"
+    echo "target cpu: ${cpu#-Ctarget-cpu=}"
+    echo "training: benches/compare.sh's rows, ${PGO_SECS:-5} s each"
+  } >pgo/RECORDED
+  echo "pgo: recorded pgo/upsbridge.profdata.gz (commit it with the code it was recorded on)" >&2
+fi
 
 # Every crate is built against the profile (pingora's and tokio's hot paths are most of a
-# request), so a new profile means a clean build: cargo does not see the file change.
+# request), by scripts/build.sh as from the committed profile.
 # For BOLT, the relocations are kept: they let it move functions, not only blocks in each.
 relocs=""
-[ "$bolt_step" = 0 ] || relocs="-Clink-arg=-Wl,--emit-relocs"
-rm -rf target/pgo/release
-echo "pgo: building with the profile (target/pgo)" >&2
-RUSTFLAGS="${RUSTFLAGS:-} $cpu -Cprofile-use=$PWD/target/pgo.profdata $relocs" \
-  cargo build --release --bin upsbridge --target-dir target/pgo
+if [ "$bolt_step" != 0 ]; then
+  relocs="-Clink-arg=-Wl,--emit-relocs"
+  # BOLT rewrites the binary cargo built, which cargo then takes for up to date: link it again.
+  rm -f target/pgo/release/upsbridge
+fi
+PROFILE=$PWD/target/pgo.profdata bash scripts/build.sh --check
+PROFILE=$PWD/target/pgo.profdata RUSTFLAGS="${RUSTFLAGS:-} $relocs" bash scripts/build.sh >/dev/null
 bin=target/pgo/release/upsbridge
 if [ "$bolt_step" = 0 ]; then
   echo "pgo: $bin" >&2
