@@ -90,8 +90,9 @@ fi
 relocs=""
 if [ "$bolt_step" != 0 ]; then
   relocs="-Clink-arg=-Wl,--emit-relocs"
-  # BOLT rewrites the binary cargo built, which cargo then takes for up to date: link it again.
-  rm -f target/pgo/release/upsbridge
+  # BOLT rewrites the binary cargo built (perhaps in place, through a hard link into deps/),
+  # which cargo then takes for up to date: without its outputs, cargo links it again.
+  rm -f target/pgo/release/upsbridge target/pgo/release/deps/upsbridge-*
 fi
 PROFILE=$PWD/target/pgo.profdata bash scripts/build.sh --check
 PROFILE=$PWD/target/pgo.profdata RUSTFLAGS="${RUSTFLAGS:-} $relocs" bash scripts/build.sh >/dev/null
