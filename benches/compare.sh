@@ -43,9 +43,11 @@
 # target/compare/<time>).
 #
 # Environment: ROWS ("header header_get legacy_json soap xml"), RUNS (2), DURATION (10), WARMUP (2), CONNS (64), LAT_DURATION (5),
-# PIN_SERVER (0), PIN_LOAD (1), PROXY_THREADS (1: upsbridge's [proxy] threads), UPSBRIDGE_BIN (target/release/upsbridge), QUIET_LOGS (0: upsbridge logs at its default level `info` and
+# PIN_SERVER (0), PIN_LOAD (1), PROXY_THREADS (1: upsbridge's [proxy] threads), UPSBRIDGE_BIN (the README's build:
+# target/pgo/release/upsbridge of scripts/build.sh, built first unless SKIP_BUILD=1), QUIET_LOGS (0: upsbridge logs at its default level `info` and
 # nginx writes its default access log, each to a file; 1: both off), SKIP_BUILD (0),
-# PGO (0; 1: measure the profile-guided build of scripts/pgo.sh, target/pgo/release/upsbridge,
+# PLAIN (0; 1: measure plain `cargo build --release` instead, target/release/upsbridge),
+# PGO (0; 1: measure a profile-guided build trained here by scripts/pgo.sh, target/pgo/release/upsbridge,
 # built first unless SKIP_BUILD=1),
 # PERF_RECORD (0; 1: `perf record` of upsbridge and the floors during their throughput passes, reports in $OUT;
 # PERF_CALLGRAPH picks the call-graph mode: fp (default), dwarf (sees through our inlined frames)
@@ -109,12 +111,15 @@ if [ "${PGO:-0}" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building the profile-guided release binary (scripts/pgo.sh: two release builds)…"
   bash scripts/setup.sh pgo
   bash scripts/pgo.sh
-elif [ "${SKIP_BUILD:-0}" != 1 ]; then
-  say "building the release binary (incremental)…"
+elif [ "${PLAIN:-0}" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
+  say "building the plain release binary (incremental)…"
   cargo build --release --quiet --bin upsbridge
+elif [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "${UPSBRIDGE_BIN:-}" ]; then
+  say "building the release binary with the committed profile (scripts/build.sh, incremental)…"
+  UPSBRIDGE_BIN=$ROOT/$(bash scripts/build.sh | tail -n 1)
 fi
-built=release
-[ "${PGO:-0}" = 1 ] && built=pgo/release
+built=pgo/release
+[ "${PLAIN:-0}" = 1 ] && built=release
 BIN=${UPSBRIDGE_BIN:-$ROOT/target/$built/upsbridge}
 FLOORS=${FLOORS:-1}
 FLOOR_DIR=$ROOT/target/release/examples

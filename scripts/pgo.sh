@@ -90,8 +90,8 @@ fi
 relocs=""
 if [ "$bolt_step" != 0 ]; then
   relocs="-Clink-arg=-Wl,--emit-relocs"
-  # BOLT rewrites the binary cargo built (perhaps in place, through a hard link into deps/),
-  # which cargo then takes for up to date: without its outputs, cargo links it again.
+  # BOLT rewrites the binary cargo built in place, through its hard link into deps/, and cargo
+  # would take that for up to date: without the bin crate's outputs, cargo links it again.
   rm -f target/pgo/release/upsbridge target/pgo/release/deps/upsbridge-*
 fi
 PROFILE=$PWD/target/pgo.profdata bash scripts/build.sh --check
