@@ -106,7 +106,9 @@ recorded=$(sed -n 's/^code: \([0-9a-f]*\).*/\1/p' pgo/RECORDED 2>/dev/null || tr
 if [ -z "${PROFILE:-}" ] && [ -n "$recorded" ] &&
   git rev-parse -q --verify "$recorded^{commit}" >/dev/null 2>&1; then
   changed=$(git diff --name-only "$recorded" -- src Cargo.lock | wc -l)
-  [ "$changed" = 0 ] || echo "build: $changed files of src/ and Cargo.lock changed since the profile was recorded on $recorded; what changed is built as without a profile (SAVE_PROFILE=1 bash scripts/pgo.sh records it again)" >&2
+  files=files
+  [ "$changed" = 1 ] && files=file
+  [ "$changed" = 0 ] || echo "build: $changed $files of src/ and Cargo.lock changed since the profile was recorded on $recorded; what changed is built as without a profile (SAVE_PROFILE=1 bash scripts/pgo.sh records it again)" >&2
 fi
 cpu=$(cpu_flag)
 echo "build: guided by ${profile#"$PWD"/} (${use#"$PWD"/}), ${cpu:-for this CPU} (target/pgo)" >&2
