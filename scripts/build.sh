@@ -19,10 +19,10 @@
 # only not laid out for speed, so the profile is recorded again after changes to the paths a
 # request takes.
 #
-# Environment: PROFILE (pgo/upsbridge.profdata.gz; gzipped or not), TARGET_CPU (x86-64-v3
-# where this CPU has AVX2, as scripts/pgo.sh: the machine that builds it is taken to be the
-# kind that runs it; TARGET_CPU=x86-64 for any x86-64 CPU, since a v3 binary stops with SIGILL
-# without AVX2).
+# Environment: PROFILE (pgo/upsbridge.profdata.gz; gzipped or not; one named here that cannot
+# be used stops the build instead of falling back), TARGET_CPU (x86-64-v3 where this CPU has
+# AVX2, as scripts/pgo.sh: the machine that builds it is taken to be the kind that runs it;
+# TARGET_CPU=x86-64 for any x86-64 CPU, since a v3 binary stops with SIGILL without AVX2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,18 +82,20 @@ if [ -z "$why_not" ]; then
     grep -q . "$probe/out"; then
     llvm=$(rustc -vV | sed -n 's/^LLVM version: //p')
     why_not="$(rustc -V | cut -d' ' -f1-2) (LLVM $llvm) cannot read $profile: $(grep -m1 . "$probe/out")"
+    rm -f "$use"
   fi
 fi
 
+# A profile asked for by name (scripts/pgo.sh's) is used or nothing is built; only the
+# committed one falls back to the plain build.
+if [ -n "$why_not" ] && { [ $check_only = 1 ] || [ -n "${PROFILE:-}" ]; }; then
+  echo "build: the profile cannot be used: $why_not" >&2
+  exit 1
+fi
 if [ $check_only = 1 ]; then
-  if [ -n "$why_not" ]; then
-    echo "build: the profile cannot be used: $why_not" >&2
-    exit 1
-  fi
   echo "build: $(rustc -V) reads $profile" >&2
   exit 0
 fi
-
 if [ -n "$why_not" ]; then
   echo "build: building without a profile ($why_not); for a profile-guided binary: bash scripts/setup.sh pgo && bash scripts/pgo.sh" >&2
   cargo build --release --locked --bin upsbridge

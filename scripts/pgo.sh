@@ -94,7 +94,6 @@ if [ "$bolt_step" != 0 ]; then
   # would take that for up to date: without the bin crate's outputs, cargo links it again.
   rm -f target/pgo/release/upsbridge target/pgo/release/deps/upsbridge-*
 fi
-PROFILE=$PWD/target/pgo.profdata bash scripts/build.sh --check
 PROFILE=$PWD/target/pgo.profdata RUSTFLAGS="${RUSTFLAGS:-} $relocs" bash scripts/build.sh >/dev/null
 bin=target/pgo/release/upsbridge
 if [ "$bolt_step" = 0 ]; then
