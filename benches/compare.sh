@@ -107,20 +107,16 @@ STATIC_BEARER=bench-static-token-0123456789abcdef0123456789abcdef
 die() { say "compare.sh: $*"; exit 1; }
 
 bash scripts/setup.sh bench
-if [ "${PGO:-0}" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
-  say "building the profile-guided release binary (scripts/pgo.sh: two release builds)…"
-  bash scripts/setup.sh pgo
-  bash scripts/pgo.sh
-elif [ "${PLAIN:-0}" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
-  say "building the plain release binary (incremental)…"
-  cargo build --release --quiet --bin upsbridge
-elif [ "${SKIP_BUILD:-0}" != 1 ] && [ -z "${UPSBRIDGE_BIN:-}" ]; then
-  say "building the release binary with the committed profile (scripts/build.sh, incremental)…"
-  UPSBRIDGE_BIN=$ROOT/$(bash scripts/build.sh | tail -n 1)
+if [ "${PGO:-0}" = 1 ]; then
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    say "building the profile-guided release binary (scripts/pgo.sh: two release builds)…"
+    bash scripts/setup.sh pgo
+    bash scripts/pgo.sh
+  fi
+  BIN=${UPSBRIDGE_BIN:-$ROOT/target/pgo/release/upsbridge}
+else
+  BIN=$(bench_binary)
 fi
-built=pgo/release
-[ "${PLAIN:-0}" = 1 ] && built=release
-BIN=${UPSBRIDGE_BIN:-$ROOT/target/$built/upsbridge}
 FLOORS=${FLOORS:-1}
 FLOOR_DIR=$ROOT/target/release/examples
 if [ "$FLOORS" = 1 ] && [ "${SKIP_BUILD:-0}" != 1 ]; then

@@ -1,9 +1,34 @@
-# Shell helpers shared by benches/compare.sh and benches/tls.sh (sourced, not run): process
-# bookkeeping, ports, CPU ticks, and the static nginx "upstream" that answers like UPS.
+# Shell helpers shared by benches/compare.sh, benches/tls.sh and benches/scale.sh (sourced, not
+# run): the binary to measure, process bookkeeping, ports, CPU ticks, and the static nginx
+# "upstream" that answers like UPS.
 # The sourcing script defines ROOT, BENCH, BIN, TMP, PIDS, NGINX, PIN_LOAD, QUIET_LOGS, STATIC_BEARER
 # and die.
 
 say() { printf '%s\n' "$*" >&2; }
+
+# The upsbridge binary a bench measures, printed on stdout: UPSBRIDGE_BIN when set; otherwise
+# the README's build (scripts/build.sh: the committed profile, incremental, 0.5 s when up to
+# date), built first unless SKIP_BUILD=1; PLAIN=1 measures plain `cargo build --release`.
+# Figures are quoted for the build users run, so that is the default.
+bench_binary() {
+  local bin
+  if [ -n "${UPSBRIDGE_BIN:-}" ]; then
+    bin=$UPSBRIDGE_BIN
+  elif [ "${PLAIN:-0}" = 1 ]; then
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+      say "building the plain release binary (incremental)…"
+      cargo build --release --quiet --bin upsbridge
+    fi
+    bin=$ROOT/target/release/upsbridge
+  elif [ "${SKIP_BUILD:-0}" = 1 ]; then
+    bin=$ROOT/target/pgo/release/upsbridge
+  else
+    say "building the release binary with the committed profile (scripts/build.sh, incremental)…"
+    bin=$ROOT/$(bash "$ROOT/scripts/build.sh" | tail -n 1) || return 1
+  fi
+  say "measuring $bin"
+  printf '%s\n' "$bin"
+}
 
 stop_pid() {
   local pid=$1 i
@@ -33,15 +58,15 @@ wait_port() {
 
 # Wait for the first N lines of a file (a child's stdout); print them.
 wait_lines() {
-  local file=$1 n=$2 i
-  for i in $(seq 300); do
+  local file=$1 n=$2 secs=${3:-30} i
+  for i in $(seq $((secs * 10))); do
     if [ "$(wc -l <"$file" 2>/dev/null || echo 0)" -ge "$n" ]; then
       head -n "$n" "$file"
       return 0
     fi
     sleep 0.1
   done
-  die "$file: fewer than $n lines after 30 s"
+  die "$file: fewer than $n lines after $secs s"
 }
 
 # utime+stime ticks of the given processes (all their threads).

@@ -12,12 +12,17 @@
 # header-style rate requests over LOAD_CONNS (64) connections for the first account: "RSS load" is the peak
 # resident memory during that pass (VmHWM reset before it), the memory budget of issue 12.
 #
-# Environment: SIZES, LOAD_SECS, UPSBRIDGE_BIN (target/release/upsbridge), SKIP_BUILD (0), and anything
+# Environment: SIZES, LOAD_SECS, UPSBRIDGE_BIN (the README's build: target/pgo/release/upsbridge
+# of scripts/build.sh, built first unless SKIP_BUILD=1), SKIP_BUILD (0), PLAIN (0; 1: measure
+# plain `cargo build --release` instead, target/release/upsbridge), and anything
 # the proxy reads (e.g. MALLOC_ARENA_MAX) is passed through. Every process started here is
 # stopped by its PID on exit, including on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+die() { say "scale.sh: $*"; exit 1; }
 SIZES=${SIZES:-10 1000 10000 100000}
 PASSWORD=scale-pass-Rr5
 SECRET=scale-shared-secret-Hq2
@@ -25,11 +30,8 @@ LOAD_SECS=${LOAD_SECS:-5}
 LOAD_CONNS=${LOAD_CONNS:-64}
 command -v wrk >/dev/null || LOAD_SECS=0
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  bash scripts/setup.sh bench
-  cargo build --release --quiet --bin upsbridge
-fi
-BIN=${UPSBRIDGE_BIN:-$ROOT/target/release/upsbridge}
+[ "${SKIP_BUILD:-0}" = 1 ] || bash scripts/setup.sh bench
+BIN=$(bench_binary)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/upsbridge-scale.XXXXXX")
 PIDS=()
 cleanup() {
@@ -42,16 +44,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-wait_lines() {
-  local file=$1 n=$2 i
-  for i in $(seq 6000); do
-    [ "$(wc -l <"$file")" -ge "$n" ] && { head -n "$n" "$file"; return 0; }
-    sleep 0.05
-  done
-  echo "scale.sh: $file has fewer than $n lines after 300 s" >&2
-  return 1
-}
 
 kib() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
@@ -95,7 +87,7 @@ EOF
   SCALE_SECRET=$SECRET RUST_LOG=${RUST_LOG:-warn} "$BIN" serve --config "$dir/upsbridge.toml" >"$dir/stdout" 2>"$dir/log" &
   pid=$!
   PIDS+=("$pid")
-  lines=$(wait_lines "$dir/stdout" 2)
+  lines=$(wait_lines "$dir/stdout" 2 300) # 100,000 accounts load for a while
   proxy=$(printf '%s\n' "$lines" | sed -n 's#^proxy listening on ##p')
   admin=$(printf '%s\n' "$lines" | sed -n 's#^admin listening on ##p')
   for i in $(seq 6000); do

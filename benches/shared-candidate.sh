@@ -6,13 +6,27 @@
 #   CANDIDATE_NAME=upsbridge CANDIDATE_CMD="exec bash $PWD/benches/shared-candidate.sh" \
 #     TARGETS=nginx-1w ../shared/bench/run.sh
 #
-# UPSBRIDGE_BIN picks the binary (default target/release/upsbridge), for an A/B of two builds.
+# UPSBRIDGE_BIN picks the binary, for an A/B of two builds. By default it is the README's build,
+# target/pgo/release/upsbridge of `bash scripts/build.sh` (run that first: the harness times the
+# candidate's start, so nothing is built here), or the plain target/release/upsbridge where
+# build.sh fell back to it (a rustc that cannot read the committed profile).
 # upsbridge logs at its default `info`, one line per request to a file; the harness's nginx
 # has `access_log off`. RUST_LOG passes through: CANDIDATE_CMD="RUST_LOG=warn exec bash …"
 # runs the like-for-like job, no request line on either side.
 set -euo pipefail
 : "${RUN_DIR:?run by ../shared/bench/run.sh}" "${CANDIDATE_PORT:?}" "${UPSTREAM_URL:?}"
-BIN=${UPSBRIDGE_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/upsbridge}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ -n "${UPSBRIDGE_BIN:-}" ]; then
+  BIN=$UPSBRIDGE_BIN
+elif [ -x "$ROOT/target/pgo/release/upsbridge" ]; then
+  BIN=$ROOT/target/pgo/release/upsbridge
+elif [ -x "$ROOT/target/release/upsbridge" ]; then
+  BIN=$ROOT/target/release/upsbridge
+else
+  echo "shared-candidate.sh: no upsbridge binary; build it first: bash scripts/build.sh" >&2
+  exit 1
+fi
+echo "shared-candidate.sh: measuring $BIN" >&2
 dir=$RUN_DIR/upsbridge-$CANDIDATE_PORT
 mkdir -p "$dir"
 hash=$(printf '%s' benchpass | "$BIN" accounts hash-password)

@@ -50,9 +50,10 @@
 # WARMUP (2, seconds of the same load before each measurement; 0: none), CONNS (32, wrk
 # connections), HS_CLIENTS (4, parallel s_time processes), PIN_SERVER (0), PIN_LOAD (1),
 # QUIET_LOGS (0: upsbridge logs at `info` and nginx writes its access log, each to a file, as
-# in compare.sh; 1: both off), UPSBRIDGE_BIN (target/release/upsbridge, copied for the run so a
-# rebuild meanwhile does not swap it), SKIP_BUILD (0: build the release binary only when it is
-# missing or has no `tls` subcommand; 1: never build), OUT (target/compare/tls-<time>: raw
+# in compare.sh; 1: both off), UPSBRIDGE_BIN (the README's build: target/pgo/release/upsbridge
+# of scripts/build.sh, built first unless SKIP_BUILD=1; copied for the run so a rebuild
+# meanwhile does not swap it), SKIP_BUILD (0), PLAIN (0; 1: measure plain `cargo build
+# --release` instead, target/release/upsbridge), OUT (target/compare/tls-<time>: raw
 # s_time/wrk output, results.tsv, log excerpts, report.md).
 #
 # Needs nginx, wrk (built with OpenSSL), curl and taskset (`bash scripts/setup.sh bench` installs
@@ -97,11 +98,7 @@ done
 case $DURATION in '' | *[!0-9]* | 0) die "DURATION must be whole seconds ≥ 1 (s_time -time)" ;; esac
 case $WARMUP in '' | *[!0-9]*) die "WARMUP must be whole seconds" ;; esac
 
-BIN_SRC=${UPSBRIDGE_BIN:-$ROOT/target/release/upsbridge}
-if [ "${SKIP_BUILD:-0}" != 1 ] && { ! [ -x "$BIN_SRC" ] || ! "$BIN_SRC" tls --help >/dev/null 2>&1; }; then
-  say "building the release binary (no $BIN_SRC with a tls subcommand)…"
-  cargo build --release --quiet --bin upsbridge
-fi
+BIN_SRC=$(bench_binary)
 [ -x "$BIN_SRC" ] || die "no $BIN_SRC"
 "$BIN_SRC" tls --help >/dev/null 2>&1 || die "$BIN_SRC has no tls subcommand (rebuild, or unset SKIP_BUILD)"
 CPUS=$(nproc)
@@ -525,8 +522,8 @@ print_tables() {
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | awk '{print $2}' | paste -sd, -)
-# A binary older than HEAD's commit may not hold HEAD's code (SKIP_BUILD, or an existing build
-# with a tls subcommand is not rebuilt): say so, with the newest commit older than the binary.
+# A binary older than HEAD's commit may not hold HEAD's code (SKIP_BUILD, or UPSBRIDGE_BIN): say
+# so, with the newest commit older than the binary.
 BIN_TIME=$(stat -c %Y "$BIN_SRC")
 STALE=""
 if [ "$BIN_TIME" -lt "$(git log -1 --format=%ct 2>/dev/null || echo 0)" ]; then
