@@ -1,6 +1,6 @@
-# Shell helpers shared by benches/compare.sh, benches/tls.sh and benches/scale.sh (sourced, not
-# run): the binary to measure, process bookkeeping, ports, CPU ticks, and the static nginx
-# "upstream" that answers like UPS.
+# Shell helpers shared by benches/compare.sh, benches/tls.sh, benches/scale.sh and
+# benches/shared-candidate.sh (sourced, not run): the binary to measure, process bookkeeping,
+# ports, CPU ticks, and the static nginx "upstream" that answers like UPS.
 # The sourcing script defines ROOT, BENCH, BIN, TMP, PIDS, NGINX, PIN_LOAD, QUIET_LOGS, STATIC_BEARER
 # and die.
 
@@ -8,7 +8,8 @@ say() { printf '%s\n' "$*" >&2; }
 
 # The upsbridge binary a bench measures, printed on stdout: UPSBRIDGE_BIN when set; otherwise
 # the README's build (scripts/build.sh: the committed profile, incremental, 0.5 s when up to
-# date), built first unless SKIP_BUILD=1; PLAIN=1 measures plain `cargo build --release`.
+# date), built first unless SKIP_BUILD=1 (then the one there: the profile-guided binary, or the
+# plain one where build.sh fell back to it); PLAIN=1 measures plain `cargo build --release`.
 # Figures are quoted for the build users run, so that is the default.
 bench_binary() {
   local bin
@@ -22,6 +23,7 @@ bench_binary() {
     bin=$ROOT/target/release/upsbridge
   elif [ "${SKIP_BUILD:-0}" = 1 ]; then
     bin=$ROOT/target/pgo/release/upsbridge
+    [ -x "$bin" ] || bin=$ROOT/target/release/upsbridge
   else
     say "building the release binary with the committed profile (scripts/build.sh, incremental)…"
     bin=$ROOT/$(bash "$ROOT/scripts/build.sh" | tail -n 1) || return 1

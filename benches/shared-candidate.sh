@@ -16,17 +16,11 @@
 set -euo pipefail
 : "${RUN_DIR:?run by ../shared/bench/run.sh}" "${CANDIDATE_PORT:?}" "${UPSTREAM_URL:?}"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [ -n "${UPSBRIDGE_BIN:-}" ]; then
-  BIN=$UPSBRIDGE_BIN
-elif [ -x "$ROOT/target/pgo/release/upsbridge" ]; then
-  BIN=$ROOT/target/pgo/release/upsbridge
-elif [ -x "$ROOT/target/release/upsbridge" ]; then
-  BIN=$ROOT/target/release/upsbridge
-else
-  echo "shared-candidate.sh: no upsbridge binary; build it first: bash scripts/build.sh" >&2
-  exit 1
-fi
-echo "shared-candidate.sh: measuring $BIN" >&2
+# shellcheck source=benches/lib.sh
+source "$ROOT/benches/lib.sh"
+BIN=$(SKIP_BUILD=1 bench_binary 2>/dev/null)
+[ -x "$BIN" ] || { say "shared-candidate.sh: no upsbridge binary at $BIN; build it first: bash scripts/build.sh"; exit 1; }
+say "shared-candidate.sh: measuring $BIN"
 dir=$RUN_DIR/upsbridge-$CANDIDATE_PORT
 mkdir -p "$dir"
 hash=$(printf '%s' benchpass | "$BIN" accounts hash-password)
