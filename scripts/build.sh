@@ -36,6 +36,13 @@ cpu_flag() {
   fi
   echo "-Ctarget-cpu=$target_cpu"
 }
+case "${1:-}" in
+  "" | --check | --cpu-flag) ;;
+  *)
+    sed -n '5,7s/^#   //p' "$0" >&2
+    exit 2
+    ;;
+esac
 if [ "${1:-}" = --cpu-flag ]; then
   cpu_flag
   exit 0
