@@ -12,6 +12,14 @@
 //! The bodies are `benches/compare.sh`'s; UPS's answer is the simulator's `RateResponse` to
 //! `rate_rest.json` (`benches/compare/rate_answer.json`, what `compare.sh` captures at start).
 //! Dialects: `legacy_json`, `soap`, `old_xml`.
+//!
+//! `translate_count time [ROUNDS]` times instead (no callgrind): each dialect's translation,
+//! its request alone, and the libraries' floors under both, in the same run, as medians of
+//! ROUNDS rounds (default 15). A floor is what the same bytes cost quick-xml or serde_json when
+//! nothing is built from them: the request's events read and dropped by a reader that
+//! resolves no namespace (or its JSON scanned), and UPS's answer scanned. What is above the
+//! floors is ours: the trees, the writers, the plans, the REST call. The answer tree's parse
+//! is timed on its own too.
 
 use std::hint::black_box;
 
@@ -27,6 +35,32 @@ const SOAP: &[u8] = include_bytes!("../compare/rate_soap.xml");
 const OLD_XML: &[u8] = include_bytes!("../compare/rate_xml.xml");
 const ANSWER: &[u8] = include_bytes!("../compare/rate_answer.json");
 
+/// The dialects, each with its request body.
+const DIALECTS: [(&str, &[u8]); 3] = [
+    ("legacy_json", LEGACY_JSON),
+    ("soap", SOAP),
+    ("old_xml", OLD_XML),
+];
+
+/// The route old XML's rate comes by (`/ups.app/xml/Rate`).
+fn old_xml_rate() -> Route {
+    Route {
+        dialect: &oldxml::OldXml,
+        service: "Rate".into(),
+    }
+}
+
+/// `body` (one of [`DIALECTS`]') parsed as `dialect` parses it: credentials out, REST call
+/// built.
+fn parsed(dialect: &str, body: &[u8], route: &Route) -> Parsed {
+    match dialect {
+        "legacy_json" => legacy_json::parse(black_box(body)),
+        "soap" => soap::parse(black_box(body)),
+        _ => oldxml::parse(route, black_box(body)),
+    }
+    .expect("parsed")
+}
+
 /// The size of the client's answer to `parsed`, UPS answering with [`ANSWER`].
 fn exchanged(parsed: Parsed, answer: &Bytes) -> usize {
     let mut ups = CannedUps::new(200, answer.clone());
@@ -34,31 +68,107 @@ fn exchanged(parsed: Parsed, answer: &Bytes) -> usize {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let (Some(dialect), Some(n)) = (args.next(), args.next().and_then(|n| n.parse().ok())) else {
-        eprintln!("usage: translate_count legacy_json|soap|old_xml COUNT");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || -> ! {
+        eprintln!(
+            "usage: translate_count legacy_json|soap|old_xml COUNT | translate_count time [ROUNDS]"
+        );
         std::process::exit(2);
     };
-    let answer = Bytes::from_static(ANSWER);
-    let route = Route {
-        dialect: &oldxml::OldXml,
-        service: "Rate".into(),
-    };
-    let once = || match dialect.as_str() {
-        "legacy_json" => exchanged(
-            legacy_json::parse(black_box(LEGACY_JSON)).expect("parsed"),
-            &answer,
-        ),
-        "soap" => exchanged(soap::parse(black_box(SOAP)).expect("parsed"), &answer),
-        "old_xml" => exchanged(
-            oldxml::parse(&route, black_box(OLD_XML)).expect("parsed"),
-            &answer,
-        ),
-        other => {
-            eprintln!("unknown dialect {other}");
-            std::process::exit(2);
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["time"] => time(15),
+        ["time", rounds] => time(rounds.parse().unwrap_or_else(|_| usage())),
+        [dialect, n] => {
+            let Some(&(dialect, body)) = DIALECTS.iter().find(|(d, _)| *d == dialect) else {
+                usage()
+            };
+            let n: u32 = n.parse().unwrap_or_else(|_| usage());
+            let (answer, route) = (Bytes::from_static(ANSWER), old_xml_rate());
+            let written: usize = (0..n)
+                .map(|_| exchanged(parsed(dialect, body, &route), &answer))
+                .sum();
+            println!("{n} translations, {written} bytes answered");
         }
-    };
-    let written: usize = (0..n).map(|_: u32| once()).sum();
-    println!("{n} translations, {written} bytes answered");
+        _ => usage(),
+    }
+}
+
+/// Nanoseconds per call of `f`: the median of `rounds` rounds of `per_round` calls.
+fn median_ns(rounds: usize, per_round: u32, mut f: impl FnMut() -> usize) -> f64 {
+    let mut each: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            let n: usize = (0..per_round).map(|_| f()).sum();
+            black_box(n);
+            start.elapsed().as_nanos() as f64 / f64::from(per_round)
+        })
+        .collect();
+    each.sort_by(f64::total_cmp);
+    each[rounds / 2]
+}
+
+/// quick-xml's events of `xml`, read and dropped, end tags checked. No namespace is
+/// resolved: the one pass resolves them only in the parts of a SOAP envelope that declare
+/// one, so a resolving reader's floor would sit above part of what it does.
+fn xml_events(xml: &[u8]) -> usize {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    reader.config_mut().check_end_names = true;
+    let mut events = 0;
+    while !matches!(
+        reader.read_event().expect("well-formed"),
+        quick_xml::events::Event::Eof
+    ) {
+        events += 1;
+    }
+    events
+}
+
+/// serde_json's scan of `json`, checked as UTF-8 first as the answer's parse checks it.
+fn json_scan(json: &[u8]) -> usize {
+    let text = std::str::from_utf8(json).expect("UTF-8");
+    let _: serde::de::IgnoredAny = serde_json::from_str(text).expect("JSON");
+    text.len()
+}
+
+/// `translate_count time`: each dialect's translation, its request alone, and the libraries'
+/// floors under both, in nanoseconds, measured in the same run.
+fn time(rounds: usize) {
+    const PER_ROUND: u32 = 20_000;
+    let rounds = rounds.max(1);
+    let (answer, route) = (Bytes::from_static(ANSWER), old_xml_rate());
+    let answer_floor = median_ns(rounds, PER_ROUND, || json_scan(black_box(ANSWER)));
+    let tree = median_ns(rounds, PER_ROUND, || {
+        upsbridge::dialect::tree::with_arena(|arena| {
+            let parsed = upsbridge::dialect::tree::parse_in(arena, black_box(ANSWER));
+            usize::from(parsed.is_some())
+        })
+    });
+    println!(
+        "UPS's answer: serde_json's scan {answer_floor:.0} ns; parsed into the borrowed tree {tree:.0} ns"
+    );
+    println!(
+        "ns per translation; the request alone and the answer (the rest), each beside its floor"
+    );
+    println!("dialect      translation   request (floor)   answer (floor)   above the floors");
+    for (dialect, body) in DIALECTS {
+        let translation = median_ns(rounds, PER_ROUND, || {
+            exchanged(parsed(dialect, body, &route), &answer)
+        });
+        let request = median_ns(rounds, PER_ROUND, || {
+            black_box(parsed(dialect, body, &route));
+            1
+        });
+        let request_floor = if dialect == "legacy_json" {
+            median_ns(rounds, PER_ROUND, || json_scan(black_box(body)))
+        } else {
+            median_ns(rounds, PER_ROUND, || xml_events(black_box(body)))
+        };
+        let floor = request_floor + answer_floor;
+        println!(
+            "{dialect:<12} {translation:>8.0}      {request:>5.0} ({request_floor:>4.0})     {:>5.0} ({answer_floor:>4.0})     {:>5.0} ({:.0} %)",
+            translation - request,
+            translation - floor,
+            (translation - floor) / translation * 100.0
+        );
+    }
 }
