@@ -123,6 +123,47 @@ fn xml_events(xml: &[u8]) -> usize {
     events
 }
 
+/// `xml` written as JSON with no plan at all: each element a member, a leaf's trimmed text a
+/// string (escaped as the one pass escapes it), no arrays, renames, drops or pruning. What any
+/// writer of these events costs at least: the one pass does all of that on top.
+fn naive_json(xml: &[u8]) -> usize {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    reader.config_mut().check_end_names = true;
+    let mut out = Vec::with_capacity(xml.len());
+    // Per open element: members written, and whether its text was.
+    let mut open: Vec<(u32, bool)> = vec![(0, false)];
+    loop {
+        match reader.read_event().expect("well-formed") {
+            Event::Start(e) => {
+                let parent = open.last_mut().expect("the document's level");
+                out.push(if parent.0 == 0 { b'{' } else { b',' });
+                parent.0 += 1;
+                let name = std::str::from_utf8(e.local_name().into_inner()).expect("UTF-8");
+                upsbridge::dialect::xmljson::write_json_str(&mut out, name);
+                out.push(b':');
+                open.push((0, false));
+            }
+            Event::Text(t) => {
+                let text = std::str::from_utf8(&t).expect("UTF-8").trim();
+                let leaf = open.last_mut().expect("the document's level");
+                if *leaf == (0, false) && !text.is_empty() {
+                    upsbridge::dialect::xmljson::write_json_str(&mut out, text);
+                    leaf.1 = true;
+                }
+            }
+            Event::End(_) => match open.pop().expect("an open element") {
+                (0, false) => out.extend_from_slice(b"\"\""),
+                (0, true) => {}
+                _ => out.push(b'}'),
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    out.len()
+}
+
 /// serde_json's scan of `json`, checked as UTF-8 first as the answer's parse checks it.
 fn json_scan(json: &[u8]) -> usize {
     let text = std::str::from_utf8(json).expect("UTF-8");
@@ -146,10 +187,11 @@ fn time(rounds: usize) {
     println!(
         "UPS's answer: serde_json's scan {answer_floor:.0} ns; parsed into the borrowed tree {tree:.0} ns"
     );
+    println!("ns per translation; the request alone and the answer (the rest), each beside its");
+    println!("floor; in [], the XML request's events written as JSON with no plan");
     println!(
-        "ns per translation; the request alone and the answer (the rest), each beside its floor"
+        "dialect      translation   request (floor) [no plan]   answer (floor)   above the floors"
     );
-    println!("dialect      translation   request (floor)   answer (floor)   above the floors");
     for (dialect, body) in DIALECTS {
         let translation = median_ns(rounds, PER_ROUND, || {
             exchanged(parsed(dialect, body, &route), &answer)
@@ -158,14 +200,17 @@ fn time(rounds: usize) {
             black_box(parsed(dialect, body, &route));
             1
         });
-        let request_floor = if dialect == "legacy_json" {
-            median_ns(rounds, PER_ROUND, || json_scan(black_box(body)))
+        let (request_floor, no_plan) = if dialect == "legacy_json" {
+            let scan = median_ns(rounds, PER_ROUND, || json_scan(black_box(body)));
+            (scan, " ".repeat(6))
         } else {
-            median_ns(rounds, PER_ROUND, || xml_events(black_box(body)))
+            let events = median_ns(rounds, PER_ROUND, || xml_events(black_box(body)));
+            let naive = median_ns(rounds, PER_ROUND, || naive_json(black_box(body)));
+            (events, format!("[{naive:>4.0}]"))
         };
         let floor = request_floor + answer_floor;
         println!(
-            "{dialect:<12} {translation:>8.0}      {request:>5.0} ({request_floor:>4.0})     {:>5.0} ({answer_floor:>4.0})     {:>5.0} ({:.0} %)",
+            "{dialect:<12} {translation:>8.0}      {request:>5.0} ({request_floor:>4.0}) {no_plan}      {:>5.0} ({answer_floor:>4.0})     {:>5.0} ({:.0} %)",
             translation - request,
             translation - floor,
             (translation - floor) / translation * 100.0
