@@ -24,7 +24,9 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use upsbridge::dialect::{legacy_json, oldxml, soap, CannedUps, Parsed, Route};
+use upsbridge::dialect::{
+    legacy_json, oldxml, onepass, soap, tree, xmljson, CannedUps, Parsed, Route,
+};
 
 /// The allocator `upsbridge serve` runs with.
 #[global_allocator]
@@ -111,8 +113,7 @@ fn median_ns(rounds: usize, per_round: u32, mut f: impl FnMut() -> usize) -> f64
 /// resolved: the one pass resolves them only in the parts of a SOAP envelope that declare
 /// one, so a resolving reader's floor would sit above part of what it does.
 fn xml_events(xml: &[u8]) -> usize {
-    let mut reader = quick_xml::Reader::from_reader(xml);
-    reader.config_mut().check_end_names = true;
+    let mut reader = onepass::plain_reader(xml);
     let mut events = 0;
     while !matches!(
         reader.read_event().expect("well-formed"),
@@ -128,8 +129,7 @@ fn xml_events(xml: &[u8]) -> usize {
 /// writer of these events costs at least: the one pass does all of that on top.
 fn naive_json(xml: &[u8]) -> usize {
     use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_reader(xml);
-    reader.config_mut().check_end_names = true;
+    let mut reader = onepass::plain_reader(xml);
     let mut out = Vec::with_capacity(xml.len());
     // Per open element: members written, and whether its text was.
     let mut open: Vec<(u32, bool)> = vec![(0, false)];
@@ -139,8 +139,8 @@ fn naive_json(xml: &[u8]) -> usize {
                 let parent = open.last_mut().expect("the document's level");
                 out.push(if parent.0 == 0 { b'{' } else { b',' });
                 parent.0 += 1;
-                let name = std::str::from_utf8(e.local_name().into_inner()).expect("UTF-8");
-                upsbridge::dialect::xmljson::write_json_str(&mut out, name);
+                let name = std::str::from_utf8(onepass::local_name(&e)).expect("UTF-8");
+                xmljson::write_json_str(&mut out, name);
                 out.push(b':');
                 open.push((0, false));
             }
@@ -148,7 +148,7 @@ fn naive_json(xml: &[u8]) -> usize {
                 let text = std::str::from_utf8(&t).expect("UTF-8").trim();
                 let leaf = open.last_mut().expect("the document's level");
                 if *leaf == (0, false) && !text.is_empty() {
-                    upsbridge::dialect::xmljson::write_json_str(&mut out, text);
+                    xmljson::write_json_str(&mut out, text);
                     leaf.1 = true;
                 }
             }
@@ -178,14 +178,14 @@ fn time(rounds: usize) {
     let rounds = rounds.max(1);
     let (answer, route) = (Bytes::from_static(ANSWER), old_xml_rate());
     let answer_floor = median_ns(rounds, PER_ROUND, || json_scan(black_box(ANSWER)));
-    let tree = median_ns(rounds, PER_ROUND, || {
-        upsbridge::dialect::tree::with_arena(|arena| {
-            let parsed = upsbridge::dialect::tree::parse_in(arena, black_box(ANSWER));
+    let tree_parse = median_ns(rounds, PER_ROUND, || {
+        tree::with_arena(|arena| {
+            let parsed = tree::parse_in(arena, black_box(ANSWER));
             usize::from(parsed.is_some())
         })
     });
     println!(
-        "UPS's answer: serde_json's scan {answer_floor:.0} ns; parsed into the borrowed tree {tree:.0} ns"
+        "UPS's answer: serde_json's scan {answer_floor:.0} ns; parsed into the borrowed tree {tree_parse:.0} ns"
     );
     println!("ns per translation; the request alone and the answer (the rest), each beside its");
     println!("floor; in [], the XML request's events written as JSON with no plan");
