@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Paired ratios of `benches/compare.sh` runs to nginx, per set of runs and pooled.
+
+Each argument is a directory `compare.sh` wrote (its `OUT`, holding `results.tsv`). For every
+set, and for all of them pooled, it prints each upsbridge row's requests/s and CPU per request
+as ratios to nginx doing the same row in the same run: the median, the quartiles, and how many
+runs met the row's throughput target (the header rows 1.0x nginx, the body dialects 0.8x,
+issue 12). compare.sh prints the median and range of one set itself; pooling several sets is
+what tells a row on the line from one that misses by a little.
+
+    python3 benches/compare_medians.py target/compare/20261204-143038 target/compare/20261204-162842
+"""
+
+import statistics
+import sys
+
+CANDIDATE = "upsbridge"
+BASELINE = "nginx"
+# What a row's throughput must reach, as a ratio to nginx's (issue 12's targets).
+TARGET = {"header": 1.0, "header_get": 1.0}
+BODY_TARGET = 0.8
+
+
+def runs(out_dir):
+    """The set's paired ratios: row -> [(requests/s ratio, CPU per request ratio), ...]."""
+    measured = {}
+    with open(f"{out_dir}/results.tsv") as f:
+        for line in f:
+            x = line.rstrip("\n").split("\t")
+            if len(x) < 7 or x[3] == "NA":
+                continue  # a row upsbridge did not answer with 200 in that run
+            run, row, server = x[0], x[1], x[2]
+            measured[(run, row, server)] = (float(x[3]), float(x[6]))
+    paired = {}
+    for (run, row, server), (rps, cpu) in sorted(measured.items()):
+        base = measured.get((run, row, BASELINE))
+        if server != CANDIDATE or base is None or base[0] <= 0 or base[1] <= 0:
+            continue
+        paired.setdefault(row, []).append((rps / base[0], cpu / base[1]))
+    return paired
+
+
+def quartiles(values):
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def summary(name, paired):
+    lines = [f"{name}:"]
+    if not paired:
+        return f"{name}: no paired runs"
+    for row, pairs in paired.items():
+        rps = [p[0] for p in pairs]
+        cpu = [p[1] for p in pairs]
+        target = TARGET.get(row, BODY_TARGET)
+        low, high = quartiles(rps)
+        hits = sum(r >= target for r in rps)
+        lines.append(
+            f"  {row:<12} {len(pairs):>3} runs  req/s {statistics.median(rps):.3f} "
+            f"(quartiles {low:.3f}-{high:.3f}), {hits}/{len(pairs)} at >= {target}x; "
+            f"CPU {statistics.median(cpu):.3f}"
+        )
+    return "\n".join(lines)
+
+
+def main(dirs):
+    if not dirs:
+        sys.exit(__doc__)
+    pooled = {}
+    for d in dirs:
+        paired = runs(d)
+        print(summary(d, paired))
+        for row, pairs in paired.items():
+            pooled.setdefault(row, []).extend(pairs)
+    if len(dirs) > 1:
+        print(summary("pooled", pooled))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
