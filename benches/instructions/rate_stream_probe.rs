@@ -22,57 +22,36 @@ type R<E> = Result<(), E>;
 /// the tree path would be needed.
 pub fn rated_shipments(answer: &str, out: &mut String) -> Option<()> {
     let mut de = serde_json::Deserializer::from_str(answer);
-    Doc { out }.deserialize(&mut de).ok()?;
+    Under(&["RateResponse", "RatedShipment"], out)
+        .deserialize(&mut de)
+        .ok()?;
     Some(())
 }
 
-struct Doc<'o> {
-    out: &'o mut String,
-}
-impl<'de> DeserializeSeed<'de> for Doc<'_> {
+/// The rated shipments under the first member of each of these names in turn; every other
+/// member read past.
+struct Under<'o>(&'static [&'static str], &'o mut String);
+impl<'de> DeserializeSeed<'de> for Under<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
-impl<'de> Visitor<'de> for Doc<'_> {
+impl<'de> Visitor<'de> for Under<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("doc")
+        f.write_str("an object")
     }
     fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> R<M::Error> {
+        let Under(path, out) = self;
+        let mut found = false;
         while let Some(k) = m.next_key::<&str>()? {
-            if k == "RateResponse" {
-                m.next_value_seed(RateResponse {
-                    out: &mut *self.out,
-                })?;
-            } else {
+            if k != path[0] || std::mem::replace(&mut found, true) {
                 m.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-struct RateResponse<'o> {
-    out: &'o mut String,
-}
-impl<'de> DeserializeSeed<'de> for RateResponse<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-impl<'de> Visitor<'de> for RateResponse<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("rr")
-    }
-    fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> R<M::Error> {
-        while let Some(k) = m.next_key::<&str>()? {
-            if k == "RatedShipment" {
-                m.next_value_seed(Items(Kind::Shipment, &mut *self.out))?;
+            } else if path.len() > 1 {
+                m.next_value_seed(Under(&path[1..], &mut *out))?;
             } else {
-                m.next_value::<IgnoredAny>()?;
+                m.next_value_seed(Items(Kind::Shipment, &mut *out))?;
             }
         }
         Ok(())
