@@ -24,7 +24,12 @@ BODY_TARGET = 0.8
 def runs(out_dir):
     """The set's paired ratios: row -> [(requests/s ratio, CPU per request ratio), ...]."""
     measured = {}
-    with open(f"{out_dir}/results.tsv") as f:
+    path = f"{out_dir}/results.tsv"
+    try:
+        f = open(path)
+    except OSError as e:
+        sys.exit(f"compare_medians: {path}: {e.strerror} (a directory benches/compare.sh wrote?)")
+    with f:
         for line in f:
             x = line.rstrip("\n").split("\t")
             if len(x) < 7 or x[3] == "NA":
