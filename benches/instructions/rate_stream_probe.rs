@@ -22,44 +22,18 @@ type R<E> = Result<(), E>;
 /// the tree path would be needed.
 pub fn rated_shipments(answer: &str, out: &mut String) -> Option<()> {
     let mut de = serde_json::Deserializer::from_str(answer);
-    Under(&["RateResponse", "RatedShipment"], out)
+    Items(Kind::Under(&["RateResponse", "RatedShipment"]), out)
         .deserialize(&mut de)
         .ok()?;
     Some(())
 }
 
-/// The rated shipments under the first member of each of these names in turn; every other
-/// member read past.
-struct Under<'o>(&'static [&'static str], &'o mut String);
-impl<'de> DeserializeSeed<'de> for Under<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-impl<'de> Visitor<'de> for Under<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object")
-    }
-    fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> R<M::Error> {
-        let Under(path, out) = self;
-        let mut found = false;
-        while let Some(k) = m.next_key::<&str>()? {
-            if k != path[0] || std::mem::replace(&mut found, true) {
-                m.next_value::<IgnoredAny>()?;
-            } else if path.len() > 1 {
-                m.next_value_seed(Under(&path[1..], &mut *out))?;
-            } else {
-                m.next_value_seed(Items(Kind::Shipment, &mut *out))?;
-            }
-        }
-        Ok(())
-    }
-}
-
+/// What an object read is.
 #[derive(Clone, Copy)]
 enum Kind {
+    /// On the way down: the rated shipments are under the first member of each of these names
+    /// in turn; every other member is read past.
+    Under(&'static [&'static str]),
     Shipment,
     Package,
     Alert,
@@ -83,11 +57,32 @@ impl<'de> Visitor<'de> for Items<'_> {
     }
     fn visit_map<M: MapAccess<'de>>(self, m: M) -> R<M::Error> {
         match self.0 {
+            Kind::Under(path) => under(path, self.1, m),
             Kind::Shipment => shipment(self.1, m),
             Kind::Package => package(self.1, m),
             Kind::Alert => alert(self.1, m),
         }
     }
+}
+
+fn under<'de, M: MapAccess<'de>>(
+    path: &'static [&'static str],
+    out: &mut String,
+    mut m: M,
+) -> R<M::Error> {
+    let mut found = false;
+    while let Some(k) = m.next_key::<&str>()? {
+        if k != path[0] || std::mem::replace(&mut found, true) {
+            m.next_value::<IgnoredAny>()?;
+        } else {
+            let next = match &path[1..] {
+                [] => Kind::Shipment,
+                rest => Kind::Under(rest),
+            };
+            m.next_value_seed(Items(next, &mut *out))?;
+        }
+    }
+    Ok(())
 }
 
 fn shipment<'de, M: MapAccess<'de>>(out: &mut String, mut m: M) -> R<M::Error> {

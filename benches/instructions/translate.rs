@@ -33,6 +33,8 @@ use upsbridge::dialect::{
     legacy_json, oldxml, onepass, soap, tree, xmljson, CannedUps, Parsed, Route,
 };
 
+mod rate_stream_probe;
+
 /// The allocator `upsbridge serve` runs with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -68,10 +70,31 @@ fn parsed(dialect: &str, body: &[u8], route: &Route) -> Parsed {
     .expect("parsed")
 }
 
-/// The size of the client's answer to `parsed`, UPS answering with [`ANSWER`].
-fn exchanged(parsed: Parsed, answer: &Bytes) -> usize {
+/// The client's answer to `parsed`, UPS answering with `answer`.
+fn answered(parsed: Parsed, answer: &Bytes) -> Bytes {
     let mut ups = CannedUps::new(200, answer.clone());
-    ups.run(parsed.request).expect("answered").body.len()
+    ups.run(parsed.request).expect("answered").body
+}
+
+/// The size of the client's answer to `parsed`, UPS answering with `answer`.
+fn exchanged(parsed: Parsed, answer: &Bytes) -> usize {
+    answered(parsed, answer).len()
+}
+
+/// Calls per round of the timing modes.
+const PER_ROUND: u32 = 20_000;
+
+/// Nanoseconds per translation of `body` as `dialect`, and per parse of its request alone.
+fn translation_and_request(dialect: &str, body: &[u8], rounds: usize) -> (f64, f64) {
+    let (answer, route) = (Bytes::from_static(ANSWER), old_xml_rate());
+    let translation = median_ns(rounds, PER_ROUND, || {
+        exchanged(parsed(dialect, body, &route), &answer)
+    });
+    let request = median_ns(rounds, PER_ROUND, || {
+        black_box(parsed(dialect, body, &route));
+        1
+    });
+    (translation, request)
 }
 
 fn main() {
@@ -186,9 +209,7 @@ fn json_scan(json: &[u8]) -> usize {
 /// `translate_count time`: each dialect's translation, its request alone, and the libraries'
 /// floors under both, in nanoseconds, measured in the same run.
 fn time(rounds: usize) {
-    const PER_ROUND: u32 = 20_000;
     let rounds = rounds.max(1);
-    let (answer, route) = (Bytes::from_static(ANSWER), old_xml_rate());
     let answer_floor = median_ns(rounds, PER_ROUND, || json_scan(black_box(ANSWER)));
     let tree_parse = median_ns(rounds, PER_ROUND, || {
         tree::with_arena(|arena| {
@@ -205,13 +226,7 @@ fn time(rounds: usize) {
         "dialect      translation   request (floor) [no plan]   answer (floor)   above the floors"
     );
     for (dialect, body) in DIALECTS {
-        let translation = median_ns(rounds, PER_ROUND, || {
-            exchanged(parsed(dialect, body, &route), &answer)
-        });
-        let request = median_ns(rounds, PER_ROUND, || {
-            black_box(parsed(dialect, body, &route));
-            1
-        });
+        let (translation, request) = translation_and_request(dialect, body, rounds);
         let (request_floor, no_plan) = if dialect == "legacy_json" {
             let scan = median_ns(rounds, PER_ROUND, || json_scan(black_box(body)));
             (scan, " ".repeat(6))
@@ -230,8 +245,6 @@ fn time(rounds: usize) {
     }
 }
 
-mod rate_stream_probe;
-
 /// The rate answer's `RatedShipment` elements as [`rate_stream_probe`] writes them.
 fn streamed_rated_shipments() -> String {
     let text = std::str::from_utf8(black_box(ANSWER)).expect("UTF-8");
@@ -246,9 +259,7 @@ fn streamed_rated_shipments() -> String {
 fn probe(rounds: usize) {
     let rounds = rounds.max(1);
     let (answer, route) = (Bytes::from_static(ANSWER), old_xml_rate());
-    let mut ups = CannedUps::new(200, answer.clone());
-    let request = parsed("old_xml", OLD_XML, &route).request;
-    let product = ups.run(request).expect("answered").body;
+    let product = answered(parsed("old_xml", OLD_XML, &route), &answer);
     let product = std::str::from_utf8(&product).expect("UTF-8");
     let (from, to) = (
         product.find("<RatedShipment>").expect("a rated shipment"),
@@ -260,14 +271,8 @@ fn probe(rounds: usize) {
         "the probe writes what the product writes"
     );
     let (head, tail) = (&product[..from], &product[to..]);
-    let translation = median_ns(rounds, 20_000, || {
-        exchanged(parsed("old_xml", OLD_XML, &route), &answer)
-    });
-    let request = median_ns(rounds, 20_000, || {
-        black_box(parsed("old_xml", OLD_XML, &route));
-        1
-    });
-    let streamed = median_ns(rounds, 20_000, || {
+    let (translation, request) = translation_and_request("old_xml", OLD_XML, rounds);
+    let streamed = median_ns(rounds, PER_ROUND, || {
         let mut out = String::with_capacity(2048);
         out.push_str(head);
         rate_stream_probe::rated_shipments(
