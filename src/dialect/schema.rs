@@ -8,7 +8,8 @@
 //! - [`Rule`]: declarative request rewrites (rename, move, collect address lines,
 //!   drop, default) that turn old-XML request trees into XOLTWS/REST names.
 //! - [`Field`]/[`Src`]: declarative answer templates that build an old-XML answer,
-//!   element by element and in the order old clients expect, from a REST answer.
+//!   element by element and in the order old clients expect, from a REST answer; and
+//!   [`stream`], which writes one while UPS's JSON is read.
 //!
 //! The tables themselves are data; no per-field code. Nothing here logs.
 
@@ -20,6 +21,8 @@ use smallvec::SmallVec;
 
 use super::tree::Node;
 use super::xmljson;
+
+pub mod stream;
 
 static ARRAYS_JSON: &str = include_str!("tables/arrays.json");
 

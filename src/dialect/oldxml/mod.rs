@@ -13,13 +13,13 @@
 //! under a digest ([`Ups::prepare`]); accept makes it, once
 //! ([`Ups::make_prepared`]). Never log or echo `AccessRequest` content.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::onepass;
-use super::schema::{self, f, Field, Rule, Src};
+use super::schema::{self, f, stream, Field, Rule, Src};
 use super::services::{self, AnswerShape, RestBody, RestCall, Service};
 use super::tree::{self, Node};
 use super::xmljson::{self, Element};
@@ -1008,8 +1008,14 @@ pub fn answer(shape: &OldShape, status: u16, body: Bytes, digest: Option<&str>) 
     let svc = shape.old;
     let root = svc.response_root();
     let success = (200..300).contains(&status);
-    // A rate (the common call) or a confirmation is built from a borrowed parse of UPS's
-    // bytes: no `Value` with a hashed map per object (half of a rate's answer cost).
+    // A rate (the common call) is written while UPS's bytes are read; where that could
+    // differ, it and a confirmation are built from a borrowed parse of UPS's bytes: no
+    // `Value` with a hashed map per object (half of a rate's answer cost).
+    if success && svc == OldService::Rate {
+        if let Some(answer) = rate_streamed(shape, &body) {
+            return answer;
+        }
+    }
     if success && matches!(svc, OldService::Rate | OldService::ShipConfirm) {
         return tree::with_arena(|arena| {
             let parsed = tree::parse_in(arena, &body).unwrap_or(tree::Json::Null);
@@ -1089,12 +1095,30 @@ pub fn answer_by_map(shape: &OldShape, status: u16, body: Bytes, digest: Option<
 
 /// A rate's success document written straight from the REST `RateResponse`'s members.
 fn rate_written<T: Node>(shape: &OldShape, rest: &T) -> Option<Answer> {
+    rate_document(shape, |out| schema::write_fields(out, RATE_ANSWER, rest))
+}
+
+/// A rate's success document written while UPS's answer `body` is read: no tree.
+fn rate_streamed(shape: &OldShape, body: &[u8]) -> Option<Answer> {
+    static PLAN: LazyLock<Option<stream::Plan>> =
+        LazyLock::new(|| stream::Plan::compile(RATE_ANSWER));
+    let plan = PLAN.as_ref()?;
+    let text = std::str::from_utf8(body).ok()?;
+    let root = OldService::Rate.rest_root();
+    rate_document(shape, |out| stream::write(out, plan, root, text))
+}
+
+/// A rate's success document, its members written by `members`.
+fn rate_document(
+    shape: &OldShape,
+    members: impl FnOnce(&mut String) -> Option<()>,
+) -> Option<Answer> {
     let root = shape.old.response_root();
     let mut out = String::with_capacity(2048);
     out.push_str(XML_DECLARATION);
     xmljson::open_element(&mut out, root);
     write_success_block(&mut out, shape);
-    schema::write_fields(&mut out, RATE_ANSWER, rest)?;
+    members(&mut out)?;
     xmljson::close_element(&mut out, root);
     Some(Answer {
         status: 200,
@@ -1432,9 +1456,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_rate_is_written_straight_as_the_map_would_write_it() {
-        let shape = OldShape {
+    /// A rate's shape, with a context and a version to echo.
+    fn rate_shape() -> OldShape {
+        OldShape {
             old: OldService::Rate,
             shape: AnswerShape {
                 service: Service::Rate,
@@ -1442,7 +1466,69 @@ mod tests {
                 all_activity: false,
             },
             xpci_version: Some("1.0001".into()),
-        };
+        }
+    }
+
+    /// A rate as UPS answers it, members in `Rating.yaml`'s order: the negotiated rate before
+    /// `RatedPackage` and the guaranteed delivery after it, the other way round from the old
+    /// answer.
+    const UPS_RATE: &str = r#"{"RateResponse":{"Response":{"ResponseStatus":{"Code":"1","Description":"Success"},"Alert":[{"Code":"110971","Description":"Your invoice may vary"}],"TransactionReference":{"CustomerContext":"cart-4411"}},"RatedShipment":[{"Disclaimer":[{"Code":"01","Description":"Taxes are included"}],"Service":{"Code":"02","Description":""},"RatedShipmentAlert":[{"Code":"110971","Description":"Your invoice may vary from the displayed reference rates"}],"BillingWeight":{"UnitOfMeasurement":{"Code":"LBS","Description":"Pounds"},"Weight":"3.0"},"TransportationCharges":{"CurrencyCode":"USD","MonetaryValue":"18.70"},"BaseServiceCharge":{"CurrencyCode":"USD","MonetaryValue":"18.70"},"ItemizedCharges":[{"Code":"270","CurrencyCode":"USD","MonetaryValue":"0.00"}],"ServiceOptionsCharges":{"CurrencyCode":"USD","MonetaryValue":"0.00"},"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"18.70"},"TotalChargesWithTaxes":{"CurrencyCode":"USD","MonetaryValue":"20.20"},"NegotiatedRateCharges":{"TotalCharge":{"CurrencyCode":"USD","MonetaryValue":"15.90"}},"RatedPackage":[{"TransportationCharges":{"CurrencyCode":"USD","MonetaryValue":"18.70"},"ServiceOptionsCharges":{"CurrencyCode":"USD","MonetaryValue":"0.00"},"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"18.70"},"Weight":"3.0","BillingWeight":{"UnitOfMeasurement":{"Code":"LBS","Description":"Pounds"},"Weight":"3.0"}}],"TimeInTransit":{"PickupDate":"20261204"},"GuaranteedDelivery":{"BusinessDaysInTransit":"2","DeliveryByTime":"10:30 A.M."}},{"Service":{"Code":"03"},"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":"9.10"}}]}}"#;
+
+    #[test]
+    fn a_rate_in_ups_s_order_is_streamed_in_the_old_order() {
+        let shape = rate_shape();
+        let streamed = rate_streamed(&shape, UPS_RATE.as_bytes()).expect("streams");
+        let by_map = answer_by_map(&shape, 200, Bytes::from(UPS_RATE), None);
+        assert_eq!(streamed.body, by_map.body);
+        let text = std::str::from_utf8(&streamed.body).unwrap();
+        let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s} in {text}"));
+        assert!(at("<GuaranteedDaysToDelivery>2<") < at("<RatedPackage>"));
+        assert!(at("<ScheduledDeliveryTime>10:30 A.M.<") < at("<RatedPackage>"));
+        assert!(at("<RatedPackage>") < at("<NegotiatedRates>"));
+        assert!(text.contains(
+            "<NegotiatedRates><NetSummaryCharges><GrandTotal><CurrencyCode>USD</CurrencyCode>\
+             <MonetaryValue>15.90</MonetaryValue></GrandTotal></NetSummaryCharges></NegotiatedRates>"
+        ));
+        // The second rate: what UPS left out is empty where old clients expect an element.
+        assert!(text.contains(
+            "<RatedShipment><Service><Code>03</Code></Service><TotalCharges><CurrencyCode>USD\
+             </CurrencyCode><MonetaryValue>9.10</MonetaryValue></TotalCharges>\
+             <GuaranteedDaysToDelivery/><ScheduledDeliveryTime/></RatedShipment>"
+        ));
+        // `answer` takes the stream for it.
+        assert_eq!(
+            answer(&shape, 200, Bytes::from(UPS_RATE), None).body,
+            streamed.body
+        );
+    }
+
+    /// For thousands of generated rate answers, whatever the stream writes is the document the
+    /// map writes; most stream, some go to the tree.
+    #[test]
+    fn a_streamed_rate_is_the_map_s_rate() {
+        use crate::dialect::schema::stream::generated::{object, Rng, Shape};
+        let (shape, members) = (rate_shape(), Shape::of(RATE_ANSWER));
+        let (mut streamed, cases) = (0, 3000u32);
+        for seed in 1..=cases {
+            let mut rng = Rng(u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut body = String::from(r#"{"RateResponse":"#);
+            object(&mut rng, &members, 0, &mut body);
+            body.push('}');
+            let Some(written) = rate_streamed(&shape, body.as_bytes()) else {
+                continue;
+            };
+            streamed += 1;
+            let by_map = answer_by_map(&shape, 200, Bytes::from(body.clone()), None);
+            assert_eq!(written.body, by_map.body, "seed {seed}: {body}");
+        }
+        eprintln!("{streamed} of {cases} generated rates streamed");
+        assert!(streamed * 2 > cases, "only {streamed} streamed");
+        assert!(streamed < cases, "the stops are not exercised");
+    }
+
+    #[test]
+    fn a_rate_is_written_straight_as_the_map_would_write_it() {
+        let shape = rate_shape();
         let one = r#"{"Service":{"Code":"02"},"RatedShipmentAlert":[{"Code":"1","Description":"a & b"}],"BillingWeight":{"UnitOfMeasurement":{"Code":"LBS"},"Weight":"3.0"},"TransportationCharges":{"CurrencyCode":"USD","MonetaryValue":"21.35"},"TotalCharges":{"CurrencyCode":"USD","MonetaryValue":21.35},"NegotiatedRateCharges":{"TotalCharge":{"CurrencyCode":"USD","MonetaryValue":"18.15"}},"RatedPackage":[{"Weight":"3.0","TotalCharges":{"CurrencyCode":"USD","MonetaryValue":""}},{"Weight":null}],"GuaranteedDelivery":{"BusinessDaysInTransit":2}}"#;
         let answers = [
             format!(r#"{{"RateResponse":{{"RatedShipment":{one}}}}}"#),
