@@ -20,11 +20,6 @@
 //! resolves no namespace (or its JSON scanned), and UPS's answer scanned. What is above the
 //! floors is ours: the trees, the writers, the plans, the REST call. The answer tree's parse
 //! is timed on its own too.
-//!
-//! `translate_count probe [ROUNDS]` times the old-XML rate's answer as the product shapes it
-//! against the same bytes written while UPS's JSON is read, by a hand-written stream of the
-//! rate template ([`rate_stream_probe`]): what a streamed template writer can save.
-//! `translate_count probe_count COUNT` runs only that stream, for callgrind.
 
 use std::hint::black_box;
 
@@ -32,8 +27,6 @@ use bytes::Bytes;
 use upsbridge::dialect::{
     legacy_json, oldxml, onepass, soap, tree, xmljson, CannedUps, Parsed, Route,
 };
-
-mod rate_stream_probe;
 
 /// The allocator `upsbridge serve` runs with.
 #[global_allocator]
@@ -70,15 +63,10 @@ fn parsed(dialect: &str, body: &[u8], route: &Route) -> Parsed {
     .expect("parsed")
 }
 
-/// The client's answer to `parsed`, UPS answering with `answer`.
-fn answered(parsed: Parsed, answer: &Bytes) -> Bytes {
-    let mut ups = CannedUps::new(200, answer.clone());
-    ups.run(parsed.request).expect("answered").body
-}
-
 /// The size of the client's answer to `parsed`, UPS answering with `answer`.
 fn exchanged(parsed: Parsed, answer: &Bytes) -> usize {
-    answered(parsed, answer).len()
+    let mut ups = CannedUps::new(200, answer.clone());
+    ups.run(parsed.request).expect("answered").body.len()
 }
 
 /// Calls per round of the timing modes.
@@ -100,21 +88,12 @@ fn translation_and_request(dialect: &str, body: &[u8], rounds: usize) -> (f64, f
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = || -> ! {
-        eprintln!(
-            "usage: translate_count legacy_json|soap|old_xml COUNT | time [ROUNDS] | probe [ROUNDS] | probe_count COUNT"
-        );
+        eprintln!("usage: translate_count legacy_json|soap|old_xml COUNT | time [ROUNDS]");
         std::process::exit(2);
     };
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["time"] => time(15),
         ["time", rounds] => time(rounds.parse().unwrap_or_else(|_| usage())),
-        ["probe"] => probe(15),
-        ["probe", rounds] => probe(rounds.parse().unwrap_or_else(|_| usage())),
-        ["probe_count", n] => {
-            let n: u32 = n.parse().unwrap_or_else(|_| usage());
-            let written: usize = (0..n).map(|_| streamed_rated_shipments().len()).sum();
-            println!("{n} streamed RatedShipment writes, {written} bytes");
-        }
         [dialect, n] => {
             let Some(&(dialect, body)) = DIALECTS.iter().find(|(d, _)| *d == dialect) else {
                 usage()
@@ -243,48 +222,4 @@ fn time(rounds: usize) {
             (translation - floor) / translation * 100.0
         );
     }
-}
-
-/// The rate answer's `RatedShipment` elements as [`rate_stream_probe`] writes them.
-fn streamed_rated_shipments() -> String {
-    let text = std::str::from_utf8(black_box(ANSWER)).expect("UTF-8");
-    let mut out = String::with_capacity(2048);
-    rate_stream_probe::rated_shipments(text, &mut out).expect("streamable");
-    out
-}
-
-/// `translate_count probe`: the old-XML rate's answer as the product shapes it (the
-/// translation less its request) against the same answer written by [`rate_stream_probe`],
-/// after checking the probe writes what the product writes.
-fn probe(rounds: usize) {
-    let rounds = rounds.max(1);
-    let (answer, route) = (Bytes::from_static(ANSWER), old_xml_rate());
-    let product = answered(parsed("old_xml", OLD_XML, &route), &answer);
-    let product = std::str::from_utf8(&product).expect("UTF-8");
-    let (from, to) = (
-        product.find("<RatedShipment>").expect("a rated shipment"),
-        product.rfind("</RatedShipment>").expect("a rated shipment") + "</RatedShipment>".len(),
-    );
-    assert_eq!(
-        streamed_rated_shipments(),
-        product[from..to],
-        "the probe writes what the product writes"
-    );
-    let (head, tail) = (&product[..from], &product[to..]);
-    let (translation, request) = translation_and_request("old_xml", OLD_XML, rounds);
-    let streamed = median_ns(rounds, PER_ROUND, || {
-        let mut out = String::with_capacity(2048);
-        out.push_str(head);
-        rate_stream_probe::rated_shipments(
-            std::str::from_utf8(black_box(ANSWER)).unwrap(),
-            &mut out,
-        )
-        .expect("streamable");
-        out.push_str(tail);
-        Bytes::from(out).len()
-    });
-    println!(
-        "old-XML rate, ns: translation {translation:.0}, request {request:.0}, answer {:.0}; the answer streamed {streamed:.0}",
-        translation - request
-    );
 }
