@@ -9,12 +9,15 @@ issue 12). compare.sh prints the median and range of one set itself; pooling sev
 what tells a row on the line from one that misses by a little.
 
     python3 benches/compare_medians.py target/compare/20261204-143038 target/compare/20261204-162842
+
+SERVER=baseline reads the rows of the binary a set measured as its BASELINE_BIN instead.
 """
 
+import os
 import statistics
 import sys
 
-CANDIDATE = "upsbridge"
+CANDIDATE = os.environ.get("SERVER", "upsbridge")
 BASELINE = "nginx"
 # What a row's throughput must reach, as a ratio to nginx's (issue 12's targets).
 TARGET = {"header": 1.0, "header_get": 1.0}
