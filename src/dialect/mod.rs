@@ -23,6 +23,8 @@
 //! module logs them or copies them into an answer.
 
 pub mod fields;
+#[cfg(test)]
+pub(crate) mod generated_json;
 pub mod header;
 pub mod legacy_json;
 pub mod legacy_schema;

@@ -431,32 +431,8 @@ impl<'de, S: Sink> Visitor<'de> for Member<'_, '_, S> {
 #[cfg(test)]
 mod tests {
     use super::super::{schemas, stream_json, stream_xml, write_json, write_xml, Family, Schemas};
+    use crate::dialect::generated_json::{null_array_or, Rng, TEXTS};
     use crate::dialect::tree::{parse_in, Node};
-
-    /// A small deterministic generator (xorshift), so a failure names its seed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-        fn chance(&mut self, percent: u64) -> bool {
-            self.below(100) < percent
-        }
-    }
-
-    const LEAVES: [&str; 7] = [
-        r#""a""#,
-        r#""1.50""#,
-        r#""q\"uote""#,
-        r#""\u00e9t\u00e9""#,
-        r#""""#,
-        r#""<&>""#,
-        r#""UPS 2nd Day Air""#,
-    ];
 
     /// An answer object of type `ty`: its children mostly in schema order, some left out,
     /// some repeated, now and then one out of order or a member the schema lacks.
@@ -498,24 +474,7 @@ mod tests {
     }
 
     fn value(rng: &mut Rng, s: &Schemas, ty: Option<usize>, depth: usize, out: &mut String) {
-        match rng.below(100) {
-            0..5 => out.push_str("null"),
-            5..18 => {
-                out.push('[');
-                for i in 0..rng.below(4) {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    match rng.below(100) {
-                        0..10 => out.push_str("null"),
-                        10..13 => out.push_str(r#"["a"]"#),
-                        _ => item(rng, s, ty, depth, out),
-                    }
-                }
-                out.push(']');
-            }
-            _ => item(rng, s, ty, depth, out),
-        }
+        null_array_or(rng, out, |rng, out| item(rng, s, ty, depth, out));
     }
 
     fn item(rng: &mut Rng, s: &Schemas, ty: Option<usize>, depth: usize, out: &mut String) {
@@ -525,7 +484,7 @@ mod tests {
             Some(_) if r < 88 => out.push_str(r#""""#),
             Some(_) if r < 93 => out.push_str(r#""x""#),
             Some(_) => out.push_str(["7", "true", "{}"][rng.below(3) as usize]),
-            None if r < 75 => out.push_str(LEAVES[rng.below(LEAVES.len() as u64) as usize]),
+            None if r < 75 => out.push_str(rng.pick(&TEXTS)),
             None if r < 85 => out.push_str(["12", "-3", "0"][rng.below(3) as usize]),
             None if r < 88 => out.push_str("1.5"),
             None if r < 93 => out.push_str(["true", "false"][rng.below(2) as usize]),

@@ -1506,7 +1506,8 @@ mod tests {
     /// map writes; most stream, some go to the tree.
     #[test]
     fn a_streamed_rate_is_the_map_s_rate() {
-        use crate::dialect::schema::stream::generated::{object, Rng, Shape};
+        use crate::dialect::generated_json::Rng;
+        use crate::dialect::schema::stream::generated::{object, Shape};
         let (shape, members) = (rate_shape(), Shape::of(RATE_ANSWER));
         let (mut streamed, cases) = (0, 3000u32);
         for seed in 1..=cases {

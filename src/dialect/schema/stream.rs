@@ -748,24 +748,7 @@ impl<'de> Visitor<'de> for Subtree<'_, '_> {
 #[cfg(test)]
 pub(crate) mod generated {
     use super::{segments, Field, Src};
-
-    /// A small deterministic generator (xorshift), so a failure names its seed.
-    pub struct Rng(pub u64);
-
-    impl Rng {
-        pub fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-        pub fn chance(&mut self, percent: u64) -> bool {
-            self.below(100) < percent
-        }
-        fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
-            of[self.below(of.len() as u64) as usize]
-        }
-    }
+    use crate::dialect::generated_json::{null_array_or, Rng, TEXTS};
 
     /// The members a template reads below one object, by name.
     #[derive(Default, Debug)]
@@ -812,18 +795,6 @@ pub(crate) mod generated {
             })
         }
     }
-
-    const TEXTS: [&str; 9] = [
-        r#""a""#,
-        r#""18.70""#,
-        r#""q\"uote""#,
-        r#""\u00e9t\u00e9""#,
-        r#""""#,
-        r#""<&>""#,
-        r#""UPS 2nd Day Air""#,
-        r#""tab\there""#,
-        r#"" 2 ""#,
-    ];
 
     const SUBTREES: [&str; 8] = [
         r#"{"CurrencyCode":"USD","MonetaryValue":"18.70"}"#,
@@ -892,24 +863,7 @@ pub(crate) mod generated {
     }
 
     fn value(rng: &mut Rng, shape: &Shape, depth: usize, out: &mut String) {
-        match rng.below(100) {
-            0..6 => out.push_str("null"),
-            6..18 => {
-                out.push('[');
-                for i in 0..rng.below(4) {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    match rng.below(100) {
-                        0..8 => out.push_str("null"),
-                        8..10 => out.push_str(r#"["a"]"#),
-                        _ => item(rng, shape, depth, out),
-                    }
-                }
-                out.push(']');
-            }
-            _ => item(rng, shape, depth, out),
-        }
+        null_array_or(rng, out, |rng, out| item(rng, shape, depth, out));
     }
 
     fn item(rng: &mut Rng, shape: &Shape, depth: usize, out: &mut String) {
@@ -934,8 +888,9 @@ pub(crate) mod generated {
 
 #[cfg(test)]
 mod tests {
-    use super::generated::{object, Rng, Shape};
+    use super::generated::{object, Shape};
     use super::*;
+    use crate::dialect::generated_json::Rng;
     use crate::dialect::schema::{build, f, write_fields};
     use crate::dialect::tree::{parse_in, Node};
 
