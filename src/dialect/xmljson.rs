@@ -635,8 +635,8 @@ pub fn write_text(out: &mut String, name: &str, text: &str) {
     }
 }
 
-/// [`write_text`] for a name already checked.
-fn write_named_text(out: &mut String, name: &str, text: &str) {
+/// [`write_text`] for a name already checked ([`is_xml_name`]).
+pub fn write_named_text(out: &mut String, name: &str, text: &str) {
     open(out, None, name);
     if text.is_empty() {
         out.push_str("/>");

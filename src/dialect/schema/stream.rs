@@ -118,7 +118,8 @@ impl Table {
 
 impl Plan {
     /// `fields` compiled; `None` for a template this cannot write (a `Spread`, a list path of
-    /// more than one name, a member read two ways), which `write_fields` writes from a tree.
+    /// more than one name, a member read two ways, an element name that is not an XML name),
+    /// which `write_fields` writes from a tree.
     pub fn compile(fields: &'static [Field]) -> Option<Plan> {
         let mut plan = Plan {
             fields,
@@ -132,6 +133,10 @@ impl Plan {
 
     fn add(&mut self, fields: &'static [Field]) -> Option<()> {
         for field in fields {
+            // Checked here, so that the writer need not check each element it writes.
+            if !is_xml_name(field.name) {
+                return None;
+            }
             let i = self.leaves.len();
             let (kind, read) = match field.src {
                 Src::Nested(sub) => {
@@ -276,8 +281,8 @@ impl<'p> Scope<'p, '_> {
                 self.out.push_str(&self.scratch[w.at - from..w.end - from]);
             }
             match leaf.kind {
-                Kind::Text if w.at == w.end => xmljson::write_text(self.out, leaf.name, ""),
-                Kind::Const(text) => xmljson::write_text(self.out, leaf.name, text),
+                Kind::Text if w.at == w.end => xmljson::write_named_text(self.out, leaf.name, ""),
+                Kind::Const(text) => xmljson::write_named_text(self.out, leaf.name, text),
                 _ => {}
             }
             members += usize::from(counts(leaf, &w));
@@ -411,6 +416,7 @@ fn read_members<'de, M: MapAccess<'de>>(
                 m.next_value_seed(Items {
                     leaf: i,
                     scope: &mut *scope,
+                    item: false,
                 })?;
                 scope.written[i] = Written {
                     at,
@@ -475,9 +481,12 @@ impl<'de> Visitor<'de> for Down<'_, '_, '_, '_> {
 }
 
 /// The items of an `Each` or `EachText` leaf: an array's, or the value as its one item.
+/// `item`: this is one item of that array, where an array stops the stream (`items_at`
+/// takes an array in an array as its item, which is the tree's business).
 struct Items<'s, 'p, 'o> {
     leaf: usize,
     scope: &'s mut Scope<'p, 'o>,
+    item: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for Items<'_, '_, '_> {
@@ -540,12 +549,16 @@ impl<'de> Visitor<'de> for Items<'_, '_, '_> {
             _ => Err(stop()),
         }
     }
-    /// Each item in turn; an array in an array is `items_at`'s item and the tree's business.
+    /// Each item in turn.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.item {
+            return Err(stop());
+        }
         while seq
-            .next_element_seed(Item {
+            .next_element_seed(Items {
                 leaf: self.leaf,
                 scope: &mut *self.scope,
+                item: true,
             })?
             .is_some()
         {}
@@ -571,60 +584,10 @@ impl<'de> Visitor<'de> for Items<'_, '_, '_> {
     }
 }
 
-/// One item of an array of `Items`: an array here stops the stream.
-struct Item<'s, 'p, 'o> {
-    leaf: usize,
-    scope: &'s mut Scope<'p, 'o>,
-}
-
-impl<'de> DeserializeSeed<'de> for Item<'_, '_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        let items = Items {
-            leaf: self.leaf,
-            scope: self.scope,
-        };
-        d.deserialize_any(ItemOf(items))
-    }
-}
-
-/// [`Items`]' visitor for one item, but for arrays.
-struct ItemOf<'s, 'p, 'o>(Items<'s, 'p, 'o>);
-
-impl<'de> Visitor<'de> for ItemOf<'_, '_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an item")
-    }
-    fn visit_map<M: MapAccess<'de>>(self, m: M) -> Result<(), M::Error> {
-        self.0.visit_map(m)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(stop())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        self.0.scalar()
-    }
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
-        self.0.scalar()
-    }
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
-        self.0.scalar()
-    }
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
-        self.0.scalar()
-    }
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
-        self.0.scalar()
-    }
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
-        self.0.scalar()
-    }
-}
-
 /// A leaf's text element, from a leaf value as the templates take it (`Node::json_text`): a
 /// string as it is, a whole number or a boolean spelled out, `null` as empty. Structure or a
-/// float stops the stream.
+/// float stops the stream. The name is one already checked: a plan's, or a member name
+/// [`is_xml_name`] took.
 struct Text<'n, 'o>(&'n str, &'o mut String);
 
 impl<'de> DeserializeSeed<'de> for Text<'_, '_> {
@@ -640,23 +603,23 @@ impl<'de> Visitor<'de> for Text<'_, '_> {
         f.write_str("a leaf")
     }
     fn visit_unit<E>(self) -> Result<(), E> {
-        xmljson::write_text(self.1, self.0, "");
+        xmljson::write_named_text(self.1, self.0, "");
         Ok(())
     }
     fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        xmljson::write_text(self.1, self.0, if v { "true" } else { "false" });
+        xmljson::write_named_text(self.1, self.0, if v { "true" } else { "false" });
         Ok(())
     }
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        xmljson::write_text(self.1, self.0, itoa::Buffer::new().format(v));
+        xmljson::write_named_text(self.1, self.0, itoa::Buffer::new().format(v));
         Ok(())
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        xmljson::write_text(self.1, self.0, itoa::Buffer::new().format(v));
+        xmljson::write_named_text(self.1, self.0, itoa::Buffer::new().format(v));
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        xmljson::write_text(self.1, self.0, v);
+        xmljson::write_named_text(self.1, self.0, v);
         Ok(())
     }
 }
@@ -1056,11 +1019,15 @@ mod tests {
     }
 
     #[test]
-    fn templates_that_read_a_member_two_ways_do_not_compile() {
+    fn templates_the_stream_cannot_write_do_not_compile() {
         const TWICE: &[Field] = &[f("A", Src::Copy("X")), f("B", Src::Copy("X/Y"))];
         const SPREAD: &[Field] = &[f("A", Src::Spread("X"))];
         const LONG_LIST: &[Field] = &[f("A", Src::EachText("X/Y", "Z"))];
-        for fields in [TWICE, SPREAD, LONG_LIST] {
+        // The writer takes the template's names as checked: one that is not an XML name
+        // (which the tree's writer leaves out) keeps the tree, however deep it is.
+        const NOT_A_NAME: &[Field] = &[f("1A", Src::TextOrEmpty("X"))];
+        const DEEP_NOT_A_NAME: &[Field] = &[f("A", Src::Each("X", &[f("B C", Src::Const("c"))]))];
+        for fields in [TWICE, SPREAD, LONG_LIST, NOT_A_NAME, DEEP_NOT_A_NAME] {
             assert!(Plan::compile(fields).is_none(), "{fields:?}");
         }
         assert!(Plan::compile(TEMPLATE).is_some());
