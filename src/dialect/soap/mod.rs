@@ -240,7 +240,7 @@ fn envelope_read_plainly(
     if declarations.in_part(plain.get_ref()) {
         return None;
     }
-    Some(with_kept_scope(|scope| {
+    Some(with_scope_for(&envelope, |scope| {
         // The scope's one level, the envelope's, is taken back however this ends.
         let read = scope.push(&envelope).ok().and_then(|()| {
             let mut reader = PlainEnvelope {
@@ -262,12 +262,22 @@ fn envelope_read_resolving(doc: &str, declarations: &onepass::Declarations<'_>) 
     envelope_in_one_pass(doc, &mut reader, &envelope, declarations)
 }
 
-/// `f` given the thread's namespace scope, kept with its reserved bindings only between
-/// requests: a new one is two allocations.
-fn with_kept_scope<T>(f: impl FnOnce(&mut NamespaceResolver) -> T) -> T {
+/// The most bytes of attributes an envelope's start tag may have for its declarations to go
+/// into the thread's kept scope. Real envelopes declare a few namespaces in a few hundred
+/// bytes; a scope keeps the room its largest envelope took, so a crafted start tag with a
+/// body's worth of declarations gets a scope of its own, freed with the request.
+const MAX_KEPT_DECLARATIONS: usize = 2048;
+
+/// `f` given a namespace scope for `envelope`: the thread's, kept with its reserved bindings
+/// only between requests (a new one is two allocations), unless the envelope's start tag is
+/// larger than [`MAX_KEPT_DECLARATIONS`].
+fn with_scope_for<T>(envelope: &BytesStart<'_>, f: impl FnOnce(&mut NamespaceResolver) -> T) -> T {
     thread_local! {
         static SCOPE: std::cell::RefCell<NamespaceResolver> =
             std::cell::RefCell::new(NamespaceResolver::default());
+    }
+    if envelope.attributes_raw().len() > MAX_KEPT_DECLARATIONS {
+        return f(&mut NamespaceResolver::default());
     }
     SCOPE.with(|scope| match scope.try_borrow_mut() {
         Ok(mut scope) => f(&mut scope),
@@ -957,6 +967,17 @@ mod tests {
             r#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Header><UPSSecurity><UsernameToken><Username>u</Username><Password>p</Password></UsernameToken><ServiceAccessToken><AccessLicenseNumber>K</AccessLicenseNumber></ServiceAccessToken></UPSSecurity></Header><Body><RateRequest><Request><RequestOption>Rate</RequestOption></Request><Shipment><Package><PackagingType><Code>02</Code></PackagingType></Package></Shipment></RateRequest></Body></Envelope>"#.to_string(),
             // SOAP 1.2's envelope.
             rate.replace("http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope"),
+            // Declarations larger than a kept scope takes: a scope of the request's own.
+            rate.replacen(
+                "<tns:Envelope ",
+                &format!(
+                    "<tns:Envelope {}",
+                    (0..40)
+                        .map(|i| format!(r#"xmlns:p{i}="urn:a-long-namespace-name-for-prefix-{i}" "#))
+                        .collect::<String>()
+                ),
+                1,
+            ),
             // A header in another namespace is not the header: no credentials.
             rate.replace("<tns:Header>", "<rate:Header>").replace("</tns:Header>", "</rate:Header>"),
             // A body in another namespace is not the body: nothing to send.
@@ -979,7 +1000,10 @@ mod tests {
         }
         // What one pass does not take (no body, no envelope, a mismatched end, a refused
         // declaration), the tree path words.
-        let expected = [true, true, true, true, true, false, false, false, false];
+        assert!(docs[4].find('>').unwrap() > MAX_KEPT_DECLARATIONS);
+        let expected = [
+            true, true, true, true, true, true, false, false, false, false,
+        ];
         assert_eq!(taken, expected);
         // One declaration below the root, and the resolving reader reads the envelope.
         for below in ["tns:Header", "upss:Username", "ns2:Body", "common:Request"] {
