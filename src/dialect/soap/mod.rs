@@ -293,13 +293,15 @@ trait EnvelopeReader<'x>: onepass::Events<'x> {
     fn namespace_of<'n>(&self, name: QName<'n>) -> ResolveResult<'_>;
 
     /// The payload element (the `Body`'s start tag just read) read apart, by a reader that
-    /// resolves no namespace.
+    /// resolves no namespace. A reader that resolves none already reads it as it comes.
     fn payload_apart(
         &mut self,
-        doc: &'x str,
-        count: &mut usize,
-        declarations: &onepass::Declarations<'_>,
-    ) -> Option<Plainly>;
+        _doc: &'x str,
+        _count: &mut usize,
+        _declarations: &onepass::Declarations<'_>,
+    ) -> Option<Plainly> {
+        Some(Plainly::AsItComes)
+    }
 }
 
 impl<'x> EnvelopeReader<'x> for onepass::Reader<'x> {
@@ -334,16 +336,6 @@ impl<'x> onepass::Events<'x> for PlainEnvelope<'x, '_> {
 impl<'x> EnvelopeReader<'x> for PlainEnvelope<'x, '_> {
     fn namespace_of<'n>(&self, name: QName<'n>) -> ResolveResult<'_> {
         self.scope.resolve_element(name).0
-    }
-
-    /// It resolves none already: the payload is read as it comes.
-    fn payload_apart(
-        &mut self,
-        _doc: &'x str,
-        _count: &mut usize,
-        _declarations: &onepass::Declarations<'_>,
-    ) -> Option<Plainly> {
-        Some(Plainly::AsItComes)
     }
 }
 
