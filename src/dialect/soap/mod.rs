@@ -146,7 +146,13 @@ fn rule_set(service: Service) -> (&'static [Rule], &'static OnceLock<onepass::Ru
 }
 
 fn is_soap_ns(ns: Option<&str>) -> bool {
-    matches!(ns, Some(SOAP11_NS | SOAP12_NS))
+    ns.is_some_and(|ns| is_soap_ns_bytes(ns.as_bytes()))
+}
+
+/// [`is_soap_ns`] of a namespace name as read, byte for byte: one that is not UTF-8 is not
+/// one of these either, so it needs no check of its own.
+fn is_soap_ns_bytes(ns: &[u8]) -> bool {
+    ns == SOAP11_NS.as_bytes() || ns == SOAP12_NS.as_bytes()
 }
 
 /// Take a SOAP body apart: credentials from the header, REST call from the body.
@@ -578,7 +584,7 @@ fn write_payload<'x>(
 /// A start tag named `name` in the SOAP 1.1 or 1.2 envelope namespace.
 fn in_envelope_ns<'x>(reader: &impl EnvelopeReader<'x>, e: &BytesStart<'_>, name: &str) -> bool {
     onepass::local_name(e) == name.as_bytes()
-        && matches!(reader.namespace_of(e.name()), ResolveResult::Bound(n) if is_soap_ns(std::str::from_utf8(n.as_ref()).ok()))
+        && matches!(reader.namespace_of(e.name()), ResolveResult::Bound(n) if is_soap_ns_bytes(n.as_ref()))
 }
 
 /// `UPSSecurity` (XOLTWS) or `AccessRequest` (older xpci services) in the header.
