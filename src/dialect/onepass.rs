@@ -52,7 +52,11 @@ impl Written {
     /// body (`None` if it does not parse).
     pub fn request_member(&self) -> Option<RequestMember<'_>> {
         match self.request.clone() {
-            Some(range) => RequestMember::from_json(&self.body[range]).ok(),
+            // The body is UTF-8 (written from decoded text); checking this member's few bytes
+            // once costs less than serde_json checking each of its strings.
+            Some(range) => {
+                RequestMember::from_json(std::str::from_utf8(&self.body[range]).ok()?).ok()
+            }
             None => Some(RequestMember::default()),
         }
     }

@@ -364,8 +364,9 @@ fn rest_call(text: &str, members: &[(String, &RawValue)]) -> Result<Request, Fai
             .0;
         // As in a full parse, the last of repeated members counts.
         let member = match inner.iter().rev().find(|(k, _)| k == "Request") {
-            Some((_, r)) => RequestMember::from_json(r.get().as_bytes())
-                .map_err(|e| Failure::Malformed(e.to_string()))?,
+            Some((_, r)) => {
+                RequestMember::from_json(r.get()).map_err(|e| Failure::Malformed(e.to_string()))?
+            }
             None => RequestMember::default(),
         };
         if let Some(rest) = services::to_rest_of_member(service, &member) {
