@@ -429,6 +429,7 @@ impl ProxyApp {
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&answer.body);
+        super::yield_to_ready_requests().await;
         let delivered = deliver(io, out).await.is_ok();
         let ended = self.pipeline.finish(ex, delivered);
         if delivered && !close {

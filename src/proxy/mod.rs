@@ -48,6 +48,19 @@ use body::AnswerBody;
 pub use tunnel::Entry;
 use upstream::Payload;
 
+/// Yield before a body dialect's write (its REST call to UPS, its answer to the client), so
+/// the requests that are ready translate back to back and their writes follow together.
+/// tokio wakes a yielded task only once its ready tasks have run and the driver was polled.
+///
+/// Why: a translation that runs straight after the kernel's send path (on loopback, the
+/// peer's receive too) runs at about half its speed in process, its code and data evicted.
+/// Batched this way, a body request took 8-18 % less CPU and the proxy answered 10-16 % more
+/// of them (same binary, both ways, in one run: docs/performance.md, thirty-ninth session).
+/// With nothing else ready it costs one more poll of the driver.
+async fn yield_to_ready_requests() {
+    tokio::task::yield_now().await;
+}
+
 /// Downstream limits of the proxy listeners.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -299,5 +312,51 @@ impl ServerApp for ProxyApp {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// What the batching relies on (tokio does not promise an order): on a current-thread
+    /// runtime, as pingora runs each proxy thread without work stealing, every request that
+    /// is ready does its work before the first of them writes.
+    #[test]
+    fn ready_requests_work_before_any_of_them_writes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        rt.block_on(async {
+            let requests: Vec<_> = (0..3)
+                .map(|request| {
+                    let log = Arc::clone(&log);
+                    tokio::spawn(async move {
+                        log.lock().unwrap().push(("translate", request));
+                        super::yield_to_ready_requests().await;
+                        log.lock().unwrap().push(("write", request));
+                    })
+                })
+                .collect();
+            for request in requests {
+                request.await.unwrap();
+            }
+        });
+        let log = log.lock().unwrap();
+        let steps: Vec<&str> = log.iter().map(|(step, _)| *step).collect();
+        assert_eq!(
+            steps,
+            [
+                "translate",
+                "translate",
+                "translate",
+                "write",
+                "write",
+                "write"
+            ],
+            "{log:?}"
+        );
     }
 }

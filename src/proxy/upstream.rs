@@ -309,6 +309,7 @@ impl Upstream {
         trans_id: &str,
     ) -> Result<RestAnswer, Failure> {
         if !replay::is_effectful(&call.method, &call.path_and_query) {
+            super::yield_to_ready_requests().await;
             let mut buffers = h1::WholeBuffers::take();
             let (host, body) = (&self.host_header, body.as_deref());
             put_rest_request(&mut buffers.request, host, call, body, bearer, trans_id)?;
