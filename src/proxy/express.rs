@@ -307,6 +307,7 @@ impl ProxyApp {
                     }
                 }
             };
+            super::yield_to_ready_requests().await;
             return self.answer_express(io, ex, answered, out).await;
         }
         let planned = match Pipeline::plan_stream(&route, &head) {
@@ -429,7 +430,6 @@ impl ProxyApp {
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&answer.body);
-        super::yield_to_ready_requests().await;
         let delivered = deliver(io, out).await.is_ok();
         let ended = self.pipeline.finish(ex, delivered);
         if delivered && !close {

@@ -54,8 +54,9 @@ use upstream::Payload;
 ///
 /// Why: a translation that runs straight after the kernel's send path (on loopback, the
 /// peer's receive too) runs at about half its speed in process, its code and data evicted.
-/// Batched this way, a body request took 8-18 % less CPU and the proxy answered 10-16 % more
-/// of them (same binary, both ways, in one run: docs/performance.md, thirty-ninth session).
+/// Batched this way, a SOAP or old-XML request took about 9-10 % less CPU and the proxy
+/// answered 9-12 % more of them (medians of 14 runs, the same binary both ways in each:
+/// docs/performance.md, thirty-ninth session).
 /// With nothing else ready it costs one more poll of the driver.
 async fn yield_to_ready_requests() {
     tokio::task::yield_now().await;
