@@ -107,13 +107,15 @@ core_counters() {
 
 field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
+# nginx_common DIR [ACCESS_LOG]: the head of an nginx.conf; ACCESS_LOG "on" (the default) writes
+# an access log unless QUIET_LOGS=1, "off" never does.
 nginx_common() {
-  local dir=$1
+  local dir=$1 access_log=${2:-on}
   mkdir -p "$dir/tmp"
   local user_line=""
   [ "$(id -u)" -eq 0 ] && user_line="user root;"
   local access="access_log $dir/access.log;"
-  [ "$QUIET_LOGS" = 1 ] && access="access_log off;"
+  [ "$QUIET_LOGS" = 1 ] || [ "$access_log" = off ] && access="access_log off;"
   cat <<EOF
 $user_line
 worker_processes 1;
@@ -133,12 +135,16 @@ http {
 EOF
 }
 
+# The static "UPS" writes no access log, as the shared harness's upstream does not: UPS is not on
+# this disk, and a write(2) to a log file blocks for up to 15 ms while ext4 commits its journal
+# (perf sched caught the upstream worker in D state that long, core 0 and core 1 idle: every
+# proxy's c4 p99 spikes then; docs/performance.md, forty-second session).
 start_upstream() {
   local dir=$TMP/upstream
   UP_PORT=$(free_port)
   mkdir -p "$dir"
   {
-    nginx_common "$dir"
+    nginx_common "$dir" off
     cat <<EOF
   server {
     listen 127.0.0.1:$UP_PORT;
