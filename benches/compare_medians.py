@@ -8,6 +8,10 @@ runs met the row's throughput target (the header rows 1.0x nginx, the body diale
 issue 12). compare.sh prints the median and range of one set itself; pooling several sets is
 what tells a row on the line from one that misses by a little.
 
+Then the latency target's reading: each server's added p99 over direct (the latency pass's p99
+minus direct's in the same run, ms): the median over the runs, the highest, and how many
+readings were above 1 ms. Set `LAT_CONNS=4` on compare.sh for issue 12's "added p99 at c4".
+
     python3 benches/compare_medians.py target/compare/20261204-143038 target/compare/20261204-162842
 
 SERVER=baseline reads the rows of the binary a set measured as its BASELINE_BIN instead.
@@ -48,6 +52,41 @@ def runs(out_dir):
     return paired
 
 
+# The latency target: added p99 over direct under this many ms (issue 12).
+LATENCY_TARGET_MS = 1.0
+
+
+def added_p99(out_dir):
+    """The set's latency readings: (row, server) -> [added p99 over direct in ms, ...]."""
+    p99 = {}
+    with open(f"{out_dir}/results.tsv") as f:
+        for line in f:
+            x = line.rstrip("\n").split("\t")
+            if len(x) < 10 or x[3] == "NA":
+                continue
+            p99[(x[0], x[1], x[2])] = float(x[9])  # the latency pass's p99, ms
+    added = {}
+    for (run, row, server), value in sorted(p99.items()):
+        direct = p99.get((run, "direct", "direct"))
+        if row == "direct" or direct is None:
+            continue
+        added.setdefault((row, server), []).append(value - direct)
+    return added
+
+
+def latency_summary(name, added):
+    if not added:
+        return f"{name}: no latency readings"
+    lines = [f"{name}: added p99 over direct, ms (median, highest, readings over {LATENCY_TARGET_MS:g} ms)"]
+    for (row, server), values in added.items():
+        over = sum(v > LATENCY_TARGET_MS for v in values)
+        lines.append(
+            f"  {row:<12} {server:<10} {len(values):>3} readings  median {statistics.median(values):+.3f}  "
+            f"highest {max(values):+.3f}  over: {over}/{len(values)}"
+        )
+    return "\n".join(lines)
+
+
 def quartiles(values):
     if len(values) < 2:
         return values[0], values[0]
@@ -77,13 +116,17 @@ def main(dirs):
     if not dirs:
         sys.exit(__doc__)
     pooled = {}
+    pooled_latency = {}
     for d in dirs:
         paired = runs(d)
         print(summary(d, paired))
         for row, pairs in paired.items():
             pooled.setdefault(row, []).extend(pairs)
+        for key, values in added_p99(d).items():
+            pooled_latency.setdefault(key, []).extend(values)
     if len(dirs) > 1:
         print(summary("pooled", pooled))
+    print(latency_summary("all sets" if len(dirs) > 1 else dirs[0], pooled_latency))
 
 
 if __name__ == "__main__":
