@@ -180,6 +180,8 @@ threads = ${PROXY_THREADS:-1}
 shutdown_grace_secs = 1
 [admin]
 listen = "127.0.0.1:0"
+# Loopback only: the run's end reads the token counter without logging in.
+metrics_public = true
 [store]
 path = "store"
 [accounts]
