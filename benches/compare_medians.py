@@ -28,27 +28,34 @@ TARGET = {"header": 1.0, "header_get": 1.0}
 BODY_TARGET = 0.8
 
 
-def runs(out_dir):
-    """The set's paired ratios: row -> [(requests/s ratio, CPU per request ratio), ...]."""
-    measured = {}
+def results(out_dir):
+    """The set's measured lines, split: (run, row, server) -> the fields of results.tsv."""
     path = f"{out_dir}/results.tsv"
     try:
         f = open(path)
     except OSError as e:
         sys.exit(f"compare_medians: {path}: {e.strerror} (a directory benches/compare.sh wrote?)")
+    measured = {}
     with f:
         for line in f:
             x = line.rstrip("\n").split("\t")
             if len(x) < 7 or x[3] == "NA":
                 continue  # a row upsbridge did not answer with 200 in that run
-            run, row, server = x[0], x[1], x[2]
-            measured[(run, row, server)] = (float(x[3]), float(x[6]))
+            measured[(x[0], x[1], x[2])] = x
+    return measured
+
+
+def runs(measured):
+    """The set's paired ratios: row -> [(requests/s ratio, CPU per request ratio), ...]."""
     paired = {}
-    for (run, row, server), (rps, cpu) in sorted(measured.items()):
+    for (run, row, server), x in sorted(measured.items()):
         base = measured.get((run, row, BASELINE))
-        if server != CANDIDATE or base is None or base[0] <= 0 or base[1] <= 0:
+        if server != CANDIDATE or base is None:
             continue
-        paired.setdefault(row, []).append((rps / base[0], cpu / base[1]))
+        rps, cpu, base_rps, base_cpu = float(x[3]), float(x[6]), float(base[3]), float(base[6])
+        if base_rps <= 0 or base_cpu <= 0:
+            continue
+        paired.setdefault(row, []).append((rps / base_rps, cpu / base_cpu))
     return paired
 
 
@@ -56,15 +63,10 @@ def runs(out_dir):
 LATENCY_TARGET_MS = 1.0
 
 
-def added_p99(out_dir):
+def added_p99(measured):
     """The set's latency readings: (row, server) -> [added p99 over direct in ms, ...]."""
-    p99 = {}
-    with open(f"{out_dir}/results.tsv") as f:
-        for line in f:
-            x = line.rstrip("\n").split("\t")
-            if len(x) < 10 or x[3] == "NA":
-                continue
-            p99[(x[0], x[1], x[2])] = float(x[9])  # the latency pass's p99, ms
+    # Field 10: the latency pass's p99, ms.
+    p99 = {key: float(x[9]) for key, x in measured.items() if len(x) >= 10}
     added = {}
     for (run, row, server), value in sorted(p99.items()):
         direct = p99.get((run, "direct", "direct"))
@@ -118,11 +120,12 @@ def main(dirs):
     pooled = {}
     pooled_latency = {}
     for d in dirs:
-        paired = runs(d)
+        measured = results(d)
+        paired = runs(measured)
         print(summary(d, paired))
         for row, pairs in paired.items():
             pooled.setdefault(row, []).extend(pairs)
-        for key, values in added_p99(d).items():
+        for key, values in added_p99(measured).items():
             pooled_latency.setdefault(key, []).extend(values)
     if len(dirs) > 1:
         print(summary("pooled", pooled))
