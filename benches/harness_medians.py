@@ -6,17 +6,23 @@ Each argument is a RESULTS_DIR that `../shared/bench/run.sh` wrote its rounds in
 requests/s and CPU per request as ratios to nginx-1w's in the same round, the median over
 the rounds of each of the three scenarios (POST and GET at 32 connections, POST at four),
 how many rounds met both halves of the header target (>= 1.0x the requests/s, <= 1.0x the
-CPU), and how many met them in all three scenarios at once.
+CPU), and how many met them in all three scenarios at once. For the pooled rounds it also
+prints a 95 % bootstrap interval of each median: a single round moves by +-10 % on a shared
+host, so a median of 1.01 over eight rounds does not by itself say the target holds.
 
     python3 benches/harness_medians.py /tmp/h8-a /tmp/h8-b
+    CANDIDATE=nginx-copy python3 benches/harness_medians.py /tmp/aa/r*    # an A/A set
 """
 
 import glob
+import os
+import random
 import statistics
 import sys
 
 SCENARIOS = [("post", "32"), ("get", "32"), ("post", "4")]
-CANDIDATE = "upsbridge"
+# CANDIDATE=nginx-copy reads an A/A set (benches/nginx-candidate.sh).
+CANDIDATE = os.environ.get("CANDIDATE", "upsbridge")
 BASELINE = "nginx-1w"
 
 
@@ -66,6 +72,25 @@ def summary(name, rows):
     return "; ".join(parts)
 
 
+def interval(values, resamples=10_000, seed=12):
+    """The 2.5th and 97.5th percentiles of the median over bootstrap resamples of `values`
+    (fixed seed, so a set of rounds always prints the same interval)."""
+    rng = random.Random(seed)
+    medians = sorted(
+        statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)
+    )
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
+
+def intervals(name, rows):
+    parts = [f"{name}, 95 % bootstrap interval of each median"]
+    for s, c in SCENARIOS:
+        pairs = [ratios(r, s, c) for r in rows]
+        (t_lo, t_hi), (c_lo, c_hi) = (interval([p[i] for p in pairs]) for i in (0, 1))
+        parts.append(f"{s.upper()} c{c} {t_lo:.3f}-{t_hi:.3f} / {c_lo:.3f}-{c_hi:.3f}")
+    return "; ".join(parts)
+
+
 def main(dirs):
     if not dirs:
         sys.exit(__doc__)
@@ -76,6 +101,8 @@ def main(dirs):
         pooled += rows
     if len(dirs) > 1:
         print(summary("pooled", pooled))
+    if pooled:
+        print(intervals("pooled" if len(dirs) > 1 else dirs[0], pooled))
 
 
 if __name__ == "__main__":
