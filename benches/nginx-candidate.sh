@@ -16,4 +16,8 @@ mkdir -p "$RUN_DIR/$name-tmp"
 sed -e "/^[[:space:]]*#/!{s|@WORKERS@|1|g; s|@PROXY_PORT@|$CANDIDATE_PORT|g; s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g}" \
     -e "/^[[:space:]]*#/!{s|@TOKEN@|$BENCH_TOKEN|g; s|@RUN_DIR@|$RUN_DIR|g; s|@NAME@|$name|g}" \
     "$HARNESS/nginx.conf.tmpl" >"$RUN_DIR/$name.conf"
+if grep -v '^[[:space:]]*#' "$RUN_DIR/$name.conf" | grep -q '@[A-Z_]*@'; then
+    echo "nginx-candidate.sh: the harness's nginx.conf.tmpl has a placeholder this script does not fill" >&2
+    exit 1
+fi
 exec nginx -c "$RUN_DIR/$name.conf"
