@@ -57,12 +57,16 @@ def met(row, scenario, conns):
     return meets(*ratios(row, scenario, conns))
 
 
+def by_scenario(rows):
+    """Each scenario with its rounds' (requests/s ratio, CPU ratio) pairs."""
+    return [(s, c, [ratios(r, s, c) for r in rows]) for s, c in SCENARIOS]
+
+
 def summary(name, rows):
     if not rows:
         return f"{name}: no complete rounds"
     parts = [f"{name}: {len(rows)} rounds"]
-    for s, c in SCENARIOS:
-        pairs = [ratios(r, s, c) for r in rows]
+    for s, c, pairs in by_scenario(rows):
         throughput = statistics.median(p[0] for p in pairs)
         cpu = statistics.median(p[1] for p in pairs)
         hits = sum(meets(*p) for p in pairs)
@@ -84,8 +88,7 @@ def interval(values, resamples=10_000, seed=12):
 
 def intervals(name, rows):
     parts = [f"{name}, 95 % bootstrap interval of each median"]
-    for s, c in SCENARIOS:
-        pairs = [ratios(r, s, c) for r in rows]
+    for s, c, pairs in by_scenario(rows):
         (t_lo, t_hi), (c_lo, c_hi) = (interval([p[i] for p in pairs]) for i in (0, 1))
         parts.append(f"{s.upper()} c{c} {t_lo:.3f}-{t_hi:.3f} / {c_lo:.3f}-{c_hi:.3f}")
     return "; ".join(parts)
