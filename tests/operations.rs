@@ -168,6 +168,43 @@ fn the_account_map_reloads_under_load_and_bad_changes_are_rejected_whole() {
 }
 
 #[test]
+fn a_map_in_a_kubernetes_configmap_volume_reloads_when_the_kubelet_swaps_its_data_link() {
+    use std::os::unix::fs::symlink;
+    let dir = tempdir();
+    let sim = Sim::start(dir.path(), &[&EAST, &WEST], 14399);
+    let proxy = Proxy::start(dir.path(), &sim, &[&EAST, &WEST], FAST_TIMEOUTS);
+    let at = |name: &str| dir.path().join(name);
+
+    // The kubelet's layout: the map is a link through `..data` into a timestamped folder.
+    // Linked in by a rename over the map, which names it: seen once WEST has gone.
+    std::fs::create_dir(at("..2026_12_05_10_00_00.1")).unwrap();
+    write_map(&at("..2026_12_05_10_00_00.1/accounts.toml"), &[&EAST]);
+    symlink("..2026_12_05_10_00_00.1", at("..data")).unwrap();
+    symlink("..data/accounts.toml", at("accounts.toml.link")).unwrap();
+    std::fs::rename(at("accounts.toml.link"), at("accounts.toml")).unwrap();
+    wait_for("the linked map without WEST", || {
+        rate(&proxy.http, &proxy, &WEST, false).status() == 401
+    });
+
+    // An update, as the kubelet writes it: a new folder, then a new `..data` renamed over the
+    // old one, then the old folder removed. No event names `accounts.toml`.
+    let mut west2 = WEST.clone();
+    west2.password = "west-new-password";
+    std::fs::create_dir(at("..2026_12_05_10_05_00.2")).unwrap();
+    write_map(
+        &at("..2026_12_05_10_05_00.2/accounts.toml"),
+        &[&EAST, &west2],
+    );
+    symlink("..2026_12_05_10_05_00.2", at("..data_tmp")).unwrap();
+    std::fs::rename(at("..data_tmp"), at("..data")).unwrap();
+    std::fs::remove_dir_all(at("..2026_12_05_10_00_00.1")).unwrap();
+    wait_for("WEST back from the updated ConfigMap", || {
+        rate(&proxy.http, &proxy, &west2, false).status() == 200
+    });
+    assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
+}
+
+#[test]
 fn a_token_ups_revoked_is_renewed_and_the_request_replayed() {
     let dir = tempdir();
     let sim = Sim::start(dir.path(), &[&EAST], 14399);

@@ -1,9 +1,11 @@
 //! Hot reload of the account map: a file watch (debounced, on the map's
-//! folder so editors' rename-over-the-file saves are seen) and SIGHUP both
-//! trigger a reload. A valid map takes effect atomically; an invalid one is
+//! folder so editors' rename-over-the-file saves and a Kubernetes ConfigMap's
+//! relinking are seen) and SIGHUP both trigger a reload. A valid map takes effect atomically; an invalid one is
 //! rejected whole, logged with FILE:LINE and shown on the ops page, and the
 //! previous map stays in force.
 
+use std::ffi::{OsStr, OsString};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,8 +32,30 @@ impl Trigger {
     }
 }
 
+/// The names in the map's folder whose change can change what the map's path reads: the
+/// map's own, and where the map is a symlink into its folder, the first step of the link.
+/// A Kubernetes ConfigMap volume is laid out so (`accounts.toml -> ..data/accounts.toml`,
+/// `..data -> ..2026_12_05_…`) and updated by renaming a new `..data` over the old one: no
+/// event ever names `accounts.toml`. Read again on every batch, as an update may relink.
+fn names_that_change(map: &Path) -> Vec<OsString> {
+    let mut names: Vec<OsString> = map
+        .file_name()
+        .map(OsStr::to_os_string)
+        .into_iter()
+        .collect();
+    // Only a relative link starts in the watched folder; an absolute one (or one that climbs
+    // out with `..`) points wherever the operator chose, and edits there are signalled with
+    // SIGHUP.
+    if let Ok(target) = std::fs::read_link(map) {
+        if let Some(Component::Normal(first)) = target.components().next() {
+            names.push(first.to_os_string());
+        }
+    }
+    names
+}
+
 /// Start watching; runs on the current runtime until the process ends.
-pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: std::path::PathBuf) {
+pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: PathBuf) {
     let (tx, mut rx) = mpsc::channel::<Trigger>(1);
 
     // The watcher lives on its own thread (notify's), feeding the channel; a full channel
@@ -40,23 +64,25 @@ pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: std::path::Path
         .parent()
         .map(|d| {
             if d.as_os_str().is_empty() {
-                std::path::Path::new(".")
+                Path::new(".")
             } else {
                 d
             }
         })
-        .unwrap_or(std::path::Path::new("."))
+        .unwrap_or(Path::new("."))
         .to_path_buf();
-    let name = file.file_name().map(|n| n.to_os_string());
     let watch_tx = tx.clone();
+    let map = file.clone();
     let debouncer = new_debouncer(
         Duration::from_millis(250),
         move |res: DebounceEventResult| {
             if let Ok(events) = res {
-                if events
-                    .iter()
-                    .any(|e| e.path.file_name().map(|n| n.to_os_string()) == name)
-                {
+                let names = names_that_change(&map);
+                if events.iter().any(|e| {
+                    e.path
+                        .file_name()
+                        .is_some_and(|n| names.iter().any(|m| m == n))
+                }) {
                     let _ = watch_tx.try_send(Trigger::FileChange);
                 }
             }
@@ -112,4 +138,35 @@ pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: std::path::Path
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn names(map: &Path) -> Vec<String> {
+        names_that_change(map)
+            .into_iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_link_into_the_folder_adds_its_first_step_and_no_other_link_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(at("plain.toml"), "").unwrap();
+        symlink("..data/accounts.toml", at("configmap.toml")).unwrap();
+        symlink("shared.toml", at("sibling.toml")).unwrap();
+        symlink("/etc/upsbridge/accounts.toml", at("absolute.toml")).unwrap();
+        symlink("../elsewhere/accounts.toml", at("climbing.toml")).unwrap();
+
+        assert_eq!(names(&at("plain.toml")), ["plain.toml"]);
+        assert_eq!(names(&at("configmap.toml")), ["configmap.toml", "..data"]);
+        assert_eq!(names(&at("sibling.toml")), ["sibling.toml", "shared.toml"]);
+        assert_eq!(names(&at("absolute.toml")), ["absolute.toml"]);
+        assert_eq!(names(&at("climbing.toml")), ["climbing.toml"]);
+        assert_eq!(names(&at("missing.toml")), ["missing.toml"]);
+    }
 }
