@@ -763,8 +763,9 @@ fn an_idle_proxy_does_not_wake_for_its_log_and_a_new_line_is_written_at_once() {
     let proxy = Proxy::start(dir.path(), &sim, &[&EAST], "");
     assert_eq!(rate(&proxy.http, &proxy, &EAST, false).status(), 200);
     let pid = proxy.proc.child.id();
-    // Quiet: the startup and request lines are written, nothing else is logged.
-    std::thread::sleep(Duration::from_millis(300));
+    // Quiet: the startup and request lines are written, nothing else is logged, and the map
+    // watcher has let the log's last write (in the map's folder) through its 250 ms debounce.
+    std::thread::sleep(Duration::from_millis(600));
     let threads_before = switches_by_thread(pid);
     std::thread::sleep(Duration::from_secs(2));
     let threads_after = switches_by_thread(pid);
