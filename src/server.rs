@@ -302,8 +302,8 @@ pub fn serve_with(
         work_stealing: false,
         // pingora wraps each accepted connection's handshake in a 60 s timeout. On its own
         // "fast" timer that starts a clock thread at the first connection which then ticks
-        // every 10 ms for the life of the process, idle or not (100 wake-ups a second on the
-        // proxy's core); tokio's timer costs nothing until a handshake actually waits.
+        // every 10 ms for the life of the process, idle or not (100 wake-ups a second);
+        // tokio's timer costs nothing until a handshake actually waits.
         fast_timeout_to_tokio_threshold_seconds: Some(0),
         grace_period_seconds: Some(config.proxy.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.proxy.shutdown_grace.as_secs().max(1)),

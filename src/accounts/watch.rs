@@ -1,8 +1,8 @@
 //! Hot reload of the account map: a file watch (debounced, on the map's
 //! folder so editors' rename-over-the-file saves and a Kubernetes ConfigMap's
-//! relinking are seen) and SIGHUP both trigger a reload. A valid map takes effect atomically; an invalid one is
-//! rejected whole, logged with FILE:LINE and shown on the ops page, and the
-//! previous map stays in force.
+//! relinking are seen) and SIGHUP both trigger a reload. A valid map takes
+//! effect atomically; an invalid one is rejected whole, logged with FILE:LINE
+//! and shown on the ops page, and the previous map stays in force.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Component, Path, PathBuf};
