@@ -72,12 +72,11 @@ pub fn spawn(accounts: Arc<Accounts>, broker: TokenBroker, file: PathBuf) {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let watch_tx = tx.clone();
-    let map = file.clone();
     let debouncer = new_debouncer(
         Duration::from_millis(250),
         move |res: DebounceEventResult| {
             if let Ok(events) = res {
-                let names = names_that_change(&map);
+                let names = names_that_change(&file);
                 if events.iter().any(|e| {
                     e.path
                         .file_name()
