@@ -756,6 +756,16 @@ fn switches_by_thread(pid: u32) -> std::collections::BTreeMap<String, u64> {
     by_name
 }
 
+/// CPU time the process has used so far, in clock ticks (utime + stime; 100 a second).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 #[test]
 fn an_idle_proxy_does_not_wake_for_its_log_and_a_new_line_is_written_at_once() {
     let dir = tempdir();
@@ -767,8 +777,10 @@ fn an_idle_proxy_does_not_wake_for_its_log_and_a_new_line_is_written_at_once() {
     // watcher has let the log's last write (in the map's folder) through its 250 ms debounce.
     std::thread::sleep(Duration::from_millis(600));
     let threads_before = switches_by_thread(pid);
+    let cpu_before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(2));
     let threads_after = switches_by_thread(pid);
+    let cpu = cpu_ticks(pid) - cpu_before;
     let idle = threads_after["upsbridge-log"] - threads_before["upsbridge-log"];
     // A flusher on a fixed 20 ms beat switched about 100 times in these two seconds.
     assert!(
@@ -791,6 +803,12 @@ fn an_idle_proxy_does_not_wake_for_its_log_and_a_new_line_is_written_at_once() {
     assert!(
         woke.is_empty(),
         "threads that woke more than twice in 2 s of quiet: {woke:?}"
+    );
+    // A thread that spins without switching shows here instead: a proxy thread whose linger
+    // never ended would have used all 200 ticks.
+    assert!(
+        cpu <= 10,
+        "the proxy used {cpu} ticks of CPU in 2 s of quiet"
     );
 
     // The first line after the quiet spell still reaches the file within the batch delay.

@@ -19,6 +19,7 @@
 mod body;
 mod express;
 mod h1;
+mod linger;
 mod tunnel;
 pub mod upstream;
 
@@ -67,6 +68,8 @@ async fn yield_to_ready_requests() {
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// How long a thread out of work polls before it sleeps ([`linger`]).
+    pub linger: Duration,
 }
 
 pub struct ProxyApp {
