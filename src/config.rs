@@ -11,12 +11,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-/// `[proxy] linger_us` unset: about one event's wait at a few connections (the median gap
-/// was 3 µs, nine in ten under 13 µs: docs/performance.md, forty-fifth session).
-const DEFAULT_LINGER_US: u64 = 10;
-/// Past this a thread spins through sleeps that are no longer short.
-const MAX_LINGER_US: u64 = 1_000;
-
 /// A problem with the config file; `Display` is the message ops read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -70,8 +64,6 @@ pub struct ProxyConfig {
     pub header_read_timeout: Duration,
     /// Client connections at once; more are closed at accept.
     pub max_connections: usize,
-    /// How long a proxy thread out of work keeps polling before it sleeps (0: never).
-    pub linger: Duration,
     /// A TLS listener, for programs that call `https://onlinetools.ups.com` itself.
     pub tls_listen: Option<SocketAddr>,
     /// Accept `CONNECT onlinetools.ups.com:443` (and the CIE host) on the plain listener,
@@ -435,7 +427,6 @@ struct RawProxy {
     replay_window_secs: Option<u64>,
     header_read_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
-    linger_us: Option<toml::Spanned<u64>>,
     tls_listen: Option<toml::Spanned<String>>,
     #[serde(default)]
     connect_proxy: bool,
@@ -589,12 +580,6 @@ impl Config {
                 raw.proxy.header_read_timeout_secs.unwrap_or(30).max(1),
             ),
             max_connections: raw.proxy.max_connections.unwrap_or(4096).max(1),
-            linger: Duration::from_micros(
-                raw.proxy
-                    .linger_us
-                    .as_ref()
-                    .map_or(DEFAULT_LINGER_US, |l| *l.get_ref()),
-            ),
             tls_listen: match &raw.proxy.tls_listen {
                 None => None,
                 Some(_) => Some(addr(
@@ -607,18 +592,6 @@ impl Config {
         };
         if proxy.threads == 0 {
             return Err(invalid(0, "proxy.threads must be at least 1".into()));
-        }
-        if let Some(linger) = &raw.proxy.linger_us {
-            if *linger.get_ref() > MAX_LINGER_US {
-                return Err(invalid(
-                    linger.span().start,
-                    format!(
-                        "proxy.linger_us is {}; at most {MAX_LINGER_US} (a linger pays only \
-                         for events microseconds apart; 0 turns it off)",
-                        linger.get_ref()
-                    ),
-                ));
-            }
         }
         let password_hash = match &raw.admin.password_hash {
             None => None,
@@ -936,25 +909,6 @@ mod tests {
             Some(Environment::Cie)
         );
         assert_eq!(Environment::of_host("ups.com"), None);
-    }
-
-    #[test]
-    fn a_proxy_thread_lingers_10_us_unless_told_and_never_past_a_millisecond() {
-        let linger = |extra: &str| {
-            let text = format!("{MINIMAL}[proxy]\n{extra}");
-            Config::parse(&text, "t.toml", Path::new(".")).map(|c| c.proxy.linger)
-        };
-        assert_eq!(linger("").unwrap(), Duration::from_micros(10));
-        assert_eq!(linger("linger_us = 0\n").unwrap(), Duration::ZERO);
-        assert_eq!(
-            linger("linger_us = 1000\n").unwrap(),
-            Duration::from_millis(1)
-        );
-        let e = linger("linger_us = 5000\n").unwrap_err().to_string();
-        assert!(
-            e.starts_with("t.toml:6: proxy.linger_us is 5000; at most 1000"),
-            "{e}"
-        );
     }
 
     #[test]

@@ -340,7 +340,6 @@ pub fn serve_with(
     let limits = Limits {
         header_read_timeout: config.proxy.header_read_timeout,
         max_connections: config.proxy.max_connections,
-        linger: config.proxy.linger,
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let tls_config = certificates

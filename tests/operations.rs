@@ -804,8 +804,8 @@ fn an_idle_proxy_does_not_wake_for_its_log_and_a_new_line_is_written_at_once() {
         woke.is_empty(),
         "threads that woke more than twice in 2 s of quiet: {woke:?}"
     );
-    // A thread that spins without switching shows here instead: a proxy thread whose linger
-    // never ended would have used all 200 ticks.
+    // A thread that spins without switching shows here instead (a poll loop that never
+    // parks would use all 200 ticks of the two seconds).
     assert!(
         cpu <= 10,
         "the proxy used {cpu} ticks of CPU in 2 s of quiet"

@@ -153,7 +153,6 @@ impl ProxyApp {
         // `header_read_timeout`), runs from here: the connection's start, then the end of
         // each request (the instant its log line was timed at).
         let mut waiting_since = Instant::now();
-        super::linger::start(self.limits.linger);
         loop {
             let arrived = loop {
                 match parse_request(&inbound) {
@@ -194,7 +193,6 @@ impl ProxyApp {
                         .await
                 }
             };
-            super::linger::worked();
             // The request leaves the buffer without a copy; its head and body are shared
             // from it.
             let request = inbound
@@ -215,7 +213,6 @@ impl ProxyApp {
             };
             match step {
                 Step::Next(ended) => {
-                    super::linger::worked();
                     waiting_since = Instant::from_std(ended);
                     if !lane.early.is_empty() {
                         inbound.extend_from_slice(&lane.early);

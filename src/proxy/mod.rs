@@ -19,7 +19,6 @@
 mod body;
 mod express;
 mod h1;
-mod linger;
 mod tunnel;
 pub mod upstream;
 
@@ -68,8 +67,6 @@ async fn yield_to_ready_requests() {
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
-    /// How long a thread out of work polls before it sleeps ([`linger`]).
-    pub linger: Duration,
 }
 
 pub struct ProxyApp {
