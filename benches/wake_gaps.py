@@ -22,7 +22,6 @@ For each of its sleeps that ends in a wake-up from another task, three spans:
 forty-fifth session). The last lines price a spin of S µs before sleeping: it would cost
 min(gap, S) of CPU per sleep and avoid the sleeps whose gap is at most S.
 """
-import collections
 import re
 import sys
 
@@ -30,15 +29,16 @@ EVENT = re.compile(r"\[(\d+)\]\s+([\d.]+): sched:(\w+): (.*)")
 SWITCH_OUT = re.compile(r"prev_comm=(.+?) prev_pid=(\d+) .*prev_state=(\S+)")
 
 
-def sleepiest_thread(lines):
-    sleeps = collections.Counter()
+def sleeps_on_cpu0(lines):
+    """Voluntary sleeps on CPU 0 by thread id: tid -> (name, count)."""
+    sleeps = {}
     for line in lines:
         if line.startswith("[000]") and "sched_switch" in line:
             m = SWITCH_OUT.search(line)
             if m and m.group(3).startswith("S") and m.group(1) != "perf":
-                sleeps[(m.group(2), m.group(1))] += 1
-    (tid, name), count = sleeps.most_common(1)[0]
-    return tid, name, count
+                name, count = sleeps.get(m.group(2), (m.group(1), 0))
+                sleeps[m.group(2)] = (name, count + 1)
+    return sleeps
 
 
 def spans(lines, tid):
@@ -69,13 +69,15 @@ def percentile(values, p):
 
 def main():
     lines = open(sys.argv[1]).read().splitlines()
-    tid, name, sleeps = sleepiest_thread(lines)
-    if len(sys.argv) > 2:
-        tid, name = sys.argv[2], "as named"
+    sleeps = sleeps_on_cpu0(lines)
+    if not sleeps:
+        sys.exit(f"no thread slept on CPU 0 in {sys.argv[1]}: was it recorded with -a?")
+    tid = sys.argv[2] if len(sys.argv) > 2 else max(sleeps, key=lambda t: sleeps[t][1])
+    name, count = sleeps.get(tid, ("not seen on CPU 0", 0))
     measured = list(spans(lines, tid))
     if not measured:
         sys.exit(f"no sleep of thread {tid} ended by a traced wake-up")
-    print(f"thread {tid} ({name}): {sleeps} sleeps on CPU 0, {len(measured)} ended by a wake-up")
+    print(f"thread {tid} ({name}): {count} sleeps on CPU 0, {len(measured)} ended by a wake-up")
     columns = ("gap (switch-out to waking)", "delivery (waking to wakeup)",
                "start (wakeup to running)", "timehist's wait (gap + delivery)")
     series = [[s[0] for s in measured], [s[1] for s in measured], [s[2] for s in measured],

@@ -2,12 +2,14 @@
 //! the negotiated-rates diagnosis on the ops page, and metrics.
 
 mod common;
+mod perf_common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use perf_common::cpu_ticks;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -754,16 +756,6 @@ fn switches_by_thread(pid: u32) -> std::collections::BTreeMap<String, u64> {
         *by_name.entry(name.to_string()).or_default() += switches;
     }
     by_name
-}
-
-/// CPU time the process has used so far, in clock ticks (utime + stime; 100 a second).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::*;
-use perf_common::{heavy, rss_kib};
+use perf_common::{cpu_ticks, heavy, rss_kib};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -41,15 +41,6 @@ fn rate_as(proxy: &Proxy, key: &str, user: &str, password: &str) -> (u16, Durati
     (status, started.elapsed())
 }
 
-/// CPU seconds (user + system) the process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
 fn env() -> (tempfile::TempDir, Sim, Proxy) {
     let dir = tempdir();
     let sim = Sim::start(dir.path(), &[&EAST, &WEST], 14399);
@@ -67,7 +58,7 @@ fn a_thousand_wrong_passwords_cost_no_argon2_and_never_slow_another_account() {
         200
     );
     let pid = proxy.proc.child.id();
-    let cpu_before = cpu_seconds(pid);
+    let cpu_before = cpu_ticks(pid);
     let (rss_before, _) = rss_kib(pid);
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -111,7 +102,7 @@ fn a_thousand_wrong_passwords_cost_no_argon2_and_never_slow_another_account() {
     let flood_took = started.elapsed();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     sampler.join().unwrap();
-    let cpu = cpu_seconds(pid) - cpu_before;
+    let cpu = (cpu_ticks(pid) - cpu_before) as f64 / 100.0;
     let growth_kib = peak
         .load(std::sync::atomic::Ordering::SeqCst)
         .saturating_sub(rss_before);

@@ -327,6 +327,16 @@ pub fn requests_with_outcome(samples: &[Sample], outcome: &str) -> u64 {
     sum(samples, "upsbridge_requests_total", &[("outcome", outcome)]) as u64
 }
 
+/// CPU time a process has used so far, in clock ticks (utime + stime; 100 a second).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 /// Resident and peak resident memory of a process, in KiB.
 pub fn rss_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
